@@ -1,0 +1,3 @@
+from detorm._cli import main
+
+raise SystemExit(main())

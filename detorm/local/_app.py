@@ -1,0 +1,436 @@
+"""The ASGI application of detorm.local: routing, authentication, transactions, framing.
+
+It reproduces the master's HTTP layer: Echo strips trailing slashes and sends ``/api/v1/*`` to
+grpc-gateway v1.16, which matches the route table in registration order (first match wins), builds
+the request message from path parameters, body and query string (400 ``InvalidArgument`` when one
+does not parse), then calls the RPC behind the auth interceptor. Unary results are JSON with
+``EmitDefaults``; streams are newline-delimited ``{"result": ...}`` lines, ending with a
+``{"error": ...}`` object when a stream fails half-way.
+
+Each request runs in one database transaction: a request that fails writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+from urllib.parse import parse_qsl, unquote
+
+from pydantic import BaseModel, ValidationError
+from sqlmodel import Session, select
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from detorm._wire import WireModel
+
+from . import _tables as t
+from ._db import Database, utcnow
+from ._errors import ApiError, Code, invalid_argument, unauthenticated
+from ._params import QueryParams, parse_int
+from ._route_table import ROUTES, STREAMING, UNAUTHENTICATED
+
+__all__ = ["Ctx", "LocalApp", "RawJSON", "rpc", "echo"]
+
+M = TypeVar("M", bound=BaseModel)
+
+JSON_TYPE: Final = "application/json"
+
+
+class RawJSON(bytes):
+    """An already-encoded JSON message, written as is (hot paths skip re-encoding)."""
+
+
+Result = WireModel | dict[str, Any] | RawJSON
+Handler = Callable[["Ctx"], Any]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    op: str
+    handler: Handler
+    path_types: dict[str, type]
+
+
+_HANDLERS: dict[str, _Spec] = {}
+_ECHO: list[tuple[str, re.Pattern[str], Handler]] = []
+
+
+def rpc(op: str, **path_types: type) -> Callable[[Handler], Handler]:
+    """Register the handler of a Determined RPC, by its operation name in the route table.
+
+    ``path_types`` gives the Python type of each path parameter (``int`` parses as int32).
+    """
+    if op not in _OPS:
+        raise ValueError(f"{op} is not an RPC of the Determined master")
+
+    def register(handler: Handler) -> Handler:
+        _HANDLERS[op] = _Spec(op, handler, path_types)
+        return handler
+
+    return register
+
+
+def echo(method: str, pattern: str) -> Callable[[Handler], Handler]:
+    """Register a non-gateway (Echo) route such as ``/info``; ``pattern`` is a regex."""
+
+    def register(handler: Handler) -> Handler:
+        _ECHO.append((method, re.compile(pattern + "$"), handler))
+        return handler
+
+    return register
+
+
+# --- the route table ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Route:
+    op: str
+    method: str
+    segments: tuple[str | None, ...]  # a literal, or None for a variable
+    variables: tuple[tuple[int, str], ...]  # (segment index, proto field path)
+    body: str
+
+
+def _compile(op: str, method: str, template: str, body: str) -> _Route:
+    segments: list[str | None] = []
+    variables: list[tuple[int, str]] = []
+    for index, part in enumerate(template.strip("/").split("/")):
+        if part.startswith("{") and part.endswith("}"):
+            segments.append(None)
+            variables.append((index, part[1:-1]))
+        else:
+            segments.append(part)
+    return _Route(op, method, tuple(segments), tuple(variables), body)
+
+
+_ROUTES: Final = tuple(_compile(*row) for row in ROUTES)
+_OPS: Final = frozenset(route.op for route in _ROUTES)
+
+
+def _match(route: _Route, parts: list[str]) -> dict[str, str] | None:
+    if len(parts) != len(route.segments):
+        return None
+    for literal, part in zip(route.segments, parts, strict=True):
+        if literal is not None and literal != part:
+            return None
+    return {name: unquote(parts[index]) for index, name in route.variables}
+
+
+# --- the request context --------------------------------------------------------------------
+@dataclass
+class Ctx:
+    """What a handler gets: the transaction, the caller, and the parsed request."""
+
+    db: Session
+    app: LocalApp
+    user: t.UserRow | None
+    token: str | None
+    path: dict[str, Any]
+    query: QueryParams
+    raw_body: bytes
+    method: str
+    url_path: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user_id(self) -> int:
+        assert self.user is not None and self.user.id is not None
+        return self.user.id
+
+    def body(self, model: type[M]) -> M:
+        """Decode the JSON body as jsonpb does: empty is allowed, unknown keys ignored."""
+        return decode_body(self.raw_body, model)
+
+
+def decode_body(raw: bytes, model: type[M]) -> M:
+    text = raw.strip()
+    if not text:
+        return model()
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise invalid_argument(_go_json_error(err)) from None
+    if not isinstance(document, dict):
+        kind = type(document).__name__
+        go_kind = {"list": "array", "str": "string", "int": "number", "float": "number"}.get(
+            kind, kind
+        )
+        raise invalid_argument(f"json: cannot unmarshal {go_kind} into Go value of type map[string]json.RawMessage")
+    try:
+        return model.model_validate(document)
+    except ValidationError as err:
+        raise invalid_argument(_validation_message(err)) from None
+
+
+def _go_json_error(err: json.JSONDecodeError) -> str:
+    if err.pos >= len(err.doc.rstrip()):
+        return "unexpected EOF"
+    char = err.doc[err.pos]
+    return f"invalid character {char!r} looking for beginning of value"
+
+
+def _validation_message(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    value = first.get("input")
+    return f"bad input for field {where}: {json.dumps(value, default=str)}: {first['msg']}"
+
+
+# --- the application ------------------------------------------------------------------------
+class LocalApp:
+    """The ASGI app serving one :class:`Database`."""
+
+    def __init__(self, database: Database, *, enable_faults: bool = False) -> None:
+        self.db = database
+        self.enable_faults = enable_faults
+        self.lock = threading.RLock()
+        # importing the routes registers their handlers
+        from . import _routes  # noqa: F401
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        response = await self._respond(request)
+        await response(scope, receive, send)
+
+    async def _respond(self, request: Request) -> Response:
+        path = request.url.path
+        if len(path) > 1:
+            path = path.rstrip("/") or "/"
+        body = await request.body()
+        if path.startswith("/api/v1/"):
+            return await self._gateway(request, path, body)
+        return await self._echo(request, path, body)
+
+    async def _echo(self, request: Request, path: str, body: bytes) -> Response:
+        for method, pattern, handler in _ECHO:
+            match = pattern.match(path)
+            if match and method == request.method:
+                return await run_in_threadpool(self._run_echo, handler, request, match, body)
+        return _json_response(404, {"message": "Not Found"})
+
+    def _run_echo(
+        self, handler: Handler, request: Request, match: re.Match[str], body: bytes
+    ) -> Response:
+        with self.db.transaction(write=request.method != "GET") as db:
+            token = _token(request)
+            user = _user_for_token(db, token) if token else None
+            ctx = Ctx(
+                db=db,
+                app=self,
+                user=user,
+                token=token,
+                path=match.groupdict(),
+                query=QueryParams(parse_qsl(request.url.query, keep_blank_values=True)),
+                raw_body=body,
+                method=request.method,
+                url_path=request.url.path,
+                extra={"headers": request.headers},
+            )
+            result = handler(ctx)
+            if isinstance(result, Response):
+                return result
+            return _json_response(200, result)
+
+    async def _gateway(self, request: Request, path: str, body: bytes) -> Response:
+        parts = path[1:].split("/")
+        route, raw_params = _find_route(request.method, parts)
+        if route is None:
+            return _error_response(ApiError(Code.UNIMPLEMENTED, "Not Implemented"))
+        spec = _HANDLERS.get(route.op)
+        if spec is None:
+            message = f"{route.op} is not available in detorm.local"
+            return _error_response(ApiError(Code.UNIMPLEMENTED, message))
+        try:
+            params = _typed_path_params(spec, raw_params)
+        except ApiError as err:
+            return _error_response(err)
+        query = QueryParams(
+            [] if route.body == "*" else parse_qsl(request.url.query, keep_blank_values=True)
+        )
+        if route.op in STREAMING:
+            return await self._stream(spec, request, params, query, body)
+        return await run_in_threadpool(self._unary, spec, request, params, query, body)
+
+    def _context(
+        self, db: Session, spec: _Spec, request: Request, params: dict[str, Any],
+        query: QueryParams, body: bytes,
+    ) -> Ctx:  # fmt: skip
+        token = _token(request)
+        user = None
+        if spec.op not in UNAUTHENTICATED:
+            user = _authenticate(db, token)
+        return Ctx(
+            db=db,
+            app=self,
+            user=user,
+            token=token,
+            path=params,
+            query=query,
+            raw_body=body,
+            method=request.method,
+            url_path=request.url.path,
+        )
+
+    def _unary(
+        self, spec: _Spec, request: Request, params: dict[str, Any], query: QueryParams,
+        body: bytes,
+    ) -> Response:  # fmt: skip
+        try:
+            self._inject_fault(request)
+            with self.db.transaction(write=request.method != "GET") as db:
+                ctx = self._context(db, spec, request, params, query, body)
+                result = spec.handler(ctx)
+                payload = _encode(result)
+            return Response(payload, 200, media_type=JSON_TYPE)
+        except ApiError as err:
+            return _error_response(err)
+        except Exception as err:  # a plain Go error on the master: Unknown -> Internal
+            return _error_response(ApiError.from_plain(str(err) or type(err).__name__))
+
+    async def _stream(
+        self, spec: _Spec, request: Request, params: dict[str, Any], query: QueryParams,
+        body: bytes,
+    ) -> Response:  # fmt: skip
+        session = self.db.session()
+        try:
+            ctx = self._context(session, spec, request, params, query, body)
+            messages: Iterator[Result] = iter(spec.handler(ctx))
+            first = await run_in_threadpool(_next_or_none, messages)
+        except ApiError as err:
+            session.close()
+            return Response(err.stream_body(), err.http_status, media_type=JSON_TYPE)
+        except Exception as err:  # noqa: BLE001 - reported in the stream's error shape
+            session.close()
+            plain = ApiError(Code.UNKNOWN, str(err) or type(err).__name__)
+            return Response(plain.stream_body(), 500, media_type=JSON_TYPE)
+        return StreamingResponse(
+            iterate_in_threadpool(_frames(first, messages, session)),
+            200,
+            media_type=JSON_TYPE,
+        )
+
+    def _inject_fault(self, request: Request) -> None:
+        if not self.enable_faults:
+            return
+        from ._faults import raise_matching_fault
+
+        raise_matching_fault(self.db, request.method, request.url.path)
+
+
+_END: Final = object()
+
+
+def _next_or_none(messages: Iterator[Result]) -> Any:
+    return next(messages, _END)
+
+
+def _frames(first: Any, messages: Iterator[Result], session: Session) -> Iterator[bytes]:
+    # Each message is its own line; a failure after the first message becomes the last line,
+    # an error object without a trailing newline (runtime.StreamError; Unknown stays Unknown).
+    try:
+        item = first
+        while item is not _END:
+            yield b'{"result":' + _encode(item) + b"}\n"
+            item = next(messages, _END)
+    except ApiError as err:
+        yield err.stream_body()
+    except Exception as err:  # noqa: BLE001
+        yield ApiError(Code.UNKNOWN, str(err) or type(err).__name__).stream_body()
+    finally:
+        close = getattr(messages, "close", None)
+        if close is not None:
+            close()
+        session.close()
+
+
+def _encode(result: Any) -> bytes:
+    if isinstance(result, RawJSON):
+        return bytes(result)
+    if isinstance(result, WireModel):
+        return result.model_dump_wire_json()
+    return json.dumps(result, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _json_response(status: int, content: Any) -> Response:
+    return Response(_encode(content), status, media_type=JSON_TYPE)
+
+
+def _error_response(err: ApiError) -> Response:
+    return Response(err.unary_body(), err.http_status, media_type=JSON_TYPE)
+
+
+def _find_route(method: str, parts: list[str]) -> tuple[_Route | None, dict[str, str]]:
+    for route in _ROUTES:
+        if route.method == method:
+            params = _match(route, parts)
+            if params is not None:
+                return route, params
+    return None, {}
+
+
+def _typed_path_params(spec: _Spec, raw: dict[str, str]) -> dict[str, Any]:
+    typed: dict[str, Any] = {}
+    for name, text in raw.items():
+        kind = spec.path_types.get(name, str)
+        if kind is int:
+            try:
+                typed[name] = parse_int(text)
+            except ValueError as err:
+                raise invalid_argument(f"type mismatch, parameter: {name}, error: {err}") from None
+        else:
+            typed[name] = text
+    return typed
+
+
+# --- authentication -------------------------------------------------------------------------
+def _token(request: Request) -> str | None:
+    """``x-user-token`` metadata first, then ``Authorization``, then the ``auth`` cookie."""
+    header = request.headers.get("grpc-metadata-x-user-token") or request.headers.get(
+        "authorization"
+    )
+    if header is None and "auth" in request.cookies:
+        header = "Bearer " + request.cookies["auth"]
+    return header
+
+
+def _user_for_token(db: Session, header: str) -> t.UserRow | None:
+    if not header.startswith("Bearer "):
+        return None
+    row = db.exec(
+        select(t.UserRow)
+        .join(t.UserSessionRow, t.UserSessionRow.user_id == t.UserRow.id)  # type: ignore[arg-type]
+        .where(t.UserSessionRow.token == header[len("Bearer ") :])
+        .where(t.UserSessionRow.expiry > utcnow())
+    ).first()
+    return row
+
+
+def _authenticate(db: Session, header: str | None) -> t.UserRow:
+    if header is None:
+        raise unauthenticated("token missing")
+    user = _user_for_token(db, header)
+    if user is None:
+        raise unauthenticated("invalid credentials")
+    if not user.active:
+        raise ApiError(Code.PERMISSION_DENIED, "user does not have permission")
+    return user
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

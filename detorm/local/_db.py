@@ -1,0 +1,140 @@
+"""The SQLite database of detorm.local: engine, schema, transactions, first-start data."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import Engine, event
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from . import _tables as t
+
+__all__ = [
+    "Database",
+    "hash_password",
+    "utcnow",
+    "verify_password",
+]
+
+_PBKDF2_ROUNDS: Final = 1000  # the client already sends a salted SHA-512; this only guards at rest
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def hash_password(client_hash: str) -> str:
+    """Store a client-side salted SHA-512 hex (what the SDK sends with ``isHashed``)."""
+    salt = secrets.token_hex(8)
+    digest = hashlib.pbkdf2_hmac("sha256", client_hash.encode(), salt.encode(), _PBKDF2_ROUNDS)
+    return f"pbkdf2${salt}${digest.hex()}"
+
+
+def verify_password(stored: str | None, client_hash: str) -> bool:
+    """An account without a password only accepts the empty password, like the master."""
+    if stored is None:
+        return client_hash == ""
+    _, salt, expected = stored.split("$")
+    digest = hashlib.pbkdf2_hmac("sha256", client_hash.encode(), salt.encode(), _PBKDF2_ROUNDS)
+    return secrets.compare_digest(digest.hex(), expected)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Database:
+    """One SQLite file (or ``:memory:``-like temp file) with the detorm.local schema.
+
+    Reads run in deferred transactions; writes take the write lock up front (``BEGIN
+    IMMEDIATE``) and are serialised in-process, so a request never fails half-way on
+    ``database is locked``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(
+            f"sqlite:///{self.path}",
+            connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30},
+            pool_size=8,
+            max_overflow=32,
+        )
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        event.listen(self.engine, "begin", self._begin)
+        SQLModel.metadata.create_all(self.engine)
+        self._bootstrap()
+
+    def _begin(self, connection: Any) -> None:
+        immediate = getattr(self._local, "immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Session]:
+        """A session inside one transaction: committed on success, rolled back on error."""
+        if write:
+            with self._write_lock:
+                self._local.immediate = True
+                try:
+                    with Session(self.engine, expire_on_commit=False) as session:
+                        with session.begin():
+                            yield session
+                finally:
+                    self._local.immediate = False
+        else:
+            with Session(self.engine, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
+
+    def session(self) -> Session:
+        """A session for a long read (a stream); the caller closes it."""
+        return Session(self.engine, expire_on_commit=False)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def _bootstrap(self) -> None:
+        # A fresh master has "admin" and "determined", both without a password, and the
+        # immutable "Uncategorized" workspace and project (ids 1).
+        with self.transaction(write=True) as db:
+            if db.exec(select(t.UserRow).limit(1)).first() is not None:
+                return
+            now = utcnow()
+            admin = t.UserRow(username="admin", admin=True, modified_at=now)
+            determined = t.UserRow(username="determined", admin=False, modified_at=now)
+            db.add_all([admin, determined])
+            db.flush()
+            assert admin.id is not None
+            workspace = t.WorkspaceRow(
+                name="Uncategorized", immutable=True, user_id=admin.id, created_at=now
+            )
+            db.add(workspace)
+            db.flush()
+            assert workspace.id is not None
+            db.add(
+                t.ProjectRow(
+                    name="Uncategorized",
+                    workspace_id=workspace.id,
+                    immutable=True,
+                    user_id=admin.id,
+                    key="UNCAT",
+                    notes=[],
+                    created_at=now,
+                )
+            )

@@ -1,0 +1,549 @@
+"""Write cluster data straight into a detorm.local database.
+
+The master's REST API cannot create most of what a cluster holds (trials, metrics, logs and
+checkpoints come from running tasks), so tests, the demo and benchmarks build it here. Everything
+written goes through the same bookkeeping as a real report: metric rows update the trial's
+summary metrics, searcher metric, best and latest validation, and the experiment's best trial;
+checkpoints update sizes and counts.
+
+    with Seeder(database) as seed:
+        project = seed.project("vision", workspace=seed.workspace("research"))
+        exp = seed.experiment(project=project, name="resnet", labels=["prod"],
+                              hyperparameters={"lr": 0.01})
+        trial = seed.trial(exp, hparams={"lr": 0.01})
+        seed.metrics(trial, "validation", [(100, {"loss": 0.5}), (200, {"loss": 0.4})])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid as uuidlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Final
+
+from sqlalchemy import insert, update
+from sqlmodel import Session, select
+
+from . import _tables as t
+from ._db import Database, hash_password, utcnow
+from ._summary import metrics_json_key, summary_key, update_summary
+
+__all__ = ["Seeder", "MetricReport", "default_config"]
+
+MetricReport = tuple[int, Mapping[str, Any]] | tuple[int, Mapping[str, Any], datetime]
+"""``(total_batches, values)`` or ``(total_batches, values, end_time)``."""
+
+_TERMINAL_TRIAL_STATES: Final = {"COMPLETED", "CANCELED", "ERROR"}
+_EXPERIMENT_TO_TRIAL_STATE: Final = {
+    "ACTIVE": "ACTIVE", "PAUSED": "PAUSED", "COMPLETED": "COMPLETED", "CANCELED": "CANCELED",
+    "ERROR": "ERROR", "STOPPING_COMPLETED": "STOPPING_COMPLETED",
+    "STOPPING_CANCELED": "STOPPING_CANCELED", "STOPPING_ERROR": "STOPPING_ERROR",
+    "STOPPING_KILLED": "STOPPING_KILLED", "RUNNING": "RUNNING",
+    "DELETING": "COMPLETED", "DELETE_FAILED": "COMPLETED",
+}  # fmt: skip
+
+
+def _client_hash(password: str) -> str:
+    if password == "":
+        return ""
+    return hashlib.sha512(("GubPEmmotfiK9TMD6Zdw" + password).encode()).hexdigest()
+
+
+def _search_space(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn plain values into ``const`` definitions; definitions (with ``type``) stay."""
+    space: dict[str, Any] = {}
+    for name, value in hparams.items():
+        if isinstance(value, Mapping) and "type" in value:
+            space[name] = dict(value)
+        elif isinstance(value, Mapping):
+            space[name] = _search_space(value)
+        else:
+            space[name] = {"type": "const", "val": value}
+    return space
+
+
+def default_config(
+    *,
+    name: str,
+    description: str = "",
+    labels: Sequence[str] = (),
+    hyperparameters: Mapping[str, Any] | None = None,
+    searcher: str = "single",
+    metric: str = "validation_loss",
+    smaller_is_better: bool = True,
+    max_trials: int = 1,
+    resource_pool: str = "default",
+    workspace: str = "Uncategorized",
+    project: str = "Uncategorized",
+) -> dict[str, Any]:
+    """A complete experiment config (expconf) such as the master stores after defaults."""
+    return {
+        "bind_mounts": [],
+        "checkpoint_policy": "best",
+        "checkpoint_storage": {
+            "type": "shared_fs", "host_path": "/tmp", "storage_path": "determined-checkpoint",
+            "propagation": "rprivate", "save_experiment_best": 0, "save_trial_best": 1,
+            "save_trial_latest": 1,
+        },
+        "data": {},
+        "debug": False,
+        "description": description,
+        "entrypoint": "model_def:Trial",
+        "environment": {
+            "image": {"cpu": "determinedai/pytorch-ngc:0.38.1", "cuda": "determinedai/pytorch-ngc:0.38.1"},
+            "environment_variables": {}, "force_pull_image": False, "pod_spec": None,
+            "add_capabilities": [], "drop_capabilities": [],
+        },
+        "hyperparameters": _search_space(hyperparameters or {}),
+        "labels": list(labels),
+        "log_policies": [],
+        "max_restarts": 5,
+        "min_checkpoint_period": {"batches": 0},
+        "min_validation_period": {"batches": 0},
+        "name": name,
+        "optimizations": {"aggregation_frequency": 1, "average_training_metrics": True},
+        "perform_initial_validation": False,
+        "project": project,
+        "records_per_epoch": 0,
+        "reproducibility": {"experiment_seed": 1700000000},
+        "resources": {
+            "resource_pool": resource_pool, "slots_per_trial": 1, "max_slots": None,
+            "priority": None, "weight": 1, "shm_size": None, "devices": [],
+        },
+        "scheduling_unit": 100,
+        "searcher": {
+            "name": searcher, "metric": metric, "smaller_is_better": smaller_is_better,
+            "max_trials": max_trials, "source_trial_id": None, "source_checkpoint_uuid": None,
+        },
+        "workspace": workspace,
+    }  # fmt: skip
+
+
+class Seeder:
+    """A transaction that writes cluster data; commit on exit without an exception."""
+
+    def __init__(self, database: Database, *, now: datetime | None = None) -> None:
+        self._database = database
+        self._clock = now or utcnow()
+        self._context: Any = None
+        self.db: Session
+
+    def __enter__(self) -> Seeder:
+        self._context = self._database.transaction(write=True)
+        self.db = self._context.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._context.__exit__(exc_type, exc, tb)
+
+    def _tick(self, seconds: float = 1.0) -> datetime:
+        self._clock += timedelta(seconds=seconds)
+        return self._clock
+
+    def _user_id(self, username: str) -> int:
+        row = self.db.exec(select(t.UserRow).where(t.UserRow.username == username)).first()
+        if row is None or row.id is None:
+            return self.user(username)
+        return row.id
+
+    # --- users, workspaces, projects --------------------------------------------------------
+    def user(
+        self,
+        username: str,
+        *,
+        password: str | None = None,
+        admin: bool = False,
+        active: bool = True,
+        display_name: str = "",
+        remote: bool = False,
+    ) -> int:
+        hashed = hash_password(_client_hash(password)) if password else None
+        row = t.UserRow(
+            username=username, password_hash=hashed, admin=admin, active=active,
+            display_name=display_name, remote=remote, modified_at=self._tick(),
+        )  # fmt: skip
+        self.db.add(row)
+        self.db.flush()
+        assert row.id is not None
+        return row.id
+
+    def workspace(self, name: str, *, owner: str = "admin", archived: bool = False) -> int:
+        row = t.WorkspaceRow(
+            name=name, archived=archived, user_id=self._user_id(owner), created_at=self._tick()
+        )
+        self.db.add(row)
+        self.db.flush()
+        assert row.id is not None
+        return row.id
+
+    def project(
+        self,
+        name: str,
+        *,
+        workspace: int = 1,
+        owner: str = "admin",
+        description: str = "",
+        archived: bool = False,
+        key: str | None = None,
+        notes: Sequence[Mapping[str, str]] = (),
+    ) -> int:
+        row = t.ProjectRow(
+            name=name, workspace_id=workspace, description=description, archived=archived,
+            user_id=self._user_id(owner), key=key or self._project_key(name),
+            notes=[dict(n) for n in notes], created_at=self._tick(),
+        )  # fmt: skip
+        self.db.add(row)
+        self.db.flush()
+        assert row.id is not None
+        return row.id
+
+    def _project_key(self, name: str) -> str:
+        prefix = "".join(c for c in name.upper() if c.isalnum())[:3]
+        for n in range(100000):
+            suffix = hashlib.md5(f"{name}{n}".encode()).hexdigest().upper()[: 5 - len(prefix)]
+            key = prefix + suffix
+            if self.db.exec(select(t.ProjectRow).where(t.ProjectRow.key == key)).first() is None:
+                return key
+        raise RuntimeError("no free project key")
+
+    # --- experiments and trials -------------------------------------------------------------
+    def experiment(
+        self,
+        *,
+        project: int = 1,
+        name: str = "experiment",
+        owner: str = "determined",
+        state: str = "COMPLETED",
+        labels: Sequence[str] = (),
+        description: str = "",
+        notes: str = "",
+        hyperparameters: Mapping[str, Any] | None = None,
+        searcher: str = "single",
+        metric: str = "validation_loss",
+        smaller_is_better: bool = True,
+        archived: bool = False,
+        progress: float | None = None,
+        parent_id: int | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        resource_pool: str = "default",
+        model_definition: bytes | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> int:
+        state = state.removeprefix("STATE_")
+        project_row = self.db.get(t.ProjectRow, project)
+        assert project_row is not None, f"no project {project}"
+        workspace_row = self.db.get(t.WorkspaceRow, project_row.workspace_id)
+        assert workspace_row is not None
+        full_config = dict(config) if config is not None else default_config(
+            name=name, description=description, labels=labels, hyperparameters=hyperparameters,
+            searcher=searcher, metric=metric, smaller_is_better=smaller_is_better,
+            resource_pool=resource_pool, workspace=workspace_row.name, project=project_row.name,
+        )  # fmt: skip
+        start = start_time or self._tick(60)
+        terminal = state in ("COMPLETED", "CANCELED", "ERROR", "DELETED")
+        row = t.ExperimentRow(
+            project_id=project, owner_id=self._user_id(owner), state=state, archived=archived,
+            name=name, description=description, labels=list(labels), config=full_config,
+            original_config=_yaml_like(full_config), notes=notes, start_time=start,
+            end_time=end_time or (start + timedelta(minutes=30) if terminal else None),
+            progress=progress if progress is not None else (1.0 if state == "COMPLETED" else 0.0),
+            parent_id=parent_id, job_id=str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"job{start}{name}")),
+            searcher_type=searcher, searcher_metric=metric, smaller_is_better=smaller_is_better,
+            resource_pool=resource_pool, model_definition=model_definition,
+        )  # fmt: skip
+        self.db.add(row)
+        self.db.flush()
+        assert row.id is not None
+        return row.id
+
+    def trial(
+        self,
+        experiment: int,
+        *,
+        hparams: Mapping[str, Any] | None = None,
+        state: str | None = None,
+        restarts: int = 0,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> int:
+        exp = self.db.get(t.ExperimentRow, experiment)
+        assert exp is not None, f"no experiment {experiment}"
+        trial_state = (state or _EXPERIMENT_TO_TRIAL_STATE.get(exp.state, "COMPLETED")).removeprefix(
+            "STATE_"
+        )
+        start = start_time or exp.start_time + timedelta(seconds=5)
+        terminal = trial_state in _TERMINAL_TRIAL_STATES
+        values = dict(hparams) if hparams is not None else _const_values(exp.config)
+        local_id = 1 + len(
+            self.db.exec(
+                select(t.TrialRow.id).join(t.ExperimentRow).where(t.ExperimentRow.project_id == exp.project_id)
+            ).all()
+        )
+        row = t.TrialRow(
+            experiment_id=experiment, state=trial_state, start_time=start,
+            end_time=end_time or (start + timedelta(minutes=20) if terminal else None),
+            restarts=restarts, hparams=values, task_id=f"{experiment}.{uuidlib.uuid4()}",
+            summary_metrics={}, metadata_=dict(metadata) if metadata else None, local_id=local_id,
+        )  # fmt: skip
+        self.db.add(row)
+        self.db.flush()
+        assert row.id is not None
+        self._index_hparams(row.id, values)
+        if exp.searcher_type == "single" or exp.best_trial_id is None:
+            exp.best_trial_id = row.id
+        return row.id
+
+    def _index_hparams(self, trial_id: int, hparams: Mapping[str, Any], prefix: str = "") -> None:
+        for name, value in hparams.items():
+            key = prefix + name
+            if isinstance(value, Mapping):
+                self._index_hparams(trial_id, value, key + ".")
+                continue
+            row = t.RunHparamRow(run_id=trial_id, hparam=key)
+            if isinstance(value, bool):
+                row.bool_val = value
+            elif isinstance(value, (int, float)):
+                row.number_val = float(value)
+            elif value is not None:
+                row.text_val = str(value)
+            self.db.add(row)
+
+    # --- metrics ----------------------------------------------------------------------------
+    def metrics(
+        self,
+        trial: int,
+        group: str,
+        reports: Iterable[MetricReport],
+        *,
+        trial_run_id: int = 0,
+        batch_metrics: bool = False,
+    ) -> None:
+        """Record reports of one group, updating the trial's summaries like ReportTrialMetrics."""
+        row = self.db.get(t.TrialRow, trial)
+        assert row is not None, f"no trial {trial}"
+        exp = self.db.get(t.ExperimentRow, row.experiment_id)
+        assert exp is not None
+        summary: dict[str, Any] = dict(row.summary_metrics or {})
+        group_summary = dict(summary.get(summary_key(group), {}))
+        values_key = metrics_json_key(group)
+        records: list[dict[str, Any]] = []
+        for report in reports:
+            total_batches, values = report[0], dict(report[1])
+            end_time = report[2] if len(report) == 3 else self._tick()
+            document: dict[str, Any] = {values_key: values}
+            if batch_metrics:
+                document["batch_metrics"] = [values]
+            records.append(
+                {
+                    "trial_id": trial, "trial_run_id": trial_run_id, "total_batches": total_batches,
+                    "end_time": end_time, "metric_group": group, "archived": False,
+                    "metrics": json.dumps(document, separators=(",", ":"), allow_nan=False, default=str),
+                }
+            )  # fmt: skip
+            update_summary(group_summary, values)
+            row.total_batches_processed = max(row.total_batches_processed, total_batches)
+        if not records:
+            return
+        result = self.db.connection().execute(insert(t.MetricRow), records)
+        del result
+        summary[summary_key(group)] = group_summary
+        row.summary_metrics = summary
+        if group == "validation":
+            self._update_validations(row, exp)
+        self.db.add(row)
+
+    def _update_validations(self, trial: t.TrialRow, exp: t.ExperimentRow) -> None:
+        rows = self.db.exec(
+            select(t.MetricRow)
+            .where(t.MetricRow.trial_id == trial.id, t.MetricRow.metric_group == "validation")
+            .order_by(t.MetricRow.end_time, t.MetricRow.id)  # type: ignore[arg-type]
+        ).all()
+        sign = 1.0 if exp.smaller_is_better else -1.0
+        best: tuple[float, int] | None = None
+        for metric_row in rows:
+            value = json.loads(metric_row.metrics)["validation_metrics"].get(exp.searcher_metric)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                assert metric_row.id is not None
+                if best is None or sign * value < sign * best[0]:
+                    best = (float(value), metric_row.id)
+        trial.latest_validation_id = rows[-1].id if rows else None
+        if best is not None:
+            trial.searcher_metric_value, trial.best_validation_id = best
+            self._update_best_trial(exp)
+
+    def _update_best_trial(self, exp: t.ExperimentRow) -> None:
+        sign = 1.0 if exp.smaller_is_better else -1.0
+        trials = self.db.exec(select(t.TrialRow).where(t.TrialRow.experiment_id == exp.id)).all()
+        scored = [tr for tr in trials if tr.searcher_metric_value is not None]
+        if scored:
+            best = min(scored, key=lambda tr: (sign * (tr.searcher_metric_value or 0.0), tr.id))
+            exp.best_trial_id = best.id
+            self.db.add(exp)
+
+    # --- checkpoints and logs ---------------------------------------------------------------
+    def checkpoint(
+        self,
+        trial: int,
+        *,
+        total_batches: int,
+        uuid: str | None = None,
+        state: str = "COMPLETED",
+        resources: Mapping[str, int] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        report_time: datetime | None = None,
+    ) -> str:
+        row = self.db.get(t.TrialRow, trial)
+        assert row is not None, f"no trial {trial}"
+        files = dict(resources) if resources is not None else {
+            "metadata.json": 120, "state_dict.pth": 1_048_576 + total_batches,
+        }  # fmt: skip
+        checkpoint_uuid = uuid or str(uuidlib.uuid5(uuidlib.NAMESPACE_OID, f"{trial}-{total_batches}"))
+        meta = {"determined_version": "0.38.1", "steps_completed": total_batches, "format": "pickle"}
+        meta.update(metadata or {})
+        checkpoint = t.CheckpointRow(
+            uuid=checkpoint_uuid, trial_id=trial, task_id=row.task_id,
+            allocation_id=f"{row.task_id}.1", report_time=report_time or self._tick(),
+            state=state.removeprefix("STATE_"), resources=files, metadata_=meta,
+            total_batches=total_batches, size=sum(files.values()),
+        )  # fmt: skip
+        self.db.add(checkpoint)
+        self.db.flush()
+        self.refresh_checkpoint_sizes(trial)
+        return checkpoint_uuid
+
+    def refresh_checkpoint_sizes(self, trial: int) -> None:
+        """``UpdateCheckpointSizeTx``: sizes and counts of non-deleted checkpoints."""
+        refresh_checkpoint_sizes(self.db, trial)
+
+    def logs(
+        self,
+        trial: int,
+        lines: Iterable[str | Mapping[str, Any]],
+        *,
+        level: str = "LOG_LEVEL_INFO",
+        source: str = "agent",
+        stdtype: str = "stdout",
+    ) -> None:
+        row = self.db.get(t.TrialRow, trial)
+        assert row is not None, f"no trial {trial}"
+        records = []
+        for line in lines:
+            spec: dict[str, Any] = {"log": line} if isinstance(line, str) else dict(line)
+            spec.setdefault("timestamp", self._tick(0.01))
+            spec.setdefault("level", level)
+            spec.setdefault("source", source)
+            spec.setdefault("stdtype", stdtype)
+            spec.setdefault("agent_id", None)
+            spec.setdefault("container_id", None)
+            spec.setdefault("rank_id", None)
+            spec["trial_id"] = trial
+            records.append(spec)
+        if records:
+            self.db.connection().execute(insert(t.TrialLogRow), records)
+
+    # --- model registry ---------------------------------------------------------------------
+    def model(
+        self,
+        name: str,
+        *,
+        workspace: int = 1,
+        owner: str = "determined",
+        description: str = "",
+        labels: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        notes: str = "",
+        archived: bool = False,
+    ) -> int:
+        now = self._tick()
+        row = t.ModelRow(
+            name=name, description=description, metadata_=dict(metadata or {}),
+            creation_time=now, last_updated_time=now, labels=list(labels),
+            user_id=self._user_id(owner), workspace_id=workspace, archived=archived, notes=notes,
+        )  # fmt: skip
+        self.db.add(row)
+        self.db.flush()
+        assert row.id is not None
+        return row.id
+
+    def model_version(
+        self,
+        model: int,
+        checkpoint: str,
+        *,
+        name: str = "",
+        comment: str = "",
+        notes: str = "",
+        labels: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        owner: str = "determined",
+    ) -> int:
+        versions = self.db.exec(
+            select(t.ModelVersionRow.version).where(t.ModelVersionRow.model_id == model)
+        ).all()
+        now = self._tick()
+        row = t.ModelVersionRow(
+            model_id=model, version=max(versions, default=0) + 1, checkpoint_uuid=checkpoint,
+            name=name, comment=comment, notes=notes, labels=list(labels),
+            metadata_=dict(metadata or {}), user_id=self._user_id(owner), creation_time=now,
+            last_updated_time=now,
+        )  # fmt: skip
+        self.db.add(row)
+        self.db.execute(
+            update(t.ModelRow).where(t.ModelRow.id == model).values(last_updated_time=now)  # type: ignore[arg-type]
+        )
+        self.db.flush()
+        return row.version
+
+
+def refresh_checkpoint_sizes(db: Session, trial: int) -> None:
+    """Recompute a trial's and its experiment's checkpoint size and count."""
+    row = db.get(t.TrialRow, trial)
+    assert row is not None
+    live = db.exec(
+        select(t.CheckpointRow).where(t.CheckpointRow.trial_id == trial, t.CheckpointRow.state != "DELETED")
+    ).all()
+    row.checkpoint_size = sum(c.size for c in live)
+    row.checkpoint_count = len(live)
+    db.add(row)
+    db.flush()
+    trials = db.exec(select(t.TrialRow).where(t.TrialRow.experiment_id == row.experiment_id)).all()
+    exp = db.get(t.ExperimentRow, row.experiment_id)
+    assert exp is not None
+    exp.checkpoint_size = sum(tr.checkpoint_size for tr in trials)
+    exp.checkpoint_count = sum(tr.checkpoint_count for tr in trials)
+    db.add(exp)
+
+
+def _const_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's hparams from a search space: ``val`` of consts, the first categorical value,
+    the lower bound of ranges."""
+
+    def pick(spec: Any) -> Any:
+        if not isinstance(spec, Mapping):
+            return spec
+        kind = spec.get("type")
+        if kind == "const":
+            return spec.get("val")
+        if kind == "categorical":
+            return (spec.get("vals") or [None])[0]
+        if kind in ("int", "double", "log"):
+            return spec.get("minval")
+        return {k: pick(v) for k, v in spec.items()}
+
+    return {k: pick(v) for k, v in (config.get("hyperparameters") or {}).items()}
+
+
+def _yaml_like(config: Mapping[str, Any]) -> str:
+    # originalConfig is the YAML the user submitted; JSON is valid YAML.
+    submitted = {k: config[k] for k in ("name", "description", "hyperparameters", "searcher", "entrypoint") if k in config}
+    return json.dumps(submitted, indent=2, default=str)

@@ -1,0 +1,288 @@
+"""SQLite tables of detorm.local (SQLModel).
+
+The layout follows the real master's Postgres schema where it matters for behaviour (labels,
+name and description live in the experiment config; summary metrics on the trial; metric rows as
+JSON documents), with a few denormalised columns SQLite needs to filter and sort quickly. JSON
+columns hold text exactly as it is sent on the wire (NaN as strings), so responses are built
+without re-encoding.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "CheckpointRow",
+    "ExperimentRow",
+    "FaultRow",
+    "MetricRow",
+    "ModelRow",
+    "ModelVersionRow",
+    "ProjectRow",
+    "RunHparamRow",
+    "TrialLogRow",
+    "TrialRow",
+    "UserRow",
+    "UserSessionRow",
+    "WorkspacePinRow",
+    "WorkspaceRow",
+]
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=nullable))
+
+
+class UserRow(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True)
+    # Salted-SHA-512 hex as the client sends it, then hashed again (PBKDF2) at rest; NULL means
+    # "no password": only an empty password matches, as on a fresh master.
+    password_hash: str | None = None
+    admin: bool = False
+    active: bool = True
+    remote: bool = False
+    display_name: str = ""
+    modified_at: datetime
+    last_auth_at: datetime | None = None
+    agent_uid: int | None = None
+    agent_gid: int | None = None
+    agent_user: str | None = None
+    agent_group: str | None = None
+
+
+class UserSessionRow(SQLModel, table=True):
+    __tablename__ = "user_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token: str = Field(unique=True, index=True)
+    expiry: datetime
+
+
+class WorkspaceRow(SQLModel, table=True):
+    __tablename__ = "workspaces"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    archived: bool = False
+    immutable: bool = False
+    user_id: int = Field(foreign_key="users.id")
+    state: str = "WORKSPACE_STATE_UNSPECIFIED"
+    error_message: str = ""
+    default_compute_pool: str = ""
+    default_aux_pool: str = ""
+    checkpoint_storage_config: Any = _json()
+    created_at: datetime
+
+
+class WorkspacePinRow(SQLModel, table=True):
+    __tablename__ = "workspace_pins"
+
+    workspace_id: int = Field(foreign_key="workspaces.id", primary_key=True)
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    created_at: datetime
+
+
+class ProjectRow(SQLModel, table=True):
+    __tablename__ = "projects"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    workspace_id: int = Field(foreign_key="workspaces.id", index=True)
+    description: str = ""
+    archived: bool = False
+    immutable: bool = False
+    user_id: int = Field(foreign_key="users.id")
+    key: str = Field(unique=True)
+    notes: Any = _json()  # [{"name", "contents"}]
+    state: str = "WORKSPACE_STATE_UNSPECIFIED"
+    error_message: str = ""
+    created_at: datetime
+
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+
+class ExperimentRow(SQLModel, table=True):
+    """An experiment. ``config`` is the expconf; name, description and labels are read from it
+    on the real master, and are mirrored here in columns for filtering."""
+
+    __tablename__ = "experiments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="projects.id", index=True)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    state: str = Field(index=True)  # DB name, e.g. "ACTIVE", "COMPLETED" (no STATE_ prefix)
+    archived: bool = Field(default=False, index=True)
+    name: str = ""
+    description: str = ""
+    labels: Any = _json(nullable=False)  # list[str], in stored order
+    config: Any = _json(nullable=False)
+    original_config: str = Field(default="", sa_column=Column(Text, nullable=False))
+    notes: str = ""
+    start_time: datetime = Field(index=True)
+    end_time: datetime | None = None
+    progress: float | None = None
+    parent_id: int | None = None
+    job_id: str = ""
+    checkpoint_size: int = 0
+    checkpoint_count: int = 0
+    best_trial_id: int | None = None
+    unmanaged: bool = False
+    external_experiment_id: str | None = None
+    model_definition: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    searcher_type: str = ""
+    searcher_metric: str = ""
+    smaller_is_better: bool = True
+    resource_pool: str = "default"
+    priority: int | None = None
+    weight: float = 1.0
+    max_slots: int | None = None
+
+
+class TrialRow(SQLModel, table=True):
+    """A trial, which the runs API calls a run."""
+
+    __tablename__ = "trials"
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiments.id", index=True)
+    state: str = "ACTIVE"  # DB name without prefix
+    start_time: datetime
+    end_time: datetime | None = None
+    restarts: int = 0
+    hparams: Any = _json(nullable=False)
+    total_batches_processed: int = 0
+    runner_state: str = ""
+    wall_clock_time: float = 0.0
+    warm_start_checkpoint_uuid: str = ""
+    task_id: str = ""
+    summary_metrics: Any = _json()
+    searcher_metric_value: float | None = None
+    best_validation_id: int | None = None
+    latest_validation_id: int | None = None
+    best_checkpoint_uuid: str | None = None
+    checkpoint_size: int = 0
+    checkpoint_count: int = 0
+    metadata_: Any = Field(default=None, sa_column=Column("metadata", JSON))
+    log_retention_days: int | None = None
+    archived: bool = False
+    local_id: int = 0
+    external_run_id: str | None = None
+
+
+class RunHparamRow(SQLModel, table=True):
+    """Flattened hyperparameters of a run, for the runs filter (``run_hparams`` on the master)."""
+
+    __tablename__ = "run_hparams"
+
+    run_id: int = Field(foreign_key="trials.id", primary_key=True)
+    hparam: str = Field(primary_key=True)
+    number_val: float | None = None
+    text_val: str | None = None
+    bool_val: bool | None = None
+
+
+class MetricRow(SQLModel, table=True):
+    """One metric report; ``metrics`` is ``{"avg_metrics"|"validation_metrics": {...}, ...}``."""
+
+    __tablename__ = "metrics"
+
+    id: int | None = Field(default=None, primary_key=True)
+    trial_id: int = Field(foreign_key="trials.id")
+    trial_run_id: int = 0
+    total_batches: int = 0
+    end_time: datetime
+    metric_group: str
+    metrics: str = Field(sa_column=Column(Text, nullable=False))  # wire JSON text
+    archived: bool = False
+
+    __table_args__ = (
+        Index("ix_metrics_trial_group", "trial_id", "metric_group", "trial_run_id", "total_batches"),
+    )
+
+
+class CheckpointRow(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+
+    uuid: str = Field(primary_key=True)
+    trial_id: int | None = Field(default=None, foreign_key="trials.id", index=True)
+    task_id: str = ""
+    allocation_id: str | None = None
+    report_time: datetime
+    state: str = "COMPLETED"  # DB name without prefix
+    resources: Any = _json(nullable=False)  # {file: size}
+    metadata_: Any = Field(default=None, sa_column=Column("metadata", JSON))
+    storage_id: int | None = None
+    total_batches: int = 0
+    size: int = 0
+
+
+class TrialLogRow(SQLModel, table=True):
+    __tablename__ = "trial_logs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    trial_id: int = Field(foreign_key="trials.id", index=True)
+    timestamp: datetime
+    level: str = "LOG_LEVEL_INFO"
+    log: str = ""
+    agent_id: str | None = None
+    container_id: str | None = None
+    rank_id: int | None = None
+    source: str | None = None
+    stdtype: str | None = None
+
+
+class ModelRow(SQLModel, table=True):
+    __tablename__ = "models"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    description: str = ""
+    metadata_: Any = Field(default=None, sa_column=Column("metadata", JSON))
+    creation_time: datetime
+    last_updated_time: datetime
+    labels: Any = _json(nullable=False)
+    user_id: int = Field(foreign_key="users.id")
+    workspace_id: int = Field(foreign_key="workspaces.id")
+    archived: bool = False
+    notes: str = ""
+
+
+class ModelVersionRow(SQLModel, table=True):
+    __tablename__ = "model_versions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_id: int = Field(foreign_key="models.id", index=True)
+    version: int
+    checkpoint_uuid: str = Field(foreign_key="checkpoints.uuid")
+    name: str = ""
+    comment: str = ""
+    notes: str = ""
+    labels: Any = _json(nullable=False)
+    metadata_: Any = Field(default=None, sa_column=Column("metadata", JSON))
+    user_id: int = Field(foreign_key="users.id")
+    creation_time: datetime
+    last_updated_time: datetime
+
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+
+class FaultRow(SQLModel, table=True):
+    """A test-only fault (see ``detorm.local`` docs): fail matching requests or bulk ids."""
+
+    __tablename__ = "faults"
+
+    id: int | None = Field(default=None, primary_key=True)
+    method: str = "*"
+    path_regex: str = ".*"
+    status: int = 500
+    message: str = "injected fault"
+    ids: Any = _json()  # bulk actions: fail only these ids, inside a 200 response
+    remaining: int | None = None  # None = until cleared

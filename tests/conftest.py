@@ -1,0 +1,71 @@
+"""Shared fixtures: detorm.local servers, seeding, and snapshots stored in ``snapshots/``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from syrupy.assertion import SnapshotAssertion
+from syrupy.extensions.json import JSONSnapshotExtension
+from syrupy.location import PyTestLocation
+
+from detorm.local import LocalMaster
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAPSHOTS = ROOT / "snapshots"
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "determined-responses"
+
+
+class TopLevelJSONSnapshots(JSONSnapshotExtension):
+    """Keep every snapshot under the repository's top-level ``snapshots/`` folder."""
+
+    @classmethod
+    def dirname(cls, *, test_location: PyTestLocation) -> str:
+        module = Path(test_location.filepath).resolve().relative_to(ROOT / "tests").with_suffix("")
+        return str(SNAPSHOTS.joinpath(module))
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    return snapshot.use_extension(TopLevelJSONSnapshots)
+
+
+@pytest.fixture
+def local_master() -> Iterator[LocalMaster]:
+    """A fresh detorm.local served from a thread of the test process (fast; own database)."""
+    with LocalMaster(process=False) as master:
+        yield master
+
+
+@pytest.fixture(scope="session")
+def served_master() -> Iterator[LocalMaster]:
+    """One ``detorm serve`` child process for the session (a real process on loopback)."""
+    with LocalMaster(process=True) as master:
+        yield master
+
+
+def login(url: str, username: str = "determined", password: str = "") -> httpx.Client:
+    """An httpx client logged in to ``url`` (Bearer token set)."""
+    client = httpx.Client(base_url=url, timeout=30)
+    response = client.post("/api/v1/auth/login", json={"username": username, "password": password})
+    response.raise_for_status()
+    client.headers["Authorization"] = "Bearer " + response.json()["token"]
+    return client
+
+
+@pytest.fixture
+def api(local_master: LocalMaster) -> Iterator[httpx.Client]:
+    """An httpx client logged in as ``determined`` to a fresh detorm.local."""
+    with login(local_master.url) as client:
+        yield client
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The ``error`` object of a unary error body."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    inner: dict[str, Any] = body["error"]
+    return inner
