@@ -1,5 +1,104 @@
-"""detorm: a typed, ORM-style Python SDK for Determined AI clusters."""
+"""detorm: a typed, ORM-style Python SDK for Determined AI clusters.
 
-__version__ = "0.1.0"
+    import detorm
+    from detorm import Experiment
 
-__all__ = ["__version__"]
+    detorm.connect("http://127.0.0.1:8080")
+    for exp in Experiment.query().filter(state="ACTIVE").order_by("start_time"):
+        print(exp.id, exp.name, sorted(exp.tags))
+"""
+
+from . import errors
+from ._conditions import Q, hp, metrics
+from ._query import (
+    CheckpointQuery,
+    Explanation,
+    ExperimentQuery,
+    ModelQuery,
+    ModelVersionQuery,
+    ProjectQuery,
+    Query,
+    TrialQuery,
+    UserQuery,
+    WorkspaceQuery,
+)
+from ._resources._base import TagSet
+from ._resources._models import (
+    Checkpoint,
+    Experiment,
+    Model,
+    ModelVersion,
+    Project,
+    Trial,
+    User,
+    Workspace,
+)
+from ._resources._values import CheckpointSummary, MetricSummary, Note, Validation
+from ._session import Session, connect, default_session, set_default_session
+from ._transport import Call, RetryPolicy
+from ._wire import (
+    CheckpointState,
+    ExperimentState,
+    LogLevel,
+    OrderBy,
+    Timestamp,
+    TrialState,
+    WorkspaceState,
+)
+
+from ._version import __version__
+
+__all__ = [
+    "Call",
+    "Checkpoint",
+    "CheckpointQuery",
+    "CheckpointState",
+    "CheckpointSummary",
+    "Experiment",
+    "ExperimentQuery",
+    "ExperimentState",
+    "Explanation",
+    "LogLevel",
+    "MetricSummary",
+    "Model",
+    "ModelQuery",
+    "ModelVersion",
+    "ModelVersionQuery",
+    "Note",
+    "OrderBy",
+    "Project",
+    "ProjectQuery",
+    "Q",
+    "Query",
+    "RetryPolicy",
+    "Session",
+    "TagSet",
+    "Timestamp",
+    "Trial",
+    "TrialQuery",
+    "TrialState",
+    "User",
+    "UserQuery",
+    "Validation",
+    "Workspace",
+    "WorkspaceQuery",
+    "WorkspaceState",
+    "__version__",
+    "connect",
+    "default_session",
+    "errors",
+    "hp",
+    "metrics",
+    "set_default_session",
+]
+
+# Public names report the short path (detorm.Experiment), as httpx does. Pydantic models keep
+# their module: pydantic resolves annotations against it.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("detorm._") and not hasattr(_obj, "model_fields"):
+        try:
+            _obj.__module__ = "detorm"
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

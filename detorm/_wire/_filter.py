@@ -44,7 +44,8 @@ class FilterNode(WireModel):
     location: str | None = Field(default=None, exclude_if=lambda v: v is None)
     type: str | None = Field(default=None, exclude_if=lambda v: v is None)
     operator: str | None = Field(default=None, exclude_if=lambda v: v is None)
-    value: Any = None
+    # Left out when None: groups have no value, and a field's null would mean "match all".
+    value: Any = Field(default=None, exclude_if=lambda v: v is None)
 
     @classmethod
     def group(cls, conjunction: Literal["and", "or"], children: list[FilterNode]) -> FilterNode:

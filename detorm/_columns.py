@@ -1,0 +1,126 @@
+"""What each resource can be filtered and sorted on, and the value types of its columns.
+
+This catalog is the single source of the query surface: the planner validates lookups against
+it before anything is sent, and ``scripts/gen_lookups.py`` generates the typed keyword
+dictionaries of ``filter()`` and the ``order_by()`` literals (``detorm/_lookups.py``) from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from ._wire import CheckpointState, ExperimentState, TrialState, WireEnum, WorkspaceState
+
+__all__ = ["COLUMNS", "Column", "Kind", "LOOKUPS", "SCALAR_LOOKUPS", "column"]
+
+Kind = Literal["int", "float", "str", "bool", "time", "enum", "set"]
+
+LOOKUPS: Final = ("exact", "in", "ne", "contains", "gt", "gte", "lt", "lte", "isnull")
+SCALAR_LOOKUPS: Final = {
+    "int": frozenset({"exact", "in", "ne", "gt", "gte", "lt", "lte", "isnull"}),
+    "float": frozenset({"exact", "in", "ne", "gt", "gte", "lt", "lte", "isnull"}),
+    "str": frozenset({"exact", "in", "ne", "contains", "gt", "gte", "lt", "lte", "isnull"}),
+    "bool": frozenset({"exact", "ne", "isnull"}),
+    "time": frozenset({"exact", "ne", "gt", "gte", "lt", "lte", "isnull"}),
+    "enum": frozenset({"exact", "in", "ne", "isnull"}),
+    "set": frozenset({"contains", "exact", "isnull"}),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A filterable, sortable field of a resource."""
+
+    name: str
+    kind: Kind
+    enum: type[WireEnum] | None = None
+    nullable: bool = False
+    sortable: bool = True
+
+    @property
+    def lookups(self) -> frozenset[str]:
+        lookups = SCALAR_LOOKUPS[self.kind]
+        # isnull only means something for fields that can be empty.
+        return lookups if self.nullable or self.kind == "set" else lookups - {"isnull"}
+
+    def python_type(self) -> type[Any]:
+        return {
+            "int": int, "float": float, "str": str, "bool": bool, "time": datetime,
+            "set": str,
+        }.get(self.kind, str)  # fmt: skip
+
+
+def _cols(*columns: Column) -> dict[str, Column]:
+    return {c.name: c for c in columns}
+
+
+I: Kind = "int"
+F: Kind = "float"
+S: Kind = "str"
+B: Kind = "bool"
+T: Kind = "time"
+
+COLUMNS: Final[dict[str, dict[str, Column]]] = {
+    "Experiment": _cols(
+        Column("id", I), Column("name", S), Column("description", S),
+        Column("tags", "set", sortable=False), Column("state", "enum", ExperimentState),
+        Column("archived", B), Column("start_time", T), Column("end_time", T, nullable=True),
+        Column("duration", I, nullable=True), Column("progress", F, nullable=True),
+        Column("num_trials", I), Column("username", S), Column("user_id", I),
+        Column("project_id", I), Column("workspace_id", I), Column("resource_pool", S),
+        Column("searcher_type", S), Column("searcher_metric", S),
+        Column("forked_from", I, nullable=True), Column("checkpoint_size", I),
+        Column("checkpoint_count", I), Column("best_trial_searcher_metric", F, nullable=True),
+        Column("external_experiment_id", S, nullable=True),
+    ),
+    "Trial": _cols(
+        Column("id", I), Column("experiment_id", I), Column("state", "enum", TrialState),
+        Column("start_time", T), Column("end_time", T, nullable=True), Column("restarts", I),
+        Column("total_batches_processed", I), Column("total_checkpoint_size", I),
+        Column("checkpoint_count", I), Column("searcher_metric_value", F, nullable=True),
+    ),
+    "Checkpoint": _cols(
+        Column("uuid", S), Column("trial_id", I), Column("experiment_id", I),
+        Column("state", "enum", CheckpointState), Column("report_time", T),
+        Column("steps_completed", I, nullable=True), Column("size", I),
+        Column("searcher_metric", F, nullable=True),
+    ),
+    "Workspace": _cols(
+        Column("id", I), Column("name", S), Column("archived", B), Column("pinned", B),
+        Column("username", S), Column("user_id", I), Column("immutable", B),
+        Column("num_projects", I), Column("num_experiments", I),
+        Column("state", "enum", WorkspaceState),
+    ),
+    "Project": _cols(
+        Column("id", I), Column("name", S), Column("key", S), Column("description", S),
+        Column("workspace_id", I), Column("archived", B), Column("username", S),
+        Column("user_id", I), Column("num_experiments", I), Column("num_active_experiments", I),
+        Column("num_runs", I), Column("last_experiment_started_at", T, nullable=True),
+    ),
+    "Model": _cols(
+        Column("id", I), Column("name", S), Column("description", S),
+        Column("labels", "set", sortable=False), Column("archived", B),
+        Column("workspace_id", I), Column("username", S), Column("user_id", I),
+        Column("creation_time", T), Column("last_updated_time", T), Column("num_versions", I),
+    ),
+    "ModelVersion": _cols(
+        Column("id", I), Column("version", I), Column("model_id", I), Column("model_name", S),
+        Column("name", S), Column("checkpoint_uuid", S), Column("labels", "set", sortable=False),
+        Column("username", S), Column("user_id", I), Column("creation_time", T),
+        Column("last_updated_time", T),
+    ),
+    "User": _cols(
+        Column("id", I), Column("username", S), Column("display_name", S), Column("admin", B),
+        Column("active", B), Column("remote", B), Column("modified_at", T),
+        Column("last_auth_at", T, nullable=True),
+    ),
+}  # fmt: skip
+
+# Resources that can filter and sort on hyperparameters and metric summaries.
+SUPPORTS_HP_AND_METRICS: Final = frozenset({"Experiment", "Trial"})
+
+
+def column(resource: str, name: str) -> Column | None:
+    return COLUMNS[resource].get(name)

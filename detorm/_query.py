@@ -1,0 +1,459 @@
+"""Queries: immutable, chainable, lazy, typed per resource.
+
+``Experiment.query().filter(state="ACTIVE").order_by("start_time")`` builds a query; nothing is
+sent until it is iterated (page by page), counted, sliced into a list, or asked for one row.
+The planner (``_planner.py``) decides the REST calls; ``explain()`` shows them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
+
+from ._conditions import And, Condition, Leaf, Ordering, check_leaf, parse_lookup, parse_ordering, unwrap
+from ._evaluate import matches, sort_key
+from ._lookups import (
+    CheckpointLookups,
+    CheckpointOrderKey,
+    ExperimentLookups,
+    ExperimentOrderKey,
+    ModelLookups,
+    ModelOrderKey,
+    ModelVersionLookups,
+    ModelVersionOrderKey,
+    ProjectLookups,
+    ProjectOrderKey,
+    TrialLookups,
+    TrialOrderKey,
+    UserLookups,
+    UserOrderKey,
+    WorkspaceLookups,
+    WorkspaceOrderKey,
+)
+from ._planner import DEFAULT_PAGE_SIZE, Plan, plan_query
+from ._resources._base import Resource
+from ._resources._models import (
+    Checkpoint,
+    Experiment,
+    Model,
+    ModelVersion,
+    Project,
+    Trial,
+    User,
+    Workspace,
+)
+from ._transport import Call
+from .errors import NotFound, QueryError
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+__all__ = [
+    "CheckpointQuery",
+    "Explanation",
+    "ExperimentQuery",
+    "ModelQuery",
+    "ModelVersionQuery",
+    "ProjectQuery",
+    "Query",
+    "TrialQuery",
+    "UserQuery",
+    "WorkspaceQuery",
+]
+
+R = TypeVar("R", bound=Resource)
+
+PREFETCHABLE = {"Experiment": frozenset({"trials"}), "Trial": frozenset({"checkpoints"})}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a query will send: the first page's request(s) and what the client does itself."""
+
+    calls: tuple[Call, ...]
+    paging: str
+    client_side: str | None
+    client_order: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": [c.describe() for c in self.calls],
+            "paging": self.paging,
+            "client_side": self.client_side,
+            "client_order": list(self.client_order),
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        lines = [str(call) for call in self.calls]
+        lines.append(f"paging: {self.paging}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+class Query(Generic[R]):
+    """A lazy, immutable query of one resource type; every method returns a new query."""
+
+    def __init__(
+        self,
+        resource: type[R],
+        session: Session | None = None,
+        *,
+        where: Condition | None = None,
+        order: tuple[Ordering, ...] = (),
+        offset: int = 0,
+        limit: int | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        prefetch: tuple[str, ...] = (),
+    ) -> None:
+        self.resource = resource
+        self._session = session
+        self._where = where
+        self._order = order
+        self._offset = offset
+        self._limit = limit
+        self._page_size = page_size
+        self._prefetch = prefetch
+
+    def _copy(self, **changes: Any) -> Self:
+        state: dict[str, Any] = {
+            "where": self._where, "order": self._order, "offset": self._offset,
+            "limit": self._limit, "page_size": self._page_size, "prefetch": self._prefetch,
+        }  # fmt: skip
+        state.update(changes)
+        return type(self)(self.resource, self._session, **state)
+
+    @property
+    def session(self) -> Session:
+        """The session this query runs in (the default session when none was given)."""
+        from ._session import default_session
+
+        return self._session if self._session is not None else default_session()
+
+    # --- building -------------------------------------------------------------------------
+    def _filter(self, conditions: Sequence[Condition], lookups: dict[str, Any]) -> Self:
+        name = self.resource.__name__
+        parts = [_checked(name, unwrap(c)) for c in conditions]
+        parts += [check_leaf(name, parse_lookup(k, v)) for k, v in lookups.items()]
+        if not parts:
+            return self
+        where = And.of(self._where, *parts) if self._where is not None else And.of(*parts)
+        return self._copy(where=where)
+
+    def _exclude(self, conditions: Sequence[Condition], lookups: dict[str, Any]) -> Self:
+        name = self.resource.__name__
+        parts = [_checked(name, unwrap(c)) for c in conditions]
+        parts += [check_leaf(name, parse_lookup(k, v)) for k, v in lookups.items()]
+        if not parts:
+            return self
+        negated = ~And.of(*parts)
+        where = And.of(self._where, negated) if self._where is not None else negated
+        return self._copy(where=where)
+
+    def _order_by(self, keys: Sequence[str | Ordering]) -> Self:
+        name = self.resource.__name__
+        return self._copy(order=tuple(parse_ordering(name, k) for k in keys))
+
+    def limit(self, count: int | None) -> Self:
+        """Return at most ``count`` rows (None: no limit)."""
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+            raise QueryError(f"limit must be a non-negative int or None, not {count!r}")
+        return self._copy(limit=count)
+
+    def offset(self, count: int) -> Self:
+        """Skip the first ``count`` rows (negative: count back from the end)."""
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise QueryError(f"offset must be an int, not {count!r}")
+        return self._copy(offset=count)
+
+    def page_size(self, size: int) -> Self:
+        """Rows per request when iterating (default 1000)."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise QueryError(f"page_size must be a positive int, not {size!r}")
+        return self._copy(page_size=size)
+
+    def prefetch(self, *relations: str) -> Self:
+        """Load these relationships for each page in one extra request per page."""
+        allowed = PREFETCHABLE.get(self.resource.__name__, frozenset())
+        for relation in relations:
+            if relation not in allowed:
+                raise QueryError(_prefetch_refusal(self.resource.__name__, relation, allowed))
+        return self._copy(prefetch=tuple(dict.fromkeys(self._prefetch + relations)))
+
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Self: ...
+
+    def __getitem__(self, index: int | slice) -> R | Self:
+        if isinstance(index, slice):
+            return self._slice(index)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise QueryError(f"a query is indexed by int or slice, not {index!r}")
+        rows = list(self._copy(offset=self._offset + index, limit=1)) if index >= 0 else []
+        if index < 0:
+            rows = list(self._copy(offset=index, limit=1))
+        if not rows:
+            raise IndexError(f"query index {index} out of range")
+        return rows[0]
+
+    def _slice(self, index: slice) -> Self:
+        if index.step not in (None, 1):
+            raise QueryError("query slices take no step")
+        start, stop = index.start or 0, index.stop
+        if start < 0:
+            if stop is not None:
+                raise QueryError("a negative slice start works only without a stop: q[-10:]")
+            return self._copy(offset=start, limit=None)
+        if stop is not None and stop < 0:
+            raise QueryError("query slices do not take a negative stop")
+        limit = None if stop is None else max(0, stop - start)
+        if self._limit is not None:
+            limit = max(0, min(self._limit - start, limit if limit is not None else self._limit))
+        return self._copy(offset=self._offset + start, limit=limit)
+
+    # --- planning ---------------------------------------------------------------------------
+    def plan(self) -> Plan:
+        """The plan the planner made for this query (no request is sent)."""
+        return plan_query(self)
+
+    def explain(self) -> Explanation:
+        """The exact first-page request(s) and what is left to the client."""
+        plan = self.plan()
+        calls = [plan.first_call()]
+        paging = (
+            "one request"
+            if plan.limit is not None and plan.server_paging and plan.limit <= plan.page_size
+            else "next pages: offset = pagination.endIndex until endIndex >= total"
+        )
+        return Explanation(
+            calls=tuple(calls),
+            paging=paging,
+            client_side=None if plan.residual is None else str(plan.residual),
+            client_order=tuple(str(o) for o in plan.client_order),
+            notes=plan.notes,
+        )
+
+    # --- running ----------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[R]:
+        plan = self.plan()
+        session = self.session
+        if plan.server_paging:
+            yield from session._iterate(plan, self.resource, plan.offset, plan.limit)
+            return
+        rows: Iterator[R] = (
+            obj
+            for obj in session._iterate(plan, self.resource, 0, None)
+            if plan.residual is None or matches(plan.residual, obj)
+        )
+        if plan.client_order:
+            ordered = sorted(rows, key=sort_key(plan.client_order))
+            rows = iter(ordered)
+        if plan.offset < 0:
+            rows = iter(list(rows)[plan.offset :])
+        stop = None if plan.limit is None else max(0, plan.offset) + plan.limit
+        yield from itertools.islice(rows, max(0, plan.offset), stop)
+
+    def all(self) -> list[R]:
+        """Every row (all pages)."""
+        return list(self)
+
+    def first(self) -> R | None:
+        """The first row, or None."""
+        return next(iter(self.limit(1)), None)
+
+    def one(self) -> R:
+        """The only row; raises NotFound when there is none, QueryError when there are several."""
+        rows = list(self.limit(2))
+        if not rows:
+            raise NotFound(
+                method="", path="", status=404, message=f"no {self.resource.__name__} matches the query"
+            )
+        if len(rows) > 1:
+            raise QueryError(f"more than one {self.resource.__name__} matches the query")
+        return rows[0]
+
+    def one_or_none(self) -> R | None:
+        """The only row or None; QueryError when there are several."""
+        rows = list(self.limit(2))
+        if len(rows) > 1:
+            raise QueryError(f"more than one {self.resource.__name__} matches the query")
+        return rows[0] if rows else None
+
+    def count(self) -> int:
+        """How many rows match: one request when the master can filter everything."""
+        plan = self.plan()
+        if plan.server_paging:
+            total = self.session._count(plan)
+            start = total + plan.offset if plan.offset < 0 else plan.offset
+            available = max(0, total - max(0, min(start, total)))
+            return available if plan.limit is None else min(plan.limit, available)
+        return sum(1 for _ in self)
+
+    def exists(self) -> bool:
+        """True when at least one row matches."""
+        return self.first() is not None
+
+    def get(self, key: Any) -> R:
+        """The row with this id (uuid for checkpoints) among this query's rows; NotFound if none."""
+        field = self.resource._key_field
+        row = self._filter((), {field: key}).limit(2).one_or_none()
+        if row is None:
+            raise NotFound(
+                method="", path="", status=404,
+                message=f"no {self.resource.__name__} with {field} {key!r} matches the query",
+            )  # fmt: skip
+        return row
+
+    def __repr__(self) -> str:
+        where = "" if self._where is None else f" where {self._where}"
+        order = "" if not self._order else " order by " + ", ".join(str(o) for o in self._order)
+        return f"<{type(self).__name__}{where}{order}>"
+
+
+def _checked(resource: str, condition: Condition) -> Condition:
+    """Check every leaf of a condition tree, keeping its shape."""
+    from ._conditions import Not, Or
+
+    if isinstance(condition, Leaf):
+        return check_leaf(resource, condition)
+    if isinstance(condition, And):
+        return And(tuple(_checked(resource, c) for c in condition.children))
+    if isinstance(condition, Or):
+        return Or(tuple(_checked(resource, c) for c in condition.children))
+    if isinstance(condition, Not):
+        return Not(_checked(resource, condition.child))
+    raise QueryError(f"not a condition: {condition!r}")
+
+
+def _prefetch_refusal(resource: str, relation: str, allowed: frozenset[str]) -> str:
+    if resource == "Experiment" and relation == "checkpoints":
+        return (
+            "the master has no request that lists the checkpoints of many experiments at once, "
+            "so prefetching them would cost one request per experiment; iterate "
+            "exp.checkpoints explicitly, or prefetch checkpoints on exp.trials (one request)"
+        )
+    can = ", ".join(sorted(allowed)) or "nothing"
+    return f"{resource} queries cannot prefetch {relation!r}; they can prefetch: {can}"
+
+
+# --- typed queries, one per resource ---------------------------------------------------------
+# filter(), exclude() and order_by() are declared with the resource's keywords and field names
+# so that mypy and IDEs check them; the behaviour is the base class's.
+
+
+class ExperimentQuery(Query[Experiment]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[ExperimentLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[ExperimentLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: ExperimentOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
+        return self._order_by(keys)
+
+
+class TrialQuery(Query[Trial]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[TrialLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[TrialLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: TrialOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
+        return self._order_by(keys)
+
+
+class CheckpointQuery(Query[Checkpoint]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[CheckpointLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[CheckpointLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: CheckpointOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
+        return self._order_by(keys)
+
+
+class WorkspaceQuery(Query[Workspace]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[WorkspaceLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[WorkspaceLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: WorkspaceOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
+        return self._order_by(keys)
+
+
+class ProjectQuery(Query[Project]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[ProjectLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[ProjectLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: ProjectOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
+        return self._order_by(keys)
+
+
+class ModelQuery(Query[Model]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[ModelLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[ModelLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: ModelOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
+        return self._order_by(keys)
+
+
+class ModelVersionQuery(Query[ModelVersion]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[ModelVersionLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[ModelVersionLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: ModelVersionOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
+        return self._order_by(keys)
+
+
+class UserQuery(Query[User]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[UserLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[UserLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: UserOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
+        return self._order_by(keys)
+

@@ -1,0 +1,176 @@
+"""The base of user-facing resources: typed data, a link to the session, nothing else.
+
+A resource is a pydantic model with snake_case typed fields. It holds data only: its session
+(held by a private attribute) keeps identity, snapshots and pending edits. Some list endpoints
+return fewer fields than a single GET; fields a resource was not loaded with are absent and
+raise :class:`~detorm.errors.NotLoaded` instead of fetching behind the caller's back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, MutableSet
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic_core import core_schema
+
+from ..errors import ConfigurationError, InvalidValue, NotLoaded
+
+if TYPE_CHECKING:
+    from .._session import Session
+
+__all__ = ["Resource", "TagSet", "construct"]
+
+R = TypeVar("R", bound="Resource")
+
+
+class TagSet(MutableSet[str]):
+    """A set of strings that tells its owner when it changes (experiment tags, model labels).
+
+    Assign a new set or mutate in place (``add``, ``discard``, ``remove``, ``update``, ``|=``);
+    either way the session records the change.
+    """
+
+    __slots__ = ("_items", "_on_change")
+
+    def __init__(self, items: Iterable[str] = ()) -> None:
+        self._items: dict[str, None] = dict.fromkeys(items)
+        self._on_change: Any = None
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise InvalidValue(f"a tag must be a non-empty string, not {value!r}")
+        if value not in self._items:
+            before = frozenset(self._items)
+            self._items[value] = None
+            self._changed(before)
+
+    def discard(self, value: str) -> None:
+        if value in self._items:
+            before = frozenset(self._items)
+            del self._items[value]
+            self._changed(before)
+
+    def _changed(self, before: frozenset[str]) -> None:
+        if self._on_change is not None:
+            self._on_change(before)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(repr(v) for v in self._items) + "}" if self._items else "set()"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (set, frozenset, TagSet)):
+            return set(self._items) == set(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            _validate_tags,
+            serialization=core_schema.plain_serializer_function_ser_schema(sorted),
+        )
+
+
+def _validate_tags(value: Any) -> TagSet:
+    if isinstance(value, TagSet):
+        return TagSet(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidValue(f"tags must be a set of strings, not {type(value).__name__}")
+    items = list(value)
+    bad = [v for v in items if not isinstance(v, str) or not v]
+    if bad:
+        raise InvalidValue(f"every tag must be a non-empty string; got {bad[0]!r}")
+    return TagSet(items)
+
+
+class Resource(BaseModel):
+    """Base of Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion, User."""
+
+    model_config = ConfigDict(
+        validate_assignment=True,
+        arbitrary_types_allowed=True,
+        extra="forbid",
+        protected_namespaces=(),
+        revalidate_instances="never",
+    )
+
+    _session: Session | None = PrivateAttr(default=None)
+
+    # The field that identifies an object on the master ("id" for most, "uuid" for checkpoints).
+    _key_field: ClassVar[str] = "id"
+    # Fields the unit of work can change; anything else is read-only.
+    _editable: ClassVar[frozenset[str]] = frozenset()
+
+    @property
+    def pk(self) -> Any:
+        """The identity of this object on its master (``id``, or ``uuid`` for checkpoints)."""
+        return self.__dict__[self._key_field]
+
+    @property
+    def session(self) -> Session:
+        """The session this object belongs to."""
+        if self._session is None:
+            raise ConfigurationError(f"this {type(self).__name__} is not attached to a session")
+        return self._session
+
+    @property
+    def loaded_fields(self) -> frozenset[str]:
+        """Names of the fields this object holds (others raise NotLoaded)."""
+        return frozenset(name for name in type(self).model_fields if name in self.__dict__)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: a declared field missing from __dict__ was not
+        # loaded by the endpoint this object came from.
+        if name in type(self).model_fields:
+            raise NotLoaded(
+                f"{type(self).__name__}.{name} was not loaded by the request that returned this "
+                f"object; call .refresh() to load every field"
+            )
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def refresh(self: R) -> R:
+        """Re-fetch this object from the master, in place (pending local edits are kept)."""
+        self.session._refresh(self)
+        return self
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        for name in type(self).model_fields:
+            if name in self.__dict__ and name in self._repr_fields():
+                yield name, self.__dict__[name]
+
+    @classmethod
+    def _repr_fields(cls) -> frozenset[str]:
+        return frozenset({"id", "uuid", "name", "state", "version", "username"})
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, Resource)
+        return self.pk == other.pk and self._session is other._session
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.pk))
+
+
+def construct(cls: type[R], values: dict[str, Any], session: Session | None) -> R:
+    """Build a resource from already-typed values without validating them again (fast path).
+
+    Fields absent from ``values`` are "not loaded".
+    """
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", {"_session": session})
+    return obj

@@ -1,0 +1,138 @@
+"""Small immutable value types carried by resources (summary metrics, validations, notes)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .._wire import Timestamp
+from .._wire import _experiments as wx
+
+__all__ = [
+    "CheckpointSummary",
+    "MetricSummary",
+    "Note",
+    "Validation",
+    "group_name",
+    "summary_from_wire",
+]
+
+_SPECIAL: Final = {"NaN": math.nan, "Nan": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# The master keys training and validation summaries by their legacy JSON paths.
+_GROUP_NAMES: Final = {"avg_metrics": "training", "validation_metrics": "validation"}
+
+
+def group_name(wire_key: str) -> str:
+    """``avg_metrics`` -> ``training``, ``validation_metrics`` -> ``validation``, else as is."""
+    return _GROUP_NAMES.get(wire_key, wire_key)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return _SPECIAL.get(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSummary:
+    """One metric's summary over a trial's reports, kept by the master on every report.
+
+    ``min``/``max``/``mean``/``sum``/``count`` exist for numeric metrics only; ``last`` is the
+    value in the newest report (any JSON type; NaN and infinities as floats).
+    """
+
+    type: str
+    count: int | None
+    sum: float | None
+    min: float | None
+    max: float | None
+    mean: float | None
+    last: Any
+
+    @classmethod
+    def from_wire(cls, entry: dict[str, Any]) -> MetricSummary:
+        last = entry.get("last")
+        number = _number(last) if isinstance(last, str) else None
+        count = entry.get("count")
+        return cls(
+            type=str(entry.get("type", "")),
+            count=int(count) if isinstance(count, (int, float)) else None,
+            sum=_number(entry.get("sum")),
+            min=_number(entry.get("min")),
+            max=_number(entry.get("max")),
+            mean=_number(entry.get("mean")),
+            last=number if number is not None else last,
+        )
+
+
+def summary_from_wire(raw: dict[str, Any] | None) -> dict[str, dict[str, MetricSummary]]:
+    """``{"avg_metrics": {"loss": {...}}}`` -> ``{"training": {"loss": MetricSummary}}``."""
+    out: dict[str, dict[str, MetricSummary]] = {}
+    for key, metrics in (raw or {}).items():
+        if isinstance(metrics, dict):
+            out[group_name(key)] = {
+                name: MetricSummary.from_wire(entry)
+                for name, entry in metrics.items()
+                if isinstance(entry, dict)
+            }
+    return out
+
+
+def _metric_values(raw: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: (_number(v) if isinstance(v, str) and v in _SPECIAL else v) for k, v in (raw or {}).items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """A validation of a trial (its best or its latest): when, after how many batches, values."""
+
+    total_batches: int
+    end_time: Timestamp | None
+    metrics: dict[str, Any]
+
+    @classmethod
+    def from_wire(cls, wire: wx.MetricsWorkload | None) -> Validation | None:
+        if wire is None:
+            return None
+        values = wire.metrics.avg_metrics if wire.metrics is not None else None
+        return cls(
+            total_batches=wire.total_batches, end_time=wire.end_time, metrics=_metric_values(values)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSummary:
+    """The checkpoint a trial lists as its best (``Trial.best_checkpoint``)."""
+
+    uuid: str
+    state: str
+    total_batches: int
+    end_time: Timestamp | None
+    resources: dict[str, int]
+    metadata: dict[str, Any]
+
+    @classmethod
+    def from_wire(cls, wire: wx.CheckpointWorkload | None) -> CheckpointSummary | None:
+        if wire is None or not wire.uuid:
+            return None
+        return cls(
+            uuid=wire.uuid,
+            state=wire.state.short,
+            total_batches=wire.total_batches,
+            end_time=wire.end_time,
+            resources=dict(wire.resources),
+            metadata=dict(wire.metadata or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A project note: a name and its markdown contents."""
+
+    name: str
+    contents: str

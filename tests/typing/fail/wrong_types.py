@@ -1,0 +1,9 @@
+"""Typed attributes and results."""
+
+from detorm import Experiment
+
+exp = Experiment.query().first()
+assert exp is not None
+name: int = exp.name  # E: Incompatible types in assignment (expression has type "str", variable has type "int")
+count: str = Experiment.query().count()  # E: Incompatible types in assignment (expression has type "int", variable has type "str")
+exp.trials.filter(state="ACTIVE").order_by("-nope")  # E: Argument 1 to "order_by" of "TrialQuery" has incompatible type
