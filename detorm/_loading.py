@@ -30,10 +30,27 @@ RowLoader = Callable[["Session", Any], Resource]
 
 def _search_experiment(session: Session, row: w.SearchExperimentExperiment) -> Resource:
     # The search returns each experiment's best trial, complete: keep it in the identity map.
-    if row.best_trial is not None:
-        session.merge(Trial, Trial.values_from_wire(row.best_trial))
     assert row.experiment is not None
-    return session.merge(Experiment, Experiment.values_from_wire(row.experiment, listed=True))
+    experiment = session.merge(Experiment, Experiment.values_from_wire(row.experiment, view="search"))
+    if row.best_trial is not None:
+        _trial(session, row.best_trial)
+    return experiment
+
+
+def trial_values(session: Session, values: dict[str, Any]) -> dict[str, Any]:
+    """Fill a trial's searcher metric from its best validation when the master left it out."""
+    best = values.get("best_validation")
+    if values.get("searcher_metric_value") is None and best is not None:
+        experiment = session.identity.get(Experiment, values["experiment_id"])
+        if experiment is not None and "searcher_metric" in experiment.__dict__:
+            value = best.metrics.get(experiment.searcher_metric)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values["searcher_metric_value"] = float(value)
+    return values
+
+
+def _trial(session: Session, row: w.Trial) -> Resource:
+    return session.merge(Trial, trial_values(session, Trial.values_from_wire(row)))
 
 
 def _model_version(session: Session, row: w.ModelVersion) -> Resource:
@@ -45,9 +62,9 @@ def _model_version(session: Session, row: w.ModelVersion) -> Resource:
 
 
 ROW_LOADERS: Final[dict[str, RowLoader]] = {
-    "GetExperiments": lambda s, r: s.merge(Experiment, Experiment.values_from_wire(r, listed=True)),
+    "GetExperiments": lambda s, r: s.merge(Experiment, Experiment.values_from_wire(r, view="list")),
     "SearchExperiments": _search_experiment,
-    "GetExperimentTrials": lambda s, r: s.merge(Trial, Trial.values_from_wire(r)),
+    "GetExperimentTrials": _trial,
     "SearchRuns": lambda s, r: s.merge(Trial, Trial.values_from_run(r)),
     "GetExperimentCheckpoints": lambda s, r: s.merge(Checkpoint, Checkpoint.values_from_wire(r)),
     "GetTrialCheckpoints": lambda s, r: s.merge(Checkpoint, Checkpoint.values_from_wire(r)),
@@ -61,7 +78,7 @@ ROW_LOADERS: Final[dict[str, RowLoader]] = {
 
 def _experiment(response: w.GetExperimentResponse) -> dict[str, Any]:
     assert response.experiment is not None
-    return Experiment.values_from_wire(response.experiment, listed=False)
+    return Experiment.values_from_wire(response.experiment, view="single")
 
 
 def single_fetch(
@@ -113,3 +130,22 @@ def single_fetch(
             lambda r: User.values_from_wire(r.user),
         )  # fmt: skip
     raise QueryError(f"{name} cannot be fetched by key")
+
+
+def patched_values(cls: type[Resource], content: bytes) -> dict[str, Any]:
+    """The values of the object a PATCH answered with."""
+    name = cls.__name__
+    if name == "Experiment":
+        experiment = w.ExperimentResponse.model_validate_json(content).experiment
+        assert experiment is not None
+        return Experiment.values_from_wire(experiment, view="single")
+    if name == "Project":
+        return Project.values_from_wire(w.ProjectResponse.model_validate_json(content).project)  # type: ignore[arg-type]
+    if name == "Workspace":
+        return Workspace.values_from_wire(w.WorkspaceResponse.model_validate_json(content).workspace)  # type: ignore[arg-type]
+    if name == "Model":
+        return Model.values_from_wire(w.ModelResponse.model_validate_json(content).model)  # type: ignore[arg-type]
+    if name == "ModelVersion":
+        version = w.ModelVersionResponse.model_validate_json(content).model_version
+        return ModelVersion.values_from_wire(version)  # type: ignore[arg-type]
+    raise QueryError(f"{name} is not patched")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
 from ._conditions import And, Condition, Leaf, Ordering, check_leaf, parse_lookup, parse_ordering, unwrap
+from ._edits import BulkResult
 from ._evaluate import matches, sort_key
 from ._lookups import (
     CheckpointLookups,
@@ -117,6 +118,12 @@ class Query(Generic[R]):
         self._limit = limit
         self._page_size = page_size
         self._prefetch = prefetch
+        # Set on a relationship's query (exp.trials): prefetched children answer it directly.
+        self._children_of: tuple[str, Any, str] | None = None
+
+    def _as_children(self, parent: Resource, relation: str) -> Self:
+        self._children_of = (type(parent).__name__, parent.pk, relation)
+        return self
 
     def _copy(self, **changes: Any) -> Self:
         state: dict[str, Any] = {
@@ -240,6 +247,11 @@ class Query(Generic[R]):
 
     # --- running ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[R]:
+        if self._children_of is not None:
+            children = self.session._loaded_children(self._children_of)
+            if children is not None:
+                yield from children  # type: ignore[misc]
+                return
         plan = self.plan()
         session = self.session
         if plan.server_paging:
@@ -358,6 +370,36 @@ class ExperimentQuery(Query[Experiment]):
     def order_by(self, *keys: ExperimentOrderKey | Ordering) -> Self:
         """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
         return self._order_by(keys)
+
+    # Bulk actions: one request with the query's filter when the bulk endpoints' filters can
+    # express it exactly, else the matching ids are read first. Each returns per-id results.
+    def archive(self) -> BulkResult:
+        """Archive every match (terminal experiments only, as on the master)."""
+        return self.session._bulk(self, "archive")
+
+    def unarchive(self) -> BulkResult:
+        return self.session._bulk(self, "unarchive")
+
+    def pause(self) -> BulkResult:
+        return self.session._bulk(self, "pause")
+
+    def activate(self) -> BulkResult:
+        return self.session._bulk(self, "activate")
+
+    def cancel(self) -> BulkResult:
+        return self.session._bulk(self, "cancel")
+
+    def kill(self) -> BulkResult:
+        return self.session._bulk(self, "kill")
+
+    def delete(self) -> BulkResult:
+        """Delete every match (terminal experiments; the master finishes deleting later)."""
+        return self.session._bulk(self, "delete")
+
+    def move_to(self, project: Project | int) -> BulkResult:
+        """Move every match to ``project`` (one request)."""
+        destination = project.id if isinstance(project, Project) else project
+        return self.session._bulk(self, "move", destination)
 
 
 class TrialQuery(Query[Trial]):

@@ -7,17 +7,24 @@ explicit one. A session is a context manager that closes its connection pool.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from . import _auth
 from . import _wire as w
+from ._edits import BulkAction, BulkResult, Change, FlushPlan, plan_bulk
+from ._cache import DiskCache, default_cache_dir
 from ._identity import IdentityMap
-from ._loading import ROW_LOADERS, single_fetch
-from ._planner import Plan, Source, prefetch_trials_call
+from ._loading import ROW_LOADERS, single_fetch, trial_values
+from ._metrics import MetricsStream
+from ._conditions import FieldRef, Leaf
+from ._planner import EXPERIMENT_TREE, Plan, Source, TreeCompiler, encode_filter, prefetch_trials_call
 from ._query import (
     CheckpointQuery,
     ExperimentQuery,
@@ -29,7 +36,7 @@ from ._query import (
     UserQuery,
     WorkspaceQuery,
 )
-from ._resources._base import Resource, TagSet, construct
+from ._resources._base import Resource, TagSet, TrackedDict, construct
 from ._resources._models import (
     Checkpoint,
     Experiment,
@@ -40,6 +47,7 @@ from ._resources._models import (
     User,
     Workspace,
 )
+from ._unit_of_work import UnitOfWork
 from ._transport import NO_RETRY, Call, RetryPolicy, Transport
 from .errors import ConfigurationError, Forbidden, NotFound, Unauthenticated
 
@@ -71,6 +79,7 @@ class Session:
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 16,
+        cache: bool | str | os.PathLike[str] = True,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
@@ -92,12 +101,18 @@ class Session:
         )  # fmt: skip
         self._transport.on_unauthenticated = self._login_again
         self.identity = IdentityMap()
+        self._uow = UnitOfWork(self)
+        self._collections: dict[tuple[str, Any, str], list[Resource]] = {}
         self._lock = threading.RLock()
         self._username = self._credentials.username
         if self._credentials.token is not None:
             self._transport.token = self._credentials.token
         else:
             self._login()
+        self._cache_enabled = cache is not False
+        who = self._username or "token-" + hashlib.sha256((self._transport.token or "").encode()).hexdigest()[:12]
+        directory = None if isinstance(cache, bool) else Path(cache)
+        self.cache = DiskCache(directory or default_cache_dir(env), namespace=(self.master, who))
 
     # --- authentication -------------------------------------------------------------------
     @property
@@ -155,9 +170,10 @@ class Session:
 
     # --- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the connection pool (and stop being the default session)."""
+        """Close the connection pool and the disk cache (and stop being the default session)."""
         global _default
         self._transport.close()
+        self.cache.close()
         with _default_lock:
             if _default is self:
                 _default = None
@@ -213,7 +229,7 @@ class Session:
         An object already in the identity map with every field loaded is returned as is.
         """
         existing = self.identity.get(resource, key)
-        if existing is not None and len(existing.loaded_fields) == len(resource.model_fields):
+        if existing is not None and existing._fetched:
             return existing
         return self._fetch(resource, key)
 
@@ -225,16 +241,22 @@ class Session:
     def _fetch(self, resource: type[R], key: Any) -> R:
         call, response_type, values_of = single_fetch(resource, key)
         response = response_type.model_validate_json(self._transport.send(call).content)
-        return self.merge(resource, values_of(response))
+        obj = self.merge(resource, self._completed(resource, values_of(response)))
+        obj._fetched = True
+        return obj
+
+    def _completed(self, resource: type[Resource], values: dict[str, Any]) -> dict[str, Any]:
+        return trial_values(self, values) if resource is Trial else values
 
     def _refresh(self, obj: Resource) -> None:
         key = (obj.model_id, obj.version) if isinstance(obj, ModelVersion) else obj.pk
         call, response_type, values_of = single_fetch(type(obj), key)
         response = response_type.model_validate_json(self._transport.send(call).content)
-        values = values_of(response)
+        values = self._completed(type(obj), values_of(response))
         if obj.pk != values.get(obj._key_field):
             raise NotFound(method="GET", path=call.path, status=404, message="the object changed identity")
         self._apply(obj, values)
+        obj._fetched = True
 
     # --- identity map -----------------------------------------------------------------------
     def merge(self, resource: type[R], values: dict[str, Any]) -> R:
@@ -264,19 +286,141 @@ class Session:
         self._watch(obj)
 
     def _watch(self, obj: Resource) -> None:
-        for name, value in obj.__dict__.items():
+        """Link the object's mutable containers to the unit of work (in-place edits count)."""
+        editable = type(obj)._editable
+        for name, value in list(obj.__dict__.items()):
             if isinstance(value, TagSet):
-                value._on_change = _TagWatcher(self, obj, name)
+                value._on_change = _Watcher(self, obj, name)
+            elif name in editable and isinstance(value, dict):
+                tracked = value if isinstance(value, TrackedDict) else TrackedDict(value)
+                tracked._on_change = _Watcher(self, obj, name)
+                obj.__dict__[name] = tracked
 
-    # Hooks of the unit of work (see _unit_of_work.py); reads only need the defaults.
+    # --- data-heavy reads ------------------------------------------------------------------
+    def metrics(
+        self, trials: Iterable[Trial | int] | TrialQuery, group: str = "validation", *, cache: bool = True
+    ) -> MetricsStream:
+        """The reports of ``group`` for many trials, read in one streamed request.
+
+        ``trials`` is a list of trials or trial ids, or a trial query (run first). Reports of
+        finished trials come from the disk cache when there (``cache=False`` skips it).
+        """
+        chosen = list(trials)
+        return MetricsStream(self, chosen, group, cache=cache and self._cache_enabled)
+
+    def _load_best_trial(self, experiment: Experiment) -> None:
+        """One experiments search for this id: it carries bestTrialId and the best trial."""
+        node = TreeCompiler("Experiment", EXPERIMENT_TREE, "").exact(
+            Leaf(FieldRef("column", "id"), "exact", experiment.id)
+        )
+        body = {"filter": encode_filter(node, show_archived=True), "offset": 0, "limit": 1}
+        response = self._transport.send(Call("POST", "/api/v1/experiments-search", body=body))
+        rows = w.SearchExperimentsResponse.model_validate_json(response.content).experiments
+        if not rows:
+            raise NotFound(method="POST", path="/api/v1/experiments-search", status=404,
+                           message=f"experiment {experiment.id} not found")  # fmt: skip
+        ROW_LOADERS["SearchExperiments"](self, rows[0])
+
+    def _trial_states(self, trial_ids: list[int]) -> dict[int, bool]:
+        """Whether each trial is finished (one runs search); unknown ids count as not."""
+        query = Trial.query(self).filter(id__in=trial_ids)
+        return {t.id: t.state.is_terminal for t in query}
+
+    # --- unit of work ------------------------------------------------------------------------
+    @property
+    def dirty(self) -> list[Resource]:
+        """Objects with edits not yet sent."""
+        return self._uow.dirty
+
+    def pending(self, *objects: Resource) -> FlushPlan:
+        """The exact calls the next commit will make (for ``objects`` only, if given)."""
+        return self._uow.plan(objects or None)
+
+    def commit(self, *objects: Resource) -> list[Change]:
+        """Send pending edits (of ``objects`` only, if given); return the applied changes.
+
+        Raises :class:`~detorm.errors.CommitError` when some changes failed: those stay pending
+        (and are retried by the next commit), the others are applied and cleared.
+        """
+        return self._uow.commit(objects or None)
+
+    def rollback(self, *objects: Resource) -> None:
+        """Undo pending edits (of ``objects`` only, if given): back to the last server state."""
+        self._uow.rollback(objects or None)
+
+    def begin(self) -> AbstractContextManager[None]:
+        """``with session.begin():`` commits on success and rolls back on an exception."""
+        return self._uow.begin()
+
     def _pending_fields(self, obj: Resource) -> frozenset[str]:
-        return frozenset()
+        return self._uow.pending_fields(obj)
 
     def _server_value_changed(self, obj: Resource, name: str, value: Any) -> None:
-        pass
+        self._uow.server_value(obj, name, value)
 
     def _record_edit(self, obj: Resource, name: str, old: Any) -> None:
-        pass
+        self._uow.record(obj, name, old)
+        self._watch(obj)
+
+    # --- actions --------------------------------------------------------------------------
+    def _bulk(self, query: Query[Any], action: BulkAction, destination: int | None = None) -> BulkResult:
+        """Run a bulk experiment action over a query's matches (by filters when they fit)."""
+        sliced = bool(query._order) or query._limit is not None or query._offset != 0
+        plan = plan_bulk(query._where, action, ordered_or_sliced=sliced, destination=destination)
+        ids: list[int] = []
+        if plan.filters is None:
+            ids = [e.pk for e in query]
+            if not ids:
+                return BulkResult(action, {})
+        response = self._transport.send(plan.call(ids))
+        results = w.BulkActionResponse.model_validate_json(response.content).results
+        outcome = BulkResult(action, {r.id: r.error for r in results})
+        self._after_action(action, outcome.succeeded, destination)
+        return outcome
+
+    def _experiment_action(self, experiment: Resource, action: BulkAction, destination: int | None = None) -> None:
+        """A single-experiment action; the master answers with an HTTP error on failure."""
+        base = f"/api/v1/experiments/{experiment.pk}"
+        if action == "delete":
+            call = Call("DELETE", base)
+        elif action == "move":
+            call = Call("POST", base + "/move", body={"experimentId": experiment.pk, "destinationProjectId": destination})
+        else:
+            call = Call("POST", f"{base}/{action}")
+        self._transport.send(call)
+        self._after_action(action, [experiment.pk], destination)
+
+    def _after_action(self, action: BulkAction, ids: list[int], destination: int | None) -> None:
+        """Reflect an applied action in the objects this session holds."""
+        loaded = [e for e in (self.identity.get(Experiment, i) for i in ids) if e is not None]
+        if not loaded:
+            return
+        if action in ("archive", "unarchive"):
+            for exp in loaded:
+                self._confirmed_value(exp, "archived", action == "archive")
+        elif action == "move" and destination is not None:
+            for exp in loaded:
+                self._confirmed_value(exp, "project_id", destination)
+                self._uow._after_move(Change("Experiment", exp.pk, "project_id", None, destination, exp))
+        elif action == "delete":
+            for exp in loaded:
+                exp.__dict__["state"] = w.ExperimentState.DELETING  # deletion finishes later
+        else:
+            # pause, activate, cancel, kill: the master moves the state on its own schedule.
+            query = Experiment.query(self).filter(id__in=[e.pk for e in loaded])
+            for _ in query:
+                pass
+
+    def _confirmed_value(self, obj: Resource, name: str, value: Any) -> None:
+        if name in self._uow.pending_fields(obj):
+            self._uow.server_value(obj, name, value)
+        else:
+            obj.__dict__[name] = value
+
+    def _forget_collections(self, parent: str) -> None:
+        """Prefetched children of ``parent`` objects are stale after a move."""
+        for key in [k for k in self._collections if k[0] == parent]:
+            del self._collections[key]
 
     # --- executing plans ----------------------------------------------------------------------
     def _page(self, source: Source, offset: int, limit: int) -> tuple[list[Any], w.Pagination]:
@@ -327,48 +471,45 @@ class Session:
             "Trial", "SearchRuns", "POST", "/api/v1/runs", "sql", w.SearchRunsResponse, "runs",
             body=prefetch_trials_call(experiment_ids, page_size).body, partial=True,
         )  # fmt: skip
-        by_experiment: dict[int, list[int]] = {e: [] for e in experiment_ids}
+        by_experiment: dict[int, list[Resource]] = {e: [] for e in experiment_ids}
         offset = 0
         while True:
             rows, pagination = self._page(source, offset, max(page_size, 4 * len(experiment_ids)))
             for row in rows:
                 trial = ROW_LOADERS["SearchRuns"](self, row)
-                by_experiment.setdefault(trial.experiment_id, []).append(trial.id)
+                by_experiment.setdefault(trial.experiment_id, []).append(trial)
             if not rows or pagination.end_index >= pagination.total:
                 break
             offset = pagination.end_index
-        for experiment_id, trial_ids in by_experiment.items():
-            self._loaded_collections[("Experiment", experiment_id, "trials")] = sorted(trial_ids)
+        for experiment_id, trials in by_experiment.items():
+            self._collections[("Experiment", experiment_id, "trials")] = trials
 
     def _prefetch_checkpoints(self, trials: list[Resource]) -> None:
         experiments = {t.experiment_id for t in trials}
-        by_trial: dict[int, list[str]] = {t.pk: [] for t in trials}
+        by_trial: dict[int, list[Resource]] = {t.pk: [] for t in trials}
         for experiment_id in experiments:
             for checkpoint in Checkpoint.query(self).filter(experiment_id=experiment_id):
                 if checkpoint.trial_id in by_trial:
-                    by_trial[checkpoint.trial_id].append(checkpoint.uuid)
-        for trial_id, uuids in by_trial.items():
-            self._loaded_collections[("Trial", trial_id, "checkpoints")] = uuids
+                    by_trial[checkpoint.trial_id].append(checkpoint)
+        for trial_id, checkpoints in by_trial.items():
+            self._collections[("Trial", trial_id, "checkpoints")] = checkpoints
 
-    @property
-    def _loaded_collections(self) -> dict[tuple[str, Any, str], list[Any]]:
-        collections: dict[tuple[str, Any, str], list[Any]] | None = getattr(self, "_collections", None)
-        if collections is None:
-            collections = {}
-            self._collections = collections
-        return collections
+    def _loaded_children(self, key: tuple[str, Any, str]) -> list[Resource] | None:
+        """Children a prefetch loaded for this relationship (None when not prefetched)."""
+        return self._collections.get(key)
 
 
-class _TagWatcher:
-    """Tells the session that a tag set of an object changed (for the unit of work)."""
+class _Watcher:
+    """Tells the session that a tag set or metadata dict of an object changed in place."""
 
     __slots__ = ("_session", "_obj", "_name")
 
     def __init__(self, session: Session, obj: Resource, name: str) -> None:
         self._session, self._obj, self._name = session, obj, name
 
-    def __call__(self, before: frozenset[str]) -> None:
-        self._session._record_edit(self._obj, self._name, TagSet(before))
+    def __call__(self, before: Any) -> None:
+        old = TagSet(before) if isinstance(self._obj.__dict__.get(self._name), TagSet) else before
+        self._session._record_edit(self._obj, self._name, old)
 
 
 def connect(

@@ -16,7 +16,10 @@
     │   ├── NotFound            404
     │   ├── Conflict            409
     │   └── ServerError         5xx
-    └── CommitError             some changes of a flush failed (they stay pending)
+    ├── CommitError             some changes of a flush failed (they stay pending)
+    ├── BulkActionError         a bulk action failed for some experiments
+    ├── DownloadError           a download that cannot be done (checkpoint state, storage)
+    └── UnsafeArchive           an archive that would write outside its destination
 
 Messages name what was asked (method and path), what the master said (status, gRPC reason and
 message) and, where it helps, what to do. They never contain a token or a password.
@@ -33,10 +36,12 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "BadRequest",
+    "BulkActionError",
     "CommitError",
     "ConfigurationError",
     "Conflict",
     "DetormError",
+    "DownloadError",
     "Forbidden",
     "InvalidValue",
     "NotFound",
@@ -46,6 +51,7 @@ __all__ = [
     "StreamInterrupted",
     "TransportError",
     "Unauthenticated",
+    "UnsafeArchive",
 ]
 
 
@@ -169,3 +175,33 @@ class CommitError(DetormError):
         lines += [f"  FAILED {change}: {error}" for change, error in self.failed]
         lines += [f"  applied {change}" for change in self.applied]
         super().__init__("\n".join(lines))
+
+
+class BulkActionError(DetormError):
+    """A bulk action (``query.archive()``...) that failed for some experiments.
+
+    ``failed`` maps each failed id to the master's message; ``succeeded`` lists the others.
+    """
+
+    def __init__(self, action: str, failed: dict[int, str], succeeded: Sequence[int]) -> None:
+        self.action = action
+        self.failed = dict(failed)
+        self.succeeded = list(succeeded)
+        lines = [f"{action} failed for {len(self.failed)} experiment(s), {len(self.succeeded)} succeeded:"]
+        lines += [f"  {key}: {message}" for key, message in sorted(self.failed.items())]
+        super().__init__("\n".join(lines))
+
+
+class DownloadError(DetormError):
+    """A download that cannot be done: a checkpoint that is not COMPLETED or PARTIALLY_DELETED,
+    storage that cannot be read directly, an experiment without code..."""
+
+
+class UnsafeArchive(DetormError):
+    """An archive member that would land outside the destination: an absolute path, ``..``, a
+    link leaving the destination, a device file. Nothing of the archive was kept."""
+
+    def __init__(self, member: str, reason: str) -> None:
+        self.member = member
+        self.reason = reason
+        super().__init__(f"refused to extract {member!r}: {reason}")

@@ -59,8 +59,11 @@ def login(url: str, username: str = "determined", password: str = "") -> httpx.C
 @pytest.fixture
 def api(local_master: LocalMaster) -> Iterator[httpx.Client]:
     """An httpx client logged in as ``determined`` to a fresh detorm.local."""
-    with login(local_master.url) as client:
+    client = login(local_master.url)  # already open: `with` would try to open it again
+    try:
         yield client
+    finally:
+        client.close()
 
 
 def error_of(response: httpx.Response) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, MutableSet
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import core_schema
 
 from ..errors import ConfigurationError, InvalidValue, NotLoaded
@@ -19,7 +19,7 @@ from ..errors import ConfigurationError, InvalidValue, NotLoaded
 if TYPE_CHECKING:
     from .._session import Session
 
-__all__ = ["Resource", "TagSet", "construct"]
+__all__ = ["Resource", "TagSet", "TrackedDict", "construct"]
 
 R = TypeVar("R", bound="Resource")
 
@@ -82,6 +82,49 @@ class TagSet(MutableSet[str]):
         )
 
 
+class TrackedDict(dict[str, Any]):
+    """A metadata dict that tells its owner about top-level changes (``d[k] = v``, ``del``,
+    ``update``...). Changes nested deeper are not seen: reassign the key, or the whole dict."""
+
+    __slots__ = ("_on_change",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_change: Any = None
+
+    def _edit(self, apply: Any) -> Any:
+        before = dict(self)
+        result = apply()
+        if self._on_change is not None and dict(self) != before:
+            self._on_change(before)
+        return result
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._edit(lambda: super(TrackedDict, self).__setitem__(key, value))
+
+    def __delitem__(self, key: str) -> None:
+        self._edit(lambda: super(TrackedDict, self).__delitem__(key))
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._edit(lambda: super(TrackedDict, self).update(*args, **kwargs))
+
+    def pop(self, key: str, *default: Any) -> Any:
+        return self._edit(lambda: super(TrackedDict, self).pop(key, *default))
+
+    def popitem(self) -> tuple[str, Any]:
+        item: tuple[str, Any] = self._edit(lambda: super(TrackedDict, self).popitem())
+        return item
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        return self._edit(lambda: super(TrackedDict, self).setdefault(key, default))
+
+    def clear(self) -> None:
+        self._edit(lambda: super(TrackedDict, self).clear())
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self),))
+
+
 def _validate_tags(value: Any) -> TagSet:
     if isinstance(value, TagSet):
         return TagSet(value)
@@ -106,6 +149,8 @@ class Resource(BaseModel):
     )
 
     _session: Session | None = PrivateAttr(default=None)
+    # True once a single-object GET filled the object (list rows may lack some fields).
+    _fetched: bool = PrivateAttr(default=False)
 
     # The field that identifies an object on the master ("id" for most, "uuid" for checkpoints).
     _key_field: ClassVar[str] = "id"
@@ -144,6 +189,44 @@ class Resource(BaseModel):
         self.session._refresh(self)
         return self
 
+    def save(self) -> None:
+        """Send this object's pending edits now (``session.commit()`` sends everyone's)."""
+        self.session.commit(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        cls = type(self)
+        if name.startswith("_"):
+            super().__setattr__(name, value)  # private attributes (the session link)
+            return
+        if name not in cls.model_fields:
+            if isinstance(getattr(cls, name, None), property):
+                object.__setattr__(self, name, value)  # a relationship setter (exp.project = p)
+                return
+            raise AttributeError(f"{cls.__name__} has no attribute {name!r}")
+        if name not in cls._editable:
+            editable = ", ".join(sorted(cls._editable)) or "nothing"
+            raise AttributeError(
+                f"{cls.__name__}.{name} is read-only; editable fields: {editable}"
+            )
+        old = self.__dict__.get(name)
+        try:
+            self.__pydantic_validator__.validate_assignment(self, name, value)
+        except ValidationError as err:
+            message = err.errors()[0]["msg"]
+            raise InvalidValue(f"{cls.__name__}.{name} = {value!r}: {message}") from None
+        try:
+            self._check(name, self.__dict__[name])
+        except InvalidValue:
+            self.__dict__[name] = old
+            raise
+        if self._session is not None:
+            self._session._record_edit(self, name, old)
+
+    def _check(self, name: str, value: Any) -> None:
+        """Refuse values the master would refuse (subclasses add their rules)."""
+        if name == "name" and (not isinstance(value, str) or not value.strip()):
+            raise InvalidValue(f"{type(self).__name__}.name cannot be empty or blank")
+
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         for name in type(self).model_fields:
             if name in self.__dict__ and name in self._repr_fields():
@@ -172,5 +255,5 @@ def construct(cls: type[R], values: dict[str, Any], session: Session | None) -> 
     object.__setattr__(obj, "__dict__", values)
     object.__setattr__(obj, "__pydantic_fields_set__", set(values))
     object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", {"_session": session})
+    object.__setattr__(obj, "__pydantic_private__", {"_session": session, "_fetched": False})
     return obj

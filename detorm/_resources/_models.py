@@ -7,11 +7,17 @@ session's identity map, fetching a missing object once per session.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+import json
+import os
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from .._wire import (
     CheckpointState,
     ExperimentState,
+    LogLevel,
     Timestamp,
     TrialState,
     WorkspaceState,
@@ -19,6 +25,7 @@ from .._wire import (
 from .._wire import _common as wc
 from .._wire import _experiments as wx
 from .._wire import _registry as wr
+from ..errors import InvalidValue
 from ._base import Resource, TagSet
 from ._values import CheckpointSummary, MetricSummary, Note, Validation, summary_from_wire
 
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
         UserQuery,
         WorkspaceQuery,
     )
+    from .._logs import LogEntry
+    from .._metrics import MetricsStream
     from .._session import Session
 
 __all__ = [
@@ -51,6 +60,14 @@ def _queries() -> Any:
     from .. import _query
 
     return _query
+
+
+def _check_json_object(where: str, value: Any) -> None:
+    """Metadata travels as a google.protobuf.Struct: a JSON object with string keys."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise InvalidValue(f"{where} must be JSON (a dict of str to JSON values): {err}") from None
 
 
 def _default(session: Session | None) -> Session:
@@ -176,8 +193,17 @@ class Project(Resource):
 
     @property
     def workspace(self) -> Workspace:
-        """The workspace holding this project (from the identity map; fetched once)."""
+        """The workspace holding this project (identity map; fetched once). Assign to move it."""
         return _default(self._session).resolve(Workspace, self.workspace_id)
+
+    @workspace.setter
+    def workspace(self, workspace: Workspace | int) -> None:
+        self.workspace_id = workspace.id if isinstance(workspace, Workspace) else workspace
+
+    def _check(self, name: str, value: Any) -> None:
+        super()._check(name, value)
+        if name == "notes" and not all(isinstance(n, Note) for n in value):
+            raise InvalidValue("Project.notes must be a sequence of detorm.Note(name, contents)")
 
     @property
     def experiments(self) -> ExperimentQuery:
@@ -255,25 +281,96 @@ class Experiment(Resource):
 
     @property
     def project(self) -> Project:
-        """The experiment's project (identity map; fetched once)."""
+        """The experiment's project (identity map; fetched once). Assign one to move it."""
         return _default(self._session).resolve(Project, self.project_id)
+
+    @project.setter
+    def project(self, project: Project | int) -> None:
+        self.project_id = project.id if isinstance(project, Project) else project
+
+    def _check(self, name: str, value: Any) -> None:
+        super()._check(name, value)
+        # Rules of expconf resources (pkg/model/experiment_config.go).
+        if name == "priority" and not (isinstance(value, int) and 0 < value < 100):
+            raise InvalidValue("Experiment.priority must be greater than 0 and less than 100")
+        if name == "weight" and not (isinstance(value, (int, float)) and value > 0):
+            raise InvalidValue("Experiment.weight must be > 0")
+        if name == "max_slots" and not (isinstance(value, int) and value >= 0):
+            raise InvalidValue("Experiment.max_slots must be an int >= 0")
+        if name in ("priority", "weight", "max_slots") and value is None:
+            raise InvalidValue(f"Experiment.{name} cannot be unset once set")
 
     @property
     def trials(self) -> TrialQuery:
         """The experiment's trials (lazy)."""
-        return Trial.query(self._session).filter(experiment_id=self.id)
+        return Trial.query(self._session).filter(experiment_id=self.id)._as_children(self, "trials")
+
+    # Actions are sent at once (the unit of work is for attribute edits); the object follows.
+    def archive(self) -> None:
+        """Archive this experiment (it must be in a terminal state)."""
+        self.session._experiment_action(self, "archive")
+
+    def unarchive(self) -> None:
+        self.session._experiment_action(self, "unarchive")
+
+    def pause(self) -> None:
+        self.session._experiment_action(self, "pause")
+
+    def activate(self) -> None:
+        self.session._experiment_action(self, "activate")
+
+    def cancel(self) -> None:
+        self.session._experiment_action(self, "cancel")
+
+    def kill(self) -> None:
+        self.session._experiment_action(self, "kill")
+
+    def delete(self) -> None:
+        """Delete this experiment (terminal states only; the master finishes it later)."""
+        self.session._experiment_action(self, "delete")
+
+    def move_to(self, project: Project | int) -> None:
+        """Move this experiment to ``project`` now."""
+        destination = project.id if isinstance(project, Project) else project
+        self.session._experiment_action(self, "move", destination)
+
+    def best_trial(self) -> Trial | None:
+        """The trial with the best searcher metric, or None (one request unless known).
+
+        Only the experiments search reports the best trial: an experiment read by a search
+        already knows it (``best_trial_id``); otherwise one search for this experiment asks.
+        """
+        session = _default(self._session)
+        if "best_trial_id" not in self.__dict__:
+            session._load_best_trial(self)
+        if self.best_trial_id is None:
+            return None
+        return session.resolve(Trial, self.best_trial_id)
 
     @property
     def checkpoints(self) -> CheckpointQuery:
         """The experiment's checkpoints (lazy)."""
         return Checkpoint.query(self._session).filter(experiment_id=self.id)
 
+    def download_code(self, path: str | os.PathLike[str]) -> Path:
+        """Extract the experiment's code (its model definition) into ``path``, safely."""
+        from .._download import download_code
+
+        return download_code(_default(self._session), self, path)
+
     # Fields a list endpoint does not send: GetExperiments and SearchExperiments replace notes
     # with "omitted", leave trialIds empty and send no originalConfig (getExperimentColumns).
     LIST_OMITS: ClassVar[frozenset[str]] = frozenset({"trial_ids", "original_config"})
 
     @staticmethod
-    def values_from_wire(wire: wx.Experiment, *, listed: bool) -> dict[str, Any]:
+    def values_from_wire(
+        wire: wx.Experiment, *, view: Literal["list", "search", "single"]
+    ) -> dict[str, Any]:
+        """Values of an experiment as one of the master's three views sent it.
+
+        Only SearchExperiments selects ``bestTrialId``; lists omit trial ids, the original
+        config and notes; the single view omits what its config does not hold.
+        """
         config = wire.config or {}
         resources = config.get("resources") or {}
         values: dict[str, Any] = {
@@ -299,14 +396,38 @@ class Experiment(Resource):
             "priority": resources.get("priority"), "weight": resources.get("weight"),
             "max_slots": resources.get("max_slots"),
         }  # fmt: skip
-        if listed:
+        if view != "search":
+            del values["best_trial_id"]
+        if view != "single":
             for name in Experiment.LIST_OMITS:
                 del values[name]
             if wire.notes == "omitted":
                 del values["notes"]
             if wire.best_trial_searcher_metric is None:
                 del values["best_trial_searcher_metric"]
+        else:
+            Experiment._complete_single_view(values, config)
         return values
+
+    @staticmethod
+    def _complete_single_view(values: dict[str, Any], config: dict[str, Any]) -> None:
+        # The single-experiment view (getExperimentTx) leaves displayName, searcherMetric,
+        # hyperparameters and duration unset: read what the config holds, defer the rest.
+        searcher = config.get("searcher") or {}
+        if not values["searcher_metric"] and isinstance(searcher, dict):
+            values["searcher_metric"] = str(searcher.get("metric") or "")
+        if not values["hyperparameters"]:
+            values["hyperparameters"] = dict(config.get("hyperparameters") or {})
+        if values["duration"] is None:
+            start, end = values["start_time"], values["end_time"]
+            if start is not None and end is not None:
+                values["duration"] = int((end - start).total_seconds())
+            else:
+                del values["duration"]  # still running: it grows every second
+        if not values["display_name"]:
+            del values["display_name"]
+        if values["best_trial_searcher_metric"] is None:
+            del values["best_trial_searcher_metric"]
 
 
 class Trial(Resource):
@@ -348,7 +469,39 @@ class Trial(Resource):
     @property
     def checkpoints(self) -> CheckpointQuery:
         """The trial's checkpoints (lazy)."""
-        return Checkpoint.query(self._session).filter(trial_id=self.id)
+        return Checkpoint.query(self._session).filter(trial_id=self.id)._as_children(self, "checkpoints")
+
+    def metrics(self, group: str = "validation", *, cache: bool = True) -> MetricsStream:
+        """This trial's reports of ``group`` (``"training"``, ``"validation"``, ``"gpu"``...).
+
+        Lazy: iterate it, or call ``to_pandas()``. Finished trials are cached on disk.
+        """
+        return _default(self._session).metrics([self], group, cache=cache)
+
+    def logs(
+        self,
+        *,
+        follow: bool = False,
+        search: str | None = None,
+        regex: bool = False,
+        levels: Iterable[LogLevel | str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+        tail: int | None = None,
+    ) -> Iterator[LogEntry]:
+        """This trial's log entries, filtered on the master; ``follow`` waits for new ones.
+
+        ``search`` is a substring (case-insensitive) or, with ``regex=True``, a pattern;
+        ``levels`` the levels to keep; ``since``/``until`` bound the timestamps; ``limit``
+        keeps the first entries and ``tail`` the last ones.
+        """
+        from .._logs import read_logs
+
+        return read_logs(
+            _default(self._session), self.id, follow=follow, search=search, regex=regex,
+            levels=levels, since=since, until=until, limit=limit, tail=tail,
+        )  # fmt: skip
 
     @property
     def best_validation_metrics(self) -> dict[str, Any]:
@@ -357,9 +510,9 @@ class Trial(Resource):
 
     @staticmethod
     def values_from_wire(wire: wx.Trial) -> dict[str, Any]:
-        # A trial that never validated reports searcherMetricValue 0 (a plain double): with no
-        # best validation there is no searcher metric.
-        searcher = wire.searcher_metric_value if wire.best_validation is not None else None
+        # GetTrial and GetExperimentTrials do not select the searcher metric (the master sends
+        # 0, proto_get_trials_plus.sql); the session derives it from the best validation.
+        searcher = wire.searcher_metric_value if wire.searcher_metric_value else None
         return {
             "id": wire.id, "experiment_id": wire.experiment_id, "state": wire.state,
             "start_time": wire.start_time, "end_time": wire.end_time, "restarts": wire.restarts,
@@ -421,6 +574,10 @@ class Checkpoint(Resource):
         """Checkpoints; the master lists them per experiment or per trial."""
         return _queries().CheckpointQuery(cls, session)  # type: ignore[no-any-return]
 
+    def _check(self, name: str, value: Any) -> None:
+        if name == "metadata":
+            _check_json_object("Checkpoint.metadata", value)
+
     @property
     def trial(self) -> Trial:
         """The trial that saved this checkpoint (identity map; fetched once)."""
@@ -429,6 +586,21 @@ class Checkpoint(Resource):
 
             raise QueryError(f"checkpoint {self.uuid} was not saved by a trial")
         return _default(self._session).resolve(Trial, self.trial_id)
+
+    def download(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        mode: Literal["auto", "direct", "master"] = "auto",
+        progress: bool = False,
+    ) -> Path:
+        """Download the checkpoint's files into ``path`` (see ``detorm._download``): directly
+        from shared storage when this machine can read it, else through the master."""
+        from .._download import download_checkpoint
+
+        return download_checkpoint(
+            _default(self._session), self, path, mode=mode, progress=progress
+        )
 
     @staticmethod
     def values_from_wire(wire: wx.Checkpoint) -> dict[str, Any]:
@@ -482,7 +654,17 @@ class Model(Resource):
 
     @property
     def workspace(self) -> Workspace:
+        """The model's workspace (identity map; fetched once). Assign one to move the model."""
         return _default(self._session).resolve(Workspace, self.workspace_id)
+
+    @workspace.setter
+    def workspace(self, workspace: Workspace | int) -> None:
+        self.workspace_id = workspace.id if isinstance(workspace, Workspace) else workspace
+
+    def _check(self, name: str, value: Any) -> None:
+        super()._check(name, value)
+        if name == "metadata":
+            _check_json_object("Model.metadata", value)
 
     @property
     def versions(self) -> ModelVersionQuery:
@@ -541,6 +723,11 @@ class ModelVersion(Resource):
     @classmethod
     def _repr_fields(cls) -> frozenset[str]:
         return frozenset({"id", "version", "model_name", "name"})
+
+    def _check(self, name: str, value: Any) -> None:
+        # A version's name may be empty (it is optional); only its metadata has rules.
+        if name == "metadata":
+            _check_json_object("ModelVersion.metadata", value)
 
     @staticmethod
     def values_from_wire(wire: wr.ModelVersion) -> dict[str, Any]:

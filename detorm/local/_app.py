@@ -31,7 +31,7 @@ from detorm._wire import WireModel
 
 from . import _tables as t
 from ._db import Database, utcnow
-from ._errors import ApiError, Code, invalid_argument, unauthenticated
+from ._errors import ApiError, Code, GatewayError, invalid_argument, unauthenticated
 from ._params import QueryParams, parse_int
 from ._route_table import ROUTES, STREAMING, UNAUTHENTICATED
 
@@ -308,7 +308,8 @@ class LocalApp:
             first = await run_in_threadpool(_next_or_none, messages)
         except ApiError as err:
             session.close()
-            return Response(err.stream_body(), err.http_status, media_type=JSON_TYPE)
+            body = err.unary_body() if isinstance(err, GatewayError) else err.stream_body()
+            return Response(body, err.http_status, media_type=JSON_TYPE)
         except Exception as err:  # noqa: BLE001 - reported in the stream's error shape
             session.close()
             plain = ApiError(Code.UNKNOWN, str(err) or type(err).__name__)

@@ -14,6 +14,7 @@ from typing import Final
 __all__ = [
     "ApiError",
     "Code",
+    "GatewayError",
     "already_exists",
     "failed_precondition",
     "internal",
@@ -149,6 +150,11 @@ class ApiError(Exception):
             }
         }
         return json.dumps(body, separators=(",", ":")).encode()
+
+
+class GatewayError(ApiError):
+    """An error of grpc-gateway itself, raised before the RPC runs (a query parameter that does
+    not parse): written as the unary body even on a streaming route."""
 
 
 def invalid_argument(message: str) -> ApiError:

@@ -27,8 +27,11 @@ _CODE_FOR_STATUS = {
 
 def raise_matching_fault(database: Database, method: str, path: str) -> None:
     """Raise the first request-level fault matching ``method`` and ``path``, if any."""
+    fault_error: ApiError | None = None
     with database.transaction(write=True) as db:
-        for fault in db.exec(select(t.FaultRow).where(t.FaultRow.ids == None)).all():  # noqa: E711
+        for fault in db.exec(select(t.FaultRow)).all():
+            if fault.ids is not None:
+                continue  # a per-id fault, applied by the bulk handlers
             if fault.method not in ("*", method) or not re.fullmatch(fault.path_regex, path):
                 continue
             if fault.remaining is not None:
@@ -36,4 +39,8 @@ def raise_matching_fault(database: Database, method: str, path: str) -> None:
                     continue
                 fault.remaining -= 1
                 db.add(fault)
-            raise ApiError(_CODE_FOR_STATUS.get(fault.status, Code.INTERNAL), fault.message)
+            # Raised after the transaction commits, so that the countdown is kept.
+            fault_error = ApiError(_CODE_FOR_STATUS.get(fault.status, Code.INTERNAL), fault.message)
+            break
+    if fault_error is not None:
+        raise fault_error

@@ -29,7 +29,8 @@ from sqlmodel import Session, select
 
 from . import _tables as t
 from ._db import Database, hash_password, utcnow
-from ._summary import metrics_json_key, summary_key, update_summary
+from ._metric_reports import Report, db_time, driver_cursor, record_reports
+from ._storage import CheckpointStorage, default_model_definition
 
 __all__ = ["Seeder", "MetricReport", "default_config"]
 
@@ -125,10 +126,17 @@ def default_config(
 class Seeder:
     """A transaction that writes cluster data; commit on exit without an exception."""
 
-    def __init__(self, database: Database, *, now: datetime | None = None) -> None:
+    def __init__(
+        self, database: Database, *, now: datetime | None = None, checkpoint_files: bool = True
+    ) -> None:
         self._database = database
+        # Checkpoint files go to the storage next to the database (_storage.py); a very large
+        # seed may skip them (then only downloads of those checkpoints fail).
+        self.storage = CheckpointStorage.of(database.path)
+        self.checkpoint_files = checkpoint_files
         self._clock = now or utcnow()
         self._context: Any = None
+        self._trials_in_project: dict[int, int] = {}  # local ids handed out, per project
         self.db: Session
 
     def __enter__(self) -> Seeder:
@@ -248,7 +256,10 @@ class Seeder:
             searcher=searcher, metric=metric, smaller_is_better=smaller_is_better,
             resource_pool=resource_pool, workspace=workspace_row.name, project=project_row.name,
         )  # fmt: skip
+        full_config = self.storage.localize(full_config)  # default storage: the database's own
         start = start_time or self._tick(60)
+        if model_definition is None:
+            model_definition = default_model_definition(name, _yaml_like(full_config), int(start.timestamp()))
         terminal = state in ("COMPLETED", "CANCELED", "ERROR", "DELETED")
         row = t.ExperimentRow(
             project_id=project, owner_id=self._user_id(owner), state=state, archived=archived,
@@ -284,39 +295,38 @@ class Seeder:
         start = start_time or exp.start_time + timedelta(seconds=5)
         terminal = trial_state in _TERMINAL_TRIAL_STATES
         values = dict(hparams) if hparams is not None else _const_values(exp.config)
-        local_id = 1 + len(
-            self.db.exec(
-                select(t.TrialRow.id).join(t.ExperimentRow).where(t.ExperimentRow.project_id == exp.project_id)
-            ).all()
-        )
+        local_id = self._next_local_id(exp.project_id)
+        task_uuid = uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"task/{experiment}/{local_id}")
         row = t.TrialRow(
             experiment_id=experiment, state=trial_state, start_time=start,
             end_time=end_time or (start + timedelta(minutes=20) if terminal else None),
-            restarts=restarts, hparams=values, task_id=f"{experiment}.{uuidlib.uuid4()}",
+            restarts=restarts, hparams=values, task_id=f"{experiment}.{task_uuid}",
             summary_metrics={}, metadata_=dict(metadata) if metadata else None, local_id=local_id,
         )  # fmt: skip
         self.db.add(row)
         self.db.flush()
         assert row.id is not None
         self._index_hparams(row.id, values)
-        if exp.searcher_type == "single" or exp.best_trial_id is None:
+        if exp.searcher_type == "single":
+            # AddTrial: a single-trial experiment's best trial is its trial from the start;
+            # otherwise it is set when a validation is reported (_metric_reports).
             exp.best_trial_id = row.id
         return row.id
 
-    def _index_hparams(self, trial_id: int, hparams: Mapping[str, Any], prefix: str = "") -> None:
-        for name, value in hparams.items():
-            key = prefix + name
-            if isinstance(value, Mapping):
-                self._index_hparams(trial_id, value, key + ".")
-                continue
-            row = t.RunHparamRow(run_id=trial_id, hparam=key)
-            if isinstance(value, bool):
-                row.bool_val = value
-            elif isinstance(value, (int, float)):
-                row.number_val = float(value)
-            elif value is not None:
-                row.text_val = str(value)
-            self.db.add(row)
+    def _next_local_id(self, project: int) -> int:
+        if project not in self._trials_in_project:
+            self._trials_in_project[project] = len(
+                self.db.exec(
+                    select(t.TrialRow.id).join(t.ExperimentRow).where(t.ExperimentRow.project_id == project)
+                ).all()
+            )
+        self._trials_in_project[project] += 1
+        return self._trials_in_project[project]
+
+    def _index_hparams(self, trial_id: int, hparams: Mapping[str, Any]) -> None:
+        records = list(_hparam_records(trial_id, hparams))
+        if records:
+            self.db.connection().execute(insert(t.RunHparamRow), records)
 
     # --- metrics ----------------------------------------------------------------------------
     def metrics(
@@ -328,67 +338,19 @@ class Seeder:
         trial_run_id: int = 0,
         batch_metrics: bool = False,
     ) -> None:
-        """Record reports of one group, updating the trial's summaries like ReportTrialMetrics."""
-        row = self.db.get(t.TrialRow, trial)
-        assert row is not None, f"no trial {trial}"
-        exp = self.db.get(t.ExperimentRow, row.experiment_id)
-        assert exp is not None
-        summary: dict[str, Any] = dict(row.summary_metrics or {})
-        group_summary = dict(summary.get(summary_key(group), {}))
-        values_key = metrics_json_key(group)
-        records: list[dict[str, Any]] = []
+        """Record reports of one group exactly as ReportTrialMetrics would (``_metric_reports``),
+        without its run id check; many reports at once are written in bulk."""
+        items = []
         for report in reports:
-            total_batches, values = report[0], dict(report[1])
-            end_time = report[2] if len(report) == 3 else self._tick()
-            document: dict[str, Any] = {values_key: values}
-            if batch_metrics:
-                document["batch_metrics"] = [values]
-            records.append(
-                {
-                    "trial_id": trial, "trial_run_id": trial_run_id, "total_batches": total_batches,
-                    "end_time": end_time, "metric_group": group, "archived": False,
-                    "metrics": json.dumps(document, separators=(",", ":"), allow_nan=False, default=str),
-                }
+            values = dict(report[1])
+            items.append(
+                Report(
+                    steps_completed=report[0], avg_metrics=values,
+                    end_time=report[2] if len(report) == 3 else self._tick(),
+                    trial_run_id=trial_run_id, batch_metrics=[values] if batch_metrics else None,
+                )
             )  # fmt: skip
-            update_summary(group_summary, values)
-            row.total_batches_processed = max(row.total_batches_processed, total_batches)
-        if not records:
-            return
-        result = self.db.connection().execute(insert(t.MetricRow), records)
-        del result
-        summary[summary_key(group)] = group_summary
-        row.summary_metrics = summary
-        if group == "validation":
-            self._update_validations(row, exp)
-        self.db.add(row)
-
-    def _update_validations(self, trial: t.TrialRow, exp: t.ExperimentRow) -> None:
-        rows = self.db.exec(
-            select(t.MetricRow)
-            .where(t.MetricRow.trial_id == trial.id, t.MetricRow.metric_group == "validation")
-            .order_by(t.MetricRow.end_time, t.MetricRow.id)  # type: ignore[arg-type]
-        ).all()
-        sign = 1.0 if exp.smaller_is_better else -1.0
-        best: tuple[float, int] | None = None
-        for metric_row in rows:
-            value = json.loads(metric_row.metrics)["validation_metrics"].get(exp.searcher_metric)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                assert metric_row.id is not None
-                if best is None or sign * value < sign * best[0]:
-                    best = (float(value), metric_row.id)
-        trial.latest_validation_id = rows[-1].id if rows else None
-        if best is not None:
-            trial.searcher_metric_value, trial.best_validation_id = best
-            self._update_best_trial(exp)
-
-    def _update_best_trial(self, exp: t.ExperimentRow) -> None:
-        sign = 1.0 if exp.smaller_is_better else -1.0
-        trials = self.db.exec(select(t.TrialRow).where(t.TrialRow.experiment_id == exp.id)).all()
-        scored = [tr for tr in trials if tr.searcher_metric_value is not None]
-        if scored:
-            best = min(scored, key=lambda tr: (sign * (tr.searcher_metric_value or 0.0), tr.id))
-            exp.best_trial_id = best.id
-            self.db.add(exp)
+        record_reports(self.db, trial, group, items, check_run_id=False)
 
     # --- checkpoints and logs ---------------------------------------------------------------
     def checkpoint(
@@ -402,23 +364,44 @@ class Seeder:
         metadata: Mapping[str, Any] | None = None,
         report_time: datetime | None = None,
     ) -> str:
-        row = self.db.get(t.TrialRow, trial)
-        assert row is not None, f"no trial {trial}"
+        # Written with the driver (seeding writes tens of thousands); see _metric_reports.
+        self.db.flush()
+        cursor = driver_cursor(self.db)
+        found = cursor.execute(
+            "SELECT task_id, experiment_id FROM trials WHERE id = ?", (trial,)
+        ).fetchone()
+        assert found is not None, f"no trial {trial}"
+        task_id, experiment_id = found
         files = dict(resources) if resources is not None else {
             "metadata.json": 120, "state_dict.pth": 1_048_576 + total_batches,
         }  # fmt: skip
         checkpoint_uuid = uuid or str(uuidlib.uuid5(uuidlib.NAMESPACE_OID, f"{trial}-{total_batches}"))
         meta = {"determined_version": "0.38.1", "steps_completed": total_batches, "format": "pickle"}
         meta.update(metadata or {})
-        checkpoint = t.CheckpointRow(
-            uuid=checkpoint_uuid, trial_id=trial, task_id=row.task_id,
-            allocation_id=f"{row.task_id}.1", report_time=report_time or self._tick(),
-            state=state.removeprefix("STATE_"), resources=files, metadata_=meta,
-            total_batches=total_batches, size=sum(files.values()),
+        size, stored_state = sum(files.values()), state.removeprefix("STATE_")
+        cursor.execute(
+            "INSERT INTO checkpoints (uuid, trial_id, task_id, allocation_id, report_time, state,"
+            " resources, metadata, storage_id, total_batches, size)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            (
+                checkpoint_uuid, trial, task_id, f"{task_id}.1", db_time(report_time or self._tick()),
+                stored_state, json.dumps(files), json.dumps(meta), total_batches, size,
+            ),
         )  # fmt: skip
-        self.db.add(checkpoint)
-        self.db.flush()
-        self.refresh_checkpoint_sizes(trial)
+        if stored_state != "DELETED":
+            # UpdateCheckpointSizeTx, incrementally: a new live checkpoint adds its size
+            for table, ident in (("trials", trial), ("experiments", experiment_id)):
+                cursor.execute(
+                    f"UPDATE {table} SET checkpoint_size = checkpoint_size + ?,"
+                    " checkpoint_count = checkpoint_count + 1 WHERE id = ?",
+                    (size, ident),
+                )
+            for cls, ident in ((t.TrialRow, trial), (t.ExperimentRow, experiment_id)):
+                loaded = self.db.identity_map.get(Session.identity_key(cls, ident))
+                if loaded is not None:
+                    self.db.expire(loaded, ["checkpoint_size", "checkpoint_count"])
+        if self.checkpoint_files and stored_state != "DELETED":  # a deleted one was collected
+            self.storage.write_checkpoint(checkpoint_uuid, files, meta)
         return checkpoint_uuid
 
     def refresh_checkpoint_sizes(self, trial: int) -> None:
@@ -522,6 +505,28 @@ def refresh_checkpoint_sizes(db: Session, trial: int) -> None:
     exp.checkpoint_size = sum(tr.checkpoint_size for tr in trials)
     exp.checkpoint_count = sum(tr.checkpoint_count for tr in trials)
     db.add(exp)
+
+
+def _hparam_records(
+    trial_id: int, hparams: Mapping[str, Any], prefix: str = ""
+) -> Iterable[dict[str, Any]]:
+    """``run_hparams`` rows: one per leaf, typed by its value."""
+    for name, value in hparams.items():
+        key = prefix + name
+        if isinstance(value, Mapping):
+            yield from _hparam_records(trial_id, value, key + ".")
+            continue
+        record: dict[str, Any] = {
+            "run_id": trial_id, "hparam": key, "number_val": None, "text_val": None,
+            "bool_val": None,
+        }  # fmt: skip
+        if isinstance(value, bool):
+            record["bool_val"] = value
+        elif isinstance(value, (int, float)):
+            record["number_val"] = float(value)
+        elif value is not None:
+            record["text_val"] = str(value)
+        yield record
 
 
 def _const_values(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ __all__ = [
     "CheckpointRow",
     "ExperimentRow",
     "FaultRow",
+    "LocalIdRedirectRow",
     "MetricRow",
     "ModelRow",
     "ModelVersionRow",
@@ -80,6 +81,11 @@ class WorkspaceRow(SQLModel, table=True):
     default_aux_pool: str = ""
     checkpoint_storage_config: Any = _json()
     created_at: datetime
+    # the workspace's agent user group (columns uid, user_, gid, group_ on the master)
+    agent_uid: int | None = None
+    agent_gid: int | None = None
+    agent_user: str | None = None
+    agent_group: str | None = None
 
 
 class WorkspacePinRow(SQLModel, table=True):
@@ -175,6 +181,8 @@ class TrialRow(SQLModel, table=True):
     archived: bool = False
     local_id: int = 0
     external_run_id: str | None = None
+    # trials.run_id: the trial's current run, which ReportTrialMetrics checks trialRunId against
+    run_id: int = 0
 
 
 class RunHparamRow(SQLModel, table=True):
@@ -272,6 +280,19 @@ class ModelVersionRow(SQLModel, table=True):
     last_updated_time: datetime
 
     __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+
+class LocalIdRedirectRow(SQLModel, table=True):
+    """``local_id_redirect``: run local ids kept under a project key (written when a project with
+    runs is edited, or runs move); a key listed here cannot be taken by another project."""
+
+    __tablename__ = "local_id_redirect"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="trials.id", ondelete="CASCADE", index=True)
+    project_id: int = Field(foreign_key="projects.id", ondelete="CASCADE", index=True)
+    project_key: str = Field(index=True)
+    local_id: int = 0
 
 
 class FaultRow(SQLModel, table=True):

@@ -1,0 +1,105 @@
+"""The disk cache: immutable data kept between processes (diskcache, in the user cache dir).
+
+Only data that can no longer change is stored: metrics and summaries of trials in a terminal
+state, hyperparameters, checkpoints of finished trials, experiment code. Keys name the master,
+the user, the kind of data and its id, so two clusters or two users never share entries. Every
+entry carries a checksum; a corrupt entry is discarded and fetched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import diskcache
+
+__all__ = ["DiskCache", "default_cache_dir"]
+
+_MAGIC: Final = b"detorm1:"
+_DIGEST: Final = 32
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$DETORM_CACHE_DIR``, else the platform's user cache directory ``/detorm``."""
+    env = os.environ if environ is None else environ
+    if env.get("DETORM_CACHE_DIR"):
+        return Path(env["DETORM_CACHE_DIR"])
+    if sys.platform == "darwin":
+        return Path(env.get("HOME", str(Path.home()))) / "Library" / "Caches" / "detorm"
+    if sys.platform == "win32":
+        return Path(env.get("LOCALAPPDATA", str(Path.home()))) / "detorm" / "Cache"
+    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", str(Path.home()))) / ".cache")
+    return Path(base) / "detorm"
+
+
+def _seal(payload: bytes) -> bytes:
+    return _MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def _open(sealed: object) -> bytes | None:
+    if not isinstance(sealed, bytes) or not sealed.startswith(_MAGIC):
+        return None
+    digest = sealed[len(_MAGIC) : len(_MAGIC) + _DIGEST]
+    payload = sealed[len(_MAGIC) + _DIGEST :]
+    return payload if hashlib.sha256(payload).digest() == digest else None
+
+
+class DiskCache:
+    """Byte values under tuple keys, verified on read. Opened lazily on first use."""
+
+    def __init__(self, directory: Path | None = None, *, namespace: tuple[str, ...] = ()) -> None:
+        self.directory = directory or default_cache_dir()
+        self.namespace = namespace
+        self._cache: diskcache.Cache | None = None
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def _store(self) -> diskcache.Cache:
+        with self._lock:
+            if self._cache is None:
+                self._cache = diskcache.Cache(str(self.directory), size_limit=2**33)
+            return self._cache
+
+    def _key(self, kind: str, *parts: object) -> str:
+        return "\x1f".join([*self.namespace, kind, *(str(p) for p in parts)])
+
+    def get(self, kind: str, *parts: object) -> bytes | None:
+        """The stored bytes, or None (missing, or corrupt and now discarded)."""
+        key = self._key(kind, *parts)
+        store = self._store()
+        try:
+            sealed = store.get(key)
+        except Exception:  # noqa: BLE001 - an unreadable entry is a corrupt entry
+            sealed = b"corrupt"
+        if sealed is None:
+            self.misses += 1
+            return None
+        payload = _open(sealed)
+        if payload is None:
+            store.delete(key)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return payload
+
+    def set(self, kind: str, *parts: object, value: bytes) -> None:
+        self._store().set(self._key(kind, *parts), _seal(value))
+
+    def clear(self) -> int:
+        """Remove every entry (of every master and user); returns how many."""
+        return self._store().clear()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._cache is not None:
+                self._cache.close()
+                self._cache = None
+
+    def __len__(self) -> int:
+        return len(self._store())

@@ -1,0 +1,349 @@
+"""Downloading checkpoints and experiment code, safely.
+
+``download_checkpoint`` follows the official client's ``Checkpoint.download``: only COMPLETED and
+PARTIALLY_DELETED checkpoints; ``"direct"`` copies from the checkpoint storage named by the
+experiment config when this machine can read it (``shared_fs`` at its host or container path,
+``directory`` at its container path), ``"master"`` streams the archive the master builds
+(``GET /checkpoints/{uuid}``), ``"auto"`` is direct when the storage is reachable here and
+through the master otherwise. The checkpoint's metadata is written to ``metadata.json`` when the
+checkpoint has none, as the official client does.
+
+Unlike the official client, every download is checked (see :mod:`detorm._archive`), lands in a
+staging directory first, and replaces nothing until it is complete; a destination that already
+holds a checkpoint is downloaded again rather than trusted.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import os
+import shutil
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import quote
+
+import httpx
+
+from . import _wire as w
+from ._archive import extract, extract_into, staging
+from ._transport import Call, Transport, raise_for_status
+from .errors import DownloadError, InvalidValue, TransportError, UnsafeArchive
+
+if TYPE_CHECKING:
+    from ._resources._models import Checkpoint, Experiment
+    from ._session import Session
+
+__all__ = ["DownloadMode", "direct_source", "download_checkpoint", "download_code"]
+
+DownloadMode = Literal["auto", "direct", "master"]
+
+SHARED_FS_CONTAINER_PATH: Final = "/determined_shared_fs"  # determined.common.constants
+_DOWNLOADABLE: Final = (w.CheckpointState.COMPLETED, w.CheckpointState.PARTIALLY_DELETED)
+_CHUNK: Final = 1 << 20
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+
+def download_checkpoint(
+    session: Session,
+    checkpoint: Checkpoint | str,
+    path: str | os.PathLike[str],
+    *,
+    mode: DownloadMode = "auto",
+    progress: bool = False,
+) -> Path:
+    """Download a checkpoint's files into ``path`` and return it.
+
+    Raises :class:`~detorm.errors.DownloadError` for a checkpoint that is not COMPLETED or
+    PARTIALLY_DELETED, or a ``"direct"`` download whose storage this machine cannot read, and
+    :class:`~detorm.errors.UnsafeArchive` for an archive that would write outside ``path``.
+    """
+    if mode not in ("auto", "direct", "master"):
+        raise InvalidValue(f"unknown download mode {mode!r}: use 'auto', 'direct' or 'master'")
+    uuid = checkpoint if isinstance(checkpoint, str) else checkpoint.uuid
+    wire = _current_checkpoint(session, uuid)
+    if wire.state not in _DOWNLOADABLE:
+        raise DownloadError(
+            f"checkpoint {uuid} is {wire.state.short}: only COMPLETED or PARTIALLY_DELETED"
+            " checkpoints can be downloaded"
+        )
+    source = direct_source(_storage_config(wire), uuid)
+    if mode == "direct" and source is None:
+        raise DownloadError(_unreachable_message(_storage_config(wire), uuid))
+    destination = Path(path)
+    with staging(destination) as directory:
+        if mode == "master" or source is None:
+            _via_master(session.transport, uuid, directory, progress)
+        else:
+            _copy_tree(source, directory, progress)
+        _write_metadata(directory, destination, wire.metadata)
+    return destination
+
+
+def _current_checkpoint(session: Session, uuid: str) -> w.Checkpoint:
+    """GetCheckpoint: the state, metadata and storage as they are now (merged into the
+    session's identity map)."""
+    from ._resources._models import Checkpoint
+
+    response = session.transport.send(Call("GET", f"/api/v1/checkpoints/{quote(uuid, safe='')}"))
+    wire = w.CheckpointResponse.model_validate_json(response.content).checkpoint
+    assert wire is not None
+    session.merge(Checkpoint, Checkpoint.values_from_wire(wire))
+    return wire
+
+
+def _storage_config(wire: w.Checkpoint) -> Mapping[str, Any] | None:
+    config = wire.training.experiment_config if wire.training is not None else None
+    storage = (config or {}).get("checkpoint_storage")
+    return storage if isinstance(storage, Mapping) else None
+
+
+def direct_source(storage: Mapping[str, Any] | None, uuid: str) -> Path | None:
+    """Where this machine can read the checkpoint directly, if it can (the candidates of the
+    official ``_find_shared_fs_path``: the host path, then the container path)."""
+    if storage is None:
+        return None
+    kind = storage.get("type")
+    candidates: list[Path] = []
+    if kind == "shared_fs":
+        host, sub = storage.get("host_path"), storage.get("storage_path")
+        if isinstance(host, str) and os.path.isabs(host):
+            for base in (host, SHARED_FS_CONTAINER_PATH):
+                full = _full_storage_path(host, sub if isinstance(sub, str) else None, base)
+                if full is not None:
+                    candidates.append(Path(full, uuid))
+    elif kind == "directory" and isinstance(storage.get("container_path"), str):
+        candidates.append(Path(storage["container_path"], uuid))
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def _full_storage_path(host: str, storage_path: str | None, base: str) -> str | None:
+    """``shared._full_storage_path``: ``storage_path`` must stay under ``host_path``."""
+    if storage_path is None:
+        return base
+    absolute = os.path.normpath(os.path.join(host, storage_path))
+    if not absolute.startswith(host):
+        return None
+    return os.path.join(base, os.path.relpath(absolute, host))
+
+
+def _unreachable_message(storage: Mapping[str, Any] | None, uuid: str) -> str:
+    kind = storage.get("type") if storage is not None else None
+    if kind in ("shared_fs", "directory"):
+        return (
+            f"checkpoint {uuid} is not in its {kind} storage on this machine (is the storage"
+            " mounted here?); use mode='master' to download it through the master"
+        )
+    return (
+        f"checkpoint {uuid} is stored in {kind or 'unknown'} storage, which detorm reads only"
+        " through the master: use mode='master' or 'auto'"
+    )
+
+
+def _write_metadata(directory: Path, destination: Path, metadata: Mapping[str, Any] | None) -> None:
+    # Checkpoints older than 0.18 have no metadata.json; the official client writes one.
+    if (directory / "metadata.json").exists() or (destination / "metadata.json").exists():
+        return
+    (directory / "metadata.json").write_text(json.dumps(dict(metadata or {}), indent=2))
+
+
+# --- through the master -----------------------------------------------------------------------------
+
+
+def _via_master(transport: Transport, uuid: str, directory: Path, progress: bool) -> None:
+    call = Call("GET", f"/checkpoints/{quote(uuid, safe='')}")
+    response = _open_archive(transport, call)
+    try:
+        length = response.headers.get("content-length")
+        with _bar(int(length) if length and length.isdigit() else None, progress, uuid) as bar:
+            reader = io.BufferedReader(_ResponseReader(response.iter_bytes(_CHUNK), bar), _CHUNK)
+            try:
+                extract_into(reader, directory, fmt="tar")
+            except httpx.TransportError as err:
+                raise TransportError(f"{call}: the download broke off: {err}", method="GET", path=call.path) from None
+    finally:
+        response.close()
+
+
+def _open_archive(transport: Transport, call: Call) -> httpx.Response:
+    """``GET /checkpoints/{uuid}`` as an uncompressed tar (the master's default, and the one
+    it sends with a Content-Length), streamed; 401 logs in again once, 502/503/504 retry."""
+    headers = {"Accept": "application/x-tar"}
+    reauthenticated = False
+    attempt = 0
+    while True:
+        request = transport._client.build_request("GET", call.path, headers={**transport._headers(), **headers})
+        with transport._count_lock:
+            transport.requests_sent += 1
+        try:
+            response = transport._client.send(request, stream=True)
+        except httpx.TransportError as err:
+            if not transport._sleep_before_retry(transport.retry, attempt, None, None):
+                raise TransportError(f"{call}: {type(err).__name__}: {err}", method="GET", path=call.path) from None
+            attempt += 1
+            continue
+        if response.status_code == 401 and not reauthenticated and transport._reauthenticate():
+            response.close()
+            reauthenticated = True
+            continue
+        if response.status_code in transport.retry.statuses and transport._sleep_before_retry(
+            transport.retry, attempt, None, None
+        ):
+            response.close()
+            attempt += 1
+            continue
+        if response.status_code >= 300:
+            response.read()
+            response.close()
+            raise_for_status(call, response)
+        return response
+
+
+class _ResponseReader(io.RawIOBase):
+    """A readable binary stream over response chunks (what tarfile reads)."""
+
+    def __init__(self, chunks: Iterator[bytes], on_bytes: Callable[[int], None]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+        self._on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._on_bytes(len(chunk))
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+# --- from shared storage -------------------------------------------------------------------------
+
+
+def _copy_tree(source: Path, directory: Path, progress: bool) -> None:
+    """Copy a checkpoint directory; a link must stay inside it, special files are refused."""
+    files = list(_walk(source))
+    total = sum(size for _, size in files)
+    with _bar(total, progress, source.name) as bar:
+        for relative, _ in files:
+            src, dst = source / relative, directory / relative
+            if src.is_dir() and not src.is_symlink():
+                dst.mkdir(parents=True, exist_ok=True)
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            _copy_file(src, dst, bar)
+
+
+def _walk(source: Path) -> Iterator[tuple[Path, int]]:
+    """(relative path, size) of every entry under ``source``, directories first."""
+    base = os.path.realpath(source)
+    for root, dirs, files in os.walk(source):
+        for name in sorted(dirs) + sorted(files):
+            path = Path(root, name)
+            relative = path.relative_to(source)
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                resolved = os.path.realpath(path)
+                if resolved != base and not resolved.startswith(base + os.sep):
+                    raise UnsafeArchive(str(relative), "symbolic link pointing outside the checkpoint")
+                if os.path.isdir(path):
+                    raise UnsafeArchive(str(relative), "symbolic link to a directory")
+                info = path.stat()
+            elif not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                raise UnsafeArchive(str(relative), "device files, FIFOs and sockets are not copied")
+            yield relative, info.st_size if stat.S_ISREG(info.st_mode) else 0
+
+
+def _copy_file(src: Path, dst: Path, bar: _Progress) -> None:
+    with open(src, "rb") as reader, open(dst, "wb") as writer:
+        while chunk := reader.read(_CHUNK):
+            writer.write(chunk)
+            bar(len(chunk))
+    shutil.copystat(src, dst)
+
+
+# --- experiment code --------------------------------------------------------------------------------
+
+
+def download_code(session: Session, experiment: Experiment | int, path: str | os.PathLike[str]) -> Path:
+    """Extract an experiment's model definition (GetModelDef, a base64 ``.tar.gz``) into ``path``."""
+    experiment_id = experiment if isinstance(experiment, int) else experiment.id
+    call = Call("GET", f"/api/v1/experiments/{experiment_id}/model_def")
+    response = w.ModelDefResponse.model_validate_json(session.transport.send(call).content)
+    archive = base64.b64decode(response.b64_tgz)
+    if not archive:
+        raise DownloadError(f"experiment {experiment_id} has no model definition (an unmanaged experiment?)")
+    return extract(io.BytesIO(archive), path, fmt="tar.gz")
+
+
+# --- progress ------------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A byte counter drawn on stderr: tqdm when installed, else a plain text bar."""
+
+    def __init__(self, total: int | None, label: str, enabled: bool) -> None:
+        self.total = total
+        self.label = label
+        self.done = 0
+        self._enabled = enabled
+        self._tqdm: Any = None
+        self._drawn = 0.0
+        if enabled and importlib.util.find_spec("tqdm") is not None:
+            from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
+
+            self._tqdm = tqdm(total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr)
+
+    def __call__(self, count: int) -> None:
+        self.done += count
+        if not self._enabled:
+            return
+        if self._tqdm is not None:
+            self._tqdm.update(count)
+        elif time.monotonic() - self._drawn >= 0.1:
+            self._draw()
+
+    def _draw(self, end: str = "") -> None:
+        self._drawn = time.monotonic()
+        megabytes = f"{self.done / 1e6:.1f}"
+        if self.total:
+            share = min(1.0, self.done / self.total)
+            bar = "#" * int(share * 30)
+            line = f"\r{self.label} [{bar:<30}] {share:4.0%} {megabytes}/{self.total / 1e6:.1f} MB"
+        else:
+            line = f"\r{self.label} {megabytes} MB"
+        sys.stderr.write(line + end)
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if not self._enabled:
+            return
+        if self._tqdm is not None:
+            self._tqdm.close()
+        else:
+            self._draw("\n")
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _bar(total: int | None, enabled: bool, label: str) -> _Progress:
+    return _Progress(total, label, enabled)
+

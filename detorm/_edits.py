@@ -1,0 +1,414 @@
+"""The planner's second half: from pending edits and bulk actions to REST calls.
+
+A flush sends the fewest requests the real API allows: only changed fields; one PATCH per
+object for plain attributes; tags through the per-label PUT and DELETE routes (so that a
+concurrent edit by someone else is not overwritten by a full-list replace); experiment moves as
+one bulk move per destination project; archive and unarchive as one bulk request each.
+
+Calls run in three stages (unarchive, then edits and moves, then archive) because the master
+refuses to move archived experiments and to archive what is not yet in place; calls within a
+stage are independent and are sent concurrently.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Any, Final, Literal
+
+from . import _wire as w
+from ._conditions import Condition, Leaf
+from ._planner import conjuncts
+from ._resources._base import Resource, TagSet
+from ._transport import Call, path
+
+__all__ = [
+    "BulkPlan",
+    "BulkResult",
+    "Change",
+    "FlushPlan",
+    "PlannedCall",
+    "bulk_filters",
+    "plan_bulk",
+    "plan_flush",
+]
+
+Kind = Literal["patch", "label", "bulk", "action", "notes", "metadata"]
+UNARCHIVE, EDIT, ARCHIVE = 0, 1, 2
+GLOBAL_PROJECT: Final = -1  # experiment.GlobalProjectID: bulk actions across every project
+
+
+@dataclass(frozen=True)
+class Change:
+    """One pending change of one field of one object."""
+
+    resource: str
+    key: Any
+    field: str
+    old: Any
+    new: Any
+    obj: Resource = dataclass_field(compare=False, repr=False)
+
+    def __str__(self) -> str:
+        where = f"{self.resource} {self.key}"
+        if isinstance(self.new, TagSet) or isinstance(self.old, TagSet):
+            added = sorted(set(self.new) - set(self.old or ()))
+            removed = sorted(set(self.old or ()) - set(self.new))
+            parts = [f"+{a!r}" for a in added] + [f"-{r!r}" for r in removed]
+            return f"{where}: {self.field} {' '.join(parts)}"
+        return f"{where}: {self.field} {_short(self.old)} -> {_short(self.new)}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """A request of a flush, the changes it carries and how to read its answer."""
+
+    call: Call
+    kind: Kind
+    stage: int
+    changes: tuple[Change, ...]
+    label: str = ""  # label calls: the label added or removed
+
+    def __str__(self) -> str:
+        carried = "; ".join(str(c) for c in self.changes)
+        return f"{self.call.method} {self.call.url}  <- {carried}"
+
+
+@dataclass(frozen=True)
+class FlushPlan:
+    """The calls a flush will make, in stage order."""
+
+    calls: tuple[PlannedCall, ...]
+
+    def __iter__(self) -> Iterator[PlannedCall]:
+        return iter(self.calls)
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def stages(self) -> list[list[PlannedCall]]:
+        by_stage: dict[int, list[PlannedCall]] = defaultdict(list)
+        for planned in self.calls:
+            by_stage[planned.stage].append(planned)
+        return [by_stage[s] for s in sorted(by_stage)]
+
+    def __str__(self) -> str:
+        if not self.calls:
+            return "nothing to send"
+        return "\n".join(str(c) for c in self.calls)
+
+
+# --- flushing edits --------------------------------------------------------------------------
+def plan_flush(changes: Sequence[Change]) -> FlushPlan:
+    """The calls that apply ``changes`` (grouped per object, per bulk action, per destination)."""
+    by_object: dict[tuple[str, Any], list[Change]] = defaultdict(list)
+    for change in changes:
+        by_object[(change.resource, change.key)].append(change)
+    calls: list[PlannedCall] = []
+    archive: dict[bool, list[Change]] = defaultdict(list)
+    moves: dict[int, list[Change]] = defaultdict(list)
+    for (resource, _), object_changes in by_object.items():
+        for change in object_changes:
+            if resource == "Experiment" and change.field == "archived":
+                archive[bool(change.new)].append(change)
+            elif resource == "Experiment" and change.field == "project_id":
+                moves[int(change.new)].append(change)
+        rest = [
+            c for c in object_changes
+            if not (resource == "Experiment" and c.field in ("archived", "project_id"))
+        ]  # fmt: skip
+        calls.extend(_object_calls(resource, rest))
+    for archived, group in archive.items():
+        calls.append(_bulk_archive(group, archived))
+    for destination, group in sorted(moves.items()):
+        calls.append(_bulk_move(group, destination))
+    return FlushPlan(tuple(sorted(calls, key=lambda c: c.stage)))
+
+
+def _source_project(changes: Sequence[Change]) -> int:
+    # The bulk path names the source project; experiments from several use the global one.
+    sources = {c.old if c.field == "project_id" else c.obj.__dict__.get("project_id") for c in changes}
+    if len(sources) == 1:
+        (source,) = sources
+        if isinstance(source, int):
+            return source
+    return GLOBAL_PROJECT
+
+
+def _bulk_archive(changes: Sequence[Change], archived: bool) -> PlannedCall:
+    action = "archive" if archived else "unarchive"
+    project = _source_project(changes)
+    body = {"experimentIds": sorted(c.key for c in changes), "projectId": project}
+    call = Call("POST", path("/api/v1/projects/{p}/experiments/{a}", p=project, a=action), body=body)
+    return PlannedCall(call, "bulk", ARCHIVE if archived else UNARCHIVE, tuple(changes))
+
+
+def _bulk_move(changes: Sequence[Change], destination: int) -> PlannedCall:
+    project = _source_project(changes)
+    body = {
+        "experimentIds": sorted(c.key for c in changes),
+        "destinationProjectId": destination,
+        "projectId": project,
+    }
+    call = Call("POST", path("/api/v1/projects/{p}/experiments/move", p=project), body=body)
+    return PlannedCall(call, "bulk", EDIT, tuple(changes))
+
+
+def _object_calls(resource: str, changes: Sequence[Change]) -> list[PlannedCall]:
+    if not changes:
+        return []
+    builder = _OBJECT_PLANNERS[resource]
+    return builder(changes)
+
+
+def _by_field(changes: Sequence[Change]) -> dict[str, Change]:
+    return {c.field: c for c in changes}
+
+
+def _patch(call_path: str, body: dict[str, Any], changes: Sequence[Change]) -> PlannedCall:
+    return PlannedCall(Call("PATCH", call_path, body=body), "patch", EDIT, tuple(changes))
+
+
+def _action(resource_path: str, action: str, change: Change) -> PlannedCall:
+    stage = ARCHIVE if action == "archive" else UNARCHIVE
+    return PlannedCall(Call("POST", f"{resource_path}/{action}"), "action", stage, (change,))
+
+
+def _label_calls(base: str, change: Change) -> list[PlannedCall]:
+    old, new = set(change.old or ()), set(change.new or ())
+    calls = [
+        PlannedCall(Call("PUT", path(base + "/labels/{l}", l=label)), "label", EDIT, (change,), label)
+        for label in sorted(new - old)
+    ]
+    calls += [
+        PlannedCall(Call("DELETE", path(base + "/labels/{l}", l=label)), "label", EDIT, (change,), label)
+        for label in sorted(old - new)
+    ]
+    return calls
+
+
+def _experiment_calls(changes: Sequence[Change]) -> list[PlannedCall]:
+    fields = _by_field(changes)
+    key = changes[0].key
+    base = path("/api/v1/experiments/{id}", id=key)
+    calls: list[PlannedCall] = []
+    body: dict[str, Any] = {"id": key}
+    carried = [fields[f] for f in ("name", "description", "notes") if f in fields]
+    for name in ("name", "description", "notes"):
+        if name in fields:
+            body[name] = fields[name].new
+    resources = {
+        wire: fields[name].new
+        for name, wire in (("priority", "priority"), ("weight", "weight"), ("max_slots", "maxSlots"))
+        if name in fields
+    }
+    if resources:
+        body["resources"] = resources
+        carried += [fields[f] for f in ("priority", "weight", "max_slots") if f in fields]
+    if carried:
+        calls.append(_patch(base, body, carried))
+    if "tags" in fields:
+        calls.extend(_label_calls(base, fields["tags"]))
+    return calls
+
+
+def _project_calls(changes: Sequence[Change]) -> list[PlannedCall]:
+    fields = _by_field(changes)
+    key = changes[0].key
+    base = path("/api/v1/projects/{id}", id=key)
+    calls: list[PlannedCall] = []
+    patched = [fields[f] for f in ("name", "description") if f in fields]
+    if patched:
+        calls.append(_patch(base, {c.field: c.new for c in patched}, patched))
+    if "notes" in fields:
+        notes = [{"name": n.name, "contents": n.contents} for n in fields["notes"].new]
+        call = Call("PUT", base + "/notes", body={"notes": notes, "projectId": key})
+        calls.append(PlannedCall(call, "notes", EDIT, (fields["notes"],)))
+    if "workspace_id" in fields:
+        body = {"projectId": key, "destinationWorkspaceId": fields["workspace_id"].new}
+        calls.append(PlannedCall(Call("POST", base + "/move", body=body), "action", EDIT, (fields["workspace_id"],)))
+    if "archived" in fields:
+        calls.append(_action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"]))
+    return calls
+
+
+def _workspace_calls(changes: Sequence[Change]) -> list[PlannedCall]:
+    fields = _by_field(changes)
+    base = path("/api/v1/workspaces/{id}", id=changes[0].key)
+    calls: list[PlannedCall] = []
+    if "name" in fields:
+        calls.append(_patch(base, {"name": fields["name"].new}, [fields["name"]]))
+    if "archived" in fields:
+        calls.append(_action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"]))
+    return calls
+
+
+def _model_calls(changes: Sequence[Change]) -> list[PlannedCall]:
+    fields = _by_field(changes)
+    # {model_name} takes the numeric id too, which a rename in the same PATCH cannot break.
+    base = path("/api/v1/models/{id}", id=changes[0].key)
+    calls: list[PlannedCall] = []
+    patched = [fields[f] for f in ("name", "description", "notes", "labels", "metadata") if f in fields]
+    if patched:
+        calls.append(_patch(base, {c.field: _plain(c.new) for c in patched}, patched))
+    if "workspace_id" in fields:
+        # MoveModel, not PatchModel's workspaceId: the master's PatchModel fails on that path
+        # (a struct scan of the destination workspace it cannot complete).
+        body = {"modelName": str(changes[0].key), "destinationWorkspaceId": fields["workspace_id"].new}
+        calls.append(PlannedCall(Call("POST", base + "/move", body=body), "action", EDIT, (fields["workspace_id"],)))
+    if "archived" in fields:
+        calls.append(_action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"]))
+    return calls
+
+
+def _model_version_calls(changes: Sequence[Change]) -> list[PlannedCall]:
+    obj = changes[0].obj
+    base = path(
+        "/api/v1/models/{m}/versions/{v}", m=obj.__dict__["model_id"], v=obj.__dict__["version"]
+    )
+    body = {c.field: _plain(c.new) for c in changes}
+    return [_patch(base, body, changes)]
+
+
+def _checkpoint_calls(changes: Sequence[Change]) -> list[PlannedCall]:
+    (change,) = changes
+    base = path("/api/v1/checkpoints/{uuid}/metadata", uuid=change.key)
+    body = {"checkpoint": {"uuid": change.key, "metadata": change.new}}
+    return [PlannedCall(Call("POST", base, body=body), "metadata", EDIT, (change,))]
+
+
+def _plain(value: Any) -> Any:
+    return sorted(value) if isinstance(value, TagSet) else value
+
+
+_OBJECT_PLANNERS: Final = {
+    "Experiment": _experiment_calls,
+    "Project": _project_calls,
+    "Workspace": _workspace_calls,
+    "Model": _model_calls,
+    "ModelVersion": _model_version_calls,
+    "Checkpoint": _checkpoint_calls,
+}
+
+
+# --- bulk actions on queries -----------------------------------------------------------------
+BulkAction = Literal["activate", "pause", "cancel", "kill", "archive", "unarchive", "delete", "move"]
+
+
+@dataclass(frozen=True)
+class BulkPlan:
+    """A bulk action: by filters in one request when the query fits them, else by ids."""
+
+    action: BulkAction
+    project: int
+    filters: dict[str, Any] | None
+    destination: int | None = None
+
+    def call(self, experiment_ids: Iterable[int] = ()) -> Call:
+        body: dict[str, Any] = {"projectId": self.project}
+        if self.filters is not None:
+            body["filters"] = self.filters
+        else:
+            body["experimentIds"] = sorted(experiment_ids)
+        if self.destination is not None:
+            body["destinationProjectId"] = self.destination
+        method = "DELETE" if self.action == "delete" else "POST"
+        return Call(method, path("/api/v1/projects/{p}/experiments/{a}", p=self.project, a=self.action), body=body)
+
+
+def bulk_filters(condition: Condition | None) -> dict[str, Any] | None:
+    """``BulkExperimentFilters`` expressing ``condition`` exactly, or None when it cannot."""
+    filters: dict[str, Any] = {}
+    for cond in conjuncts(condition):
+        if not isinstance(cond, Leaf) or cond.field.kind != "column" or not _add_filter(filters, cond):
+            return None
+    return filters
+
+
+def _add_filter(filters: dict[str, Any], leaf: Leaf) -> bool:
+    name, lookup, value = leaf.field.name, leaf.lookup, leaf.value
+    if name in ("name", "description") and lookup == "contains" and name not in filters:
+        if any(ch in value for ch in "%_"):
+            return False  # ILIKE wildcards would widen the match
+        filters[name] = value
+        return True
+    if name == "tags" and lookup == "contains":
+        filters.setdefault("labels", []).append(value)
+        return True
+    if name == "archived" and lookup == "exact" and "archived" not in filters:
+        filters["archived"] = value
+        return True
+    if name == "state" and lookup in ("exact", "in") and "states" not in filters:
+        states = value if lookup == "in" else [value]
+        if any(s in _REPORTED_ONLY for s in states):
+            return False
+        filters["states"] = [s.value for s in states]
+        return True
+    if name == "user_id" and lookup in ("exact", "in") and "userIds" not in filters:
+        filters["userIds"] = list(value) if lookup == "in" else [value]
+        return True
+    if name == "project_id" and lookup == "exact" and "projectId" not in filters:
+        filters["projectId"] = value
+        return True
+    if name == "id" and lookup == "ne":
+        filters.setdefault("excludedExperimentIds", []).append(value)
+        return True
+    return False
+
+
+_REPORTED_ONLY: Final = {
+    w.ExperimentState.QUEUED, w.ExperimentState.PULLING, w.ExperimentState.STARTING,
+}  # fmt: skip
+
+
+def plan_bulk(
+    condition: Condition | None, action: BulkAction, *, ordered_or_sliced: bool,
+    destination: int | None = None,
+) -> BulkPlan:  # fmt: skip
+    """Filters when they express the query exactly (one request); otherwise ids (query first)."""
+    project = GLOBAL_PROJECT
+    for cond in conjuncts(condition):
+        if isinstance(cond, Leaf) and cond.field.name == "project_id" and cond.lookup == "exact":
+            project = cond.value
+    filters = None if ordered_or_sliced else bulk_filters(condition)
+    if filters is not None and condition is None:
+        filters = {}
+    return BulkPlan(action, project, filters, destination)
+
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """The per-id outcome of a bulk action: an empty message means success."""
+
+    action: str
+    outcomes: dict[int, str]
+
+    @property
+    def succeeded(self) -> list[int]:
+        return sorted(k for k, error in self.outcomes.items() if not error)
+
+    @property
+    def failed(self) -> dict[int, str]:
+        return {k: error for k, error in sorted(self.outcomes.items()) if error}
+
+    def raise_for_errors(self) -> BulkResult:
+        """Raise :class:`~detorm.errors.BulkActionError` if any id failed; else return self."""
+        from .errors import BulkActionError
+
+        if self.failed:
+            raise BulkActionError(self.action, self.failed, self.succeeded)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    def __repr__(self) -> str:
+        return f"<BulkResult {self.action}: {len(self.succeeded)} ok, {len(self.failed)} failed>"

@@ -1,0 +1,172 @@
+"""Trial logs: typed entries, searched on the master, followed across dropped connections.
+
+``GET /api/v1/trials/{id}/logs`` streams one log line per message. Filters (levels, search
+text, timestamps, limit) run on the master. ``follow=True`` keeps the stream open until the
+trial ends; if the connection drops, reading resumes from the last entry received, skipping the
+ones already seen (log ids only grow), so there is no duplicate and no gap.
+
+The master's v1 log path ignores ``enableRegex``: with ``regex=True`` the pattern is matched
+here, after the master's other filters.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Final
+
+from . import _wire as w
+from ._transport import Call, path, query_items
+from .errors import QueryError, StreamInterrupted, TransportError
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+__all__ = ["LogEntry", "read_logs"]
+
+RESUME_OVERLAP: Final = timedelta(seconds=1)
+MAX_RECONNECTS: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One log line of a trial."""
+
+    id: int
+    trial_id: int
+    timestamp: w.Timestamp | None
+    level: w.LogLevel
+    message: str  # the raw text the task printed (``log``), without the legacy prefix
+    agent_id: str | None
+    container_id: str | None
+    rank_id: int | None
+    source: str | None
+    stdtype: str | None
+
+    @classmethod
+    def from_wire(cls, raw: bytes) -> LogEntry:
+        line = w.TrialLogsResponse.model_validate_json(raw)
+        return cls(
+            id=int(line.id) if line.id.isdigit() else 0,
+            trial_id=line.trial_id,
+            timestamp=line.timestamp,
+            level=line.level,
+            message=line.log if line.log is not None else line.message,
+            agent_id=line.agent_id,
+            container_id=line.container_id,
+            rank_id=line.rank_id,
+            source=line.source,
+            stdtype=line.stdtype,
+        )
+
+    def __str__(self) -> str:
+        return self.message.rstrip("\n")
+
+
+def _levels(levels: Iterable[w.LogLevel | str] | None) -> list[str]:
+    out: list[str] = []
+    for level in levels or ():
+        try:
+            out.append(w.LogLevel.parse(level).value if isinstance(level, str) else level.value)
+        except ValueError as err:
+            raise QueryError(f"levels: {err}") from None
+    return out
+
+
+def _rfc3339(value: datetime | str | None, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return w.Timestamp.parse(value).rfc3339()
+        except ValueError as err:
+            raise QueryError(f"{name}: {err}") from None
+    if isinstance(value, datetime):
+        return w.Timestamp.from_datetime(value if value.tzinfo else value.replace(tzinfo=timezone.utc)).rfc3339()
+    raise QueryError(f"{name} takes a datetime or an RFC 3339 string, not {value!r}")
+
+
+def read_logs(
+    session: Session,
+    trial_id: int,
+    *,
+    follow: bool = False,
+    search: str | None = None,
+    regex: bool = False,
+    levels: Iterable[w.LogLevel | str] | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    limit: int | None = None,
+    tail: int | None = None,
+) -> Iterator[LogEntry]:
+    """Validate the arguments (before anything is sent), then stream the entries."""
+    if limit is not None and tail is not None:
+        raise QueryError("give either limit (the first lines) or tail (the last lines), not both")
+    if follow and tail is not None:
+        raise QueryError("tail and follow cannot be combined; use limit with follow")
+    for name, value in (("limit", limit), ("tail", tail)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise QueryError(f"{name} must be a non-negative int, not {value!r}")
+    pattern = None
+    if regex and search:
+        try:
+            pattern = re.compile(search)
+        except re.error as err:
+            raise QueryError(f"search is not a valid regular expression: {err}") from None
+    params: dict[str, Any] = {
+        "follow": follow or None,
+        "searchText": None if regex else search,
+        "levels": _levels(levels) or None,
+        "timestampAfter": _rfc3339(since, "since"),
+        "timestampBefore": _rfc3339(until, "until"),
+    }
+    if tail is not None:
+        params["limit"], params["orderBy"] = tail, w.OrderBy.DESC.value
+    elif limit is not None and pattern is None:
+        params["limit"] = limit
+    entries = _stream(session, trial_id, params, follow=follow)
+    if pattern is not None:
+        entries = (e for e in entries if pattern.search(e.message))
+        if limit is not None:
+            entries = _take(entries, limit)
+    if tail is not None:
+        return iter(list(entries)[::-1])
+    return entries
+
+
+def _take(entries: Iterator[LogEntry], count: int) -> Iterator[LogEntry]:
+    for index, entry in enumerate(entries):
+        if index >= count:
+            return
+        yield entry
+
+
+def _call(trial_id: int, params: dict[str, Any]) -> Call:
+    return Call("GET", path("/api/v1/trials/{id}/logs", id=trial_id), query_items(params), stream=True)
+
+
+def _stream(session: Session, trial_id: int, params: dict[str, Any], *, follow: bool) -> Iterator[LogEntry]:
+    last: LogEntry | None = None
+    reconnects = 0
+    while True:
+        try:
+            for raw in session.transport.stream(_call(trial_id, params)):
+                entry = LogEntry.from_wire(raw)
+                if last is not None and entry.id and entry.id <= last.id:
+                    continue  # seen before the connection dropped
+                last = entry
+                yield entry
+            return
+        except (StreamInterrupted, TransportError):
+            if not follow or reconnects >= MAX_RECONNECTS:
+                raise
+            reconnects += 1
+            time.sleep(min(2.0, 0.1 * 2**reconnects))
+            if last is not None and last.timestamp is not None:
+                # Resume a little before the last entry; entries already seen are skipped.
+                resume = last.timestamp - RESUME_OVERLAP
+                params = dict(params, timestampAfter=w.Timestamp.from_datetime(resume).rfc3339())
+

@@ -1,0 +1,241 @@
+"""Metric reports of many trials in one streamed request, in bounded memory, cached when final.
+
+``GET /api/v1/trials/metrics/trial_metrics?trialIds=..&group=..`` streams the reports of several
+trials in one response: trial after trial in ascending id, batches of up to 1000 reports per
+line. Reports are parsed and handed out line by line, so memory does not grow with the total.
+Reports of trials in a terminal state can no longer change: they are kept in the disk cache
+and read from there next time (also by another process).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from . import _wire as w
+from ._transport import Call
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ._resources._models import Trial
+    from ._session import Session
+
+__all__ = ["MetricReport", "MetricsStream"]
+
+MAX_URL: Final = 6000  # stay well below common proxy limits on the query string
+_SPECIAL: Final = {"NaN": math.nan, "Nan": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_CACHE_KIND: Final = "metrics"
+_CACHE_MAX_LINES: Final = 200  # a trial with more than 200k reports is streamed, not cached
+
+
+def _values(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        return {}
+    for key, value in raw.items():
+        if type(value) is str and value in _SPECIAL:
+            raw[key] = _SPECIAL[value]
+    return raw
+
+
+class MetricReport:
+    """One report of one metric group by one trial: when, after how many batches, what values."""
+
+    __slots__ = ("trial_id", "trial_run_id", "step", "group", "values", "batch_metrics", "_end")
+
+    def __init__(
+        self,
+        trial_id: int,
+        trial_run_id: int,
+        step: int,
+        group: str,
+        values: dict[str, Any],
+        batch_metrics: list[dict[str, Any]] | None,
+        end_time: str | None,
+    ) -> None:
+        self.trial_id = trial_id
+        self.trial_run_id = trial_run_id
+        self.step = step  # total batches trained when reported
+        self.group = group
+        self.values = values
+        self.batch_metrics = batch_metrics
+        self._end = end_time
+
+    @property
+    def time(self) -> w.Timestamp | None:
+        """When the report was made (parsed on first use)."""
+        return None if not self._end else w.Timestamp.parse(self._end)
+
+    @property
+    def epoch(self) -> float | None:
+        """The epoch, when the trial reported one among its values."""
+        value = self.values.get("epoch", self.values.get("epochs"))
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def __repr__(self) -> str:
+        return f"MetricReport(trial={self.trial_id}, step={self.step}, {self.group}={self.values!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MetricReport):
+            return NotImplemented
+        return (self.trial_id, self.trial_run_id, self.step, self.group, self.values, self._end) == (
+            other.trial_id, other.trial_run_id, other.step, other.group, other.values, other._end
+        )  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _reports(line: bytes) -> list[MetricReport]:
+    """The reports of one stream message (``GetMetricsResponse``)."""
+    out: list[MetricReport] = []
+    for row in json.loads(line).get("metrics") or ():
+        metrics = row.get("metrics") or {}
+        values = metrics.get("avg_metrics")
+        if values is None:
+            values = metrics.get("validation_metrics")
+        out.append(
+            MetricReport(
+                row.get("trialId", 0), row.get("trialRunId", 0), row.get("totalBatches", 0),
+                row.get("group", ""), _values(values), metrics.get("batch_metrics"),
+                row.get("endTime"),
+            )  # fmt: skip
+        )
+    return out
+
+
+class MetricsStream:
+    """The reports of a metric group for some trials; iterate it (lazily, page by page).
+
+    Iterating again reads again (from the disk cache for finished trials).
+    """
+
+    def __init__(self, session: Session, trials: Sequence[Trial | int], group: str, *, cache: bool) -> None:
+        if not group:
+            raise ConfigurationError("name the metric group: 'training', 'validation', or another")
+        self._session = session
+        self._group = group
+        self._cache = cache
+        self._ids = sorted({t if isinstance(t, int) else t.id for t in trials})
+        self._terminal: dict[int, bool] = {}
+        for trial in trials:
+            if not isinstance(trial, int):
+                self._terminal[trial.id] = trial.state.is_terminal
+
+    @property
+    def trial_ids(self) -> list[int]:
+        return list(self._ids)
+
+    def __iter__(self) -> Iterator[MetricReport]:
+        cached = self._cached_lines() if self._cache else {}
+        missing = [t for t in self._ids if t not in cached]
+        terminal = self._terminal_states(missing) if self._cache else {}
+        fetched = self._fetch(missing, terminal)
+        pending: list[int] = sorted(cached)
+        for report_batch in fetched:
+            # Keep ascending trial order: cached trials come before later fetched ones.
+            first = report_batch[0].trial_id if report_batch else None
+            while pending and first is not None and pending[0] < first:
+                yield from self._replay(cached.pop(pending.pop(0)))
+            yield from report_batch
+        for trial_id in pending:
+            yield from self._replay(cached[trial_id])
+
+    def _replay(self, lines: list[bytes]) -> Iterator[MetricReport]:
+        for line in lines:
+            yield from _reports(line)
+
+    def _cached_lines(self) -> dict[int, list[bytes]]:
+        disk = self._session.cache
+        found: dict[int, list[bytes]] = {}
+        for trial_id in self._ids:
+            payload = disk.get(_CACHE_KIND, trial_id, self._group)
+            if payload is not None:
+                found[trial_id] = _split(payload)
+        return found
+
+    def _terminal_states(self, trial_ids: list[int]) -> dict[int, bool]:
+        states = {t: self._terminal[t] for t in trial_ids if t in self._terminal}
+        unknown = [t for t in trial_ids if t not in states]
+        if unknown:
+            states.update(self._session._trial_states(unknown))
+        return states
+
+    def _fetch(self, trial_ids: list[int], terminal: dict[int, bool]) -> Iterator[list[MetricReport]]:
+        for chunk in _chunks(trial_ids, self._group):
+            call = Call(
+                "GET", "/api/v1/trials/metrics/trial_metrics",
+                (*(("trialIds", str(t)) for t in chunk), ("group", self._group)), stream=True,
+            )  # fmt: skip
+            buffers: dict[int, list[bytes]] = {}
+            for line in self._session.transport.stream(call):
+                reports = _reports(line)
+                if self._cache and reports:
+                    self._buffer(line, reports, terminal, buffers)
+                yield reports
+            for trial_id, lines in buffers.items():
+                self._session.cache.set(_CACHE_KIND, trial_id, self._group, value=_join(lines))
+
+    def _buffer(
+        self, line: bytes, reports: list[MetricReport], terminal: dict[int, bool],
+        buffers: dict[int, list[bytes]],
+    ) -> None:  # fmt: skip
+        trial_id = reports[0].trial_id
+        if not terminal.get(trial_id) or any(r.trial_id != trial_id for r in reports):
+            return
+        lines = buffers.setdefault(trial_id, [])
+        if len(lines) < _CACHE_MAX_LINES:
+            lines.append(line)
+        else:
+            terminal[trial_id] = False
+            del buffers[trial_id]
+
+    # --- conversions ----------------------------------------------------------------------
+    def to_records(self) -> list[dict[str, Any]]:
+        """One dict per report: trial_id, trial_run_id, step, time, then the metric values."""
+        return [
+            {"trial_id": r.trial_id, "trial_run_id": r.trial_run_id, "step": r.step, "time": r.time, **r.values}
+            for r in self
+        ]
+
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame of :meth:`to_records` (needs pandas)."""
+        pandas = _optional("pandas", "to_pandas()")
+        return pandas.DataFrame.from_records(self.to_records())
+
+    def to_polars(self) -> Any:
+        """A polars DataFrame of :meth:`to_records` (needs polars)."""
+        polars = _optional("polars", "to_polars()")
+        return polars.from_dicts(self.to_records(), infer_schema_length=None)
+
+
+def _optional(module: str, feature: str) -> Any:
+    # Optional dependencies are imported by name, only when asked for.
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigurationError(f"{feature} needs {module}: pip install {module}") from None
+
+
+def _chunks(trial_ids: list[int], group: str) -> Iterable[list[int]]:
+    """Split ids so that no request URL gets too long (the master takes any number)."""
+    chunk: list[int] = []
+    length = len(group) + 64
+    for trial_id in trial_ids:
+        cost = len("trialIds=&") + len(str(trial_id))
+        if chunk and length + cost > MAX_URL:
+            yield chunk
+            chunk, length = [], len(group) + 64
+        chunk.append(trial_id)
+        length += cost
+    if chunk:
+        yield chunk
+
+
+def _join(lines: list[bytes]) -> bytes:
+    return b"\n".join(lines)
+
+
+def _split(payload: bytes) -> list[bytes]:
+    return [line for line in payload.split(b"\n") if line]

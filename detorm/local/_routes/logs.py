@@ -1,0 +1,386 @@
+"""Trial logs and their fields (``api_trials.go``: ``TrialLogs``, ``TrialLogsFields``).
+
+A trial's logs are the logs of its task: TrialLogs translates its request into a TaskLogs
+request (``api_tasks.go:taskLogs``) served by the Postgres backend (``db/postgres_tasks.go``),
+through ``api.BatchStreamProcessor``. This module reproduces those three pieces, including their
+quirks:
+
+* ``limit`` goes through ``EffectiveLimit`` against a count taken first: 0 means every log that
+  exists then, a negative limit means none; with ``follow`` the limit is ignored.
+* Rows are fetched 1000 at a time, each batch after the id of the last row sent (``id >
+  last``, whatever the order): with ``orderBy=ORDER_BY_DESC`` and more than 1000 rows, later
+  batches repeat rows of the first, as on the master.
+* A ``-1`` in ``rankIds`` becomes ``AND rank_id IS NULL OR rank_id IN (...)``, unparenthesised
+  (``db/postgres_filters.go``): NULL-rank rows of the trial match regardless of every other
+  filter, and ranked rows of *other* trials match the later filters.
+* ``searchText`` is ``encode(log::bytea, 'escape') ILIKE '%' || text || '%'``: ``%`` and ``_`` in
+  the text are wildcards. ``enableRegex`` is parsed but ignored: TrialLogs never passes it on.
+* With ``follow`` an empty fetch waits :data:`FOLLOW_POLL_SECONDS`, and the stream ends once the
+  trial has ended more than :data:`TERMINATION_GRACE_SECONDS` ago.
+
+Each log line is its own message; ``message`` is the legacy line ``[ts] <container8> [rank=N] ||
+LEVEL: log``. A stored level of ``LOG_LEVEL_UNSPECIFIED`` stands for the master's NULL level (no
+``LEVEL:`` part, and no level filter matches it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Final
+
+from detorm._wire import LogLevel, OrderBy, Timestamp
+
+from .._app import Ctx, RawJSON, rpc
+from .._db import Database
+from .._errors import ApiError, Code, GatewayError, not_found
+from .._metric_reports import db_time
+
+# Waits of the master, module attributes so that tests can shorten them.
+FOLLOW_POLL_SECONDS: float = 1.0  # taskLogsBatchMissWaitTime
+TERMINATION_GRACE_SECONDS: float = 5.0  # PgDB.MaxTerminationDelay
+FIELDS_POLL_SECONDS: float = 5.0  # distinctFieldBatchWaitTime
+
+BATCH_SIZE: Final = 1000  # taskLogsBatchSize
+_CONTAINER_WIDTH: Final = 8  # containerIDMaxLength
+_TERMINAL: Final = frozenset({"COMPLETED", "CANCELED", "ERROR"})  # model.TerminalStates
+_COLUMNS: Final = "id, timestamp, level, log, agent_id, container_id, rank_id, source, stdtype"
+
+
+@dataclass(frozen=True)
+class LogsRequest:
+    """The filters of an ``apiv1.TrialLogsRequest``."""
+
+    trial_id: int
+    limit: int = 0
+    follow: bool = False
+    agent_ids: Sequence[str] = ()
+    container_ids: Sequence[str] = ()
+    rank_ids: Sequence[int] = ()
+    levels: Sequence[LogLevel] = ()
+    stdtypes: Sequence[str] = ()
+    sources: Sequence[str] = ()
+    timestamp_before: Timestamp | None = None
+    timestamp_after: Timestamp | None = None
+    descending: bool = False
+    search_text: str = ""
+
+
+# --- TrialLogs ------------------------------------------------------------------------------
+@rpc("TrialLogs", trial_id=int)
+def trial_logs(ctx: Ctx) -> Iterator[RawJSON]:
+    return _logs_stream(ctx, _parse(ctx))
+
+
+def _parse(ctx: Ctx) -> LogsRequest:
+    # Parsed by the gateway, before the RPC runs: a bad value is a unary error.
+    q = ctx.query
+    try:
+        q.get_bool("enable_regex")  # parsed, then dropped by TrialLogs
+        return LogsRequest(
+            trial_id=ctx.path["trial_id"],
+            limit=q.get_int("limit"),
+            follow=q.get_bool("follow"),
+            agent_ids=q.get_strs("agent_ids"),
+            container_ids=q.get_strs("container_ids"),
+            rank_ids=q.get_ints("rank_ids"),
+            levels=q.get_enums("levels", LogLevel, "logv1.LogLevel"),
+            stdtypes=q.get_strs("stdtypes"),
+            sources=q.get_strs("sources"),
+            timestamp_before=q.get_timestamp("timestamp_before"),
+            timestamp_after=q.get_timestamp("timestamp_after"),
+            descending=q.get_enum("order_by", OrderBy, "apiv1.OrderBy") == OrderBy.DESC,
+            search_text=q.get_str("search_text"),
+        )
+    except ApiError as err:
+        raise GatewayError(err.code, err.message) from None
+
+
+def _logs_stream(ctx: Ctx, request: LogsRequest) -> Iterator[RawJSON]:
+    task_id = _task_of(ctx, request.trial_id)
+    database = ctx.app.db
+    try:
+        yield from _batches(database, request)
+    except ApiError as err:
+        raise ApiError(err.code, _wrapped(task_id, err.message)) from None
+    except Exception as err:  # noqa: BLE001 - a plain Go error: Unknown
+        raise ApiError(Code.UNKNOWN, _wrapped(task_id, str(err) or type(err).__name__)) from None
+
+
+def _task_of(ctx: Ctx, trial_id: int) -> str:
+    """The access check (404 before any message), then frees the request's connection: a
+    followed stream can last as long as the trial."""
+    row = ctx.db.connection().exec_driver_sql(
+        "SELECT task_id FROM trials WHERE id = ?", (trial_id,)
+    ).fetchone()
+    ctx.db.close()
+    if row is None:
+        raise not_found(f"trial '{trial_id}' not found")
+    return str(row[0])
+
+
+def _wrapped(task_id: str, message: str) -> str:
+    # processBatches collects errors in a go-multierror, which TrialLogs wraps once more.
+    return f"getting trial logs for task ID {task_id}: 1 error occurred:\n\t* {message}\n\n"
+
+
+def _batches(database: Database, request: LogsRequest) -> Iterator[RawJSON]:
+    """``taskLogs`` run by ``api.BatchStreamProcessor``."""
+    where, params = _filters(request)
+    try:
+        (total,) = _query(database, f"SELECT count(*) FROM trial_logs WHERE {where}", params)[0]
+    except Exception as err:  # noqa: BLE001
+        raise _as_error(err, "getting log count from backend") from None
+    remaining = _effective_limit(request.limit, total)
+    last_id: int | None = None
+    while True:
+        size = BATCH_SIZE if request.follow or remaining > BATCH_SIZE else remaining
+        rows: list[tuple[Any, ...]] = []
+        if size > 0:
+            try:
+                rows = fetch_logs(database, where, params, last_id, request.descending, size)
+            except Exception as err:  # noqa: BLE001
+                raise _as_error(err, "failed to fetch batch") from None
+        if not rows:
+            if not request.follow:
+                return
+            if _ended(database, request.trial_id):
+                return
+            time.sleep(FOLLOW_POLL_SECONDS)
+            continue
+        remaining -= len(rows)
+        last_id = rows[-1][0]
+        for row in rows:
+            yield _log_message(request.trial_id, row)
+        if not request.follow and remaining <= 0:
+            return
+
+
+def _as_error(err: Exception, context: str) -> ApiError:
+    code = err.code if isinstance(err, ApiError) else Code.UNKNOWN
+    message = err.message if isinstance(err, ApiError) else (str(err) or type(err).__name__)
+    return ApiError(code, f"{context}: {message}")
+
+
+def _effective_limit(limit: int, total: int) -> int:
+    """``api.EffectiveLimit(limit, 0, total)``."""
+    if limit < 0:
+        return -1
+    if limit == 0 or limit > total:
+        return total
+    return limit
+
+
+def _filters(request: LogsRequest) -> tuple[str, list[Any]]:
+    """``constructTaskLogsFilters`` + ``filtersToSQL``, fragment for fragment (precedence and
+    all): the ``WHERE`` text after the trial, and its parameters."""
+    fragments = ["trial_id = ?"]
+    params: list[Any] = [request.trial_id]
+
+    def marks(values: Sequence[Any]) -> str:
+        return ",".join("?" * len(values))
+
+    if request.rank_ids:
+        ranks = list(request.rank_ids)
+        if -1 in ranks:
+            fragments.append(f"AND rank_id IS NULL OR rank_id IN ({marks(ranks)})")
+        else:
+            fragments.append(f"AND rank_id IN ({marks(ranks)})")
+        params += ranks
+    for column, values in (
+        ("agent_id", request.agent_ids), ("container_id", request.container_ids),
+        ("stdtype", request.stdtypes), ("source", request.sources),
+    ):  # fmt: skip
+        if values:
+            fragments.append(f"AND {column} IN ({marks(values)})")
+            params += list(values)
+    if request.levels:
+        # NULL never matches IN; LOG_LEVEL_UNSPECIFIED stands for NULL here.
+        stored = [level.value for level in request.levels if level != LogLevel.UNSPECIFIED]
+        fragments.append(f"AND level IN ({marks(stored)})")
+        params += stored
+    if request.timestamp_before is not None:
+        fragments.append("AND timestamp <= ?")
+        params.append(_bound(request.timestamp_before))
+    if request.timestamp_after is not None:
+        fragments.append("AND timestamp > ?")
+        params.append(_bound(request.timestamp_after))
+    if request.search_text:
+        fragments.append("AND pg_escape(log) LIKE ('%' || ? || '%') ESCAPE '\\'")
+        params.append(request.search_text)
+    return "\n".join(fragments), params
+
+
+def _bound(value: Timestamp) -> str:
+    # pgx sends a time as microseconds, dropping the nanoseconds (db_time keeps microseconds).
+    return db_time(value)
+
+
+def fetch_logs(
+    database: Database,
+    where: str,
+    params: list[Any],
+    after_id: int | None,
+    descending: bool,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """``PgDB.TaskLogs``: one batch, after the id of the last row of the previous batch."""
+    follow = "" if after_id is None else "\nAND id > ?"
+    extra = [] if after_id is None else [after_id]
+    order = "DESC" if descending else "ASC"
+    return _query(
+        database,
+        f"SELECT {_COLUMNS} FROM trial_logs WHERE {where}{follow} ORDER BY id {order} LIMIT ?",
+        [*params, *extra, limit],
+    )
+
+
+def _query(database: Database, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with database.transaction(write=False) as db:
+        connection: Any = db.connection().connection.driver_connection
+        connection.create_function("pg_escape", 1, _pg_escape, deterministic=True)
+        rows: list[tuple[Any, ...]] = connection.execute(sql, tuple(params)).fetchall()
+        return rows
+
+
+def _pg_escape(text: str | None) -> str | None:
+    """``encode(text::bytea, 'escape')``: NUL and non-ASCII bytes as ``\\ooo``, ``\\`` doubled."""
+    if text is None:
+        return None
+    if text.isascii() and "\\" not in text and "\x00" not in text:
+        return text
+    out = []
+    for byte in text.encode():
+        if byte == 0 or byte >= 0x80:
+            out.append(f"\\{byte:03o}")
+        elif byte == 0x5C:
+            out.append("\\\\")
+        else:
+            out.append(chr(byte))
+    return "".join(out)
+
+
+def _ended(database: Database, trial_id: int) -> bool:
+    """``isTaskTerminalFunc``: the trial's task ended more than the grace period ago."""
+    try:
+        rows = _query(database, "SELECT state, end_time FROM trials WHERE id = ?", [trial_id])
+        if not rows:
+            raise ApiError(Code.NOT_FOUND, f"trial '{trial_id}' not found")
+    except Exception as err:  # noqa: BLE001
+        raise _as_error(err, "failed to check the termination status") from None
+    state, end_time = rows[0]
+    if end_time is None:
+        return str(state) in _TERMINAL
+    ended = datetime.fromisoformat(str(end_time)).replace(tzinfo=timezone.utc)
+    return ended + timedelta(seconds=TERMINATION_GRACE_SECONDS) < datetime.now(timezone.utc)
+
+
+# --- messages -------------------------------------------------------------------------------
+def _log_message(trial_id: int, row: tuple[Any, ...]) -> RawJSON:
+    log_id, stamp, level, text, agent_id, container_id, rank_id, source, stdtype = row
+    wire_time, legacy_time = _times(str(stamp))
+    has_level = level is not None and level != LogLevel.UNSPECIFIED.value
+    known = level in LogLevel._value2member_map_
+    message: dict[str, Any] = {
+        "id": str(log_id),
+        "timestamp": wire_time,
+        "message": _legacy_line(legacy_time, container_id, rank_id, level if has_level else None, text),
+        "level": level if known else LogLevel.UNSPECIFIED.value,
+        "trialId": trial_id,
+    }
+    for key, value in (("agentId", agent_id), ("containerId", container_id), ("rankId", rank_id)):
+        if value is not None:
+            message[key] = value
+    message["log"] = text
+    for key, value in (("source", source), ("stdtype", stdtype)):
+        if value is not None:
+            message[key] = value
+    return RawJSON(json.dumps(message, separators=(",", ":")).encode())
+
+
+def _times(stored: str) -> tuple[str, str]:
+    """The stored time as jsonpb writes it (0/3/6 digits) and as the legacy line does
+    (``RFC3339MicroTrailingZeroes``: always 6)."""
+    if not (len(stored) == 26 and stored[10] == " " and stored[19] == "."):
+        stored = db_time(datetime.fromisoformat(stored))
+    day, clock, micros = stored[:10], stored[11:19], stored[20:26]
+    legacy = f"{day}T{clock}.{micros}Z"
+    if micros == "000000":
+        return f"{day}T{clock}Z", legacy
+    if micros.endswith("000"):
+        return f"{day}T{clock}.{micros[:3]}Z", legacy
+    return legacy, legacy
+
+
+def _legacy_line(
+    stamp: str, container_id: str | None, rank_id: int | None, level: str | None, text: str
+) -> str:
+    """``model.TaskLog.Message``."""
+    parts = [f"[{stamp}]"]
+    if container_id:
+        # Go slices bytes; a cut rune becomes U+FFFD when the JSON is written
+        parts.append(container_id.encode()[:_CONTAINER_WIDTH].decode(errors="replace"))
+    else:
+        parts.append(" " * _CONTAINER_WIDTH)
+    if rank_id is not None:
+        parts.append(f"[rank={rank_id}]")
+    parts.append("||")
+    if level is not None:
+        parts.append(f"{level.removeprefix('LOG_LEVEL_')}:")
+    parts.append(text)
+    return " ".join(parts)
+
+
+# --- TrialLogsFields ------------------------------------------------------------------------
+@rpc("TrialLogsFields", trial_id=int)
+def trial_logs_fields(ctx: Ctx) -> Iterator[RawJSON]:
+    try:
+        follow = ctx.query.get_bool("follow")
+    except ApiError as err:
+        raise GatewayError(err.code, err.message) from None
+    return _fields_stream(ctx, ctx.path["trial_id"], follow)
+
+
+def _fields_stream(ctx: Ctx, trial_id: int, follow: bool) -> Iterator[RawJSON]:
+    """One message of the distinct values; with ``follow``, one more every
+    :data:`FIELDS_POLL_SECONDS` until the trial has ended (``alwaysCheckTermination``)."""
+    task_id = _task_of(ctx, trial_id)
+    database = ctx.app.db
+    while True:
+        try:
+            fields = _fields(database, trial_id)
+        except Exception as err:  # noqa: BLE001
+            raise ApiError(Code.UNKNOWN, _fields_error(task_id, err)) from None
+        yield RawJSON(json.dumps(fields, separators=(",", ":")).encode())
+        if not follow or _ended(database, trial_id):
+            return
+        time.sleep(FIELDS_POLL_SECONDS)
+
+
+def _fields_error(task_id: str, err: Exception) -> str:
+    inner = err.message if isinstance(err, ApiError) else str(err)
+    return (
+        f"merging and sending trial log field batches for task id {task_id}:"
+        f" 1 error occurred:\n\t* failed to fetch batch: {inner}\n\n"
+    )
+
+
+def _fields(database: Database, trial_id: int) -> dict[str, list[Any]]:
+    """``get_task_logs_fields.sql``: distinct non-null values. The master merges them through Go
+    maps (random order); they are sorted here."""
+    values: dict[str, list[Any]] = {}
+    for key, column in (
+        ("agentIds", "agent_id"), ("containerIds", "container_id"), ("rankIds", "rank_id"),
+        ("stdtypes", "stdtype"), ("sources", "source"),
+    ):  # fmt: skip
+        rows = _query(
+            database,
+            f"SELECT DISTINCT {column} FROM trial_logs WHERE trial_id = ? AND {column} IS NOT NULL"
+            f" ORDER BY {column}",
+            [trial_id],
+        )
+        values[key] = [row[0] for row in rows]
+    return values
