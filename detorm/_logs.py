@@ -150,13 +150,14 @@ def _call(trial_id: int, params: dict[str, Any]) -> Call:
 
 def _stream(session: Session, trial_id: int, params: dict[str, Any], *, follow: bool) -> Iterator[LogEntry]:
     last: LogEntry | None = None
+    seen_up_to: int | None = None  # after a reconnect: ids already handed out
     reconnects = 0
     while True:
         try:
             for raw in session.transport.stream(_call(trial_id, params)):
                 entry = LogEntry.from_wire(raw)
-                if last is not None and entry.id and entry.id <= last.id:
-                    continue  # seen before the connection dropped
+                if seen_up_to is not None and entry.id and entry.id <= seen_up_to:
+                    continue  # received before the connection dropped
                 last = entry
                 yield entry
             return
@@ -167,6 +168,7 @@ def _stream(session: Session, trial_id: int, params: dict[str, Any], *, follow: 
             time.sleep(min(2.0, 0.1 * 2**reconnects))
             if last is not None and last.timestamp is not None:
                 # Resume a little before the last entry; entries already seen are skipped.
+                seen_up_to = last.id
                 resume = last.timestamp - RESUME_OVERLAP
                 params = dict(params, timestampAfter=w.Timestamp.from_datetime(resume).rfc3339())
 

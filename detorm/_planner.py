@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Plan", "Source", "plan_query"]
 
 Paging = Literal["sql", "memory"]
-DEFAULT_PAGE_SIZE: Final = 1000
+DEFAULT_PAGE_SIZE: Final = 2000
 
 
 @dataclass(frozen=True)

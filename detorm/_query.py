@@ -177,7 +177,7 @@ class Query(Generic[R]):
         return self._copy(offset=count)
 
     def page_size(self, size: int) -> Self:
-        """Rows per request when iterating (default 1000)."""
+        """Rows per request when iterating (default 2000)."""
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise QueryError(f"page_size must be a positive int, not {size!r}")
         return self._copy(page_size=size)

@@ -7,6 +7,7 @@ explicit one. A session is a context manager that closes its connection pool.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -15,6 +16,8 @@ from pathlib import Path
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeVar, overload
+
+from pydantic_core import from_json
 
 from . import _auth
 from . import _wire as w
@@ -287,14 +290,15 @@ class Session:
 
     def _watch(self, obj: Resource) -> None:
         """Link the object's mutable containers to the unit of work (in-place edits count)."""
-        editable = type(obj)._editable
-        for name, value in list(obj.__dict__.items()):
-            if isinstance(value, TagSet):
+        values = obj.__dict__
+        for name in _watched_fields(type(obj)):
+            value = values.get(name)
+            if type(value) is TagSet:
                 value._on_change = _Watcher(self, obj, name)
-            elif name in editable and isinstance(value, dict):
-                tracked = value if isinstance(value, TrackedDict) else TrackedDict(value)
+            elif isinstance(value, dict):
+                tracked = value if type(value) is TrackedDict else TrackedDict(value)
                 tracked._on_change = _Watcher(self, obj, name)
-                obj.__dict__[name] = tracked
+                values[name] = tracked
 
     # --- data-heavy reads ------------------------------------------------------------------
     def metrics(
@@ -425,7 +429,8 @@ class Session:
     # --- executing plans ----------------------------------------------------------------------
     def _page(self, source: Source, offset: int, limit: int) -> tuple[list[Any], w.Pagination]:
         call = source.call(offset, limit)
-        response = source.response.model_validate_json(self._transport.send(call).content)
+        # Decoding to Python first and validating the objects is faster than validate_json.
+        response = source.response.model_validate(from_json(self._transport.send(call).content))
         rows = list(getattr(response, source.rows))
         pagination = getattr(response, "pagination", None) or w.Pagination(
             end_index=offset + len(rows), total=offset + len(rows)
@@ -497,6 +502,17 @@ class Session:
     def _loaded_children(self, key: tuple[str, Any, str]) -> list[Resource] | None:
         """Children a prefetch loaded for this relationship (None when not prefetched)."""
         return self._collections.get(key)
+
+
+@functools.cache
+def _watched_fields(cls: type[Resource]) -> tuple[str, ...]:
+    """Fields holding tag sets, and editable dicts: the containers edited in place."""
+    return tuple(
+        name
+        for name, info in cls.model_fields.items()
+        if info.annotation is TagSet or (name in cls._editable and info.annotation is not None
+                                         and getattr(info.annotation, "__origin__", None) is dict)
+    )
 
 
 class _Watcher:

@@ -90,7 +90,11 @@ class WireModel(BaseModel):
         # jsonpb never sends null for a scalar, list or map, but hand-made JSON does.
         if isinstance(data, dict) and None in data.values():
             zeros = cls._zero_defaults
-            return {k: zeros[k] if v is None and k in zeros else v for k, v in data.items()}
+            nulls = [k for k, v in data.items() if v is None and k in zeros]
+            if nulls:
+                data = dict(data)
+                for key in nulls:
+                    data[key] = zeros[key]
         return data
 
     def model_dump_wire(self, *, exclude_unset: bool = False) -> dict[str, Any]:
@@ -203,6 +207,17 @@ class Timestamp(datetime):
     @classmethod
     def parse(cls, text: str) -> Timestamp:
         """Parse RFC 3339 (``Z`` or an offset; up to 9 fraction digits) into UTC."""
+        if len(text) <= 27 and text.endswith("Z") and text[10:11] == "T":
+            # The common case (0-6 fraction digits, UTC) through the C parser.
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                pass
+            else:
+                return cls(
+                    parsed.year, parsed.month, parsed.day, parsed.hour, parsed.minute,
+                    parsed.second, parsed.microsecond, tzinfo=timezone.utc,
+                )  # fmt: skip
         match = _RFC3339.match(text.strip())
         if match is None:
             raise ValueError(f"not an RFC 3339 timestamp: {text!r}")

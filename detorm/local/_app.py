@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote
 
@@ -259,7 +260,9 @@ class LocalApp:
         )
         if route.op in STREAMING:
             return await self._stream(spec, request, params, query, body)
-        return await run_in_threadpool(self._unary, spec, request, params, query, body)
+        # Unary handlers run on the event loop: SQLite serialises writers anyway, and a thread
+        # hand-off per request cost more than most handlers. Streams run in worker threads.
+        return self._unary(spec, request, params, query, body)
 
     def _context(
         self, db: Session, spec: _Spec, request: Request, params: dict[str, Any],
@@ -407,13 +410,33 @@ def _token(request: Request) -> str | None:
 def _user_for_token(db: Session, header: str) -> t.UserRow | None:
     if not header.startswith("Bearer "):
         return None
-    row = db.exec(
-        select(t.UserRow)
-        .join(t.UserSessionRow, t.UserSessionRow.user_id == t.UserRow.id)  # type: ignore[arg-type]
-        .where(t.UserSessionRow.token == header[len("Bearer ") :])
-        .where(t.UserSessionRow.expiry > utcnow())
-    ).first()
-    return row
+    # Every request authenticates: plain SQL here, the ORM costs more than most handlers.
+    found = db.connection().exec_driver_sql(_USER_BY_TOKEN, (header[len("Bearer ") :],)).first()
+    if found is None:
+        return None
+    values = dict(zip(_USER_COLUMNS, found[1:], strict=True))
+    if _stored_time(found[0]) <= utcnow():
+        return None
+    for name in ("modified_at", "last_auth_at"):
+        values[name] = None if values[name] is None else _stored_time(values[name])
+    for name in ("admin", "active", "remote"):
+        values[name] = bool(values[name])
+    return t.UserRow.model_construct(**values)
+
+
+_USER_COLUMNS: Final = (
+    "id", "username", "password_hash", "admin", "active", "remote", "display_name",
+    "modified_at", "last_auth_at", "agent_uid", "agent_gid", "agent_user", "agent_group",
+)  # fmt: skip
+_USER_BY_TOKEN: Final = (
+    "SELECT s.expiry, " + ", ".join(f"u.{c}" for c in _USER_COLUMNS)
+    + " FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.token = ?"
+)
+
+
+def _stored_time(value: object) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _authenticate(db: Session, header: str | None) -> t.UserRow:

@@ -158,10 +158,9 @@ class Literal:
             return cls("bool", value, "boolean")
         if isinstance(value, (int, float)):
             number = float(value)  # encoding/json decodes every number into a float64
-            if number.is_integer():
-                size = abs(number)
-                name = "integer" if size < 2**31 else "bigint" if size < 2**63 else "numeric"
-                return cls("number", int(number), name)
+            size = abs(number)
+            if number.is_integer() and size < 2**63:
+                return cls("number", int(number), "integer" if size < 2**31 else "bigint")
             return cls("number", number, "numeric")
         if isinstance(value, str):
             return cls("unknown", value, "unknown")
@@ -782,11 +781,22 @@ def _quote_char(char: str) -> str:
     return repr(char) if not char.isprintable() else f"'{char}'"
 
 
+_LITERALS: Final = {"n": "null", "t": "true", "f": "false"}
+
+
 def _go_syntax_error(err: json.JSONDecodeError) -> str:
     text, pos = err.doc, err.pos
     if pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string"):
         return "unexpected end of JSON input"
     char = text[pos]
+    word = _LITERALS.get(char)
+    if word is not None and err.msg == "Expecting value":
+        for index, expected in enumerate(word):
+            if pos + index >= len(text):
+                return "unexpected end of JSON input"
+            if text[pos + index] != expected:
+                found = _quote_char(text[pos + index])
+                return f"invalid character {found} in literal {word} (expecting {_quote_char(expected)})"
     if err.msg == "Extra data":
         return f"invalid character {_quote_char(char)} after top-level value"
     if err.msg.startswith("Expecting ':'"):
@@ -836,10 +846,11 @@ _EXPERIMENT_TEXT: Final = {
     "resourcePool": "(e.config ->> '$.resources.resource_pool')",
 }
 
+# the searcher metric of the experiment's best-scoring trial (MIN or MAX by smaller_is_better)
 _SEARCHER_METRIC_VAL: Final = (
-    "(SELECT t.searcher_metric_value FROM trials t WHERE t.experiment_id = e.id ORDER BY"
-    " (CASE WHEN COALESCE(e.config ->> '$.searcher.smaller_is_better', 1)"
-    " THEN t.searcher_metric_value ELSE -1.0 * t.searcher_metric_value END) ASC NULLS LAST LIMIT 1)"
+    "(CASE WHEN COALESCE(e.config ->> '$.searcher.smaller_is_better', 1)"
+    " THEN (SELECT MIN(t.searcher_metric_value) FROM trials t WHERE t.experiment_id = e.id)"
+    " ELSE (SELECT MAX(t.searcher_metric_value) FROM trials t WHERE t.experiment_id = e.id) END)"
 )
 
 

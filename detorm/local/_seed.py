@@ -134,7 +134,8 @@ class Seeder:
         # seed may skip them (then only downloads of those checkpoints fail).
         self.storage = CheckpointStorage.of(database.path)
         self.checkpoint_files = checkpoint_files
-        self._clock = now or utcnow()
+        # Data is dated in the recent past, so that finished work ended before "now".
+        self._clock = now or utcnow() - timedelta(days=30)
         self._context: Any = None
         self._trials_in_project: dict[int, int] = {}  # local ids handed out, per project
         self.db: Session
@@ -256,7 +257,8 @@ class Seeder:
             searcher=searcher, metric=metric, smaller_is_better=smaller_is_better,
             resource_pool=resource_pool, workspace=workspace_row.name, project=project_row.name,
         )  # fmt: skip
-        full_config = self.storage.localize(full_config)  # default storage: the database's own
+        if config is None:  # the default checkpoint storage is the database's own (_storage.py)
+            full_config = self.storage.localize(full_config)
         start = start_time or self._tick(60)
         if model_definition is None:
             model_definition = default_model_definition(name, _yaml_like(full_config), int(start.timestamp()))

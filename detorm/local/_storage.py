@@ -4,7 +4,10 @@ A real cluster's trials write checkpoints to the storage their experiment config
 master only reads them back (``GET /checkpoints/{uuid}``) and a client on a machine that mounts
 the storage reads them directly. detorm.local keeps a ``shared_fs`` storage next to its database,
 ``<database dir>/checkpoints/<uuid>/<files>``, and the :class:`~detorm.local.Seeder` points the
-default experiment config at it, so both kinds of download work on this machine.
+experiment config it builds at it, so both kinds of download work on this machine. A config given
+to the Seeder is stored as given; if it keeps the placeholder storage of ``default_config()``
+(``/tmp`` + ``determined-checkpoint``, as the demo's do, whose rows must not depend on where the
+database lives), detorm.local reads that storage here too, and only a direct read misses it.
 
 The Seeder writes the files of every checkpoint it creates, eagerly, so that a direct read of the
 shared storage (which detorm.local never sees) finds them. To keep large seeds cheap, the on-disk
@@ -20,6 +23,7 @@ the submitted config) and the tar encoding the master's Go code writes (``archiv
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,7 +31,7 @@ import shutil
 import tarfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Final
 
 __all__ = [
@@ -38,6 +42,7 @@ __all__ = [
     "StorageUnavailable",
     "UnsupportedStorage",
     "default_model_definition",
+    "is_placeholder",
     "gzip_stream",
     "read_stream",
     "storage_prefix",
@@ -78,18 +83,22 @@ class CheckpointStorage:
         """
         result = dict(config)
         storage = result.get("checkpoint_storage")
-        if (
-            isinstance(storage, Mapping)
-            and storage.get("type") == "shared_fs"
-            and storage.get("host_path") == _PLACEHOLDER_HOST
-            and storage.get("storage_path") == _PLACEHOLDER_STORAGE
-        ):
+        if isinstance(storage, Mapping) and is_placeholder(storage):
             result["checkpoint_storage"] = {
                 **storage, "host_path": str(self.root.parent), "storage_path": self.root.name,
             }  # fmt: skip
         return result
 
+    def prefix(self, config: Mapping[str, Any] | None) -> str:
+        """:func:`storage_prefix`, except that the placeholder storage of ``default_config()``
+        (kept by configs given to the Seeder explicitly, such as the demo's, which must not
+        depend on where the database is) means this storage."""
+        if isinstance(config, Mapping) and is_placeholder(config):
+            return str(self.root)
+        return storage_prefix(config)
+
     # --- writing ---------------------------------------------------------------------------------
+    # Plain os calls and cached name checks: the Seeder writes tens of thousands of these.
     def write_checkpoint(
         self, uuid: str, resources: Mapping[str, int], metadata: Mapping[str, Any] | None = None
     ) -> None:
@@ -97,26 +106,27 @@ class CheckpointStorage:
         (``name/`` entries are directories). Replaces what the directory held."""
         directory = self._fresh(uuid)
         for name, size in resources.items():
-            target = directory / _relative(name)
+            relative = _relative(name)
+            target = f"{directory}/{relative}"
             if name.endswith("/"):
-                target.mkdir(parents=True, exist_ok=True)
+                os.makedirs(target, exist_ok=True)
                 continue
-            if target.parent != directory:
-                target.parent.mkdir(parents=True, exist_ok=True)
+            if "/" in relative:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
             _write_sized(target, int(size), lambda n=name, s=int(size): _content(uuid, n, s, metadata))
 
     def write_files(self, uuid: str, files: Mapping[str, bytes]) -> None:
         """Write a checkpoint's files with the given contents (tests, demos)."""
         directory = self._fresh(uuid)
         for name, content in files.items():
-            target = directory / _relative(name)
+            target = Path(directory, _relative(name))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
 
     def delete(self, uuid: str, names: Iterable[str] | None = None) -> None:
         """Remove a checkpoint's files (all of them, or the given ones), as the checkpoint GC
         task does on a real cluster."""
-        directory = self.directory(uuid)
+        directory = self.directory(_component(uuid))
         if names is None:
             shutil.rmtree(directory, ignore_errors=True)
             return
@@ -125,27 +135,35 @@ class CheckpointStorage:
             if path.is_file() or path.is_symlink():
                 path.unlink()
 
-    def _fresh(self, uuid: str) -> Path:
+    def _fresh(self, uuid: str) -> str:
         if not self._root_exists:
             self.root.mkdir(parents=True, exist_ok=True)
             self._root_exists = True
-        directory = self.directory(_relative(uuid).name)
+        directory = f"{self.root}/{_component(uuid)}"
         try:
-            directory.mkdir()
+            os.mkdir(directory)
         except FileExistsError:
             shutil.rmtree(directory)
-            directory.mkdir()
+            os.mkdir(directory)
         return directory
 
 
-def _relative(name: str) -> PurePosixPath:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
+@functools.lru_cache(maxsize=4096)
+def _relative(name: str) -> str:
+    """A file name of ``resources`` as a clean relative path (no ``..``, not absolute)."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if name.startswith("/") or ".." in parts or not parts:
         raise ValueError(f"checkpoint file names are relative paths inside the checkpoint: {name!r}")
-    return path
+    return "/".join(parts)
 
 
-def _write_sized(target: Path, size: int, content: Any) -> None:
+def _component(uuid: str) -> str:
+    if not uuid or "/" in uuid or uuid in (".", ".."):
+        raise ValueError(f"not a checkpoint uuid: {uuid!r}")
+    return uuid
+
+
+def _write_sized(target: str, size: int, content: Any) -> None:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         if size <= SMALL_FILE:
@@ -160,9 +178,7 @@ def _write_sized(target: Path, size: int, content: Any) -> None:
 
 def _content(uuid: str, name: str, size: int, metadata: Mapping[str, Any] | None) -> bytes:
     if name == "metadata.json" and metadata is not None:
-        text = json.dumps(dict(metadata), indent=2, sort_keys=True).encode()
-        if len(text) > size:
-            text = json.dumps(dict(metadata), separators=(",", ":"), sort_keys=True).encode()
+        text = json.dumps(dict(metadata), sort_keys=True).encode()
         if len(text) <= size:
             return text + b" " * (size - len(text))
     seed = hashlib.sha256(f"{uuid}/{name}".encode()).digest()
@@ -170,6 +186,15 @@ def _content(uuid: str, name: str, size: int, metadata: Mapping[str, Any] | None
 
 
 # --- where the master reads a checkpoint ----------------------------------------------------
+
+
+def is_placeholder(storage: Mapping[str, Any]) -> bool:
+    """Whether a ``checkpoint_storage`` is the one ``default_config()`` writes."""
+    return (
+        storage.get("type") == "shared_fs"
+        and storage.get("host_path") == _PLACEHOLDER_HOST
+        and storage.get("storage_path") == _PLACEHOLDER_STORAGE
+    )
 
 
 class UnsupportedStorage(Exception):

@@ -4,7 +4,6 @@ the Postgres task-log backend and ``api.BatchStreamProcessor``) and ``TrialLogsF
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -234,11 +233,11 @@ def test_errors(world: World) -> None:
 
 
 # --- follow ---------------------------------------------------------------------------------
-def end_trial(master: LocalMaster, trial: int) -> None:
+def end_trial(master: LocalMaster, trial: int, ago: float = 10.0) -> None:
     with master.database.transaction(write=True) as db:
         row = db.get(t.TrialRow, trial)
         assert row is not None
-        row.state, row.end_time = "COMPLETED", datetime.now(timezone.utc) - timedelta(seconds=10)
+        row.state, row.end_time = "COMPLETED", datetime.now(timezone.utc) - timedelta(seconds=ago)
         db.add(row)
 
 
@@ -259,14 +258,12 @@ def test_follow_of_an_ended_trial_ignores_the_limit_and_ends(world: World) -> No
     assert len(texts(world, follow="true", limit=-1)) == 8
 
 
-def test_the_official_client_follows(world: World, local_master: LocalMaster) -> None:
+def test_the_official_client_follows(world: World, local_master: LocalMaster, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The trial ends now; the stream polls until the grace period has passed, then ends.
+    monkeypatch.setattr(logs_routes, "TERMINATION_GRACE_SECONDS", 0.2)
+    end_trial(local_master, world.other, ago=0.0)
     session = official_session(world)
-    timer = threading.Timer(0.3, end_trial, (local_master, world.other))
-    timer.start()
-    try:
-        followed = [m.log for m in logs.trial_logs(session, world.other, follow=True)]
-    finally:
-        timer.join()
+    followed = [m.log for m in logs.trial_logs(session, world.other, follow=True)]
     assert followed == ["other rank 0\n", "other rank 1\n"]
 
 

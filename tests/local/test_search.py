@@ -20,7 +20,7 @@ from determined.common.api import bindings
 
 from detorm._wire import SearchExperimentsResponse, SearchRunsResponse
 from detorm.local import LocalMaster, Seeder
-from tests.conftest import error_of
+from tests.conftest import error_of, login
 
 UTC = timezone.utc
 
@@ -97,9 +97,23 @@ def _seed(seed: Seeder) -> tuple[int, int, dict[str, int]]:
 
 @pytest.fixture
 def world(local_master: LocalMaster, api: httpx.Client) -> Iterator[World]:
+    """A freshly seeded master, for tests that change data."""
     with Seeder(local_master.database) as seed:
         project, other, runs = _seed(seed)
     yield World(api, project, other, runs)
+
+
+@pytest.fixture(scope="module")
+def frozen() -> Iterator[World]:
+    """One seeded master shared by the tests that only read."""
+    with LocalMaster(process=False) as master:
+        with Seeder(master.database) as seed:
+            project, other, runs = _seed(seed)
+        client = login(master.url)
+        try:
+            yield World(client, project, other, runs)
+        finally:
+            client.close()
 
 
 def group(*children: dict[str, Any], conjunction: str = "and") -> dict[str, Any]:
@@ -176,14 +190,14 @@ CONFORMANCE: list[tuple[str, list[int]]] = [
 
 
 @pytest.mark.parametrize(("filter_text", "expected"), CONFORMANCE)
-def test_filter_parsing_conformance(world: World, filter_text: str, expected: list[int]) -> None:
-    assert search_ids(world, filter_text) == expected
+def test_filter_parsing_conformance(frozen: World, filter_text: str, expected: list[int]) -> None:
+    assert search_ids(frozen, filter_text) == expected
 
 
-def test_filter_on_an_ambiguous_column_fails_like_postgres(world: World) -> None:
+def test_filter_on_an_ambiguous_column_fails_like_postgres(frozen: World) -> None:
     # `project_id >= -1` (the master's own test case): experiments and the joined runs both have it
     text = '{"filterGroup":{"children":[{"columnName":"projectId","location":"LOCATION_TYPE_EXPERIMENT", "kind":"field","operator":">=","value":-1}],"conjunction":"and","kind":"group"},"showArchived":true}'
-    response = world.api.post("/api/v1/experiments-search", json={"filter": text})
+    response = frozen.api.post("/api/v1/experiments-search", json={"filter": text})
     assert response.status_code == 500
     assert error_of(response)["error"] == 'ERROR: column reference "project_id" is ambiguous (SQLSTATE 42702)'
 
@@ -203,52 +217,52 @@ INVALID: list[tuple[str, str]] = [
 
 
 @pytest.mark.parametrize(("filter_text", "message"), INVALID)
-def test_invalid_filters_are_plain_errors(world: World, filter_text: str, message: str) -> None:
-    response = world.api.post("/api/v1/experiments-search", json={"filter": filter_text})
+def test_invalid_filters_are_plain_errors(frozen: World, filter_text: str, message: str) -> None:
+    response = frozen.api.post("/api/v1/experiments-search", json={"filter": filter_text})
     assert response.status_code == 500
     assert error_of(response) == {"code": 13, "reason": "Internal", "error": message}
 
 
 # --- more of the filter grammar -------------------------------------------------------------------
-def test_groups_nest_exactly(world: World) -> None:
+def test_groups_nest_exactly(frozen: World) -> None:
     tree = group(group(field("id", "=", 1), field("name", "=", "alpha")), field("id", "=", 3), conjunction="or")
-    assert search_ids(world, root(tree)) == [1, 3]
+    assert search_ids(frozen, root(tree)) == [1, 3]
     tree = group(group(field("id", "=", 1), field("name", "=", "beta")), field("id", "=", 3), conjunction="or")
-    assert search_ids(world, root(tree)) == [3]
+    assert search_ids(frozen, root(tree)) == [3]
 
 
-def test_a_child_of_another_kind_adds_no_condition(world: World) -> None:
+def test_a_child_of_another_kind_adds_no_condition(frozen: World) -> None:
     # dropped, not TRUE: inside an OR it must not select everything
     tree = group({"kind": "nothing", "columnName": "id"}, field("id", "=", 2), conjunction="or")
-    assert search_ids(world, root(tree)) == [2]
-    assert search_ids(world, root(group(field("id", "=", 2, location="LOCATION_TYPE_UNKNOWN")))) == [1, 2, 3, 5]
+    assert search_ids(frozen, root(tree)) == [2]
+    assert search_ids(frozen, root(group(field("id", "=", 2, location="LOCATION_TYPE_UNKNOWN")))) == [1, 2, 3, 5]
 
 
-def test_keys_match_case_insensitively_and_unknown_keys_are_ignored(world: World) -> None:
+def test_keys_match_case_insensitively_and_unknown_keys_are_ignored(frozen: World) -> None:
     text = json.dumps({"FILTERGROUP": {"Kind": "group", "CONJUNCTION": "and", "id": "x",
                                        "children": [{"kind": "field", "COLUMNNAME": "name", "operator": "=", "value": "gamma"}]},
                        "showarchived": True})  # fmt: skip
-    assert search_ids(world, text) == [3]
+    assert search_ids(frozen, text) == [3]
 
 
-def test_null_value_matches_everything_and_empty_filter_hides_archived(world: World) -> None:
-    assert search_ids(world, root(group(field("name", "=", None)))) == [1, 2, 3, 5]
-    assert search_ids(world, "{}") == [1, 2, 3, 5]
-    assert search_ids(world, "{}", projectId=world.other) == [6]
+def test_null_value_matches_everything_and_empty_filter_hides_archived(frozen: World) -> None:
+    assert search_ids(frozen, root(group(field("name", "=", None)))) == [1, 2, 3, 5]
+    assert search_ids(frozen, "{}") == [1, 2, 3, 5]
+    assert search_ids(frozen, "{}", projectId=frozen.other) == [6]
     # without a filter nothing is hidden
-    response = world.api.post("/api/v1/experiments-search", json={"projectId": world.project})
+    response = frozen.api.post("/api/v1/experiments-search", json={"projectId": frozen.project})
     assert [row["experiment"]["id"] for row in response.json()["experiments"]] == [1, 2, 3, 4, 5]
 
 
-def test_experiment_column_values_are_typed_like_postgres(world: World) -> None:
-    assert search_ids(world, root(group(field("id", "=", "2")))) == [2]  # '2' coerced to integer
-    assert search_ids(world, root(group(field("user", "=", "2")))) == [1, 2, 3, 5]  # owner id as text
-    assert search_ids(world, root(group(field("state", "=", "ACTIVE")))) == [3]
-    assert search_ids(world, root(group(field("state", "<", "CANCELED")))) == [3]  # enum order
-    assert search_ids(world, root(group(field("name", "<", "B")))) == [1]  # collation is case-insensitive
-    assert search_ids(world, root(group(field("progress", "=", 30)))) == [3]
-    assert search_ids(world, root(group(field("searcherMetricsVal", "<", 1)))) == [1]
-    assert search_ids(world, root(group(field("searcherType", "!=", "single")))) == [2]
+def test_experiment_column_values_are_typed_like_postgres(frozen: World) -> None:
+    assert search_ids(frozen, root(group(field("id", "=", "2")))) == [2]  # '2' coerced to integer
+    assert search_ids(frozen, root(group(field("user", "=", "2")))) == [1, 2, 3, 5]  # owner id as text
+    assert search_ids(frozen, root(group(field("state", "=", "ACTIVE")))) == [3]
+    assert search_ids(frozen, root(group(field("state", "<", "CANCELED")))) == [3]  # enum order
+    assert search_ids(frozen, root(group(field("name", "<", "B")))) == [1]  # collation is case-insensitive
+    assert search_ids(frozen, root(group(field("progress", "=", 30)))) == [3]
+    assert search_ids(frozen, root(group(field("searcherMetricsVal", "<", 1)))) == [1]
+    assert search_ids(frozen, root(group(field("searcherType", "!=", "single")))) == [2]
 
 
 @pytest.mark.parametrize(
@@ -276,8 +290,8 @@ def test_experiment_column_values_are_typed_like_postgres(world: World) -> None:
          'ERROR: column "number_value" does not exist (SQLSTATE 42703)'),
     ],
 )
-def test_filter_errors_are_500s(world: World, node: dict[str, Any], message: str | None) -> None:
-    response = world.api.post("/api/v1/experiments-search", json={"filter": root(group(node), show_archived=True)})
+def test_filter_errors_are_500s(frozen: World, node: dict[str, Any], message: str | None) -> None:
+    response = frozen.api.post("/api/v1/experiments-search", json={"filter": root(group(node), show_archived=True)})
     if message is None:  # a numeric literal compares with a bigint column
         assert response.status_code == 200
         return
@@ -285,10 +299,10 @@ def test_filter_errors_are_500s(world: World, node: dict[str, Any], message: str
     assert error_of(response) == {"code": 13, "reason": "Internal", "error": message}
 
 
-def test_row_level_cast_errors_fail_the_request(world: World) -> None:
+def test_row_level_cast_errors_fail_the_request(frozen: World) -> None:
     # `(val)::float8` of the string const "efficientdet_d0" fails once that row is tested
     node = field("hp.model", "=", 1, location="LOCATION_TYPE_HYPERPARAMETERS", type="COLUMN_TYPE_NUMBER")
-    response = world.api.post("/api/v1/experiments-search", json={"filter": root(group(node))})
+    response = frozen.api.post("/api/v1/experiments-search", json={"filter": root(group(node))})
     assert response.status_code == 500
     assert error_of(response)["error"] == 'ERROR: invalid input syntax for type double precision: "efficientdet_d0" (SQLSTATE 22P02)'
 
@@ -303,25 +317,25 @@ def test_row_level_cast_errors_fail_the_request(world: World) -> None:
         ('{"showArchived": "yes"}', "json: cannot unmarshal string into Go struct field experimentFilterRoot.ShowArchived of type bool"),
         ('{"filterGroup": {"children": [{"operator": 1}]}}',
          "json: cannot unmarshal number into Go struct field experimentFilter.FilterGroup.Children.Operator of type internal.operator"),
-        ('{"filterGroup": {"conjunction": "and", "children": [null]}}', "runtime error: invalid memory address or nil pointer dereference"),
+        ('{"filterGroup": {"kind": "group", "conjunction": "and", "children": [null]}}', "runtime error: invalid memory address or nil pointer dereference"),
     ],
 )
-def test_malformed_filter_documents(world: World, text: str, message: str) -> None:
-    response = world.api.post("/api/v1/experiments-search", json={"filter": text})
+def test_malformed_filter_documents(frozen: World, text: str, message: str) -> None:
+    response = frozen.api.post("/api/v1/experiments-search", json={"filter": text})
     assert response.status_code == 500
     assert error_of(response)["error"] == message
 
 
 # --- SearchExperiments ---------------------------------------------------------------------------
-def test_search_experiments_rows_carry_the_best_trial(world: World) -> None:
-    response = world.api.post("/api/v1/experiments-search", json={"projectId": world.project})
+def test_search_experiments_rows_carry_the_best_trial(frozen: World) -> None:
+    response = frozen.api.post("/api/v1/experiments-search", json={"projectId": frozen.project})
     body = response.json()
     parsed = bindings.v1SearchExperimentsResponse.from_json(body)
     assert parsed.pagination is not None and parsed.pagination.total == 5
     assert SearchExperimentsResponse.model_validate(body).experiments[0].experiment is not None
     rows = {row["experiment"]["id"]: row for row in body["experiments"]}
-    assert rows[1]["experiment"]["bestTrialId"] == world.runs["t1"]
-    assert rows[2]["bestTrial"]["id"] == world.runs["t2a"]  # the lower validation_error
+    assert rows[1]["experiment"]["bestTrialId"] == frozen.runs["t1"]
+    assert rows[2]["bestTrial"]["id"] == frozen.runs["t2a"]  # the lower validation_error
     assert rows[3]["bestTrial"] is None and "bestTrialId" not in rows[3]["experiment"]
     best = rows[2]["bestTrial"]
     assert best["bestValidation"]["metrics"]["avgMetrics"]["validation_error"] == 5.0
@@ -340,16 +354,16 @@ def test_search_experiments_drops_deleting_and_checks_the_project(world: World, 
     assert missing.status_code == 404 and error_of(missing)["error"] == "project '77' not found"
 
 
-def test_search_experiments_pagination(world: World) -> None:
+def test_search_experiments_pagination(frozen: World) -> None:
     def page(**body: Any) -> tuple[list[int], dict[str, int]]:
-        data = world.api.post("/api/v1/experiments-search", json={"projectId": world.project, **body}).json()
+        data = frozen.api.post("/api/v1/experiments-search", json={"projectId": frozen.project, **body}).json()
         return [row["experiment"]["id"] for row in data["experiments"]], data["pagination"]
 
     assert page(offset=1, limit=2) == ([2, 3], {"offset": 1, "limit": 2, "startIndex": 1, "endIndex": 3, "total": 5})
     assert page(limit=-2) == ([], {"offset": 0, "limit": -2, "startIndex": 0, "endIndex": 0, "total": 5})
     assert page(offset=-2, limit=-1)[0] == [4, 5]
     assert page(offset=9)[0] == []
-    bad = world.api.post("/api/v1/experiments-search", json={"limit": -3})
+    bad = frozen.api.post("/api/v1/experiments-search", json={"limit": -3})
     assert bad.status_code == 500 and "LIMIT must not be negative" in error_of(bad)["error"]
 
 
@@ -358,16 +372,17 @@ def test_search_experiments_pagination(world: World) -> None:
     [
         ("id=desc", [5, 4, 3, 2, 1]),
         ("name=asc", [1, 2, 4, 5, 3]),
-        ("numTrials=desc,name=asc", [2, 1, 4, 3, 5]),
-        ("validation.validation_error.min=asc", [2, 1, 4, 3, 5]),  # text order: '0.2' < '1' < '5'; NULLs last
+        ("numTrials=desc,name=asc", [2, 1, 4, 5, 3]),
+        ("validation.validation_error.min=asc", [1, 4, 2, 3, 5]),  # as text: '0.2' < '1' < '5'; NULLs last
         ("forkedFrom=desc", [4, 2, 1, 3, 5]),
-        ("hp.global_batch_size=asc", [1, 3, 4, 5, 2]),  # jsonb order of the definitions
+        # jsonb order of the definitions: fewer pairs first, then "val" (null < 32 < 64) before "type"
+        ("hp.global_batch_size=asc", [5, 1, 4, 3, 2]),
         ("state=asc", [3, 5, 1, 2, 4]),
         ("startTime=asc", [5, 3, 1, 2, 4]),
     ],
 )
-def test_search_experiments_sort(world: World, sort: str, expected: list[int]) -> None:
-    assert search_ids(world, root(group(), show_archived=True), sort=sort) == expected
+def test_search_experiments_sort(frozen: World, sort: str, expected: list[int]) -> None:
+    assert search_ids(frozen, root(group(), show_archived=True), sort=sort) == expected
 
 
 @pytest.mark.parametrize(
@@ -381,16 +396,16 @@ def test_search_experiments_sort(world: World, sort: str, expected: list[int]) -
         ("a.b=asc", 500, "a.b is not a valid metrics id"),
     ],
 )
-def test_sort_errors(world: World, sort: str, status: int, message: str) -> None:
+def test_sort_errors(frozen: World, sort: str, status: int, message: str) -> None:
     for path in ("/api/v1/experiments-search", "/api/v1/runs"):
-        response = world.api.post(path, json={"sort": sort})
+        response = frozen.api.post(path, json={"sort": sort})
         assert response.status_code == status
         assert error_of(response)["error"] == message
 
 
-def test_postgres_errors_surface_after_the_sort_is_checked(world: World) -> None:
+def test_postgres_errors_surface_after_the_sort_is_checked(frozen: World) -> None:
     body = {"filter": root(group(field("id", "=", "abc"))), "sort": "id=sideways"}
-    response = world.api.post("/api/v1/experiments-search", json=body)
+    response = frozen.api.post("/api/v1/experiments-search", json=body)
     assert response.status_code == 400 and error_of(response)["error"] == "invalid sort direction: sideways"
 
 
@@ -403,11 +418,11 @@ def run_ids(world: World, filter_text: str | None = None, **body: Any) -> list[i
     return [run["id"] for run in response.json()["runs"]]
 
 
-def test_search_runs_flat_rows(world: World) -> None:
-    body = world.api.post("/api/v1/runs", json={"projectId": world.project}).json()
+def test_search_runs_flat_rows(frozen: World) -> None:
+    body = frozen.api.post("/api/v1/runs", json={"projectId": frozen.project}).json()
     parsed = bindings.v1SearchRunsResponse.from_json(body)
     assert parsed.pagination is not None and parsed.pagination.total == 4
-    assert SearchRunsResponse.model_validate(body).runs[0].id == world.runs["t1"]
+    assert SearchRunsResponse.model_validate(body).runs[0].id == frozen.runs["t1"]
     run = body["runs"][0]
     assert run["localId"].endswith("-1") and run["labels"] == ["val", "x"]
     assert run["hyperparameters"] == {"lr": 0.1, "opt": "adam"}
@@ -417,11 +432,11 @@ def test_search_runs_flat_rows(world: World) -> None:
     second = body["runs"][1]
     assert second["experiment"]["forkedFrom"] == 1 and second["experiment"]["isMultitrial"] is True
     assert "externalRunId" not in run and "forkedFrom" not in run["experiment"]
-    assert run_ids(world) == [1, 2, 3, 4, 5]  # no filter: archived runs stay
+    assert run_ids(frozen) == [1, 2, 3, 4, 5]  # no filter: archived runs stay
 
 
-def test_search_runs_filters(world: World) -> None:
-    runs = world.runs
+def test_search_runs_filters(frozen: World) -> None:
+    runs = frozen.runs
     hp = {"location": "LOCATION_TYPE_RUN_HYPERPARAMETERS"}
     meta = {"location": "LOCATION_TYPE_RUN_METADATA"}
     cases = [
@@ -439,16 +454,16 @@ def test_search_runs_filters(world: World) -> None:
         (root(group(field("hp.global_batch_size", "=", 32, location="LOCATION_TYPE_HYPERPARAMETERS", type="COLUMN_TYPE_NUMBER"))), [runs["t1"]]),
     ]  # fmt: skip
     for text, expected in cases:
-        assert run_ids(world, text) == expected, text
+        assert run_ids(frozen, text) == expected, text
 
 
-def test_search_runs_sort(world: World) -> None:
-    runs = world.runs
-    order = run_ids(world, sort="hp.lr=desc")
+def test_search_runs_sort(frozen: World) -> None:
+    runs = frozen.runs
+    order = run_ids(frozen, sort="hp.lr=desc")
     assert order == [runs["t2b"], runs["t2a"], runs["t6"], runs["t4"], runs["t1"]]
-    assert run_ids(world, sort="experimentName=asc,id=desc") == [runs["t1"], runs["t2b"], runs["t2a"], runs["t4"], runs["t6"]]
-    assert run_ids(world, sort="metadata.nested.number_key=desc")[:2] == [runs["t2a"], runs["t1"]]
-    assert run_ids(world, sort="searcherMetricsVal=asc")[-1] == runs["t6"]  # NULLs last
+    assert run_ids(frozen, sort="experimentName=asc,id=desc") == [runs["t1"], runs["t2b"], runs["t2a"], runs["t4"], runs["t6"]]
+    assert run_ids(frozen, sort="metadata.nested.number_key=desc")[:2] == [runs["t2a"], runs["t1"]]
+    assert run_ids(frozen, sort="searcherMetricsVal=asc")[-1] == runs["t6"]  # NULLs last
 
 
 # --- run actions ------------------------------------------------------------------------------
@@ -466,10 +481,14 @@ def test_archive_and_unarchive_runs(world: World) -> None:
         (99, f"Run with id '99' not found in project with id '{world.project}'"),
         (runs["t1"], ""),
     ]
-    assert results(world.api.post("/api/v1/runs/archive", json=body))[-1] == (runs["t1"], "")  # already archived
+    assert results(world.api.post("/api/v1/runs/archive", json=body)) == [  # already archived: success
+        (runs["t1"], ""),
+        (runs["t4"], "Run is part of archived Search (id: '4')."),
+        (99, f"Run with id '99' not found in project with id '{world.project}'"),
+    ]
     assert run_ids(world, root(group())) == [runs["t2a"], runs["t2b"], runs["t6"]]
     unarchived = results(world.api.post("/api/v1/runs/unarchive", json={"runIds": [runs["t1"], runs["t2a"]], "projectId": world.project}))
-    assert unarchived == [(runs["t1"], ""), (runs["t2a"], "")]
+    assert unarchived == [(runs["t2a"], ""), (runs["t1"], "")]  # not archived: reported first
     both = world.api.post("/api/v1/runs/archive", json={"runIds": [1], "filter": "{}", "projectId": world.project})
     assert both.status_code == 500 and error_of(both)["error"] == "if filter is provided run id list must be empty"
 
@@ -547,8 +566,8 @@ def test_move_runs_moves_their_experiments(world: World) -> None:
 
 
 # --- GetProjectColumns -------------------------------------------------------------------------
-def test_project_columns_for_experiments(world: World) -> None:
-    response = world.api.get(f"/api/v1/projects/{world.project}/columns")
+def test_project_columns_for_experiments(frozen: World) -> None:
+    response = frozen.api.get(f"/api/v1/projects/{frozen.project}/columns")
     body = response.json()
     assert bindings.v1GetProjectColumnsResponse.from_json(body).columns[0].column == "id"
     columns = [(c["column"], c["location"].removeprefix("LOCATION_TYPE_"), c["type"].removeprefix("COLUMN_TYPE_"))
@@ -565,11 +584,11 @@ def test_project_columns_for_experiments(world: World) -> None:
         ("hp.global_batch_start", "HYPERPARAMETERS", "TEXT"), ("hp.model", "HYPERPARAMETERS", "TEXT"),
         ("hp.clip_grad.clip.grad", "HYPERPARAMETERS", "UNSPECIFIED"),
     ]  # fmt: skip
-    assert world.api.get("/api/v1/projects/404/columns").status_code == 404
+    assert frozen.api.get("/api/v1/projects/404/columns").status_code == 404
 
 
-def test_project_columns_for_runs(world: World) -> None:
-    body = world.api.get(f"/api/v1/projects/{world.project}/columns", params={"tableType": "TABLE_TYPE_RUN"}).json()
+def test_project_columns_for_runs(frozen: World) -> None:
+    body = frozen.api.get(f"/api/v1/projects/{frozen.project}/columns", params={"tableType": "TABLE_TYPE_RUN"}).json()
     columns = [(c["column"], c["location"].removeprefix("LOCATION_TYPE_"), c["type"].removeprefix("COLUMN_TYPE_"))
                for c in body["columns"]]  # fmt: skip
     assert columns[0] == ("id", "RUN", "NUMBER") and body["columns"][0]["displayName"] == "Global Run ID"
@@ -577,5 +596,5 @@ def test_project_columns_for_runs(world: World) -> None:
     assert ("metadata.nested.number_key", "RUN_METADATA", "NUMBER") in columns
     assert ("metadata.team", "RUN_METADATA", "TEXT") in columns
     assert ("validation.loss.min", "VALIDATIONS", "NUMBER") in columns
-    bad = world.api.get(f"/api/v1/projects/{world.project}/columns", params={"tableType": "TABLE_TYPE_NOPE"})
+    bad = frozen.api.get(f"/api/v1/projects/{frozen.project}/columns", params={"tableType": "TABLE_TYPE_NOPE"})
     assert bad.status_code == 400

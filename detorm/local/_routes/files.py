@@ -45,11 +45,11 @@ from .._app import Ctx, _user_for_token, echo, rpc
 from .._errors import ApiError, not_found
 from .._sniff import detect_content_type
 from .._storage import (
+    CheckpointStorage,
     StorageUnavailable,
     UnsupportedStorage,
     gzip_stream,
     read_stream,
-    storage_prefix,
     tar_end,
     tar_header,
     tar_padding,
@@ -163,7 +163,8 @@ def _checkpoint_archive(ctx: Ctx) -> Response:
     row = ctx.db.get(t.CheckpointRow, checkpoint_id)
     if row is None:
         raise EchoError(404, f"checkpoint '{text}' not found")
-    directory = _checkpoint_directory(ctx.db, row, checkpoint_id, mime)
+    storage = CheckpointStorage.of(ctx.app.db.path)
+    directory = _checkpoint_directory(ctx.db, storage, row, checkpoint_id, mime)
     files = _list_or_fail(directory, checkpoint_id, mime)
     body = _archive_body(mime, directory, files)
     try:
@@ -174,10 +175,12 @@ def _checkpoint_archive(ctx: Ctx) -> Response:
     return StreamingResponse(chain([first], body), 200, headers=headers, media_type=mime)
 
 
-def _checkpoint_directory(db: Session, row: t.CheckpointRow, checkpoint_id: str, mime: str) -> str:
+def _checkpoint_directory(
+    db: Session, storage: CheckpointStorage, row: t.CheckpointRow, checkpoint_id: str, mime: str
+) -> str:
     """``<storage>/<uuid>/`` as ``NewLocalDownloader`` cleans it."""
     try:
-        prefix = storage_prefix(_storage_config(db, row))
+        prefix = storage.prefix(_storage_config(db, row))
     except UnsupportedStorage as err:
         raise EchoError(400, str(err)) from None
     except ValueError as err:  # a shared_fs config without host_path

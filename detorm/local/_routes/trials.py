@@ -57,7 +57,7 @@ def _json(text: str | None) -> Any:
 
 def _wrapped(prefix: str, err: ApiError) -> ApiError:
     """``errors.Wrapf``: a plain error again (a wrapped status keeps its code in grpc-go)."""
-    if isinstance(err, GoError):
+    if isinstance(err, GoError) or err.message.startswith("ERROR: "):  # plain and Postgres errors
         return go_error(f"{prefix}: {err.message}")
     return ApiError(err.code, f"{prefix}: {error_text(err)}")
 

@@ -1,0 +1,391 @@
+"""Side-by-side benchmark: detorm against the official SDK (determined==0.38.1).
+
+    python benchmarks/sdk_vs_official.py            # every scenario
+    python benchmarks/sdk_vs_official.py S1 S8 S9   # some of them
+
+One detorm.local (a separate process) serves the benchmark cluster: 2 workspaces x 5 projects x
+200 experiments x 4 trials, each trial with 3 checkpoints and 500 metric reports, plus the
+fixtures some scenarios need. Each scenario runs, for each client, in a fresh Python process
+(S9 must start cold), after logging in; the table shows the HTTP requests each client sent
+(counted at its HTTP layer) and the wall time of the scenario. Write scenarios act on disjoint
+but identical data for the two clients. Absolute times on a shared machine are noise: compare
+the two columns of a row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT / "benchmarks" / ".data"
+LABEL = "bench-tag"
+S8_TRIALS = 50
+S8_ROWS = 500
+S10_TRIALS = 20
+S10_LINES = 1500
+S11_ROWS = 1_000_000
+TARGETS = {
+    "S1": "detorm <= 1/10 of the requests and <= 1/3 of the time",
+    "S2": "detorm <= 1/10 of the requests and <= 1/3 of the time",
+    "S3": "detorm: 1 request",
+    "S4": "detorm: 1 request",
+    "S5": "detorm <= requests of official, <= 1/3 of the time",
+    "S6": "detorm: 1 request (one destination)",
+    "S7": "detorm: 1 request",
+    "S8": "detorm <= 2 requests, >= 3x faster",
+    "S9": "detorm: 0 requests",
+    "S10": "record",
+    "S11": "detorm: peak memory growth < 100 MB, throughput >= 0.7 of httpx+json",
+}
+DESCRIPTIONS = {
+    "S1": "list every experiment (2,000)",
+    "S2": "one project's trials: hparams + summary metrics",
+    "S3": "active/paused with a label, by start time, first 50",
+    "S4": "count experiments matching a filter",
+    "S5": "add a tag to 200 experiments",
+    "S6": "move 100 experiments to another project",
+    "S7": "archive the 300 experiments matching a filter",
+    "S8": f"validation metrics of {S8_TRIALS} trials x {S8_ROWS} rows",
+    "S9": "S8 again, warm cache, new process",
+    "S10": f"first 1,000 log lines of {S10_TRIALS} trials",
+    "S11": "stream 1,000,000 metric rows",
+}
+
+
+# --- the cluster ----------------------------------------------------------------------------
+def pristine(name: str, seed: Callable[[Any], None]) -> Path:
+    """A seeded database, built once and reused (each run works on a copy)."""
+    path = DATA / f"{name}.sqlite"
+    if path.exists():
+        return path
+    DATA.mkdir(parents=True, exist_ok=True)
+    from detorm.local import Database
+
+    building = path.with_suffix(".building")
+    for leftover in DATA.glob(f"{name}.building*"):
+        leftover.unlink()
+    started = time.perf_counter()
+    database = Database(building)
+    seed(database)
+    database.dispose()
+    for suffix in ("-wal", "-shm"):
+        Path(str(building) + suffix).unlink(missing_ok=True)
+    building.rename(path)
+    print(f"seeded {name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return path
+
+
+def seed_cluster(database: Any) -> None:
+    """The cluster of the issue: 2 x 5 x 200 experiments x 4 trials x (3 checkpoints, 500 rows)."""
+    from detorm.local._demo import seed_benchmark
+
+    seed_benchmark(database)
+
+
+def seed_fixtures(database: Any) -> None:
+    """What the edit and stream scenarios act on, identical for the two clients."""
+    from detorm.local import Seeder
+
+    with Seeder(database) as seed:
+        workspace = seed.workspace("bench-fixtures")
+        for client in ("official", "detorm"):
+            for name, count in (("s5", 200), ("s6-src", 100), ("s7", 300)):
+                project = seed.project(f"{name}-{client}", workspace=workspace)
+                for index in range(count):
+                    seed.experiment(project=project, name=f"{name}-{client}-{index:03d}", state="COMPLETED", labels=["fixture"])
+            seed.project(f"s6-dst-{client}", workspace=workspace)
+        project = seed.project("metrics", workspace=workspace)
+        exp = seed.experiment(project=project, name="s8-validation", searcher="random")
+        for index in range(S8_TRIALS):
+            trial = seed.trial(exp, hparams={"lr": 0.001 * (index + 1)})
+            rows = [(s * 10, {"validation_loss": 1.0 / s, "accuracy": s / S8_ROWS}) for s in range(1, S8_ROWS + 1)]
+            seed.metrics(trial, "validation", rows)
+        logs = seed.experiment(project=project, name="s10-logs", searcher="random")
+        for index in range(S10_TRIALS):
+            trial = seed.trial(logs, hparams={"lr": 0.01})
+            seed.logs(trial, [f"[rank={i % 4}] step {i}: loss={1.0 / (i + 1):.5f}" for i in range(S10_LINES)])
+
+
+@contextlib.contextmanager
+def _client(url: str) -> Iterator[Any]:
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=120) as http:
+        token = http.post("/api/v1/auth/login", json={"username": "determined", "password": ""}).json()["token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        yield http
+
+
+def fixture_ids(cluster_url: str, fixtures_url: str) -> dict[str, Any]:
+    """Ids the scenarios need, read once with plain HTTP."""
+    with _client(cluster_url) as http:
+        projects = {p["name"]: p["id"] for p in http.get("/api/v1/workspaces/0/projects").json()["projects"]}
+        bench = sorted(v for k, v in projects.items() if k.startswith("bench-"))
+        runs = http.post("/api/v1/runs", json={"limit": S11_ROWS // 400, "sort": "id=asc"}).json()["runs"]
+        labels = http.get("/api/v1/experiment/labels").json()["labels"]
+    with _client(fixtures_url) as http:
+        fixtures = {p["name"]: p["id"] for p in http.get("/api/v1/workspaces/0/projects").json()["projects"]}
+        exps = http.get("/api/v1/experiments", params={"projectId": fixtures["metrics"]}).json()["experiments"]
+        by_name = {e["name"]: e["id"] for e in exps}
+        trials = {
+            name: [t["id"] for t in http.get(f"/api/v1/experiments/{by_name[name]}/trials", params={"limit": -1}).json()["trials"]]
+            for name in ("s8-validation", "s10-logs")
+        }
+    return {
+        "cluster": cluster_url, "fixtures": fixtures_url, "projects": fixtures, "trials": trials,
+        "bench_projects": bench, "s11_trials": [r["id"] for r in runs], "label": labels[0],
+    }  # fmt: skip
+
+
+# --- scenarios ------------------------------------------------------------------------------
+def official_scenarios(url: str, ids: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    from determined.experimental import client
+
+    client.login(master=url, user="determined", password="")
+    projects = ids["projects"]
+    vision = ids["bench_projects"][0]
+
+    def s1() -> Any:
+        return len(client.list_experiments())
+
+    def s2() -> Any:
+        count = 0
+        for exp in client.list_experiments(project_id=vision):
+            for trial in exp.list_trials():
+                count += len(trial.hparams) + len(trial.summary_metrics or {})
+        return count
+
+    def s3() -> Any:
+        rows = client.list_experiments(
+            states=[client.ExperimentState.ACTIVE, client.ExperimentState.PAUSED], labels=[ids["label"]],
+            sort_by=client.ExperimentSortBy.START_TIME, order_by=client.OrderBy.ASC,
+        )
+        return len(rows[:50])
+
+    def s4() -> Any:
+        return len(client.list_experiments(states=[client.ExperimentState.COMPLETED], labels=[ids["label"]]))
+
+    def s5() -> Any:
+        rows = client.list_experiments(project_id=projects["s5-official"])
+        for exp in rows:
+            exp.add_label(LABEL)
+        return len(rows)
+
+    def s6() -> Any:
+        rows = client.list_experiments(project_id=projects["s6-src-official"])
+        for exp in rows:
+            exp.move_to_project("bench-fixtures", "s6-dst-official")
+        return len(rows)
+
+    def s7() -> Any:
+        rows = client.list_experiments(project_id=projects["s7-official"], states=[client.ExperimentState.COMPLETED])
+        for exp in rows:
+            exp.archive()
+        return len(rows)
+
+    def s8() -> Any:
+        return sum(1 for _ in client.iter_trials_metrics(ids["trials"]["s8-validation"], group="validation"))
+
+    def s10() -> Any:
+        total = 0
+        for trial_id in ids["trials"]["s10-logs"]:
+            total += sum(1 for _ in client.get_trial(trial_id).iter_logs(head=1000))
+        return total
+
+    def s11() -> Any:
+        return sum(1 for _ in client.iter_trials_metrics(ids["s11_trials"], group="training"))
+
+    return {"S1": s1, "S2": s2, "S3": s3, "S4": s4, "S5": s5, "S6": s6, "S7": s7, "S8": s8, "S9": s8, "S10": s10, "S11": s11}
+
+
+def detorm_scenarios(url: str, ids: dict[str, Any], environ: dict[str, str], cache: Path) -> tuple[Any, dict[str, Callable[[], Any]]]:
+    import detorm
+    from detorm import Experiment, Project, Trial
+
+    warm = bool(environ.get("DETORM_BENCH_WARM"))
+    session = detorm.Session(url, user="determined", password=None if warm else "", environ=environ, cache=cache)
+    projects = ids["projects"]
+    vision = ids["bench_projects"][0]
+
+    def s1() -> Any:
+        return len(Experiment.query(session).all())
+
+    def s2() -> Any:
+        count = 0
+        for exp in Experiment.query(session).filter(project_id=vision).prefetch("trials"):
+            for trial in exp.trials:
+                count += len(trial.hparams) + len(trial.summary_metrics)
+        return count
+
+    def s3() -> Any:
+        query = Experiment.query(session).filter(state__in=["ACTIVE", "PAUSED"], tags__contains=ids["label"])
+        return len(query.order_by("start_time")[:50].all())
+
+    def s4() -> Any:
+        return Experiment.query(session).filter(state="COMPLETED", tags__contains=ids["label"]).count()
+
+    def s5() -> Any:
+        rows = Experiment.query(session).filter(project_id=projects["s5-detorm"]).all()
+        for exp in rows:
+            exp.tags.add(LABEL)
+        session.commit()
+        return len(rows)
+
+    def s6() -> Any:
+        destination = session.get(Project, projects["s6-dst-detorm"])
+        rows = Experiment.query(session).filter(project_id=projects["s6-src-detorm"]).all()
+        before = session.requests_sent
+        for exp in rows:
+            exp.project = destination
+        session.commit()
+        return {"moved": len(rows), "requests_of_the_move": session.requests_sent - before}
+
+    def s7() -> Any:
+        return len(Experiment.query(session).filter(project_id=projects["s7-detorm"], state="COMPLETED").archive().succeeded)
+
+    def s8() -> Any:
+        return sum(1 for _ in session.metrics(ids["trials"]["s8-validation"], "validation"))
+
+    def s10() -> Any:
+        return sum(sum(1 for _ in session.get(Trial, t).logs(limit=1000)) for t in ids["trials"]["s10-logs"])
+
+    def s11() -> Any:
+        return sum(1 for _ in session.metrics(ids["s11_trials"], "training", cache=False))
+
+    return session, {"S1": s1, "S2": s2, "S3": s3, "S4": s4, "S5": s5, "S6": s6, "S7": s7, "S8": s8, "S9": s8, "S10": s10, "S11": s11}
+
+
+def raw_floor(url: str, ids: dict[str, Any]) -> dict[str, Any]:
+    """The same metric stream read with httpx and json.loads only (the S11 floor)."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=600) as http:
+        token = http.post("/api/v1/auth/login", json={"username": "determined", "password": ""}).json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        rows = 0
+        started = time.perf_counter()
+        trial_ids = ids["s11_trials"]
+        for start in range(0, len(trial_ids), 400):
+            params = [("trialIds", str(t)) for t in trial_ids[start : start + 400]] + [("group", "training")]
+            with http.stream("GET", "/api/v1/trials/metrics/trial_metrics", params=params, headers=headers) as response:
+                for line in response.iter_lines():
+                    if line:
+                        rows += len(json.loads(line)["result"]["metrics"])
+        return {"rows": rows, "seconds": time.perf_counter() - started}
+
+
+def count_official_requests() -> Callable[[], int]:
+    import requests.adapters
+
+    counter = {"n": 0}
+    send = requests.adapters.HTTPAdapter.send
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counter["n"] += 1
+        return send(self, *args, **kwargs)
+
+    requests.adapters.HTTPAdapter.send = counting  # type: ignore[method-assign]
+    return lambda: counter["n"]
+
+
+CLUSTER_SCENARIOS = {"S1", "S2", "S3", "S4", "S11"}
+
+
+def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """Runs in the child process: set up, measure one scenario, report JSON."""
+    url = ids["cluster"] if scenario in CLUSTER_SCENARIOS else ids["fixtures"]
+    environ = {"HOME": str(workdir), "XDG_CONFIG_HOME": str(workdir / "config")}
+    if client == "official":
+        os.environ["DET_DEBUG_CONFIG_PATH"] = str(workdir / "det-config")
+        sent = count_official_requests()
+        scenarios = official_scenarios(url, ids)
+        requests_before = sent()
+        run = scenarios[scenario]
+    elif client == "detorm":
+        if scenario == "S9":
+            environ["DETORM_BENCH_WARM"] = "1"
+        session, scenarios = detorm_scenarios(url, ids, environ, workdir / "cache")
+        requests_before = session.requests_sent
+        sent = lambda: session.requests_sent  # noqa: E731
+        run = scenarios[scenario]
+    else:
+        return raw_floor(url, ids)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - started
+    rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    return {"requests": sent() - requests_before, "seconds": seconds, "result": result, "rss_growth_mb": rss_growth}
+
+
+# --- the driver -----------------------------------------------------------------------------
+def child(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", scenario, client, str(workdir)]
+    process = subprocess.run(command, input=json.dumps(ids), capture_output=True, text=True, timeout=3600)
+    if process.returncode != 0:
+        return {"error": process.stderr.strip().splitlines()[-1] if process.stderr.strip() else "failed"}
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenarios", nargs="*", default=list(TARGETS))
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        scenario, client, workdir = args.child
+        print(json.dumps(run_one(scenario, client, json.loads(sys.stdin.read()), Path(workdir)), default=str))
+        return 0
+
+    from detorm.local import LocalMaster
+
+    cluster_db = pristine("cluster-v1", seed_cluster)
+    fixtures_db = pristine("fixtures-v1", seed_fixtures)
+    with tempfile.TemporaryDirectory(prefix="detorm-bench-") as tmp:
+        work = Path(tmp)
+        shutil.copyfile(cluster_db, work / "cluster.sqlite")
+        shutil.copyfile(fixtures_db, work / "fixtures.sqlite")
+        with LocalMaster(db_path=work / "cluster.sqlite") as cluster, LocalMaster(db_path=work / "fixtures.sqlite") as fixtures:
+            ids = fixture_ids(cluster.url, fixtures.url)
+            print(f"| {'':<4}| {'scenario':<54}| {'official 0.38.1':<26}| {'detorm':<26}| {'':<14}|")
+            print(f"|{'-' * 5}|{'-' * 55}|{'-' * 27}|{'-' * 27}|{'-' * 15}|")
+            for scenario in args.scenarios:
+                official = child(scenario, "official", ids, work / f"official-{scenario}")
+                ours = child(scenario, "detorm", ids, work / "detorm")
+                floor = child(scenario, "floor", ids, work / "floor") if scenario == "S11" else None
+                print_row(scenario, official, ours, floor)
+    return 0
+
+
+def print_row(scenario: str, official: dict[str, Any], ours: dict[str, Any], extra: dict[str, Any] | None) -> None:
+    def cell(r: dict[str, Any]) -> str:
+        if "error" in r:
+            return f"error: {r['error'][:60]}"
+        return f"{r['requests']:>6} req {r['seconds']:>8.3f} s"
+
+    ratio = ""
+    if "seconds" in official and "seconds" in ours and ours["seconds"] > 0:
+        ratio = f"x{official['seconds'] / ours['seconds']:.1f} faster"
+    line = f"| {scenario:<4}| {DESCRIPTIONS[scenario]:<54}| {cell(official):<26}| {cell(ours):<26}| {ratio:<14}|"
+    if scenario == "S11" and extra and "seconds" in ours:
+        rows = ours["result"] if isinstance(ours.get("result"), int) else S11_ROWS
+        line += f" floor {extra['rows'] / extra['seconds']:,.0f} rows/s; detorm {rows / ours['seconds']:,.0f} rows/s"
+        line += f" ({extra['seconds'] / ours['seconds']:.2f} of floor), RSS +{ours['rss_growth_mb']:.0f} MB"
+    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

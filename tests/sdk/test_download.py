@@ -1,0 +1,255 @@
+"""Checkpoint and code downloads with the SDK and with the official client, against detorm.local."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import detorm
+from detorm import Checkpoint, Experiment
+from detorm import _download
+from detorm.errors import DownloadError, InvalidValue, ServerError, UnsafeArchive
+from detorm.local import LocalMaster, Seeder, default_config
+from detorm.local._storage import CheckpointStorage
+
+RESOURCES = {"metadata.json": 300, "code/": 0, "code/model_def.py": 700, "weights.pth": 150_000}
+
+
+@dataclass
+class World:
+    master: LocalMaster
+    session: detorm.Session
+    storage: CheckpointStorage
+    experiment: int
+    trial: int
+    checkpoint: str  # COMPLETED, files of RESOURCES
+
+    def stored(self, uuid: str) -> dict[str, bytes]:
+        return files_of(self.storage.directory(uuid))
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def world(local_master: LocalMaster, environ: dict[str, str]) -> Iterator[World]:
+    with Seeder(local_master.database) as seed:
+        experiment = seed.experiment(name="downloads")
+        trial = seed.trial(experiment)
+        checkpoint = seed.checkpoint(trial, total_batches=100, resources=RESOURCES, metadata={"k": "v"})
+    with detorm.Session(local_master.url, user="determined", password="", environ=environ) as session:
+        yield World(local_master, session, CheckpointStorage.of(local_master.db_path), experiment, trial, checkpoint)
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """Where downloads go (tmp_path also holds the token cache)."""
+    directory = tmp_path / "work"
+    directory.mkdir()
+    return directory
+
+
+def seed_checkpoint(world: World, **kwargs: object) -> str:
+    with Seeder(world.master.database) as seed:
+        return seed.checkpoint(world.trial, **kwargs)  # type: ignore[arg-type]
+
+
+# --- Checkpoint.download --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["auto", "direct", "master"])
+def test_every_mode_downloads_the_stored_files(world: World, out: Path, mode: str) -> None:
+    checkpoint = world.session.get(Checkpoint, world.checkpoint)
+    before = world.session.requests_sent
+    result = checkpoint.download(out / "ckpt", mode=mode)  # type: ignore[arg-type]
+    assert result == out / "ckpt"
+    assert files_of(result) == world.stored(world.checkpoint)
+    assert (result / "code").is_dir()
+    # direct reads the shared storage: only GetCheckpoint goes to the master
+    assert world.session.requests_sent - before == (2 if mode == "master" else 1)
+    assert sorted(p.name for p in out.iterdir()) == ["ckpt"]  # no staging directory left
+
+
+def test_auto_goes_through_the_master_when_the_storage_is_not_here(
+    world: World, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_download, "direct_source", lambda storage, uuid: None)
+    before = world.session.requests_sent
+    result = _download.download_checkpoint(world.session, world.checkpoint, out / "c")
+    assert files_of(result) == world.stored(world.checkpoint)
+    assert world.session.requests_sent - before == 2
+
+
+def test_direct_needs_reachable_storage(local_master: LocalMaster, environ: dict[str, str], out: Path) -> None:
+    config = {**default_config(name="s3"), "checkpoint_storage": {"type": "s3", "bucket": "b"}}
+    with Seeder(local_master.database) as seed:
+        uuid = seed.checkpoint(seed.trial(seed.experiment(name="s3", config=config)), total_batches=1)
+    with detorm.Session(local_master.url, user="determined", password="", environ=environ) as session:
+        with pytest.raises(DownloadError, match="s3 storage"):
+            _download.download_checkpoint(session, uuid, out / "c", mode="direct")
+        with pytest.raises(ServerError, match="cannot read s3 checkpoint storage"):
+            _download.download_checkpoint(session, uuid, out / "c", mode="auto")
+    assert list(out.iterdir()) == []
+
+
+def test_direct_reports_a_missing_directory(world: World, out: Path) -> None:
+    uuid = seed_checkpoint(world, total_batches=7)
+    for file in world.storage.directory(uuid).iterdir():
+        file.unlink()
+    world.storage.directory(uuid).rmdir()
+    with pytest.raises(DownloadError, match="not in its shared_fs storage on this machine"):
+        _download.download_checkpoint(world.session, uuid, out / "c", mode="direct")
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("state", ["ACTIVE", "ERROR", "DELETED"])
+def test_only_completed_or_partially_deleted_checkpoints_download(world: World, out: Path, state: str) -> None:
+    uuid = seed_checkpoint(world, total_batches=3, state=state)
+    with pytest.raises(DownloadError, match=f"checkpoint {uuid} is {state}: only COMPLETED or PARTIALLY_DELETED"):
+        world.session.get(Checkpoint, uuid).download(out / "c")
+    assert list(out.iterdir()) == []
+
+
+def test_partially_deleted_checkpoints_download(world: World, out: Path) -> None:
+    uuid = seed_checkpoint(world, total_batches=4, state="PARTIALLY_DELETED", resources={"metadata.json": 200})
+    result = world.session.get(Checkpoint, uuid).download(out / "c", mode="master")
+    assert files_of(result) == world.stored(uuid)
+
+
+def test_the_state_is_read_again_before_downloading(world: World, out: Path) -> None:
+    checkpoint = world.session.get(Checkpoint, world.checkpoint)
+    world.session.transport.send(
+        detorm.Call("DELETE", "/api/v1/checkpoints", body={"checkpointUuids": [world.checkpoint]})
+    )
+    with pytest.raises(DownloadError, match="is DELETED"):
+        checkpoint.download(out / "c")
+    assert checkpoint.state == detorm.CheckpointState.DELETED  # the session saw the new state
+
+
+def test_metadata_json_is_written_when_the_checkpoint_has_none(world: World, out: Path) -> None:
+    uuid = seed_checkpoint(world, total_batches=9, resources={"model.bin": 10}, metadata={"x": [1, 2]})
+    for mode in ("direct", "master"):
+        result = world.session.get(Checkpoint, uuid).download(out / mode, mode=mode)  # type: ignore[arg-type]
+        expected = {"determined_version": "0.38.1", "steps_completed": 9, "format": "pickle", "x": [1, 2]}
+        assert json.loads((result / "metadata.json").read_text()) == expected
+        assert (result / "metadata.json").read_text() == json.dumps(expected, indent=2)
+        assert (result / "model.bin").read_bytes() == world.stored(uuid)["model.bin"]
+
+
+def test_downloading_into_an_existing_directory_merges(world: World, out: Path) -> None:
+    target = out / "c"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    (target / "metadata.json").write_text("stale")
+    world.session.get(Checkpoint, world.checkpoint).download(target, mode="master")
+    assert files_of(target) == {**world.stored(world.checkpoint), "notes.txt": b"mine"}
+
+
+def test_progress_bar_on_stderr(world: World, out: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    world.session.get(Checkpoint, world.checkpoint).download(out / "c", mode="master", progress=True)
+    err = capsys.readouterr().err
+    assert world.checkpoint in err and "100%" in err and err.endswith("\n")
+    world.session.get(Checkpoint, world.checkpoint).download(out / "d", mode="direct")
+    assert capsys.readouterr().err == ""
+
+
+def test_unknown_mode_is_refused(world: World, out: Path) -> None:
+    with pytest.raises(InvalidValue, match="unknown download mode 'fast'"):
+        world.session.get(Checkpoint, world.checkpoint).download(out, mode="fast")  # type: ignore[arg-type]
+
+
+def test_direct_refuses_links_leaving_the_checkpoint(world: World, out: Path) -> None:
+    secret = out / "secret.txt"
+    secret.write_text("secret")
+    os.symlink(secret, world.storage.directory(world.checkpoint) / "leak")
+    with pytest.raises(UnsafeArchive, match="symbolic link pointing outside the checkpoint"):
+        world.session.get(Checkpoint, world.checkpoint).download(out / "c", mode="direct")
+    assert sorted(p.name for p in out.iterdir()) == ["secret.txt"]
+    # the master's archive has regular files only
+    result = world.session.get(Checkpoint, world.checkpoint).download(out / "m", mode="master")
+    assert "leak" not in files_of(result)
+
+
+def test_a_bad_uuid_is_the_masters_error(world: World, out: Path) -> None:
+    with pytest.raises(detorm.errors.NotFound):
+        _download.download_checkpoint(world.session, "00000000-0000-0000-0000-000000000000", out / "c")
+    assert list(out.iterdir()) == []
+
+
+# --- Experiment.download_code -------------------------------------------------------------------------
+
+
+def test_download_code_extracts_the_model_definition(world: World, out: Path) -> None:
+    experiment = world.session.get(Experiment, world.experiment)
+    result = experiment.download_code(out / "code")
+    assert sorted(files_of(result)) == ["const.yaml", "model_def.py"]
+    assert json.loads((result / "const.yaml").read_text())["name"] == "downloads"
+    assert "class Trial" in (result / "model_def.py").read_text()
+
+
+def test_download_code_refuses_a_malicious_model_definition(local_master: LocalMaster, environ: dict[str, str], out: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("../../escape.py")
+        archive.addfile(info, io.BytesIO(b""))
+    with Seeder(local_master.database) as seed:
+        evil = seed.experiment(name="evil", model_definition=buffer.getvalue())
+        empty = seed.experiment(name="unmanaged", model_definition=b"")
+    with detorm.Session(local_master.url, user="determined", password="", environ=environ) as session:
+        with pytest.raises(UnsafeArchive, match="'..'"):
+            _download.download_code(session, evil, out / "code")
+        with pytest.raises(DownloadError, match="has no model definition"):
+            _download.download_code(session, empty, out / "code")
+    assert list(out.iterdir()) == []
+
+
+# --- the official client ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def official(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from determined.experimental import client
+
+    monkeypatch.setenv("DET_DEBUG_CONFIG_PATH", str(tmp_path / "det-config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(client, "_determined", None)  # login() configures a module singleton once
+    client.login(master=world.master.url, user="determined", password="")
+    yield
+
+
+@pytest.mark.parametrize("mode", ["MASTER", "DIRECT", "AUTO"])
+def test_official_checkpoint_download(world: World, official: None, out: Path, mode: str) -> None:
+    from determined.experimental import client
+
+    checkpoint = client.get_checkpoint(world.checkpoint)
+    path = checkpoint.download(str(out / "official"), mode=client.DownloadMode[mode])
+    assert files_of(Path(path)) == world.stored(world.checkpoint)
+
+
+def test_official_download_writes_metadata_json(world: World, official: None, out: Path) -> None:
+    from determined.experimental import client
+
+    uuid = seed_checkpoint(world, total_batches=11, resources={"w.bin": 20})
+    path = Path(client.get_checkpoint(uuid).download(str(out / "c"), mode=client.DownloadMode.MASTER))
+    assert json.loads((path / "metadata.json").read_text())["steps_completed"] == 11
+    assert (path / "w.bin").read_bytes() == world.stored(uuid)["w.bin"]
+
+
+def test_official_download_code(world: World, official: None, out: Path) -> None:
+    from determined.experimental import client
+
+    path = client.get_experiment(world.experiment).download_code(str(out / "out"))
+    assert Path(path).name == f"exp-{world.experiment}_model_def.tar.gz"
+    b64 = world.session.transport.json(detorm.Call("GET", f"/api/v1/experiments/{world.experiment}/model_def"))
+    assert Path(path).read_bytes() == base64.b64decode(b64["b64Tgz"])
+    with tarfile.open(path, mode="r:gz") as archive:
+        assert archive.getnames() == ["const.yaml", "model_def.py"]
