@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -323,12 +324,43 @@ def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> d
         run = scenarios[scenario]
     else:
         return raw_floor(url, ids)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sampler = RssSampler()
     started = time.perf_counter()
-    result = run()
+    with sampler:
+        result = run()
     seconds = time.perf_counter() - started
-    rss_growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
-    return {"requests": sent() - requests_before, "seconds": seconds, "result": result, "rss_growth_mb": rss_growth}
+    return {"requests": sent() - requests_before, "seconds": seconds, "result": result, "rss_growth_mb": sampler.growth_mb}
+
+
+class RssSampler:
+    """Peak resident memory above the level at the start, sampled every 20 ms."""
+
+    def __init__(self) -> None:
+        self.baseline = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.baseline) / 2**20
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
 
 
 # --- the driver -----------------------------------------------------------------------------

@@ -23,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="start detorm.local with demo data and tour it")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the demo data")
+
+    cache = commands.add_parser("cache", help="the disk cache of finished trials' data")
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True)
+    clear = cache_commands.add_parser("clear", help="remove every cached entry")
+    clear.add_argument("--dir", default=None, help="cache directory (default: the user cache dir)")
     return parser
 
 
@@ -43,4 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from detorm._demo_tour import run_demo
 
         return run_demo(seed=args.seed, out=sys.stdout)
+    if args.command == "cache":
+        from pathlib import Path
+
+        from detorm._cache import DiskCache
+
+        disk = DiskCache(Path(args.dir) if args.dir else None)
+        removed = disk.clear()
+        disk.close()
+        print(f"removed {removed} cached entries from {disk.directory}")
+        return 0
     return 2

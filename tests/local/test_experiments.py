@@ -346,3 +346,35 @@ def test_list_handles_many_experiments(local_master: LocalMaster, api: httpx.Cli
     assert [e["name"] for e in body["experiments"]] == [f"n{i}" for i in range(1, 30, 3)]
     assert all(e["numTrials"] == 1 for e in body["experiments"])
     assert json.loads(json.dumps(body)) == body
+
+
+def test_official_sdk_round_trip(world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """The official SDK lists, edits and drives experiments and reads their trials."""
+    from determined.experimental import client
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # the SDK caches its token under ~
+    sdk = client.Determined(master=str(world.api.base_url).rstrip("/"), user="determined", password="")
+    listed = sdk.list_experiments(labels=["vision"])
+    assert [e.id for e in listed] == [world.ids["mnist"], world.ids["cifar"]]
+    mnist = sdk.get_experiment(world.ids["mnist"])
+    mnist.set_name("digits")
+    mnist.set_description("numbers")
+    mnist.add_label("new")
+    assert mnist.labels == {"prod", "vision", "new"}
+    mnist.remove_label("prod")
+    mnist.set_labels({"only"})
+    assert mnist.labels == {"only"} and mnist.name == "digits"
+    assert mnist.wait(interval=0.01) == client.ExperimentState.COMPLETED
+    assert [t.id for t in mnist.list_trials()] == [1, 2]
+    assert sdk.get_trial(1).experiment_id == mnist.id
+    cifar = sdk.get_experiment(world.ids["cifar"])
+    cifar.pause()
+    cifar.reload()
+    assert cifar.state == client.ExperimentState.PAUSED
+    cifar.activate()
+    cifar.kill()
+    assert cifar.wait(interval=0.01) == client.ExperimentState.CANCELED
+    cifar.archive()
+    cifar.unarchive()
+    cifar.move_to_project("Uncategorized", "Uncategorized")
+    assert sdk.get_experiment(world.ids["cifar"]).project_id == 1

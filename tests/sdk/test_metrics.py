@@ -165,3 +165,19 @@ def test_logs_follow_resumes_without_duplicates(cluster: Cluster, session: detor
     messages = [e.message for e in session.get(Trial, trial_id).logs(follow=True, search="line")]
     assert messages == [f"line {i}" for i in range(10)]
     assert calls["n"] == 2
+
+
+def test_cli_cache_clear(metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cluster, done, _ = metrics_cluster
+    with session_for(cluster, tmp_path) as session:
+        list(session.metrics(done, "validation"))
+    result = subprocess.run(
+        [sys.executable, "-m", "detorm", "cache", "clear", "--dir", str(tmp_path / "cache")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"removed {len(done)} cached entries" in result.stdout
+    with session_for(cluster, tmp_path) as session:
+        assert len(session.cache) == 0

@@ -25,7 +25,7 @@ from detorm._wire import OrderBy, TrialSortBy, TrialState
 
 from .._app import Ctx, rpc
 from .._db import utcnow
-from .._errors import ApiError, internal, not_found
+from .._errors import ApiError, not_found
 from .._filter_sql import (
     TRIAL_STATE,
     GoError,
