@@ -32,7 +32,9 @@ PAGE_SIZE = 1000
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--db", type=Path, help="database to reuse (seeded when missing)")
     parser.add_argument("--repeat", type=int, default=5, help="measurements per row (median)")
     args = parser.parse_args()
@@ -90,7 +92,10 @@ def _experiments_page(client: httpx.Client, repeat: int) -> tuple[str, str]:
         client.get("/api/v1/experiments", params={"limit": PAGE_SIZE}).raise_for_status()
 
     seconds = _median_seconds(repeat, fetch)
-    return label, f"{seconds * 1000:.0f} ms median ({count} experiments, {len(probe.content) / 1e6:.1f} MB)"
+    return (
+        label,
+        f"{seconds * 1000:.0f} ms median ({count} experiments, {len(probe.content) / 1e6:.1f} MB)",
+    )
 
 
 def _trials_for_rows(db_path: Path, rows: int) -> list[int]:
@@ -116,7 +121,9 @@ def _metrics_stream(client: httpx.Client, db_path: Path, repeat: int) -> list[tu
 
     def stream() -> None:
         body.clear()
-        with client.stream("GET", "/api/v1/trials/metrics/trial_metrics", params=params) as response:
+        with client.stream(
+            "GET", "/api/v1/trials/metrics/trial_metrics", params=params
+        ) as response:
             response.raise_for_status()
             for chunk in response.iter_bytes():
                 body.extend(chunk)

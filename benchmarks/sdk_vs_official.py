@@ -106,18 +106,29 @@ def seed_fixtures(database: Any) -> None:
             for name, count in (("s5", 200), ("s6-src", 100), ("s7", 300)):
                 project = seed.project(f"{name}-{client}", workspace=workspace)
                 for index in range(count):
-                    seed.experiment(project=project, name=f"{name}-{client}-{index:03d}", state="COMPLETED", labels=["fixture"])
+                    seed.experiment(
+                        project=project,
+                        name=f"{name}-{client}-{index:03d}",
+                        state="COMPLETED",
+                        labels=["fixture"],
+                    )
             seed.project(f"s6-dst-{client}", workspace=workspace)
         project = seed.project("metrics", workspace=workspace)
         exp = seed.experiment(project=project, name="s8-validation", searcher="random")
         for index in range(S8_TRIALS):
             trial = seed.trial(exp, hparams={"lr": 0.001 * (index + 1)})
-            rows = [(s * 10, {"validation_loss": 1.0 / s, "accuracy": s / S8_ROWS}) for s in range(1, S8_ROWS + 1)]
+            rows = [
+                (s * 10, {"validation_loss": 1.0 / s, "accuracy": s / S8_ROWS})
+                for s in range(1, S8_ROWS + 1)
+            ]
             seed.metrics(trial, "validation", rows)
         logs = seed.experiment(project=project, name="s10-logs", searcher="random")
         for index in range(S10_TRIALS):
             trial = seed.trial(logs, hparams={"lr": 0.01})
-            seed.logs(trial, [f"[rank={i % 4}] step {i}: loss={1.0 / (i + 1):.5f}" for i in range(S10_LINES)])
+            seed.logs(
+                trial,
+                [f"[rank={i % 4}] step {i}: loss={1.0 / (i + 1):.5f}" for i in range(S10_LINES)],
+            )
 
 
 @contextlib.contextmanager
@@ -125,7 +136,9 @@ def _client(url: str) -> Iterator[Any]:
     import httpx
 
     with httpx.Client(base_url=url, timeout=120) as http:
-        token = http.post("/api/v1/auth/login", json={"username": "determined", "password": ""}).json()["token"]
+        token = http.post(
+            "/api/v1/auth/login", json={"username": "determined", "password": ""}
+        ).json()["token"]
         http.headers["Authorization"] = f"Bearer {token}"
         yield http
 
@@ -133,16 +146,29 @@ def _client(url: str) -> Iterator[Any]:
 def fixture_ids(cluster_url: str, fixtures_url: str) -> dict[str, Any]:
     """Ids the scenarios need, read once with plain HTTP."""
     with _client(cluster_url) as http:
-        projects = {p["name"]: p["id"] for p in http.get("/api/v1/workspaces/0/projects").json()["projects"]}
+        projects = {
+            p["name"]: p["id"] for p in http.get("/api/v1/workspaces/0/projects").json()["projects"]
+        }
         bench = sorted(v for k, v in projects.items() if k.startswith("bench-"))
-        runs = http.post("/api/v1/runs", json={"limit": S11_ROWS // 400, "sort": "id=asc"}).json()["runs"]
+        runs = http.post("/api/v1/runs", json={"limit": S11_ROWS // 400, "sort": "id=asc"}).json()[
+            "runs"
+        ]
         labels = http.get("/api/v1/experiment/labels").json()["labels"]
     with _client(fixtures_url) as http:
-        fixtures = {p["name"]: p["id"] for p in http.get("/api/v1/workspaces/0/projects").json()["projects"]}
-        exps = http.get("/api/v1/experiments", params={"projectId": fixtures["metrics"]}).json()["experiments"]
+        fixtures = {
+            p["name"]: p["id"] for p in http.get("/api/v1/workspaces/0/projects").json()["projects"]
+        }
+        exps = http.get("/api/v1/experiments", params={"projectId": fixtures["metrics"]}).json()[
+            "experiments"
+        ]
         by_name = {e["name"]: e["id"] for e in exps}
         trials = {
-            name: [t["id"] for t in http.get(f"/api/v1/experiments/{by_name[name]}/trials", params={"limit": -1}).json()["trials"]]
+            name: [
+                t["id"]
+                for t in http.get(
+                    f"/api/v1/experiments/{by_name[name]}/trials", params={"limit": -1}
+                ).json()["trials"]
+            ]
             for name in ("s8-validation", "s10-logs")
         }
     return {
@@ -171,13 +197,19 @@ def official_scenarios(url: str, ids: dict[str, Any]) -> dict[str, Callable[[], 
 
     def s3() -> Any:
         rows = client.list_experiments(
-            states=[client.ExperimentState.ACTIVE, client.ExperimentState.PAUSED], labels=[ids["label"]],
-            sort_by=client.ExperimentSortBy.START_TIME, order_by=client.OrderBy.ASC,
+            states=[client.ExperimentState.ACTIVE, client.ExperimentState.PAUSED],
+            labels=[ids["label"]],
+            sort_by=client.ExperimentSortBy.START_TIME,
+            order_by=client.OrderBy.ASC,
         )
         return len(rows[:50])
 
     def s4() -> Any:
-        return len(client.list_experiments(states=[client.ExperimentState.COMPLETED], labels=[ids["label"]]))
+        return len(
+            client.list_experiments(
+                states=[client.ExperimentState.COMPLETED], labels=[ids["label"]]
+            )
+        )
 
     def s5() -> Any:
         rows = client.list_experiments(project_id=projects["s5-official"])
@@ -192,13 +224,18 @@ def official_scenarios(url: str, ids: dict[str, Any]) -> dict[str, Callable[[], 
         return len(rows)
 
     def s7() -> Any:
-        rows = client.list_experiments(project_id=projects["s7-official"], states=[client.ExperimentState.COMPLETED])
+        rows = client.list_experiments(
+            project_id=projects["s7-official"], states=[client.ExperimentState.COMPLETED]
+        )
         for exp in rows:
             exp.archive()
         return len(rows)
 
     def s8() -> Any:
-        return sum(1 for _ in client.iter_trials_metrics(ids["trials"]["s8-validation"], group="validation"))
+        return sum(
+            1
+            for _ in client.iter_trials_metrics(ids["trials"]["s8-validation"], group="validation")
+        )
 
     def s10() -> Any:
         total = 0
@@ -209,15 +246,31 @@ def official_scenarios(url: str, ids: dict[str, Any]) -> dict[str, Callable[[], 
     def s11() -> Any:
         return sum(1 for _ in client.iter_trials_metrics(ids["s11_trials"], group="training"))
 
-    return {"S1": s1, "S2": s2, "S3": s3, "S4": s4, "S5": s5, "S6": s6, "S7": s7, "S8": s8, "S9": s8, "S10": s10, "S11": s11}
+    return {
+        "S1": s1,
+        "S2": s2,
+        "S3": s3,
+        "S4": s4,
+        "S5": s5,
+        "S6": s6,
+        "S7": s7,
+        "S8": s8,
+        "S9": s8,
+        "S10": s10,
+        "S11": s11,
+    }
 
 
-def detorm_scenarios(url: str, ids: dict[str, Any], environ: dict[str, str], cache: Path) -> tuple[Any, dict[str, Callable[[], Any]]]:
+def detorm_scenarios(
+    url: str, ids: dict[str, Any], environ: dict[str, str], cache: Path
+) -> tuple[Any, dict[str, Callable[[], Any]]]:
     import detorm
     from detorm import Experiment, Project, Trial
 
     warm = bool(environ.get("DETORM_BENCH_WARM"))
-    session = detorm.Session(url, user="determined", password=None if warm else "", environ=environ, cache=cache)
+    session = detorm.Session(
+        url, user="determined", password=None if warm else "", environ=environ, cache=cache
+    )
     projects = ids["projects"]
     vision = ids["bench_projects"][0]
 
@@ -232,11 +285,15 @@ def detorm_scenarios(url: str, ids: dict[str, Any], environ: dict[str, str], cac
         return count
 
     def s3() -> Any:
-        query = Experiment.query(session).filter(state__in=["ACTIVE", "PAUSED"], tags__contains=ids["label"])
+        query = Experiment.query(session).filter(
+            state__in=["ACTIVE", "PAUSED"], tags__contains=ids["label"]
+        )
         return len(query.order_by("start_time")[:50].all())
 
     def s4() -> Any:
-        return Experiment.query(session).filter(state="COMPLETED", tags__contains=ids["label"]).count()
+        return (
+            Experiment.query(session).filter(state="COMPLETED", tags__contains=ids["label"]).count()
+        )
 
     def s5() -> Any:
         rows = Experiment.query(session).filter(project_id=projects["s5-detorm"]).all()
@@ -255,18 +312,38 @@ def detorm_scenarios(url: str, ids: dict[str, Any], environ: dict[str, str], cac
         return {"moved": len(rows), "requests_of_the_move": session.requests_sent - before}
 
     def s7() -> Any:
-        return len(Experiment.query(session).filter(project_id=projects["s7-detorm"], state="COMPLETED").archive().succeeded)
+        return len(
+            Experiment.query(session)
+            .filter(project_id=projects["s7-detorm"], state="COMPLETED")
+            .archive()
+            .succeeded
+        )
 
     def s8() -> Any:
         return sum(1 for _ in session.metrics(ids["trials"]["s8-validation"], "validation"))
 
     def s10() -> Any:
-        return sum(sum(1 for _ in session.get(Trial, t).logs(limit=1000)) for t in ids["trials"]["s10-logs"])
+        return sum(
+            sum(1 for _ in session.get(Trial, t).logs(limit=1000))
+            for t in ids["trials"]["s10-logs"]
+        )
 
     def s11() -> Any:
         return sum(1 for _ in session.metrics(ids["s11_trials"], "training", cache=False))
 
-    return session, {"S1": s1, "S2": s2, "S3": s3, "S4": s4, "S5": s5, "S6": s6, "S7": s7, "S8": s8, "S9": s8, "S10": s10, "S11": s11}
+    return session, {
+        "S1": s1,
+        "S2": s2,
+        "S3": s3,
+        "S4": s4,
+        "S5": s5,
+        "S6": s6,
+        "S7": s7,
+        "S8": s8,
+        "S9": s8,
+        "S10": s10,
+        "S11": s11,
+    }
 
 
 def raw_floor(url: str, ids: dict[str, Any]) -> dict[str, Any]:
@@ -274,14 +351,20 @@ def raw_floor(url: str, ids: dict[str, Any]) -> dict[str, Any]:
     import httpx
 
     with httpx.Client(base_url=url, timeout=600) as http:
-        token = http.post("/api/v1/auth/login", json={"username": "determined", "password": ""}).json()["token"]
+        token = http.post(
+            "/api/v1/auth/login", json={"username": "determined", "password": ""}
+        ).json()["token"]
         headers = {"Authorization": f"Bearer {token}"}
         rows = 0
         started = time.perf_counter()
         trial_ids = ids["s11_trials"]
         for start in range(0, len(trial_ids), 400):
-            params = [("trialIds", str(t)) for t in trial_ids[start : start + 400]] + [("group", "training")]
-            with http.stream("GET", "/api/v1/trials/metrics/trial_metrics", params=params, headers=headers) as response:
+            params = [("trialIds", str(t)) for t in trial_ids[start : start + 400]] + [
+                ("group", "training")
+            ]
+            with http.stream(
+                "GET", "/api/v1/trials/metrics/trial_metrics", params=params, headers=headers
+            ) as response:
                 for line in response.iter_lines():
                     if line:
                         rows += len(json.loads(line)["result"]["metrics"])
@@ -329,7 +412,12 @@ def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> d
     with sampler:
         result = run()
     seconds = time.perf_counter() - started
-    return {"requests": sent() - requests_before, "seconds": seconds, "result": result, "rss_growth_mb": sampler.growth_mb}
+    return {
+        "requests": sent() - requests_before,
+        "seconds": seconds,
+        "result": result,
+        "rss_growth_mb": sampler.growth_mb,
+    }
 
 
 class RssSampler:
@@ -366,20 +454,30 @@ def _rss() -> int:
 # --- the driver -----------------------------------------------------------------------------
 def child(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", scenario, client, str(workdir)]
-    process = subprocess.run(command, input=json.dumps(ids), capture_output=True, text=True, timeout=3600)
+    process = subprocess.run(
+        command, input=json.dumps(ids), capture_output=True, text=True, timeout=3600
+    )
     if process.returncode != 0:
-        return {"error": process.stderr.strip().splitlines()[-1] if process.stderr.strip() else "failed"}
+        return {
+            "error": process.stderr.strip().splitlines()[-1] if process.stderr.strip() else "failed"
+        }
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("scenarios", nargs="*", default=list(TARGETS))
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         scenario, client, workdir = args.child
-        print(json.dumps(run_one(scenario, client, json.loads(sys.stdin.read()), Path(workdir)), default=str))
+        print(
+            json.dumps(
+                run_one(scenario, client, json.loads(sys.stdin.read()), Path(workdir)), default=str
+            )
+        )
         return 0
 
     from detorm.local import LocalMaster
@@ -390,9 +488,14 @@ def main(argv: list[str]) -> int:
         work = Path(tmp)
         shutil.copyfile(cluster_db, work / "cluster.sqlite")
         shutil.copyfile(fixtures_db, work / "fixtures.sqlite")
-        with LocalMaster(db_path=work / "cluster.sqlite") as cluster, LocalMaster(db_path=work / "fixtures.sqlite") as fixtures:
+        with (
+            LocalMaster(db_path=work / "cluster.sqlite") as cluster,
+            LocalMaster(db_path=work / "fixtures.sqlite") as fixtures,
+        ):
             ids = fixture_ids(cluster.url, fixtures.url)
-            print(f"| {'':<4}| {'scenario':<54}| {'official 0.38.1':<26}| {'detorm':<26}| {'':<14}|")
+            print(
+                f"| {'':<4}| {'scenario':<54}| {'official 0.38.1':<26}| {'detorm':<26}| {'':<14}|"
+            )
             print(f"|{'-' * 5}|{'-' * 55}|{'-' * 27}|{'-' * 27}|{'-' * 15}|")
             for scenario in args.scenarios:
                 official = child(scenario, "official", ids, work / f"official-{scenario}")
@@ -402,7 +505,9 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def print_row(scenario: str, official: dict[str, Any], ours: dict[str, Any], extra: dict[str, Any] | None) -> None:
+def print_row(
+    scenario: str, official: dict[str, Any], ours: dict[str, Any], extra: dict[str, Any] | None
+) -> None:
     def cell(r: dict[str, Any]) -> str:
         if "error" in r:
             return f"error: {r['error'][:60]}"

@@ -1,19 +1,19 @@
 """detorm: a typed, ORM-style Python SDK for Determined AI clusters.
 
-    import detorm
-    from detorm import Experiment
+import detorm
+from detorm import Experiment
 
-    detorm.connect("http://127.0.0.1:8080")
-    for exp in Experiment.query().filter(state="ACTIVE").order_by("start_time"):
-        print(exp.id, exp.name, sorted(exp.tags))
+detorm.connect("http://127.0.0.1:8080")
+for exp in Experiment.query().filter(state="ACTIVE").order_by("start_time"):
+    print(exp.id, exp.name, sorted(exp.tags))
 """
 
 from . import errors
 from ._conditions import Q, hp, metrics
 from ._query import (
     CheckpointQuery,
-    Explanation,
     ExperimentQuery,
+    Explanation,
     ModelQuery,
     ModelVersionQuery,
     ProjectQuery,
@@ -36,6 +36,7 @@ from ._resources._models import (
 from ._resources._values import CheckpointSummary, MetricSummary, Note, Validation
 from ._session import Session, connect, default_session, set_default_session
 from ._transport import Call, RetryPolicy
+from ._version import __version__
 from ._wire import (
     CheckpointState,
     ExperimentState,
@@ -45,8 +46,6 @@ from ._wire import (
     TrialState,
     WorkspaceState,
 )
-
-from ._version import __version__
 
 __all__ = [
     "Call",

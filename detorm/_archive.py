@@ -67,7 +67,9 @@ def staging(destination: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(destination).absolute()
     created_parents = _make_parents(target.parent)
     try:
-        temp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        temp = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        )
     except BaseException:
         _remove_empty(created_parents)
         raise
@@ -130,7 +132,9 @@ def _planned_moves(source: Path, target: Path) -> list[tuple[Path, Path]]:
             staged_dir = src.is_dir() and not src.is_symlink()
             if os.path.lexists(dst):
                 if dst.is_symlink() and staged_dir:
-                    raise UnsafeArchive(str(dst.relative_to(target)), "the destination has a symbolic link there")
+                    raise UnsafeArchive(
+                        str(dst.relative_to(target)), "the destination has a symbolic link there"
+                    )
                 if dst.is_dir() and not dst.is_symlink() and not staged_dir:
                     raise IsADirectoryError(f"{dst} is a directory; the archive has a file there")
                 if staged_dir and not dst.is_dir():
@@ -190,7 +194,9 @@ def _make_dir(root: Path, target: Path, name: str) -> None:
         target.mkdir()
 
 
-def _write_file(root: Path, target: Path, name: str, source: IO[bytes], mode: int, mtime: float | None) -> None:
+def _write_file(
+    root: Path, target: Path, name: str, source: IO[bytes], mode: int, mtime: float | None
+) -> None:
     _prepare(root, target, name)
     if target.is_dir():
         raise IsADirectoryError(f"{name}: the archive has both a directory and a file here")
@@ -234,7 +240,9 @@ def _make_hardlink(root: Path, target: Path, name: str, link: str) -> None:
     try:
         source = member_path(root, link)
     except UnsafeArchive as err:
-        raise UnsafeArchive(name, f"hard link pointing outside the destination ({link}): {err.reason}") from None
+        raise UnsafeArchive(
+            name, f"hard link pointing outside the destination ({link}): {err.reason}"
+        ) from None
     if source is None or source.is_symlink() or not source.is_file():
         raise UnsafeArchive(name, f"hard link to {link!r}, which is not a file extracted before it")
     _prepare(root, target, name)

@@ -10,7 +10,9 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="detorm", description="detorm: a typed SDK for Determined")
+    parser = argparse.ArgumentParser(
+        prog="detorm", description="detorm: a typed SDK for Determined"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run detorm.local, a Determined-compatible master")

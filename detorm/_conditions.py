@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from ._columns import COLUMNS, LOOKUPS, SUPPORTS_HP_AND_METRICS, Column
-from ._wire import Timestamp, WireEnum
+from ._wire import Timestamp
 from .errors import QueryError
 
 __all__ = [
@@ -396,7 +396,11 @@ def check_leaf(resource: str, leaf: Leaf) -> Leaf:
         raise QueryError(
             f"{resource} has no field {ref.name!r}; fields you can filter on: "
             f"{', '.join(sorted(columns))}"
-            + (", and hp / metrics (see detorm.hp, detorm.metrics)" if resource in SUPPORTS_HP_AND_METRICS else "")
+            + (
+                ", and hp / metrics (see detorm.hp, detorm.metrics)"
+                if resource in SUPPORTS_HP_AND_METRICS
+                else ""
+            )
         )
     if leaf.lookup not in col.lookups:
         raise QueryError(
@@ -471,7 +475,7 @@ def _typed(where: str, col: Column, value: Any) -> Any:
             raise QueryError(f"{where}: {err}") from None
     if kind == "time":
         if isinstance(value, datetime):
-            return Timestamp.from_datetime(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+            return Timestamp.from_datetime(value if value.tzinfo else value.replace(tzinfo=UTC))
         if isinstance(value, str):
             try:
                 return Timestamp.parse(value)
@@ -529,8 +533,6 @@ def _ordering_ref(text: str) -> FieldRef:
         group, _, rest = text.partition(".")
         name, _, aggregate = rest.rpartition(".")
         if not name or aggregate not in AGGREGATES:
-            raise QueryError(
-                f"{text!r}: order by a metric as <group>.<metric>.<min|max|mean|last>"
-            )
+            raise QueryError(f"{text!r}: order by a metric as <group>.<metric>.<min|max|mean|last>")
         return FieldRef("metric", name, group=group, aggregate=aggregate)
     return FieldRef("column", text)

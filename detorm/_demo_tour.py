@@ -39,16 +39,25 @@ def _tour(session: detorm.Session, out: TextIO) -> None:
         names = ", ".join(p.name for p in workspace.projects.order_by("name"))
         _line(out, f"  {workspace.name}: {names or '-'}")
 
-    running = Experiment.query(session).filter(state__in=["ACTIVE", "PAUSED"]).order_by("-start_time")
-    _line(out, f"\nActive or paused experiments: {running.count()} (one request: {running.explain().calls[0]})")
+    running = (
+        Experiment.query(session).filter(state__in=["ACTIVE", "PAUSED"]).order_by("-start_time")
+    )
+    _line(
+        out,
+        f"\nActive or paused experiments: {running.count()} (one request: {running.explain().calls[0]})",
+    )
     for item in running[:5]:
         _line(out, f"  #{item.id} {item.name:<32} {item.state!s:<8} tags={sorted(item.tags)}")
 
-    good = Experiment.query(session).filter(
-        metrics.validation.validation_loss.min < 0.3, state="COMPLETED"
-    ).order_by("name")
+    good = (
+        Experiment.query(session)
+        .filter(metrics.validation.validation_loss.min < 0.3, state="COMPLETED")
+        .order_by("name")
+    )
     _line(out, f"\nCompleted experiments whose best validation loss is below 0.3: {good.count()}")
-    wide = Experiment.query(session).filter(Q(hp__learning_rate__gte=0.001) | (hp.model.dropout > 0.3))
+    wide = Experiment.query(session).filter(
+        Q(hp__learning_rate__gte=0.001) | (hp.model.dropout > 0.3)
+    )
     _line(out, f"Experiments searching learning rates >= 0.001 or dropouts > 0.3: {wide.count()}")
 
     exp = good.first()
@@ -60,9 +69,17 @@ def _tour(session: detorm.Session, out: TextIO) -> None:
             loss = best.summary_metrics.get("validation", {}).get("validation_loss")
             _line(out, f"  best trial #{best.id}: hparams={best.hparams}")
             if loss is not None:
-                _line(out, f"  validation_loss min={loss.min:.4f} last={loss.last} over {loss.count} reports")
+                _line(
+                    out,
+                    f"  validation_loss min={loss.min:.4f} last={loss.last} over {loss.count} reports",
+                )
             reports = list(best.metrics("validation"))
-            _line(out, f"  {len(reports)} validation reports, first at step {reports[0].step}" if reports else "  no reports")
+            _line(
+                out,
+                f"  {len(reports)} validation reports, first at step {reports[0].step}"
+                if reports
+                else "  no reports",
+            )
             for entry in best.logs(tail=3):
                 _line(out, f"  log {entry.level!s:<8} {entry}")
 
@@ -73,13 +90,25 @@ def _tour(session: detorm.Session, out: TextIO) -> None:
         for item in mine:
             item.tags.add("toured")
         plan = session.pending()
-        _line(out, f"\nTagging {len(mine)} of alice's experiments in {project.name!r}: {len(plan)} call(s) planned")
+        _line(
+            out,
+            f"\nTagging {len(mine)} of alice's experiments in {project.name!r}: {len(plan)} call(s) planned",
+        )
         session.commit()
-        _line(out, f"  committed with {session.requests_sent - before - 1} request(s) after the query")
+        _line(
+            out, f"  committed with {session.requests_sent - before - 1} request(s) after the query"
+        )
 
-    trials = Trial.query(session).filter(hp.learning_rate > 0.001).order_by(hp.learning_rate.desc())[:3].all()
+    trials = (
+        Trial.query(session)
+        .filter(hp.learning_rate > 0.001)
+        .order_by(hp.learning_rate.desc())[:3]
+        .all()
+    )
     _line(out, "\nTrials with the largest learning rates (one runs search):")
     for trial in trials:
         rate = trial.hparams.get("learning_rate")
-        _line(out, f"  trial #{trial.id} of experiment #{trial.experiment_id}: learning_rate={rate}")
+        _line(
+            out, f"  trial #{trial.id} of experiment #{trial.experiment_id}: learning_rate={rate}"
+        )
     _line(out, f"\n{session.requests_sent} requests in all.")

@@ -168,7 +168,9 @@ def _via_master(transport: Transport, uuid: str, directory: Path, progress: bool
             try:
                 extract_into(reader, directory, fmt="tar")
             except httpx.TransportError as err:
-                raise TransportError(f"{call}: the download broke off: {err}", method="GET", path=call.path) from None
+                raise TransportError(
+                    f"{call}: the download broke off: {err}", method="GET", path=call.path
+                ) from None
     finally:
         response.close()
 
@@ -180,14 +182,18 @@ def _open_archive(transport: Transport, call: Call) -> httpx.Response:
     reauthenticated = False
     attempt = 0
     while True:
-        request = transport._client.build_request("GET", call.path, headers={**transport._headers(), **headers})
+        request = transport._client.build_request(
+            "GET", call.path, headers={**transport._headers(), **headers}
+        )
         with transport._count_lock:
             transport.requests_sent += 1
         try:
             response = transport._client.send(request, stream=True)
         except httpx.TransportError as err:
             if not transport._sleep_before_retry(transport.retry, attempt, None, None):
-                raise TransportError(f"{call}: {type(err).__name__}: {err}", method="GET", path=call.path) from None
+                raise TransportError(
+                    f"{call}: {type(err).__name__}: {err}", method="GET", path=call.path
+                ) from None
             attempt += 1
             continue
         if response.status_code == 401 and not reauthenticated and transport._reauthenticate():
@@ -259,7 +265,9 @@ def _walk(source: Path) -> Iterator[tuple[Path, int]]:
             if stat.S_ISLNK(info.st_mode):
                 resolved = os.path.realpath(path)
                 if resolved != base and not resolved.startswith(base + os.sep):
-                    raise UnsafeArchive(str(relative), "symbolic link pointing outside the checkpoint")
+                    raise UnsafeArchive(
+                        str(relative), "symbolic link pointing outside the checkpoint"
+                    )
                 if os.path.isdir(path):
                     raise UnsafeArchive(str(relative), "symbolic link to a directory")
                 info = path.stat()
@@ -279,14 +287,18 @@ def _copy_file(src: Path, dst: Path, bar: _Progress) -> None:
 # --- experiment code --------------------------------------------------------------------------------
 
 
-def download_code(session: Session, experiment: Experiment | int, path: str | os.PathLike[str]) -> Path:
+def download_code(
+    session: Session, experiment: Experiment | int, path: str | os.PathLike[str]
+) -> Path:
     """Extract an experiment's model definition (GetModelDef, a base64 ``.tar.gz``) into ``path``."""
     experiment_id = experiment if isinstance(experiment, int) else experiment.id
     call = Call("GET", f"/api/v1/experiments/{experiment_id}/model_def")
     response = w.ModelDefResponse.model_validate_json(session.transport.send(call).content)
     archive = base64.b64decode(response.b64_tgz)
     if not archive:
-        raise DownloadError(f"experiment {experiment_id} has no model definition (an unmanaged experiment?)")
+        raise DownloadError(
+            f"experiment {experiment_id} has no model definition (an unmanaged experiment?)"
+        )
     return extract(io.BytesIO(archive), path, fmt="tar.gz")
 
 
@@ -346,4 +358,3 @@ class _Progress:
 
 def _bar(total: int | None, enabled: bool, label: str) -> _Progress:
     return _Progress(total, label, enabled)
-

@@ -134,7 +134,9 @@ def plan_flush(changes: Sequence[Change]) -> FlushPlan:
 
 def _source_project(changes: Sequence[Change]) -> int:
     # The bulk path names the source project; experiments from several use the global one.
-    sources = {c.old if c.field == "project_id" else c.obj.__dict__.get("project_id") for c in changes}
+    sources = {
+        c.old if c.field == "project_id" else c.obj.__dict__.get("project_id") for c in changes
+    }
     if len(sources) == 1:
         (source,) = sources
         if isinstance(source, int):
@@ -146,7 +148,9 @@ def _bulk_archive(changes: Sequence[Change], archived: bool) -> PlannedCall:
     action = "archive" if archived else "unarchive"
     project = _source_project(changes)
     body = {"experimentIds": sorted(c.key for c in changes), "projectId": project}
-    call = Call("POST", path("/api/v1/projects/{p}/experiments/{a}", p=project, a=action), body=body)
+    call = Call(
+        "POST", path("/api/v1/projects/{p}/experiments/{a}", p=project, a=action), body=body
+    )
     return PlannedCall(call, "bulk", ARCHIVE if archived else UNARCHIVE, tuple(changes))
 
 
@@ -184,11 +188,15 @@ def _action(resource_path: str, action: str, change: Change) -> PlannedCall:
 def _label_calls(base: str, change: Change) -> list[PlannedCall]:
     old, new = set(change.old or ()), set(change.new or ())
     calls = [
-        PlannedCall(Call("PUT", path(base + "/labels/{l}", l=label)), "label", EDIT, (change,), label)
+        PlannedCall(
+            Call("PUT", path(base + "/labels/{l}", l=label)), "label", EDIT, (change,), label
+        )
         for label in sorted(new - old)
     ]
     calls += [
-        PlannedCall(Call("DELETE", path(base + "/labels/{l}", l=label)), "label", EDIT, (change,), label)
+        PlannedCall(
+            Call("DELETE", path(base + "/labels/{l}", l=label)), "label", EDIT, (change,), label
+        )
         for label in sorted(old - new)
     ]
     return calls
@@ -206,7 +214,11 @@ def _experiment_calls(changes: Sequence[Change]) -> list[PlannedCall]:
             body[name] = fields[name].new
     resources = {
         wire: fields[name].new
-        for name, wire in (("priority", "priority"), ("weight", "weight"), ("max_slots", "maxSlots"))
+        for name, wire in (
+            ("priority", "priority"),
+            ("weight", "weight"),
+            ("max_slots", "maxSlots"),
+        )
         if name in fields
     }
     if resources:
@@ -233,9 +245,15 @@ def _project_calls(changes: Sequence[Change]) -> list[PlannedCall]:
         calls.append(PlannedCall(call, "notes", EDIT, (fields["notes"],)))
     if "workspace_id" in fields:
         body = {"projectId": key, "destinationWorkspaceId": fields["workspace_id"].new}
-        calls.append(PlannedCall(Call("POST", base + "/move", body=body), "action", EDIT, (fields["workspace_id"],)))
+        calls.append(
+            PlannedCall(
+                Call("POST", base + "/move", body=body), "action", EDIT, (fields["workspace_id"],)
+            )
+        )
     if "archived" in fields:
-        calls.append(_action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"]))
+        calls.append(
+            _action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"])
+        )
     return calls
 
 
@@ -246,7 +264,9 @@ def _workspace_calls(changes: Sequence[Change]) -> list[PlannedCall]:
     if "name" in fields:
         calls.append(_patch(base, {"name": fields["name"].new}, [fields["name"]]))
     if "archived" in fields:
-        calls.append(_action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"]))
+        calls.append(
+            _action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"])
+        )
     return calls
 
 
@@ -255,16 +275,27 @@ def _model_calls(changes: Sequence[Change]) -> list[PlannedCall]:
     # {model_name} takes the numeric id too, which a rename in the same PATCH cannot break.
     base = path("/api/v1/models/{id}", id=changes[0].key)
     calls: list[PlannedCall] = []
-    patched = [fields[f] for f in ("name", "description", "notes", "labels", "metadata") if f in fields]
+    patched = [
+        fields[f] for f in ("name", "description", "notes", "labels", "metadata") if f in fields
+    ]
     if patched:
         calls.append(_patch(base, {c.field: _plain(c.new) for c in patched}, patched))
     if "workspace_id" in fields:
         # MoveModel, not PatchModel's workspaceId: the master's PatchModel fails on that path
         # (a struct scan of the destination workspace it cannot complete).
-        body = {"modelName": str(changes[0].key), "destinationWorkspaceId": fields["workspace_id"].new}
-        calls.append(PlannedCall(Call("POST", base + "/move", body=body), "action", EDIT, (fields["workspace_id"],)))
+        body = {
+            "modelName": str(changes[0].key),
+            "destinationWorkspaceId": fields["workspace_id"].new,
+        }
+        calls.append(
+            PlannedCall(
+                Call("POST", base + "/move", body=body), "action", EDIT, (fields["workspace_id"],)
+            )
+        )
     if "archived" in fields:
-        calls.append(_action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"]))
+        calls.append(
+            _action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"])
+        )
     return calls
 
 
@@ -299,7 +330,9 @@ _OBJECT_PLANNERS: Final = {
 
 
 # --- bulk actions on queries -----------------------------------------------------------------
-BulkAction = Literal["activate", "pause", "cancel", "kill", "archive", "unarchive", "delete", "move"]
+BulkAction = Literal[
+    "activate", "pause", "cancel", "kill", "archive", "unarchive", "delete", "move"
+]
 
 
 @dataclass(frozen=True)
@@ -320,14 +353,22 @@ class BulkPlan:
         if self.destination is not None:
             body["destinationProjectId"] = self.destination
         method = "DELETE" if self.action == "delete" else "POST"
-        return Call(method, path("/api/v1/projects/{p}/experiments/{a}", p=self.project, a=self.action), body=body)
+        return Call(
+            method,
+            path("/api/v1/projects/{p}/experiments/{a}", p=self.project, a=self.action),
+            body=body,
+        )
 
 
 def bulk_filters(condition: Condition | None) -> dict[str, Any] | None:
     """``BulkExperimentFilters`` expressing ``condition`` exactly, or None when it cannot."""
     filters: dict[str, Any] = {}
     for cond in conjuncts(condition):
-        if not isinstance(cond, Leaf) or cond.field.kind != "column" or not _add_filter(filters, cond):
+        if (
+            not isinstance(cond, Leaf)
+            or cond.field.kind != "column"
+            or not _add_filter(filters, cond)
+        ):
             return None
     return filters
 
@@ -381,7 +422,6 @@ def plan_bulk(
     if filters is not None and condition is None:
         filters = {}
     return BulkPlan(action, project, filters, destination)
-
 
 
 @dataclass(frozen=True)

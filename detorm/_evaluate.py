@@ -79,7 +79,9 @@ def _compare(op: str, left: Any, right: Any) -> Truth:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or value == "" or (isinstance(value, (TagSet, set, frozenset)) and not value)
+    return (
+        value is None or value == "" or (isinstance(value, (TagSet, set, frozenset)) and not value)
+    )
 
 
 def _leaf(leaf: Leaf, obj: Resource) -> Truth:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _wire as w
@@ -31,7 +32,9 @@ RowLoader = Callable[["Session", Any], Resource]
 def _search_experiment(session: Session, row: w.SearchExperimentExperiment) -> Resource:
     # The search returns each experiment's best trial, complete: keep it in the identity map.
     assert row.experiment is not None
-    experiment = session.merge(Experiment, Experiment.values_from_wire(row.experiment, view="search"))
+    experiment = session.merge(
+        Experiment, Experiment.values_from_wire(row.experiment, view="search")
+    )
     if row.best_trial is not None:
         _trial(session, row.best_trial)
     return experiment
@@ -76,76 +79,60 @@ ROW_LOADERS: Final[dict[str, RowLoader]] = {
 }
 
 
-def _experiment(response: w.GetExperimentResponse) -> dict[str, Any]:
-    assert response.experiment is not None
-    return Experiment.values_from_wire(response.experiment, view="single")
+@dataclass(frozen=True)
+class _Single:
+    """How one object is read: its GET path, the response holding it, the values it gives.
+
+    A PATCH of the object answers with the same envelope.
+    """
+
+    path: str
+    response: type[w.WireModel]
+    field: str
+    values: Callable[[Any], dict[str, Any]]
+
+    def parse(self, content: bytes) -> dict[str, Any]:
+        found = getattr(self.response.model_validate_json(content), self.field)
+        if found is None:
+            raise QueryError(f"the master's answer holds no {self.field}")
+        return self.values(found)
 
 
-def single_fetch(
-    cls: type[Resource], key: Any
-) -> tuple[Call, type[w.WireModel], Callable[[Any], dict[str, Any]]]:
-    """The GET that loads one object completely, its response type and the values it gives."""
-    name = cls.__name__
-    if name == "Experiment":
-        return (
-            Call("GET", path("/api/v1/experiments/{id}", id=key)), w.GetExperimentResponse,
-            _experiment,
-        )  # fmt: skip
-    if name == "Trial":
-        return (
-            Call("GET", path("/api/v1/trials/{id}", id=key)), w.TrialResponse,
-            lambda r: Trial.values_from_wire(r.trial),
-        )  # fmt: skip
-    if name == "Checkpoint":
-        return (
-            Call("GET", path("/api/v1/checkpoints/{uuid}", uuid=key)), w.CheckpointResponse,
-            lambda r: Checkpoint.values_from_wire(r.checkpoint),
-        )  # fmt: skip
-    if name == "Workspace":
-        return (
-            Call("GET", path("/api/v1/workspaces/{id}", id=key)), w.WorkspaceResponse,
-            lambda r: Workspace.values_from_wire(r.workspace),
-        )  # fmt: skip
-    if name == "Project":
-        return (
-            Call("GET", path("/api/v1/projects/{id}", id=key)), w.ProjectResponse,
-            lambda r: Project.values_from_wire(r.project),
-        )  # fmt: skip
-    if name == "Model":
-        # {modelName} takes a name or an all-digit id (ModelFromIdentifier).
-        return (
-            Call("GET", path("/api/v1/models/{name}", name=key)), w.ModelResponse,
-            lambda r: Model.values_from_wire(r.model),
-        )  # fmt: skip
-    if name == "ModelVersion":
+_SINGLE: Final = {
+    "Experiment": _Single(
+        "/api/v1/experiments/{key}", w.GetExperimentResponse, "experiment",
+        lambda e: Experiment.values_from_wire(e, view="single"),
+    ),
+    "Trial": _Single("/api/v1/trials/{key}", w.TrialResponse, "trial", Trial.values_from_wire),
+    "Checkpoint": _Single(
+        "/api/v1/checkpoints/{key}", w.CheckpointResponse, "checkpoint", Checkpoint.values_from_wire
+    ),
+    "Workspace": _Single(
+        "/api/v1/workspaces/{key}", w.WorkspaceResponse, "workspace", Workspace.values_from_wire
+    ),
+    "Project": _Single("/api/v1/projects/{key}", w.ProjectResponse, "project", Project.values_from_wire),
+    # {model_name} takes a name or an all-digit id (ModelFromIdentifier).
+    "Model": _Single("/api/v1/models/{key}", w.ModelResponse, "model", Model.values_from_wire),
+    "ModelVersion": _Single(
+        "/api/v1/models/{model}/versions/{version}", w.ModelVersionResponse, "model_version",
+        ModelVersion.values_from_wire,
+    ),
+    "User": _Single("/api/v1/users/{key}", w.UserResponse, "user", User.values_from_wire),
+}  # fmt: skip
+
+
+def single_fetch(cls: type[Resource], key: Any) -> tuple[Call, Callable[[bytes], dict[str, Any]]]:
+    """The GET that loads one object completely, and how to read its values from the answer."""
+    spec = _SINGLE.get(cls.__name__)
+    if spec is None:
+        raise QueryError(f"{cls.__name__} cannot be fetched by key")
+    if cls.__name__ == "ModelVersion":
         if not (isinstance(key, tuple) and len(key) == 2):
             raise QueryError("a model version is fetched by (model id or name, version number)")
-        return (
-            Call("GET", path("/api/v1/models/{m}/versions/{v}", m=key[0], v=key[1])),
-            w.ModelVersionResponse, lambda r: ModelVersion.values_from_wire(r.model_version),
-        )  # fmt: skip
-    if name == "User":
-        return (
-            Call("GET", path("/api/v1/users/{id}", id=key)), w.UserResponse,
-            lambda r: User.values_from_wire(r.user),
-        )  # fmt: skip
-    raise QueryError(f"{name} cannot be fetched by key")
+        return Call("GET", path(spec.path, model=key[0], version=key[1])), spec.parse
+    return Call("GET", path(spec.path, key=key)), spec.parse
 
 
 def patched_values(cls: type[Resource], content: bytes) -> dict[str, Any]:
     """The values of the object a PATCH answered with."""
-    name = cls.__name__
-    if name == "Experiment":
-        experiment = w.ExperimentResponse.model_validate_json(content).experiment
-        assert experiment is not None
-        return Experiment.values_from_wire(experiment, view="single")
-    if name == "Project":
-        return Project.values_from_wire(w.ProjectResponse.model_validate_json(content).project)  # type: ignore[arg-type]
-    if name == "Workspace":
-        return Workspace.values_from_wire(w.WorkspaceResponse.model_validate_json(content).workspace)  # type: ignore[arg-type]
-    if name == "Model":
-        return Model.values_from_wire(w.ModelResponse.model_validate_json(content).model)  # type: ignore[arg-type]
-    if name == "ModelVersion":
-        version = w.ModelVersionResponse.model_validate_json(content).model_version
-        return ModelVersion.values_from_wire(version)  # type: ignore[arg-type]
-    raise QueryError(f"{name} is not patched")
+    return _SINGLE[cls.__name__].parse(content)

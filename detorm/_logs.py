@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _wire as w
@@ -85,7 +85,9 @@ def _rfc3339(value: datetime | str | None, name: str) -> str | None:
         except ValueError as err:
             raise QueryError(f"{name}: {err}") from None
     if isinstance(value, datetime):
-        return w.Timestamp.from_datetime(value if value.tzinfo else value.replace(tzinfo=timezone.utc)).rfc3339()
+        return w.Timestamp.from_datetime(
+            value if value.tzinfo else value.replace(tzinfo=UTC)
+        ).rfc3339()
     raise QueryError(f"{name} takes a datetime or an RFC 3339 string, not {value!r}")
 
 
@@ -108,7 +110,9 @@ def read_logs(
     if follow and tail is not None:
         raise QueryError("tail and follow cannot be combined; use limit with follow")
     for name, value in (("limit", limit), ("tail", tail)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
             raise QueryError(f"{name} must be a non-negative int, not {value!r}")
     pattern = None
     if regex and search:
@@ -145,10 +149,14 @@ def _take(entries: Iterator[LogEntry], count: int) -> Iterator[LogEntry]:
 
 
 def _call(trial_id: int, params: dict[str, Any]) -> Call:
-    return Call("GET", path("/api/v1/trials/{id}/logs", id=trial_id), query_items(params), stream=True)
+    return Call(
+        "GET", path("/api/v1/trials/{id}/logs", id=trial_id), query_items(params), stream=True
+    )
 
 
-def _stream(session: Session, trial_id: int, params: dict[str, Any], *, follow: bool) -> Iterator[LogEntry]:
+def _stream(
+    session: Session, trial_id: int, params: dict[str, Any], *, follow: bool
+) -> Iterator[LogEntry]:
     last: LogEntry | None = None
     seen_up_to: int | None = None  # after a reconnect: ids already handed out
     reconnects = 0
@@ -171,4 +179,3 @@ def _stream(session: Session, trial_id: int, params: dict[str, Any], *, follow: 
                 seen_up_to = last.id
                 resume = last.timestamp - RESUME_OVERLAP
                 params = dict(params, timestampAfter=w.Timestamp.from_datetime(resume).rfc3339())
-

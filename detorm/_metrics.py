@@ -75,7 +75,9 @@ class MetricReport:
         return float(value) if isinstance(value, (int, float)) else None
 
     def __repr__(self) -> str:
-        return f"MetricReport(trial={self.trial_id}, step={self.step}, {self.group}={self.values!r})"
+        return (
+            f"MetricReport(trial={self.trial_id}, step={self.step}, {self.group}={self.values!r})"
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MetricReport):
@@ -97,8 +99,12 @@ def _reports(line: bytes) -> list[MetricReport]:
             values = metrics.get("validation_metrics")
         out.append(
             MetricReport(
-                row.get("trialId", 0), row.get("trialRunId", 0), row.get("totalBatches", 0),
-                row.get("group", ""), _values(values), metrics.get("batch_metrics"),
+                row.get("trialId", 0),
+                row.get("trialRunId", 0),
+                row.get("totalBatches", 0),
+                row.get("group", ""),
+                _values(values),
+                metrics.get("batch_metrics"),
                 row.get("endTime"),
             )  # fmt: skip
         )
@@ -111,7 +117,9 @@ class MetricsStream:
     Iterating again reads again (from the disk cache for finished trials).
     """
 
-    def __init__(self, session: Session, trials: Sequence[Trial | int], group: str, *, cache: bool) -> None:
+    def __init__(
+        self, session: Session, trials: Sequence[Trial | int], group: str, *, cache: bool
+    ) -> None:
         if not group:
             raise ConfigurationError("name the metric group: 'training', 'validation', or another")
         self._session = session
@@ -162,7 +170,9 @@ class MetricsStream:
             states.update(self._session._trial_states(unknown))
         return states
 
-    def _fetch(self, trial_ids: list[int], terminal: dict[int, bool]) -> Iterator[list[MetricReport]]:
+    def _fetch(
+        self, trial_ids: list[int], terminal: dict[int, bool]
+    ) -> Iterator[list[MetricReport]]:
         for chunk in _chunks(trial_ids, self._group):
             call = Call(
                 "GET", "/api/v1/trials/metrics/trial_metrics",
@@ -195,7 +205,13 @@ class MetricsStream:
     def to_records(self) -> list[dict[str, Any]]:
         """One dict per report: trial_id, trial_run_id, step, time, then the metric values."""
         return [
-            {"trial_id": r.trial_id, "trial_run_id": r.trial_run_id, "step": r.step, "time": r.time, **r.values}
+            {
+                "trial_id": r.trial_id,
+                "trial_run_id": r.trial_run_id,
+                "step": r.step,
+                "time": r.time,
+                **r.values,
+            }
             for r in self
         ]
 

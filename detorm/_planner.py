@@ -248,7 +248,10 @@ class TreeCompiler:
         column, location, ctype, convert = target
         if leaf.lookup == "in":
             op = "!=" if negate else "="
-            children = [w.FilterNode.field(column, op, convert(v), location=location, type=ctype) for v in leaf.value]
+            children = [
+                w.FilterNode.field(column, op, convert(v), location=location, type=ctype)
+                for v in leaf.value
+            ]
             return w.FilterNode.group("and" if negate else "or", children)
         if leaf.lookup == "isnull":
             op = "isEmpty" if leaf.value else "notEmpty"
@@ -335,7 +338,9 @@ def plan_query(query: Query[Any]) -> Plan:
 def _ordering_notes(plan_order: Sequence[Ordering]) -> tuple[str, ...]:
     if not plan_order:
         return ()
-    return (f"sorted on the client by {', '.join(str(o) for o in plan_order)} (all matches are read)",)
+    return (
+        f"sorted on the client by {', '.join(str(o) for o in plan_order)} (all matches are read)",
+    )
 
 
 def _finish(query: Query[Any], source: Source, residual: Condition | None,
@@ -389,7 +394,15 @@ class _GetExperimentsParams:
         return bool(handler is not None and handler(cond))
 
     def _id(self, leaf: Leaf) -> bool:
-        ops = {"exact": "incl", "in": "incl", "ne": "notIn", "gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
+        ops = {
+            "exact": "incl",
+            "in": "incl",
+            "ne": "notIn",
+            "gt": "gt",
+            "gte": "gte",
+            "lt": "lt",
+            "lte": "lte",
+        }
         op = ops.get(leaf.lookup)
         if op is None:
             return False
@@ -402,7 +415,9 @@ class _GetExperimentsParams:
             return False
         self.params.setdefault(key, [] if op in ("incl", "notIn") else None)
         if op in ("incl", "notIn"):
-            self.params[key] = list(self.params[key]) + [v for v in values if v not in self.params[key]]
+            self.params[key] = list(self.params[key]) + [
+                v for v in values if v not in self.params[key]
+            ]
         else:
             self.params[key] = leaf.value
         return True
@@ -494,7 +509,9 @@ def _experiments_via_get(query: Query[Any]) -> Plan | None:
     params = dict(pusher.params)
     if query._order:
         ordering = query._order[0]
-        sort = _EXPERIMENT_SORT.get(ordering.field.name) if ordering.field.kind == "column" else None
+        sort = (
+            _EXPERIMENT_SORT.get(ordering.field.name) if ordering.field.kind == "column" else None
+        )
         if sort is None:
             return None
         params["sortBy"] = sort
@@ -607,7 +624,9 @@ def _trials_via_runs(query: Query[Any]) -> Plan:
         "Trial", "SearchRuns", "POST", "/api/v1/runs", "sql", w.SearchRunsResponse, "runs",
         body=body, partial=True,
     )  # fmt: skip
-    notes = ("runs search rows carry a subset of trial fields; the rest raise NotLoaded until refresh()",)
+    notes = (
+        "runs search rows carry a subset of trial fields; the rest raise NotLoaded until refresh()",
+    )
     return _finish(query, source, left, client_order, notes)
 
 
@@ -687,7 +706,9 @@ class _SimpleParams:
         if cond.lookup == "exact" and name in self.exact:
             return self._set(self.exact[name], cond.value)
         if cond.lookup in ("exact", "in") and name in self.many:
-            return self._set(self.many[name], list(cond.value) if cond.lookup == "in" else [cond.value])
+            return self._set(
+                self.many[name], list(cond.value) if cond.lookup == "in" else [cond.value]
+            )
         if cond.lookup in ("contains", "exact") and name in self.contains:
             pushed = self._set(self.contains[name], cond.value)
             if pushed and cond.lookup == "exact":
@@ -801,7 +822,10 @@ def _plan_model_versions(query: Query[Any]) -> Plan:
     params: dict[str, Any] = {}
     client_order = _simple_sort(
         query,
-        {"version": w.ModelVersionSortBy.VERSION, "creation_time": w.ModelVersionSortBy.CREATION_TIME},
+        {
+            "version": w.ModelVersionSortBy.VERSION,
+            "creation_time": w.ModelVersionSortBy.CREATION_TIME,
+        },
         params,
     )
     source = Source(
@@ -855,4 +879,3 @@ def prefetch_trials_call(experiment_ids: Sequence[int], limit: int) -> Call:
     node = compiler.exact(Leaf(FieldRef("column", "experiment_id"), "in", list(experiment_ids)))
     body = {"filter": encode_filter(node, show_archived=True), "offset": 0, "limit": limit}
     return Call("POST", "/api/v1/runs", (), body)
-

@@ -12,7 +12,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
-from ._conditions import And, Condition, Leaf, Ordering, check_leaf, parse_lookup, parse_ordering, unwrap
+from ._conditions import (
+    And,
+    Condition,
+    Leaf,
+    Ordering,
+    check_leaf,
+    parse_lookup,
+    parse_ordering,
+    unwrap,
+)
 from ._edits import BulkResult
 from ._evaluate import matches, sort_key
 from ._lookups import (
@@ -166,7 +175,9 @@ class Query(Generic[R]):
 
     def limit(self, count: int | None) -> Self:
         """Return at most ``count`` rows (None: no limit)."""
-        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 0
+        ):
             raise QueryError(f"limit must be a non-negative int or None, not {count!r}")
         return self._copy(limit=count)
 
@@ -283,7 +294,10 @@ class Query(Generic[R]):
         rows = list(self.limit(2))
         if not rows:
             raise NotFound(
-                method="", path="", status=404, message=f"no {self.resource.__name__} matches the query"
+                method="",
+                path="",
+                status=404,
+                message=f"no {self.resource.__name__} matches the query",
             )
         if len(rows) > 1:
             raise QueryError(f"more than one {self.resource.__name__} matches the query")
@@ -498,4 +512,3 @@ class UserQuery(Query[User]):
     def order_by(self, *keys: UserOrderKey | Ordering) -> Self:
         """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
         return self._order_by(keys)
-

@@ -12,8 +12,8 @@ import hashlib
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from contextlib import AbstractContextManager
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -21,13 +21,20 @@ from pydantic_core import from_json
 
 from . import _auth
 from . import _wire as w
-from ._edits import BulkAction, BulkResult, Change, FlushPlan, plan_bulk
 from ._cache import DiskCache, default_cache_dir
+from ._conditions import FieldRef, Leaf
+from ._edits import BulkAction, BulkResult, Change, FlushPlan, plan_bulk
 from ._identity import IdentityMap
 from ._loading import ROW_LOADERS, single_fetch, trial_values
 from ._metrics import MetricsStream
-from ._conditions import FieldRef, Leaf
-from ._planner import EXPERIMENT_TREE, Plan, Source, TreeCompiler, encode_filter, prefetch_trials_call
+from ._planner import (
+    EXPERIMENT_TREE,
+    Plan,
+    Source,
+    TreeCompiler,
+    encode_filter,
+    prefetch_trials_call,
+)
 from ._query import (
     CheckpointQuery,
     ExperimentQuery,
@@ -50,8 +57,8 @@ from ._resources._models import (
     User,
     Workspace,
 )
-from ._unit_of_work import UnitOfWork
 from ._transport import NO_RETRY, Call, RetryPolicy, Transport
+from ._unit_of_work import UnitOfWork
 from .errors import ConfigurationError, Forbidden, NotFound, Unauthenticated
 
 __all__ = ["Session", "connect", "default_session"]
@@ -87,7 +94,9 @@ class Session:
     ) -> None:
         env = os.environ if environ is None else environ
         try:
-            self.master = _auth.canonicalize_master_url(master) if master else _auth.default_master(env)
+            self.master = (
+                _auth.canonicalize_master_url(master) if master else _auth.default_master(env)
+            )
         except ValueError as err:
             raise ConfigurationError(str(err)) from None
         self._store = _auth.TokenStore(_auth.config_dir(env, None))
@@ -113,7 +122,10 @@ class Session:
         else:
             self._login()
         self._cache_enabled = cache is not False
-        who = self._username or "token-" + hashlib.sha256((self._transport.token or "").encode()).hexdigest()[:12]
+        who = (
+            self._username
+            or "token-" + hashlib.sha256((self._transport.token or "").encode()).hexdigest()[:12]
+        )
         directory = None if isinstance(cache, bool) else Path(cache)
         self.cache = DiskCache(directory or default_cache_dir(env), namespace=(self.master, who))
 
@@ -242,9 +254,9 @@ class Session:
         return existing if existing is not None else self._fetch(resource, key)
 
     def _fetch(self, resource: type[R], key: Any) -> R:
-        call, response_type, values_of = single_fetch(resource, key)
-        response = response_type.model_validate_json(self._transport.send(call).content)
-        obj = self.merge(resource, self._completed(resource, values_of(response)))
+        call, values_of = single_fetch(resource, key)
+        values = values_of(self._transport.send(call).content)
+        obj = self.merge(resource, self._completed(resource, values))
         obj._fetched = True
         return obj
 
@@ -253,11 +265,12 @@ class Session:
 
     def _refresh(self, obj: Resource) -> None:
         key = (obj.model_id, obj.version) if isinstance(obj, ModelVersion) else obj.pk
-        call, response_type, values_of = single_fetch(type(obj), key)
-        response = response_type.model_validate_json(self._transport.send(call).content)
-        values = self._completed(type(obj), values_of(response))
+        call, values_of = single_fetch(type(obj), key)
+        values = self._completed(type(obj), values_of(self._transport.send(call).content))
         if obj.pk != values.get(obj._key_field):
-            raise NotFound(method="GET", path=call.path, status=404, message="the object changed identity")
+            raise NotFound(
+                method="GET", path=call.path, status=404, message="the object changed identity"
+            )
         self._apply(obj, values)
         obj._fetched = True
 
@@ -302,7 +315,11 @@ class Session:
 
     # --- data-heavy reads ------------------------------------------------------------------
     def metrics(
-        self, trials: Iterable[Trial | int] | TrialQuery, group: str = "validation", *, cache: bool = True
+        self,
+        trials: Iterable[Trial | int] | TrialQuery,
+        group: str = "validation",
+        *,
+        cache: bool = True,
     ) -> MetricsStream:
         """The reports of ``group`` for many trials, read in one streamed request.
 
@@ -367,7 +384,9 @@ class Session:
         self._watch(obj)
 
     # --- actions --------------------------------------------------------------------------
-    def _bulk(self, query: Query[Any], action: BulkAction, destination: int | None = None) -> BulkResult:
+    def _bulk(
+        self, query: Query[Any], action: BulkAction, destination: int | None = None
+    ) -> BulkResult:
         """Run a bulk experiment action over a query's matches (by filters when they fit)."""
         sliced = bool(query._order) or query._limit is not None or query._offset != 0
         plan = plan_bulk(query._where, action, ordered_or_sliced=sliced, destination=destination)
@@ -382,13 +401,19 @@ class Session:
         self._after_action(action, outcome.succeeded, destination)
         return outcome
 
-    def _experiment_action(self, experiment: Resource, action: BulkAction, destination: int | None = None) -> None:
+    def _experiment_action(
+        self, experiment: Resource, action: BulkAction, destination: int | None = None
+    ) -> None:
         """A single-experiment action; the master answers with an HTTP error on failure."""
         base = f"/api/v1/experiments/{experiment.pk}"
         if action == "delete":
             call = Call("DELETE", base)
         elif action == "move":
-            call = Call("POST", base + "/move", body={"experimentId": experiment.pk, "destinationProjectId": destination})
+            call = Call(
+                "POST",
+                base + "/move",
+                body={"experimentId": experiment.pk, "destinationProjectId": destination},
+            )
         else:
             call = Call("POST", f"{base}/{action}")
         self._transport.send(call)
@@ -405,7 +430,9 @@ class Session:
         elif action == "move" and destination is not None:
             for exp in loaded:
                 self._confirmed_value(exp, "project_id", destination)
-                self._uow._after_move(Change("Experiment", exp.pk, "project_id", None, destination, exp))
+                self._uow._after_move(
+                    Change("Experiment", exp.pk, "project_id", None, destination, exp)
+                )
         elif action == "delete":
             for exp in loaded:
                 exp.__dict__["state"] = w.ExperimentState.DELETING  # deletion finishes later
@@ -510,8 +537,12 @@ def _watched_fields(cls: type[Resource]) -> tuple[str, ...]:
     return tuple(
         name
         for name, info in cls.model_fields.items()
-        if info.annotation is TagSet or (name in cls._editable and info.annotation is not None
-                                         and getattr(info.annotation, "__origin__", None) is dict)
+        if info.annotation is TagSet
+        or (
+            name in cls._editable
+            and info.annotation is not None
+            and getattr(info.annotation, "__origin__", None) is dict
+        )
     )
 
 
@@ -542,7 +573,9 @@ def connect(
     The first session connected becomes the default session.
     """
     global _default
-    session = Session(master, user=user, password=password, token=token, verify=verify, timeout=timeout)
+    session = Session(
+        master, user=user, password=password, token=token, verify=verify, timeout=timeout
+    )
     with _default_lock:
         if _default is None:
             _default = session

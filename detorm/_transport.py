@@ -34,8 +34,8 @@ QueryItems = tuple[tuple[str, str], ...]
 def _query_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):
-        return str(getattr(value, "value"))  # enums travel by their full wire name
+    if hasattr(value, "value") and isinstance(value.value, str):
+        return str(value.value)  # enums travel by their full wire name
     return str(value)
 
 
@@ -340,4 +340,3 @@ def _result_of(call: Call, line: bytes) -> bytes:
     raise StreamInterrupted(
         f"{call.method} {call.path}: unexpected stream line", method=call.method, path=call.path
     )
-

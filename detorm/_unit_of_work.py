@@ -97,11 +97,17 @@ class UnitOfWork:
     @property
     def dirty(self) -> list[Resource]:
         with self._lock:
-            return [self._objects[k] for k in self._committed if self.pending_fields(self._objects[k])]
+            return [
+                self._objects[k] for k in self._committed if self.pending_fields(self._objects[k])
+            ]
 
     def changes(self, objects: Iterable[Resource] | None = None) -> list[Change]:
         with self._lock:
-            keys = list(self._committed) if objects is None else [IdentityMap.key_of(o) for o in objects]
+            keys = (
+                list(self._committed)
+                if objects is None
+                else [IdentityMap.key_of(o) for o in objects]
+            )
             out: list[Change] = []
             for key in keys:
                 obj = self._objects.get(key)
@@ -109,7 +115,16 @@ class UnitOfWork:
                     continue
                 for name in sorted(self.pending_fields(obj)):
                     old = self._committed[key][name]
-                    out.append(Change(type(obj).__name__, obj.pk, name, old, _snapshot(obj.__dict__[name]), obj))
+                    out.append(
+                        Change(
+                            type(obj).__name__,
+                            obj.pk,
+                            name,
+                            old,
+                            _snapshot(obj.__dict__[name]),
+                            obj,
+                        )
+                    )
             return out
 
     def plan(self, objects: Iterable[Resource] | None = None) -> FlushPlan:
@@ -119,7 +134,11 @@ class UnitOfWork:
     def rollback(self, objects: Iterable[Resource] | None = None) -> None:
         """Restore every edited field to its last confirmed value."""
         with self._lock:
-            keys = list(self._committed) if objects is None else [IdentityMap.key_of(o) for o in objects]
+            keys = (
+                list(self._committed)
+                if objects is None
+                else [IdentityMap.key_of(o) for o in objects]
+            )
             for key in keys:
                 obj = self._objects.get(key)
                 committed = self._committed.get(key, {})
@@ -211,7 +230,12 @@ class UnitOfWork:
             if error:
                 failed.append((change, _bulk_error(planned, change, error)))
             elif change.key not in results:
-                failed.append((change, _bulk_error(planned, change, "the master did not report this experiment")))
+                failed.append(
+                    (
+                        change,
+                        _bulk_error(planned, change, "the master did not report this experiment"),
+                    )
+                )
             else:
                 self._confirm(change.obj, change.field, change.new)
                 self._after_move(change)
@@ -285,4 +309,3 @@ def _bulk_error(planned: PlannedCall, change: Change, message: str) -> APIError:
         method=planned.call.method, path=planned.call.path, status=200,
         message=f"{change.resource} {change.key}: {message}",
     )  # fmt: skip
-

@@ -116,7 +116,9 @@ class APIError(DetormError):
         self.message = message
         self.body = body
         label = f"{status} {reason}".strip()
-        super().__init__(f"{method} {path} -> {label}: {message}" if message else f"{method} {path} -> {label}")
+        super().__init__(
+            f"{method} {path} -> {label}: {message}" if message else f"{method} {path} -> {label}"
+        )
 
 
 class BadRequest(APIError):
@@ -187,7 +189,9 @@ class BulkActionError(DetormError):
         self.action = action
         self.failed = dict(failed)
         self.succeeded = list(succeeded)
-        lines = [f"{action} failed for {len(self.failed)} experiment(s), {len(self.succeeded)} succeeded:"]
+        lines = [
+            f"{action} failed for {len(self.failed)} experiment(s), {len(self.succeeded)} succeeded:"
+        ]
         lines += [f"  {key}: {message}" for key, message in sorted(self.failed.items())]
         super().__init__("\n".join(lines))
 

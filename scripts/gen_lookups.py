@@ -21,7 +21,14 @@ def value_type(resource: str, col: Column) -> str:
     if col.kind == "enum":
         assert col.enum is not None
         return f"{col.enum.__name__} | {col.enum.__name__}Name"
-    return {"int": "int", "float": "float", "str": "str", "bool": "bool", "time": "datetime | str", "set": "str"}[col.kind]
+    return {
+        "int": "int",
+        "float": "float",
+        "str": "str",
+        "bool": "bool",
+        "time": "datetime | str",
+        "set": "str",
+    }[col.kind]
 
 
 def lookup_type(resource: str, col: Column, lookup: str) -> str:
@@ -61,7 +68,12 @@ def render() -> str:
         literal = ", ".join(f'"{m}"' for m in members)
         out += [f"{name}Name = Literal[{literal}]", ""]
     for resource, columns in COLUMNS.items():
-        out += ["", f"class {resource}Lookups(TypedDict, total=False):", f'    """Keyword lookups of ``{resource}.query().filter()``."""', ""]
+        out += [
+            "",
+            f"class {resource}Lookups(TypedDict, total=False):",
+            f'    """Keyword lookups of ``{resource}.query().filter()``."""',
+            "",
+        ]
         for col in columns.values():
             for lookup in sorted(col.lookups, key=lambda l: (l != "exact", l)):
                 key = col.name if lookup == "exact" else f"{col.name}__{lookup}"

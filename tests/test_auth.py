@@ -829,7 +829,10 @@ def test_no_secret_in_credentials_repr(arguments: dict[str, object], auth_path: 
     token_store.store(MASTER, "carol", SECRET, make_active=True)
     environ = arguments.pop("environ", {})
     creds = resolve_credentials(
-        master=MASTER, environ=environ, store=token_store, **arguments  # type: ignore[arg-type]
+        master=MASTER,
+        environ=environ,
+        store=token_store,
+        **arguments,  # type: ignore[arg-type]
     )
     hashed = salt_and_hash(SECRET)
     shown = [repr(creds), str(creds), creds.describe(), repr(token_store)]

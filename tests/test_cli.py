@@ -29,11 +29,24 @@ def test_serve_keeps_data_across_restarts(tmp_path: Path) -> None:
     database = tmp_path / "master.sqlite"
     with LocalMaster(db_path=database) as master:
         with httpx.Client(base_url=master.url) as http:
-            token = http.post("/api/v1/auth/login", json={"username": "admin", "password": ""}).json()["token"]
-            created = http.post("/api/v1/workspaces", json={"name": "kept"}, headers={"Authorization": f"Bearer {token}"})
+            token = http.post(
+                "/api/v1/auth/login", json={"username": "admin", "password": ""}
+            ).json()["token"]
+            created = http.post(
+                "/api/v1/workspaces",
+                json={"name": "kept"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
             assert created.status_code == 200, created.text
     with LocalMaster(db_path=database) as master:
         with httpx.Client(base_url=master.url) as http:
-            token = http.post("/api/v1/auth/login", json={"username": "admin", "password": ""}).json()["token"]
-            names = [w["name"] for w in http.get("/api/v1/workspaces", headers={"Authorization": f"Bearer {token}"}).json()["workspaces"]]
+            token = http.post(
+                "/api/v1/auth/login", json={"username": "admin", "password": ""}
+            ).json()["token"]
+            names = [
+                w["name"]
+                for w in http.get(
+                    "/api/v1/workspaces", headers={"Authorization": f"Bearer {token}"}
+                ).json()["workspaces"]
+            ]
     assert names == ["Uncategorized", "kept"]

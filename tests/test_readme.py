@@ -14,7 +14,9 @@ from tests.conftest import ROOT
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 
-def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_examples_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocks = BLOCK.findall((ROOT / "README.md").read_text())
     assert len(blocks) >= 7
     with LocalMaster(demo=True, process=False) as master:
@@ -35,5 +37,7 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
                 session.close()
             detorm.set_default_session(None)
     printed = capsys.readouterr().out
-    assert "GET /api/v1/experiments?states=STATE_ACTIVE&states=STATE_PAUSED&labels=baseline" in printed
+    assert (
+        "GET /api/v1/experiments?states=STATE_ACTIVE&states=STATE_PAUSED&labels=baseline" in printed
+    )
     assert "2 requests" in printed

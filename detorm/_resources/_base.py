@@ -205,9 +205,7 @@ class Resource(BaseModel):
             raise AttributeError(f"{cls.__name__} has no attribute {name!r}")
         if name not in cls._editable:
             editable = ", ".join(sorted(cls._editable)) or "nothing"
-            raise AttributeError(
-                f"{cls.__name__}.{name} is read-only; editable fields: {editable}"
-            )
+            raise AttributeError(f"{cls.__name__}.{name} is read-only; editable fields: {editable}")
         old = self.__dict__.get(name)
         try:
             self.__pydantic_validator__.validate_assignment(self, name, value)

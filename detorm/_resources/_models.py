@@ -30,6 +30,8 @@ from ._base import Resource, TagSet
 from ._values import CheckpointSummary, MetricSummary, Note, Validation, summary_from_wire
 
 if TYPE_CHECKING:
+    from .._logs import LogEntry
+    from .._metrics import MetricsStream
     from .._query import (
         CheckpointQuery,
         ExperimentQuery,
@@ -40,8 +42,6 @@ if TYPE_CHECKING:
         UserQuery,
         WorkspaceQuery,
     )
-    from .._logs import LogEntry
-    from .._metrics import MetricsStream
     from .._session import Session
 
 __all__ = [
@@ -469,7 +469,11 @@ class Trial(Resource):
     @property
     def checkpoints(self) -> CheckpointQuery:
         """The trial's checkpoints (lazy)."""
-        return Checkpoint.query(self._session).filter(trial_id=self.id)._as_children(self, "checkpoints")
+        return (
+            Checkpoint.query(self._session)
+            .filter(trial_id=self.id)
+            ._as_children(self, "checkpoints")
+        )
 
     def metrics(self, group: str = "validation", *, cache: bool = True) -> MetricsStream:
         """This trial's reports of ``group`` (``"training"``, ``"validation"``, ``"gpu"``...).

@@ -84,7 +84,10 @@ def summary_from_wire(raw: dict[str, Any] | None) -> dict[str, dict[str, MetricS
 
 
 def _metric_values(raw: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: (_number(v) if isinstance(v, str) and v in _SPECIAL else v) for k, v in (raw or {}).items()}
+    return {
+        k: (_number(v) if isinstance(v, str) and v in _SPECIAL else v)
+        for k, v in (raw or {}).items()
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,6 @@ class Paginated(WireModel):
     pagination: Pagination | None = None
 
 
-
 # --- auth and users -------------------------------------------------------------------------
 class LoginRequest(WireModel):
     username: str = ""

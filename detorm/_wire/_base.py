@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Final, Self
 
 from pydantic import (
@@ -216,7 +216,7 @@ class Timestamp(datetime):
             else:
                 return cls(
                     parsed.year, parsed.month, parsed.day, parsed.hour, parsed.minute,
-                    parsed.second, parsed.microsecond, tzinfo=timezone.utc,
+                    parsed.second, parsed.microsecond, tzinfo=UTC,
                 )  # fmt: skip
         match = _RFC3339.match(text.strip())
         if match is None:
@@ -225,7 +225,7 @@ class Timestamp(datetime):
         digits = (frac or "").ljust(9, "0")
         value = cls(
             int(year), int(month), int(day), int(hour), int(minute), int(second),
-            int(digits[:6]), tzinfo=timezone.utc, nanosecond=int(digits[6:]),
+            int(digits[:6]), tzinfo=UTC, nanosecond=int(digits[6:]),
         )  # fmt: skip
         if zulu or sign is None:
             return value
@@ -237,18 +237,18 @@ class Timestamp(datetime):
     def from_datetime(cls, value: datetime, *, nanosecond: int | None = None) -> Timestamp:
         """Convert any ``datetime`` (naive ones are taken as UTC)."""
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        value = value.astimezone(timezone.utc)
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
         if nanosecond is None:
             nanosecond = value.nanosecond if isinstance(value, Timestamp) else 0
         return cls(
             value.year, value.month, value.day, value.hour, value.minute, value.second,
-            value.microsecond, tzinfo=timezone.utc, nanosecond=nanosecond,
+            value.microsecond, tzinfo=UTC, nanosecond=nanosecond,
         )  # fmt: skip
 
     @classmethod
     def now(cls, tz: Any = None) -> Timestamp:  # noqa: ARG003 - always UTC, like the master
-        return cls.from_datetime(datetime.now(timezone.utc))
+        return cls.from_datetime(datetime.now(UTC))
 
     def rfc3339(self) -> str:
         """The string jsonpb writes: UTC, ``Z``, 0/3/6/9 fraction digits."""

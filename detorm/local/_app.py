@@ -17,12 +17,12 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from pydantic import BaseModel, ValidationError
-from sqlmodel import Session, select
+from sqlmodel import Session
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -161,7 +161,9 @@ def decode_body(raw: bytes, model: type[M]) -> M:
         go_kind = {"list": "array", "str": "string", "int": "number", "float": "number"}.get(
             kind, kind
         )
-        raise invalid_argument(f"json: cannot unmarshal {go_kind} into Go value of type map[string]json.RawMessage")
+        raise invalid_argument(
+            f"json: cannot unmarshal {go_kind} into Go value of type map[string]json.RawMessage"
+        )
     try:
         return model.model_validate(document)
     except ValidationError as err:
@@ -429,14 +431,15 @@ _USER_COLUMNS: Final = (
     "modified_at", "last_auth_at", "agent_uid", "agent_gid", "agent_user", "agent_group",
 )  # fmt: skip
 _USER_BY_TOKEN: Final = (
-    "SELECT s.expiry, " + ", ".join(f"u.{c}" for c in _USER_COLUMNS)
+    "SELECT s.expiry, "
+    + ", ".join(f"u.{c}" for c in _USER_COLUMNS)
     + " FROM user_sessions s JOIN users u ON u.id = s.user_id WHERE s.token = ?"
 )
 
 
 def _stored_time(value: object) -> datetime:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _authenticate(db: Session, header: str | None) -> t.UserRow:

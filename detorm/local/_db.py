@@ -8,7 +8,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,7 +29,7 @@ _PBKDF2_ROUNDS: Final = 1000  # the client already sends a salted SHA-512; this 
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def hash_password(client_hash: str) -> str:

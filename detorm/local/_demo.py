@@ -28,7 +28,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlmodel import select
@@ -39,7 +39,7 @@ from ._seed import Seeder, default_config
 
 __all__ = ["seed_benchmark", "seed_demo"]
 
-DEMO_EPOCH: Final = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+DEMO_EPOCH: Final = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 """The demo's "now": every demo time is before it."""
 
 _USERS: Final = (
@@ -134,7 +134,9 @@ def _sample(rng: random.Random, space: Mapping[str, Any]) -> dict[str, Any]:
         elif kind == "double":
             values[name] = round(rng.uniform(spec["minval"], spec["maxval"]), 6)
         elif kind == "log":
-            values[name] = float(f"{spec['base'] ** rng.uniform(spec['minval'], spec['maxval']):.6g}")
+            values[name] = float(
+                f"{spec['base'] ** rng.uniform(spec['minval'], spec['maxval']):.6g}"
+            )
         elif isinstance(spec, Mapping):
             values[name] = _sample(rng, spec)
     return values
@@ -212,7 +214,9 @@ class _Demo:
                 previous: list[int] = []
                 for _ in range(count):
                     experiment_index += 1
-                    exp = self.experiment(ws_name, project, project_name, experiment_index, previous)
+                    exp = self.experiment(
+                        ws_name, project, project_name, experiment_index, previous
+                    )
                     previous.append(exp)
                 if archived:
                     row = self.s.db.get(t.ProjectRow, project)
@@ -228,7 +232,12 @@ class _Demo:
         dataset = rng.choice(_DATASETS)
         state = _weighted(rng, _STATES)
         searcher = _weighted(rng, _SEARCHERS)
-        n_trials = {"single": 1, "random": rng.randint(3, 6), "grid": 4, "adaptive_asha": rng.randint(4, 6)}[searcher]
+        n_trials = {
+            "single": 1,
+            "random": rng.randint(3, 6),
+            "grid": 4,
+            "adaptive_asha": rng.randint(4, 6),
+        }[searcher]
         use_accuracy = rng.random() < 0.25
         metric = "accuracy" if use_accuracy else "validation_loss"
         name = f"{arch}-{dataset}-{index:03d}"
@@ -281,9 +290,14 @@ class _Demo:
             when = trial_start + step_time * step
             batches = step * 100
             loss = curve.loss(rng, step)
-            training.append((batches, {"loss": loss, "lr": _reported_lr(rng), "epoch": step / 10}, when))
+            training.append(
+                (batches, {"loss": loss, "lr": _reported_lr(rng), "epoch": step / 10}, when)
+            )
             if step % 4 == 0 or step == steps:
-                values = {"validation_loss": curve.loss(rng, step) * 1.1, "accuracy": curve.accuracy(rng, step)}
+                values = {
+                    "validation_loss": curve.loss(rng, step) * 1.1,
+                    "accuracy": curve.accuracy(rng, step),
+                }
                 validation.append((batches, values, when + timedelta(seconds=30)))
         self.s.metrics(trial, "training", training)
         self.s.metrics(trial, "validation", validation)
@@ -329,31 +343,75 @@ class _Demo:
             lines.append({"log": text + "\n", "timestamp": at, **fields})
 
         master = {"source": "master", "stdtype": "stdout"}
-        on_agent = {"source": "agent", "stdtype": "stdout", "agent_id": agent, "container_id": container}
+        on_agent = {
+            "source": "agent",
+            "stdtype": "stdout",
+            "agent_id": agent,
+            "container_id": container,
+        }
         line(f"Scheduling Trial {trial} (Experiment {exp})", **master)
         line(f"Trial {trial} (Experiment {exp}) was assigned to an agent", **master)
         line("image already found, skipping pull phase", **on_agent)
-        line("+ test -f startup-hook.sh", level="LOG_LEVEL_UNSPECIFIED", **{**on_agent, "stdtype": "stderr"})
+        line(
+            "+ test -f startup-hook.sh",
+            level="LOG_LEVEL_UNSPECIFIED",
+            **{**on_agent, "stdtype": "stderr"},
+        )
         for rank in ranks:
-            line(f"[rank={rank}] determined.core: Running task container on agent {agent}", rank_id=rank, **on_agent)
-        line("torch.cuda: using mixed precision (fp16)", level="LOG_LEVEL_DEBUG", rank_id=0, **on_agent)
+            line(
+                f"[rank={rank}] determined.core: Running task container on agent {agent}",
+                rank_id=rank,
+                **on_agent,
+            )
+        line(
+            "torch.cuda: using mixed precision (fp16)",
+            level="LOG_LEVEL_DEBUG",
+            rank_id=0,
+            **on_agent,
+        )
         for step in range(1, steps + 1, max(1, steps // 6)):
             for rank in ranks:
                 line(f"training: step {step * 100} loss reported", rank_id=rank, **on_agent)
             if rng.random() < 0.15:
-                line("DataLoader worker is slow, consider more workers", level="LOG_LEVEL_WARNING", rank_id=0, **on_agent)
+                line(
+                    "DataLoader worker is slow, consider more workers",
+                    level="LOG_LEVEL_WARNING",
+                    rank_id=0,
+                    **on_agent,
+                )
         if state == "ERROR":
-            line("RuntimeError: loss is NaN, stopping", level="LOG_LEVEL_ERROR", rank_id=0, **{**on_agent, "stdtype": "stderr"})
-            line("resources failed with non-zero exit code", level="LOG_LEVEL_ERROR", container_id=container, **master)
+            line(
+                "RuntimeError: loss is NaN, stopping",
+                level="LOG_LEVEL_ERROR",
+                rank_id=0,
+                **{**on_agent, "stdtype": "stderr"},
+            )
+            line(
+                "resources failed with non-zero exit code",
+                level="LOG_LEVEL_ERROR",
+                container_id=container,
+                **master,
+            )
         elif state in ("COMPLETED", "CANCELED"):
-            line("resources exited successfully with a zero exit code", container_id=container, **master)
+            line(
+                "resources exited successfully with a zero exit code",
+                container_id=container,
+                **master,
+            )
             line(f"Trial {trial} (Experiment {exp}) was terminated", **master)
         self.s.logs(trial, lines)
 
     def models(self) -> None:
         rng = self.rng
         best = sorted(self.checkpoints, key=lambda item: item[1])
-        names = ("cifar-classifier", "warehouse-detector", "sentiment-prod", "translator-de", "tiny-gpt", "legacy-capsnet")
+        names = (
+            "cifar-classifier",
+            "warehouse-detector",
+            "sentiment-prod",
+            "translator-de",
+            "tiny-gpt",
+            "legacy-capsnet",
+        )
         for index, name in enumerate(names):
             ws_name = _WORKSPACES[min(index // 2, len(_WORKSPACES) - 1)][0]
             model = self.s.model(
@@ -380,7 +438,7 @@ def _reported_lr(rng: random.Random) -> float:
 
 
 # --- the benchmark cluster ------------------------------------------------------------------
-BENCHMARK_EPOCH: Final = datetime(2025, 1, 1, tzinfo=timezone.utc)
+BENCHMARK_EPOCH: Final = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def seed_benchmark(
@@ -428,7 +486,9 @@ def _benchmark_experiment(
     seeder: Seeder, rng: random.Random, project: int, name: str, start: datetime, trials: int,
     checkpoints: int, training_rows: int, validation_rows: int,
 ) -> None:  # fmt: skip
-    state = _weighted(rng, (("COMPLETED", 70), ("CANCELED", 10), ("ERROR", 5), ("ACTIVE", 10), ("PAUSED", 5)))
+    state = _weighted(
+        rng, (("COMPLETED", 70), ("CANCELED", 10), ("ERROR", 5), ("ACTIVE", 10), ("PAUSED", 5))
+    )
     exp = seeder.experiment(
         project=project, name=name, state=state, searcher="random" if trials > 1 else "single",
         labels=sorted(rng.sample(_LABELS, rng.randint(0, 2))), hyperparameters=_BENCH_SPACE,

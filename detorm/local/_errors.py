@@ -134,7 +134,9 @@ class ApiError(Exception):
 
     def unary_body(self) -> bytes:
         """The unary error body; Go's ``json.Encoder`` ends it with a newline."""
-        body = {"error": {"code": int(self.code), "reason": self.code.reason, "error": self.message}}
+        body = {
+            "error": {"code": int(self.code), "reason": self.code.reason, "error": self.message}
+        }
         return json.dumps(body, separators=(",", ":")).encode() + b"\n"
 
     def stream_body(self) -> bytes:

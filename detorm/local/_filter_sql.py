@@ -29,7 +29,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cmp_to_key
 from typing import Any, Final
@@ -280,7 +280,7 @@ def parse_timestamp(text: str, target: PgType = TIMESTAMPTZ) -> datetime:
     micros = round(int((fraction or "0")[:9].ljust(9, "0")) / 1000) if fraction else 0
     try:
         value = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
-                         int(second or 0), tzinfo=timezone.utc) + timedelta(microseconds=micros)  # fmt: skip
+                         int(second or 0), tzinfo=UTC) + timedelta(microseconds=micros)  # fmt: skip
     except ValueError:
         raise pg_error(f'date/time field value out of range: "{text}"', "22008") from None
     if zone and zone not in ("Z", "z", "UTC") and target.with_zone:
@@ -296,7 +296,7 @@ def parse_timestamp(text: str, target: PgType = TIMESTAMPTZ) -> datetime:
 def db_time(value: datetime) -> str:
     """A datetime as SQLAlchemy stores it in SQLite: naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``."""
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
     return (
         f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
         f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
@@ -305,7 +305,7 @@ def db_time(value: datetime) -> str:
 
 def parse_db_time(text: str) -> datetime:
     value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def wire_time(text: str | None) -> str | None:
@@ -315,7 +315,7 @@ def wire_time(text: str | None) -> str | None:
     if len(text) == 26 and text[10] == " ":
         base, fraction = f"{text[:10]}T{text[11:19]}", text[20:]
     else:
-        value = parse_db_time(text).astimezone(timezone.utc)
+        value = parse_db_time(text).astimezone(UTC)
         base, fraction = value.strftime("%Y-%m-%dT%H:%M:%S"), f"{value.microsecond:06d}"
     if fraction == "000000":
         return base + "Z"
@@ -332,9 +332,18 @@ def go_json(value: Any) -> str:
     if isinstance(value, (int, float)):
         return _go_number(float(value))
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        return (
+            json.dumps(value, ensure_ascii=False)
+            .replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026")
+        )
     if isinstance(value, Mapping):
-        return "{" + ",".join(f"{go_json(str(k))}:{go_json(v)}" for k, v in sorted(value.items())) + "}"
+        return (
+            "{"
+            + ",".join(f"{go_json(str(k))}:{go_json(v)}" for k, v in sorted(value.items()))
+            + "}"
+        )
     return "[" + ",".join(go_json(v) for v in value) + "]"
 
 
@@ -428,7 +437,9 @@ def _collation_key(text: str) -> tuple[Any, ...]:
     # An approximation of glibc's en_US.UTF-8 (the usual Postgres database collation): letters
     # compare case-insensitively first, punctuation before digits before letters, then lower case
     # before upper case; deterministic, so different strings never compare equal.
-    primary = tuple((2, c.lower()) if c.isalpha() else (1, c) if c.isdigit() else (0, c) for c in text)
+    primary = tuple(
+        (2, c.lower()) if c.isalpha() else (1, c) if c.isdigit() else (0, c) for c in text
+    )
     return (primary, text.swapcase(), text)
 
 
@@ -459,7 +470,10 @@ def jsonb_text(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, Mapping):
-        pairs = (f"{json.dumps(k, ensure_ascii=False)}: {jsonb_text(value[k])}" for k in _storage_order(value))
+        pairs = (
+            f"{json.dumps(k, ensure_ascii=False)}: {jsonb_text(value[k])}"
+            for k in _storage_order(value)
+        )
         return "{" + ", ".join(pairs) + "}"
     return "[" + ", ".join(jsonb_text(v) for v in value) + "]"
 
@@ -676,7 +690,16 @@ def _json_kind(value: Any) -> str:
 class _Decoder:
     """Go's ``json.Unmarshal`` into the filter structs (first type error wins, as Go reports)."""
 
-    _NODE_FIELDS: Final = ("Children", "Conjunction", "Operator", "Value", "Kind", "ColumnName", "Location", "Type")
+    _NODE_FIELDS: Final = (
+        "Children",
+        "Conjunction",
+        "Operator",
+        "Value",
+        "Kind",
+        "ColumnName",
+        "Location",
+        "Type",
+    )
     _FIELD_TYPES: Final = {
         "Conjunction": "internal.filterConjunction", "Operator": "internal.operator",
         "Kind": "internal.filterType", "ColumnName": "string", "Location": "string", "Type": "string",
@@ -718,10 +741,17 @@ class _Decoder:
             elif isinstance(value, dict):
                 root.filter_group = self.node(value, ["FilterGroup"], into=root.filter_group)
             elif value is not None:
-                self.fail(_json_kind(value), "experimentFilterRoot", ["FilterGroup"], "internal.experimentFilter")
+                self.fail(
+                    _json_kind(value),
+                    "experimentFilterRoot",
+                    ["FilterGroup"],
+                    "internal.experimentFilter",
+                )
         return root
 
-    def node(self, document: dict[str, Any], path: list[str], *, into: FilterNode | None = None) -> FilterNode:
+    def node(
+        self, document: dict[str, Any], path: list[str], *, into: FilterNode | None = None
+    ) -> FilterNode:
         node = into or FilterNode()
         for name, value in self.fields(document, self._NODE_FIELDS):
             where = [*path, name]
@@ -738,7 +768,9 @@ class _Decoder:
                 self.fail(_json_kind(value), "experimentFilter", where, self._FIELD_TYPES[name])
         return node
 
-    def children(self, value: Any, path: list[str], current: list[FilterNode | None]) -> list[FilterNode | None]:
+    def children(
+        self, value: Any, path: list[str], current: list[FilterNode | None]
+    ) -> list[FilterNode | None]:
         if value is None:
             return []
         if not isinstance(value, list):
@@ -984,7 +1016,9 @@ class _Compiler:
         except PgError as err:
             # Postgres sees the SQL only when it runs, after the whole tree (and the sort) was
             # built: keep the error for then (a syntax error wins over later analysis errors).
-            if self.deferred is None or (err.sqlstate == "42601" and self.deferred.sqlstate != "42601"):
+            if self.deferred is None or (
+                err.sqlstate == "42601" and self.deferred.sqlstate != "42601"
+            ):
                 self.deferred = err
             return "0"
 
@@ -1002,7 +1036,11 @@ class _Compiler:
             if column is None:
                 raise go_error(f"invalid run column {node.column_name}")
             return self.column_condition(column, op, node.value)
-        if location in ("LOCATION_TYPE_VALIDATIONS", "LOCATION_TYPE_TRAINING", "LOCATION_TYPE_CUSTOM_METRIC"):
+        if location in (
+            "LOCATION_TYPE_VALIDATIONS",
+            "LOCATION_TYPE_TRAINING",
+            "LOCATION_TYPE_CUSTOM_METRIC",
+        ):
             return self.metric_condition(node, op)
         if location == "LOCATION_TYPE_HYPERPARAMETERS":
             return self.hp_condition(node, op)
@@ -1045,7 +1083,10 @@ class _Compiler:
             raise pg_error(f'syntax error at or near "{op}"', "42601")
         if op in ("contains", "notContains"):
             raise operator_missing("text", "!=", "boolean")
-        raise pg_error('syntax error at or near "="' if op == "isEmpty" else 'syntax error at or near "!="', "42601")
+        raise pg_error(
+            'syntax error at or near "="' if op == "isEmpty" else 'syntax error at or near "!="',
+            "42601",
+        )
 
     # --- metrics (summary metrics of the run; the best trial's for experiments) --------------
     def metric_condition(self, node: FilterNode, op: str) -> str:
@@ -1078,7 +1119,9 @@ class _Compiler:
     def text_hp_spec(self, op: str, value: Any) -> dict[str, Any]:
         if op in ("contains", "notContains"):
             if not isinstance(value, str):
-                raise go_error(f"interface conversion: interface {{}} is {go_type_name(value)}, not string")
+                raise go_error(
+                    f"interface conversion: interface {{}} is {go_type_name(value)}, not string"
+                )
             return {"op": op, "pattern": f"%{value}%", "key": value}
         # const `val` (->> text) against the literal
         return {"op": op, "text": coerce(Literal.of(value), TEXT, op)}
@@ -1107,7 +1150,9 @@ class _Compiler:
         value = node.value
         if op in ("contains", "notContains"):
             if not isinstance(value, str):
-                raise go_error(f"interface conversion: interface {{}} is {go_type_name(value)}, not string")
+                raise go_error(
+                    f"interface conversion: interface {{}} is {go_type_name(value)}, not string"
+                )
             pattern = f"%{value}%"
             if kind.kind != "text":  # `number_val = '%v%'`, `bool_val = '%v%'`
                 parse_input(pattern, kind)
@@ -1123,13 +1168,21 @@ class _Compiler:
         key = node.column_name.removeprefix("metadata.")
         value = node.value
         if op in ("contains", "notContains") and not isinstance(value, str):
-            raise go_error(f"interface conversion: interface {{}} is {go_type_name(value)}, not string")
+            raise go_error(
+                f"interface conversion: interface {{}} is {go_type_name(value)}, not string"
+            )
         predicate = self.metadata_predicate(node.type or "", op, value)
-        ids = [run for run, entries in self.metadata_index() if any(e.key == key and predicate(e) for e in entries)]
+        ids = [
+            run
+            for run, entries in self.metadata_index()
+            if any(e.key == key and predicate(e) for e in entries)
+        ]
         membership = "NOT IN" if op == "isEmpty" else "IN"
         return f"r.id {membership} (SELECT value FROM json_each({self.param(json.dumps(ids))}))"
 
-    def metadata_predicate(self, column_type: str, op: str, value: Any) -> Callable[[_MetadataEntry], bool]:
+    def metadata_predicate(
+        self, column_type: str, op: str, value: Any
+    ) -> Callable[[_MetadataEntry], bool]:
         if op in ("isEmpty", "notEmpty"):
             return lambda entry: True
         if op in ("contains", "notContains"):
@@ -1139,25 +1192,34 @@ class _Compiler:
             if column_type != "COLUMN_TYPE_TEXT":
                 parse_input(pattern, BOOL)
             wanted = op == "contains"
-            return lambda entry: entry.string is not None and like(entry.string, pattern, case_insensitive=False) == wanted
+            return lambda entry: (
+                entry.string is not None
+                and like(entry.string, pattern, case_insensitive=False) == wanted
+            )
         literal = Literal.of(value)
         if column_type == "COLUMN_TYPE_NUMBER":
             as_int, as_float = coerce(literal, INT4, op), coerce(literal, FLOAT8, op)
-            return lambda entry: (entry.integer is not None and _compare(entry.integer, op, as_int)) or (
-                entry.float is not None and _compare(entry.float, op, as_float)
+            return lambda entry: (
+                (entry.integer is not None and _compare(entry.integer, op, as_int))
+                or (entry.float is not None and _compare(entry.float, op, as_float))
             )
         if column_type == "COLUMN_TYPE_TEXT":
             text = coerce(literal, VARCHAR, op)
             return lambda entry: entry.string is not None and _compare_text(entry.string, op, text)
         if column_type == "COLUMN_TYPE_DATE":
             moment = coerce(literal, TIMESTAMP, op)
-            return lambda entry: entry.timestamp is not None and _compare(entry.timestamp, op, moment)
+            return lambda entry: (
+                entry.timestamp is not None and _compare(entry.timestamp, op, moment)
+            )
         flag = coerce(literal, BOOL, op)
         return lambda entry: entry.boolean is not None and _compare(entry.boolean, op, flag)
 
     def metadata_index(self) -> list[tuple[int, list[_MetadataEntry]]]:
         if self._metadata is None:
-            rows = fetch(self.db, "SELECT id, metadata FROM trials WHERE metadata IS NOT NULL AND metadata != 'null'")
+            rows = fetch(
+                self.db,
+                "SELECT id, metadata FROM trials WHERE metadata IS NOT NULL AND metadata != 'null'",
+            )
             self._metadata = [(row[0], flatten_metadata(json.loads(row[1]))) for row in rows]
         return self._metadata
 
@@ -1215,7 +1277,9 @@ class _MetadataEntry:
     array: bool = False
 
 
-_METADATA_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}(-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}))?)?")
+_METADATA_TIMESTAMP: Final = re.compile(
+    r"\d{4}-\d{2}(-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2}))?)?"
+)
 
 
 def flatten_metadata(document: Any) -> list[_MetadataEntry]:
@@ -1256,7 +1320,9 @@ def _leaf(key: str, value: Any, in_array: bool) -> _MetadataEntry:
         if _METADATA_TIMESTAMP.fullmatch(value):
             padded = value if len(value) > 7 else value + "-01"
             try:
-                return _MetadataEntry(key, timestamp=parse_timestamp(padded, TIMESTAMPTZ), array=in_array)
+                return _MetadataEntry(
+                    key, timestamp=parse_timestamp(padded, TIMESTAMPTZ), array=in_array
+                )
             except ApiError:
                 pass
         return _MetadataEntry(key, string=value, array=in_array)
@@ -1293,7 +1359,9 @@ def _sql_hp(config: Any, path: str, branch: str, op: str, spec_text: str) -> int
     return None if result is None else int(result)
 
 
-def _text_hp(definition: dict[str, Any], kind: str | None, op: str, spec: dict[str, Any]) -> bool | None:
+def _text_hp(
+    definition: dict[str, Any], kind: str | None, op: str, spec: dict[str, Any]
+) -> bool | None:
     val, vals = pg_text(definition.get("val")), pg_text(definition.get("vals"))
     if op in ("isEmpty", "notEmpty"):
         target = val if kind == "const" else vals if kind == "categorical" else _NO_MATCH
@@ -1319,7 +1387,9 @@ def _text_hp(definition: dict[str, Any], kind: str | None, op: str, spec: dict[s
 _NO_MATCH: Final = object()
 
 
-def _number_hp(definition: dict[str, Any], kind: str | None, op: str, spec: dict[str, Any]) -> bool | None:
+def _number_hp(
+    definition: dict[str, Any], kind: str | None, op: str, spec: dict[str, Any]
+) -> bool | None:
     if op in ("isEmpty", "notEmpty"):
         empty = op == "isEmpty"
         if kind == "const":
@@ -1464,7 +1534,9 @@ def _json_path(keys: Sequence[str]) -> str:
     return "$" + "".join(f'."{key}"' for key in keys)
 
 
-def _sort(sort: str, columns: Mapping[str, str], prefixes: Mapping[str, str], id_sql: str) -> tuple[str, list[Any]]:
+def _sort(
+    sort: str, columns: Mapping[str, str], prefixes: Mapping[str, str], id_sql: str
+) -> tuple[str, list[Any]]:
     """Parse ``col=asc|desc[,...]``: 400 for a bad parameter, direction or column; 500 for a bad
     metric name. Both directions put NULLs last; ``id ASC`` breaks ties unless id is sorted on."""
     terms: list[str] = []
@@ -1499,12 +1571,16 @@ def _sort(sort: str, columns: Mapping[str, str], prefixes: Mapping[str, str], id
 
 def experiment_sort(sort: str, now: str) -> tuple[str, list[Any]]:
     """``sortExperiments``: ``hp.a.b`` sorts by the jsonb search-space definition."""
-    return _sort(sort, _experiment_sort_columns(now), {"hp.": "e.config -> '$.hyperparameters'"}, "e.id")
+    return _sort(
+        sort, _experiment_sort_columns(now), {"hp.": "e.config -> '$.hyperparameters'"}, "e.id"
+    )
 
 
 def run_sort(sort: str, now: str) -> tuple[str, list[Any]]:
     """``sortRuns``: ``hp.a.b`` sorts by the run's jsonb value, ``metadata.a`` by its metadata."""
-    return _sort(sort, _run_sort_columns(now), {"hp.": "r.hparams", "metadata.": "r.metadata"}, "r.id")
+    return _sort(
+        sort, _run_sort_columns(now), {"hp.": "r.hparams", "metadata.": "r.metadata"}, "r.id"
+    )
 
 
 text_sort_key: Final = cmp_to_key(text_compare)

@@ -27,7 +27,7 @@ import math
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any, Final
@@ -193,8 +193,8 @@ def db_time(value: datetime) -> str:
     """A datetime as SQLAlchemy stores it in SQLite: naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``."""
     if value.tzinfo is None:
         return value.isoformat(" ", "microseconds")
-    if value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
 
 
@@ -381,8 +381,10 @@ def _fold_column(group_summary: dict[str, Any], name: str, numbers: list[float])
     if rest:
         # Go's math.Min/Max: a NaN anywhere wins (a NaN-free column can only sum to NaN when
         # it holds both infinities, so the scan is rarely needed)
-        nan = math.isnan(low) or math.isnan(high) or (
-            total != total and any(math.isnan(x) for x in rest)
+        nan = (
+            math.isnan(low)
+            or math.isnan(high)
+            or (total != total and any(math.isnan(x) for x in rest))
         )
         low = math.nan if nan else min(low, min(rest))
         high = math.nan if nan else max(high, max(rest))
@@ -566,7 +568,7 @@ def _record_one(
     rollbacks = _rollback(cursor, state.id, report.trial_run_id, steps or 0, group)
     if steps is None:
         raise internal(
-            f"{where}: inserting metrics: ERROR: null value in column \"total_batches\""
+            f'{where}: inserting metrics: ERROR: null value in column "total_batches"'
             " violates not-null constraint (SQLSTATE 23502)"
         )
     merged = _merge(cursor, state, group, report, where)

@@ -261,7 +261,9 @@ class Seeder:
             full_config = self.storage.localize(full_config)
         start = start_time or self._tick(60)
         if model_definition is None:
-            model_definition = default_model_definition(name, _yaml_like(full_config), int(start.timestamp()))
+            model_definition = default_model_definition(
+                name, _yaml_like(full_config), int(start.timestamp())
+            )
         terminal = state in ("COMPLETED", "CANCELED", "ERROR", "DELETED")
         row = t.ExperimentRow(
             project_id=project, owner_id=self._user_id(owner), state=state, archived=archived,
@@ -291,9 +293,9 @@ class Seeder:
     ) -> int:
         exp = self.db.get(t.ExperimentRow, experiment)
         assert exp is not None, f"no experiment {experiment}"
-        trial_state = (state or _EXPERIMENT_TO_TRIAL_STATE.get(exp.state, "COMPLETED")).removeprefix(
-            "STATE_"
-        )
+        trial_state = (
+            state or _EXPERIMENT_TO_TRIAL_STATE.get(exp.state, "COMPLETED")
+        ).removeprefix("STATE_")
         start = start_time or exp.start_time + timedelta(seconds=5)
         terminal = trial_state in _TERMINAL_TRIAL_STATES
         values = dict(hparams) if hparams is not None else _const_values(exp.config)
@@ -319,7 +321,9 @@ class Seeder:
         if project not in self._trials_in_project:
             self._trials_in_project[project] = len(
                 self.db.exec(
-                    select(t.TrialRow.id).join(t.ExperimentRow).where(t.ExperimentRow.project_id == project)
+                    select(t.TrialRow.id)
+                    .join(t.ExperimentRow)
+                    .where(t.ExperimentRow.project_id == project)
                 ).all()
             )
         self._trials_in_project[project] += 1
@@ -377,8 +381,14 @@ class Seeder:
         files = dict(resources) if resources is not None else {
             "metadata.json": 120, "state_dict.pth": 1_048_576 + total_batches,
         }  # fmt: skip
-        checkpoint_uuid = uuid or str(uuidlib.uuid5(uuidlib.NAMESPACE_OID, f"{trial}-{total_batches}"))
-        meta = {"determined_version": "0.38.1", "steps_completed": total_batches, "format": "pickle"}
+        checkpoint_uuid = uuid or str(
+            uuidlib.uuid5(uuidlib.NAMESPACE_OID, f"{trial}-{total_batches}")
+        )
+        meta = {
+            "determined_version": "0.38.1",
+            "steps_completed": total_batches,
+            "format": "pickle",
+        }
         meta.update(metadata or {})
         size, stored_state = sum(files.values()), state.removeprefix("STATE_")
         cursor.execute(
@@ -495,7 +505,9 @@ def refresh_checkpoint_sizes(db: Session, trial: int) -> None:
     row = db.get(t.TrialRow, trial)
     assert row is not None
     live = db.exec(
-        select(t.CheckpointRow).where(t.CheckpointRow.trial_id == trial, t.CheckpointRow.state != "DELETED")
+        select(t.CheckpointRow).where(
+            t.CheckpointRow.trial_id == trial, t.CheckpointRow.state != "DELETED"
+        )
     ).all()
     row.checkpoint_size = sum(c.size for c in live)
     row.checkpoint_count = len(live)
@@ -552,5 +564,9 @@ def _const_values(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def _yaml_like(config: Mapping[str, Any]) -> str:
     # originalConfig is the YAML the user submitted; JSON is valid YAML.
-    submitted = {k: config[k] for k in ("name", "description", "hyperparameters", "searcher", "entrypoint") if k in config}
+    submitted = {
+        k: config[k]
+        for k in ("name", "description", "hyperparameters", "searcher", "entrypoint")
+        if k in config
+    }
     return json.dumps(submitted, indent=2, default=str)

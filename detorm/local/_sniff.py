@@ -32,7 +32,9 @@ def _html(tag: bytes) -> Signature:
     return match
 
 
-def _masked(mask: bytes, pattern: bytes, content_type: str, *, skip_whitespace: bool = False) -> Signature:
+def _masked(
+    mask: bytes, pattern: bytes, content_type: str, *, skip_whitespace: bool = False
+) -> Signature:
     def match(data: bytes, first: int) -> str:
         if skip_whitespace:
             data = data[first:]
@@ -74,8 +76,22 @@ _SIGNATURES: Final[tuple[Signature, ...]] = (
     *(
         _html(tag)
         for tag in (
-            b"<!DOCTYPE HTML", b"<HTML", b"<HEAD", b"<SCRIPT", b"<IFRAME", b"<H1", b"<DIV",
-            b"<FONT", b"<TABLE", b"<A", b"<STYLE", b"<TITLE", b"<B", b"<BODY", b"<BR", b"<P",
+            b"<!DOCTYPE HTML",
+            b"<HTML",
+            b"<HEAD",
+            b"<SCRIPT",
+            b"<IFRAME",
+            b"<H1",
+            b"<DIV",
+            b"<FONT",
+            b"<TABLE",
+            b"<A",
+            b"<STYLE",
+            b"<TITLE",
+            b"<B",
+            b"<BODY",
+            b"<BR",
+            b"<P",
             b"<!--",
         )  # fmt: skip
     ),
@@ -92,7 +108,11 @@ _SIGNATURES: Final[tuple[Signature, ...]] = (
     _exact(b"BM", "image/bmp"),
     _exact(b"GIF87a", "image/gif"),
     _exact(b"GIF89a", "image/gif"),
-    _masked(b"\xff\xff\xff\xff\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff", b"RIFF\x00\x00\x00\x00WEBPVP", "image/webp"),
+    _masked(
+        b"\xff\xff\xff\xff\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff",
+        b"RIFF\x00\x00\x00\x00WEBPVP",
+        "image/webp",
+    ),
     _exact(b"\x89PNG\x0d\x0a\x1a\x0a", "image/png"),
     _exact(b"\xff\xd8\xff", "image/jpeg"),
     # audio and video

@@ -113,7 +113,9 @@ class CheckpointStorage:
                 continue
             if "/" in relative:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-            _write_sized(target, int(size), lambda n=name, s=int(size): _content(uuid, n, s, metadata))
+            _write_sized(
+                target, int(size), lambda n=name, s=int(size): _content(uuid, n, s, metadata)
+            )
 
     def write_files(self, uuid: str, files: Mapping[str, bytes]) -> None:
         """Write a checkpoint's files with the given contents (tests, demos)."""
@@ -153,7 +155,9 @@ def _relative(name: str) -> str:
     """A file name of ``resources`` as a clean relative path (no ``..``, not absolute)."""
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if name.startswith("/") or ".." in parts or not parts:
-        raise ValueError(f"checkpoint file names are relative paths inside the checkpoint: {name!r}")
+        raise ValueError(
+            f"checkpoint file names are relative paths inside the checkpoint: {name!r}"
+        )
     return "/".join(parts)
 
 
@@ -235,7 +239,10 @@ def _shared_fs_prefix(config: Mapping[str, Any]) -> str:
         relative = os.path.relpath(storage, host)
         container, on_host = os.path.join(SHARED_FS_CONTAINER_PATH, relative), storage
     else:
-        container, on_host = os.path.join(SHARED_FS_CONTAINER_PATH, storage), os.path.join(host, storage)
+        container, on_host = (
+            os.path.join(SHARED_FS_CONTAINER_PATH, storage),
+            os.path.join(host, storage),
+        )
     return os.path.normpath(container) if os.path.exists(container) else os.path.normpath(on_host)
 
 
@@ -244,7 +251,9 @@ def _shared_fs_prefix(config: Mapping[str, Any]) -> str:
 _BLOCK: Final = 512
 
 
-def tar_header(name: str, size: int, *, mode: int = 0o666, mtime: int = 0, kind: bytes = tarfile.REGTYPE) -> bytes:
+def tar_header(
+    name: str, size: int, *, mode: int = 0o666, mtime: int = 0, kind: bytes = tarfile.REGTYPE
+) -> bytes:
     """A header like Go's ``tar.Writer``: USTAR (with the prefix field) when the name fits,
     else PAX. The master's checkpoint archives use mode 0666, no owner and no time."""
     info = tarfile.TarInfo(name)

@@ -212,7 +212,9 @@ class MetricRow(SQLModel, table=True):
     archived: bool = False
 
     __table_args__ = (
-        Index("ix_metrics_trial_group", "trial_id", "metric_group", "trial_run_id", "total_batches"),
+        Index(
+            "ix_metrics_trial_group", "trial_id", "metric_group", "trial_run_id", "total_batches"
+        ),
     )
 
 

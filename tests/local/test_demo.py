@@ -60,15 +60,28 @@ def test_experiments_are_varied(demo_db: Path) -> None:
     assert set(states) == {"ACTIVE", "PAUSED", "COMPLETED", "CANCELED", "ERROR"}
     (archived,) = query(demo_db, "SELECT count(*) FROM experiments WHERE archived")[0]
     assert 1 <= archived <= 25
-    assert query(demo_db, "SELECT count(*) FROM experiments WHERE archived AND state NOT IN ('COMPLETED', 'CANCELED', 'ERROR')") == [(0,)]
+    assert query(
+        demo_db,
+        "SELECT count(*) FROM experiments WHERE archived AND state NOT IN ('COMPLETED', 'CANCELED', 'ERROR')",
+    ) == [(0,)]
     searchers = {row[0] for row in query(demo_db, "SELECT searcher_type FROM experiments")}
     assert searchers == {"single", "random", "grid", "adaptive_asha"}
-    labels = Counter(label for (text,) in query(demo_db, "SELECT labels FROM experiments") for label in json.loads(text))
+    labels = Counter(
+        label
+        for (text,) in query(demo_db, "SELECT labels FROM experiments")
+        for label in json.loads(text)
+    )
     assert len(labels) >= 5
     assert query(demo_db, "SELECT count(*) FROM experiments WHERE notes != ''")[0][0] > 10
     assert query(demo_db, "SELECT count(*) FROM experiments WHERE description != ''")[0][0] > 10
     assert query(demo_db, "SELECT count(*) FROM experiments WHERE parent_id IS NOT NULL")[0][0] > 0
-    owners = {row[0] for row in query(demo_db, "SELECT DISTINCT u.username FROM experiments e JOIN users u ON u.id = e.owner_id")}
+    owners = {
+        row[0]
+        for row in query(
+            demo_db,
+            "SELECT DISTINCT u.username FROM experiments e JOIN users u ON u.id = e.owner_id",
+        )
+    }
     assert owners == {"alice", "bob", "carol", "dana"}
     workspaces = {row[0] for row in query(demo_db, "SELECT name FROM workspaces")}
     assert {"Computer Vision", "Language", "Research"} <= workspaces
@@ -79,7 +92,8 @@ def test_search_spaces_and_sampled_hparams(demo_db: Path) -> None:
     kinds: Counter[str] = Counter()
     nested = 0
     for config_text, hparams_text in query(
-        demo_db, "SELECT e.config, t.hparams FROM trials t JOIN experiments e ON e.id = t.experiment_id"
+        demo_db,
+        "SELECT e.config, t.hparams FROM trials t JOIN experiments e ON e.id = t.experiment_id",
     ):
         space, hparams = json.loads(config_text)["hyperparameters"], json.loads(hparams_text)
         nested += "type" not in space["model"]
@@ -103,21 +117,44 @@ def check_sample(spec: dict[str, Any], value: Any, kinds: Counter[str]) -> None:
     elif kind in ("int", "double"):
         assert spec["minval"] <= value <= spec["maxval"]
     else:
-        assert spec["base"] ** spec["minval"] * 0.999 <= value <= spec["base"] ** spec["maxval"] * 1.001
+        assert (
+            spec["base"] ** spec["minval"] * 0.999
+            <= value
+            <= spec["base"] ** spec["maxval"] * 1.001
+        )
 
 
 def test_metrics_checkpoints_and_logs(demo_db: Path) -> None:
-    assert query(demo_db, "SELECT count(*) FROM trials WHERE id NOT IN (SELECT trial_id FROM metrics WHERE metric_group = 'validation')") == [(0,)]
-    losses = [json.loads(text)["avg_metrics"]["loss"] for (text,) in query(demo_db, "SELECT metrics FROM metrics WHERE metric_group = 'training'")]
+    assert query(
+        demo_db,
+        "SELECT count(*) FROM trials WHERE id NOT IN (SELECT trial_id FROM metrics WHERE metric_group = 'validation')",
+    ) == [(0,)]
+    losses = [
+        json.loads(text)["avg_metrics"]["loss"]
+        for (text,) in query(demo_db, "SELECT metrics FROM metrics WHERE metric_group = 'training'")
+    ]
     assert "NaN" in losses  # some runs diverge
     numbers = [v for v in losses if v != "NaN"]
     assert all(0 < v < 5 for v in numbers) and len(numbers) > 0.9 * len(losses)
     assert query(demo_db, "SELECT count(*) FROM checkpoints WHERE state = 'DELETED'")[0][0] > 0
     assert query(demo_db, "SELECT count(*) FROM trials WHERE checkpoint_count = 0")[0][0] == 0
     levels = {row[0] for row in query(demo_db, "SELECT DISTINCT level FROM trial_logs")}
-    assert {"LOG_LEVEL_INFO", "LOG_LEVEL_WARNING", "LOG_LEVEL_ERROR", "LOG_LEVEL_DEBUG", "LOG_LEVEL_UNSPECIFIED"} <= levels
-    assert {row[0] for row in query(demo_db, "SELECT DISTINCT rank_id FROM trial_logs")} == {None, 0, 1}
-    assert {row[0] for row in query(demo_db, "SELECT DISTINCT source FROM trial_logs")} == {"master", "agent"}
+    assert {
+        "LOG_LEVEL_INFO",
+        "LOG_LEVEL_WARNING",
+        "LOG_LEVEL_ERROR",
+        "LOG_LEVEL_DEBUG",
+        "LOG_LEVEL_UNSPECIFIED",
+    } <= levels
+    assert {row[0] for row in query(demo_db, "SELECT DISTINCT rank_id FROM trial_logs")} == {
+        None,
+        0,
+        1,
+    }
+    assert {row[0] for row in query(demo_db, "SELECT DISTINCT source FROM trial_logs")} == {
+        "master",
+        "agent",
+    }
 
 
 def test_learning_curves_decrease(demo_db: Path) -> None:
@@ -139,9 +176,15 @@ def test_learning_curves_decrease(demo_db: Path) -> None:
 
 def test_models_are_registered_from_checkpoints(demo_db: Path) -> None:
     assert query(demo_db, "SELECT count(*) FROM models")[0][0] >= 5
-    versions = query(demo_db, "SELECT v.checkpoint_uuid, c.state FROM model_versions v JOIN checkpoints c ON c.uuid = v.checkpoint_uuid")
+    versions = query(
+        demo_db,
+        "SELECT v.checkpoint_uuid, c.state FROM model_versions v JOIN checkpoints c ON c.uuid = v.checkpoint_uuid",
+    )
     assert len(versions) >= 5 and {state for _, state in versions} == {"COMPLETED"}
-    assert query(demo_db, "SELECT count(*) FROM model_versions WHERE checkpoint_uuid NOT IN (SELECT uuid FROM checkpoints)") == [(0,)]
+    assert query(
+        demo_db,
+        "SELECT count(*) FROM model_versions WHERE checkpoint_uuid NOT IN (SELECT uuid FROM checkpoints)",
+    ) == [(0,)]
 
 
 @pytest.fixture(scope="module")
@@ -158,20 +201,31 @@ def test_users_log_in_with_their_passwords(demo_master: LocalMaster) -> None:
             assert (me["username"], me["admin"]) == (username, username == "dana")
         finally:
             client.close()
-    wrong = httpx.post(f"{demo_master.url}/api/v1/auth/login", json={"username": "alice", "password": ""})
+    wrong = httpx.post(
+        f"{demo_master.url}/api/v1/auth/login", json={"username": "alice", "password": ""}
+    )
     assert wrong.status_code == 401
 
 
 def test_the_demo_streams(demo_master: LocalMaster) -> None:
     client = login(demo_master.url)
     try:
-        metrics = client.get("/api/v1/trials/metrics/trial_metrics", params={"trialIds": [1, 2, 3], "group": "validation"})
+        metrics = client.get(
+            "/api/v1/trials/metrics/trial_metrics",
+            params={"trialIds": [1, 2, 3], "group": "validation"},
+        )
         assert metrics.status_code == 200
-        parsed = [bindings.v1GetMetricsResponse.from_json(json.loads(line)["result"]) for line in metrics.text.splitlines()]
+        parsed = [
+            bindings.v1GetMetricsResponse.from_json(json.loads(line)["result"])
+            for line in metrics.text.splitlines()
+        ]
         assert [m.trialId for p in parsed for m in p.metrics][0] == 1
         assert all(not math.isnan(float(m.totalBatches)) for p in parsed for m in p.metrics)
         logs = client.get("/api/v1/trials/1/logs", params={"limit": 5})
-        lines = [bindings.v1TrialLogsResponse.from_json(json.loads(line)["result"]) for line in logs.text.splitlines()]
+        lines = [
+            bindings.v1TrialLogsResponse.from_json(json.loads(line)["result"])
+            for line in logs.text.splitlines()
+        ]
         assert len(lines) == 5 and "Scheduling Trial 1" in lines[0].message
     finally:
         client.close()

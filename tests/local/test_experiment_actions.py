@@ -38,9 +38,15 @@ def world(local_master: LocalMaster, api: httpx.Client) -> Iterator[World]:
             "active": seed.experiment(project=project, name="active", state="ACTIVE"),
             "paused": seed.experiment(project=project, name="paused", state="PAUSED"),
             "done": seed.experiment(project=project, name="done", state="COMPLETED"),
-            "archived": seed.experiment(project=project, name="archived", state="CANCELED", archived=True),
-            "stopping": seed.experiment(project=project, name="stopping", state="STOPPING_CANCELED"),
-            "finishing": seed.experiment(project=project, name="finishing", state="STOPPING_COMPLETED"),
+            "archived": seed.experiment(
+                project=project, name="archived", state="CANCELED", archived=True
+            ),
+            "stopping": seed.experiment(
+                project=project, name="stopping", state="STOPPING_CANCELED"
+            ),
+            "finishing": seed.experiment(
+                project=project, name="finishing", state="STOPPING_COMPLETED"
+            ),
             "elsewhere": seed.experiment(project=target, name="elsewhere", state="ACTIVE"),
         }
         trials = {
@@ -55,7 +61,9 @@ def world(local_master: LocalMaster, api: httpx.Client) -> Iterator[World]:
 
 
 def state_of(world: World, name: str) -> str:
-    state: str = world.api.get(f"/api/v1/experiments/{world.ids[name]}").json()["experiment"]["state"]
+    state: str = world.api.get(f"/api/v1/experiments/{world.ids[name]}").json()["experiment"][
+        "state"
+    ]
     return state
 
 
@@ -77,10 +85,16 @@ def error(response: httpx.Response) -> tuple[int, str]:
 # --- single forms ----------------------------------------------------------------------------
 def test_pause_and_activate(world: World) -> None:
     assert action(world, "pause", "active").json() == {}
-    assert state_of(world, "active") == "STATE_PAUSED" and trial_state(world, "active") == "STATE_PAUSED"
+    assert (
+        state_of(world, "active") == "STATE_PAUSED"
+        and trial_state(world, "active") == "STATE_PAUSED"
+    )
     assert action(world, "pause", "active").status_code == 200  # already paused: no-op
     assert action(world, "activate", "active").json() == {}
-    assert state_of(world, "active") == "STATE_RUNNING" and trial_state(world, "active") == "STATE_RUNNING"
+    assert (
+        state_of(world, "active") == "STATE_RUNNING"
+        and trial_state(world, "active") == "STATE_RUNNING"
+    )
     assert action(world, "activate", "active").status_code == 200
 
 
@@ -102,7 +116,9 @@ def test_pause_and_activate(world: World) -> None:
         ("unarchive", "done", 400, "Experiment is not archived."),
     ],
 )
-def test_single_action_errors(world: World, verb: str, name: str | int, status: int, message: str) -> None:
+def test_single_action_errors(
+    world: World, verb: str, name: str | int, status: int, message: str
+) -> None:
     response = action(world, verb, name)
     experiment = world.ids[name] if isinstance(name, str) else name
     assert error(response) == (status, message.format(id=experiment))
@@ -114,15 +130,24 @@ def test_cancel_and_kill(world: World) -> None:
     assert experiment["state"] == "STATE_CANCELED" and experiment["endTime"] is not None
     assert trial_state(world, "active") == "STATE_CANCELED"
     assert action(world, "cancel", "done").status_code == 200  # terminal: nothing to do, no error
-    assert action(world, "cancel", "stopping").status_code == 200 and state_of(world, "stopping") == "STATE_STOPPING_CANCELED"
+    assert (
+        action(world, "cancel", "stopping").status_code == 200
+        and state_of(world, "stopping") == "STATE_STOPPING_CANCELED"
+    )
     assert action(world, "kill", "stopping").json() == {}
     assert state_of(world, "stopping") == "STATE_CANCELED"
-    assert action(world, "kill", "paused").status_code == 200 and trial_state(world, "paused") == "STATE_CANCELED"
+    assert (
+        action(world, "kill", "paused").status_code == 200
+        and trial_state(world, "paused") == "STATE_CANCELED"
+    )
 
 
 def test_archive_and_unarchive(world: World) -> None:
     assert action(world, "archive", "done").json() == {}
-    assert world.api.get(f"/api/v1/experiments/{world.ids['done']}").json()["experiment"]["archived"] is True
+    assert (
+        world.api.get(f"/api/v1/experiments/{world.ids['done']}").json()["experiment"]["archived"]
+        is True
+    )
     assert action(world, "unarchive", "done").json() == {}
     assert action(world, "unarchive", "archived").json() == {}
 
@@ -159,22 +184,37 @@ def test_delete_refuses_registered_checkpoints_and_other_users(world: World) -> 
 
 def test_move_experiment(world: World) -> None:
     done = world.ids["done"]
-    response = world.api.post(f"/api/v1/experiments/{done}/move", json={"destinationProjectId": world.target})
+    response = world.api.post(
+        f"/api/v1/experiments/{done}/move", json={"destinationProjectId": world.target}
+    )
     assert response.json() == {}
     experiment = world.api.get(f"/api/v1/experiments/{done}").json()["experiment"]
     assert experiment["projectId"] == world.target and experiment["projectName"] == "target"
     run = world.api.post("/api/v1/runs", json={"projectId": world.target}).json()["runs"]
     assert [(r["id"], r["localId"].rsplit("-", 1)[1]) for r in run] == [(world.trials["done"], "1")]
-    archived = world.api.post(f"/api/v1/experiments/{world.ids['archived']}/move", json={"destinationProjectId": world.target})
-    assert error(archived) == (500, f"experiment ({world.ids['archived']}) is archived and cannot be moved")
-    closed = world.api.post(f"/api/v1/experiments/{done}/move", json={"destinationProjectId": world.closed})
-    assert error(closed) == (500, f"project ({world.closed}) is archived and cannot add new experiments")
+    archived = world.api.post(
+        f"/api/v1/experiments/{world.ids['archived']}/move",
+        json={"destinationProjectId": world.target},
+    )
+    assert error(archived) == (
+        500,
+        f"experiment ({world.ids['archived']}) is archived and cannot be moved",
+    )
+    closed = world.api.post(
+        f"/api/v1/experiments/{done}/move", json={"destinationProjectId": world.closed}
+    )
+    assert error(closed) == (
+        500,
+        f"project ({world.closed}) is archived and cannot add new experiments",
+    )
     missing = world.api.post(f"/api/v1/experiments/{done}/move", json={"destinationProjectId": 404})
     assert error(missing) == (404, "project '404' not found")
 
 
 # --- bulk forms --------------------------------------------------------------------------------
-def bulk(world: World, verb: str, body: dict[str, Any], *, project: int | None = None) -> list[tuple[int, str]]:
+def bulk(
+    world: World, verb: str, body: dict[str, Any], *, project: int | None = None
+) -> list[tuple[int, str]]:
     path = f"/api/v1/projects/{world.project if project is None else project}/experiments/{verb}"
     response = world.api.request("DELETE" if verb == "delete" else "POST", path, json=body)
     assert response.status_code == 200, response.text
@@ -188,10 +228,22 @@ def status(code: str, message: str) -> str:
 
 def test_bulk_pause_results_order(world: World) -> None:
     ids = world.ids
-    body = {"experimentIds": [ids["done"], ids["active"], 99, ids["elsewhere"], ids["archived"], ids["paused"]]}
+    body = {
+        "experimentIds": [
+            ids["done"],
+            ids["active"],
+            99,
+            ids["elsewhere"],
+            ids["archived"],
+            ids["paused"],
+        ]
+    }
     assert bulk(world, "pause", body) == [
         (99, status("NotFound", "experiment '99' not found")),
-        (ids["elsewhere"], status("NotFound", f"experiment '{ids['elsewhere']}' not found")),  # other project
+        (
+            ids["elsewhere"],
+            status("NotFound", f"experiment '{ids['elsewhere']}' not found"),
+        ),  # other project
         (ids["archived"], status("NotFound", f"experiment '{ids['archived']}' not found")),
         (ids["done"], status("FailedPrecondition", "experiment in terminal state")),
         (ids["active"], ""),
@@ -207,7 +259,10 @@ def test_bulk_cancel_and_kill(world: World) -> None:
     ]  # fmt: skip
     assert state_of(world, "finishing") == "STATE_STOPPING_COMPLETED"  # already stopping
     assert bulk(world, "kill", {"experimentIds": [ids["finishing"]]}) == [
-        (ids["finishing"], status("FailedPrecondition", "experiment in incompatible state STOPPING_COMPLETED"))
+        (
+            ids["finishing"],
+            status("FailedPrecondition", "experiment in incompatible state STOPPING_COMPLETED"),
+        )
     ]
 
 
@@ -215,11 +270,27 @@ def test_bulk_filters_and_default_states(world: World) -> None:
     ids = world.ids
     # filters win over ids, never report unknown ids, and default to the states the action needs
     assert bulk(world, "pause", {"experimentIds": [99], "filters": {}}) == [(ids["active"], "")]
-    assert bulk(world, "activate", {"filters": {"name": "PAUS"}}) == [(ids["paused"], "")]  # PAUSED and named so
-    assert state_of(world, "paused") == "STATE_RUNNING" and state_of(world, "active") == "STATE_PAUSED"
-    assert bulk(world, "activate", {"filters": {"states": ["STATE_PAUSED"], "excludedExperimentIds": [ids["active"]]}}) == []
+    assert bulk(world, "activate", {"filters": {"name": "PAUS"}}) == [
+        (ids["paused"], "")
+    ]  # PAUSED and named so
+    assert (
+        state_of(world, "paused") == "STATE_RUNNING" and state_of(world, "active") == "STATE_PAUSED"
+    )
+    assert (
+        bulk(
+            world,
+            "activate",
+            {"filters": {"states": ["STATE_PAUSED"], "excludedExperimentIds": [ids["active"]]}},
+        )
+        == []
+    )
     cancelled = bulk(world, "cancel", {"filters": {"projectId": world.project}})
-    assert [i for i, _ in cancelled] == [ids["active"], ids["paused"], ids["stopping"], ids["finishing"]]
+    assert [i for i, _ in cancelled] == [
+        ids["active"],
+        ids["paused"],
+        ids["stopping"],
+        ids["finishing"],
+    ]
     assert bulk(world, "archive", {"filters": {}}) == [
         (ids["active"], ""), (ids["paused"], ""), (ids["done"], ""),
     ]  # fmt: skip
@@ -228,7 +299,10 @@ def test_bulk_filters_and_default_states(world: World) -> None:
 def test_bulk_filter_with_a_state_postgres_rejects(world: World) -> None:
     path = f"/api/v1/projects/{world.project}/experiments/pause"
     response = world.api.post(path, json={"filters": {"states": ["STATE_QUEUED"]}})
-    assert error(response) == (500, 'ERROR: invalid input value for enum experiment_state: "QUEUED" (SQLSTATE 22P02)')
+    assert error(response) == (
+        500,
+        'ERROR: invalid input value for enum experiment_state: "QUEUED" (SQLSTATE 22P02)',
+    )
 
 
 def test_bulk_archive_unarchive_results_order(world: World) -> None:
@@ -251,18 +325,26 @@ def test_bulk_delete(world: World) -> None:
     ids = world.ids
     body = {"experimentIds": [ids["active"], ids["done"], ids["archived"], 99]}
     assert bulk(world, "delete", body) == [
-        (ids["active"], status("FailedPrecondition", "cannot delete experiment in STATE_ACTIVE state")),
+        (
+            ids["active"],
+            status("FailedPrecondition", "cannot delete experiment in STATE_ACTIVE state"),
+        ),
         (99, status("NotFound", "experiment '99' not found")),
         (ids["done"], ""),
         (ids["archived"], ""),
     ]
-    remaining = world.api.get("/api/v1/experiments", params={"projectId": world.project}).json()["experiments"]
+    remaining = world.api.get("/api/v1/experiments", params={"projectId": world.project}).json()[
+        "experiments"
+    ]
     assert ids["done"] not in [e["id"] for e in remaining]
 
 
 def test_bulk_move(world: World) -> None:
     ids = world.ids
-    body = {"experimentIds": [ids["done"], ids["archived"], ids["elsewhere"]], "destinationProjectId": world.target}
+    body = {
+        "experimentIds": [ids["done"], ids["archived"], ids["elsewhere"]],
+        "destinationProjectId": world.target,
+    }
     assert bulk(world, "move", body) == [
         (ids["archived"], status("FailedPrecondition", "Experiment is archived.")),
         (ids["elsewhere"], status("NotFound", f"experiment '{ids['elsewhere']}' not found")),
@@ -270,6 +352,11 @@ def test_bulk_move(world: World) -> None:
     ]
     closed = world.api.post(f"/api/v1/projects/{world.project}/experiments/move",
                             json={"experimentIds": [ids["done"]], "destinationProjectId": world.closed})  # fmt: skip
-    assert error(closed) == (500, f"project ({world.closed}) is archived and cannot add new experiments")
-    missing = world.api.post(f"/api/v1/projects/{world.project}/experiments/move", json={"destinationProjectId": 77})
+    assert error(closed) == (
+        500,
+        f"project ({world.closed}) is archived and cannot add new experiments",
+    )
+    missing = world.api.post(
+        f"/api/v1/projects/{world.project}/experiments/move", json={"destinationProjectId": 77}
+    )
     assert error(missing) == (404, "project '77' not found")

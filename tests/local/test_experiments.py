@@ -44,10 +44,26 @@ def _seed(seed: Seeder) -> tuple[int, int, dict[str, int]]:
         project=project, name="cifar_10", description="tiny images", labels=["vision"], state="ACTIVE",
         start_time=day.replace(day=2), progress=0.25, resource_pool="gpu",
     )  # fmt: skip
-    ids["paused"] = seed.experiment(project=project, name="Beta run", state="PAUSED", start_time=day.replace(day=3))
-    ids["old"] = seed.experiment(project=project, name="old_mnist", archived=True, labels=["prod"], start_time=day.replace(day=4))
-    ids["shelved"] = seed.experiment(project=shelf_project, name="shelved", start_time=day.replace(day=5))
-    ids["queued"] = seed.experiment(name="queued", state="ACTIVE", labels=["a,b"], start_time=day.replace(day=6), parent_id=ids["mnist"])
+    ids["paused"] = seed.experiment(
+        project=project, name="Beta run", state="PAUSED", start_time=day.replace(day=3)
+    )
+    ids["old"] = seed.experiment(
+        project=project,
+        name="old_mnist",
+        archived=True,
+        labels=["prod"],
+        start_time=day.replace(day=4),
+    )
+    ids["shelved"] = seed.experiment(
+        project=shelf_project, name="shelved", start_time=day.replace(day=5)
+    )
+    ids["queued"] = seed.experiment(
+        name="queued",
+        state="ACTIVE",
+        labels=["a,b"],
+        start_time=day.replace(day=6),
+        parent_id=ids["mnist"],
+    )
     trial = seed.trial(ids["mnist"])
     seed.trial(ids["mnist"])
     seed.metrics(trial, "validation", [(10, {"validation_loss": 0.25})])
@@ -108,7 +124,9 @@ def test_list_view_fields(frozen: World) -> None:
 
 
 def test_reported_states(frozen: World) -> None:
-    states = {e["id"]: e["state"] for e in frozen.api.get("/api/v1/experiments").json()["experiments"]}
+    states = {
+        e["id"]: e["state"] for e in frozen.api.get("/api/v1/experiments").json()["experiments"]
+    }
     assert states[frozen.ids["cifar"]] == "STATE_RUNNING"  # an active trial
     assert states[frozen.ids["queued"]] == "STATE_QUEUED"  # no trial yet
     assert states[frozen.ids["paused"]] == "STATE_PAUSED"
@@ -136,7 +154,10 @@ def test_show_trial_data_adds_the_best_trial_metric(frozen: World) -> None:
         ({"name": "c_f"}, ["cifar"]),  # `_` is a live wildcard
         ({"description": "IMAGES"}, ["cifar"]),
         ({"archived": "true"}, ["old"]),
-        ({"archived": "false"}, ["mnist", "cifar", "paused", "queued"]),  # archived workspace hidden too
+        (
+            {"archived": "false"},
+            ["mnist", "cifar", "paused", "queued"],
+        ),  # archived workspace hidden too
         ({"users": "alice"}, ["mnist"]),
         ({"userIds": "2"}, ["cifar", "paused", "old", "shelved", "queued"]),
         ({"experimentIdFilter.gte": "2", "experimentIdFilter.lt": "4"}, ["cifar", "paused"]),
@@ -150,14 +171,25 @@ def test_get_experiments_filters(frozen: World, params: dict[str, Any], names: l
 
 
 def test_project_filter(frozen: World) -> None:
-    assert list_ids(frozen, projectId=frozen.project) == [frozen.ids[n] for n in ("mnist", "cifar", "paused", "old")]
+    assert list_ids(frozen, projectId=frozen.project) == [
+        frozen.ids[n] for n in ("mnist", "cifar", "paused", "old")
+    ]
     # with a project, archived=false only looks at the experiment itself
-    assert list_ids(frozen, projectId=frozen.shelf_project, archived="false") == [frozen.ids["shelved"]]
+    assert list_ids(frozen, projectId=frozen.shelf_project, archived="false") == [
+        frozen.ids["shelved"]
+    ]
     missing = frozen.api.get("/api/v1/experiments", params={"projectId": 99})
-    assert missing.status_code == 404 and error_of(missing) == {"code": 5, "reason": "NotFound", "error": "project '99' not found"}
+    assert missing.status_code == 404 and error_of(missing) == {
+        "code": 5,
+        "reason": "NotFound",
+        "error": "project '99' not found",
+    }
 
 
-@pytest.mark.parametrize("state", ["STATE_QUEUED", "STATE_RUNNING_NOT", "STATE_DELETED", "STATE_UNSPECIFIED", "STATE_STARTING"])
+@pytest.mark.parametrize(
+    "state",
+    ["STATE_QUEUED", "STATE_RUNNING_NOT", "STATE_DELETED", "STATE_UNSPECIFIED", "STATE_STARTING"],
+)
 def test_states_that_are_not_stored_states(frozen: World, state: str) -> None:
     response = frozen.api.get("/api/v1/experiments", params={"states": state})
     if state == "STATE_RUNNING_NOT":
@@ -174,37 +206,92 @@ def test_states_that_are_not_stored_states(frozen: World, state: str) -> None:
 
 
 def test_running_is_a_stored_state(frozen: World) -> None:
-    assert list_ids(frozen, states="STATE_RUNNING") == []  # valid in the enum, but nothing stored with it
+    assert (
+        list_ids(frozen, states="STATE_RUNNING") == []
+    )  # valid in the enum, but nothing stored with it
 
 
 # --- sorting and pagination --------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("sort_by", "order_by", "names"),
     [
-        ("SORT_BY_UNSPECIFIED", "ORDER_BY_DESC", ["queued", "shelved", "old", "paused", "cifar", "mnist"]),
-        ("SORT_BY_NAME", "ORDER_BY_ASC", ["paused", "cifar", "mnist", "old", "queued", "shelved"]),  # "Beta run" case-insensitively
+        (
+            "SORT_BY_UNSPECIFIED",
+            "ORDER_BY_DESC",
+            ["queued", "shelved", "old", "paused", "cifar", "mnist"],
+        ),
+        (
+            "SORT_BY_NAME",
+            "ORDER_BY_ASC",
+            ["paused", "cifar", "mnist", "old", "queued", "shelved"],
+        ),  # "Beta run" case-insensitively
         ("SORT_BY_NAME", "ORDER_BY_DESC", ["shelved", "queued", "old", "mnist", "cifar", "paused"]),
-        ("SORT_BY_NUM_TRIALS", "ORDER_BY_DESC", ["mnist", "paused", "cifar", "queued", "shelved", "old"]),  # ties by id DESC
-        ("SORT_BY_NUM_TRIALS", "ORDER_BY_ASC", ["old", "shelved", "queued", "cifar", "paused", "mnist"]),
-        ("SORT_BY_PROGRESS", "ORDER_BY_ASC", ["paused", "queued", "cifar", "mnist", "old", "shelved"]),
-        ("SORT_BY_END_TIME", "ORDER_BY_DESC", ["shelved", "old", "mnist", "queued", "paused", "cifar"]),  # NULLs last
-        ("SORT_BY_END_TIME", "ORDER_BY_ASC", ["mnist", "old", "shelved", "cifar", "paused", "queued"]),
-        ("SORT_BY_FORKED_FROM", "ORDER_BY_ASC", ["queued", "mnist", "cifar", "paused", "old", "shelved"]),
-        ("SORT_BY_STATE", "ORDER_BY_ASC", ["cifar", "queued", "paused", "mnist", "old", "shelved"]),  # enum order
+        (
+            "SORT_BY_NUM_TRIALS",
+            "ORDER_BY_DESC",
+            ["mnist", "paused", "cifar", "queued", "shelved", "old"],
+        ),  # ties by id DESC
+        (
+            "SORT_BY_NUM_TRIALS",
+            "ORDER_BY_ASC",
+            ["old", "shelved", "queued", "cifar", "paused", "mnist"],
+        ),
+        (
+            "SORT_BY_PROGRESS",
+            "ORDER_BY_ASC",
+            ["paused", "queued", "cifar", "mnist", "old", "shelved"],
+        ),
+        (
+            "SORT_BY_END_TIME",
+            "ORDER_BY_DESC",
+            ["shelved", "old", "mnist", "queued", "paused", "cifar"],
+        ),  # NULLs last
+        (
+            "SORT_BY_END_TIME",
+            "ORDER_BY_ASC",
+            ["mnist", "old", "shelved", "cifar", "paused", "queued"],
+        ),
+        (
+            "SORT_BY_FORKED_FROM",
+            "ORDER_BY_ASC",
+            ["queued", "mnist", "cifar", "paused", "old", "shelved"],
+        ),
+        (
+            "SORT_BY_STATE",
+            "ORDER_BY_ASC",
+            ["cifar", "queued", "paused", "mnist", "old", "shelved"],
+        ),  # enum order
         ("SORT_BY_USER", "ORDER_BY_ASC", ["mnist", "cifar", "paused", "old", "shelved", "queued"]),
-        ("SORT_BY_RESOURCE_POOL", "ORDER_BY_DESC", ["cifar", "queued", "shelved", "old", "paused", "mnist"]),
-        ("SORT_BY_SEARCHER_METRIC_VAL", "ORDER_BY_ASC", ["mnist", "paused", "cifar", "old", "shelved", "queued"]),
-        ("SORT_BY_DESCRIPTION", "ORDER_BY_ASC", ["paused", "old", "shelved", "queued", "mnist", "cifar"]),
+        (
+            "SORT_BY_RESOURCE_POOL",
+            "ORDER_BY_DESC",
+            ["cifar", "queued", "shelved", "old", "paused", "mnist"],
+        ),
+        (
+            "SORT_BY_SEARCHER_METRIC_VAL",
+            "ORDER_BY_ASC",
+            ["mnist", "paused", "cifar", "old", "shelved", "queued"],
+        ),
+        (
+            "SORT_BY_DESCRIPTION",
+            "ORDER_BY_ASC",
+            ["paused", "old", "shelved", "queued", "mnist", "cifar"],
+        ),
     ],
 )
 def test_get_experiments_sort(frozen: World, sort_by: str, order_by: str, names: list[str]) -> None:
-    assert list_ids(frozen, sortBy=sort_by, orderBy=order_by) == [frozen.ids[name] for name in names]
+    assert list_ids(frozen, sortBy=sort_by, orderBy=order_by) == [
+        frozen.ids[name] for name in names
+    ]
 
 
 def test_bad_enum_is_a_400(frozen: World) -> None:
     response = frozen.api.get("/api/v1/experiments", params={"sortBy": "SORT_BY_COLOR"})
     assert response.status_code == 400
-    assert error_of(response)["error"] == "SORT_BY_COLOR is not a valid apiv1.GetExperimentsRequest_SortBy"
+    assert (
+        error_of(response)["error"]
+        == "SORT_BY_COLOR is not a valid apiv1.GetExperimentsRequest_SortBy"
+    )
 
 
 def test_default_page_is_100(local_master: LocalMaster, api: httpx.Client) -> None:
@@ -216,12 +303,30 @@ def test_default_page_is_100(local_master: LocalMaster, api: httpx.Client) -> No
         body = api.get("/api/v1/experiments", params=params).json()
         return len(body["experiments"]), body["pagination"]
 
-    assert pagination() == (100, {"offset": 0, "limit": 0, "startIndex": 0, "endIndex": 100, "total": 105})
-    assert pagination(offset=100) == (5, {"offset": 100, "limit": 0, "startIndex": 100, "endIndex": 105, "total": 105})
+    assert pagination() == (
+        100,
+        {"offset": 0, "limit": 0, "startIndex": 0, "endIndex": 100, "total": 105},
+    )
+    assert pagination(offset=100) == (
+        5,
+        {"offset": 100, "limit": 0, "startIndex": 100, "endIndex": 105, "total": 105},
+    )
     assert pagination(limit=-1)[0] == 105
-    assert pagination(limit=-2) == (0, {"offset": 0, "limit": -2, "startIndex": 0, "endIndex": 0, "total": 105})
-    assert pagination(offset=-3, limit=2) == (2, {"offset": -3, "limit": 2, "startIndex": 102, "endIndex": 104, "total": 105})
-    assert pagination(offset=200)[1] == {"offset": 200, "limit": 0, "startIndex": 105, "endIndex": 105, "total": 105}
+    assert pagination(limit=-2) == (
+        0,
+        {"offset": 0, "limit": -2, "startIndex": 0, "endIndex": 0, "total": 105},
+    )
+    assert pagination(offset=-3, limit=2) == (
+        2,
+        {"offset": -3, "limit": 2, "startIndex": 102, "endIndex": 104, "total": 105},
+    )
+    assert pagination(offset=200)[1] == {
+        "offset": 200,
+        "limit": 0,
+        "startIndex": 105,
+        "endIndex": 105,
+        "total": 105,
+    }
     assert pagination(offset=-200)[1]["startIndex"] == 105
     negative = api.get("/api/v1/experiments", params={"limit": -3})
     assert negative.status_code == 500
@@ -247,17 +352,28 @@ def test_get_experiment_job_summary(frozen: World) -> None:
     assert running["experiment"]["state"] == "STATE_RUNNING"
     assert running["jobSummary"] == {"state": "STATE_SCHEDULED", "jobsAhead": 0}
     queued = frozen.api.get(f"/api/v1/experiments/{frozen.ids['queued']}").json()
-    assert queued["experiment"]["state"] == "STATE_QUEUED" and queued["jobSummary"] == {"state": "STATE_QUEUED", "jobsAhead": 0}
-    assert frozen.api.get(f"/api/v1/experiments/{frozen.ids['paused']}").json()["jobSummary"] is None
+    assert queued["experiment"]["state"] == "STATE_QUEUED" and queued["jobSummary"] == {
+        "state": "STATE_QUEUED",
+        "jobsAhead": 0,
+    }
+    assert (
+        frozen.api.get(f"/api/v1/experiments/{frozen.ids['paused']}").json()["jobSummary"] is None
+    )
     missing = frozen.api.get("/api/v1/experiments/77")
-    assert missing.status_code == 404 and error_of(missing) == {"code": 5, "reason": "NotFound", "error": "experiment '77' not found"}
+    assert missing.status_code == 404 and error_of(missing) == {
+        "code": 5,
+        "reason": "NotFound",
+        "error": "experiment '77' not found",
+    }
 
 
 def test_experiment_labels_by_usage(frozen: World) -> None:
     # distinct label lists: [prod, vision], [vision], [], [prod], [a,b] -> vision 2, prod 2, a,b 1
     body = frozen.api.get("/api/v1/experiment/labels").json()
     assert body["labels"] == ["prod", "vision", "a,b"]
-    assert frozen.api.get("/api/v1/experiment/labels", params={"projectId": frozen.project}).json()["labels"] == ["prod", "vision"]
+    assert frozen.api.get("/api/v1/experiment/labels", params={"projectId": frozen.project}).json()[
+        "labels"
+    ] == ["prod", "vision"]
     assert frozen.api.get("/api/v1/experiment/labels", params={"projectId": 123}).status_code == 404
 
 
@@ -272,7 +388,9 @@ def test_patch_metadata(world: World) -> None:
     assert response.status_code == 200
     experiment = bindings.v1PatchExperimentResponse.from_json(response.json()).experiment
     assert experiment is not None and experiment.name == "digits" and experiment.description == ""
-    assert response.json()["experiment"]["config"]["name"] == "mnist"  # the config read before the edit
+    assert (
+        response.json()["experiment"]["config"]["name"] == "mnist"
+    )  # the config read before the edit
     after = world.api.get(f"/api/v1/experiments/{mnist}").json()
     assert after["experiment"]["name"] == "digits" and after["config"]["name"] == "digits"
     assert after["experiment"]["notes"] == "new notes" and after["config"]["description"] == ""
@@ -284,7 +402,11 @@ def test_patch_wrappers_and_labels(world: World) -> None:
     response = patch(world, mnist, {"labels": ["b", 3, "a", "b", None]})
     assert response.json()["experiment"]["labels"] == ["b", "a"]  # strings, de-duplicated
     untouched = patch(world, mnist, {"name": None, "notes": None}).json()["experiment"]
-    assert untouched["name"] == "mnist" and untouched["notes"] == "# notes" and untouched["labels"] == ["b", "a"]
+    assert (
+        untouched["name"] == "mnist"
+        and untouched["notes"] == "# notes"
+        and untouched["labels"] == ["b", "a"]
+    )
     assert patch(world, mnist, {"labels": []}).json()["experiment"]["labels"] == []
     assert world.api.get(f"/api/v1/experiments/{mnist}").json()["config"]["labels"] == []
 
@@ -292,21 +414,38 @@ def test_patch_wrappers_and_labels(world: World) -> None:
 def test_patch_name_rules(world: World) -> None:
     blank = patch(world, world.ids["mnist"], {"name": "   "})
     assert blank.status_code == 400
-    assert error_of(blank) == {"code": 3, "reason": "InvalidArgument", "error": "`name` must not be an empty or whitespace string"}
+    assert error_of(blank) == {
+        "code": 3,
+        "reason": "InvalidArgument",
+        "error": "`name` must not be an empty or whitespace string",
+    }
     assert patch(world, 404, {"name": "x"}).status_code == 404
 
 
 def test_patch_resources_needs_a_live_experiment(world: World) -> None:
     done = patch(world, world.ids["mnist"], {"resources": {"maxSlots": 4}})
-    assert done.status_code == 404 and error_of(done)["error"] == f"experiment '{world.ids['mnist']}' not found"
-    live = patch(world, world.ids["cifar"], {"resources": {"maxSlots": 4, "weight": 2.5, "priority": 7}})
+    assert (
+        done.status_code == 404
+        and error_of(done)["error"] == f"experiment '{world.ids['mnist']}' not found"
+    )
+    live = patch(
+        world, world.ids["cifar"], {"resources": {"maxSlots": 4, "weight": 2.5, "priority": 7}}
+    )
     assert live.status_code == 200
-    resources = world.api.get(f"/api/v1/experiments/{world.ids['cifar']}").json()["config"]["resources"]
+    resources = world.api.get(f"/api/v1/experiments/{world.ids['cifar']}").json()["config"][
+        "resources"
+    ]
     assert (resources["max_slots"], resources["weight"], resources["priority"]) == (4, 2.5, 7)
     storage = patch(world, world.ids["mnist"], {"checkpointStorage": {"saveTrialBest": 3}})
     assert storage.status_code == 200
-    config = world.api.get(f"/api/v1/experiments/{world.ids['mnist']}").json()["config"]["checkpoint_storage"]
-    assert (config["save_trial_best"], config["save_trial_latest"], config["save_experiment_best"]) == (3, 0, 0)
+    config = world.api.get(f"/api/v1/experiments/{world.ids['mnist']}").json()["config"][
+        "checkpoint_storage"
+    ]
+    assert (
+        config["save_trial_best"],
+        config["save_trial_latest"],
+        config["save_experiment_best"],
+    ) == (3, 0, 0)
 
 
 def test_name_patch_turns_empty_labels_into_null(world: World, local_master: LocalMaster) -> None:
@@ -323,18 +462,35 @@ def test_name_patch_turns_empty_labels_into_null(world: World, local_master: Loc
 # --- single labels ---------------------------------------------------------------------------
 def test_put_and_delete_label(world: World) -> None:
     cifar = world.ids["cifar"]
-    assert world.api.put(f"/api/v1/experiments/{cifar}/labels/new").json() == {"labels": ["vision", "new"]}
-    assert world.api.put(f"/api/v1/experiments/{cifar}/labels/new").json() == {"labels": ["vision", "new"]}
-    assert world.api.put(f"/api/v1/experiments/{cifar}/labels/with%20space").json()["labels"][-1] == "with space"
-    assert world.api.delete(f"/api/v1/experiments/{cifar}/labels/vision").json() == {"labels": ["new", "with space"]}
-    assert world.api.delete(f"/api/v1/experiments/{cifar}/labels/absent").json() == {"labels": ["new", "with space"]}
-    parsed = bindings.v1DeleteExperimentLabelResponse.from_json(world.api.delete(f"/api/v1/experiments/{cifar}/labels/new").json())
+    assert world.api.put(f"/api/v1/experiments/{cifar}/labels/new").json() == {
+        "labels": ["vision", "new"]
+    }
+    assert world.api.put(f"/api/v1/experiments/{cifar}/labels/new").json() == {
+        "labels": ["vision", "new"]
+    }
+    assert (
+        world.api.put(f"/api/v1/experiments/{cifar}/labels/with%20space").json()["labels"][-1]
+        == "with space"
+    )
+    assert world.api.delete(f"/api/v1/experiments/{cifar}/labels/vision").json() == {
+        "labels": ["new", "with space"]
+    }
+    assert world.api.delete(f"/api/v1/experiments/{cifar}/labels/absent").json() == {
+        "labels": ["new", "with space"]
+    }
+    parsed = bindings.v1DeleteExperimentLabelResponse.from_json(
+        world.api.delete(f"/api/v1/experiments/{cifar}/labels/new").json()
+    )
     assert parsed.labels == ["with space"]
     assert list_ids(world, labels="with space") == [cifar]
     for method in ("PUT", "DELETE"):
         unknown = world.api.request(method, "/api/v1/experiments/555/labels/x")
         assert unknown.status_code == 500
-        assert error_of(unknown) == {"code": 13, "reason": "Internal", "error": "sql: no rows in result set"}
+        assert error_of(unknown) == {
+            "code": 13,
+            "reason": "Internal",
+            "error": "sql: no rows in result set",
+        }
 
 
 def test_list_handles_many_experiments(local_master: LocalMaster, api: httpx.Client) -> None:
@@ -348,12 +504,16 @@ def test_list_handles_many_experiments(local_master: LocalMaster, api: httpx.Cli
     assert json.loads(json.dumps(body)) == body
 
 
-def test_official_sdk_round_trip(world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+def test_official_sdk_round_trip(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
     """The official SDK lists, edits and drives experiments and reads their trials."""
     from determined.experimental import client
 
     monkeypatch.setenv("HOME", str(tmp_path))  # the SDK caches its token under ~
-    sdk = client.Determined(master=str(world.api.base_url).rstrip("/"), user="determined", password="")
+    sdk = client.Determined(
+        master=str(world.api.base_url).rstrip("/"), user="determined", password=""
+    )
     listed = sdk.list_experiments(labels=["vision"])
     assert [e.id for e in listed] == [world.ids["mnist"], world.ids["cifar"]]
     mnist = sdk.get_experiment(world.ids["mnist"])

@@ -40,7 +40,11 @@ class World:
 
     def stored(self, uuid: str) -> dict[str, bytes]:
         root = self.storage.directory(uuid)
-        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
 
 
 @pytest.fixture
@@ -48,7 +52,9 @@ def world(local_master: LocalMaster, api: httpx.Client) -> Iterator[World]:
     with Seeder(local_master.database) as seed:
         experiment = seed.experiment(name="resnet (v2) / ablation: α")
         trial = seed.trial(experiment)
-        checkpoint = seed.checkpoint(trial, total_batches=100, resources=RESOURCES, metadata={"note": "x"})
+        checkpoint = seed.checkpoint(
+            trial, total_batches=100, resources=RESOURCES, metadata={"note": "x"}
+        )
     storage = CheckpointStorage.of(local_master.db_path)
     yield World(api, local_master, storage, experiment, trial, checkpoint, local_master.url)
 
@@ -72,7 +78,12 @@ def test_seeded_checkpoints_have_their_files_at_the_listed_sizes(world: World) -
         name: size for name, size in RESOURCES.items() if not name.endswith("/")
     }
     metadata = json.loads(stored["metadata.json"])  # the checkpoint metadata, padded to size
-    assert metadata == {"determined_version": "0.38.1", "steps_completed": 100, "format": "pickle", "note": "x"}
+    assert metadata == {
+        "determined_version": "0.38.1",
+        "steps_completed": 100,
+        "format": "pickle",
+        "note": "x",
+    }
     assert stored["state_dict.pth"] == bytes(300_000)  # a large file is sparse
     assert stored["code/model_def.py"] != bytes(1200)  # a small one has deterministic content
     assert (world.storage.directory(world.checkpoint) / "code").is_dir()
@@ -110,10 +121,17 @@ def test_an_explicit_default_config_keeps_its_storage_which_means_this_one(
     with Seeder(local_master.database) as seed:
         exp = seed.experiment(name="demo-like", config=default_config(name="demo-like"))
         uuid = seed.checkpoint(seed.trial(exp), total_batches=1, resources={"a.bin": 5})
-    storage = api.get(f"/api/v1/experiments/{exp}").json()["experiment"]["config"]["checkpoint_storage"]
+    storage = api.get(f"/api/v1/experiments/{exp}").json()["experiment"]["config"][
+        "checkpoint_storage"
+    ]
     assert (storage["host_path"], storage["storage_path"]) == ("/tmp", "determined-checkpoint")
     response = api.get(f"/checkpoints/{uuid}")
-    assert members(response) == {"a.bin": CheckpointStorage.of(local_master.db_path).directory(uuid).joinpath("a.bin").read_bytes()}
+    assert members(response) == {
+        "a.bin": CheckpointStorage.of(local_master.db_path)
+        .directory(uuid)
+        .joinpath("a.bin")
+        .read_bytes()
+    }
 
 
 # --- GET /checkpoints/{uuid} ------------------------------------------------------------------------
@@ -127,7 +145,12 @@ def test_tar_is_the_default_with_a_dry_run_content_length(world: World, accept: 
     assert response.headers["content-type"] == "application/x-tar"
     assert int(response.headers["content-length"]) == len(response.content)
     # filepath.Walk order, only files, paths relative to the checkpoint
-    assert list(members(response)) == ["code/model_def.py", "metadata.json", "state_dict.pth", "z/deep/last.bin"]
+    assert list(members(response)) == [
+        "code/model_def.py",
+        "metadata.json",
+        "state_dict.pth",
+        "z/deep/last.bin",
+    ]
     assert members(response) == world.stored(world.checkpoint)
 
 
@@ -136,15 +159,25 @@ def test_tar_headers_are_written_like_the_master(world: World) -> None:
     with tarfile.open(fileobj=io.BytesIO(response.content)) as archive:
         first = archive.next()
     assert first is not None
-    assert (first.mode, first.mtime, first.uid, first.uname, first.type) == (0o666, 0, 0, "", tarfile.REGTYPE)
+    assert (first.mode, first.mtime, first.uid, first.uname, first.type) == (
+        0o666,
+        0,
+        0,
+        "",
+        tarfile.REGTYPE,
+    )
     # two zero blocks at the end, no padding to a 10 KiB record
     assert response.content.endswith(tar_end())
-    expected = sum(len(tar_header(n, s)) + s + (-s % 512) for n, s in RESOURCES.items() if not n.endswith("/"))
+    expected = sum(
+        len(tar_header(n, s)) + s + (-s % 512) for n, s in RESOURCES.items() if not n.endswith("/")
+    )
     assert len(response.content) == expected + 1024
 
 
 def test_gzip_is_a_gzipped_tar_framed_like_go(world: World) -> None:
-    response = world.api.get(f"/checkpoints/{world.checkpoint}", headers={"Accept": "application/gzip"})
+    response = world.api.get(
+        f"/checkpoints/{world.checkpoint}", headers={"Accept": "application/gzip"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/gzip"
     assert "content-length" not in response.headers
@@ -155,11 +188,18 @@ def test_gzip_is_a_gzipped_tar_framed_like_go(world: World) -> None:
 
 
 def test_zip_holds_the_same_files(world: World) -> None:
-    response = world.api.get(f"/checkpoints/{world.checkpoint}", headers={"Accept": "application/zip"})
+    response = world.api.get(
+        f"/checkpoints/{world.checkpoint}", headers={"Accept": "application/zip"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
-        assert archive.namelist() == ["code/model_def.py", "metadata.json", "state_dict.pth", "z/deep/last.bin"]
+        assert archive.namelist() == [
+            "code/model_def.py",
+            "metadata.json",
+            "state_dict.pth",
+            "z/deep/last.bin",
+        ]
         assert {n: archive.read(n) for n in archive.namelist()} == world.stored(world.checkpoint)
 
 
@@ -171,7 +211,9 @@ def test_an_empty_checkpoint_directory_is_an_empty_tar(world: World) -> None:
     assert response.content == tar_end() and response.headers["content-length"] == "1024"
 
 
-@pytest.mark.parametrize("accept", ["text/plain", "application/json", "application/gzip, */*", "APPLICATION/ZIP"])
+@pytest.mark.parametrize(
+    "accept", ["text/plain", "application/json", "application/gzip, */*", "APPLICATION/ZIP"]
+)
 def test_other_media_types_are_415(world: World, accept: str) -> None:
     response = world.api.get(f"/checkpoints/{world.checkpoint}", headers={"Accept": accept})
     assert response.status_code == 415
@@ -185,9 +227,13 @@ def test_authentication_comes_first(world: World) -> None:
     plain = httpx.get(f"{world.url}/checkpoints/not-a-uuid", headers={"Accept": "text/plain"})
     assert (plain.status_code, plain.json()) == (401, {"message": "Unauthorized"})
     token = world.api.headers["Authorization"].removeprefix("Bearer ")
-    basic = httpx.get(f"{world.url}/checkpoints/{world.checkpoint}", headers={"Authorization": "Basic x"})
+    basic = httpx.get(
+        f"{world.url}/checkpoints/{world.checkpoint}", headers={"Authorization": "Basic x"}
+    )
     assert basic.status_code == 401
-    unknown = httpx.get(f"{world.url}/checkpoints/{world.checkpoint}", headers={"Authorization": "Bearer nope"})
+    unknown = httpx.get(
+        f"{world.url}/checkpoints/{world.checkpoint}", headers={"Authorization": "Bearer nope"}
+    )
     assert unknown.status_code == 401
     cookie = httpx.get(f"{world.url}/checkpoints/{world.checkpoint}", cookies={"auth": token})
     assert cookie.status_code == 200 and members(cookie) == world.stored(world.checkpoint)
@@ -210,10 +256,16 @@ def test_an_inactive_user_is_403(world: World) -> None:
 
 def test_bad_and_unknown_uuids(world: World) -> None:
     bad = world.api.get("/checkpoints/abc")
-    assert (bad.status_code, bad.json()) == (400, {"message": "unable to parse checkpoint UUID abc: invalid UUID length: 3"})
+    assert (bad.status_code, bad.json()) == (
+        400,
+        {"message": "unable to parse checkpoint UUID abc: invalid UUID length: 3"},
+    )
     missing = "00000000-0000-0000-0000-00000000000A"
     unknown = world.api.get(f"/checkpoints/{missing}")
-    assert (unknown.status_code, unknown.json()) == (404, {"message": f"checkpoint '{missing}' not found"})
+    assert (unknown.status_code, unknown.json()) == (
+        404,
+        {"message": f"checkpoint '{missing}' not found"},
+    )
     upper = world.api.get(f"/checkpoints/{world.checkpoint.upper()}")  # uuid.Parse is case-blind
     assert upper.status_code == 200
 
@@ -237,11 +289,17 @@ def test_missing_storage_is_a_500_naming_the_directory(world: World) -> None:
 @pytest.mark.parametrize(
     ("storage", "status", "message"),
     [
-        ({"type": "azure", "container": "c"}, 400, "checkpoint download via master is not supported for azure"),
+        (
+            {"type": "azure", "container": "c"},
+            400,
+            "checkpoint download via master is not supported for azure",
+        ),
         ({"type": "shared_fs", "storage_path": "x"}, 400, "host_path must be set"),
     ],
 )
-def test_storage_the_master_cannot_proxy(local_master: LocalMaster, api: httpx.Client, storage: dict[str, str], status: int, message: str) -> None:
+def test_storage_the_master_cannot_proxy(
+    local_master: LocalMaster, api: httpx.Client, storage: dict[str, str], status: int, message: str
+) -> None:
     config = {**default_config(name="elsewhere"), "checkpoint_storage": storage}
     with Seeder(local_master.database) as seed:
         trial = seed.trial(seed.experiment(name="elsewhere", config=config))
@@ -250,8 +308,13 @@ def test_storage_the_master_cannot_proxy(local_master: LocalMaster, api: httpx.C
     assert (response.status_code, response.json()) == (status, {"message": message})
 
 
-def test_a_directory_storage_is_read_at_its_container_path(local_master: LocalMaster, api: httpx.Client, tmp_path: Path) -> None:
-    config = {**default_config(name="dir"), "checkpoint_storage": {"type": "directory", "container_path": str(tmp_path)}}
+def test_a_directory_storage_is_read_at_its_container_path(
+    local_master: LocalMaster, api: httpx.Client, tmp_path: Path
+) -> None:
+    config = {
+        **default_config(name="dir"),
+        "checkpoint_storage": {"type": "directory", "container_path": str(tmp_path)},
+    }
     with Seeder(local_master.database) as seed:
         trial = seed.trial(seed.experiment(name="dir", config=config))
         uuid = seed.checkpoint(trial, total_batches=1, resources={"a.txt": 3})
@@ -269,7 +332,11 @@ def go_tar_gz(*entries: tuple[str, bytes | None]) -> bytes:
         if content is None:
             data += tar_header(name, 0, mode=0o755, mtime=1_700_000_000, kind=tarfile.DIRTYPE)
         else:
-            data += tar_header(name, len(content), mode=0o644, mtime=1_700_000_000) + content + bytes(-len(content) % 512)
+            data += (
+                tar_header(name, len(content), mode=0o644, mtime=1_700_000_000)
+                + content
+                + bytes(-len(content) % 512)
+            )
     return gzip.compress(bytes(data + tar_end()))
 
 
@@ -288,10 +355,14 @@ def test_default_model_definition_has_the_code_and_the_config(world: World) -> N
     assert names == ["const.yaml", "model_def.py"]
 
 
-def test_model_def_is_the_stored_archive_in_base64(local_master: LocalMaster, api: httpx.Client) -> None:
+def test_model_def_is_the_stored_archive_in_base64(
+    local_master: LocalMaster, api: httpx.Client
+) -> None:
     archive = go_tar_gz(("a.py", b"print(1)\n"))
     exp = code_experiment(local_master, archive)
-    assert api.get(f"/api/v1/experiments/{exp}/model_def").json() == {"b64Tgz": base64.b64encode(archive).decode()}
+    assert api.get(f"/api/v1/experiments/{exp}/model_def").json() == {
+        "b64Tgz": base64.b64encode(archive).decode()
+    }
     empty = code_experiment(local_master, b"")
     assert api.get(f"/api/v1/experiments/{empty}/model_def").json() == {"b64Tgz": ""}
     missing = api.get("/api/v1/experiments/999/model_def")
@@ -300,7 +371,9 @@ def test_model_def_is_the_stored_archive_in_base64(local_master: LocalMaster, ap
     }  # fmt: skip
 
 
-def test_file_tree_nests_members_in_archive_order(local_master: LocalMaster, api: httpx.Client) -> None:
+def test_file_tree_nests_members_in_archive_order(
+    local_master: LocalMaster, api: httpx.Client
+) -> None:
     archive = go_tar_gz(
         ("model_def.py", b"import torch\n"), ("data", None), ("data/img.png", b"\x89PNG\r\n\x1a\nrest"),
         ("data/sub", None), ("data/sub/x.bin", b"\x00\x01\x02"), ("README.md", b"<html> hi"),
@@ -323,7 +396,15 @@ def test_file_tree_nests_members_in_archive_order(local_master: LocalMaster, api
         ("README.md", "README.md", False, 9, "text/html; charset=utf-8", []),
     ]  # fmt: skip
     assert body["files"][0]["modifiedTime"] == "2023-11-14T22:13:20Z"
-    assert list(body["files"][0]) == ["path", "name", "modifiedTime", "contentLength", "isDir", "contentType", "files"]
+    assert list(body["files"][0]) == [
+        "path",
+        "name",
+        "modifiedTime",
+        "contentLength",
+        "isDir",
+        "contentType",
+        "files",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -332,10 +413,15 @@ def test_file_tree_nests_members_in_archive_order(local_master: LocalMaster, api
         (b"", "EOF"),
         (b"not gzip", "gzip: invalid header"),
         (go_tar_gz(("../escape.py", b"x")), "../escape.py is not a valid path"),
-        (go_tar_gz(("pkg/mod.py", b"x")), "open /var/cache/determined/exp_model_def/{id}/pkg/mod.py: no such file or directory"),
+        (
+            go_tar_gz(("pkg/mod.py", b"x")),
+            "open /var/cache/determined/exp_model_def/{id}/pkg/mod.py: no such file or directory",
+        ),
     ],
 )
-def test_file_tree_failures_are_plain_errors(local_master: LocalMaster, api: httpx.Client, archive: bytes, message: str) -> None:
+def test_file_tree_failures_are_plain_errors(
+    local_master: LocalMaster, api: httpx.Client, archive: bytes, message: str
+) -> None:
     exp = code_experiment(local_master, archive)
     response = api.get(f"/api/v1/experiments/{exp}/file_tree")
     assert response.status_code == 500
@@ -349,7 +435,11 @@ def test_file_returns_one_file_in_base64(local_master: LocalMaster, api: httpx.C
     for path in ("pkg", "nope.py", "", "./pkg/mod.py"):
         response = api.post(f"/api/v1/experiments/{exp}/file", json={"path": path})
         assert response.status_code == 500
-        assert error_of(response) == {"code": 13, "reason": "Internal", "error": "file does not exist"}
+        assert error_of(response) == {
+            "code": 13,
+            "reason": "Internal",
+            "error": "file does not exist",
+        }
 
 
 # --- experiment code: the Echo routes ----------------------------------------------------------------
@@ -368,7 +458,9 @@ def test_echo_model_def_is_the_archive_as_an_attachment(world: World) -> None:
 
 
 def test_echo_file_download_sniffs_the_type(local_master: LocalMaster, api: httpx.Client) -> None:
-    exp = code_experiment(local_master, go_tar_gz(("img.png", b"\x89PNG\r\n\x1a\n..."), ("a.py", b"x = 1\n")))
+    exp = code_experiment(
+        local_master, go_tar_gz(("img.png", b"\x89PNG\r\n\x1a\n..."), ("a.py", b"x = 1\n"))
+    )
     image = api.get(f"/experiments/{exp}/file/download", params={"path": "img.png"})
     assert (image.status_code, image.headers["content-type"]) == (200, "image/png")
     assert image.headers["content-disposition"] == f'attachment; filename="exp{exp}/img.png"'

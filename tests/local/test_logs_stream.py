@@ -64,7 +64,13 @@ def world(local_master: LocalMaster, api: httpx.Client) -> Iterator[World]:
         trial = seed.trial(experiment, end_time=T0 + timedelta(minutes=1))
         other = seed.trial(seed.experiment(name="running", state="ACTIVE"))
         seed.logs(trial, LINES)
-        seed.logs(other, [{"log": "other rank 0\n", "rank_id": 0, "level": "LOG_LEVEL_ERROR"}, {"log": "other rank 1\n", "rank_id": 1}])
+        seed.logs(
+            other,
+            [
+                {"log": "other rank 0\n", "rank_id": 0, "level": "LOG_LEVEL_ERROR"},
+                {"log": "other rank 1\n", "rank_id": 1},
+            ],
+        )
     with local_master.database.transaction(write=False) as db:
         row = db.get(t.TrialRow, trial)
         assert row is not None
@@ -95,7 +101,12 @@ def official_session(world: World) -> Session:
 # --- messages -------------------------------------------------------------------------------
 def test_the_recorded_stream_is_reproduced(local_master: LocalMaster, api: httpx.Client) -> None:
     """The master's recorded trial-logs stream, seeded line by line, comes back identical."""
-    recorded = [json.loads(line)["result"] for line in (FIXTURES / "harness__tests__fixtures__trial_logs.json").read_text().splitlines()]
+    recorded = [
+        json.loads(line)["result"]
+        for line in (FIXTURES / "harness__tests__fixtures__trial_logs.json")
+        .read_text()
+        .splitlines()
+    ]
     with Seeder(local_master.database) as seed:
         trial = seed.trial(seed.experiment(name="fixture"))
         seed.logs(trial, [
@@ -144,11 +155,17 @@ def test_limit(world: World) -> None:
 
 
 def test_descending_order_is_by_id(world: World) -> None:
-    assert texts(world, orderBy="ORDER_BY_DESC", limit=3) == ["Trial finished", "+ set -x", "loss is NaN: 100% broken"]
+    assert texts(world, orderBy="ORDER_BY_DESC", limit=3) == [
+        "Trial finished",
+        "+ set -x",
+        "loss is NaN: 100% broken",
+    ]
     assert texts(world, orderBy="ORDER_BY_ASC") == texts(world)
 
 
-def test_more_than_a_batch_in_descending_order_repeats_rows(world: World, local_master: LocalMaster) -> None:
+def test_more_than_a_batch_in_descending_order_repeats_rows(
+    world: World, local_master: LocalMaster
+) -> None:
     # Each batch starts after the id of the last row sent, whatever the order: the second
     # batch of a descending stream re-reads the newest rows (PgDB.TaskLogs + its follow state).
     with Seeder(local_master.database) as seed:
@@ -157,21 +174,34 @@ def test_more_than_a_batch_in_descending_order_repeats_rows(world: World, local_
     ascending = texts(world, many)
     assert ascending == [f"line {i}" for i in range(1200)]
     descending = texts(world, many, orderBy="ORDER_BY_DESC")
-    assert descending == [f"line {i}" for i in range(1199, 199, -1)] + [f"line {i}" for i in range(1199, 999, -1)]
+    assert descending == [f"line {i}" for i in range(1199, 199, -1)] + [
+        f"line {i}" for i in range(1199, 999, -1)
+    ]
 
 
 # --- filters --------------------------------------------------------------------------------
 def test_field_filters(world: World) -> None:
     assert texts(world, agentIds=["agent-2"]) == ["rank one says hi", "Disk almost FULL"]
-    assert texts(world, containerIds=["c0ffee00c0ffee00"]) == ["pulling image", "rank zero says hi", "+ set -x"]
+    assert texts(world, containerIds=["c0ffee00c0ffee00"]) == [
+        "pulling image",
+        "rank zero says hi",
+        "+ set -x",
+    ]
     assert texts(world, rankIds=[1]) == ["rank one says hi", "Disk almost FULL"]
-    assert texts(world, stdtypes=["stderr"]) == ["Disk almost FULL", "loss is NaN: 100% broken", "+ set -x"]
+    assert texts(world, stdtypes=["stderr"]) == [
+        "Disk almost FULL",
+        "loss is NaN: 100% broken",
+        "+ set -x",
+    ]
     assert texts(world, sources=["master"]) == ["Scheduling Trial", "Trial finished"]
     assert texts(world, sources=["master"], agentIds=["agent-1"]) == []
 
 
 def test_levels_are_an_in_list(world: World) -> None:
-    assert texts(world, levels=["LOG_LEVEL_WARNING", "LOG_LEVEL_ERROR"]) == ["Disk almost FULL", "loss is NaN: 100% broken"]
+    assert texts(world, levels=["LOG_LEVEL_WARNING", "LOG_LEVEL_ERROR"]) == [
+        "Disk almost FULL",
+        "loss is NaN: 100% broken",
+    ]
     # a NULL level never matches, not even LOG_LEVEL_UNSPECIFIED
     assert texts(world, levels=["LOG_LEVEL_UNSPECIFIED"]) == []
     # the official client asks for every level at or above the minimum
@@ -181,7 +211,12 @@ def test_levels_are_an_in_list(world: World) -> None:
 
 
 def test_minus_one_rank_matches_null_ranks_with_the_masters_precedence(world: World) -> None:
-    assert texts(world, rankIds=[-1]) == ["Scheduling Trial", "pulling image", "+ set -x", "Trial finished"]
+    assert texts(world, rankIds=[-1]) == [
+        "Scheduling Trial",
+        "pulling image",
+        "+ set -x",
+        "Trial finished",
+    ]
     # "AND rank_id IS NULL OR rank_id IN (...) AND ...": NULL-rank lines ignore the other
     # filters, and ranked lines of other trials match them.
     filtered = texts(world, rankIds=[-1, 0], levels=["LOG_LEVEL_ERROR"])
@@ -192,12 +227,17 @@ def test_minus_one_rank_matches_null_ranks_with_the_masters_precedence(world: Wo
 
 
 def test_timestamps(world: World) -> None:
-    assert texts(world, timestampBefore="2025-01-01T00:00:01Z") == ["Scheduling Trial", "pulling image"]
+    assert texts(world, timestampBefore="2025-01-01T00:00:01Z") == [
+        "Scheduling Trial",
+        "pulling image",
+    ]
     assert texts(world, timestampAfter="2025-01-01T00:00:05Z") == ["Trial finished"]
     assert texts(world, timestampAfter="2025-01-01T00:00:03.999999999Z", timestampBefore="2025-01-01T00:00:04.5Z") == [
         "Disk almost FULL", "loss is NaN: 100% broken",
     ]  # fmt: skip
-    bad = world.api.get(f"/api/v1/trials/{world.trial}/logs", params={"timestampBefore": "yesterday"})
+    bad = world.api.get(
+        f"/api/v1/trials/{world.trial}/logs", params={"timestampBefore": "yesterday"}
+    )
     assert bad.status_code == 400 and error_of(bad)["code"] == 3
 
 
@@ -241,11 +281,16 @@ def end_trial(master: LocalMaster, trial: int, ago: float = 10.0) -> None:
         db.add(row)
 
 
-def test_follow_streams_new_lines_until_the_trial_has_ended(world: World, local_master: LocalMaster) -> None:
+def test_follow_streams_new_lines_until_the_trial_has_ended(
+    world: World, local_master: LocalMaster
+) -> None:
     path = f"/api/v1/trials/{world.other}/logs"
     with world.api.stream("GET", path, params={"follow": "true"}) as response:
         lines = response.iter_lines()
-        assert [json.loads(next(lines))["result"]["log"] for _ in range(2)] == ["other rank 0\n", "other rank 1\n"]
+        assert [json.loads(next(lines))["result"]["log"] for _ in range(2)] == [
+            "other rank 0\n",
+            "other rank 1\n",
+        ]
         with Seeder(local_master.database) as seed:
             seed.logs(world.other, ["a new line\n"])
         assert json.loads(next(lines))["result"]["log"] == "a new line\n"
@@ -258,7 +303,9 @@ def test_follow_of_an_ended_trial_ignores_the_limit_and_ends(world: World) -> No
     assert len(texts(world, follow="true", limit=-1)) == 8
 
 
-def test_the_official_client_follows(world: World, local_master: LocalMaster, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_official_client_follows(
+    world: World, local_master: LocalMaster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The trial ends now; the stream polls until the grace period has passed, then ends.
     monkeypatch.setattr(logs_routes, "TERMINATION_GRACE_SECONDS", 0.2)
     end_trial(local_master, world.other, ago=0.0)
@@ -269,12 +316,22 @@ def test_the_official_client_follows(world: World, local_master: LocalMaster, mo
 
 def test_official_head_and_tail(world: World) -> None:
     session = official_session(world)
-    assert [m.log for m in logs.trial_logs(session, world.trial, head=2)] == ["Scheduling Trial\n", "pulling image\n"]
-    assert [m.log for m in logs.trial_logs(session, world.trial, tail=2)] == ["+ set -x\n", "Trial finished\n"]
-    assert [m.log for m in logs.trial_logs(session, world.trial, rank_ids=[1], search_text="disk")] == ["Disk almost FULL\n"]
+    assert [m.log for m in logs.trial_logs(session, world.trial, head=2)] == [
+        "Scheduling Trial\n",
+        "pulling image\n",
+    ]
+    assert [m.log for m in logs.trial_logs(session, world.trial, tail=2)] == [
+        "+ set -x\n",
+        "Trial finished\n",
+    ]
+    assert [
+        m.log for m in logs.trial_logs(session, world.trial, rank_ids=[1], search_text="disk")
+    ] == ["Disk almost FULL\n"]
 
 
-def test_a_failure_mid_stream_ends_with_the_error_line(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_mid_stream_ends_with_the_error_line(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = logs_routes.fetch_logs
     calls: list[object] = []
 
@@ -288,7 +345,10 @@ def test_a_failure_mid_stream_ends_with_the_error_line(world: World, monkeypatch
     response = world.api.get(f"/api/v1/trials/{world.other}/logs", params={"follow": "true"})
     assert response.status_code == 200
     lines = response.text.split("\n")
-    assert [json.loads(line)["result"]["log"] for line in lines[:2]] == ["other rank 0\n", "other rank 1\n"]
+    assert [json.loads(line)["result"]["log"] for line in lines[:2]] == [
+        "other rank 0\n",
+        "other rank 1\n",
+    ]
     with world.master.database.transaction(write=False) as db:
         row = db.get(t.TrialRow, world.other)
         assert row is not None
@@ -316,8 +376,17 @@ def test_fields(world: World) -> None:
 
 
 def test_fields_follow_until_the_trial_ends(world: World, local_master: LocalMaster) -> None:
-    assert len(world.api.get(f"/api/v1/trials/{world.trial}/logs/fields", params={"follow": "true"}).text.splitlines()) == 1
-    with world.api.stream("GET", f"/api/v1/trials/{world.other}/logs/fields", params={"follow": "true"}) as response:
+    assert (
+        len(
+            world.api.get(
+                f"/api/v1/trials/{world.trial}/logs/fields", params={"follow": "true"}
+            ).text.splitlines()
+        )
+        == 1
+    )
+    with world.api.stream(
+        "GET", f"/api/v1/trials/{world.other}/logs/fields", params={"follow": "true"}
+    ) as response:
         lines = response.iter_lines()
         assert json.loads(next(lines))["result"]["rankIds"] == [0, 1]
         with Seeder(local_master.database) as seed:

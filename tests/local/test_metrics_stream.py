@@ -43,7 +43,11 @@ def world(local_master: LocalMaster, api: httpx.Client) -> Iterator[World]:
         experiment = seed.experiment(name="e", searcher="random")
         big = seed.trial(experiment)
         small = seed.trial(experiment)
-        seed.metrics(big, "training", [(i, {"loss": 1 / i}, T0.replace(second=i % 60)) for i in range(1, 2501)])
+        seed.metrics(
+            big,
+            "training",
+            [(i, {"loss": 1 / i}, T0.replace(second=i % 60)) for i in range(1, 2501)],
+        )
         seed.metrics(big, "validation", [(1000 * i, {"validation_loss": 1 / i}) for i in (1, 2, 3)])
         seed.metrics(small, "training", [(i, {"loss": float(i)}) for i in range(1, 11)])
     yield World(api, local_master, big, small)
@@ -66,7 +70,9 @@ def official_session(world: World) -> Session:
 
 # --- batching and order ---------------------------------------------------------------------
 def test_trials_stream_in_ascending_id_order_in_batches_of_1000(world: World) -> None:
-    batches = reports(world.api.get(TRAINING, params={"trialIds": [world.small, world.big], "group": "training"}))
+    batches = reports(
+        world.api.get(TRAINING, params={"trialIds": [world.small, world.big], "group": "training"})
+    )
     assert [len(b) for b in batches] == [1000, 1000, 500, 10]
     rows = [r for b in batches for r in b]
     assert [r["trialId"] for r in rows] == [world.big] * 2500 + [world.small] * 10
@@ -76,13 +82,19 @@ def test_trials_stream_in_ascending_id_order_in_batches_of_1000(world: World) ->
 def test_a_trial_without_rows_sends_no_message(world: World, local_master: LocalMaster) -> None:
     with Seeder(local_master.database) as seed:
         empty = seed.trial(seed.experiment(name="x"))
-    batches = reports(world.api.get(TRAINING, params={"trialIds": [empty, world.small], "group": "training"}))
+    batches = reports(
+        world.api.get(TRAINING, params={"trialIds": [empty, world.small], "group": "training"})
+    )
     assert [len(b) for b in batches] == [10]
 
 
 def test_duplicate_trial_ids_are_streamed_twice(world: World) -> None:
     # streamMetrics' duplicate check never fires: its map is never filled
-    batches = reports(world.api.get(TRAINING, params={"trialIds": [world.small, world.small], "group": "training"}))
+    batches = reports(
+        world.api.get(
+            TRAINING, params={"trialIds": [world.small, world.small], "group": "training"}
+        )
+    )
     assert [len(b) for b in batches] == [10, 10]
 
 
@@ -97,7 +109,16 @@ def test_report_shape(world: World, local_master: LocalMaster) -> None:
         )  # fmt: skip
     (batch,) = reports(world.api.get(TRAINING, params={"trialIds": trial, "group": "training"}))
     first = batch[0]
-    assert list(first) == ["trialId", "endTime", "metrics", "totalBatches", "archived", "id", "trialRunId", "group"]
+    assert list(first) == [
+        "trialId",
+        "endTime",
+        "metrics",
+        "totalBatches",
+        "archived",
+        "id",
+        "trialRunId",
+        "group",
+    ]
     assert first == {
         "trialId": trial, "endTime": "2025-02-03T04:05:06.123Z",
         "metrics": {"avg_metrics": {"a": 0.5, "b": 2}, "batch_metrics": None}, "totalBatches": 5,
@@ -110,13 +131,20 @@ def test_report_shape(world: World, local_master: LocalMaster) -> None:
 
 
 def test_validation_and_training_endpoints(world: World) -> None:
-    validation = reports(world.api.get("/api/v1/trials/metrics/validation_metrics", params={"trialIds": world.big}))
+    validation = reports(
+        world.api.get("/api/v1/trials/metrics/validation_metrics", params={"trialIds": world.big})
+    )
     assert [r["metrics"] for r in validation[0]] == [
         {"validation_metrics": {"validation_loss": v}} for v in (1.0, 0.5, 1 / 3)
     ]
     assert {r["group"] for r in validation[0]} == {"validation"}
     same = world.api.get(TRAINING, params={"trialIds": world.small, "group": "training"}).text
-    assert world.api.get("/api/v1/trials/metrics/training_metrics", params={"trialIds": world.small}).text == same
+    assert (
+        world.api.get(
+            "/api/v1/trials/metrics/training_metrics", params={"trialIds": world.small}
+        ).text
+        == same
+    )
 
 
 def test_groups(world: World, local_master: LocalMaster) -> None:
@@ -124,11 +152,16 @@ def test_groups(world: World, local_master: LocalMaster) -> None:
         seed.metrics(world.small, "inference", [(3, {"latency": 12.5})])
         seed.metrics(world.small, "gpu", [(0, {"util": 0.9})])
         seed.metrics(world.small, "cpu", [(0, {"util": 0.2})])
-    (batch,) = reports(world.api.get(TRAINING, params={"trialIds": world.small, "group": "inference"}))
+    (batch,) = reports(
+        world.api.get(TRAINING, params={"trialIds": world.small, "group": "inference"})
+    )
     assert batch[0]["metrics"] == {"avg_metrics": {"latency": 12.5}, "batch_metrics": None}
     # profiling groups are one partition: asking for one reads them all, values stored bare
     (batch,) = reports(world.api.get(TRAINING, params={"trialIds": world.small, "group": "gpu"}))
-    assert [(r["group"], r["metrics"]) for r in batch] == [("gpu", {"util": 0.9}), ("cpu", {"util": 0.2})]
+    assert [(r["group"], r["metrics"]) for r in batch] == [
+        ("gpu", {"util": 0.9}),
+        ("cpu", {"util": 0.2}),
+    ]
     # no group: nothing matches, an empty 200 stream
     empty = world.api.get(TRAINING, params={"trialIds": world.small})
     assert empty.status_code == 200 and empty.text == ""
@@ -136,20 +169,31 @@ def test_groups(world: World, local_master: LocalMaster) -> None:
 
 def test_archived_rows_are_left_out(world: World, local_master: LocalMaster) -> None:
     with local_master.database.transaction(write=True) as db:
-        db.execute(text("UPDATE metrics SET archived = 1 WHERE trial_id = :t AND total_batches > 5"), {"t": world.small})
-    (batch,) = reports(world.api.get(TRAINING, params={"trialIds": world.small, "group": "training"}))
+        db.execute(
+            text("UPDATE metrics SET archived = 1 WHERE trial_id = :t AND total_batches > 5"),
+            {"t": world.small},
+        )
+    (batch,) = reports(
+        world.api.get(TRAINING, params={"trialIds": world.small, "group": "training"})
+    )
     assert [r["totalBatches"] for r in batch] == [1, 2, 3, 4, 5]
 
 
-def test_a_later_run_rolls_back_and_streams_after_the_earlier_one(world: World, local_master: LocalMaster) -> None:
+def test_a_later_run_rolls_back_and_streams_after_the_earlier_one(
+    world: World, local_master: LocalMaster
+) -> None:
     # Reporting step 600 from run 1 archives run 0's rows from step 600 on (rollbackMetrics);
     # the stream then holds run 0's steps 1..599 and run 1's 600.
     with Seeder(local_master.database) as seed:
         trial = seed.trial(seed.experiment(name="runs"))
-        seed.metrics(trial, "training", [(i, {"loss": 1.0}) for i in range(1, 1001)], trial_run_id=0)
+        seed.metrics(
+            trial, "training", [(i, {"loss": 1.0}) for i in range(1, 1001)], trial_run_id=0
+        )
         seed.metrics(trial, "training", [(600, {"loss": 0.5})], trial_run_id=1)
     (batch,) = reports(world.api.get(TRAINING, params={"trialIds": trial, "group": "training"}))
-    assert [(r["trialRunId"], r["totalBatches"]) for r in batch] == [(0, i) for i in range(1, 600)] + [(1, 600)]
+    assert [(r["trialRunId"], r["totalBatches"]) for r in batch] == [
+        (0, i) for i in range(1, 600)
+    ] + [(1, 600)]
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -173,11 +217,22 @@ def test_errors(world: World) -> None:
     # a query parameter that does not parse fails in the gateway: the unary shape
     bad = world.api.get(TRAINING, params={"trialIds": "x"})
     assert bad.status_code == 400
-    assert error_of(bad) == {"code": 3, "reason": "InvalidArgument", "error": 'strconv.ParseInt: parsing "x": invalid syntax'}
-    assert world.api.get(TRAINING, params={"trialIds": world.big}, headers={"Authorization": ""}).status_code == 401
+    assert error_of(bad) == {
+        "code": 3,
+        "reason": "InvalidArgument",
+        "error": 'strconv.ParseInt: parsing "x": invalid syntax',
+    }
+    assert (
+        world.api.get(
+            TRAINING, params={"trialIds": world.big}, headers={"Authorization": ""}
+        ).status_code
+        == 401
+    )
 
 
-def test_a_failure_mid_stream_ends_with_the_error_line(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_mid_stream_ends_with_the_error_line(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = metrics_routes.fetch_batch
     calls = []
 
@@ -201,7 +256,9 @@ def test_a_failure_mid_stream_ends_with_the_error_line(world: World, monkeypatch
 
 # --- the official client --------------------------------------------------------------------
 def test_official_bindings_parse_every_message(world: World) -> None:
-    response = world.api.get(TRAINING, params={"trialIds": [world.big, world.small], "group": "training"})
+    response = world.api.get(
+        TRAINING, params={"trialIds": [world.big, world.small], "group": "training"}
+    )
     for line in lines_of(response):
         parsed = bindings.v1GetMetricsResponse.from_json(line["result"])
         assert all(isinstance(m.metrics["avg_metrics"]["loss"], float) for m in parsed.metrics)
@@ -228,13 +285,17 @@ def summary_of(master: LocalMaster, trial: int) -> Any:
         return row.summary_metrics, row.total_batches_processed, row.latest_validation_id
 
 
-def report(world: World, trial: int, group: str, steps: int, values: dict[str, Any], run: int = 0) -> httpx.Response:
+def report(
+    world: World, trial: int, group: str, steps: int, values: dict[str, Any], run: int = 0
+) -> httpx.Response:
     body = {"metrics": {"trialId": trial, "trialRunId": run, "stepsCompleted": steps,
                         "metrics": {"avgMetrics": values}}, "group": group}  # fmt: skip
     return world.api.post(f"/api/v1/trials/{trial}/metrics", json=body)
 
 
-def test_reported_metrics_are_streamed_and_summarised_like_seeded_ones(world: World, local_master: LocalMaster) -> None:
+def test_reported_metrics_are_streamed_and_summarised_like_seeded_ones(
+    world: World, local_master: LocalMaster
+) -> None:
     with Seeder(local_master.database) as seed:
         experiment = seed.experiment(name="r")
         over_rest, seeded = seed.trial(experiment), seed.trial(experiment)
@@ -254,7 +315,9 @@ def test_reported_metrics_are_streamed_and_summarised_like_seeded_ones(world: Wo
 def test_report_validation_updates_latest_validation_only_with_the_searcher_metric(
     world: World, local_master: LocalMaster
 ) -> None:
-    assert report(world, world.small, "validation", 100, {"validation_loss": 0.3}).status_code == 200
+    assert (
+        report(world, world.small, "validation", 100, {"validation_loss": 0.3}).status_code == 200
+    )
     latest = summary_of(local_master, world.small)[2]
     assert latest is not None
     assert report(world, world.small, "validation", 200, {"accuracy": 0.9}).status_code == 200
@@ -264,8 +327,15 @@ def test_report_validation_updates_latest_validation_only_with_the_searcher_metr
 def test_report_errors(world: World) -> None:
     empty = report(world, world.small, "", 1, {"loss": 1.0})
     assert empty.status_code == 400
-    assert error_of(empty) == {"code": 3, "reason": "InvalidArgument", "error": "metric group cannot be empty"}
-    assert error_of(report(world, world.small, "a.b", 1, {}))["error"] == "metric group cannot contain '.'"
+    assert error_of(empty) == {
+        "code": 3,
+        "reason": "InvalidArgument",
+        "error": "metric group cannot be empty",
+    }
+    assert (
+        error_of(report(world, world.small, "a.b", 1, {}))["error"]
+        == "metric group cannot contain '.'"
+    )
     unknown = report(world, 999, "training", 1, {"loss": 1.0})
     assert unknown.status_code == 404 and error_of(unknown)["error"] == "trial '999' not found"
     run = report(world, world.small, "training", 50, {"loss": 1.0}, run=3)
@@ -275,14 +345,22 @@ def test_report_errors(world: World) -> None:
         " != 0 (expected): invalid arguments"
     )
     epoch = report(world, world.small, "training", 50, {"epoch": "one"})
-    assert error_of(epoch) == {"code": 13, "reason": "Internal", "error": "cannot add metric with non numeric 'epoch' value got one"}
+    assert error_of(epoch) == {
+        "code": 13,
+        "reason": "Internal",
+        "error": "cannot add metric with non numeric 'epoch' value got one",
+    }
     conflict = report(world, world.small, "training", 10, {"loss": 2.0})  # step 10 holds loss 10.0
-    assert error_of(conflict)["error"].endswith("overwriting existing metric keys is not supported, conflicting key: loss")
+    assert error_of(conflict)["error"].endswith(
+        "overwriting existing metric keys is not supported, conflicting key: loss"
+    )
 
 
 def test_reports_at_an_existing_step_are_merged(world: World) -> None:
     assert report(world, world.small, "training", 10, {"accuracy": 0.5}).status_code == 200
-    (batch,) = reports(world.api.get(TRAINING, params={"trialIds": world.small, "group": "training"}))
+    (batch,) = reports(
+        world.api.get(TRAINING, params={"trialIds": world.small, "group": "training"})
+    )
     assert len(batch) == 10
     assert batch[9]["metrics"]["avg_metrics"] == {"accuracy": 0.5, "loss": 10.0}
 
@@ -308,7 +386,14 @@ def test_training_and_validation_report_routes(world: World) -> None:
         ),
         metrics_trialId=world.small,
     )  # fmt: skip
-    (validation,) = reports(world.api.get("/api/v1/trials/metrics/validation_metrics", params={"trialIds": world.small}))
+    (validation,) = reports(
+        world.api.get("/api/v1/trials/metrics/validation_metrics", params={"trialIds": world.small})
+    )
     assert validation[0]["metrics"] == {"validation_metrics": {"validation_loss": 0.125}}
-    (inference,) = reports(world.api.get(TRAINING, params={"trialIds": world.small, "group": "inference"}))
-    assert inference[0]["metrics"] == {"avg_metrics": {"latency": 3.0}, "batch_metrics": [{"latency": 3.0}]}
+    (inference,) = reports(
+        world.api.get(TRAINING, params={"trialIds": world.small, "group": "inference"})
+    )
+    assert inference[0]["metrics"] == {
+        "avg_metrics": {"latency": 3.0},
+        "batch_metrics": [{"latency": 3.0}],
+    }

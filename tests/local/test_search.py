@@ -79,17 +79,31 @@ def _seed(seed: Seeder) -> tuple[int, int, dict[str, int]]:
         },
     )  # fmt: skip
     assert [e1, e2, e3, e4, e5] == [1, 2, 3, 4, 5]
-    t1 = seed.trial(e1, hparams={"lr": 0.1, "opt": "adam"}, metadata={"nested": {"number_key": 1}, "team": "a"})
+    t1 = seed.trial(
+        e1, hparams={"lr": 0.1, "opt": "adam"}, metadata={"nested": {"number_key": 1}, "team": "a"}
+    )
     seed.metrics(t1, "validation", [(100, {"validation_accuracy": 0.5, "validation_error": 0.2, "loss": 0.004,
                                            "validation_string": "string"})])  # fmt: skip
     for batches in (100, 200, 300, 400):
         seed.checkpoint(t1, total_batches=batches)
     t2a = seed.trial(e2, hparams={"lr": 0.5, "opt": "sgd"}, metadata={"nested": {"number_key": 5}})
-    seed.metrics(t2a, "validation", [(100, {"validation_accuracy": 0.9, "validation_error": 5.0, "loss": 0.5})])
+    seed.metrics(
+        t2a,
+        "validation",
+        [(100, {"validation_accuracy": 0.9, "validation_error": 5.0, "loss": 0.5})],
+    )
     t2b = seed.trial(e2, hparams={"lr": 0.9, "opt": "sgd"})
-    seed.metrics(t2b, "validation", [(100, {"validation_accuracy": 0.95, "validation_error": 7.0, "loss": 0.1})])
+    seed.metrics(
+        t2b,
+        "validation",
+        [(100, {"validation_accuracy": 0.95, "validation_error": 7.0, "loss": 0.1})],
+    )
     t4 = seed.trial(e4, hparams={"lr": 0.2, "opt": "adam"})
-    seed.metrics(t4, "validation", [(100, {"validation_accuracy": -5.0, "validation_error": 1.0, "loss": 0.004})])
+    seed.metrics(
+        t4,
+        "validation",
+        [(100, {"validation_accuracy": -5.0, "validation_error": 1.0, "loss": 0.004})],
+    )
     moved = seed.experiment(project=other, name="zeta", state="COMPLETED")
     t6 = seed.trial(moved, hparams={"lr": 0.3})
     return project, other, {"t1": t1, "t2a": t2a, "t2b": t2b, "t4": t4, "t6": t6}
@@ -121,7 +135,12 @@ def group(*children: dict[str, Any], conjunction: str = "and") -> dict[str, Any]
 
 
 def field(column: str, operator: str, value: Any = None, **extra: str) -> dict[str, Any]:
-    node: dict[str, Any] = {"columnName": column, "kind": "field", "operator": operator, "value": value}
+    node: dict[str, Any] = {
+        "columnName": column,
+        "kind": "field",
+        "operator": operator,
+        "value": value,
+    }
     node.update(extra)
     return node
 
@@ -199,7 +218,10 @@ def test_filter_on_an_ambiguous_column_fails_like_postgres(frozen: World) -> Non
     text = '{"filterGroup":{"children":[{"columnName":"projectId","location":"LOCATION_TYPE_EXPERIMENT", "kind":"field","operator":">=","value":-1}],"conjunction":"and","kind":"group"},"showArchived":true}'
     response = frozen.api.post("/api/v1/experiments-search", json={"filter": text})
     assert response.status_code == 500
-    assert error_of(response)["error"] == 'ERROR: column reference "project_id" is ambiguous (SQLSTATE 42702)'
+    assert (
+        error_of(response)["error"]
+        == 'ERROR: column reference "project_id" is ambiguous (SQLSTATE 42702)'
+    )
 
 
 INVALID: list[tuple[str, str]] = [
@@ -225,9 +247,17 @@ def test_invalid_filters_are_plain_errors(frozen: World, filter_text: str, messa
 
 # --- more of the filter grammar -------------------------------------------------------------------
 def test_groups_nest_exactly(frozen: World) -> None:
-    tree = group(group(field("id", "=", 1), field("name", "=", "alpha")), field("id", "=", 3), conjunction="or")
+    tree = group(
+        group(field("id", "=", 1), field("name", "=", "alpha")),
+        field("id", "=", 3),
+        conjunction="or",
+    )
     assert search_ids(frozen, root(tree)) == [1, 3]
-    tree = group(group(field("id", "=", 1), field("name", "=", "beta")), field("id", "=", 3), conjunction="or")
+    tree = group(
+        group(field("id", "=", 1), field("name", "=", "beta")),
+        field("id", "=", 3),
+        conjunction="or",
+    )
     assert search_ids(frozen, root(tree)) == [3]
 
 
@@ -235,7 +265,9 @@ def test_a_child_of_another_kind_adds_no_condition(frozen: World) -> None:
     # dropped, not TRUE: inside an OR it must not select everything
     tree = group({"kind": "nothing", "columnName": "id"}, field("id", "=", 2), conjunction="or")
     assert search_ids(frozen, root(tree)) == [2]
-    assert search_ids(frozen, root(group(field("id", "=", 2, location="LOCATION_TYPE_UNKNOWN")))) == [1, 2, 3, 5]
+    assert search_ids(
+        frozen, root(group(field("id", "=", 2, location="LOCATION_TYPE_UNKNOWN")))
+    ) == [1, 2, 3, 5]
 
 
 def test_keys_match_case_insensitively_and_unknown_keys_are_ignored(frozen: World) -> None:
@@ -256,10 +288,17 @@ def test_null_value_matches_everything_and_empty_filter_hides_archived(frozen: W
 
 def test_experiment_column_values_are_typed_like_postgres(frozen: World) -> None:
     assert search_ids(frozen, root(group(field("id", "=", "2")))) == [2]  # '2' coerced to integer
-    assert search_ids(frozen, root(group(field("user", "=", "2")))) == [1, 2, 3, 5]  # owner id as text
+    assert search_ids(frozen, root(group(field("user", "=", "2")))) == [
+        1,
+        2,
+        3,
+        5,
+    ]  # owner id as text
     assert search_ids(frozen, root(group(field("state", "=", "ACTIVE")))) == [3]
     assert search_ids(frozen, root(group(field("state", "<", "CANCELED")))) == [3]  # enum order
-    assert search_ids(frozen, root(group(field("name", "<", "B")))) == [1]  # collation is case-insensitive
+    assert search_ids(frozen, root(group(field("name", "<", "B")))) == [
+        1
+    ]  # collation is case-insensitive
     assert search_ids(frozen, root(group(field("progress", "=", 30)))) == [3]
     assert search_ids(frozen, root(group(field("searcherMetricsVal", "<", 1)))) == [1]
     assert search_ids(frozen, root(group(field("searcherType", "!=", "single")))) == [2]
@@ -268,30 +307,82 @@ def test_experiment_column_values_are_typed_like_postgres(frozen: World) -> None
 @pytest.mark.parametrize(
     ("node", "message"),
     [
-        (field("id", "=", "abc"), 'ERROR: invalid input syntax for type integer: "abc" (SQLSTATE 22P02)'),
+        (
+            field("id", "=", "abc"),
+            'ERROR: invalid input syntax for type integer: "abc" (SQLSTATE 22P02)',
+        ),
         (field("name", "=", 5), "ERROR: operator does not exist: text = integer (SQLSTATE 42883)"),
-        (field("name", "!=", 0.5), "ERROR: operator does not exist: text <> numeric (SQLSTATE 42883)"),
-        (field("id", "=", True), "ERROR: operator does not exist: integer = boolean (SQLSTATE 42883)"),
-        (field("state", "=", "QUEUED"), 'ERROR: invalid input value for enum experiment_state: "QUEUED" (SQLSTATE 22P02)'),
-        (field("startTime", ">", "yesterday-ish"),
-         'ERROR: invalid input syntax for type timestamp with time zone: "yesterday-ish" (SQLSTATE 22007)'),
-        (field("id", "contains", "1"), "ERROR: operator does not exist: integer ~~* unknown (SQLSTATE 42883)"),
-        (field("forkedFrom", "isEmpty"), 'ERROR: invalid input syntax for type integer: "" (SQLSTATE 22P02)'),
+        (
+            field("name", "!=", 0.5),
+            "ERROR: operator does not exist: text <> numeric (SQLSTATE 42883)",
+        ),
+        (
+            field("id", "=", True),
+            "ERROR: operator does not exist: integer = boolean (SQLSTATE 42883)",
+        ),
+        (
+            field("state", "=", "QUEUED"),
+            'ERROR: invalid input value for enum experiment_state: "QUEUED" (SQLSTATE 22P02)',
+        ),
+        (
+            field("startTime", ">", "yesterday-ish"),
+            'ERROR: invalid input syntax for type timestamp with time zone: "yesterday-ish" (SQLSTATE 22007)',
+        ),
+        (
+            field("id", "contains", "1"),
+            "ERROR: operator does not exist: integer ~~* unknown (SQLSTATE 42883)",
+        ),
+        (
+            field("forkedFrom", "isEmpty"),
+            'ERROR: invalid input syntax for type integer: "" (SQLSTATE 22P02)',
+        ),
         (field("checkpointSize", "=", 1e30), None),
-        (field("validation.loss", "=", 1, location="LOCATION_TYPE_VALIDATIONS"), "validation.loss is not a valid metrics id"),
+        (
+            field("validation.loss", "=", 1, location="LOCATION_TYPE_VALIDATIONS"),
+            "validation.loss is not a valid metrics id",
+        ),
         (field("nope", "=", 1), "invalid experiment column nope"),
         (field("nope", "=", 1, location="LOCATION_TYPE_RUN"), "invalid run column nope"),
-        (field("isExpMultitrial", "=", True, location="LOCATION_TYPE_RUN"), 'ERROR: syntax error at or near "=" (SQLSTATE 42601)'),
-        (field("hp.lr", "contains", 5, location="LOCATION_TYPE_RUN_HYPERPARAMETERS", type="COLUMN_TYPE_TEXT"),
-         "interface conversion: interface {} is float64, not string"),
-        (field("hp.clip_grad", "contains", "x", location="LOCATION_TYPE_HYPERPARAMETERS", type="COLUMN_TYPE_NUMBER"),
-         'ERROR: syntax error at or near "x" (SQLSTATE 42601)'),
-        (field("metadata.team", "contains", "a", location="LOCATION_TYPE_RUN_METADATA", type="COLUMN_TYPE_NUMBER"),
-         'ERROR: column "number_value" does not exist (SQLSTATE 42703)'),
+        (
+            field("isExpMultitrial", "=", True, location="LOCATION_TYPE_RUN"),
+            'ERROR: syntax error at or near "=" (SQLSTATE 42601)',
+        ),
+        (
+            field(
+                "hp.lr",
+                "contains",
+                5,
+                location="LOCATION_TYPE_RUN_HYPERPARAMETERS",
+                type="COLUMN_TYPE_TEXT",
+            ),
+            "interface conversion: interface {} is float64, not string",
+        ),
+        (
+            field(
+                "hp.clip_grad",
+                "contains",
+                "x",
+                location="LOCATION_TYPE_HYPERPARAMETERS",
+                type="COLUMN_TYPE_NUMBER",
+            ),
+            'ERROR: syntax error at or near "x" (SQLSTATE 42601)',
+        ),
+        (
+            field(
+                "metadata.team",
+                "contains",
+                "a",
+                location="LOCATION_TYPE_RUN_METADATA",
+                type="COLUMN_TYPE_NUMBER",
+            ),
+            'ERROR: column "number_value" does not exist (SQLSTATE 42703)',
+        ),
     ],
 )
 def test_filter_errors_are_500s(frozen: World, node: dict[str, Any], message: str | None) -> None:
-    response = frozen.api.post("/api/v1/experiments-search", json={"filter": root(group(node), show_archived=True)})
+    response = frozen.api.post(
+        "/api/v1/experiments-search", json={"filter": root(group(node), show_archived=True)}
+    )
     if message is None:  # a numeric literal compares with a bigint column
         assert response.status_code == 200
         return
@@ -301,10 +392,15 @@ def test_filter_errors_are_500s(frozen: World, node: dict[str, Any], message: st
 
 def test_row_level_cast_errors_fail_the_request(frozen: World) -> None:
     # `(val)::float8` of the string const "efficientdet_d0" fails once that row is tested
-    node = field("hp.model", "=", 1, location="LOCATION_TYPE_HYPERPARAMETERS", type="COLUMN_TYPE_NUMBER")
+    node = field(
+        "hp.model", "=", 1, location="LOCATION_TYPE_HYPERPARAMETERS", type="COLUMN_TYPE_NUMBER"
+    )
     response = frozen.api.post("/api/v1/experiments-search", json={"filter": root(group(node))})
     assert response.status_code == 500
-    assert error_of(response)["error"] == 'ERROR: invalid input syntax for type double precision: "efficientdet_d0" (SQLSTATE 22P02)'
+    assert (
+        error_of(response)["error"]
+        == 'ERROR: invalid input syntax for type double precision: "efficientdet_d0" (SQLSTATE 22P02)'
+    )
 
 
 @pytest.mark.parametrize(
@@ -314,10 +410,18 @@ def test_row_level_cast_errors_fail_the_request(frozen: World) -> None:
         ("{", "unexpected end of JSON input"),
         ("nope", "invalid character 'o' in literal null (expecting 'u')"),
         ("[]", "json: cannot unmarshal array into Go value of type internal.experimentFilterRoot"),
-        ('{"showArchived": "yes"}', "json: cannot unmarshal string into Go struct field experimentFilterRoot.ShowArchived of type bool"),
-        ('{"filterGroup": {"children": [{"operator": 1}]}}',
-         "json: cannot unmarshal number into Go struct field experimentFilter.FilterGroup.Children.Operator of type internal.operator"),
-        ('{"filterGroup": {"kind": "group", "conjunction": "and", "children": [null]}}', "runtime error: invalid memory address or nil pointer dereference"),
+        (
+            '{"showArchived": "yes"}',
+            "json: cannot unmarshal string into Go struct field experimentFilterRoot.ShowArchived of type bool",
+        ),
+        (
+            '{"filterGroup": {"children": [{"operator": 1}]}}',
+            "json: cannot unmarshal number into Go struct field experimentFilter.FilterGroup.Children.Operator of type internal.operator",
+        ),
+        (
+            '{"filterGroup": {"kind": "group", "conjunction": "and", "children": [null]}}',
+            "runtime error: invalid memory address or nil pointer dereference",
+        ),
     ],
 )
 def test_malformed_filter_documents(frozen: World, text: str, message: str) -> None:
@@ -342,10 +446,15 @@ def test_search_experiments_rows_carry_the_best_trial(frozen: World) -> None:
     assert best["bestCheckpoint"] is None and best["wallClockTime"] == 0
     assert best["searcherMetricValue"] == 5.0 and best["state"] == "STATE_COMPLETED"
     assert rows[3]["experiment"]["state"] == "STATE_QUEUED"  # active, no trial
-    assert rows[1]["experiment"]["trialIds"] == [] and "bestTrialSearcherMetric" not in rows[1]["experiment"]
+    assert (
+        rows[1]["experiment"]["trialIds"] == []
+        and "bestTrialSearcherMetric" not in rows[1]["experiment"]
+    )
 
 
-def test_search_experiments_drops_deleting_and_checks_the_project(world: World, local_master: LocalMaster) -> None:
+def test_search_experiments_drops_deleting_and_checks_the_project(
+    world: World, local_master: LocalMaster
+) -> None:
     with Seeder(local_master.database) as seed:
         seed.experiment(project=world.project, name="going", state="DELETING")
     response = world.api.post("/api/v1/experiments-search", json={"projectId": world.project})
@@ -356,11 +465,19 @@ def test_search_experiments_drops_deleting_and_checks_the_project(world: World, 
 
 def test_search_experiments_pagination(frozen: World) -> None:
     def page(**body: Any) -> tuple[list[int], dict[str, int]]:
-        data = frozen.api.post("/api/v1/experiments-search", json={"projectId": frozen.project, **body}).json()
+        data = frozen.api.post(
+            "/api/v1/experiments-search", json={"projectId": frozen.project, **body}
+        ).json()
         return [row["experiment"]["id"] for row in data["experiments"]], data["pagination"]
 
-    assert page(offset=1, limit=2) == ([2, 3], {"offset": 1, "limit": 2, "startIndex": 1, "endIndex": 3, "total": 5})
-    assert page(limit=-2) == ([], {"offset": 0, "limit": -2, "startIndex": 0, "endIndex": 0, "total": 5})
+    assert page(offset=1, limit=2) == (
+        [2, 3],
+        {"offset": 1, "limit": 2, "startIndex": 1, "endIndex": 3, "total": 5},
+    )
+    assert page(limit=-2) == (
+        [],
+        {"offset": 0, "limit": -2, "startIndex": 0, "endIndex": 0, "total": 5},
+    )
     assert page(offset=-2, limit=-1)[0] == [4, 5]
     assert page(offset=9)[0] == []
     bad = frozen.api.post("/api/v1/experiments-search", json={"limit": -3})
@@ -373,7 +490,10 @@ def test_search_experiments_pagination(frozen: World) -> None:
         ("id=desc", [5, 4, 3, 2, 1]),
         ("name=asc", [1, 2, 4, 5, 3]),
         ("numTrials=desc,name=asc", [2, 1, 4, 5, 3]),
-        ("validation.validation_error.min=asc", [1, 4, 2, 3, 5]),  # as text: '0.2' < '1' < '5'; NULLs last
+        (
+            "validation.validation_error.min=asc",
+            [1, 4, 2, 3, 5],
+        ),  # as text: '0.2' < '1' < '5'; NULLs last
         ("forkedFrom=desc", [4, 2, 1, 3, 5]),
         # jsonb order of the definitions: fewer pairs first, then "val" (null < 32 < 64) before "type"
         ("hp.global_batch_size=asc", [5, 1, 4, 3, 2]),
@@ -406,7 +526,10 @@ def test_sort_errors(frozen: World, sort: str, status: int, message: str) -> Non
 def test_postgres_errors_surface_after_the_sort_is_checked(frozen: World) -> None:
     body = {"filter": root(group(field("id", "=", "abc"))), "sort": "id=sideways"}
     response = frozen.api.post("/api/v1/experiments-search", json=body)
-    assert response.status_code == 400 and error_of(response)["error"] == "invalid sort direction: sideways"
+    assert (
+        response.status_code == 400
+        and error_of(response)["error"] == "invalid sort direction: sideways"
+    )
 
 
 # --- SearchRuns ------------------------------------------------------------------------------------
@@ -461,7 +584,13 @@ def test_search_runs_sort(frozen: World) -> None:
     runs = frozen.runs
     order = run_ids(frozen, sort="hp.lr=desc")
     assert order == [runs["t2b"], runs["t2a"], runs["t6"], runs["t4"], runs["t1"]]
-    assert run_ids(frozen, sort="experimentName=asc,id=desc") == [runs["t1"], runs["t2b"], runs["t2a"], runs["t4"], runs["t6"]]
+    assert run_ids(frozen, sort="experimentName=asc,id=desc") == [
+        runs["t1"],
+        runs["t2b"],
+        runs["t2a"],
+        runs["t4"],
+        runs["t6"],
+    ]
     assert run_ids(frozen, sort="metadata.nested.number_key=desc")[:2] == [runs["t2a"], runs["t1"]]
     assert run_ids(frozen, sort="searcherMetricsVal=asc")[-1] == runs["t6"]  # NULLs last
 
@@ -481,24 +610,42 @@ def test_archive_and_unarchive_runs(world: World) -> None:
         (99, f"Run with id '99' not found in project with id '{world.project}'"),
         (runs["t1"], ""),
     ]
-    assert results(world.api.post("/api/v1/runs/archive", json=body)) == [  # already archived: success
+    assert results(
+        world.api.post("/api/v1/runs/archive", json=body)
+    ) == [  # already archived: success
         (runs["t1"], ""),
         (runs["t4"], "Run is part of archived Search (id: '4')."),
         (99, f"Run with id '99' not found in project with id '{world.project}'"),
     ]
     assert run_ids(world, root(group())) == [runs["t2a"], runs["t2b"], runs["t6"]]
-    unarchived = results(world.api.post("/api/v1/runs/unarchive", json={"runIds": [runs["t1"], runs["t2a"]], "projectId": world.project}))
+    unarchived = results(
+        world.api.post(
+            "/api/v1/runs/unarchive",
+            json={"runIds": [runs["t1"], runs["t2a"]], "projectId": world.project},
+        )
+    )
     assert unarchived == [(runs["t2a"], ""), (runs["t1"], "")]  # not archived: reported first
-    both = world.api.post("/api/v1/runs/archive", json={"runIds": [1], "filter": "{}", "projectId": world.project})
-    assert both.status_code == 500 and error_of(both)["error"] == "if filter is provided run id list must be empty"
+    both = world.api.post(
+        "/api/v1/runs/archive", json={"runIds": [1], "filter": "{}", "projectId": world.project}
+    )
+    assert (
+        both.status_code == 500
+        and error_of(both)["error"] == "if filter is provided run id list must be empty"
+    )
 
 
 def test_archive_runs_by_filter(world: World, local_master: LocalMaster) -> None:
     with Seeder(local_master.database) as seed:
         live = seed.trial(3, state="ACTIVE")
     text = root(group(field("experimentId", ">=", 2, location="LOCATION_TYPE_RUN")))
-    outcome = results(world.api.post("/api/v1/runs/archive", json={"filter": text, "projectId": world.project}))
-    assert outcome == [(live, "Run is not in terminal state."), (world.runs["t2a"], ""), (world.runs["t2b"], "")]
+    outcome = results(
+        world.api.post("/api/v1/runs/archive", json={"filter": text, "projectId": world.project})
+    )
+    assert outcome == [
+        (live, "Run is not in terminal state."),
+        (world.runs["t2a"], ""),
+        (world.runs["t2b"], ""),
+    ]
 
 
 def test_kill_runs(world: World, local_master: LocalMaster) -> None:
@@ -512,16 +659,19 @@ def test_kill_runs(world: World, local_master: LocalMaster) -> None:
     assert trial["state"] == "STATE_CANCELED" and trial["endTime"] is not None
     with Seeder(local_master.database) as seed:
         stale = seed.trial(1, state="ACTIVE")  # a live trial of a completed experiment
-    assert results(world.api.post("/api/v1/runs/kill", json={"runIds": [stale], "projectId": world.project})) == [
-        (stale, "Failed to kill run: rpc error: code = NotFound desc = experiment '1' not found")
-    ]
+    assert results(
+        world.api.post("/api/v1/runs/kill", json={"runIds": [stale], "projectId": world.project})
+    ) == [(stale, "Failed to kill run: rpc error: code = NotFound desc = experiment '1' not found")]
 
 
 def test_delete_runs(world: World, local_master: LocalMaster) -> None:
     with Seeder(local_master.database) as seed:
         live = seed.trial(3, state="ACTIVE")
     body = {"runIds": [world.runs["t2b"], live], "projectId": world.project}
-    assert results(world.api.post("/api/v1/runs/delete", json=body)) == [(live, "Run is not in a terminal state."), (world.runs["t2b"], "")]
+    assert results(world.api.post("/api/v1/runs/delete", json=body)) == [
+        (live, "Run is not in a terminal state."),
+        (world.runs["t2b"], ""),
+    ]
     assert world.api.get(f"/api/v1/trials/{world.runs['t2b']}").status_code == 404
     experiment = world.api.get("/api/v1/experiments/2").json()["experiment"]
     assert experiment["trialIds"] == [world.runs["t2a"]]
@@ -533,19 +683,38 @@ def test_pause_and_resume_runs(world: World, local_master: LocalMaster) -> None:
         run = seed.trial(single)
     body = {"runIds": [run, world.runs["t2a"], world.runs["t4"]], "projectId": world.project}
     assert results(world.api.post("/api/v1/runs/pause", json=body)) == [
-        (world.runs["t2a"], f"Cannot pause/unpause run '{world.runs['t2a']}' (part of multi-trial)."),
+        (
+            world.runs["t2a"],
+            f"Cannot pause/unpause run '{world.runs['t2a']}' (part of multi-trial).",
+        ),
         (world.runs["t4"], "Run is archived."),
         (run, ""),
     ]
-    assert world.api.get(f"/api/v1/experiments/{single}").json()["experiment"]["state"] == "STATE_PAUSED"
-    assert results(world.api.post("/api/v1/runs/pause", json={"runIds": [run], "projectId": world.project})) == [(run, "")]
-    assert results(world.api.post("/api/v1/runs/resume", json={"runIds": [run, world.runs["t1"]], "projectId": world.project})) == [
-        (world.runs["t1"], "Failed to resume associated experiment: rpc error: code = FailedPrecondition desc = experiment in terminal state"),
+    assert (
+        world.api.get(f"/api/v1/experiments/{single}").json()["experiment"]["state"]
+        == "STATE_PAUSED"
+    )
+    assert results(
+        world.api.post("/api/v1/runs/pause", json={"runIds": [run], "projectId": world.project})
+    ) == [(run, "")]
+    assert results(
+        world.api.post(
+            "/api/v1/runs/resume",
+            json={"runIds": [run, world.runs["t1"]], "projectId": world.project},
+        )
+    ) == [
+        (
+            world.runs["t1"],
+            "Failed to resume associated experiment: rpc error: code = FailedPrecondition desc = experiment in terminal state",
+        ),
         (run, ""),
     ]
     neither = world.api.post("/api/v1/runs/pause", json={"projectId": world.project})
     assert neither.status_code == 500
-    assert error_of(neither)["error"] == "runtime error: invalid memory address or nil pointer dereference"
+    assert (
+        error_of(neither)["error"]
+        == "runtime error: invalid memory address or nil pointer dereference"
+    )
 
 
 def test_move_runs_moves_their_experiments(world: World) -> None:
@@ -572,7 +741,11 @@ def test_project_columns_for_experiments(frozen: World) -> None:
     assert bindings.v1GetProjectColumnsResponse.from_json(body).columns[0].column == "id"
     columns = [(c["column"], c["location"].removeprefix("LOCATION_TYPE_"), c["type"].removeprefix("COLUMN_TYPE_"))
                for c in body["columns"]]  # fmt: skip
-    assert columns[0] == ("id", "EXPERIMENT", "NUMBER") and columns[19] == ("archived", "EXPERIMENT", "UNSPECIFIED")
+    assert columns[0] == ("id", "EXPERIMENT", "NUMBER") and columns[19] == (
+        "archived",
+        "EXPERIMENT",
+        "UNSPECIFIED",
+    )
     assert body["columns"][0]["displayName"] == "ID"
     dynamic = columns[20:]
     assert ("validation.validation_accuracy.mean", "VALIDATIONS", "NUMBER") in dynamic
@@ -588,13 +761,24 @@ def test_project_columns_for_experiments(frozen: World) -> None:
 
 
 def test_project_columns_for_runs(frozen: World) -> None:
-    body = frozen.api.get(f"/api/v1/projects/{frozen.project}/columns", params={"tableType": "TABLE_TYPE_RUN"}).json()
+    body = frozen.api.get(
+        f"/api/v1/projects/{frozen.project}/columns", params={"tableType": "TABLE_TYPE_RUN"}
+    ).json()
     columns = [(c["column"], c["location"].removeprefix("LOCATION_TYPE_"), c["type"].removeprefix("COLUMN_TYPE_"))
                for c in body["columns"]]  # fmt: skip
-    assert columns[0] == ("id", "RUN", "NUMBER") and body["columns"][0]["displayName"] == "Global Run ID"
-    assert ("hp.lr", "RUN_HYPERPARAMETERS", "NUMBER") in columns and ("hp.opt", "RUN_HYPERPARAMETERS", "TEXT") in columns
+    assert (
+        columns[0] == ("id", "RUN", "NUMBER")
+        and body["columns"][0]["displayName"] == "Global Run ID"
+    )
+    assert ("hp.lr", "RUN_HYPERPARAMETERS", "NUMBER") in columns and (
+        "hp.opt",
+        "RUN_HYPERPARAMETERS",
+        "TEXT",
+    ) in columns
     assert ("metadata.nested.number_key", "RUN_METADATA", "NUMBER") in columns
     assert ("metadata.team", "RUN_METADATA", "TEXT") in columns
     assert ("validation.loss.min", "VALIDATIONS", "NUMBER") in columns
-    bad = frozen.api.get(f"/api/v1/projects/{frozen.project}/columns", params={"tableType": "TABLE_TYPE_NOPE"})
+    bad = frozen.api.get(
+        f"/api/v1/projects/{frozen.project}/columns", params={"tableType": "TABLE_TYPE_NOPE"}
+    )
     assert bad.status_code == 400

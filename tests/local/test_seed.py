@@ -32,7 +32,9 @@ def trial_state(database: Database, trial: int) -> dict[str, Any]:
     with database.transaction(write=False) as db:
         row = db.get(t.TrialRow, trial)
         assert row is not None
-        rows = db.exec(select(t.MetricRow).where(t.MetricRow.trial_id == trial).order_by(t.MetricRow.id)).all()  # type: ignore[arg-type]
+        rows = db.exec(
+            select(t.MetricRow).where(t.MetricRow.trial_id == trial).order_by(t.MetricRow.id)
+        ).all()  # type: ignore[arg-type]
         steps = {r.id: (r.metric_group, r.total_batches) for r in rows}
         exp = db.get(t.ExperimentRow, row.experiment_id)
         assert exp is not None
@@ -42,7 +44,10 @@ def trial_state(database: Database, trial: int) -> dict[str, Any]:
             "best": steps.get(row.best_validation_id),
             "latest": steps.get(row.latest_validation_id),
             "searcher_metric_value": row.searcher_metric_value,
-            "rows": [(r.metric_group, r.trial_run_id, r.total_batches, r.end_time, r.metrics, r.archived) for r in rows],
+            "rows": [
+                (r.metric_group, r.trial_run_id, r.total_batches, r.end_time, r.metrics, r.archived)
+                for r in rows
+            ],
             "best_trial_is_this_one": exp.best_trial_id == trial,
         }
 
@@ -65,7 +70,9 @@ VALIDATION: list[MetricReport] = [
 MIXED: list[MetricReport] = [(1, {"status": "ok", "value": 1.0}), (2, {"status": 3, "value": True})]
 
 
-def seed_two_ways(database: Database, group_reports: list[tuple[str, list[MetricReport]]]) -> tuple[int, int]:
+def seed_two_ways(
+    database: Database, group_reports: list[tuple[str, list[MetricReport]]]
+) -> tuple[int, int]:
     """The same reports, all at once in one trial and one at a time in another (each trial in
     its own experiment, so that best-trial bookkeeping is comparable)."""
     with Seeder(database) as seed:
@@ -92,23 +99,44 @@ def test_bulk_equals_one_by_one(database: Database, monkeypatch: pytest.MonkeyPa
         one_by_one(*args)
 
     monkeypatch.setattr(reports_module, "_record_one", spy)
-    bulk, single = seed_two_ways(database, [("training", TRAINING), ("validation", VALIDATION), ("inference", MIXED)])
+    bulk, single = seed_two_ways(
+        database, [("training", TRAINING), ("validation", VALIDATION), ("inference", MIXED)]
+    )
     assert slow_calls == []  # both took the append path: bulk as one batch, single report by report
     assert trial_state(database, bulk) == trial_state(database, single)
 
 
 def test_bulk_summaries_match_the_masters_fold(database: Database) -> None:
-    bulk, _ = seed_two_ways(database, [("training", TRAINING), ("validation", VALIDATION), ("inference", MIXED)])
+    bulk, _ = seed_two_ways(
+        database, [("training", TRAINING), ("validation", VALIDATION), ("inference", MIXED)]
+    )
     expected: dict[str, Any] = {}
-    for key, items in (("avg_metrics", TRAINING), ("validation_metrics", VALIDATION), ("inference", MIXED)):
+    for key, items in (
+        ("avg_metrics", TRAINING),
+        ("validation_metrics", VALIDATION),
+        ("inference", MIXED),
+    ):
         summary: dict[str, Any] = {}
         for _, values, *_ in items:
             update_summary(summary, {k: v for k, v in values.items()})
         expected[key] = summary
-    assert json.dumps(trial_state(database, bulk)["summary"], sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert json.dumps(trial_state(database, bulk)["summary"], sort_keys=True) == json.dumps(
+        expected, sort_keys=True
+    )
     loss = trial_state(database, bulk)["summary"]["avg_metrics"]["loss"]
-    assert loss == {"type": "number", "count": 6, "sum": "NaN", "min": "NaN", "max": "NaN", "mean": "NaN", "last": 0.5}
-    assert trial_state(database, bulk)["summary"]["inference"]["status"] == {"type": "string", "last": 3}
+    assert loss == {
+        "type": "number",
+        "count": 6,
+        "sum": "NaN",
+        "min": "NaN",
+        "max": "NaN",
+        "mean": "NaN",
+        "last": 0.5,
+    }
+    assert trial_state(database, bulk)["summary"]["inference"]["status"] == {
+        "type": "string",
+        "last": 3,
+    }
 
 
 def test_validation_bookkeeping(database: Database) -> None:
@@ -119,12 +147,16 @@ def test_validation_bookkeeping(database: Database) -> None:
     assert state["searcher_metric_value"] == 0.4
     assert state["best_trial_is_this_one"]
     assert state["total_batches"] == 100
-    assert json.loads(state["rows"][0][4]) == {"validation_metrics": {"accuracy": 0.5, "validation_loss": 0.9}}
+    assert json.loads(state["rows"][0][4]) == {
+        "validation_metrics": {"accuracy": 0.5, "validation_loss": 0.9}
+    }
 
 
 def test_the_best_trial_of_a_search(database: Database) -> None:
     with Seeder(database) as seed:
-        exp = seed.experiment(name="search", searcher="random", metric="accuracy", smaller_is_better=False)
+        exp = seed.experiment(
+            name="search", searcher="random", metric="accuracy", smaller_is_better=False
+        )
         first, second, third = seed.trial(exp), seed.trial(exp), seed.trial(exp)
 
     def best() -> int | None:
@@ -149,7 +181,9 @@ def test_reports_at_a_known_step_merge(database: Database) -> None:
         seed.metrics(trial, "training", [(10, {"loss": 1.0})])
         seed.metrics(trial, "training", [(10, {"accuracy": 0.5}), (10, {"loss": 1.0})])
     state = trial_state(database, trial)
-    assert [json.loads(r[4]) for r in state["rows"]] == [{"avg_metrics": {"accuracy": 0.5, "loss": 1.0}, "batch_metrics": None}]
+    assert [json.loads(r[4]) for r in state["rows"]] == [
+        {"avg_metrics": {"accuracy": 0.5, "loss": 1.0}, "batch_metrics": None}
+    ]
     # the summary counts every report, as the master's does
     assert state["summary"]["avg_metrics"]["loss"]["count"] == 2
     with pytest.raises(ApiError, match="conflicting key: loss"):
@@ -160,17 +194,29 @@ def test_reports_at_a_known_step_merge(database: Database) -> None:
 def test_a_new_run_rolls_back_later_steps(database: Database) -> None:
     with Seeder(database) as seed:
         trial = seed.trial(seed.experiment(name="r"))
-        seed.metrics(trial, "training", [(10, {"loss": 3.0}), (20, {"loss": 2.0}), (30, {"loss": 1.0})])
-        seed.metrics(trial, "validation", [(20, {"validation_loss": 2.0}), (30, {"validation_loss": 1.0})])
+        seed.metrics(
+            trial, "training", [(10, {"loss": 3.0}), (20, {"loss": 2.0}), (30, {"loss": 1.0})]
+        )
+        seed.metrics(
+            trial, "validation", [(20, {"validation_loss": 2.0}), (30, {"validation_loss": 1.0})]
+        )
         seed.metrics(trial, "training", [(20, {"loss": 1.5})], trial_run_id=1)
     state = trial_state(database, trial)
-    live = [(group, run, steps) for group, run, steps, _, _, archived in state["rows"] if not archived]
+    live = [
+        (group, run, steps) for group, run, steps, _, _, archived in state["rows"] if not archived
+    ]
     # same group: steps >= 20 of earlier runs archived; other groups: steps > 20
     assert live == [("training", 0, 10), ("validation", 0, 20), ("training", 1, 20)]
     assert state["total_batches"] == 20
     assert state["latest"] == ("validation", 20)
     assert state["summary"]["avg_metrics"]["loss"] == {
-        "type": "number", "count": 2, "sum": 4.5, "min": 1.5, "max": 3.0, "mean": 2.25, "last": 1.5
+        "type": "number",
+        "count": 2,
+        "sum": 4.5,
+        "min": 1.5,
+        "max": 3.0,
+        "mean": 2.25,
+        "last": 1.5,
     }
     assert state["summary"]["validation_metrics"]["validation_loss"]["count"] == 1
 
@@ -187,7 +233,12 @@ def test_checkpoint_sizes_add_up_like_a_recompute(database: Database) -> None:
         with database.transaction(write=False) as db:
             trial_row, exp_row = db.get(t.TrialRow, trial), db.get(t.ExperimentRow, exp)
             assert trial_row is not None and exp_row is not None
-            return trial_row.checkpoint_size, trial_row.checkpoint_count, exp_row.checkpoint_size, exp_row.checkpoint_count
+            return (
+                trial_row.checkpoint_size,
+                trial_row.checkpoint_count,
+                exp_row.checkpoint_size,
+                exp_row.checkpoint_count,
+            )
 
     incremental = sizes()
     assert incremental == (10, 1, 16, 2)
@@ -213,27 +264,56 @@ def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     with sqlite3.connect(path) as connection:
         tables = ["workspaces", "projects", "experiments", "trials", "run_hparams", "metrics", "checkpoints",
                   "trial_logs", "models", "model_versions"]  # fmt: skip
-        found = {table: connection.execute(f"SELECT * FROM {table} WHERE rowid > 1 OR '{table}' NOT IN ('workspaces', 'projects') ORDER BY 1, 2").fetchall() for table in tables}
-        found["users"] = connection.execute("SELECT id, username, admin, active, display_name FROM users ORDER BY id").fetchall()
+        found = {
+            table: connection.execute(
+                f"SELECT * FROM {table} WHERE rowid > 1 OR '{table}' NOT IN ('workspaces', 'projects') ORDER BY 1, 2"
+            ).fetchall()
+            for table in tables
+        }
+        found["users"] = connection.execute(
+            "SELECT id, username, admin, active, display_name FROM users ORDER BY id"
+        ).fetchall()
         return found
 
 
 def test_seed_benchmark_is_small_configurable_and_deterministic(tmp_path: Path) -> None:
     for name in ("a", "b"):
         database = Database(tmp_path / f"{name}.sqlite")
-        seed_benchmark(database, workspaces=1, projects=2, experiments=3, trials=2, checkpoints=2, metric_rows=50, seed=7)
+        seed_benchmark(
+            database,
+            workspaces=1,
+            projects=2,
+            experiments=3,
+            trials=2,
+            checkpoints=2,
+            metric_rows=50,
+            seed=7,
+        )
         database.dispose()
     first, second = dump(tmp_path / "a.sqlite"), dump(tmp_path / "b.sqlite")
     assert first == second
     assert len(first["experiments"]) == 6 and len(first["trials"]) == 12
     assert len(first["metrics"]) == 12 * 50 and len(first["checkpoints"]) == 12 * 2
     with sqlite3.connect(tmp_path / "a.sqlite") as connection:
-        groups = dict(connection.execute("SELECT metric_group, count(*) FROM metrics GROUP BY 1").fetchall())
+        groups = dict(
+            connection.execute("SELECT metric_group, count(*) FROM metrics GROUP BY 1").fetchall()
+        )
         assert groups == {"training": 12 * 40, "validation": 12 * 10}
-        (bad,) = connection.execute("SELECT count(*) FROM trials WHERE summary_metrics IS NULL OR best_validation_id IS NULL").fetchone()
+        (bad,) = connection.execute(
+            "SELECT count(*) FROM trials WHERE summary_metrics IS NULL OR best_validation_id IS NULL"
+        ).fetchone()
         assert bad == 0
     other = Database(tmp_path / "c.sqlite")
-    seed_benchmark(other, workspaces=1, projects=2, experiments=3, trials=2, checkpoints=2, metric_rows=50, seed=8)
+    seed_benchmark(
+        other,
+        workspaces=1,
+        projects=2,
+        experiments=3,
+        trials=2,
+        checkpoints=2,
+        metric_rows=50,
+        seed=8,
+    )
     other.dispose()
     assert dump(tmp_path / "c.sqlite")["metrics"] != first["metrics"]
 
@@ -243,4 +323,7 @@ def test_nan_metric_values_are_stored_as_strings(database: Database) -> None:
         trial = seed.trial(seed.experiment(name="n"))
         seed.metrics(trial, "training", [(1, {"loss": math.nan, "nested": {"x": -math.inf}})])
     (row,) = trial_state(database, trial)["rows"]
-    assert json.loads(row[4]) == {"avg_metrics": {"loss": "NaN", "nested": {"x": "-Infinity"}}, "batch_metrics": None}
+    assert json.loads(row[4]) == {
+        "avg_metrics": {"loss": "NaN", "nested": {"x": "-Infinity"}},
+        "batch_metrics": None,
+    }

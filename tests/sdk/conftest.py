@@ -36,7 +36,15 @@ def seed_cluster(master: LocalMaster) -> Cluster:
         cluster.projects["vision"] = vision = s.project("vision", workspace=research)
         cluster.projects["nlp"] = nlp = s.project("nlp", workspace=research)
         specs = [
-            ("resnet-base", vision, "COMPLETED", ["prod", "cv"], 0.1, "determined", [0.9, 0.5, 0.31]),
+            (
+                "resnet-base",
+                vision,
+                "COMPLETED",
+                ["prod", "cv"],
+                0.1,
+                "determined",
+                [0.9, 0.5, 0.31],
+            ),
             ("resnet-wide", vision, "COMPLETED", ["cv"], 0.01, "alice", [0.8, 0.4, 0.2]),
             ("vit-small", vision, "ACTIVE", ["prod"], 0.001, "alice", [1.2, 0.9]),
             ("vit-large", vision, "PAUSED", [], 0.003, "determined", [1.1]),
@@ -53,11 +61,23 @@ def seed_cluster(master: LocalMaster) -> Cluster:
             cluster.experiments[name] = exp
             trial_ids = []
             for index in range(2):
-                trial = s.trial(exp, hparams={"lr": lr * (index + 1), "optimizer": {"momentum": 0.9}})
+                trial = s.trial(
+                    exp, hparams={"lr": lr * (index + 1), "optimizer": {"momentum": 0.9}}
+                )
                 trial_ids.append(trial)
-                reports = [(100 * (i + 1), {"validation_loss": loss * (index + 1)}) for i, loss in enumerate(losses)]
+                reports = [
+                    (100 * (i + 1), {"validation_loss": loss * (index + 1)})
+                    for i, loss in enumerate(losses)
+                ]
                 s.metrics(trial, "validation", reports)
-                s.metrics(trial, "training", [(b, {"loss": v * 1.1}) for b, v in [(r[0], r[1]["validation_loss"]) for r in reports]])
+                s.metrics(
+                    trial,
+                    "training",
+                    [
+                        (b, {"loss": v * 1.1})
+                        for b, v in [(r[0], r[1]["validation_loss"]) for r in reports]
+                    ],
+                )
                 if losses:
                     s.checkpoint(trial, total_batches=100 * len(losses))
             cluster.trials[name] = trial_ids

@@ -22,7 +22,9 @@ Member = tuple[str, bytes] | tarfile.TarInfo
 
 def tar_bytes(*members: Member, gz: bool = False) -> bytes:
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz" if gz else "w", format=tarfile.PAX_FORMAT) as archive:
+    with tarfile.open(
+        fileobj=buffer, mode="w:gz" if gz else "w", format=tarfile.PAX_FORMAT
+    ) as archive:
         for member in members:
             if isinstance(member, tarfile.TarInfo):
                 archive.addfile(member)
@@ -105,8 +107,14 @@ def assert_nothing_left(tmp_path: Path, outside: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["tar", "tar.gz", "zip"])
-def test_extracts_files_and_directories_from_a_one_way_stream(tmp_path: Path, fmt: ArchiveFormat) -> None:
-    files = [("./model/weights.bin", b"\x00\x01" * 5000), ("metadata.json", b'{"a": 1}'), ("empty", b"")]
+def test_extracts_files_and_directories_from_a_one_way_stream(
+    tmp_path: Path, fmt: ArchiveFormat
+) -> None:
+    files = [
+        ("./model/weights.bin", b"\x00\x01" * 5000),
+        ("metadata.json", b'{"a": 1}'),
+        ("empty", b""),
+    ]
     data = zip_bytes(*files) if fmt == "zip" else tar_bytes(*files, gz=fmt == "tar.gz")
     result = extract(one_way(data), tmp_path / "out", fmt=fmt)
     assert result == tmp_path / "out"
@@ -144,7 +152,12 @@ def test_merges_into_an_existing_directory_replacing_files(tmp_path: Path) -> No
     (out / "sub" / "old.txt").write_text("old")
     (out / "same.txt").write_text("before")
     extract(io.BytesIO(tar_bytes(("same.txt", b"after"), ("sub/new.txt", b"new"))), out, fmt="tar")
-    assert tree(out) == {"same.txt": b"after", "sub": "/", "sub/new.txt": b"new", "sub/old.txt": b"old"}
+    assert tree(out) == {
+        "same.txt": b"after",
+        "sub": "/",
+        "sub/new.txt": b"new",
+        "sub/old.txt": b"old",
+    }
 
 
 def test_creates_missing_parents(tmp_path: Path) -> None:
@@ -157,42 +170,87 @@ def test_creates_missing_parents(tmp_path: Path) -> None:
 Case = Callable[[Path], tuple[bytes, ArchiveFormat, str]]
 
 MALICIOUS: dict[str, Case] = {
-    "absolute path": lambda o: (tar_bytes(("ok.txt", b"1"), (str(o / "evil.txt"), b"x")), "tar", "absolute path"),
-    "dot-dot": lambda o: (tar_bytes(("ok.txt", b"1"), ("a/../../outside/evil.txt", b"x"), gz=True), "tar.gz", "'..'"),
+    "absolute path": lambda o: (
+        tar_bytes(("ok.txt", b"1"), (str(o / "evil.txt"), b"x")),
+        "tar",
+        "absolute path",
+    ),
+    "dot-dot": lambda o: (
+        tar_bytes(("ok.txt", b"1"), ("a/../../outside/evil.txt", b"x"), gz=True),
+        "tar.gz",
+        "'..'",
+    ),
     "symlink to an absolute path": lambda o: (
-        tar_bytes(("ok.txt", b"1"), special("link", tarfile.SYMTYPE, link=str(o))), "tar", "absolute path",
+        tar_bytes(("ok.txt", b"1"), special("link", tarfile.SYMTYPE, link=str(o))),
+        "tar",
+        "absolute path",
     ),
     "symlink escaping": lambda o: (
-        tar_bytes(special("a/link", tarfile.SYMTYPE, link="../../outside")), "tar", "outside the destination",
+        tar_bytes(special("a/link", tarfile.SYMTYPE, link="../../outside")),
+        "tar",
+        "outside the destination",
     ),
     "write through a symlink": lambda o: (
-        tar_bytes(special("dir", tarfile.SYMTYPE, link="."), ("dir/evil.txt", b"x")), "tar", "through a symbolic link",
+        tar_bytes(special("dir", tarfile.SYMTYPE, link="."), ("dir/evil.txt", b"x")),
+        "tar",
+        "through a symbolic link",
     ),
     "symlinks redirecting each other": lambda o: (
-        tar_bytes(special("s", tarfile.SYMTYPE, link="d/.."), special("d", tarfile.SYMTYPE, link=".")),
-        "tar", "resolving outside",
+        tar_bytes(
+            special("s", tarfile.SYMTYPE, link="d/.."), special("d", tarfile.SYMTYPE, link=".")
+        ),
+        "tar",
+        "resolving outside",
     ),
     "hardlink escaping": lambda o: (
-        tar_bytes(special("hard", tarfile.LNKTYPE, link="../outside/keep.txt")), "tar", "hard link pointing outside",
+        tar_bytes(special("hard", tarfile.LNKTYPE, link="../outside/keep.txt")),
+        "tar",
+        "hard link pointing outside",
     ),
     "hardlink to an absolute path": lambda o: (
-        tar_bytes(special("hard", tarfile.LNKTYPE, link=str(o / "keep.txt"))), "tar", "hard link pointing outside",
+        tar_bytes(special("hard", tarfile.LNKTYPE, link=str(o / "keep.txt"))),
+        "tar",
+        "hard link pointing outside",
     ),
-    "character device": lambda o: (tar_bytes(("ok", b"1"), special("tty", tarfile.CHRTYPE)), "tar", "device files"),
-    "block device": lambda o: (tar_bytes(special("disk", tarfile.BLKTYPE), gz=True), "tar.gz", "device files"),
+    "character device": lambda o: (
+        tar_bytes(("ok", b"1"), special("tty", tarfile.CHRTYPE)),
+        "tar",
+        "device files",
+    ),
+    "block device": lambda o: (
+        tar_bytes(special("disk", tarfile.BLKTYPE), gz=True),
+        "tar.gz",
+        "device files",
+    ),
     "fifo": lambda o: (tar_bytes(special("pipe", tarfile.FIFOTYPE)), "tar", "FIFOs"),
-    "zip slip": lambda o: (zip_bytes(("ok.txt", b"1"), ("../outside/evil.txt", b"x")), "zip", "'..'"),
-    "zip slip with backslashes": lambda o: (zip_bytes(("..\\outside\\evil.txt", b"x")), "zip", "'..'"),
+    "zip slip": lambda o: (
+        zip_bytes(("ok.txt", b"1"), ("../outside/evil.txt", b"x")),
+        "zip",
+        "'..'",
+    ),
+    "zip slip with backslashes": lambda o: (
+        zip_bytes(("..\\outside\\evil.txt", b"x")),
+        "zip",
+        "'..'",
+    ),
     "zip absolute path": lambda o: (zip_bytes(("/tmp/evil.txt", b"x")), "zip", "absolute path"),
     "zip symlink escaping": lambda o: (
-        zip_bytes(("link", b"../outside", stat.S_IFLNK | 0o777)), "zip", "outside the destination",
+        zip_bytes(("link", b"../outside", stat.S_IFLNK | 0o777)),
+        "zip",
+        "outside the destination",
     ),
-    "zip device file": lambda o: (zip_bytes(("dev", b"", stat.S_IFCHR | 0o600)), "zip", "device files"),
+    "zip device file": lambda o: (
+        zip_bytes(("dev", b"", stat.S_IFCHR | 0o600)),
+        "zip",
+        "device files",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", MALICIOUS, ids=list(MALICIOUS))
-def test_malicious_archives_are_refused_and_leave_nothing(tmp_path: Path, outside: Path, case: str) -> None:
+def test_malicious_archives_are_refused_and_leave_nothing(
+    tmp_path: Path, outside: Path, case: str
+) -> None:
     data, fmt, reason = MALICIOUS[case](outside)
     with pytest.raises(UnsafeArchive) as info:
         extract(one_way(data), tmp_path / "out", fmt=fmt)
@@ -201,7 +259,9 @@ def test_malicious_archives_are_refused_and_leave_nothing(tmp_path: Path, outsid
     assert_nothing_left(tmp_path, outside)
 
 
-def test_a_refused_archive_leaves_an_existing_destination_as_it_was(tmp_path: Path, outside: Path) -> None:
+def test_a_refused_archive_leaves_an_existing_destination_as_it_was(
+    tmp_path: Path, outside: Path
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("mine")
@@ -212,7 +272,9 @@ def test_a_refused_archive_leaves_an_existing_destination_as_it_was(tmp_path: Pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "outside"]
 
 
-def test_a_symlink_already_in_the_destination_is_not_written_through(tmp_path: Path, outside: Path) -> None:
+def test_a_symlink_already_in_the_destination_is_not_written_through(
+    tmp_path: Path, outside: Path
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "sub").symlink_to(outside)
@@ -221,9 +283,13 @@ def test_a_symlink_already_in_the_destination_is_not_written_through(tmp_path: P
     assert tree(outside) == {"keep.txt": b"keep"}
 
 
-def test_missing_parents_created_for_a_refused_archive_are_removed(tmp_path: Path, outside: Path) -> None:
+def test_missing_parents_created_for_a_refused_archive_are_removed(
+    tmp_path: Path, outside: Path
+) -> None:
     with pytest.raises(UnsafeArchive):
-        extract(io.BytesIO(tar_bytes(("/abs", b"x"))), tmp_path / "new" / "deeper" / "out", fmt="tar")
+        extract(
+            io.BytesIO(tar_bytes(("/abs", b"x"))), tmp_path / "new" / "deeper" / "out", fmt="tar"
+        )
     assert_nothing_left(tmp_path, outside)
 
 
@@ -243,7 +309,10 @@ def test_member_paths_are_normalised(tmp_path: Path, name: str, expected: str | 
     assert (found.relative_to(tmp_path).as_posix() if found else None) == expected
 
 
-@pytest.mark.parametrize("name", ["/etc/passwd", "C:evil", "\\\\server\\share", "a/../../b", "..", "a\\..\\..\\b", "x\x00y"])
+@pytest.mark.parametrize(
+    "name",
+    ["/etc/passwd", "C:evil", "\\\\server\\share", "a/../../b", "..", "a\\..\\..\\b", "x\x00y"],
+)
 def test_member_paths_refuse_escapes(tmp_path: Path, name: str) -> None:
     with pytest.raises(UnsafeArchive):
         member_path(tmp_path, name)

@@ -37,7 +37,11 @@ class World:
 
 
 def files_of(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -45,9 +49,20 @@ def world(local_master: LocalMaster, environ: dict[str, str]) -> Iterator[World]
     with Seeder(local_master.database) as seed:
         experiment = seed.experiment(name="downloads")
         trial = seed.trial(experiment)
-        checkpoint = seed.checkpoint(trial, total_batches=100, resources=RESOURCES, metadata={"k": "v"})
-    with detorm.Session(local_master.url, user="determined", password="", environ=environ) as session:
-        yield World(local_master, session, CheckpointStorage.of(local_master.db_path), experiment, trial, checkpoint)
+        checkpoint = seed.checkpoint(
+            trial, total_batches=100, resources=RESOURCES, metadata={"k": "v"}
+        )
+    with detorm.Session(
+        local_master.url, user="determined", password="", environ=environ
+    ) as session:
+        yield World(
+            local_master,
+            session,
+            CheckpointStorage.of(local_master.db_path),
+            experiment,
+            trial,
+            checkpoint,
+        )
 
 
 @pytest.fixture
@@ -89,11 +104,17 @@ def test_auto_goes_through_the_master_when_the_storage_is_not_here(
     assert world.session.requests_sent - before == 2
 
 
-def test_direct_needs_reachable_storage(local_master: LocalMaster, environ: dict[str, str], out: Path) -> None:
+def test_direct_needs_reachable_storage(
+    local_master: LocalMaster, environ: dict[str, str], out: Path
+) -> None:
     config = {**default_config(name="s3"), "checkpoint_storage": {"type": "s3", "bucket": "b"}}
     with Seeder(local_master.database) as seed:
-        uuid = seed.checkpoint(seed.trial(seed.experiment(name="s3", config=config)), total_batches=1)
-    with detorm.Session(local_master.url, user="determined", password="", environ=environ) as session:
+        uuid = seed.checkpoint(
+            seed.trial(seed.experiment(name="s3", config=config)), total_batches=1
+        )
+    with detorm.Session(
+        local_master.url, user="determined", password="", environ=environ
+    ) as session:
         with pytest.raises(DownloadError, match="s3 storage"):
             _download.download_checkpoint(session, uuid, out / "c", mode="direct")
         with pytest.raises(ServerError, match="cannot read s3 checkpoint storage"):
@@ -112,15 +133,21 @@ def test_direct_reports_a_missing_directory(world: World, out: Path) -> None:
 
 
 @pytest.mark.parametrize("state", ["ACTIVE", "ERROR", "DELETED"])
-def test_only_completed_or_partially_deleted_checkpoints_download(world: World, out: Path, state: str) -> None:
+def test_only_completed_or_partially_deleted_checkpoints_download(
+    world: World, out: Path, state: str
+) -> None:
     uuid = seed_checkpoint(world, total_batches=3, state=state)
-    with pytest.raises(DownloadError, match=f"checkpoint {uuid} is {state}: only COMPLETED or PARTIALLY_DELETED"):
+    with pytest.raises(
+        DownloadError, match=f"checkpoint {uuid} is {state}: only COMPLETED or PARTIALLY_DELETED"
+    ):
         world.session.get(Checkpoint, uuid).download(out / "c")
     assert list(out.iterdir()) == []
 
 
 def test_partially_deleted_checkpoints_download(world: World, out: Path) -> None:
-    uuid = seed_checkpoint(world, total_batches=4, state="PARTIALLY_DELETED", resources={"metadata.json": 200})
+    uuid = seed_checkpoint(
+        world, total_batches=4, state="PARTIALLY_DELETED", resources={"metadata.json": 200}
+    )
     result = world.session.get(Checkpoint, uuid).download(out / "c", mode="master")
     assert files_of(result) == world.stored(uuid)
 
@@ -136,10 +163,17 @@ def test_the_state_is_read_again_before_downloading(world: World, out: Path) -> 
 
 
 def test_metadata_json_is_written_when_the_checkpoint_has_none(world: World, out: Path) -> None:
-    uuid = seed_checkpoint(world, total_batches=9, resources={"model.bin": 10}, metadata={"x": [1, 2]})
+    uuid = seed_checkpoint(
+        world, total_batches=9, resources={"model.bin": 10}, metadata={"x": [1, 2]}
+    )
     for mode in ("direct", "master"):
         result = world.session.get(Checkpoint, uuid).download(out / mode, mode=mode)  # type: ignore[arg-type]
-        expected = {"determined_version": "0.38.1", "steps_completed": 9, "format": "pickle", "x": [1, 2]}
+        expected = {
+            "determined_version": "0.38.1",
+            "steps_completed": 9,
+            "format": "pickle",
+            "x": [1, 2],
+        }
         assert json.loads((result / "metadata.json").read_text()) == expected
         assert (result / "metadata.json").read_text() == json.dumps(expected, indent=2)
         assert (result / "model.bin").read_bytes() == world.stored(uuid)["model.bin"]
@@ -154,8 +188,12 @@ def test_downloading_into_an_existing_directory_merges(world: World, out: Path) 
     assert files_of(target) == {**world.stored(world.checkpoint), "notes.txt": b"mine"}
 
 
-def test_progress_bar_on_stderr(world: World, out: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    world.session.get(Checkpoint, world.checkpoint).download(out / "c", mode="master", progress=True)
+def test_progress_bar_on_stderr(
+    world: World, out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.session.get(Checkpoint, world.checkpoint).download(
+        out / "c", mode="master", progress=True
+    )
     err = capsys.readouterr().err
     assert world.checkpoint in err and "100%" in err and err.endswith("\n")
     world.session.get(Checkpoint, world.checkpoint).download(out / "d", mode="direct")
@@ -181,7 +219,9 @@ def test_direct_refuses_links_leaving_the_checkpoint(world: World, out: Path) ->
 
 def test_a_bad_uuid_is_the_masters_error(world: World, out: Path) -> None:
     with pytest.raises(detorm.errors.NotFound):
-        _download.download_checkpoint(world.session, "00000000-0000-0000-0000-000000000000", out / "c")
+        _download.download_checkpoint(
+            world.session, "00000000-0000-0000-0000-000000000000", out / "c"
+        )
     assert list(out.iterdir()) == []
 
 
@@ -196,7 +236,9 @@ def test_download_code_extracts_the_model_definition(world: World, out: Path) ->
     assert "class Trial" in (result / "model_def.py").read_text()
 
 
-def test_download_code_refuses_a_malicious_model_definition(local_master: LocalMaster, environ: dict[str, str], out: Path) -> None:
+def test_download_code_refuses_a_malicious_model_definition(
+    local_master: LocalMaster, environ: dict[str, str], out: Path
+) -> None:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         info = tarfile.TarInfo("../../escape.py")
@@ -204,7 +246,9 @@ def test_download_code_refuses_a_malicious_model_definition(local_master: LocalM
     with Seeder(local_master.database) as seed:
         evil = seed.experiment(name="evil", model_definition=buffer.getvalue())
         empty = seed.experiment(name="unmanaged", model_definition=b"")
-    with detorm.Session(local_master.url, user="determined", password="", environ=environ) as session:
+    with detorm.Session(
+        local_master.url, user="determined", password="", environ=environ
+    ) as session:
         with pytest.raises(UnsafeArchive, match="'..'"):
             _download.download_code(session, evil, out / "code")
         with pytest.raises(DownloadError, match="has no model definition"):
@@ -239,7 +283,9 @@ def test_official_download_writes_metadata_json(world: World, official: None, ou
     from determined.experimental import client
 
     uuid = seed_checkpoint(world, total_batches=11, resources={"w.bin": 20})
-    path = Path(client.get_checkpoint(uuid).download(str(out / "c"), mode=client.DownloadMode.MASTER))
+    path = Path(
+        client.get_checkpoint(uuid).download(str(out / "c"), mode=client.DownloadMode.MASTER)
+    )
     assert json.loads((path / "metadata.json").read_text())["steps_completed"] == 11
     assert (path / "w.bin").read_bytes() == world.stored(uuid)["w.bin"]
 
@@ -249,7 +295,9 @@ def test_official_download_code(world: World, official: None, out: Path) -> None
 
     path = client.get_experiment(world.experiment).download_code(str(out / "out"))
     assert Path(path).name == f"exp-{world.experiment}_model_def.tar.gz"
-    b64 = world.session.transport.json(detorm.Call("GET", f"/api/v1/experiments/{world.experiment}/model_def"))
+    b64 = world.session.transport.json(
+        detorm.Call("GET", f"/api/v1/experiments/{world.experiment}/model_def")
+    )
     assert Path(path).read_bytes() == base64.b64decode(b64["b64Tgz"])
     with tarfile.open(path, mode="r:gz") as archive:
         assert archive.getnames() == ["const.yaml", "model_def.py"]

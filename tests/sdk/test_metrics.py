@@ -23,10 +23,15 @@ def metrics_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, list[int], list[i
         cluster = seed_cluster(master)
         done, running = [], []
         with Seeder(master.database) as seed:
-            exp = seed.experiment(project=cluster.projects["vision"], name="long", state="COMPLETED")
+            exp = seed.experiment(
+                project=cluster.projects["vision"], name="long", state="COMPLETED"
+            )
             for index in range(3):
                 trial = seed.trial(exp, hparams={"lr": 0.1 * (index + 1)})
-                rows = [(step, {"validation_loss": 1.0 / step, "epoch": step // 100}) for step in range(1, 2501)]
+                rows = [
+                    (step, {"validation_loss": 1.0 / step, "epoch": step // 100})
+                    for step in range(1, 2501)
+                ]
                 rows[5] = (6, {"validation_loss": math.nan, "epoch": 0})
                 seed.metrics(trial, "validation", rows)
                 done.append(trial)
@@ -44,7 +49,9 @@ def session_for(cluster: Cluster, tmp_path: Path, cache_dir: str = "cache") -> d
     )  # fmt: skip
 
 
-def test_many_trials_in_one_stream_in_order(metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path) -> None:
+def test_many_trials_in_one_stream_in_order(
+    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path
+) -> None:
     cluster, done, running = metrics_cluster
     with session_for(cluster, tmp_path) as session:
         trials = [session.get(Trial, t) for t in done + running]
@@ -54,12 +61,19 @@ def test_many_trials_in_one_stream_in_order(metrics_cluster: tuple[Cluster, list
     assert len(reports) == 3 * 2500 + 1
     assert [r.trial_id for r in reports] == sorted(r.trial_id for r in reports)
     first = reports[0]
-    assert (first.step, first.group, first.values["validation_loss"], first.epoch) == (1, "validation", 1.0, 0)
+    assert (first.step, first.group, first.values["validation_loss"], first.epoch) == (
+        1,
+        "validation",
+        1.0,
+        0,
+    )
     assert first.time is not None and first.time.tzinfo is not None
     assert math.isnan(reports[5].values["validation_loss"])  # "NaN" on the wire
 
 
-def test_finished_trials_are_cached_across_sessions(metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path) -> None:
+def test_finished_trials_are_cached_across_sessions(
+    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path
+) -> None:
     cluster, done, running = metrics_cluster
     with session_for(cluster, tmp_path) as session:
         first = list(session.metrics(done + running, "validation"))
@@ -76,7 +90,9 @@ def test_finished_trials_are_cached_across_sessions(metrics_cluster: tuple[Clust
         assert uncached == warm and again.requests_sent == before + 3
 
 
-def test_corrupt_cache_entry_is_refetched(metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path) -> None:
+def test_corrupt_cache_entry_is_refetched(
+    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path
+) -> None:
     cluster, done, _ = metrics_cluster
     with session_for(cluster, tmp_path) as session:
         expected = list(session.metrics(done[:1], "validation"))
@@ -89,7 +105,10 @@ def test_corrupt_cache_entry_is_refetched(metrics_cluster: tuple[Cluster, list[i
                 path = tmp_path / "cache" / filename
                 path.write_bytes(path.read_bytes()[:-10] + b"corrupted!")
             else:
-                db.execute("UPDATE Cache SET value = ? WHERE rowid = ?", (value[:-10] + b"corrupted!", rowid))
+                db.execute(
+                    "UPDATE Cache SET value = ? WHERE rowid = ?",
+                    (value[:-10] + b"corrupted!", rowid),
+                )
     with session_for(cluster, tmp_path) as session:
         before = session.requests_sent
         again = list(session.metrics(done[:1], "validation"))
@@ -107,7 +126,9 @@ def test_cache_clear(metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_
         assert len(session.cache) == 0
 
 
-def test_to_pandas_and_polars(metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path) -> None:
+def test_to_pandas_and_polars(
+    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path
+) -> None:
     cluster, done, _ = metrics_cluster
     with session_for(cluster, tmp_path) as session:
         stream = session.get(Trial, done[0]).metrics("validation")
@@ -133,10 +154,18 @@ def test_logs(cluster: Cluster, session: detorm.Session) -> None:
         seed.logs(trial_id, ["disk almost full"], level="LOG_LEVEL_WARNING")
     trial = session.get(Trial, trial_id)
     entries = list(trial.logs())
-    assert [e.message for e in entries][-5:] == ["loading data", "epoch 1 done", "ERROR: NaN loss", "epoch 2 done", "disk almost full"]
+    assert [e.message for e in entries][-5:] == [
+        "loading data",
+        "epoch 1 done",
+        "ERROR: NaN loss",
+        "epoch 2 done",
+        "disk almost full",
+    ]
     assert entries[-1].level == LogLevel.WARNING
     assert [e.message for e in trial.logs(search="epoch")] == ["epoch 1 done", "epoch 2 done"]
-    assert [e.message for e in trial.logs(search=r"epoch \d done$", regex=True, limit=1)] == ["epoch 1 done"]
+    assert [e.message for e in trial.logs(search=r"epoch \d done$", regex=True, limit=1)] == [
+        "epoch 1 done"
+    ]
     assert [e.message for e in trial.logs(levels=["WARNING"])] == ["disk almost full"]
     assert [e.message for e in trial.logs(tail=2)] == ["epoch 2 done", "disk almost full"]
     assert [e.message for e in trial.logs(limit=2)] == ["loading data", "epoch 1 done"]
@@ -146,7 +175,9 @@ def test_logs(cluster: Cluster, session: detorm.Session) -> None:
         trial.logs(levels=["LOUD"])
 
 
-def test_logs_follow_resumes_without_duplicates(cluster: Cluster, session: detorm.Session, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_logs_follow_resumes_without_duplicates(
+    cluster: Cluster, session: detorm.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trial_id = cluster.trials["resnet-wide"][1]  # finished: the followed stream ends
     with Seeder(cluster.master.database) as seed:
         seed.logs(trial_id, [f"line {i}" for i in range(10)])
@@ -167,7 +198,9 @@ def test_logs_follow_resumes_without_duplicates(cluster: Cluster, session: detor
     assert calls["n"] == 2
 
 
-def test_cli_cache_clear(metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path) -> None:
+def test_cli_cache_clear(
+    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path
+) -> None:
     import subprocess
     import sys
 

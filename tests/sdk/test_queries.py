@@ -30,13 +30,33 @@ def test_paging_walks_every_page(session: detorm.Session, cluster: Cluster) -> N
 
 def test_filters_and_order(session: detorm.Session) -> None:
     q = Experiment.query(session)
-    assert sorted(names(q.filter(state="COMPLETED").all())) == ["bert-base", "resnet-base", "resnet-wide"]
-    assert names(q.filter(tags__contains="prod").order_by("name").all()) == ["bert-base", "resnet-base", "vit-small"]
-    assert names(q.filter(tags__contains="prod").filter(tags__contains="cv").all()) == ["resnet-base"]
-    assert names(q.filter(name__contains="RESNET").order_by("-name").all()) == ["resnet-wide", "resnet-base"]
+    assert sorted(names(q.filter(state="COMPLETED").all())) == [
+        "bert-base",
+        "resnet-base",
+        "resnet-wide",
+    ]
+    assert names(q.filter(tags__contains="prod").order_by("name").all()) == [
+        "bert-base",
+        "resnet-base",
+        "vit-small",
+    ]
+    assert names(q.filter(tags__contains="prod").filter(tags__contains="cv").all()) == [
+        "resnet-base"
+    ]
+    assert names(q.filter(name__contains="RESNET").order_by("-name").all()) == [
+        "resnet-wide",
+        "resnet-base",
+    ]
     assert names(q.filter(name="bert-base").all()) == ["bert-base"]
-    assert names(q.filter(username="alice").order_by("name").all()) == ["bert-tiny", "resnet-wide", "vit-small"]
-    assert names(q.filter(state__in=["ACTIVE", "PAUSED"]).order_by("start_time").all()) == ["vit-small", "vit-large"]
+    assert names(q.filter(username="alice").order_by("name").all()) == [
+        "bert-tiny",
+        "resnet-wide",
+        "vit-small",
+    ]
+    assert names(q.filter(state__in=["ACTIVE", "PAUSED"]).order_by("start_time").all()) == [
+        "vit-small",
+        "vit-large",
+    ]
 
 
 def test_state_of_running_experiments_matches_reported_state(session: detorm.Session) -> None:
@@ -52,7 +72,11 @@ def test_or_not_and_expressions(session: detorm.Session) -> None:
     assert "experiments-search" in str(either.explain())
     not_nlp = q.exclude(tags__contains="nlp").order_by("name")
     assert names(not_nlp.all()) == ["resnet-base", "resnet-wide", "vit-large", "vit-small"]
-    assert names(q.filter(hp.lr >= 0.05).order_by("name").all()) == ["bert-base", "bert-tiny", "resnet-base"]
+    assert names(q.filter(hp.lr >= 0.05).order_by("name").all()) == [
+        "bert-base",
+        "bert-tiny",
+        "resnet-base",
+    ]
     best = q.filter(metrics.validation.validation_loss.min < 0.35).order_by("name")
     assert names(best.all()) == ["resnet-base", "resnet-wide"]
     assert names(q.filter(Q(hp__lr__lt=0.005) & ~Q(state="PAUSED")).all()) == ["vit-small"]
@@ -100,7 +124,9 @@ def test_identity_map_one_object_per_id(session: detorm.Session, cluster: Cluste
     assert a is b is c
 
 
-def test_get_is_complete_and_list_rows_defer_what_lists_omit(session: detorm.Session, cluster: Cluster) -> None:
+def test_get_is_complete_and_list_rows_defer_what_lists_omit(
+    session: detorm.Session, cluster: Cluster
+) -> None:
     listed = Experiment.query(session).filter(name="resnet-base").one()
     with pytest.raises(NotLoaded, match="refresh"):
         listed.original_config
@@ -127,7 +153,9 @@ def test_relationships(session: detorm.Session, cluster: Cluster) -> None:
     assert trials[0].hparams == {"lr": 0.1, "optimizer": {"momentum": 0.9}}
     checkpoints = trials[0].checkpoints.all()
     assert len(checkpoints) == 1 and checkpoints[0].trial is trials[0]
-    assert [c.uuid for c in exp.checkpoints] == sorted(c.uuid for t in trials for c in t.checkpoints)  # type: ignore[union-attr]
+    assert [c.uuid for c in exp.checkpoints] == sorted(
+        c.uuid for t in trials for c in t.checkpoints
+    )  # type: ignore[union-attr]
 
 
 def test_summary_metrics_and_best_validation(session: detorm.Session, cluster: Cluster) -> None:
@@ -137,7 +165,9 @@ def test_summary_metrics_and_best_validation(session: detorm.Session, cluster: C
     assert (loss.min, loss.max, loss.last, loss.count) == (0.2, 0.8, 0.2, 3)
     assert loss.mean == pytest.approx((0.8 + 0.4 + 0.2) / 3)
     assert trial.summary_metrics["training"]["loss"].count == 3
-    assert trial.best_validation is not None and trial.best_validation.metrics == {"validation_loss": 0.2}
+    assert trial.best_validation is not None and trial.best_validation.metrics == {
+        "validation_loss": 0.2
+    }
     assert trial.searcher_metric_value == 0.2  # derived from the best validation
     best = exp.best_trial()
     assert best is not None and best.id == cluster.trials["resnet-wide"][0]
@@ -146,7 +176,12 @@ def test_summary_metrics_and_best_validation(session: detorm.Session, cluster: C
 
 def test_prefetch_trials_one_request_per_page(session: detorm.Session, cluster: Cluster) -> None:
     before = session.requests_sent
-    experiments = Experiment.query(session).filter(project_id=cluster.projects["vision"]).prefetch("trials").all()
+    experiments = (
+        Experiment.query(session)
+        .filter(project_id=cluster.projects["vision"])
+        .prefetch("trials")
+        .all()
+    )
     for exp in experiments:
         trials = exp.trials.all()
         assert sorted(t.id for t in trials) == cluster.trials[exp.name]
@@ -156,9 +191,14 @@ def test_prefetch_trials_one_request_per_page(session: detorm.Session, cluster: 
     assert session.requests_sent - before == 2
 
 
-def test_trials_across_experiments_by_hyperparameter(session: detorm.Session, cluster: Cluster) -> None:
+def test_trials_across_experiments_by_hyperparameter(
+    session: detorm.Session, cluster: Cluster
+) -> None:
     trials = Trial.query(session).filter(hp.lr > 0.3).order_by("id").all()
-    assert [t.id for t in trials] == [cluster.trials["bert-tiny"][0], cluster.trials["bert-tiny"][1]]
+    assert [t.id for t in trials] == [
+        cluster.trials["bert-tiny"][0],
+        cluster.trials["bert-tiny"][1],
+    ]
     with pytest.raises(NotLoaded):
         trials[0].restarts  # the runs search does not return it
     assert trials[0].refresh().restarts == 0
@@ -167,13 +207,25 @@ def test_trials_across_experiments_by_hyperparameter(session: detorm.Session, cl
 def test_checkpoint_queries_need_a_scope(session: detorm.Session, cluster: Cluster) -> None:
     with pytest.raises(QueryError, match="per experiment or per trial"):
         Checkpoint.query(session).all()
-    done = Checkpoint.query(session).filter(experiment_id=cluster.experiments["resnet-base"], state="COMPLETED")
+    done = Checkpoint.query(session).filter(
+        experiment_id=cluster.experiments["resnet-base"], state="COMPLETED"
+    )
     assert done.count() == 2
 
 
 def test_registry_queries(session: detorm.Session, cluster: Cluster) -> None:
-    assert [w.name for w in Workspace.query(session).order_by("id")] == ["Uncategorized", "research"]
-    assert Workspace.query(session).filter(name="research").one().id == cluster.workspaces["research"]
-    assert [p.name for p in Project.query(session).filter(workspace_id=cluster.workspaces["research"]).order_by("name")] == ["nlp", "vision"]
+    assert [w.name for w in Workspace.query(session).order_by("id")] == [
+        "Uncategorized",
+        "research",
+    ]
+    assert (
+        Workspace.query(session).filter(name="research").one().id == cluster.workspaces["research"]
+    )
+    assert [
+        p.name
+        for p in Project.query(session)
+        .filter(workspace_id=cluster.workspaces["research"])
+        .order_by("name")
+    ] == ["nlp", "vision"]
     assert [u.username for u in User.query(session).filter(admin=True)] == ["admin"]
     assert Model.query(session).count() == 0

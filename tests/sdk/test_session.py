@@ -15,13 +15,17 @@ from detorm.errors import ConfigurationError, NotFound, TransportError, Unauthen
 from tests.sdk.conftest import Cluster
 
 
-def test_importing_sends_nothing_and_connect_logs_in_once(cluster: Cluster, environ: dict[str, str]) -> None:
+def test_importing_sends_nothing_and_connect_logs_in_once(
+    cluster: Cluster, environ: dict[str, str]
+) -> None:
     with detorm.Session(cluster.url, user="determined", password="", environ=environ) as session:
         assert session.requests_sent == 1  # the login
         assert session.username == "determined"
 
 
-def test_password_user_logs_in_and_caches_the_token(cluster: Cluster, environ: dict[str, str]) -> None:
+def test_password_user_logs_in_and_caches_the_token(
+    cluster: Cluster, environ: dict[str, str]
+) -> None:
     with detorm.Session(cluster.url, user="alice", password="secret", environ=environ) as session:
         assert session.whoami().username == "alice"
     auth = Path(environ["XDG_CONFIG_HOME"]) / "determined" / "auth.json"
@@ -35,7 +39,9 @@ def test_password_user_logs_in_and_caches_the_token(cluster: Cluster, environ: d
         assert again.whoami().username == "alice"
 
 
-def test_wrong_password_is_unauthenticated_without_leaking_it(cluster: Cluster, environ: dict[str, str]) -> None:
+def test_wrong_password_is_unauthenticated_without_leaking_it(
+    cluster: Cluster, environ: dict[str, str]
+) -> None:
     with pytest.raises(Unauthenticated) as info:
         detorm.Session(cluster.url, user="alice", password="hunter2", environ=environ)
     message = str(info.value)
@@ -43,7 +49,9 @@ def test_wrong_password_is_unauthenticated_without_leaking_it(cluster: Cluster, 
     assert "hunter2" not in message
 
 
-def test_expired_cached_token_falls_back_to_login(cluster: Cluster, environ: dict[str, str]) -> None:
+def test_expired_cached_token_falls_back_to_login(
+    cluster: Cluster, environ: dict[str, str]
+) -> None:
     config = Path(environ["XDG_CONFIG_HOME"]) / "determined"
     config.mkdir(parents=True)
     (config / "auth.json").write_text(json.dumps(
@@ -51,7 +59,11 @@ def test_expired_cached_token_falls_back_to_login(cluster: Cluster, environ: dic
     ))  # fmt: skip
     with detorm.Session(cluster.url, environ=environ) as session:
         assert session.requests_sent == 0
-        assert [u.username for u in User.query(session).order_by("id")] == ["admin", "determined", "alice"]
+        assert [u.username for u in User.query(session).order_by("id")] == [
+            "admin",
+            "determined",
+            "alice",
+        ]
         assert session.requests_sent == 3  # 401 with the stale token, the login, the retry
     tokens = json.loads((config / "auth.json").read_text())["masters"][cluster.url]["tokens"]
     assert tokens["determined"] != "stale"
@@ -77,7 +89,9 @@ def test_unreachable_master_is_a_transport_error(environ: dict[str, str]) -> Non
         )  # fmt: skip
 
 
-def test_connect_sets_the_default_session(cluster: Cluster, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connect_sets_the_default_session(
+    cluster: Cluster, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     detorm.set_default_session(None)

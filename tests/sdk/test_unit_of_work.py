@@ -33,7 +33,9 @@ def test_assignments_are_validated_at_once(writer: detorm.Session, fresh_cluster
     assert writer.dirty == [] and writer.requests_sent == 2
 
 
-def test_pending_plan_sends_only_real_changes(writer: detorm.Session, fresh_cluster: Cluster) -> None:
+def test_pending_plan_sends_only_real_changes(
+    writer: detorm.Session, fresh_cluster: Cluster
+) -> None:
     exp = writer.get(Experiment, fresh_cluster.experiments["resnet-base"])
     exp.name = exp.name  # no change
     assert writer.dirty == []
@@ -48,13 +50,19 @@ def test_pending_plan_sends_only_real_changes(writer: detorm.Session, fresh_clus
         f"DELETE /api/v1/experiments/{exp.id}/labels/cv",
     ]
     patch = next(iter(writer.pending())).call
-    assert patch.body == {"id": exp.id, "description": "new description", "resources": {"priority": 42}}
+    assert patch.body == {
+        "id": exp.id,
+        "description": "new description",
+        "resources": {"priority": 42},
+    }
     exp.description = "resnet-base sweep"  # back to the server value: dropped from the plan
     assert calls(writer)[0] == f"PATCH /api/v1/experiments/{exp.id}"
     assert next(iter(writer.pending())).call.body == {"id": exp.id, "resources": {"priority": 42}}
 
 
-def test_commit_applies_and_objects_hold_server_state(writer: detorm.Session, fresh_cluster: Cluster) -> None:
+def test_commit_applies_and_objects_hold_server_state(
+    writer: detorm.Session, fresh_cluster: Cluster
+) -> None:
     exp = writer.get(Experiment, fresh_cluster.experiments["resnet-base"])
     exp.name = "resnet-renamed"
     exp.notes = "## notes"
@@ -62,15 +70,33 @@ def test_commit_applies_and_objects_hold_server_state(writer: detorm.Session, fr
     applied = writer.commit()
     assert {c.field for c in applied} == {"name", "notes", "tags"}
     assert writer.dirty == []
-    again = detorm.Session(fresh_cluster.url, user="determined", password="", environ={"HOME": "/nonexistent"}, cache=False)
+    again = detorm.Session(
+        fresh_cluster.url,
+        user="determined",
+        password="",
+        environ={"HOME": "/nonexistent"},
+        cache=False,
+    )
     fresh = again.get(Experiment, exp.id)
-    assert (fresh.name, fresh.notes, set(fresh.tags)) == ("resnet-renamed", "## notes", {"prod", "reviewed"})
+    assert (fresh.name, fresh.notes, set(fresh.tags)) == (
+        "resnet-renamed",
+        "## notes",
+        {"prod", "reviewed"},
+    )
     again.close()
 
 
-def test_tags_are_edited_label_by_label_and_keep_concurrent_edits(writer: detorm.Session, fresh_cluster: Cluster) -> None:
+def test_tags_are_edited_label_by_label_and_keep_concurrent_edits(
+    writer: detorm.Session, fresh_cluster: Cluster
+) -> None:
     exp = writer.get(Experiment, fresh_cluster.experiments["bert-base"])
-    other = detorm.Session(fresh_cluster.url, user="determined", password="", environ={"HOME": "/nonexistent"}, cache=False)
+    other = detorm.Session(
+        fresh_cluster.url,
+        user="determined",
+        password="",
+        environ={"HOME": "/nonexistent"},
+        cache=False,
+    )
     theirs = other.get(Experiment, exp.id)
     theirs.tags.add("theirs")
     other.commit()
@@ -97,22 +123,28 @@ def test_rollback_and_begin(writer: detorm.Session, fresh_cluster: Cluster) -> N
     assert writer.get(Experiment, exp.id).refresh().description == "kept"
 
 
-def test_moves_are_one_bulk_request_per_destination(writer: detorm.Session, fresh_cluster: Cluster) -> None:
+def test_moves_are_one_bulk_request_per_destination(
+    writer: detorm.Session, fresh_cluster: Cluster
+) -> None:
     nlp = writer.get(Project, fresh_cluster.projects["nlp"])
     vision_rows = Experiment.query(writer).filter(project_id=fresh_cluster.projects["vision"]).all()
     for exp in vision_rows:
         exp.project = nlp
-    assert calls(writer) == [f"POST /api/v1/projects/{fresh_cluster.projects['vision']}/experiments/move"]
+    assert calls(writer) == [
+        f"POST /api/v1/projects/{fresh_cluster.projects['vision']}/experiments/move"
+    ]
     before = writer.requests_sent
     writer.commit()
     assert writer.requests_sent - before == 1
-    assert all(e.project_id == nlp.id and e.project is nlp and e.project_name == "nlp" for e in vision_rows)
-    assert sorted(e.id for e in nlp.experiments) == sorted(
-        [*fresh_cluster.experiments.values()]
+    assert all(
+        e.project_id == nlp.id and e.project is nlp and e.project_name == "nlp" for e in vision_rows
     )
+    assert sorted(e.id for e in nlp.experiments) == sorted([*fresh_cluster.experiments.values()])
 
 
-def test_archive_is_grouped_and_partial_failure_keeps_the_rest_pending(writer: detorm.Session, fresh_cluster: Cluster) -> None:
+def test_archive_is_grouped_and_partial_failure_keeps_the_rest_pending(
+    writer: detorm.Session, fresh_cluster: Cluster
+) -> None:
     done = writer.get(Experiment, fresh_cluster.experiments["resnet-base"])
     running = writer.get(Experiment, fresh_cluster.experiments["vit-small"])
     done.archived = True
@@ -127,7 +159,9 @@ def test_archive_is_grouped_and_partial_failure_keeps_the_rest_pending(writer: d
     assert {(c.key, c.field) for c in error.applied} == {(done.id, "archived"), (done.id, "name")}
     assert writer.dirty == [running] and done.archived and running.archived
     # Retrying sends only what failed.
-    assert calls(writer) == [f"POST /api/v1/projects/{fresh_cluster.projects['vision']}/experiments/archive"]
+    assert calls(writer) == [
+        f"POST /api/v1/projects/{fresh_cluster.projects['vision']}/experiments/archive"
+    ]
     writer.rollback(running)
     assert writer.dirty == [] and running.archived is False
 
@@ -136,17 +170,33 @@ def test_archive_is_grouped_and_partial_failure_keeps_the_rest_pending(writer: d
 def faulty() -> Iterator[tuple[Cluster, detorm.Session]]:
     with LocalMaster(process=False, enable_faults=True) as master:
         cluster = seed_cluster(master)
-        with detorm.Session(master.url, user="determined", password="", environ={"HOME": "/nonexistent"}, cache=False) as session:
+        with detorm.Session(
+            master.url,
+            user="determined",
+            password="",
+            environ={"HOME": "/nonexistent"},
+            cache=False,
+        ) as session:
             yield cluster, session
 
 
-def test_failed_request_changes_nothing_and_retry_sends_only_it(faulty: tuple[Cluster, detorm.Session]) -> None:
+def test_failed_request_changes_nothing_and_retry_sends_only_it(
+    faulty: tuple[Cluster, detorm.Session],
+) -> None:
     cluster, session = faulty
     a = session.get(Experiment, cluster.experiments["resnet-base"])
     b = session.get(Experiment, cluster.experiments["bert-base"])
     a.name, b.name = "a-renamed", "b-renamed"
     with Seeder(cluster.master.database) as seed:
-        seed.db.add(FaultRow(method="PATCH", path_regex=f"/api/v1/experiments/{b.id}", status=503, message="overloaded", remaining=1))
+        seed.db.add(
+            FaultRow(
+                method="PATCH",
+                path_regex=f"/api/v1/experiments/{b.id}",
+                status=503,
+                message="overloaded",
+                remaining=1,
+            )
+        )
     with pytest.raises(CommitError) as info:
         session.commit()
     assert [(c.key, c.field) for c, _ in info.value.failed] == [(b.id, "name")]
@@ -161,7 +211,9 @@ def test_failed_request_changes_nothing_and_retry_sends_only_it(faulty: tuple[Cl
 def test_projects_workspaces_models(writer: detorm.Session, fresh_cluster: Cluster) -> None:
     with Seeder(fresh_cluster.master.database) as seed:
         other = seed.workspace("other", owner="determined")
-        mine = seed.project("mine", workspace=fresh_cluster.workspaces["research"], owner="determined")
+        mine = seed.project(
+            "mine", workspace=fresh_cluster.workspaces["research"], owner="determined"
+        )
         model_id = seed.model("classifier", labels=["a"], metadata={"k": 1})
     project = writer.get(Project, mine)
     project.description = "language"
@@ -173,20 +225,30 @@ def test_projects_workspaces_models(writer: detorm.Session, fresh_cluster: Clust
     writer.commit()
     project.refresh()
     model.refresh()
-    assert (project.description, project.notes, project.workspace_id) == ("language", (Note("plan", "ship it"),), other)
+    assert (project.description, project.notes, project.workspace_id) == (
+        "language",
+        (Note("plan", "ship it"),),
+        other,
+    )
     assert set(model.labels) == {"a", "b"} and model.metadata == {"k": 1, "owner": "alice"}
 
 
 def test_bulk_actions_on_queries(writer: detorm.Session, fresh_cluster: Cluster) -> None:
-    query = Experiment.query(writer).filter(project_id=fresh_cluster.projects["nlp"], state="COMPLETED")
+    query = Experiment.query(writer).filter(
+        project_id=fresh_cluster.projects["nlp"], state="COMPLETED"
+    )
     assert query.count() == 1
     before = writer.requests_sent
     result = query.archive()
     assert writer.requests_sent - before == 1
     assert result.succeeded == [fresh_cluster.experiments["bert-base"]] and not result.failed
     assert writer.get(Experiment, fresh_cluster.experiments["bert-base"]).refresh().archived
-    moved = Experiment.query(writer).filter(name__contains="vit").move_to(fresh_cluster.projects["nlp"])
-    assert sorted(moved.succeeded) == sorted([fresh_cluster.experiments["vit-small"], fresh_cluster.experiments["vit-large"]])
+    moved = (
+        Experiment.query(writer).filter(name__contains="vit").move_to(fresh_cluster.projects["nlp"])
+    )
+    assert sorted(moved.succeeded) == sorted(
+        [fresh_cluster.experiments["vit-small"], fresh_cluster.experiments["vit-large"]]
+    )
     paused = Experiment.query(writer).filter(name="vit-small").pause()
     assert paused.succeeded == [fresh_cluster.experiments["vit-small"]]
     assert writer.get(Experiment, fresh_cluster.experiments["vit-small"]).state == "STATE_PAUSED"

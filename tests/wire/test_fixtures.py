@@ -66,33 +66,62 @@ def test_response_round_trips(name: str, snapshot: SnapshotAssertion) -> None:
 
 def test_trial_log_stream_round_trips(snapshot: SnapshotAssertion) -> None:
     lines = (FIXTURES / "harness__tests__fixtures__trial_logs.json").read_text().splitlines()
-    parsed = [w.TrialLogsResponse.model_validate(json.loads(line)["result"]) for line in lines if line]
+    parsed = [
+        w.TrialLogsResponse.model_validate(json.loads(line)["result"]) for line in lines if line
+    ]
     assert len(parsed) == 49
     again = [{"result": p.model_dump_wire(exclude_unset=True)} for p in parsed]
     assert again == [json.loads(line) for line in lines if line]
-    assert {p.level for p in parsed} == {w.LogLevel.INFO, w.LogLevel.UNSPECIFIED, w.LogLevel.WARNING}
+    assert {p.level for p in parsed} == {
+        w.LogLevel.INFO,
+        w.LogLevel.UNSPECIFIED,
+        w.LogLevel.WARNING,
+    }
     assert again == snapshot
 
 
 def test_bare_resource_pool_list_round_trips() -> None:
-    pools = json.loads((FIXTURES / "webui__react__src__fixtures__responses__cluster__resource-pools.json").read_text())
-    assert [w.ResourcePool.model_validate(p).model_dump_wire(exclude_unset=True) for p in pools] == pools
+    pools = json.loads(
+        (
+            FIXTURES / "webui__react__src__fixtures__responses__cluster__resource-pools.json"
+        ).read_text()
+    )
+    assert [
+        w.ResourcePool.model_validate(p).model_dump_wire(exclude_unset=True) for p in pools
+    ] == pools
 
 
 def test_old_experiment_details_round_trip() -> None:
-    pairs = json.loads((FIXTURES / "webui__react__src__fixtures__responses__experiment-details__set-a.json").read_text())
+    pairs = json.loads(
+        (
+            FIXTURES / "webui__react__src__fixtures__responses__experiment-details__set-a.json"
+        ).read_text()
+    )
     parsed = [w.GetExperimentResponse.model_validate(p) for p in pairs]
     assert [p.model_dump_wire(exclude_unset=True) for p in parsed] == pairs
     states = {p.experiment.state for p in parsed if p.experiment is not None}
-    assert states == {w.ExperimentState.COMPLETED, w.ExperimentState.CANCELED, w.ExperimentState.ERROR, w.ExperimentState.PAUSED}
+    assert states == {
+        w.ExperimentState.COMPLETED,
+        w.ExperimentState.CANCELED,
+        w.ExperimentState.ERROR,
+        w.ExperimentState.PAUSED,
+    }
 
 
 def test_fixture_values_are_typed() -> None:
-    trials = w.TrialsResponse.model_validate_json((FIXTURES / "harness__tests__fixtures__experiment_trials.json").read_bytes())
+    trials = w.TrialsResponse.model_validate_json(
+        (FIXTURES / "harness__tests__fixtures__experiment_trials.json").read_bytes()
+    )
     assert all(isinstance(t.total_checkpoint_size, int) for t in trials.trials)
-    experiments = w.ExperimentsResponse.model_validate_json((FIXTURES / "harness__tests__fixtures__experiments.json").read_bytes())
+    experiments = w.ExperimentsResponse.model_validate_json(
+        (FIXTURES / "harness__tests__fixtures__experiments.json").read_bytes()
+    )
     first = experiments.experiments[0]
     assert first.start_time is not None and first.start_time.nanosecond == 54
     assert first.start_time.rfc3339() == "2023-07-13T18:29:52.070826054Z"
-    checkpoints = w.CheckpointsResponse.model_validate_json((FIXTURES / "harness__tests__fixtures__checkpoints.json").read_bytes())
-    assert all(isinstance(size, int) for c in checkpoints.checkpoints for size in c.resources.values())
+    checkpoints = w.CheckpointsResponse.model_validate_json(
+        (FIXTURES / "harness__tests__fixtures__checkpoints.json").read_bytes()
+    )
+    assert all(
+        isinstance(size, int) for c in checkpoints.checkpoints for size in c.resources.values()
+    )

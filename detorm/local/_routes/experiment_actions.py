@@ -87,7 +87,12 @@ def bulk_results(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """``ToAPIResults``: a status error prints as ``rpc error: code = X desc = Y``."""
     return {
         "results": [
-            {"error": "" if o.error is None else f"rpc error: code = {o.error.code.reason} desc = {o.error.message}", "id": o.id}
+            {
+                "error": ""
+                if o.error is None
+                else f"rpc error: code = {o.error.code.reason} desc = {o.error.message}",
+                "id": o.id,
+            }
             for o in outcomes
         ]
     }
@@ -156,14 +161,19 @@ def _selection(
     return where, params
 
 
-def _editable(db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None) -> list[int]:
+def _editable(
+    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+) -> list[int]:
     """``getExperimentsEditableByUser``: unarchived experiments of the project among the ids (or
     the filters' matches)."""
     candidates: Sequence[int] = ids
     if filters is not None:
         conditions, params = _filter_conditions(filters)
         clause = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        candidates = [row[0] for row in fetch(db, f"SELECT e.id FROM experiments e {clause} ORDER BY e.id", params)]
+        candidates = [
+            row[0]
+            for row in fetch(db, f"SELECT e.id FROM experiments e {clause} ORDER BY e.id", params)
+        ]
     where = ["NOT e.archived", f"e.id IN ({_marks(candidates)})"]
     params = list(candidates)
     if project_id != GLOBAL_PROJECT:
@@ -178,14 +188,18 @@ def _states(db: Session, ids: Sequence[int]) -> dict[int, str]:
     return {row[0]: row[1] for row in rows}
 
 
-def _missing(ids: Sequence[int], found: Sequence[int], filters: BulkExperimentFilters | None) -> list[Outcome]:
+def _missing(
+    ids: Sequence[int], found: Sequence[int], filters: BulkExperimentFilters | None
+) -> list[Outcome]:
     if filters is not None:
         return []
     present = set(found)
     return [Outcome(i, _not_found(i)) for i in ids if i not in present]
 
 
-def _with_default_states(filters: BulkExperimentFilters | None, states: Sequence[str]) -> BulkExperimentFilters | None:
+def _with_default_states(
+    filters: BulkExperimentFilters | None, states: Sequence[str]
+) -> BulkExperimentFilters | None:
     if filters is None or filters.states:
         return filters
     return filters.model_copy(update={"states": [ExperimentState.lookup(s) for s in states]})
@@ -199,7 +213,9 @@ def _set_state(db: Session, experiment_id: int, state: str) -> None:
 
 
 def _live_trials(db: Session, experiment_id: int, states: Sequence[str]) -> list[int]:
-    sql = f"SELECT id FROM trials WHERE experiment_id = ? AND state IN ({_marks(states)}) ORDER BY id"
+    sql = (
+        f"SELECT id FROM trials WHERE experiment_id = ? AND state IN ({_marks(states)}) ORDER BY id"
+    )
     return [row[0] for row in fetch(db, sql, [experiment_id, *states])]
 
 
@@ -215,7 +231,9 @@ def _move_to(db: Session, experiment_id: int, current: str, target: str) -> ApiE
         return _incompatible(current)
     _set_state(db, experiment_id, target)
     trial_from, trial_to = ("PAUSED", "ACTIVE") if target == "ACTIVE" else ("ACTIVE", "PAUSED")
-    for trial_id in _live_trials(db, experiment_id, [trial_from, "RUNNING"] if target == "PAUSED" else [trial_from]):
+    for trial_id in _live_trials(
+        db, experiment_id, [trial_from, "RUNNING"] if target == "PAUSED" else [trial_from]
+    ):
         execute(db, "UPDATE trials SET state = ? WHERE id = ?", [trial_to, trial_id])
     return None
 
@@ -224,7 +242,11 @@ def _stop(db: Session, experiment_id: int, current: str, *, kill: bool) -> ApiEr
     """``CancelExperiment``/``KillExperiment``: stopping or terminal experiments are left alone;
     the STOPPING_* state is resolved at once to CANCELED (with the unfinished trials)."""
     stopping = "STOPPING_KILLED" if kill else "STOPPING_CANCELED"
-    if current in TERMINAL_STATES or current == stopping or (not kill and current.startswith("STOPPING_")):
+    if (
+        current in TERMINAL_STATES
+        or current == stopping
+        or (not kill and current.startswith("STOPPING_"))
+    ):
         return None
     if stopping not in _TRANSITIONS.get(current, frozenset()):
         return _incompatible(current)
@@ -250,36 +272,81 @@ def _registry_action(
     live = [i for i in editable if in_registry(states[i])]
     for experiment_id in editable:
         if experiment_id not in live:
-            error = None if terminal_is_success else failed_precondition("experiment in terminal state")
+            error = (
+                None if terminal_is_success else failed_precondition("experiment in terminal state")
+            )
             outcomes.append(Outcome(experiment_id, error))
     outcomes.extend(Outcome(i, action(i, states[i])) for i in live)
     return outcomes
 
 
-def activate_experiments(db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None) -> list[Outcome]:
+def activate_experiments(
+    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+) -> list[Outcome]:
     filters = _with_default_states(filters, ["PAUSED"])
-    return _registry_action(db, project_id, ids, filters, lambda i, s: _move_to(db, i, s, "ACTIVE"), terminal_is_success=False)
+    return _registry_action(
+        db,
+        project_id,
+        ids,
+        filters,
+        lambda i, s: _move_to(db, i, s, "ACTIVE"),
+        terminal_is_success=False,
+    )
 
 
-def pause_experiments(db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None) -> list[Outcome]:
+def pause_experiments(
+    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+) -> list[Outcome]:
     filters = _with_default_states(filters, ["ACTIVE"])
-    return _registry_action(db, project_id, ids, filters, lambda i, s: _move_to(db, i, s, "PAUSED"), terminal_is_success=False)
+    return _registry_action(
+        db,
+        project_id,
+        ids,
+        filters,
+        lambda i, s: _move_to(db, i, s, "PAUSED"),
+        terminal_is_success=False,
+    )
 
 
-def cancel_experiments(db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None) -> list[Outcome]:
+def cancel_experiments(
+    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+) -> list[Outcome]:
     filters = _with_default_states(filters, NON_TERMINAL_STATES)
-    return _registry_action(db, project_id, ids, filters, lambda i, s: _stop(db, i, s, kill=False), terminal_is_success=True)
+    return _registry_action(
+        db,
+        project_id,
+        ids,
+        filters,
+        lambda i, s: _stop(db, i, s, kill=False),
+        terminal_is_success=True,
+    )
 
 
-def kill_experiments(db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None) -> list[Outcome]:
+def kill_experiments(
+    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+) -> list[Outcome]:
     filters = _with_default_states(filters, NON_TERMINAL_STATES)
-    return _registry_action(db, project_id, ids, filters, lambda i, s: _stop(db, i, s, kill=True), terminal_is_success=True)
+    return _registry_action(
+        db,
+        project_id,
+        ids,
+        filters,
+        lambda i, s: _stop(db, i, s, kill=True),
+        terminal_is_success=True,
+    )
 
 
 _TERMINAL_SQL: Final = "e.state IN ('CANCELED', 'COMPLETED', 'ERROR')"
 
 
-def _archive(db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None, *, archive: bool) -> list[Outcome]:
+def _archive(
+    db: Session,
+    project_id: int,
+    ids: Sequence[int],
+    filters: BulkExperimentFilters | None,
+    *,
+    archive: bool,
+) -> list[Outcome]:
     extra = f"{'NOT ' if archive else ''}e.archived AND {_TERMINAL_SQL}"
     where, params = _selection(project_id, ids, filters, extra)
     sql = (
@@ -291,36 +358,58 @@ def _archive(db: Session, project_id: int, ids: Sequence[int], filters: BulkExpe
     valid: list[int] = []
     for experiment_id, archived, terminal in rows:
         if archive and archived:
-            outcomes.append(Outcome(experiment_id, failed_precondition("Experiment is already archived.")))
+            outcomes.append(
+                Outcome(experiment_id, failed_precondition("Experiment is already archived."))
+            )
         elif not archive and not archived:
-            outcomes.append(Outcome(experiment_id, failed_precondition("Experiment is not archived.")))
+            outcomes.append(
+                Outcome(experiment_id, failed_precondition("Experiment is not archived."))
+            )
         elif not terminal:
-            outcomes.append(Outcome(experiment_id, failed_precondition("Experiment is not in terminal state.")))
+            outcomes.append(
+                Outcome(experiment_id, failed_precondition("Experiment is not in terminal state."))
+            )
         else:
             valid.append(experiment_id)
     outcomes.extend(_missing(ids, [row[0] for row in rows], filters))
     if valid:
-        execute(db, f"UPDATE experiments SET archived = ? WHERE id IN ({_marks(valid)})", [int(archive), *valid])
+        execute(
+            db,
+            f"UPDATE experiments SET archived = ? WHERE id IN ({_marks(valid)})",
+            [int(archive), *valid],
+        )
     outcomes.extend(Outcome(i) for i in valid)
     return outcomes
 
 
-def _delete(db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None) -> list[Outcome]:
+def _delete(
+    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+) -> list[Outcome]:
     where, params = _selection(project_id, ids, filters, _TERMINAL_SQL)
     sql = f"""
     SELECT e.id, e.state,
       (SELECT COUNT(*) FROM checkpoints c JOIN trials t ON c.trial_id = t.id
          JOIN model_versions mv ON mv.checkpoint_uuid = c.uuid WHERE t.experiment_id = e.id)
     FROM experiments e JOIN projects p ON e.project_id = p.id
-    WHERE {' AND '.join(where)} ORDER BY e.id"""
+    WHERE {" AND ".join(where)} ORDER BY e.id"""
     rows = fetch(db, sql, params)
     outcomes: list[Outcome] = []
     valid: list[int] = []
     for experiment_id, state, versions in rows:
         if versions > 0:
-            outcomes.append(Outcome(experiment_id, ApiError(Code.INVALID_ARGUMENT, "checkpoints are registered as model versions")))
+            outcomes.append(
+                Outcome(
+                    experiment_id,
+                    ApiError(Code.INVALID_ARGUMENT, "checkpoints are registered as model versions"),
+                )
+            )
         elif "DELETING" not in _TRANSITIONS.get(state, frozenset()):
-            outcomes.append(Outcome(experiment_id, failed_precondition(f"cannot delete experiment in STATE_{state} state")))
+            outcomes.append(
+                Outcome(
+                    experiment_id,
+                    failed_precondition(f"cannot delete experiment in STATE_{state} state"),
+                )
+            )
         else:
             valid.append(experiment_id)
     outcomes.extend(_missing(ids, [row[0] for row in rows], filters))
@@ -331,7 +420,11 @@ def _delete(db: Session, project_id: int, ids: Sequence[int], filters: BulkExper
 
 
 def move_experiments(
-    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None, destination: int
+    db: Session,
+    project_id: int,
+    ids: Sequence[int],
+    filters: BulkExperimentFilters | None,
+    destination: int,
 ) -> list[Outcome]:
     archived = "(e.archived OR p.archived OR w.archived)"
     where, params = _selection(project_id, ids, filters, f"NOT {archived}")
@@ -340,7 +433,9 @@ def move_experiments(
         f" JOIN workspaces w ON p.workspace_id = w.id WHERE {' AND '.join(where)} ORDER BY e.id"
     )
     rows = fetch(db, sql, params)
-    outcomes = [Outcome(row[0], failed_precondition("Experiment is archived.")) for row in rows if row[1]]
+    outcomes = [
+        Outcome(row[0], failed_precondition("Experiment is archived.")) for row in rows if row[1]
+    ]
     valid = [row[0] for row in rows if not row[1]]
     outcomes.extend(_missing(ids, [row[0] for row in rows], filters))
     if valid:
@@ -353,8 +448,19 @@ def _move(db: Session, experiment_ids: Sequence[int], destination: int) -> None:
     """Move experiments (their runs follow) and give the runs new local ids in the destination,
     recording the new ids under the destination's key (``local_id_redirect``)."""
     marks = _marks(experiment_ids)
-    execute(db, f"UPDATE experiments SET project_id = ? WHERE id IN ({marks})", [destination, *experiment_ids])
-    moved = [row[0] for row in fetch(db, f"SELECT id FROM trials WHERE experiment_id IN ({marks}) ORDER BY id", list(experiment_ids))]
+    execute(
+        db,
+        f"UPDATE experiments SET project_id = ? WHERE id IN ({marks})",
+        [destination, *experiment_ids],
+    )
+    moved = [
+        row[0]
+        for row in fetch(
+            db,
+            f"SELECT id FROM trials WHERE experiment_id IN ({marks}) ORDER BY id",
+            list(experiment_ids),
+        )
+    ]
     if not moved:
         return
     top = fetch(
@@ -380,14 +486,20 @@ BulkAction = Callable[[Session, int, Sequence[int], BulkExperimentFilters | None
 
 def _bulk(ctx: Ctx, action: BulkAction) -> dict[str, Any]:
     request = ctx.body(BulkActionRequest)
-    return bulk_results(action(ctx.db, ctx.path["project_id"], request.experiment_ids, request.filters))
+    return bulk_results(
+        action(ctx.db, ctx.path["project_id"], request.experiment_ids, request.filters)
+    )
 
 
-def _archive_action(db: Session, p: int, ids: Sequence[int], f: BulkExperimentFilters | None) -> list[Outcome]:
+def _archive_action(
+    db: Session, p: int, ids: Sequence[int], f: BulkExperimentFilters | None
+) -> list[Outcome]:
     return _archive(db, p, ids, f, archive=True)
 
 
-def _unarchive_action(db: Session, p: int, ids: Sequence[int], f: BulkExperimentFilters | None) -> list[Outcome]:
+def _unarchive_action(
+    db: Session, p: int, ids: Sequence[int], f: BulkExperimentFilters | None
+) -> list[Outcome]:
     return _archive(db, p, ids, f, archive=False)
 
 
@@ -439,7 +551,11 @@ def _first_error(outcomes: Sequence[Outcome], name: str) -> dict[str, Any]:
 
 def _experiment_row(db: Session, experiment_id: int) -> tuple[Any, ...]:
     """``GetExperimentAndCheckCanDoActions``: 404 for an unknown experiment."""
-    rows = fetch(db, "SELECT id, state, archived, project_id, owner_id FROM experiments WHERE id = ?", [experiment_id])
+    rows = fetch(
+        db,
+        "SELECT id, state, archived, project_id, owner_id FROM experiments WHERE id = ?",
+        [experiment_id],
+    )
     if not rows:
         raise _not_found(experiment_id)
     return rows[0]
@@ -459,22 +575,30 @@ def activate_experiment(ctx: Ctx) -> dict[str, Any]:
 
 @rpc("PauseExperiment", id=int)
 def pause_experiment(ctx: Ctx) -> dict[str, Any]:
-    return _first_error(pause_experiments(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None), "PauseExperiments")
+    return _first_error(
+        pause_experiments(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None), "PauseExperiments"
+    )
 
 
 @rpc("CancelExperiment", id=int)
 def cancel_experiment(ctx: Ctx) -> dict[str, Any]:
-    return _first_error(cancel_experiments(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None), "CancelExperiments")
+    return _first_error(
+        cancel_experiments(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None), "CancelExperiments"
+    )
 
 
 @rpc("KillExperiment", id=int)
 def kill_experiment(ctx: Ctx) -> dict[str, Any]:
-    return _first_error(kill_experiments(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None), "KillExperiments")
+    return _first_error(
+        kill_experiments(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None), "KillExperiments"
+    )
 
 
 @rpc("ArchiveExperiment", id=int)
 def archive_experiment(ctx: Ctx) -> dict[str, Any]:
-    return _first_error(_archive(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None, archive=True), "ArchiveExperiments")
+    return _first_error(
+        _archive(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None, archive=True), "ArchiveExperiments"
+    )
 
 
 @rpc("UnarchiveExperiment", id=int)

@@ -65,7 +65,9 @@ NON_TERMINAL_STATES: Final = (
 )  # fmt: skip
 """``model.NonTerminalStates``: the default states of cancel and kill with filters."""
 
-_RUNNING_TRIAL: Final = "(SELECT 1 FROM trials t WHERE t.experiment_id = e.id AND t.state IN ('ACTIVE', 'RUNNING'))"
+_RUNNING_TRIAL: Final = (
+    "(SELECT 1 FROM trials t WHERE t.experiment_id = e.id AND t.state IN ('ACTIVE', 'RUNNING'))"
+)
 
 
 def in_registry(state: str) -> bool:
@@ -213,7 +215,9 @@ def list_columns() -> str:
        CASE WHEN e.state = 'ACTIVE' THEN EXISTS {_RUNNING_TRIAL} ELSE 0 END"""
 
 
-def list_view(row: Sequence[Any], now: str, *, trial_data: bool = False, best_trial: bool = False) -> dict[str, Any]:
+def list_view(
+    row: Sequence[Any], now: str, *, trial_data: bool = False, best_trial: bool = False
+) -> dict[str, Any]:
     """One experiment of a list: ``trial_data`` adds ``bestTrialSearcherMetric`` (GetExperiments
     with ``showTrialData``), ``best_trial`` adds ``bestTrialId`` (SearchExperiments)."""
     (id_, config_text, start, end, state, archived, num_trials, display_name, owner_id, username,
@@ -297,7 +301,9 @@ def labels_condition(labels: Sequence[str]) -> tuple[str | None, list[Any]]:
     if not joined:
         return None, []
     parts = joined.split(",")
-    sql = " AND ".join("EXISTS (SELECT 1 FROM json_each(e.config, '$.labels') WHERE value = ?)" for _ in parts)
+    sql = " AND ".join(
+        "EXISTS (SELECT 1 FROM json_each(e.config, '$.labels') WHERE value = ?)" for _ in parts
+    )
     return sql, parts
 
 
@@ -454,11 +460,15 @@ def write_config(db: Session, experiment_id: int, config: dict[str, Any], **colu
         "config": json.dumps(config),
         "name": _text(config.get("name")),
         "description": _text(config.get("description")),
-        "labels": json.dumps([x for x in labels if isinstance(x, str)] if isinstance(labels, list) else []),
+        "labels": json.dumps(
+            [x for x in labels if isinstance(x, str)] if isinstance(labels, list) else []
+        ),
         **columns,
     }
     assignments = ", ".join(f"{name} = ?" for name in values)
-    execute(db, f"UPDATE experiments SET {assignments} WHERE id = ?", [*values.values(), experiment_id])
+    execute(
+        db, f"UPDATE experiments SET {assignments} WHERE id = ?", [*values.values(), experiment_id]
+    )
 
 
 def _stored_config(db: Session, experiment_id: int) -> dict[str, Any]:

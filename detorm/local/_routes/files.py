@@ -29,7 +29,7 @@ import tarfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 from typing import Any, Final
@@ -120,7 +120,9 @@ def _go_atoi(name: str, text: str) -> int:
         reason = "value out of range"
     else:
         return int(text)
-    raise EchoError(400, f'unable to parse to int: {text}: strconv.Atoi: parsing {json.dumps(text)}: {reason}')
+    raise EchoError(
+        400, f"unable to parse to int: {text}: strconv.Atoi: parsing {json.dumps(text)}: {reason}"
+    )
 
 
 def _go_error(err: OSError) -> str:
@@ -189,7 +191,9 @@ def _checkpoint_directory(
         # The master would read the bucket; detorm.local has no cloud storage to read.
         reason = f"detorm.local cannot read {err} checkpoint storage"
         if mime == X_TAR:
-            raise EchoError(500, f"unable to list checkpoint {checkpoint_id} files: {reason}") from None
+            raise EchoError(
+                500, f"unable to list checkpoint {checkpoint_id} files: {reason}"
+            ) from None
         raise EchoError(500, f"unable to download checkpoint {checkpoint_id}: {reason}") from None
     path = posixpath.normpath("/" + prefix.rstrip("/") + "/" + checkpoint_id)
     return ("/" + path.lstrip("/")).rstrip("/") + "/"
@@ -210,7 +214,9 @@ def _list_or_fail(directory: str, checkpoint_id: str, mime: str) -> list[_File]:
     except OSError as err:
         reason = _go_error(err)
         if mime == X_TAR:  # the dry run lists the files first
-            raise EchoError(500, f"unable to list checkpoint {checkpoint_id} files: {reason}") from None
+            raise EchoError(
+                500, f"unable to list checkpoint {checkpoint_id} files: {reason}"
+            ) from None
         raise EchoError(500, _download_failure(checkpoint_id, reason)) from None
 
 
@@ -371,7 +377,7 @@ def _item(archive: tarfile.TarFile, member: tarfile.TarInfo) -> _Item:
         content = member.linkname.encode()
     else:
         content = b""
-    modified = datetime.fromtimestamp(member.mtime, tz=timezone.utc)
+    modified = datetime.fromtimestamp(member.mtime, tz=UTC)
     return _Item(member.name, member.isdir(), content, modified)
 
 
@@ -438,7 +444,9 @@ def model_def_file(experiment_id: int, tgz: bytes | None, path: str) -> bytes:
     contents = _cached_files(experiment_id, items)
     for item in items:
         if item.path == path and not item.is_dir:
-            relative = posixpath.relpath(posixpath.normpath(f"/{experiment_id}/{path}"), f"/{experiment_id}")
+            relative = posixpath.relpath(
+                posixpath.normpath(f"/{experiment_id}/{path}"), f"/{experiment_id}"
+            )
             return contents.get(relative, item.content)
     raise ValueError("file does not exist")  # fs.ErrNotExist
 

@@ -29,7 +29,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from detorm._wire import LogLevel, OrderBy, Timestamp
@@ -113,9 +113,11 @@ def _logs_stream(ctx: Ctx, request: LogsRequest) -> Iterator[RawJSON]:
 def _task_of(ctx: Ctx, trial_id: int) -> str:
     """The access check (404 before any message), then frees the request's connection: a
     followed stream can last as long as the trial."""
-    row = ctx.db.connection().exec_driver_sql(
-        "SELECT task_id FROM trials WHERE id = ?", (trial_id,)
-    ).fetchone()
+    row = (
+        ctx.db.connection()
+        .exec_driver_sql("SELECT task_id FROM trials WHERE id = ?", (trial_id,))
+        .fetchone()
+    )
     ctx.db.close()
     if row is None:
         raise not_found(f"trial '{trial_id}' not found")
@@ -274,8 +276,8 @@ def _ended(database: Database, trial_id: int) -> bool:
     state, end_time = rows[0]
     if end_time is None:
         return str(state) in _TERMINAL
-    ended = datetime.fromisoformat(str(end_time)).replace(tzinfo=timezone.utc)
-    return ended + timedelta(seconds=TERMINATION_GRACE_SECONDS) < datetime.now(timezone.utc)
+    ended = datetime.fromisoformat(str(end_time)).replace(tzinfo=UTC)
+    return ended + timedelta(seconds=TERMINATION_GRACE_SECONDS) < datetime.now(UTC)
 
 
 # --- messages -------------------------------------------------------------------------------
@@ -287,7 +289,9 @@ def _log_message(trial_id: int, row: tuple[Any, ...]) -> RawJSON:
     message: dict[str, Any] = {
         "id": str(log_id),
         "timestamp": wire_time,
-        "message": _legacy_line(legacy_time, container_id, rank_id, level if has_level else None, text),
+        "message": _legacy_line(
+            legacy_time, container_id, rank_id, level if has_level else None, text
+        ),
         "level": level if known else LogLevel.UNSPECIFIED.value,
         "trialId": trial_id,
     }

@@ -113,7 +113,9 @@ def _end_time(stored: str) -> str:
         fraction = "" if millis == "000" else "." + millis
         return f"{stored[:10]}T{stored[11:19]}{fraction}Z"
     value = datetime.fromisoformat(stored)
-    return Timestamp.from_datetime(value.replace(microsecond=value.microsecond // 1000 * 1000)).rfc3339()
+    return Timestamp.from_datetime(
+        value.replace(microsecond=value.microsecond // 1000 * 1000)
+    ).rfc3339()
 
 
 # --- reports --------------------------------------------------------------------------------

@@ -46,7 +46,9 @@ from .trials import best_trial_views, kill_trial
 __all__ = ["RUNS_FROM"]
 
 
-def _filter(ctx: Ctx, text: str | None, archived_sql: str, now: str) -> tuple[list[str], list[Any], CompiledFilter | None]:
+def _filter(
+    ctx: Ctx, text: str | None, archived_sql: str, now: str
+) -> tuple[list[str], list[Any], CompiledFilter | None]:
     """The filter's condition, plus the archived condition unless ``showArchived``."""
     if text is None:
         return [], [], None
@@ -87,7 +89,9 @@ def search_experiments(ctx: Ctx) -> dict[str, Any]:
         where.append("e.project_id = ?")
         params.append(request.project_id)
     filter_where, filter_params, compiled = _filter(ctx, request.filter, "e.archived = 0", now)
-    order, order_params = ("e.id ASC", []) if request.sort is None else experiment_sort(request.sort, now)
+    order, order_params = (
+        ("e.id ASC", []) if request.sort is None else experiment_sort(request.sort, now)
+    )
     if compiled is not None:
         compiled.check()
     page, rows = _page_query(ctx, request, list_columns(), LIST_FROM, where + filter_where, params + filter_params,
@@ -217,13 +221,18 @@ def search_runs(ctx: Ctx) -> dict[str, Any]:
         find_project(ctx.db, request.project_id)
         where.append("e.project_id = ?")
         params.append(request.project_id)
-    filter_where, filter_params, compiled = _filter(ctx, request.filter, "NOT (r.archived OR e.archived)", now)
+    filter_where, filter_params, compiled = _filter(
+        ctx, request.filter, "NOT (r.archived OR e.archived)", now
+    )
     order, order_params = ("r.id ASC", []) if request.sort is None else run_sort(request.sort, now)
     if compiled is not None:
         compiled.check()
     page, rows = _page_query(ctx, request, _RUN_COLUMNS, RUNS_FROM, where + filter_where, params + filter_params,
                              order, order_params)  # fmt: skip
-    return {"runs": [_flat_run(row, now) for row in rows], "pagination": page.pagination.model_dump_wire()}
+    return {
+        "runs": [_flat_run(row, now) for row in rows],
+        "pagination": page.pagination.model_dump_wire(),
+    }
 
 
 # ================================================================================================
@@ -265,12 +274,16 @@ def _candidates(
         where.append(f"r.id IN ({_marks(run_ids)})")
         params.extend(run_ids)
     else:
-        filter_where, filter_params, compiled = _filter(ctx, filter_text, "NOT (r.archived OR e.archived)", db_time(utcnow()))
+        filter_where, filter_params, compiled = _filter(
+            ctx, filter_text, "NOT (r.archived OR e.archived)", db_time(utcnow())
+        )
         where.extend(filter_where)
         params.extend(filter_params)
     if compiled is not None:
         compiled.check()
-    return fetch(ctx.db, f"SELECT {columns} {_ACTION_FROM} WHERE {' AND '.join(where)} ORDER BY r.id", params)
+    return fetch(
+        ctx.db, f"SELECT {columns} {_ACTION_FROM} WHERE {' AND '.join(where)} ORDER BY r.id", params
+    )
 
 
 def _not_found(run_ids: Sequence[int], seen: Iterable[int], message: str) -> list[_Result]:
@@ -286,10 +299,14 @@ def _exclusive(request: RunActionRequest) -> None:
 @rpc("KillRuns")
 def kill_runs(ctx: Ctx) -> dict[str, Any]:
     request = ctx.body(RunActionRequest)
-    rows = _candidates(ctx, f"r.id, {_TERMINAL}", request.project_id, request.run_ids, request.filter)
+    rows = _candidates(
+        ctx, f"r.id, {_TERMINAL}", request.project_id, request.run_ids, request.filter
+    )
     results = [_Result(run_id) for run_id, terminal in rows if terminal]
     if request.filter is None:
-        results += _not_found(request.run_ids, [row[0] for row in rows], "Run with id '{id}' not found")
+        results += _not_found(
+            request.run_ids, [row[0] for row in rows], "Run with id '{id}' not found"
+        )
     for run_id in [row[0] for row in rows if not row[1]]:
         try:
             kill_trial(ctx.db, run_id)
@@ -303,8 +320,14 @@ def kill_runs(ctx: Ctx) -> dict[str, Any]:
 def delete_runs(ctx: Ctx) -> dict[str, Any]:
     request = ctx.body(RunActionRequest)
     _exclusive(request)
-    rows = _candidates(ctx, f"r.id, {_TERMINAL}", request.project_id, request.run_ids, request.filter)
-    results = [_Result(run_id, "Run is not in a terminal state.") for run_id, terminal in rows if not terminal]
+    rows = _candidates(
+        ctx, f"r.id, {_TERMINAL}", request.project_id, request.run_ids, request.filter
+    )
+    results = [
+        _Result(run_id, "Run is not in a terminal state.")
+        for run_id, terminal in rows
+        if not terminal
+    ]
     if request.filter is None:
         message = f"Run with id '{{id}}' not found in project with id '{request.project_id}'"
         results += _not_found(request.run_ids, [row[0] for row in rows], message)
@@ -322,8 +345,14 @@ def _delete_runs(db: Session, run_ids: Sequence[int]) -> None:
     for table, column in (("trial_logs", "trial_id"), ("metrics", "trial_id"), ("run_hparams", "run_id"),
                           ("local_id_redirect", "run_id")):  # fmt: skip
         execute(db, f"DELETE FROM {table} WHERE {column} IN ({marks})", list(run_ids))
-    execute(db, f"UPDATE checkpoints SET trial_id = NULL WHERE trial_id IN ({marks})", list(run_ids))
-    execute(db, f"UPDATE experiments SET best_trial_id = NULL WHERE best_trial_id IN ({marks})", list(run_ids))
+    execute(
+        db, f"UPDATE checkpoints SET trial_id = NULL WHERE trial_id IN ({marks})", list(run_ids)
+    )
+    execute(
+        db,
+        f"UPDATE experiments SET best_trial_id = NULL WHERE best_trial_id IN ({marks})",
+        list(run_ids),
+    )
     execute(db, f"DELETE FROM trials WHERE id IN ({marks})", list(run_ids))
 
 
@@ -336,7 +365,9 @@ def _archive_runs(ctx: Ctx, *, archive: bool) -> dict[str, Any]:
     valid: list[int] = []
     for run_id, archived, experiment_archived, experiment_id, terminal in rows:
         if experiment_archived:
-            results.append(_Result(run_id, f"Run is part of archived Search (id: '{experiment_id}')."))
+            results.append(
+                _Result(run_id, f"Run is part of archived Search (id: '{experiment_id}').")
+            )
         elif bool(archived) == archive:
             results.append(_Result(run_id))
         elif not terminal:
@@ -347,7 +378,11 @@ def _archive_runs(ctx: Ctx, *, archive: bool) -> dict[str, Any]:
         message = f"Run with id '{{id}}' not found in project with id '{request.project_id}'"
         results += _not_found(request.run_ids, [row[0] for row in rows], message)
     if valid:
-        execute(ctx.db, f"UPDATE trials SET archived = ? WHERE id IN ({_marks(valid)})", [int(archive), *valid])
+        execute(
+            ctx.db,
+            f"UPDATE trials SET archived = ? WHERE id IN ({_marks(valid)})",
+            [int(archive), *valid],
+        )
         results += [_Result(run_id) for run_id in valid]
     return _results(results)
 
@@ -376,7 +411,9 @@ def _pause_resume(ctx: Ctx, *, pause: bool) -> dict[str, Any]:
         if archived:
             results.append(_Result(run_id, "Run is archived."))
         elif multitrial:
-            results.append(_Result(run_id, f"Cannot pause/unpause run '{run_id}' (part of multi-trial)."))
+            results.append(
+                _Result(run_id, f"Cannot pause/unpause run '{run_id}' (part of multi-trial).")
+            )
         else:
             run_of[experiment_id] = run_id
     if request.run_ids:
@@ -384,7 +421,11 @@ def _pause_resume(ctx: Ctx, *, pause: bool) -> dict[str, Any]:
         results += _not_found(request.run_ids, [row[0] for row in rows], message)
     action = pause_experiments if pause else activate_experiments
     outcomes: list[Outcome] = action(ctx.db, request.project_id, sorted(run_of), None)
-    template = "Failed to pause associated experiment: {}" if pause else "Failed to resume associated experiment: {}"
+    template = (
+        "Failed to pause associated experiment: {}"
+        if pause
+        else "Failed to resume associated experiment: {}"
+    )
     for outcome in outcomes:
         run_id = run_of.get(outcome.id, 0)
         error = "" if outcome.error is None else template.format(error_text(outcome.error))
@@ -443,7 +484,12 @@ def move_runs(ctx: Ctx) -> dict[str, Any]:
 # GetProjectColumns
 # ================================================================================================
 def _column(column: str, location: str, kind: str, display: str = "") -> dict[str, Any]:
-    return {"column": column, "location": f"LOCATION_TYPE_{location}", "type": f"COLUMN_TYPE_{kind}", "displayName": display}
+    return {
+        "column": column,
+        "location": f"LOCATION_TYPE_{location}",
+        "type": f"COLUMN_TYPE_{kind}",
+        "displayName": display,
+    }
 
 
 _EXPERIMENT_COLUMNS: Final = [
@@ -473,7 +519,13 @@ _RUN_COLUMNS_DEFAULT: Final = [
     ("localId", "Run ID", "TEXT"), ("archived", "Archived", "UNSPECIFIED"),
 ]  # fmt: skip
 
-_METRIC_TYPES: Final = {"string": "TEXT", "number": "NUMBER", "date": "DATE", "boolean": "TEXT", "array": "ARRAY"}
+_METRIC_TYPES: Final = {
+    "string": "TEXT",
+    "number": "NUMBER",
+    "date": "DATE",
+    "boolean": "TEXT",
+    "array": "ARRAY",
+}
 """``parseMetricsType``."""
 
 
@@ -492,8 +544,16 @@ def _summary_metric_columns(summaries: Iterable[str | None]) -> list[dict[str, A
         for group, metrics in document.items():
             if isinstance(metrics, dict):
                 for name, entry in metrics.items():
-                    stats.add((group, name, pg_text(entry.get("type")) if isinstance(entry, dict) else None))
-    ordered = sorted(stats, key=lambda s: (text_sort_key(s[0]), text_sort_key(s[1]), s[2] is None, s[2] or ""))
+                    stats.add(
+                        (
+                            group,
+                            name,
+                            pg_text(entry.get("type")) if isinstance(entry, dict) else None,
+                        )
+                    )
+    ordered = sorted(
+        stats, key=lambda s: (text_sort_key(s[0]), text_sort_key(s[1]), s[2] is None, s[2] or "")
+    )
     counts: list[int] = []
     for index, (group, name, _kind) in enumerate(ordered):
         previous = ordered[index - 1] if index else None
@@ -547,7 +607,9 @@ def _experiment_table_columns(db: Session, project_id: int) -> list[dict[str, An
     )
     best = [row[1] for row in rows if row[1] is not None]
     if best:
-        summaries = fetch(db, f"SELECT summary_metrics FROM trials WHERE id IN ({_marks(best)})", best)
+        summaries = fetch(
+            db, f"SELECT summary_metrics FROM trials WHERE id IN ({_marks(best)})", best
+        )
         columns += _summary_metric_columns(row[0] for row in summaries)
     seen: set[str] = set()
     for document, _best in rows:
@@ -565,7 +627,9 @@ def _experiment_table_columns(db: Session, project_id: int) -> list[dict[str, An
 def _run_table_columns(db: Session, project_id: int) -> list[dict[str, Any]]:
     columns = [_column(c, "RUN", kind, display) for c, display, kind in _RUN_COLUMNS_DEFAULT]
     in_project = "SELECT t.id FROM trials t JOIN experiments e ON e.id = t.experiment_id WHERE e.project_id = ?"
-    summaries = fetch(db, f"SELECT summary_metrics FROM trials WHERE id IN ({in_project})", [project_id])
+    summaries = fetch(
+        db, f"SELECT summary_metrics FROM trials WHERE id IN ({in_project})", [project_id]
+    )
     columns += _summary_metric_columns(row[0] for row in summaries)
     # project_hparams: (name, type) pairs of the project's runs, in the order runs added them
     hparams = fetch(
@@ -575,13 +639,22 @@ def _run_table_columns(db: Session, project_id: int) -> list[dict[str, Any]]:
         f" GROUP BY 1, 2 ORDER BY 3, 1",
         [project_id],
     )
-    columns += [_column(f"hp.{name}", "RUN_HYPERPARAMETERS", _metric_type(kind)) for name, kind, _ in hparams]
+    columns += [
+        _column(f"hp.{name}", "RUN_HYPERPARAMETERS", _metric_type(kind))
+        for name, kind, _ in hparams
+    ]
     metadata: set[tuple[str, str]] = set()
-    rows = fetch(db, f"SELECT metadata FROM trials WHERE id IN ({in_project}) AND metadata IS NOT NULL", [project_id])
+    rows = fetch(
+        db,
+        f"SELECT metadata FROM trials WHERE id IN ({in_project}) AND metadata IS NOT NULL",
+        [project_id],
+    )
     for (text,) in rows:
         for entry in flatten_metadata(_json_or_none(text)):
             metadata.add(("metadata." + entry.key, metadata_type(entry)))
-    columns += [_column(name, "RUN_METADATA", _metric_type(kind)) for name, kind in sorted(metadata)]
+    columns += [
+        _column(name, "RUN_METADATA", _metric_type(kind)) for name, kind in sorted(metadata)
+    ]
     return columns
 
 

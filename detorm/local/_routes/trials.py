@@ -29,14 +29,14 @@ from .._errors import ApiError, not_found
 from .._filter_sql import (
     TRIAL_STATE,
     GoError,
-    error_text,
-    go_error,
-    pg_error,
     db_time,
+    error_text,
     execute,
     fetch,
+    go_error,
     parse_db_time,
     parse_input,
+    pg_error,
     pg_text,
     text_sort_key,
     wire_time,
@@ -84,21 +84,33 @@ class _Searcher:
 def _searcher(config_metric: Any, smaller_is_better: Any) -> _Searcher:
     """``searcher_info``: ``coalesce((smaller_is_better)::boolean, true)`` picks the sign."""
     smaller = True if smaller_is_better is None else smaller_is_better not in (0, "false", False)
-    return _Searcher(config_metric if isinstance(config_metric, str) else "", 1.0 if smaller else -1.0)
+    return _Searcher(
+        config_metric if isinstance(config_metric, str) else "", 1.0 if smaller else -1.0
+    )
 
 
 def _float8(text: str) -> float:
     value = text.strip().lower()
-    special = {"nan": math.nan, "infinity": math.inf, "-infinity": -math.inf, "inf": math.inf, "-inf": -math.inf}
+    special = {
+        "nan": math.nan,
+        "infinity": math.inf,
+        "-infinity": -math.inf,
+        "inf": math.inf,
+        "-inf": -math.inf,
+    }
     if value in special:
         return special[value]
     try:
         return float(text)
     except ValueError:
-        raise pg_error(f'invalid input syntax for type double precision: "{text}"', "22P02") from None
+        raise pg_error(
+            f'invalid input syntax for type double precision: "{text}"', "22P02"
+        ) from None
 
 
-def _validations(db: Session, trial_ids: Sequence[int], searchers: dict[int, _Searcher]) -> list[_Validation]:
+def _validations(
+    db: Session, trial_ids: Sequence[int], searchers: dict[int, _Searcher]
+) -> list[_Validation]:
     """The ``validations`` view (live validation rows) of the trials, oldest id first."""
     if not trial_ids:
         return []
@@ -315,7 +327,9 @@ def best_trial_views(db: Session, trial_ids: Sequence[int]) -> dict[int, dict[st
             "hparams": _json(hparams),
             "totalBatchesProcessed": batches,
             "bestValidation": _build_workload(bv_batches, bv_end, bv_metrics),
-            "latestValidation": None if latest_id is None else _build_workload(lv_batches, lv_end, lv_metrics),
+            "latestValidation": None
+            if latest_id is None
+            else _build_workload(lv_batches, lv_end, lv_metrics),
             "bestCheckpoint": None,
             "runnerState": runner_state or "",
             "wallClockTime": 0.0,
@@ -357,8 +371,12 @@ _SORT_KEYS: Final[dict[TrialSortBy, Callable[[_SortRow], Any]]] = {
     TrialSortBy.START_TIME: lambda r: r.start_time,
     TrialSortBy.END_TIME: lambda r: r.end_time,
     TrialSortBy.STATE: lambda r: text_sort_key("STATE_" + r.state),  # the 'STATE_' || state text
-    TrialSortBy.BEST_VALIDATION_METRIC: lambda r: None if r.best_signed is None else _metric_order(r.best_signed),
-    TrialSortBy.LATEST_VALIDATION_METRIC: lambda r: None if r.latest_signed is None else _metric_order(r.latest_signed),
+    TrialSortBy.BEST_VALIDATION_METRIC: lambda r: (
+        None if r.best_signed is None else _metric_order(r.best_signed)
+    ),
+    TrialSortBy.LATEST_VALIDATION_METRIC: lambda r: (
+        None if r.latest_signed is None else _metric_order(r.latest_signed)
+    ),
     TrialSortBy.BATCHES_PROCESSED: lambda r: r.total_batches,
     TrialSortBy.DURATION: lambda r: r.duration,
     TrialSortBy.RESTARTS: lambda r: r.restarts,
@@ -420,7 +438,9 @@ def get_experiment_trials(ctx: Ctx) -> dict[str, Any]:
     sort_by = q.get_enum("sort_by", TrialSortBy, "apiv1.GetExperimentTrialsRequest_SortBy")
     order_by = q.get_enum("order_by", OrderBy, "apiv1.OrderBy")
     offset, limit = q.get_int("offset"), q.get_int("limit")
-    states = [s.value.removeprefix("STATE_") for s in q.get_enums("states", TrialState, "trialv1.State")]
+    states = [
+        s.value.removeprefix("STATE_") for s in q.get_enums("states", TrialState, "trialv1.State")
+    ]
     if not fetch(ctx.db, "SELECT 1 FROM experiments WHERE id = ?", [experiment_id]):
         raise not_found(f"experiment '{experiment_id}' not found")
     prefix = (
@@ -452,7 +472,9 @@ def get_trial(ctx: Ctx) -> dict[str, Any]:
     try:
         views = trial_views(ctx.db, [trial_id])
     except ApiError as err:
-        raise _wrapped(f"failed to get trial {trial_id}: error running query: proto_get_trials_plus", err) from None
+        raise _wrapped(
+            f"failed to get trial {trial_id}: error running query: proto_get_trials_plus", err
+        ) from None
     return {"trial": views[0]}
 
 
@@ -497,4 +519,3 @@ def kill_trial(db: Session, trial_id: int) -> None:
 def kill_trial_route(ctx: Ctx) -> dict[str, Any]:
     kill_trial(ctx.db, ctx.path["id"])
     return {}
-
