@@ -873,9 +873,12 @@ _PLANNERS: Final[dict[str, Callable[[Query[Any]], Plan]]] = {
 }
 
 
-def prefetch_trials_call(experiment_ids: Sequence[int], limit: int) -> Call:
-    """One runs search for the trials of a page of experiments (OR of ``experimentId = n``)."""
+def prefetch_trials_source(experiment_ids: Sequence[int]) -> Source:
+    """The runs search for the trials of a page of experiments (OR of ``experimentId = n``)."""
     compiler = TreeCompiler("Trial", RUN_TREE, "LOCATION_TYPE_RUN_HYPERPARAMETERS")
     node = compiler.exact(Leaf(FieldRef("column", "experiment_id"), "in", list(experiment_ids)))
-    body = {"filter": encode_filter(node, show_archived=True), "offset": 0, "limit": limit}
-    return Call("POST", "/api/v1/runs", (), body)
+    body = {"filter": encode_filter(node, show_archived=True), "sort": "id=asc"}
+    return Source(
+        "Trial", "SearchRuns", "POST", "/api/v1/runs", "sql", w.SearchRunsResponse, "runs",
+        body=body, partial=True,
+    )  # fmt: skip

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
 
+from . import _executor
+from ._actions import bulk_action
 from ._conditions import (
     And,
     Condition,
@@ -266,11 +268,11 @@ class Query(Generic[R]):
         plan = self.plan()
         session = self.session
         if plan.server_paging:
-            yield from session._iterate(plan, self.resource, plan.offset, plan.limit)
+            yield from _executor.iterate(session, plan, self.resource, plan.offset, plan.limit)
             return
         rows: Iterator[R] = (
             obj
-            for obj in session._iterate(plan, self.resource, 0, None)
+            for obj in _executor.iterate(session, plan, self.resource, 0, None)
             if plan.residual is None or matches(plan.residual, obj)
         )
         if plan.client_order:
@@ -314,7 +316,7 @@ class Query(Generic[R]):
         """How many rows match: one request when the master can filter everything."""
         plan = self.plan()
         if plan.server_paging:
-            total = self.session._count(plan)
+            total = _executor.count(self.session, plan)
             start = total + plan.offset if plan.offset < 0 else plan.offset
             available = max(0, total - max(0, min(start, total)))
             return available if plan.limit is None else min(plan.limit, available)
@@ -389,31 +391,31 @@ class ExperimentQuery(Query[Experiment]):
     # express it exactly, else the matching ids are read first. Each returns per-id results.
     def archive(self) -> BulkResult:
         """Archive every match (terminal experiments only, as on the master)."""
-        return self.session._bulk(self, "archive")
+        return bulk_action(self.session, self, "archive")
 
     def unarchive(self) -> BulkResult:
-        return self.session._bulk(self, "unarchive")
+        return bulk_action(self.session, self, "unarchive")
 
     def pause(self) -> BulkResult:
-        return self.session._bulk(self, "pause")
+        return bulk_action(self.session, self, "pause")
 
     def activate(self) -> BulkResult:
-        return self.session._bulk(self, "activate")
+        return bulk_action(self.session, self, "activate")
 
     def cancel(self) -> BulkResult:
-        return self.session._bulk(self, "cancel")
+        return bulk_action(self.session, self, "cancel")
 
     def kill(self) -> BulkResult:
-        return self.session._bulk(self, "kill")
+        return bulk_action(self.session, self, "kill")
 
     def delete(self) -> BulkResult:
         """Delete every match (terminal experiments; the master finishes deleting later)."""
-        return self.session._bulk(self, "delete")
+        return bulk_action(self.session, self, "delete")
 
     def move_to(self, project: Project | int) -> BulkResult:
         """Move every match to ``project`` (one request)."""
         destination = project.id if isinstance(project, Project) else project
-        return self.session._bulk(self, "move", destination)
+        return bulk_action(self.session, self, "move", destination)
 
 
 class TrialQuery(Query[Trial]):

@@ -11,30 +11,19 @@ import functools
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from pydantic_core import from_json
-
 from . import _auth
 from . import _wire as w
 from ._cache import DiskCache, default_cache_dir
-from ._conditions import FieldRef, Leaf
-from ._edits import BulkAction, BulkResult, Change, FlushPlan, plan_bulk
+from ._edits import Change, FlushPlan
 from ._identity import IdentityMap
-from ._loading import ROW_LOADERS, single_fetch, trial_values
+from ._loading import single_fetch, trial_values
 from ._metrics import MetricsStream
-from ._planner import (
-    EXPERIMENT_TREE,
-    Plan,
-    Source,
-    TreeCompiler,
-    encode_filter,
-    prefetch_trials_call,
-)
 from ._query import (
     CheckpointQuery,
     ExperimentQuery,
@@ -329,19 +318,6 @@ class Session:
         chosen = list(trials)
         return MetricsStream(self, chosen, group, cache=cache and self._cache_enabled)
 
-    def _load_best_trial(self, experiment: Experiment) -> None:
-        """One experiments search for this id: it carries bestTrialId and the best trial."""
-        node = TreeCompiler("Experiment", EXPERIMENT_TREE, "").exact(
-            Leaf(FieldRef("column", "id"), "exact", experiment.id)
-        )
-        body = {"filter": encode_filter(node, show_archived=True), "offset": 0, "limit": 1}
-        response = self._transport.send(Call("POST", "/api/v1/experiments-search", body=body))
-        rows = w.SearchExperimentsResponse.model_validate_json(response.content).experiments
-        if not rows:
-            raise NotFound(method="POST", path="/api/v1/experiments-search", status=404,
-                           message=f"experiment {experiment.id} not found")  # fmt: skip
-        ROW_LOADERS["SearchExperiments"](self, rows[0])
-
     def _trial_states(self, trial_ids: list[int]) -> dict[int, bool]:
         """Whether each trial is finished (one runs search); unknown ids count as not."""
         query = Trial.query(self).filter(id__in=trial_ids)
@@ -383,66 +359,8 @@ class Session:
         self._uow.record(obj, name, old)
         self._watch(obj)
 
-    # --- actions --------------------------------------------------------------------------
-    def _bulk(
-        self, query: Query[Any], action: BulkAction, destination: int | None = None
-    ) -> BulkResult:
-        """Run a bulk experiment action over a query's matches (by filters when they fit)."""
-        sliced = bool(query._order) or query._limit is not None or query._offset != 0
-        plan = plan_bulk(query._where, action, ordered_or_sliced=sliced, destination=destination)
-        ids: list[int] = []
-        if plan.filters is None:
-            ids = [e.pk for e in query]
-            if not ids:
-                return BulkResult(action, {})
-        response = self._transport.send(plan.call(ids))
-        results = w.BulkActionResponse.model_validate_json(response.content).results
-        outcome = BulkResult(action, {r.id: r.error for r in results})
-        self._after_action(action, outcome.succeeded, destination)
-        return outcome
-
-    def _experiment_action(
-        self, experiment: Resource, action: BulkAction, destination: int | None = None
-    ) -> None:
-        """A single-experiment action; the master answers with an HTTP error on failure."""
-        base = f"/api/v1/experiments/{experiment.pk}"
-        if action == "delete":
-            call = Call("DELETE", base)
-        elif action == "move":
-            call = Call(
-                "POST",
-                base + "/move",
-                body={"experimentId": experiment.pk, "destinationProjectId": destination},
-            )
-        else:
-            call = Call("POST", f"{base}/{action}")
-        self._transport.send(call)
-        self._after_action(action, [experiment.pk], destination)
-
-    def _after_action(self, action: BulkAction, ids: list[int], destination: int | None) -> None:
-        """Reflect an applied action in the objects this session holds."""
-        loaded = [e for e in (self.identity.get(Experiment, i) for i in ids) if e is not None]
-        if not loaded:
-            return
-        if action in ("archive", "unarchive"):
-            for exp in loaded:
-                self._confirmed_value(exp, "archived", action == "archive")
-        elif action == "move" and destination is not None:
-            for exp in loaded:
-                self._confirmed_value(exp, "project_id", destination)
-                self._uow._after_move(
-                    Change("Experiment", exp.pk, "project_id", None, destination, exp)
-                )
-        elif action == "delete":
-            for exp in loaded:
-                exp.__dict__["state"] = w.ExperimentState.DELETING  # deletion finishes later
-        else:
-            # pause, activate, cancel, kill: the master moves the state on its own schedule.
-            query = Experiment.query(self).filter(id__in=[e.pk for e in loaded])
-            for _ in query:
-                pass
-
     def _confirmed_value(self, obj: Resource, name: str, value: Any) -> None:
+        """The master now holds ``value``: keep a pending edit's local value, else take it."""
         if name in self._uow.pending_fields(obj):
             self._uow.server_value(obj, name, value)
         else:
@@ -452,79 +370,6 @@ class Session:
         """Prefetched children of ``parent`` objects are stale after a move."""
         for key in [k for k in self._collections if k[0] == parent]:
             del self._collections[key]
-
-    # --- executing plans ----------------------------------------------------------------------
-    def _page(self, source: Source, offset: int, limit: int) -> tuple[list[Any], w.Pagination]:
-        call = source.call(offset, limit)
-        # Decoding to Python first and validating the objects is faster than validate_json.
-        response = source.response.model_validate(from_json(self._transport.send(call).content))
-        rows = list(getattr(response, source.rows))
-        pagination = getattr(response, "pagination", None) or w.Pagination(
-            end_index=offset + len(rows), total=offset + len(rows)
-        )
-        return rows, pagination
-
-    def _iterate(
-        self, plan: Plan, resource: type[R], offset: int, limit: int | None
-    ) -> Iterator[R]:
-        """Every row of a plan's source from ``offset``, page by page, as resources."""
-        load = ROW_LOADERS[plan.source.operation]
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = plan.page_size if remaining is None else min(plan.page_size, remaining)
-            rows, pagination = self._page(plan.source, offset, size)
-            objects = [load(self, row) for row in rows]
-            self._prefetch(plan, objects)
-            yield from objects  # type: ignore[misc]
-            if remaining is not None:
-                remaining -= len(rows)
-            end = pagination.end_index
-            # Stop at the end, and never loop on a server that does not advance its cursor.
-            if not rows or end >= pagination.total or end <= max(offset, 0) and offset >= 0:
-                return
-            offset = end
-
-    def _count(self, plan: Plan) -> int:
-        response = plan.source.response.model_validate_json(
-            self._transport.send(plan.source.count_call()).content
-        )
-        pagination = getattr(response, "pagination", None)
-        return pagination.total if pagination is not None else 0
-
-    def _prefetch(self, plan: Plan, objects: list[Resource]) -> None:
-        for prefetch in plan.prefetch:
-            if prefetch.relation == "trials" and objects:
-                self._prefetch_trials([o.pk for o in objects], plan.page_size)
-            elif prefetch.relation == "checkpoints" and objects:
-                self._prefetch_checkpoints(objects)
-
-    def _prefetch_trials(self, experiment_ids: list[int], page_size: int) -> None:
-        source = Source(
-            "Trial", "SearchRuns", "POST", "/api/v1/runs", "sql", w.SearchRunsResponse, "runs",
-            body=prefetch_trials_call(experiment_ids, page_size).body, partial=True,
-        )  # fmt: skip
-        by_experiment: dict[int, list[Resource]] = {e: [] for e in experiment_ids}
-        offset = 0
-        while True:
-            rows, pagination = self._page(source, offset, max(page_size, 4 * len(experiment_ids)))
-            for row in rows:
-                trial = ROW_LOADERS["SearchRuns"](self, row)
-                by_experiment.setdefault(trial.experiment_id, []).append(trial)
-            if not rows or pagination.end_index >= pagination.total:
-                break
-            offset = pagination.end_index
-        for experiment_id, trials in by_experiment.items():
-            self._collections[("Experiment", experiment_id, "trials")] = trials
-
-    def _prefetch_checkpoints(self, trials: list[Resource]) -> None:
-        experiments = {t.experiment_id for t in trials}
-        by_trial: dict[int, list[Resource]] = {t.pk: [] for t in trials}
-        for experiment_id in experiments:
-            for checkpoint in Checkpoint.query(self).filter(experiment_id=experiment_id):
-                if checkpoint.trial_id in by_trial:
-                    by_trial[checkpoint.trial_id].append(checkpoint)
-        for trial_id, checkpoints in by_trial.items():
-            self._collections[("Trial", trial_id, "checkpoints")] = checkpoints
 
     def _loaded_children(self, key: tuple[str, Any, str]) -> list[Resource] | None:
         """Children a prefetch loaded for this relationship (None when not prefetched)."""

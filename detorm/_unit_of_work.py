@@ -200,7 +200,7 @@ class UnitOfWork:
             else:
                 for change in planned.changes:
                     self._confirm(change.obj, change.field, change.new)
-                    self._after_move(change)
+                    self.after_move(change)
             return list(planned.changes), []
 
     def _apply_patched(self, planned: PlannedCall, content: bytes) -> None:
@@ -238,7 +238,7 @@ class UnitOfWork:
                 )
             else:
                 self._confirm(change.obj, change.field, change.new)
-                self._after_move(change)
+                self.after_move(change)
                 applied.append(change)
         return applied, failed
 
@@ -276,7 +276,7 @@ class UnitOfWork:
         committed["tags"] = TagSet([*sorted(baseline | foreign)])
         self._forget_if_clean(IdentityMap.key_of(obj))
 
-    def _after_move(self, change: Change) -> None:
+    def after_move(self, change: Change) -> None:
         """Keep a moved object's denormalised fields consistent with its new parent."""
         obj = change.obj
         if isinstance(obj, Experiment) and change.field == "project_id":

@@ -70,6 +70,12 @@ def _check_json_object(where: str, value: Any) -> None:
         raise InvalidValue(f"{where} must be JSON (a dict of str to JSON values): {err}") from None
 
 
+def _actions() -> Any:
+    from .. import _actions
+
+    return _actions
+
+
 def _default(session: Session | None) -> Session:
     from .._session import default_session
 
@@ -308,31 +314,31 @@ class Experiment(Resource):
     # Actions are sent at once (the unit of work is for attribute edits); the object follows.
     def archive(self) -> None:
         """Archive this experiment (it must be in a terminal state)."""
-        self.session._experiment_action(self, "archive")
+        _actions().experiment_action(self.session, self, "archive")
 
     def unarchive(self) -> None:
-        self.session._experiment_action(self, "unarchive")
+        _actions().experiment_action(self.session, self, "unarchive")
 
     def pause(self) -> None:
-        self.session._experiment_action(self, "pause")
+        _actions().experiment_action(self.session, self, "pause")
 
     def activate(self) -> None:
-        self.session._experiment_action(self, "activate")
+        _actions().experiment_action(self.session, self, "activate")
 
     def cancel(self) -> None:
-        self.session._experiment_action(self, "cancel")
+        _actions().experiment_action(self.session, self, "cancel")
 
     def kill(self) -> None:
-        self.session._experiment_action(self, "kill")
+        _actions().experiment_action(self.session, self, "kill")
 
     def delete(self) -> None:
         """Delete this experiment (terminal states only; the master finishes it later)."""
-        self.session._experiment_action(self, "delete")
+        _actions().experiment_action(self.session, self, "delete")
 
     def move_to(self, project: Project | int) -> None:
         """Move this experiment to ``project`` now."""
         destination = project.id if isinstance(project, Project) else project
-        self.session._experiment_action(self, "move", destination)
+        _actions().experiment_action(self.session, self, "move", destination)
 
     def best_trial(self) -> Trial | None:
         """The trial with the best searcher metric, or None (one request unless known).
@@ -342,7 +348,9 @@ class Experiment(Resource):
         """
         session = _default(self._session)
         if "best_trial_id" not in self.__dict__:
-            session._load_best_trial(self)
+            from .._executor import load_best_trial
+
+            load_best_trial(session, self)
         if self.best_trial_id is None:
             return None
         return session.resolve(Trial, self.best_trial_id)

@@ -1,0 +1,78 @@
+"""Experiment actions, sent at once: on one experiment, or in bulk on a query's matches.
+
+A bulk action sends the query's filter itself when ``BulkExperimentFilters`` can express it
+exactly (one request whatever the number of matches); otherwise it reads the matching ids first.
+Afterwards the session's objects reflect what the master did.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import _wire as w
+from ._edits import BulkAction, BulkResult, Change, plan_bulk
+from ._resources._base import Resource
+from ._resources._models import Experiment
+from ._transport import Call, path
+
+if TYPE_CHECKING:
+    from ._query import Query
+    from ._session import Session
+
+__all__ = ["bulk_action", "experiment_action"]
+
+
+def bulk_action(
+    session: Session, query: Query[Any], action: BulkAction, destination: int | None = None
+) -> BulkResult:
+    """Run ``action`` on every experiment the query matches; per-id results."""
+    sliced = bool(query._order) or query._limit is not None or query._offset != 0
+    plan = plan_bulk(query._where, action, ordered_or_sliced=sliced, destination=destination)
+    ids: list[int] = []
+    if plan.filters is None:
+        ids = [e.pk for e in query]
+        if not ids:
+            return BulkResult(action, {})
+    response = session.transport.send(plan.call(ids))
+    results = w.BulkActionResponse.model_validate_json(response.content).results
+    outcome = BulkResult(action, {r.id: r.error for r in results})
+    _reflect(session, action, outcome.succeeded, destination)
+    return outcome
+
+
+def experiment_action(
+    session: Session, experiment: Resource, action: BulkAction, destination: int | None = None
+) -> None:
+    """One experiment's action; the master answers with an HTTP error when it refuses."""
+    base = path("/api/v1/experiments/{id}", id=experiment.pk)
+    if action == "delete":
+        call = Call("DELETE", base)
+    elif action == "move":
+        body = {"experimentId": experiment.pk, "destinationProjectId": destination}
+        call = Call("POST", base + "/move", body=body)
+    else:
+        call = Call("POST", f"{base}/{action}")
+    session.transport.send(call)
+    _reflect(session, action, [experiment.pk], destination)
+
+
+def _reflect(session: Session, action: BulkAction, ids: list[int], destination: int | None) -> None:
+    """Bring the experiments this session holds in line with an applied action."""
+    loaded = [e for e in (session.identity.get(Experiment, i) for i in ids) if e is not None]
+    if not loaded:
+        return
+    if action in ("archive", "unarchive"):
+        for exp in loaded:
+            session._confirmed_value(exp, "archived", action == "archive")
+    elif action == "move" and destination is not None:
+        for exp in loaded:
+            session._confirmed_value(exp, "project_id", destination)
+            session._uow.after_move(
+                Change("Experiment", exp.pk, "project_id", None, destination, exp)
+            )
+    elif action == "delete":
+        for exp in loaded:
+            exp.__dict__["state"] = w.ExperimentState.DELETING  # the master finishes it later
+    else:
+        # pause, activate, cancel, kill: the master moves states on its own schedule; read them.
+        Experiment.query(session).filter(id__in=[e.pk for e in loaded]).all()
