@@ -10,6 +10,9 @@ for exp in Experiment.query().filter(state="ACTIVE").order_by("start_time"):
 
 from . import errors
 from ._conditions import Q, hp, metrics
+from ._edits import BulkResult, Change, FlushPlan
+from ._logs import LogEntry
+from ._metrics import MetricReport, MetricsStream, TrialSummary
 from ._query import (
     CheckpointQuery,
     ExperimentQuery,
@@ -48,7 +51,9 @@ from ._wire import (
 )
 
 __all__ = [
+    "BulkResult",
     "Call",
+    "Change",
     "Checkpoint",
     "CheckpointQuery",
     "CheckpointState",
@@ -57,8 +62,12 @@ __all__ = [
     "ExperimentQuery",
     "ExperimentState",
     "Explanation",
+    "FlushPlan",
+    "LogEntry",
     "LogLevel",
+    "MetricReport",
     "MetricSummary",
+    "MetricsStream",
     "Model",
     "ModelQuery",
     "ModelVersion",
@@ -76,6 +85,7 @@ __all__ = [
     "Trial",
     "TrialQuery",
     "TrialState",
+    "TrialSummary",
     "User",
     "UserQuery",
     "Validation",

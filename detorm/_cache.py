@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import diskcache
 
@@ -90,6 +90,43 @@ class DiskCache:
 
     def set(self, kind: str, *parts: object, value: bytes) -> None:
         self._store().set(self._key(kind, *parts), _seal(value))
+
+    def put_file(self, kind: str, *parts: object, source: Path) -> None:
+        """Store a (large) file without reading it into memory; its digest is kept beside it."""
+        digest = hashlib.sha256()
+        with open(source, "rb") as reader:
+            while chunk := reader.read(1 << 20):
+                digest.update(chunk)
+        store = self._store()
+        key = self._key(kind, *parts)
+        with open(source, "rb") as reader:
+            store.set(key, reader, read=True)
+        store.set(key + "\x1fsha256", digest.hexdigest())
+
+    def open_file(self, kind: str, *parts: object) -> BinaryIO | None:
+        """A stored file, verified, rewound; None when missing or corrupt (then discarded)."""
+        key = self._key(kind, *parts)
+        store = self._store()
+        expected = store.get(key + "\x1fsha256")
+        try:
+            handle = store.get(key, read=True)
+        except Exception:  # noqa: BLE001 - an unreadable entry is a corrupt entry
+            handle = None
+        if handle is None or not isinstance(expected, str):
+            self.misses += 1
+            return None
+        digest = hashlib.sha256()
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+        if digest.hexdigest() != expected:
+            handle.close()
+            store.delete(key)
+            store.delete(key + "\x1fsha256")
+            self.misses += 1
+            return None
+        handle.seek(0)
+        self.hits += 1
+        return handle  # type: ignore[no-any-return]
 
     def clear(self) -> int:
         """Remove every entry (of every master and user); returns how many."""

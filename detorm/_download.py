@@ -16,6 +16,7 @@ holds a checkpoint is downloaded again rather than trusted.
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
 import io
 import json
@@ -23,17 +24,18 @@ import os
 import shutil
 import stat
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import IO, TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
 import httpx
 
 from . import _wire as w
 from ._archive import extract, extract_into, staging
-from ._transport import Call, Transport, raise_for_status
+from ._transport import Call
 from .errors import DownloadError, InvalidValue, TransportError, UnsafeArchive
 
 if TYPE_CHECKING:
@@ -59,8 +61,12 @@ def download_checkpoint(
     *,
     mode: DownloadMode = "auto",
     progress: bool = False,
+    cache: bool = True,
 ) -> Path:
     """Download a checkpoint's files into ``path`` and return it.
+
+    A COMPLETED checkpoint read through the master is kept in the disk cache (its files can
+    no longer change), so it is downloaded once; ``cache=False`` skips the cache.
 
     Raises :class:`~detorm.errors.DownloadError` for a checkpoint that is not COMPLETED or
     PARTIALLY_DELETED, or a ``"direct"`` download whose storage this machine cannot read, and
@@ -79,13 +85,23 @@ def download_checkpoint(
     if mode == "direct" and source is None:
         raise DownloadError(_unreachable_message(_storage_config(wire), uuid))
     destination = Path(path)
+    cache_key = _cache_key(wire) if cache and session._cache_enabled else None
     with staging(destination) as directory:
-        if mode == "master" or source is None:
-            _via_master(session.transport, uuid, directory, progress)
-        else:
+        if mode == "direct" or (mode == "auto" and source is not None):
+            assert source is not None
             _copy_tree(source, directory, progress)
+        else:
+            _via_master(session, uuid, directory, progress, cache_key)
         _write_metadata(directory, destination, wire.metadata)
     return destination
+
+
+def _cache_key(wire: w.Checkpoint) -> tuple[str, str] | None:
+    """Cache completed checkpoints only; the key changes if files are ever removed."""
+    if wire.state != w.CheckpointState.COMPLETED:
+        return None
+    files = json.dumps(sorted(wire.resources.items())).encode()
+    return wire.uuid, hashlib.sha256(files).hexdigest()[:16]
 
 
 def _current_checkpoint(session: Session, uuid: str) -> w.Checkpoint:
@@ -158,59 +174,43 @@ def _write_metadata(directory: Path, destination: Path, metadata: Mapping[str, A
 # --- through the master -----------------------------------------------------------------------------
 
 
-def _via_master(transport: Transport, uuid: str, directory: Path, progress: bool) -> None:
+def _via_master(
+    session: Session, uuid: str, directory: Path, progress: bool, cache_key: tuple[str, str] | None
+) -> None:
+    if cache_key is not None:
+        cached = session.cache.open_file("checkpoint", *cache_key)
+        if cached is not None:
+            with cached:
+                extract_into(cached, directory, fmt="tar")
+            return
     call = Call("GET", f"/checkpoints/{quote(uuid, safe='')}")
-    response = _open_archive(transport, call)
-    try:
-        length = response.headers.get("content-length")
-        with _bar(int(length) if length and length.isdigit() else None, progress, uuid) as bar:
-            reader = io.BufferedReader(_ResponseReader(response.iter_bytes(_CHUNK), bar), _CHUNK)
-            try:
-                extract_into(reader, directory, fmt="tar")
-            except httpx.TransportError as err:
-                raise TransportError(
-                    f"{call}: the download broke off: {err}", method="GET", path=call.path
-                ) from None
-    finally:
-        response.close()
-
-
-def _open_archive(transport: Transport, call: Call) -> httpx.Response:
-    """``GET /checkpoints/{uuid}`` as an uncompressed tar (the master's default, and the one
-    it sends with a Content-Length), streamed; 401 logs in again once, 502/503/504 retry."""
-    headers = {"Accept": "application/x-tar"}
-    reauthenticated = False
-    attempt = 0
-    while True:
-        request = transport._client.build_request(
-            "GET", call.path, headers={**transport._headers(), **headers}
-        )
-        with transport._count_lock:
-            transport.requests_sent += 1
+    # An uncompressed tar: the master's default, and the only form sent with a Content-Length.
+    response = session.transport.open_stream(call, headers={"Accept": "application/x-tar"})
+    with tempfile.NamedTemporaryFile(dir=directory.parent, prefix=".detorm-archive-") as copy:
         try:
-            response = transport._client.send(request, stream=True)
-        except httpx.TransportError as err:
-            if not transport._sleep_before_retry(transport.retry, attempt, None, None):
-                raise TransportError(
-                    f"{call}: {type(err).__name__}: {err}", method="GET", path=call.path
-                ) from None
-            attempt += 1
-            continue
-        if response.status_code == 401 and not reauthenticated and transport._reauthenticate():
+            length = response.headers.get("content-length")
+            with _bar(int(length) if length and length.isdigit() else None, progress, uuid) as bar:
+                chunks = _teed(response.iter_bytes(_CHUNK), copy if cache_key else None)
+                reader = io.BufferedReader(_ResponseReader(chunks, bar), _CHUNK)
+                try:
+                    extract_into(reader, directory, fmt="tar")
+                except httpx.TransportError as err:
+                    raise TransportError(
+                        f"{call}: the download broke off: {err}", method="GET", path=call.path
+                    ) from None
+        finally:
             response.close()
-            reauthenticated = True
-            continue
-        if response.status_code in transport.retry.statuses and transport._sleep_before_retry(
-            transport.retry, attempt, None, None
-        ):
-            response.close()
-            attempt += 1
-            continue
-        if response.status_code >= 300:
-            response.read()
-            response.close()
-            raise_for_status(call, response)
-        return response
+        if cache_key is not None:
+            copy.flush()
+            session.cache.put_file("checkpoint", *cache_key, source=Path(copy.name))
+
+
+def _teed(chunks: Iterator[bytes], copy: IO[bytes] | None) -> Iterator[bytes]:
+    """The chunks, also written to ``copy`` (the archive kept for the cache)."""
+    for chunk in chunks:
+        if copy is not None:
+            copy.write(chunk)
+        yield chunk
 
 
 class _ResponseReader(io.RawIOBase):
@@ -288,13 +288,22 @@ def _copy_file(src: Path, dst: Path, bar: _Progress) -> None:
 
 
 def download_code(
-    session: Session, experiment: Experiment | int, path: str | os.PathLike[str]
-) -> Path:
-    """Extract an experiment's model definition (GetModelDef, a base64 ``.tar.gz``) into ``path``."""
+    session: Session, experiment: Experiment | int, path: str | os.PathLike[str], *,
+    cache: bool = True,
+) -> Path:  # fmt: skip
+    """Extract an experiment's model definition (GetModelDef, a base64 ``.tar.gz``) into ``path``.
+
+    An experiment's code never changes: it is kept in the disk cache (``cache=False`` skips it).
+    """
     experiment_id = experiment if isinstance(experiment, int) else experiment.id
-    call = Call("GET", f"/api/v1/experiments/{experiment_id}/model_def")
-    response = w.ModelDefResponse.model_validate_json(session.transport.send(call).content)
-    archive = base64.b64decode(response.b64_tgz)
+    use_cache = cache and session._cache_enabled
+    archive = session.cache.get("model_def", experiment_id) if use_cache else None
+    if archive is None:
+        call = Call("GET", f"/api/v1/experiments/{experiment_id}/model_def")
+        response = w.ModelDefResponse.model_validate_json(session.transport.send(call).content)
+        archive = base64.b64decode(response.b64_tgz)
+        if archive and use_cache:
+            session.cache.set("model_def", experiment_id, value=archive)
     if not archive:
         raise DownloadError(
             f"experiment {experiment_id} has no model definition (an unmanaged experiment?)"

@@ -6,6 +6,8 @@ total``) and stops if a server does not advance its cursor, so it can never loop
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,12 +37,31 @@ __all__ = ["count", "iterate", "load_best_trial", "pages"]
 R = TypeVar("R", bound=Resource)
 
 
+@contextlib.contextmanager
+def no_gc_pauses() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a page of objects is built.
+
+    A page creates thousands of container objects, none of them garbage, and each allocation
+    burst makes the collector walk every object already alive: with it paused, a page of 2,000
+    experiments is read about twice as fast. It resumes at once afterwards.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _page(
     session: Session, source: Source, offset: int, limit: int
 ) -> tuple[list[Any], w.Pagination]:
     content = session.transport.send(source.call(offset, limit)).content
     # Decoding to Python first and validating the objects is faster than validate_json.
-    response = source.response.model_validate(from_json(content))
+    with no_gc_pauses():
+        response = source.response.model_validate(from_json(content))
     rows = list(getattr(response, source.rows))
     pagination = getattr(response, "pagination", None) or w.Pagination(
         end_index=offset + len(rows), total=offset + len(rows)
@@ -72,7 +93,8 @@ def iterate(
     """Every row of a plan's source as a resource, loading prefetched children per page."""
     load = ROW_LOADERS[plan.source.operation]
     for rows in pages(session, plan.source, offset=offset, limit=limit, page_size=plan.page_size):
-        objects = [load(session, row) for row in rows]
+        with no_gc_pauses():
+            objects = [load(session, row) for row in rows]
         for prefetch in plan.prefetch:
             if objects and prefetch.relation == "trials":
                 _prefetch_trials(session, [o.pk for o in objects], plan.page_size)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import importlib
 import json
 import math
+from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _wire as w
+from ._resources._values import MetricSummary, summary_from_wire
 from ._transport import Call
 from .errors import ConfigurationError
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from ._resources._models import Trial
     from ._session import Session
 
-__all__ = ["MetricReport", "MetricsStream"]
+__all__ = ["MetricReport", "MetricsStream", "TrialSummary", "read_summaries"]
 
 MAX_URL: Final = 6000  # stay well below common proxy limits on the query string
 _SPECIAL: Final = {"NaN": math.nan, "Nan": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -91,6 +93,13 @@ class MetricReport:
 
 def _reports(line: bytes) -> list[MetricReport]:
     """The reports of one stream message (``GetMetricsResponse``)."""
+    from ._executor import no_gc_pauses
+
+    with no_gc_pauses():
+        return _parse_reports(line)
+
+
+def _parse_reports(line: bytes) -> list[MetricReport]:
     out: list[MetricReport] = []
     for row in json.loads(line).get("metrics") or ():
         metrics = row.get("metrics") or {}
@@ -255,3 +264,51 @@ def _join(lines: list[bytes]) -> bytes:
 
 def _split(payload: bytes) -> list[bytes]:
     return [line for line in payload.split(b"\n") if line]
+
+
+@dataclass(frozen=True, slots=True)
+class TrialSummary:
+    """What a trial was trained with and what it reached: immutable once it has finished."""
+
+    trial_id: int
+    experiment_id: int
+    state: w.TrialState
+    hparams: dict[str, Any]
+    summary_metrics: dict[str, dict[str, MetricSummary]]
+    searcher_metric_value: float | None
+
+
+def _summary_of(run: w.FlatRun) -> TrialSummary:
+    return TrialSummary(
+        trial_id=run.id,
+        experiment_id=run.experiment.id if run.experiment is not None else 0,
+        state=run.state,
+        hparams=dict(run.hyperparameters or {}),
+        summary_metrics=summary_from_wire(run.summary_metrics),
+        searcher_metric_value=run.searcher_metric_value,
+    )
+
+
+def read_summaries(
+    session: Session, trials: Sequence[Trial | int], *, cache: bool
+) -> dict[int, TrialSummary]:
+    from ._executor import pages
+    from ._planner import trial_runs_source
+
+    ids = sorted({t if isinstance(t, int) else t.id for t in trials})
+    found: dict[int, TrialSummary] = {}
+    for trial_id in ids:
+        payload = session.cache.get(_SUMMARY_KIND, trial_id) if cache else None
+        if payload is not None:
+            found[trial_id] = _summary_of(w.FlatRun.model_validate_json(payload))
+    missing = [t for t in ids if t not in found]
+    if missing:
+        for rows in pages(session, trial_runs_source(missing), offset=0, limit=None, page_size=2000):
+            for run in rows:
+                found[run.id] = _summary_of(run)
+                if cache and run.state.is_terminal:
+                    session.cache.set(_SUMMARY_KIND, run.id, value=run.model_dump_wire_json())
+    return {t: found[t] for t in ids if t in found}
+
+
+_SUMMARY_KIND: Final = "summary"

@@ -873,6 +873,17 @@ _PLANNERS: Final[dict[str, Callable[[Query[Any]], Plan]]] = {
 }
 
 
+def trial_runs_source(trial_ids: Sequence[int]) -> Source:
+    """The runs search for some trials by id."""
+    compiler = TreeCompiler("Trial", RUN_TREE, "LOCATION_TYPE_RUN_HYPERPARAMETERS")
+    node = compiler.exact(Leaf(FieldRef("column", "id"), "in", list(trial_ids)))
+    body = {"filter": encode_filter(node, show_archived=True), "sort": "id=asc"}
+    return Source(
+        "Trial", "SearchRuns", "POST", "/api/v1/runs", "sql", w.SearchRunsResponse, "runs",
+        body=body, partial=True,
+    )  # fmt: skip
+
+
 def prefetch_trials_source(experiment_ids: Sequence[int]) -> Source:
     """The runs search for the trials of a page of experiments (OR of ``experimentId = n``)."""
     compiler = TreeCompiler("Trial", RUN_TREE, "LOCATION_TYPE_RUN_HYPERPARAMETERS")

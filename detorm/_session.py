@@ -23,7 +23,7 @@ from ._cache import DiskCache, default_cache_dir
 from ._edits import Change, FlushPlan
 from ._identity import IdentityMap
 from ._loading import single_fetch, trial_values
-from ._metrics import MetricsStream
+from ._metrics import MetricsStream, TrialSummary, read_summaries
 from ._query import (
     CheckpointQuery,
     ExperimentQuery,
@@ -317,6 +317,16 @@ class Session:
         """
         chosen = list(trials)
         return MetricsStream(self, chosen, group, cache=cache and self._cache_enabled)
+
+    def summaries(
+        self, trials: Iterable[Trial | int] | TrialQuery, *, cache: bool = True
+    ) -> dict[int, TrialSummary]:
+        """Hyperparameters and summary metrics of many trials, by trial id.
+
+        Trials not in the disk cache are read in one runs search (more only for thousands);
+        those that have finished are cached, so asking again costs nothing, in any process.
+        """
+        return read_summaries(self, list(trials), cache=cache and self._cache_enabled)
 
     def _trial_states(self, trial_ids: list[int]) -> dict[int, bool]:
         """Whether each trial is finished (one runs search); unknown ids count as not."""

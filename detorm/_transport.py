@@ -202,11 +202,12 @@ class Transport:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def _build(self, call: Call) -> httpx.Request:
+    def _build(self, call: Call, extra_headers: Mapping[str, str] | None = None) -> httpx.Request:
         content = None if call.body is None else json.dumps(call.body, allow_nan=False).encode()
         headers = self._headers()
         if content is not None:
             headers["Content-Type"] = "application/json"
+        headers.update(extra_headers or {})
         return self._client.build_request(
             call.method, call.path, params=list(call.params), content=content, headers=headers
         )
@@ -243,10 +244,12 @@ class Transport:
         time.sleep(delay)
         return True
 
-    def _send_once(self, call: Call, *, stream: bool) -> httpx.Response:
+    def _send_once(
+        self, call: Call, *, stream: bool, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
         with self._count_lock:
             self.requests_sent += 1
-        return self._client.send(self._build(call), stream=stream)
+        return self._client.send(self._build(call, headers), stream=stream)
 
     # --- streams --------------------------------------------------------------------------
     def stream(self, call: Call) -> Iterator[bytes]:
@@ -255,19 +258,21 @@ class Transport:
         An ``{"error": ...}`` line raises the matching :class:`APIError`; a body that stops in
         the middle raises :class:`StreamInterrupted` after the complete lines were yielded.
         """
-        response = self._open_stream(call)
+        response = self.open_stream(call)
         try:
             yield from _results(call, response)
         finally:
             response.close()
 
-    def _open_stream(self, call: Call) -> httpx.Response:
+    def open_stream(self, call: Call, *, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """A successful streamed response (close it): reconnects, a new login after a 401 and
+        retries on 502/503/504 happen before the first byte is handed out."""
         deadline = None if self.retry.deadline is None else time.monotonic() + self.retry.deadline
         attempt = 0
         reauthenticated = False
         while True:
             try:
-                response = self._send_once(call, stream=True)
+                response = self._send_once(call, stream=True, headers=headers)
             except httpx.TransportError as err:
                 if not self._sleep_before_retry(self.retry, attempt, None, deadline):
                     raise TransportError(

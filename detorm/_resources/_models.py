@@ -360,11 +360,14 @@ class Experiment(Resource):
         """The experiment's checkpoints (lazy)."""
         return Checkpoint.query(self._session).filter(experiment_id=self.id)
 
-    def download_code(self, path: str | os.PathLike[str]) -> Path:
-        """Extract the experiment's code (its model definition) into ``path``, safely."""
+    def download_code(self, path: str | os.PathLike[str], *, cache: bool = True) -> Path:
+        """Extract the experiment's code (its model definition) into ``path``, safely.
+
+        Code never changes: it is read from the disk cache after the first download.
+        """
         from .._download import download_code
 
-        return download_code(_default(self._session), self, path)
+        return download_code(_default(self._session), self, path, cache=cache)
 
     # Fields a list endpoint does not send: GetExperiments and SearchExperiments replace notes
     # with "omitted", leave trialIds empty and send no originalConfig (getExperimentColumns).
@@ -590,6 +593,17 @@ class Checkpoint(Resource):
         if name == "metadata":
             _check_json_object("Checkpoint.metadata", value)
 
+    def delete(self) -> None:
+        """Delete this checkpoint's files (``DELETE /api/v1/checkpoints``; the master removes
+        them in the background and the state becomes DELETED)."""
+        from .._transport import Call
+
+        session = _default(self._session)
+        session.transport.send(
+            Call("DELETE", "/api/v1/checkpoints", body={"checkpointUuids": [self.uuid]})
+        )
+        self.refresh()
+
     @property
     def trial(self) -> Trial:
         """The trial that saved this checkpoint (identity map; fetched once)."""
@@ -605,13 +619,15 @@ class Checkpoint(Resource):
         *,
         mode: Literal["auto", "direct", "master"] = "auto",
         progress: bool = False,
+        cache: bool = True,
     ) -> Path:
         """Download the checkpoint's files into ``path`` (see ``detorm._download``): directly
-        from shared storage when this machine can read it, else through the master."""
+        from shared storage when this machine can read it, else through the master (a
+        COMPLETED checkpoint is then kept in the disk cache and downloaded only once)."""
         from .._download import download_checkpoint
 
         return download_checkpoint(
-            _default(self._session), self, path, mode=mode, progress=progress
+            _default(self._session), self, path, mode=mode, progress=progress, cache=cache
         )
 
     @staticmethod

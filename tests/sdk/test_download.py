@@ -301,3 +301,47 @@ def test_official_download_code(world: World, official: None, out: Path) -> None
     assert Path(path).read_bytes() == base64.b64decode(b64["b64Tgz"])
     with tarfile.open(path, mode="r:gz") as archive:
         assert archive.getnames() == ["const.yaml", "model_def.py"]
+
+
+# --- the disk cache -------------------------------------------------------------------------
+
+
+def test_a_completed_checkpoint_is_downloaded_through_the_master_once(world: World, out: Path) -> None:
+    checkpoint = world.session.get(Checkpoint, world.checkpoint)
+    checkpoint.download(out / "first", mode="master")
+    before = world.session.requests_sent
+    checkpoint.download(out / "second", mode="master")
+    assert world.session.requests_sent - before == 1  # the state check only
+    assert files_of(out / "second") == files_of(out / "first")
+    checkpoint.download(out / "third", mode="master", cache=False)
+    assert world.session.requests_sent - before == 3
+
+
+def test_a_corrupt_cached_archive_is_fetched_again(world: World, out: Path) -> None:
+    checkpoint = world.session.get(Checkpoint, world.checkpoint)
+    checkpoint.download(out / "first", mode="master")
+    stored = [p for p in Path(world.session.cache.directory).rglob("*.val")]
+    assert stored
+    for path in stored:
+        data = bytearray(path.read_bytes())
+        data[600] ^= 0xFF
+        path.write_bytes(bytes(data))
+    before = world.session.requests_sent
+    checkpoint.download(out / "again", mode="master")
+    assert world.session.requests_sent - before == 2
+    assert files_of(out / "again") == files_of(out / "first")
+
+
+def test_experiment_code_is_downloaded_once(world: World, out: Path) -> None:
+    experiment = world.session.get(Experiment, world.experiment)
+    experiment.download_code(out / "a")
+    before = world.session.requests_sent
+    experiment.download_code(out / "b")
+    assert world.session.requests_sent == before
+    assert files_of(out / "a") == files_of(out / "b") and files_of(out / "a")
+
+
+def test_checkpoint_delete(world: World) -> None:
+    checkpoint = world.session.get(Checkpoint, world.checkpoint)
+    checkpoint.delete()
+    assert checkpoint.state == detorm.CheckpointState.DELETED

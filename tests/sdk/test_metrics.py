@@ -214,3 +214,19 @@ def test_cli_cache_clear(
     assert f"removed {len(done)} cached entries" in result.stdout
     with session_for(cluster, tmp_path) as session:
         assert len(session.cache) == 0
+
+
+def test_summaries_of_many_trials_cached_when_final(metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path) -> None:
+    cluster, done, running = metrics_cluster
+    with session_for(cluster, tmp_path) as session:
+        before = session.requests_sent
+        first = session.summaries(done + running)
+        assert session.requests_sent - before == 1
+        assert first[done[0]].hparams == {"lr": 0.1}
+        assert first[done[0]].summary_metrics["validation"]["validation_loss"].count == 2500
+    with session_for(cluster, tmp_path) as again:
+        before = again.requests_sent
+        assert again.summaries(done) == {t: first[t] for t in done}
+        assert again.requests_sent == before
+        again.summaries(done + running)
+        assert again.requests_sent == before + 1  # only the running trial is read

@@ -45,6 +45,7 @@ from .._seed import refresh_checkpoint_sizes
 
 __all__ = [
     "CheckpointViews",
+    "checkpoint_for_action",
     "checkpoint_view",
     "go_uuid",
     "pg_uuid",
@@ -253,9 +254,9 @@ def checkpoint_view(db: Session, row: t.CheckpointRow) -> Checkpoint:
 # --- lookups ------------------------------------------------------------------------------------
 
 
-def _checkpoint_for_request(db: Session, text: str) -> t.CheckpointRow:
-    """``canDoActionOnCheckpoint`` then ``get_checkpoint``: the uuid must parse (else a plain
-    500) and exist (404)."""
+def checkpoint_for_action(db: Session, text: str) -> t.CheckpointRow:
+    """``canDoActionOnCheckpoint``: the uuid must parse (``uuid.Parse``, else a plain 500) and the
+    checkpoint exist (404)."""
     try:
         canonical = go_uuid(text)
     except ValueError as err:
@@ -263,6 +264,12 @@ def _checkpoint_for_request(db: Session, text: str) -> t.CheckpointRow:
     row = db.get(t.CheckpointRow, canonical)
     if row is None:
         raise not_found(f"checkpoint '{text}' not found")
+    return row
+
+
+def _checkpoint_for_request(db: Session, text: str) -> t.CheckpointRow:
+    """``canDoActionOnCheckpoint`` then ``get_checkpoint``."""
+    row = checkpoint_for_action(db, text)
     if pg_uuid(text) is None:  # get_checkpoint.sql then reads the text as given: no "urn:uuid:"
         raise internal(
             f"error fetching checkpoint {text} from database: error running query: get_checkpoint:"

@@ -38,7 +38,7 @@ from .._pagination import in_memory_page
 from .checkpoints import CheckpointViews, pg_uuid
 from .projects import NIL_DEREFERENCE, body_absent, go_quote, like_match, list_filter, usernames
 
-__all__ = ["find_model", "model_view"]
+__all__ = ["find_model", "find_version", "model_view"]
 
 _INT32_MAX: Final = 2**31 - 1
 _DUPLICATE_NAME: Final = "avoid names equal to other models (case-sensitive)"
@@ -190,7 +190,7 @@ def find_model(db: Session, identifier: str) -> t.ModelRow:
     return row
 
 
-def _find_version(
+def find_version(
     db: Session, identifier: str, number: int
 ) -> tuple[t.ModelRow, t.ModelVersionRow, t.CheckpointRow]:
     """``ModelVersionFromID``; a version whose checkpoint is gone is not found either."""
@@ -538,7 +538,7 @@ def delete_model(ctx: Ctx) -> dict[str, Any]:
 
 @rpc("GetModelVersion", model_version_num=int)
 def get_model_version(ctx: Ctx) -> dict[str, Any]:
-    model, row, checkpoint = _find_version(
+    model, row, checkpoint = find_version(
         ctx.db, ctx.path["model_name"], ctx.path["model_version_num"]
     )
     names = usernames(ctx.db)
@@ -643,7 +643,7 @@ def post_model_version(ctx: Ctx) -> dict[str, Any]:
 def patch_model_version(ctx: Ctx) -> dict[str, Any]:
     patch = ctx.body(_PatchVersionBody)
     identifier: str = ctx.path["model_name"]
-    model, row, checkpoint = _find_version(ctx.db, identifier, ctx.path["model_version_num"])
+    model, row, checkpoint = find_version(ctx.db, identifier, ctx.path["model_version_num"])
     if body_absent(ctx):
         raise internal(NIL_DEREFERENCE)  # req.ModelVersion is nil
     names = usernames(ctx.db)
@@ -683,7 +683,7 @@ def _apply_version_patch(row: t.ModelVersionRow, patch: _PatchVersionBody) -> bo
 @rpc("DeleteModelVersion", model_version_num=int)
 def delete_model_version(ctx: Ctx) -> dict[str, Any]:
     user = _caller(ctx)
-    model, row, _ = _find_version(ctx.db, ctx.path["model_name"], ctx.path["model_version_num"])
+    model, row, _ = find_version(ctx.db, ctx.path["model_name"], ctx.path["model_version_num"])
     if not user.admin and user.id not in (row.user_id, model.user_id):
         raise permission_denied(
             "non-admin users may not delete other users' model versions access denied"
