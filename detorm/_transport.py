@@ -164,9 +164,12 @@ class Transport:
     token: str | None = None
     on_unauthenticated: Callable[[], bool] | None = None
     requests_sent: int = 0
+    # Tests swap the network for an httpx.MockTransport to force faults.
+    http_transport: httpx.BaseTransport | None = None
 
     def __post_init__(self) -> None:
         self._client = httpx.Client(
+            transport=self.http_transport,
             base_url=self.base_url,
             verify=self.verify,
             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
