@@ -36,7 +36,14 @@ from ._resources._models import (
     User,
     Workspace,
 )
-from ._resources._values import CheckpointSummary, MetricSummary, Note, Validation
+from ._resources._values import (
+    CheckpointSummary,
+    ExperimentConfig,
+    JSONValue,
+    MetricSummary,
+    Note,
+    Validation,
+)
 from ._session import Session, connect, default_session, set_default_session
 from ._transport import Call, RetryPolicy
 from ._version import __version__
@@ -59,10 +66,12 @@ __all__ = [
     "CheckpointState",
     "CheckpointSummary",
     "Experiment",
+    "ExperimentConfig",
     "ExperimentQuery",
     "ExperimentState",
     "Explanation",
     "FlushPlan",
+    "JSONValue",
     "LogEntry",
     "LogLevel",
     "MetricReport",

@@ -226,16 +226,16 @@ class MetricsStream:
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame of :meth:`to_records` (needs pandas)."""
-        pandas = _optional("pandas", "to_pandas()")
+        pandas = optional_module("pandas", "to_pandas()")
         return pandas.DataFrame.from_records(self.to_records())
 
     def to_polars(self) -> Any:
         """A polars DataFrame of :meth:`to_records` (needs polars)."""
-        polars = _optional("polars", "to_polars()")
+        polars = optional_module("polars", "to_polars()")
         return polars.from_dicts(self.to_records(), infer_schema_length=None)
 
 
-def _optional(module: str, feature: str) -> Any:
+def optional_module(module: str, feature: str) -> Any:
     # Optional dependencies are imported by name, only when asked for.
     try:
         return importlib.import_module(module)

@@ -45,7 +45,7 @@ from ._lookups import (
     WorkspaceOrderKey,
 )
 from ._planner import DEFAULT_PAGE_SIZE, Plan, plan_query
-from ._resources._base import Resource
+from ._resources._base import Resource, TagSet
 from ._resources._models import (
     Checkpoint,
     Experiment,
@@ -57,6 +57,7 @@ from ._resources._models import (
     Workspace,
 )
 from ._transport import Call
+from ._wire import WireEnum
 from .errors import NotFound, QueryError
 
 if TYPE_CHECKING:
@@ -322,6 +323,23 @@ class Query(Generic[R]):
             return available if plan.limit is None else min(plan.limit, available)
         return sum(1 for _ in self)
 
+    def to_records(self) -> list[dict[str, Any]]:
+        """Every row as a dict of its loaded fields (tags as sorted lists, enums by name)."""
+        return [_record(obj) for obj in self]
+
+    def to_pandas(self) -> Any:
+        """Every row in a pandas DataFrame (needs pandas)."""
+        from ._metrics import optional_module
+
+        return optional_module("pandas", "to_pandas()").DataFrame.from_records(self.to_records())
+
+    def to_polars(self) -> Any:
+        """Every row in a polars DataFrame (needs polars)."""
+        from ._metrics import optional_module
+
+        polars = optional_module("polars", "to_polars()")
+        return polars.from_dicts(self.to_records(), infer_schema_length=None)
+
     def exists(self) -> bool:
         """True when at least one row matches."""
         return self.first() is not None
@@ -341,6 +359,18 @@ class Query(Generic[R]):
         where = "" if self._where is None else f" where {self._where}"
         order = "" if not self._order else " order by " + ", ".join(str(o) for o in self._order)
         return f"<{type(self).__name__}{where}{order}>"
+
+
+def _record(obj: Resource) -> dict[str, Any]:
+    """A flat, DataFrame-friendly view of an object's loaded fields."""
+    out: dict[str, Any] = {}
+    for name, value in obj.__dict__.items():
+        if isinstance(value, WireEnum):
+            value = value.short
+        elif isinstance(value, TagSet):
+            value = sorted(value)
+        out[name] = value
+    return out
 
 
 def _checked(resource: str, condition: Condition) -> Condition:

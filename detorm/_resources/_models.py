@@ -27,7 +27,15 @@ from .._wire import _experiments as wx
 from .._wire import _registry as wr
 from ..errors import InvalidValue
 from ._base import Resource, TagSet
-from ._values import CheckpointSummary, MetricSummary, Note, Validation, summary_from_wire
+from ._values import (
+    CheckpointSummary,
+    ExperimentConfig,
+    JSONValue,
+    MetricSummary,
+    Note,
+    Validation,
+    summary_from_wire,
+)
 
 if TYPE_CHECKING:
     from .._logs import LogEntry
@@ -263,8 +271,8 @@ class Experiment(Resource):
     resource_pool: str
     searcher_type: str
     searcher_metric: str
-    hyperparameters: dict[str, Any]
-    config: dict[str, Any]
+    hyperparameters: dict[str, JSONValue]
+    config: ExperimentConfig
     original_config: str
     forked_from: int | None
     job_id: str
@@ -450,7 +458,7 @@ class Trial(Resource):
     start_time: Timestamp | None
     end_time: Timestamp | None
     restarts: int
-    hparams: dict[str, Any]
+    hparams: dict[str, JSONValue]
     total_batches_processed: int
     best_validation: Validation | None
     latest_validation: Validation | None
@@ -581,7 +589,7 @@ class Checkpoint(Resource):
     searcher_metric: float | None
     training_metrics: dict[str, Any]
     validation_metrics: dict[str, Any]
-    hparams: dict[str, Any]
+    hparams: dict[str, JSONValue]
     storage_id: int | None
 
     @classmethod

@@ -6,17 +6,53 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
+from typing_extensions import TypeAliasType, TypedDict
+
 from .._wire import Timestamp
 from .._wire import _experiments as wx
 
 __all__ = [
     "CheckpointSummary",
+    "ExperimentConfig",
+    "JSONValue",
     "MetricSummary",
     "Note",
     "Validation",
     "group_name",
     "summary_from_wire",
 ]
+
+JSONValue = TypeAliasType(
+    "JSONValue", "str | int | float | bool | None | list[JSONValue] | dict[str, JSONValue]"
+)
+"""Any JSON value: hyperparameters, metadata and configs are nested mappings of these."""
+
+
+class ExperimentConfig(TypedDict, total=False):
+    """An experiment's configuration (expconf) as the master stores it, defaults filled in.
+
+    The keys users read most are typed; the master sends many more, all kept.
+    """
+
+    name: str
+    description: str
+    labels: list[str]
+    project: str
+    workspace: str
+    entrypoint: str | list[str]
+    hyperparameters: dict[str, JSONValue]
+    searcher: dict[str, JSONValue]
+    resources: dict[str, JSONValue]
+    checkpoint_storage: dict[str, JSONValue]
+    environment: dict[str, JSONValue]
+    max_restarts: int
+    records_per_epoch: int
+    min_validation_period: dict[str, JSONValue]
+    min_checkpoint_period: dict[str, JSONValue]
+    checkpoint_policy: str
+    scheduling_unit: int
+    debug: bool
+
 
 _SPECIAL: Final = {"NaN": math.nan, "Nan": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # The master keys training and validation summaries by their legacy JSON paths.

@@ -229,3 +229,13 @@ def test_registry_queries(session: detorm.Session, cluster: Cluster) -> None:
     ] == ["nlp", "vision"]
     assert [u.username for u in User.query(session).filter(admin=True)] == ["admin"]
     assert Model.query(session).count() == 0
+
+
+def test_query_results_into_dataframes(session: detorm.Session, cluster: Cluster) -> None:
+    query = Experiment.query(session).filter(project_id=cluster.projects["vision"]).order_by("id")
+    frame = query.to_pandas()
+    assert list(frame["name"]) == ["resnet-base", "resnet-wide", "vit-small", "vit-large"]
+    assert list(frame["state"])[:2] == ["COMPLETED", "COMPLETED"]
+    assert frame["tags"][0] == ["cv", "prod"]
+    polars_frame = query.to_polars()
+    assert polars_frame.height == 4 and "start_time" in polars_frame.columns

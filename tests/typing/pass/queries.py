@@ -42,3 +42,32 @@ def relationships(session: detorm.Session) -> str:
 def summaries(trial: Trial) -> float | None:
     loss = trial.summary_metrics.get("validation", {}).get("loss")
     return None if loss is None else loss.min
+
+
+def config_and_hparams(exp: Experiment, trial: Trial) -> str:
+    name: str = exp.config.get("name", "")
+    restarts: int = exp.config.get("max_restarts", 5)
+    lr = trial.hparams.get("lr")
+    if isinstance(lr, float):
+        return f"{name} {restarts} {lr:.4f}"
+    return name
+
+
+def edits(session: detorm.Session, exp: Experiment) -> int:
+    exp.tags.add("reviewed")
+    exp.priority = 10
+    plan = session.pending()
+    applied = session.commit()
+    result = Experiment.query(session).filter(state="COMPLETED").archive()
+    return len(plan) + len(applied) + len(result.succeeded)
+
+
+def reads(session: detorm.Session, trial: Trial) -> float:
+    total = 0.0
+    for report in session.metrics([trial], "validation"):
+        value = report.values.get("loss")
+        total += value if isinstance(value, float) else 0.0
+    for entry in trial.logs(levels=["ERROR"], tail=10):
+        total += len(entry.message)
+    summary = session.summaries([trial])[trial.id]
+    return total + len(summary.hparams)
