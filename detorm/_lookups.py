@@ -11,46 +11,11 @@ from typing import Literal, TypedDict
 
 from ._wire import CheckpointState, ExperimentState, TrialState, WorkspaceState
 
-CheckpointStateName = Literal[
-    "UNSPECIFIED", "ACTIVE", "COMPLETED", "ERROR", "DELETED", "PARTIALLY_DELETED"
-]
+CheckpointStateName = Literal["UNSPECIFIED", "ACTIVE", "COMPLETED", "ERROR", "DELETED", "PARTIALLY_DELETED"]
 
-ExperimentStateName = Literal[
-    "UNSPECIFIED",
-    "ACTIVE",
-    "PAUSED",
-    "STOPPING_COMPLETED",
-    "STOPPING_CANCELED",
-    "STOPPING_ERROR",
-    "COMPLETED",
-    "CANCELED",
-    "ERROR",
-    "DELETED",
-    "DELETING",
-    "DELETE_FAILED",
-    "STOPPING_KILLED",
-    "QUEUED",
-    "PULLING",
-    "STARTING",
-    "RUNNING",
-]
+ExperimentStateName = Literal["UNSPECIFIED", "ACTIVE", "PAUSED", "STOPPING_COMPLETED", "STOPPING_CANCELED", "STOPPING_ERROR", "COMPLETED", "CANCELED", "ERROR", "DELETED", "DELETING", "DELETE_FAILED", "STOPPING_KILLED", "QUEUED", "PULLING", "STARTING", "RUNNING"]
 
-TrialStateName = Literal[
-    "UNSPECIFIED",
-    "ACTIVE",
-    "PAUSED",
-    "STOPPING_CANCELED",
-    "STOPPING_KILLED",
-    "STOPPING_COMPLETED",
-    "STOPPING_ERROR",
-    "CANCELED",
-    "COMPLETED",
-    "ERROR",
-    "QUEUED",
-    "PULLING",
-    "STARTING",
-    "RUNNING",
-]
+TrialStateName = Literal["UNSPECIFIED", "ACTIVE", "PAUSED", "STOPPING_CANCELED", "STOPPING_KILLED", "STOPPING_COMPLETED", "STOPPING_ERROR", "CANCELED", "COMPLETED", "ERROR", "QUEUED", "PULLING", "STARTING", "RUNNING"]
 
 WorkspaceStateName = Literal["UNSPECIFIED", "DELETING", "DELETE_FAILED", "DELETED"]
 
@@ -219,53 +184,7 @@ class ExperimentLookups(TypedDict, total=False):
     external_experiment_id__ne: str
 
 
-ExperimentOrderKey = Literal[
-    "id",
-    "-id",
-    "name",
-    "-name",
-    "description",
-    "-description",
-    "state",
-    "-state",
-    "archived",
-    "-archived",
-    "start_time",
-    "-start_time",
-    "end_time",
-    "-end_time",
-    "duration",
-    "-duration",
-    "progress",
-    "-progress",
-    "num_trials",
-    "-num_trials",
-    "username",
-    "-username",
-    "user_id",
-    "-user_id",
-    "project_id",
-    "-project_id",
-    "workspace_id",
-    "-workspace_id",
-    "resource_pool",
-    "-resource_pool",
-    "searcher_type",
-    "-searcher_type",
-    "searcher_metric",
-    "-searcher_metric",
-    "forked_from",
-    "-forked_from",
-    "checkpoint_size",
-    "-checkpoint_size",
-    "checkpoint_count",
-    "-checkpoint_count",
-    "best_trial_searcher_metric",
-    "-best_trial_searcher_metric",
-    "external_experiment_id",
-    "-external_experiment_id",
-]
-
+ExperimentOrderKey = Literal["id", "-id", "name", "-name", "description", "-description", "state", "-state", "archived", "-archived", "start_time", "-start_time", "end_time", "-end_time", "duration", "-duration", "progress", "-progress", "num_trials", "-num_trials", "username", "-username", "user_id", "-user_id", "project_id", "-project_id", "workspace_id", "-workspace_id", "resource_pool", "-resource_pool", "searcher_type", "-searcher_type", "searcher_metric", "-searcher_metric", "forked_from", "-forked_from", "checkpoint_size", "-checkpoint_size", "checkpoint_count", "-checkpoint_count", "best_trial_searcher_metric", "-best_trial_searcher_metric", "external_experiment_id", "-external_experiment_id"]
 
 class TrialLookups(TypedDict, total=False):
     """Keyword lookups of ``Trial.query().filter()``."""
@@ -338,29 +257,7 @@ class TrialLookups(TypedDict, total=False):
     searcher_metric_value__ne: float
 
 
-TrialOrderKey = Literal[
-    "id",
-    "-id",
-    "experiment_id",
-    "-experiment_id",
-    "state",
-    "-state",
-    "start_time",
-    "-start_time",
-    "end_time",
-    "-end_time",
-    "restarts",
-    "-restarts",
-    "total_batches_processed",
-    "-total_batches_processed",
-    "total_checkpoint_size",
-    "-total_checkpoint_size",
-    "checkpoint_count",
-    "-checkpoint_count",
-    "searcher_metric_value",
-    "-searcher_metric_value",
-]
-
+TrialOrderKey = Literal["id", "-id", "experiment_id", "-experiment_id", "state", "-state", "start_time", "-start_time", "end_time", "-end_time", "restarts", "-restarts", "total_batches_processed", "-total_batches_processed", "total_checkpoint_size", "-total_checkpoint_size", "checkpoint_count", "-checkpoint_count", "searcher_metric_value", "-searcher_metric_value"]
 
 class CheckpointLookups(TypedDict, total=False):
     """Keyword lookups of ``Checkpoint.query().filter()``."""
@@ -421,25 +318,7 @@ class CheckpointLookups(TypedDict, total=False):
     searcher_metric__ne: float
 
 
-CheckpointOrderKey = Literal[
-    "uuid",
-    "-uuid",
-    "trial_id",
-    "-trial_id",
-    "experiment_id",
-    "-experiment_id",
-    "state",
-    "-state",
-    "report_time",
-    "-report_time",
-    "steps_completed",
-    "-steps_completed",
-    "size",
-    "-size",
-    "searcher_metric",
-    "-searcher_metric",
-]
-
+CheckpointOrderKey = Literal["uuid", "-uuid", "trial_id", "-trial_id", "experiment_id", "-experiment_id", "state", "-state", "report_time", "-report_time", "steps_completed", "-steps_completed", "size", "-size", "searcher_metric", "-searcher_metric"]
 
 class WorkspaceLookups(TypedDict, total=False):
     """Keyword lookups of ``Workspace.query().filter()``."""
@@ -499,29 +378,7 @@ class WorkspaceLookups(TypedDict, total=False):
     state__ne: WorkspaceState | WorkspaceStateName
 
 
-WorkspaceOrderKey = Literal[
-    "id",
-    "-id",
-    "name",
-    "-name",
-    "archived",
-    "-archived",
-    "pinned",
-    "-pinned",
-    "username",
-    "-username",
-    "user_id",
-    "-user_id",
-    "immutable",
-    "-immutable",
-    "num_projects",
-    "-num_projects",
-    "num_experiments",
-    "-num_experiments",
-    "state",
-    "-state",
-]
-
+WorkspaceOrderKey = Literal["id", "-id", "name", "-name", "archived", "-archived", "pinned", "-pinned", "username", "-username", "user_id", "-user_id", "immutable", "-immutable", "num_projects", "-num_projects", "num_experiments", "-num_experiments", "state", "-state"]
 
 class ProjectLookups(TypedDict, total=False):
     """Keyword lookups of ``Project.query().filter()``."""
@@ -611,33 +468,7 @@ class ProjectLookups(TypedDict, total=False):
     last_experiment_started_at__ne: datetime | str
 
 
-ProjectOrderKey = Literal[
-    "id",
-    "-id",
-    "name",
-    "-name",
-    "key",
-    "-key",
-    "description",
-    "-description",
-    "workspace_id",
-    "-workspace_id",
-    "archived",
-    "-archived",
-    "username",
-    "-username",
-    "user_id",
-    "-user_id",
-    "num_experiments",
-    "-num_experiments",
-    "num_active_experiments",
-    "-num_active_experiments",
-    "num_runs",
-    "-num_runs",
-    "last_experiment_started_at",
-    "-last_experiment_started_at",
-]
-
+ProjectOrderKey = Literal["id", "-id", "name", "-name", "key", "-key", "description", "-description", "workspace_id", "-workspace_id", "archived", "-archived", "username", "-username", "user_id", "-user_id", "num_experiments", "-num_experiments", "num_active_experiments", "-num_active_experiments", "num_runs", "-num_runs", "last_experiment_started_at", "-last_experiment_started_at"]
 
 class ModelLookups(TypedDict, total=False):
     """Keyword lookups of ``Model.query().filter()``."""
@@ -713,29 +544,7 @@ class ModelLookups(TypedDict, total=False):
     num_versions__ne: int
 
 
-ModelOrderKey = Literal[
-    "id",
-    "-id",
-    "name",
-    "-name",
-    "description",
-    "-description",
-    "archived",
-    "-archived",
-    "workspace_id",
-    "-workspace_id",
-    "username",
-    "-username",
-    "user_id",
-    "-user_id",
-    "creation_time",
-    "-creation_time",
-    "last_updated_time",
-    "-last_updated_time",
-    "num_versions",
-    "-num_versions",
-]
-
+ModelOrderKey = Literal["id", "-id", "name", "-name", "description", "-description", "archived", "-archived", "workspace_id", "-workspace_id", "username", "-username", "user_id", "-user_id", "creation_time", "-creation_time", "last_updated_time", "-last_updated_time", "num_versions", "-num_versions"]
 
 class ModelVersionLookups(TypedDict, total=False):
     """Keyword lookups of ``ModelVersion.query().filter()``."""
@@ -817,29 +626,7 @@ class ModelVersionLookups(TypedDict, total=False):
     last_updated_time__ne: datetime | str
 
 
-ModelVersionOrderKey = Literal[
-    "id",
-    "-id",
-    "version",
-    "-version",
-    "model_id",
-    "-model_id",
-    "model_name",
-    "-model_name",
-    "name",
-    "-name",
-    "checkpoint_uuid",
-    "-checkpoint_uuid",
-    "username",
-    "-username",
-    "user_id",
-    "-user_id",
-    "creation_time",
-    "-creation_time",
-    "last_updated_time",
-    "-last_updated_time",
-]
-
+ModelVersionOrderKey = Literal["id", "-id", "version", "-version", "model_id", "-model_id", "model_name", "-model_name", "name", "-name", "checkpoint_uuid", "-checkpoint_uuid", "username", "-username", "user_id", "-user_id", "creation_time", "-creation_time", "last_updated_time", "-last_updated_time"]
 
 class UserLookups(TypedDict, total=False):
     """Keyword lookups of ``User.query().filter()``."""
@@ -888,21 +675,4 @@ class UserLookups(TypedDict, total=False):
     last_auth_at__ne: datetime | str
 
 
-UserOrderKey = Literal[
-    "id",
-    "-id",
-    "username",
-    "-username",
-    "display_name",
-    "-display_name",
-    "admin",
-    "-admin",
-    "active",
-    "-active",
-    "remote",
-    "-remote",
-    "modified_at",
-    "-modified_at",
-    "last_auth_at",
-    "-last_auth_at",
-]
+UserOrderKey = Literal["id", "-id", "username", "-username", "display_name", "-display_name", "admin", "-admin", "active", "-active", "remote", "-remote", "modified_at", "-modified_at", "last_auth_at", "-last_auth_at"]
