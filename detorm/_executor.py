@@ -25,7 +25,7 @@ from ._planner import (
     prefetch_trials_source,
 )
 from ._resources._base import Resource
-from ._resources._models import Checkpoint, Experiment
+from ._resources._models import Checkpoint, Experiment, Trial
 from ._transport import Call
 from .errors import NotFound
 
@@ -99,7 +99,7 @@ def iterate(
             if objects and prefetch.relation == "trials":
                 _prefetch_trials(session, [o.pk for o in objects], plan.page_size)
             elif objects and prefetch.relation == "checkpoints":
-                _prefetch_checkpoints(session, objects)
+                _prefetch_checkpoints(session, [t for t in objects if isinstance(t, Trial)])
         yield from objects  # type: ignore[misc]
 
 
@@ -118,12 +118,13 @@ def _prefetch_trials(session: Session, experiment_ids: list[int], page_size: int
     for rows in pages(session, source, offset=0, limit=None, page_size=size):
         for row in rows:
             trial = ROW_LOADERS["SearchRuns"](session, row)
+            assert isinstance(trial, Trial)
             children.setdefault(trial.experiment_id, []).append(trial)
     for experiment_id, trials in children.items():
         session._collections[("Experiment", experiment_id, "trials")] = trials
 
 
-def _prefetch_checkpoints(session: Session, trials: list[Resource]) -> None:
+def _prefetch_checkpoints(session: Session, trials: list[Trial]) -> None:
     """The checkpoints of a page of trials: one listing per experiment they belong to."""
     children: dict[int, list[Resource]] = {t.pk: [] for t in trials}
     for experiment_id in sorted({t.experiment_id for t in trials}):

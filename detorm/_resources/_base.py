@@ -8,13 +8,15 @@ raise :class:`~detorm.errors.NotLoaded` instead of fetching behind the caller's 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Iterator, MutableSet
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import core_schema
 
 from ..errors import ConfigurationError, InvalidValue, NotLoaded
+from ._relations import ToMany, ToOne
 
 if TYPE_CHECKING:
     from .._session import Session
@@ -146,6 +148,7 @@ class Resource(BaseModel):
         extra="forbid",
         protected_namespaces=(),
         revalidate_instances="never",
+        ignored_types=(ToOne, ToMany),  # relationships are descriptors, not fields
     )
 
     _session: Session | None = PrivateAttr(default=None)
@@ -174,7 +177,7 @@ class Resource(BaseModel):
         """Names of the fields this object holds (others raise NotLoaded)."""
         return frozenset(name for name in type(self).model_fields if name in self.__dict__)
 
-    def __getattr__(self, name: str) -> Any:
+    def _getattr_fallback(self, name: str) -> Any:
         # Only reached when normal lookup fails: a declared field missing from __dict__ was not
         # loaded by the endpoint this object came from.
         if name in type(self).model_fields:
@@ -184,7 +187,7 @@ class Resource(BaseModel):
             )
         return super().__getattr__(name)  # type: ignore[misc]
 
-    def refresh(self: R) -> R:
+    def refresh(self) -> Self:
         """Re-fetch this object from the master, in place (pending local edits are kept)."""
         self.session._refresh(self)
         return self
@@ -193,15 +196,18 @@ class Resource(BaseModel):
         """Send this object's pending edits now (``session.commit()`` sends everyone's)."""
         self.session.commit(self)
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def _setattr_checked(self, name: str, value: Any) -> None:
         cls = type(self)
         if name.startswith("_"):
             super().__setattr__(name, value)  # private attributes (the session link)
             return
         if name not in cls.model_fields:
-            if isinstance(getattr(cls, name, None), property):
-                object.__setattr__(self, name, value)  # a relationship setter (exp.project = p)
+            attribute = inspect.getattr_static(cls, name, None)
+            if isinstance(attribute, ToOne):
+                object.__setattr__(self, name, value)  # a move (exp.project = p), or refused
                 return
+            if isinstance(attribute, ToMany | property):
+                raise AttributeError(f"{cls.__name__}.{name} is read-only")
             raise AttributeError(f"{cls.__name__} has no attribute {name!r}")
         if name not in cls._editable:
             editable = ", ".join(sorted(cls._editable)) or "nothing"
@@ -219,6 +225,12 @@ class Resource(BaseModel):
             raise
         if self._session is not None:
             self._session._record_edit(self, name, old)
+
+    if not TYPE_CHECKING:
+        # Hidden from type checkers, which would otherwise accept any attribute name (exp.nmae)
+        # on a class that defines these hooks (as pydantic does for BaseModel, pydantic#8643).
+        __getattr__ = _getattr_fallback
+        __setattr__ = _setattr_checked
 
     def _check(self, name: str, value: Any) -> None:
         """Refuse values the master would refuse (subclasses add their rules)."""

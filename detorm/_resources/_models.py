@@ -27,6 +27,7 @@ from .._wire import _experiments as wx
 from .._wire import _registry as wr
 from ..errors import InvalidValue
 from ._base import Resource, TagSet
+from ._relations import SettableToOne, ToMany, ToOne, session_or_default
 from ._values import (
     CheckpointSummary,
     ExperimentConfig,
@@ -82,12 +83,6 @@ def _actions() -> Any:
     from .. import _actions
 
     return _actions
-
-
-def _default(session: Session | None) -> Session:
-    from .._session import default_session
-
-    return session if session is not None else default_session()
 
 
 class User(Resource):
@@ -151,15 +146,10 @@ class Workspace(Resource):
         """Workspaces (``GET /api/v1/workspaces``)."""
         return _queries().WorkspaceQuery(cls, session)  # type: ignore[no-any-return]
 
-    @property
-    def projects(self) -> ProjectQuery:
-        """This workspace's projects (lazy)."""
-        return Project.query(self._session).filter(workspace_id=self.id)
-
-    @property
-    def models(self) -> ModelQuery:
-        """The models registered in this workspace (lazy)."""
-        return Model.query(self._session).filter(workspace_id=self.id)
+    projects = ToMany(lambda s: Project.query(s), "workspace_id")
+    """This workspace's projects (a query: nothing is sent until it is iterated)."""
+    models = ToMany(lambda s: Model.query(s), "workspace_id")
+    """The models registered in this workspace (a query)."""
 
     @staticmethod
     def values_from_wire(wire: wr.Workspace) -> dict[str, Any]:
@@ -205,24 +195,16 @@ class Project(Resource):
         """Projects of every workspace (``GET /api/v1/workspaces/0/projects``)."""
         return _queries().ProjectQuery(cls, session)  # type: ignore[no-any-return]
 
-    @property
-    def workspace(self) -> Workspace:
-        """The workspace holding this project (identity map; fetched once). Assign to move it."""
-        return _default(self._session).resolve(Workspace, self.workspace_id)
-
-    @workspace.setter
-    def workspace(self, workspace: Workspace | int) -> None:
-        self.workspace_id = workspace.id if isinstance(workspace, Workspace) else workspace
+    workspace = SettableToOne(lambda: Workspace, "workspace_id")
+    """The workspace holding this project (identity map; fetched once). Assign one to move it."""
 
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
         if name == "notes" and not all(isinstance(n, Note) for n in value):
             raise InvalidValue("Project.notes must be a sequence of detorm.Note(name, contents)")
 
-    @property
-    def experiments(self) -> ExperimentQuery:
-        """This project's experiments (lazy)."""
-        return Experiment.query(self._session).filter(project_id=self.id)
+    experiments = ToMany(lambda s: Experiment.query(s), "project_id")
+    """This project's experiments (a query)."""
 
     @staticmethod
     def values_from_wire(wire: wr.Project) -> dict[str, Any]:
@@ -293,14 +275,8 @@ class Experiment(Resource):
         """Experiments of the whole cluster; narrow with ``filter()``."""
         return _queries().ExperimentQuery(cls, session)  # type: ignore[no-any-return]
 
-    @property
-    def project(self) -> Project:
-        """The experiment's project (identity map; fetched once). Assign one to move it."""
-        return _default(self._session).resolve(Project, self.project_id)
-
-    @project.setter
-    def project(self, project: Project | int) -> None:
-        self.project_id = project.id if isinstance(project, Project) else project
+    project = SettableToOne(lambda: Project, "project_id")
+    """The experiment's project (identity map; fetched once). Assign one to move it."""
 
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
@@ -314,10 +290,8 @@ class Experiment(Resource):
         if name in ("priority", "weight", "max_slots") and value is None:
             raise InvalidValue(f"Experiment.{name} cannot be unset once set")
 
-    @property
-    def trials(self) -> TrialQuery:
-        """The experiment's trials (lazy)."""
-        return Trial.query(self._session).filter(experiment_id=self.id)._as_children(self, "trials")
+    trials = ToMany(lambda s: Trial.query(s), "experiment_id")
+    """The experiment's trials (a query)."""
 
     # Actions are sent at once (the unit of work is for attribute edits); the object follows.
     def archive(self) -> None:
@@ -354,7 +328,7 @@ class Experiment(Resource):
         Only the experiments search reports the best trial: an experiment read by a search
         already knows it (``best_trial_id``); otherwise one search for this experiment asks.
         """
-        session = _default(self._session)
+        session = session_or_default(self._session)
         if "best_trial_id" not in self.__dict__:
             from .._executor import load_best_trial
 
@@ -363,10 +337,8 @@ class Experiment(Resource):
             return None
         return session.resolve(Trial, self.best_trial_id)
 
-    @property
-    def checkpoints(self) -> CheckpointQuery:
-        """The experiment's checkpoints (lazy)."""
-        return Checkpoint.query(self._session).filter(experiment_id=self.id)
+    checkpoints = ToMany(lambda s: Checkpoint.query(s), "experiment_id")
+    """The experiment's checkpoints (a query)."""
 
     def download_code(self, path: str | os.PathLike[str], *, cache: bool = True) -> Path:
         """Extract the experiment's code (its model definition) into ``path``, safely.
@@ -375,7 +347,7 @@ class Experiment(Resource):
         """
         from .._download import download_code
 
-        return download_code(_default(self._session), self, path, cache=cache)
+        return download_code(session_or_default(self._session), self, path, cache=cache)
 
     # Fields a list endpoint does not send: GetExperiments and SearchExperiments replace notes
     # with "omitted", leave trialIds empty and send no originalConfig (getExperimentColumns).
@@ -480,26 +452,18 @@ class Trial(Resource):
         """Trials of the whole cluster (the runs search); ``exp.trials`` for one experiment."""
         return _queries().TrialQuery(cls, session)  # type: ignore[no-any-return]
 
-    @property
-    def experiment(self) -> Experiment:
-        """The trial's experiment (identity map; fetched once)."""
-        return _default(self._session).resolve(Experiment, self.experiment_id)
+    experiment = ToOne(lambda: Experiment, "experiment_id")
+    """The trial's experiment (identity map; fetched once)."""
 
-    @property
-    def checkpoints(self) -> CheckpointQuery:
-        """The trial's checkpoints (lazy)."""
-        return (
-            Checkpoint.query(self._session)
-            .filter(trial_id=self.id)
-            ._as_children(self, "checkpoints")
-        )
+    checkpoints = ToMany(lambda s: Checkpoint.query(s), "trial_id")
+    """The trial's checkpoints (a query)."""
 
     def metrics(self, group: str = "validation", *, cache: bool = True) -> MetricsStream:
         """This trial's reports of ``group`` (``"training"``, ``"validation"``, ``"gpu"``...).
 
         Lazy: iterate it, or call ``to_pandas()``. Finished trials are cached on disk.
         """
-        return _default(self._session).metrics([self], group, cache=cache)
+        return session_or_default(self._session).metrics([self], group, cache=cache)
 
     def logs(
         self,
@@ -522,7 +486,7 @@ class Trial(Resource):
         from .._logs import read_logs
 
         return read_logs(
-            _default(self._session), self.id, follow=follow, search=search, regex=regex,
+            session_or_default(self._session), self.id, follow=follow, search=search, regex=regex,
             levels=levels, since=since, until=until, limit=limit, tail=tail,
         )  # fmt: skip
 
@@ -606,20 +570,14 @@ class Checkpoint(Resource):
         them in the background and the state becomes DELETED)."""
         from .._transport import Call
 
-        session = _default(self._session)
+        session = session_or_default(self._session)
         session.transport.send(
             Call("DELETE", "/api/v1/checkpoints", body={"checkpointUuids": [self.uuid]})
         )
         self.refresh()
 
-    @property
-    def trial(self) -> Trial:
-        """The trial that saved this checkpoint (identity map; fetched once)."""
-        if self.trial_id is None:
-            from ..errors import QueryError
-
-            raise QueryError(f"checkpoint {self.uuid} was not saved by a trial")
-        return _default(self._session).resolve(Trial, self.trial_id)
+    trial = ToOne(lambda: Trial, "trial_id")
+    """The trial that saved this checkpoint (identity map; fetched once)."""
 
     def download(
         self,
@@ -635,7 +593,7 @@ class Checkpoint(Resource):
         from .._download import download_checkpoint
 
         return download_checkpoint(
-            _default(self._session), self, path, mode=mode, progress=progress, cache=cache
+            session_or_default(self._session), self, path, mode=mode, progress=progress, cache=cache
         )
 
     @staticmethod
@@ -688,24 +646,16 @@ class Model(Resource):
         """Registered models (``GET /api/v1/models``)."""
         return _queries().ModelQuery(cls, session)  # type: ignore[no-any-return]
 
-    @property
-    def workspace(self) -> Workspace:
-        """The model's workspace (identity map; fetched once). Assign one to move the model."""
-        return _default(self._session).resolve(Workspace, self.workspace_id)
-
-    @workspace.setter
-    def workspace(self, workspace: Workspace | int) -> None:
-        self.workspace_id = workspace.id if isinstance(workspace, Workspace) else workspace
+    workspace = SettableToOne(lambda: Workspace, "workspace_id")
+    """The model's workspace (identity map; fetched once). Assign one to move the model."""
 
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
         if name == "metadata":
             _check_json_object("Model.metadata", value)
 
-    @property
-    def versions(self) -> ModelVersionQuery:
-        """The model's versions (lazy)."""
-        return ModelVersion.query(self._session).filter(model_id=self.id)
+    versions = ToMany(lambda s: ModelVersion.query(s), "model_id")
+    """The model's versions (a query)."""
 
     @staticmethod
     def values_from_wire(wire: wr.Model) -> dict[str, Any]:
@@ -746,15 +696,10 @@ class ModelVersion(Resource):
         """Model versions; the master lists them per model (``model.versions``)."""
         return _queries().ModelVersionQuery(cls, session)  # type: ignore[no-any-return]
 
-    @property
-    def model(self) -> Model:
-        """The model this version belongs to (identity map; fetched once)."""
-        return _default(self._session).resolve(Model, self.model_id)
-
-    @property
-    def checkpoint(self) -> Checkpoint:
-        """The registered checkpoint (identity map; fetched once)."""
-        return _default(self._session).resolve(Checkpoint, self.checkpoint_uuid)
+    model = ToOne(lambda: Model, "model_id")
+    """The model this version belongs to (identity map; fetched once)."""
+    checkpoint = ToOne(lambda: Checkpoint, "checkpoint_uuid")
+    """The registered checkpoint (identity map; fetched once)."""
 
     @classmethod
     def _repr_fields(cls) -> frozenset[str]:

@@ -30,7 +30,15 @@ def test_assignments_are_validated_at_once(writer: detorm.Session, fresh_cluster
         exp.tags = {"ok", ""}
     with pytest.raises(AttributeError, match="read-only"):
         exp.state = "PAUSED"  # type: ignore[assignment]
-    assert writer.dirty == [] and writer.requests_sent == 2
+    with pytest.raises(InvalidValue, match=r"Experiment.project must be a Project or its id"):
+        exp.project = Workspace.query(writer)  # type: ignore[assignment]
+    with pytest.raises(AttributeError, match=r"Experiment.trials is read-only"):
+        exp.trials = []  # type: ignore[assignment]
+    with pytest.raises(AttributeError, match=r"Trial.experiment is read-only"):
+        exp.trials.first().experiment = exp  # type: ignore[union-attr]
+    with pytest.raises(AttributeError, match="Experiment has no attribute 'projct'"):
+        exp.projct = 3
+    assert writer.dirty == [] and writer.requests_sent == 3
 
 
 def test_pending_plan_sends_only_real_changes(

@@ -71,3 +71,9 @@ def reads(session: detorm.Session, trial: Trial) -> float:
         total += len(entry.message)
     summary = session.summaries([trial])[trial.id]
     return total + len(summary.hparams)
+
+
+def moves(session: detorm.Session, exp: Experiment, project: detorm.Project) -> None:
+    exp.project = project
+    exp.project = 7
+    project.workspace = session.get(detorm.Workspace, 1)

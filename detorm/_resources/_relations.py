@@ -1,0 +1,98 @@
+"""Declared relationships between resources.
+
+``ToOne`` resolves a parent through the session's identity map (fetching it once when missing);
+assigning a parent (or its id) to a ``SettableToOne`` edits the key field, which the unit of work
+sends as a move. ``ToMany`` returns a query of the children: nothing is sent until it is
+iterated, and children a prefetch loaded answer it directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, Never, TypeVar, overload
+
+from ..errors import InvalidValue, QueryError
+
+if TYPE_CHECKING:
+    from .._query import Query
+    from .._session import Session
+    from ._base import Resource
+
+__all__ = ["SettableToOne", "ToMany", "ToOne", "session_or_default"]
+
+P = TypeVar("P", bound="Resource")
+Q = TypeVar("Q", bound="Query[Any]")
+
+
+def session_or_default(session: Session | None) -> Session:
+    """The session an object belongs to, else the default one (objects built by hand)."""
+    from .._session import default_session
+
+    return session if session is not None else default_session()
+
+
+class ToOne(Generic[P]):
+    """``child.parent``: the object whose key is in ``key_field``."""
+
+    def __init__(self, target: Callable[[], type[P]], key_field: str) -> None:
+        self._target = target
+        self._key_field = key_field
+        self._name = ""
+
+    def __set_name__(self, owner: type[Resource], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type[Resource]) -> ToOne[P]: ...
+    @overload
+    def __get__(self, obj: Resource, owner: type[Resource]) -> P: ...
+
+    def __get__(self, obj: Resource | None, owner: type[Resource]) -> ToOne[P] | P:
+        if obj is None:
+            return self
+        key = getattr(obj, self._key_field)
+        if key is None:
+            raise QueryError(f"this {type(obj).__name__} has no {self._name}")
+        return session_or_default(obj._session).resolve(self._target(), key)
+
+    def __set__(self, obj: Resource, value: Never) -> None:
+        # Declared so that type checkers refuse ``trial.experiment = ...`` as well.
+        raise AttributeError(f"{type(obj).__name__}.{self._name} is read-only")
+
+
+class SettableToOne(ToOne[P]):
+    """A ``ToOne`` that can be assigned: ``exp.project = other`` is a move, sent on commit."""
+
+    def __set__(self, obj: Resource, value: P | int) -> None:
+        target = self._target()
+        if isinstance(value, target):
+            value = value.pk
+        elif not isinstance(value, int | str) or isinstance(value, bool):
+            raise InvalidValue(
+                f"{type(obj).__name__}.{self._name} must be a {target.__name__} or its id, "
+                f"not {type(value).__name__}"
+            )
+        setattr(obj, self._key_field, value)
+
+
+class ToMany(Generic[Q]):
+    """``parent.children``: a query of the objects whose ``key_field`` is the parent's id."""
+
+    def __init__(self, query: Callable[[Session | None], Q], key_field: str) -> None:
+        self._query = query
+        self._key_field = key_field
+        self._name = ""
+
+    def __set_name__(self, owner: type[Resource], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type[Resource]) -> ToMany[Q]: ...
+    @overload
+    def __get__(self, obj: Resource, owner: type[Resource]) -> Q: ...
+
+    def __get__(self, obj: Resource | None, owner: type[Resource]) -> ToMany[Q] | Q:
+        if obj is None:
+            return self
+        query = self._query(obj._session)._filter((), {self._key_field: obj.pk})
+        return query._as_children(obj, self._name)
