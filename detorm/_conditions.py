@@ -424,7 +424,7 @@ def _free_value(ref: FieldRef, lookup: str, value: Any) -> Any:
 
 
 def _scalar(ref: FieldRef, value: Any) -> Any:
-    if isinstance(value, bool) or isinstance(value, (int, float, str)):
+    if isinstance(value, int | float | str):  # bool is an int
         if isinstance(value, float) and math.isnan(value):
             raise QueryError(f"{ref}: cannot compare with NaN")
         return value

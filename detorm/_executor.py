@@ -22,7 +22,7 @@ from ._planner import (
     Source,
     TreeCompiler,
     encode_filter,
-    prefetch_trials_source,
+    runs_source,
 )
 from ._resources._base import Resource
 from ._resources._models import Checkpoint, Experiment, Trial
@@ -112,7 +112,7 @@ def count(session: Session, plan: Plan) -> int:
 
 def _prefetch_trials(session: Session, experiment_ids: list[int], page_size: int) -> None:
     """The trials of a page of experiments: one runs search (more pages only if very many)."""
-    source = prefetch_trials_source(experiment_ids)
+    source = runs_source("experiment_id", experiment_ids)
     children: dict[int, list[Resource]] = {e: [] for e in experiment_ids}
     size = max(page_size, 4 * len(experiment_ids))
     for rows in pages(session, source, offset=0, limit=None, page_size=size):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib
 import json
 import math
-from dataclasses import dataclass
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _wire as w
@@ -45,7 +45,7 @@ def _values(raw: Any) -> dict[str, Any]:
 class MetricReport:
     """One report of one metric group by one trial: when, after how many batches, what values."""
 
-    __slots__ = ("trial_id", "trial_run_id", "step", "group", "values", "batch_metrics", "_end")
+    __slots__ = ("_end", "batch_metrics", "group", "step", "trial_id", "trial_run_id", "values")
 
     def __init__(
         self,
@@ -115,7 +115,7 @@ def _parse_reports(line: bytes) -> list[MetricReport]:
                 _values(values),
                 metrics.get("batch_metrics"),
                 row.get("endTime"),
-            )  # fmt: skip
+            )
         )
     return out
 
@@ -293,7 +293,7 @@ def read_summaries(
     session: Session, trials: Sequence[Trial | int], *, cache: bool
 ) -> dict[int, TrialSummary]:
     from ._executor import pages
-    from ._planner import trial_runs_source
+    from ._planner import runs_source
 
     ids = sorted({t if isinstance(t, int) else t.id for t in trials})
     found: dict[int, TrialSummary] = {}
@@ -303,7 +303,9 @@ def read_summaries(
             found[trial_id] = _summary_of(w.FlatRun.model_validate_json(payload))
     missing = [t for t in ids if t not in found]
     if missing:
-        for rows in pages(session, trial_runs_source(missing), offset=0, limit=None, page_size=2000):
+        for rows in pages(
+            session, runs_source("id", missing), offset=0, limit=None, page_size=2000
+        ):
             for run in rows:
                 found[run.id] = _summary_of(run)
                 if cache and run.state.is_terminal:

@@ -103,10 +103,9 @@ def _join(parts: Sequence[Condition]) -> Condition | None:
 
 
 def _column_leaf(cond: Condition, name: str, lookups: Sequence[str] = ("exact",)) -> Leaf | None:
-    if isinstance(cond, Leaf) and cond.field.kind == "column" and cond.field.name == name:
-        if cond.lookup in lookups:
-            return cond
-    return None
+    if not isinstance(cond, Leaf) or cond.field.kind != "column" or cond.field.name != name:
+        return None
+    return cond if cond.lookup in lookups else None
 
 
 def scope_value(condition: Condition | None, name: str) -> Any:
@@ -873,21 +872,10 @@ _PLANNERS: Final[dict[str, Callable[[Query[Any]], Plan]]] = {
 }
 
 
-def trial_runs_source(trial_ids: Sequence[int]) -> Source:
-    """The runs search for some trials by id."""
+def runs_source(column: Literal["id", "experiment_id"], values: Sequence[int]) -> Source:
+    """The runs search for the trials whose ``column`` is one of ``values`` (any page size)."""
     compiler = TreeCompiler("Trial", RUN_TREE, "LOCATION_TYPE_RUN_HYPERPARAMETERS")
-    node = compiler.exact(Leaf(FieldRef("column", "id"), "in", list(trial_ids)))
-    body = {"filter": encode_filter(node, show_archived=True), "sort": "id=asc"}
-    return Source(
-        "Trial", "SearchRuns", "POST", "/api/v1/runs", "sql", w.SearchRunsResponse, "runs",
-        body=body, partial=True,
-    )  # fmt: skip
-
-
-def prefetch_trials_source(experiment_ids: Sequence[int]) -> Source:
-    """The runs search for the trials of a page of experiments (OR of ``experimentId = n``)."""
-    compiler = TreeCompiler("Trial", RUN_TREE, "LOCATION_TYPE_RUN_HYPERPARAMETERS")
-    node = compiler.exact(Leaf(FieldRef("column", "experiment_id"), "in", list(experiment_ids)))
+    node = compiler.exact(Leaf(FieldRef("column", column), "in", list(values)))
     body = {"filter": encode_filter(node, show_archived=True), "sort": "id=asc"}
     return Source(
         "Trial", "SearchRuns", "POST", "/api/v1/runs", "sql", w.SearchRunsResponse, "runs",
