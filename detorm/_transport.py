@@ -267,7 +267,9 @@ class Transport:
         finally:
             response.close()
 
-    def open_stream(self, call: Call, *, headers: Mapping[str, str] | None = None) -> httpx.Response:
+    def open_stream(
+        self, call: Call, *, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
         """A successful streamed response (close it): reconnects, a new login after a 401 and
         retries on 502/503/504 happen before the first byte is handed out."""
         deadline = None if self.retry.deadline is None else time.monotonic() + self.retry.deadline

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from detorm._columns import COLUMNS, Column  # noqa: E402
+from detorm._columns import COLUMNS, Column
 
 TARGET = ROOT / "detorm" / "_lookups.py"
 

@@ -26,8 +26,8 @@ from determined.common.api import errors as official_errors
 
 from detorm._auth import (
     DEFAULT_MASTER,
-    CredentialSource,
     Credentials,
+    CredentialSource,
     TokenCacheWarning,
     TokenStore,
     _exclusive_lock,

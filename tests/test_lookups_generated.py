@@ -8,7 +8,9 @@ from tests.conftest import ROOT
 
 
 def test_generated_lookups_are_current() -> None:
-    spec = importlib.util.spec_from_file_location("gen_lookups", ROOT / "scripts" / "gen_lookups.py")
+    spec = importlib.util.spec_from_file_location(
+        "gen_lookups", ROOT / "scripts" / "gen_lookups.py"
+    )
     assert spec is not None and spec.loader is not None
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)

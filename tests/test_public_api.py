@@ -15,7 +15,9 @@ def test_all_is_sorted_and_complete() -> None:
     names = [n for n in detorm.__all__ if n != "__version__"]
     assert names == sorted(names, key=lambda n: (n[0].islower(), n))
     public = {
-        n for n, v in vars(detorm).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)
+        n
+        for n, v in vars(detorm).items()
+        if not n.startswith("_") and not isinstance(v, types.ModuleType)
     }
     assert public <= set(detorm.__all__)
     for module in (detorm.errors, detorm.local):
@@ -39,5 +41,7 @@ def test_importing_opens_no_connection() -> None:
         "assert detorm._session._default is None\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.strip() == "ok", result.stderr

@@ -30,7 +30,7 @@ def test_readme_examples_run(
         namespace: dict[str, object] = {}
         try:
             for index, block in enumerate(blocks):
-                exec(compile(block, f"README.md block {index + 1}", "exec"), namespace)  # noqa: S102
+                exec(compile(block, f"README.md block {index + 1}", "exec"), namespace)
         finally:
             session = namespace.get("session")
             if isinstance(session, detorm.Session):

@@ -4,10 +4,10 @@ Names follow the proto messages without their ``v1`` prefix. See ``_base`` for t
 (camelCase, int64 strings, NaN strings, nanosecond timestamps, presence rules).
 """
 
-from ._api import *  # noqa: F403
-from ._base import *  # noqa: F403
-from ._common import *  # noqa: F403
-from ._enums import *  # noqa: F403
-from ._experiments import *  # noqa: F403
-from ._filter import *  # noqa: F403
-from ._registry import *  # noqa: F403
+from ._api import *
+from ._base import *
+from ._common import *
+from ._enums import *
+from ._experiments import *
+from ._filter import *
+from ._registry import *

@@ -247,7 +247,7 @@ class Timestamp(datetime):
         )  # fmt: skip
 
     @classmethod
-    def now(cls, tz: Any = None) -> Timestamp:  # noqa: ARG003 - always UTC, like the master
+    def now(cls, tz: Any = None) -> Timestamp:
         return cls.from_datetime(datetime.now(UTC))
 
     def rfc3339(self) -> str:

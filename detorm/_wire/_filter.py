@@ -59,7 +59,7 @@ class FilterNode(WireModel):
         value: Any,
         *,
         location: str = "LOCATION_TYPE_EXPERIMENT",
-        type: str = "COLUMN_TYPE_UNSPECIFIED",  # noqa: A002 - the wire name
+        type: str = "COLUMN_TYPE_UNSPECIFIED",
     ) -> FilterNode:
         return cls(
             kind="field",

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
@@ -30,9 +30,11 @@ from starlette.types import Receive, Scope, Send
 
 from detorm._wire import WireModel
 
+from . import _gateway as gateway
 from . import _tables as t
 from ._db import Database, utcnow
 from ._errors import ApiError, Code, GatewayError, invalid_argument, unauthenticated
+from ._faults import FAULTY_IDS, apply_faults
 from ._params import QueryParams, parse_int
 from ._route_table import ROUTES, STREAMING, UNAUTHENTICATED
 
@@ -119,7 +121,8 @@ def _match(route: _Route, parts: list[str]) -> dict[str, str] | None:
     for literal, part in zip(route.segments, parts, strict=True):
         if literal is not None and literal != part:
             return None
-    return {name: unquote(parts[index]) for index, name in route.variables}
+    # the path was already unescaped once (Go's URL.Path); variables are taken as they are
+    return {name: parts[index] for index, name in route.variables}
 
 
 # --- the request context --------------------------------------------------------------------
@@ -137,6 +140,7 @@ class Ctx:
     method: str
     url_path: str
     extra: dict[str, Any] = field(default_factory=dict)
+    document: dict[str, Any] | None = None  # the body as the gateway decoded it (_jsonpb.py)
 
     @property
     def user_id(self) -> int:
@@ -144,8 +148,13 @@ class Ctx:
         return self.user.id
 
     def body(self, model: type[M]) -> M:
-        """Decode the JSON body as jsonpb does: empty is allowed, unknown keys ignored."""
-        return decode_body(self.raw_body, model)
+        """The body as jsonpb decoded it (canonical JSON), validated by ``model``."""
+        if self.document is None:
+            return decode_body(self.raw_body, model)
+        try:
+            return model.model_validate(self.document)
+        except ValidationError as err:
+            raise invalid_argument(_validation_message(err)) from None
 
 
 def decode_body(raw: bytes, model: type[M]) -> M:
@@ -156,6 +165,8 @@ def decode_body(raw: bytes, model: type[M]) -> M:
         document = json.loads(text)
     except json.JSONDecodeError as err:
         raise invalid_argument(_go_json_error(err)) from None
+    if document is None:  # jsonpb: a top-level null is an empty message
+        return model()
     if not isinstance(document, dict):
         kind = type(document).__name__
         go_kind = {"list": "array", "str": "string", "int": "number", "float": "number"}.get(
@@ -193,7 +204,7 @@ class LocalApp:
         self.enable_faults = enable_faults
         self.lock = threading.RLock()
         # importing the routes registers their handlers
-        from . import _routes  # noqa: F401
+        from . import _routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -207,11 +218,12 @@ class LocalApp:
 
     async def _respond(self, request: Request) -> Response:
         path = request.url.path
-        if len(path) > 1:
-            path = path.rstrip("/") or "/"
         body = await request.body()
         if path.startswith("/api/v1/"):
-            return await self._gateway(request, path, body)
+            # Echo routes /api/v1/* to the gateway, then RemoveTrailingSlash drops one "/"
+            return await self._gateway(request, path[:-1] if path.endswith("/") else path, body)
+        if len(path) > 1:
+            path = path.rstrip("/") or "/"
         return await self._echo(request, path, body)
 
     async def _echo(self, request: Request, path: str, body: bytes) -> Response:
@@ -246,9 +258,19 @@ class LocalApp:
 
     async def _gateway(self, request: Request, path: str, body: bytes) -> Response:
         parts = path[1:].split("/")
-        route, raw_params = _find_route(request.method, parts)
+        # runtime.ServeMux: a final segment with ":" carries a verb; no route of the master has
+        # one, so such a path (and ".../:x") is an unknown URI.
+        route, raw_params = (None, {}) if ":" in parts[-1] else _find_route(request.method, parts)
         if route is None:
             return _error_response(ApiError(Code.UNIMPLEMENTED, "Not Implemented"))
+        # The generated request_* function parses body, path and query before the RPC (and so
+        # before authentication) runs: see _gateway.py.
+        try:
+            query_string = request.scope.get("query_string", b"").decode("utf-8", "surrogateescape")
+            prepared = gateway.prepare(route.op, raw_params, query_string, body)
+        except ApiError as err:
+            return _error_response(err)
+        raw_params.update(prepared.overrides)
         spec = _HANDLERS.get(route.op)
         if spec is None:
             message = f"{route.op} is not available in detorm.local"
@@ -257,22 +279,24 @@ class LocalApp:
             params = _typed_path_params(spec, raw_params)
         except ApiError as err:
             return _error_response(err)
-        query = QueryParams(
-            [] if route.body == "*" else parse_qsl(request.url.query, keep_blank_values=True)
-        )
+        query = QueryParams(prepared.query)
         if route.op in STREAMING:
-            return await self._stream(spec, request, params, query, body)
+            return await self._stream(spec, request, params, query, body, prepared.body)
         # Unary handlers run on the event loop: SQLite serialises writers anyway, and a thread
         # hand-off per request cost more than most handlers. Streams run in worker threads.
-        return self._unary(spec, request, params, query, body)
+        return self._unary(spec, request, params, query, body, prepared.body)
 
     def _context(
         self, db: Session, spec: _Spec, request: Request, params: dict[str, Any],
-        query: QueryParams, body: bytes,
+        query: QueryParams, body: bytes, document: dict[str, Any] | None,
     ) -> Ctx:  # fmt: skip
         token = _token(request)
         user = None
         if spec.op not in UNAUTHENTICATED:
+            if token is None and "grpc-metadata-x-allocation-token" in request.headers:
+                # GetUser falls back to a task's allocation token; detorm.local runs no tasks,
+                # so none is known (getAllocationSessionBun: ErrInvalidCredentials)
+                raise unauthenticated("invalid credentials")
             user = _authenticate(db, token)
         return Ctx(
             db=db,
@@ -284,16 +308,19 @@ class LocalApp:
             raw_body=body,
             method=request.method,
             url_path=request.url.path,
+            document=document,
         )
 
     def _unary(
         self, spec: _Spec, request: Request, params: dict[str, Any], query: QueryParams,
-        body: bytes,
+        body: bytes, document: dict[str, Any] | None,
     ) -> Response:  # fmt: skip
         try:
-            self._inject_fault(request)
+            faults = self._inject_fault(request)
             with self.db.transaction(write=request.method != "GET") as db:
-                ctx = self._context(db, spec, request, params, query, body)
+                ctx = self._context(db, spec, request, params, query, body, document)
+                if faults:
+                    ctx.extra[FAULTY_IDS] = faults
                 result = spec.handler(ctx)
                 payload = _encode(result)
             return Response(payload, 200, media_type=JSON_TYPE)
@@ -304,18 +331,18 @@ class LocalApp:
 
     async def _stream(
         self, spec: _Spec, request: Request, params: dict[str, Any], query: QueryParams,
-        body: bytes,
+        body: bytes, document: dict[str, Any] | None,
     ) -> Response:  # fmt: skip
         session = self.db.session()
         try:
-            ctx = self._context(session, spec, request, params, query, body)
+            ctx = self._context(session, spec, request, params, query, body, document)
             messages: Iterator[Result] = iter(spec.handler(ctx))
             first = await run_in_threadpool(_next_or_none, messages)
         except ApiError as err:
             session.close()
             body = err.unary_body() if isinstance(err, GatewayError) else err.stream_body()
             return Response(body, err.http_status, media_type=JSON_TYPE)
-        except Exception as err:  # noqa: BLE001 - reported in the stream's error shape
+        except Exception as err:
             session.close()
             plain = ApiError(Code.UNKNOWN, str(err) or type(err).__name__)
             return Response(plain.stream_body(), 500, media_type=JSON_TYPE)
@@ -325,12 +352,12 @@ class LocalApp:
             media_type=JSON_TYPE,
         )
 
-    def _inject_fault(self, request: Request) -> None:
+    def _inject_fault(self, request: Request) -> dict[int, ApiError]:
+        """Test-only faults (``_faults.py``): raise a request-level one, or return the per-id
+        ones for the handler."""
         if not self.enable_faults:
-            return
-        from ._faults import raise_matching_fault
-
-        raise_matching_fault(self.db, request.method, request.url.path)
+            return {}
+        return apply_faults(self.db, request.method, request.url.path)
 
 
 _END: Final = object()
@@ -350,7 +377,7 @@ def _frames(first: Any, messages: Iterator[Result], session: Session) -> Iterato
             item = next(messages, _END)
     except ApiError as err:
         yield err.stream_body()
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         yield ApiError(Code.UNKNOWN, str(err) or type(err).__name__).stream_body()
     finally:
         close = getattr(messages, "close", None)

@@ -244,8 +244,9 @@ def test_an_inactive_user_is_403(world: World) -> None:
         seed.user("gone", active=True)
     client = login(world.url, "gone")
     with Seeder(world.master.database) as seed:
-        from detorm.local import _tables as t
         from sqlmodel import select
+
+        from detorm.local import _tables as t
 
         row = seed.db.exec(select(t.UserRow).where(t.UserRow.username == "gone")).one()
         row.active = False

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
-from determined.common.api import bindings
-from determined.common.api import logs
+from determined.common.api import bindings, logs
 from determined.common.api._session import Session
 
 from detorm._wire import Timestamp
@@ -21,7 +20,7 @@ from detorm.local import _tables as t
 from detorm.local._routes import logs as logs_routes
 from tests.conftest import FIXTURES, error_of
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -277,7 +276,7 @@ def end_trial(master: LocalMaster, trial: int, ago: float = 10.0) -> None:
     with master.database.transaction(write=True) as db:
         row = db.get(t.TrialRow, trial)
         assert row is not None
-        row.state, row.end_time = "COMPLETED", datetime.now(timezone.utc) - timedelta(seconds=ago)
+        row.state, row.end_time = "COMPLETED", datetime.now(UTC) - timedelta(seconds=ago)
         db.add(row)
 
 

@@ -7,7 +7,7 @@ import json
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any
 
 import httpx
@@ -26,7 +26,7 @@ with warnings.catch_warnings():  # the module warns that it moved; its functions
     from determined.common.experimental import trial as official_trial
 
 TRAINING = "/api/v1/trials/metrics/trial_metrics"
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -103,9 +103,9 @@ def test_report_shape(world: World, local_master: LocalMaster) -> None:
         trial = seed.trial(seed.experiment(name="shape"))
         seed.metrics(
             trial, "training",
-            [(5, {"b": 2, "a": 0.5}, datetime(2025, 2, 3, 4, 5, 6, 123456, tzinfo=timezone.utc)),
-             (6, {"a": 1.0}, datetime(2025, 2, 3, 4, 5, 7, tzinfo=timezone.utc)),
-             (7, {"a": 1.0}, datetime(2025, 2, 3, 4, 5, 8, 999, tzinfo=timezone.utc))],
+            [(5, {"b": 2, "a": 0.5}, datetime(2025, 2, 3, 4, 5, 6, 123456, tzinfo=UTC)),
+             (6, {"a": 1.0}, datetime(2025, 2, 3, 4, 5, 7, tzinfo=UTC)),
+             (7, {"a": 1.0}, datetime(2025, 2, 3, 4, 5, 8, 999, tzinfo=UTC))],
         )  # fmt: skip
     (batch,) = reports(world.api.get(TRAINING, params={"trialIds": trial, "group": "training"}))
     first = batch[0]

@@ -197,8 +197,9 @@ def test_patch_project_refusals(world: World) -> None:
     )
     missing = world.api.patch("/api/v1/projects/99", json={"name": "x"})
     assert missing.status_code == 404
-    nil = world.api.patch(f"/api/v1/projects/{world.vision}", content=b"")
-    assert error_of(nil)["error"] == "project in request is nil while updating project"
+    # the gateway allocates req.Project before reading the body: an empty body is an empty patch
+    empty = world.api.patch(f"/api/v1/projects/{world.vision}", content=b"")
+    assert empty.status_code == 200, empty.text
 
 
 def test_patch_project_key_leaves_a_redirect(world: World) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ from detorm._wire import SearchExperimentsResponse, SearchRunsResponse
 from detorm.local import LocalMaster, Seeder
 from tests.conftest import error_of, login
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def seed_two_ways(
 
 
 def _time(index: int) -> datetime:
-    return datetime(2025, 1, 1, 0, 0, index, tzinfo=timezone.utc)
+    return datetime(2025, 1, 1, 0, 0, index, tzinfo=UTC)
 
 
 def test_bulk_equals_one_by_one(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 import detorm
-from detorm import Checkpoint, Experiment
-from detorm import _download
+from detorm import Checkpoint, Experiment, _download
 from detorm.errors import DownloadError, InvalidValue, ServerError, UnsafeArchive
 from detorm.local import LocalMaster, Seeder, default_config
 from detorm.local._storage import CheckpointStorage
@@ -306,7 +305,9 @@ def test_official_download_code(world: World, official: None, out: Path) -> None
 # --- the disk cache -------------------------------------------------------------------------
 
 
-def test_a_completed_checkpoint_is_downloaded_through_the_master_once(world: World, out: Path) -> None:
+def test_a_completed_checkpoint_is_downloaded_through_the_master_once(
+    world: World, out: Path
+) -> None:
     checkpoint = world.session.get(Checkpoint, world.checkpoint)
     checkpoint.download(out / "first", mode="master")
     before = world.session.requests_sent

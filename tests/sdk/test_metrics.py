@@ -216,7 +216,9 @@ def test_cli_cache_clear(
         assert len(session.cache) == 0
 
 
-def test_summaries_of_many_trials_cached_when_final(metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path) -> None:
+def test_summaries_of_many_trials_cached_when_final(
+    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path
+) -> None:
     cluster, done, running = metrics_cluster
     with session_for(cluster, tmp_path) as session:
         before = session.requests_sent

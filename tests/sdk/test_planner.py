@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any
 
 import pytest
@@ -31,7 +31,7 @@ from detorm import (
 )
 from detorm.errors import QueryError
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 CASES: dict[str, Callable[[], Query[Any]]] = {
     "all_experiments": lambda: Experiment.query(None),

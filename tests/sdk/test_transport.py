@@ -25,7 +25,12 @@ from detorm.errors import (
 
 def make(handler: Callable[[httpx.Request], httpx.Response], **retry: object) -> Transport:
     policy = RetryPolicy(**{"retries": 3, "backoff": 0.01, **retry})  # type: ignore[arg-type]
-    return Transport("http://master.test", retry=policy, http_transport=httpx.MockTransport(handler), token="secret-token")
+    return Transport(
+        "http://master.test",
+        retry=policy,
+        http_transport=httpx.MockTransport(handler),
+        token="secret-token",
+    )
 
 
 @pytest.fixture
@@ -36,7 +41,9 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def unary_error(status: int, code: int, reason: str, message: str) -> httpx.Response:
-    return httpx.Response(status, json={"error": {"code": code, "reason": reason, "error": message}})
+    return httpx.Response(
+        status, json={"error": {"code": code, "reason": reason, "error": message}}
+    )
 
 
 def test_idempotent_requests_retry_on_gateway_errors(sleeps: list[float]) -> None:
@@ -48,7 +55,9 @@ def test_idempotent_requests_retry_on_gateway_errors(sleeps: list[float]) -> Non
 
 
 def test_retry_after_is_honoured(sleeps: list[float]) -> None:
-    answers = iter([httpx.Response(503, headers={"Retry-After": "2"}), httpx.Response(200, json={})])
+    answers = iter(
+        [httpx.Response(503, headers={"Retry-After": "2"}), httpx.Response(200, json={})]
+    )
     make(lambda request: next(answers)).json(Call("PUT", "/api/v1/experiments/1/labels/a"))
     assert sleeps == [2.0]
 
@@ -86,7 +95,11 @@ def test_read_errors_are_not_retried_for_posts(sleeps: list[float]) -> None:
 
 
 def test_the_deadline_bounds_all_attempts(sleeps: list[float]) -> None:
-    transport = make(lambda request: httpx.Response(503, headers={"Retry-After": "30"}), deadline=10.0, retries=10)
+    transport = make(
+        lambda request: httpx.Response(503, headers={"Retry-After": "30"}),
+        deadline=10.0,
+        retries=10,
+    )
     with pytest.raises(ServerError):
         transport.send(Call("GET", "/api/v1/me"))
     assert transport.requests_sent == 1 and sleeps == []  # waiting 30 s would pass the deadline
@@ -101,11 +114,19 @@ def test_the_deadline_bounds_all_attempts(sleeps: list[float]) -> None:
         (unary_error(404, 5, "NotFound", "experiment '9' not found"), NotFound),
         (unary_error(409, 6, "AlreadyExists", "exists"), Conflict),
         (unary_error(500, 13, "Internal", "kaboom"), ServerError),
-        (httpx.Response(501, json={"error": {"code": 12, "reason": "Unimplemented", "error": "Not Implemented"}}), ServerError),
+        (
+            httpx.Response(
+                501,
+                json={"error": {"code": 12, "reason": "Unimplemented", "error": "Not Implemented"}},
+            ),
+            ServerError,
+        ),
         (httpx.Response(429, text="slow down"), APIError),
     ],
 )
-def test_errors_are_typed_and_say_what_happened(response: httpx.Response, kind: type[APIError]) -> None:
+def test_errors_are_typed_and_say_what_happened(
+    response: httpx.Response, kind: type[APIError]
+) -> None:
     transport = make(lambda request: response)
     with pytest.raises(kind) as info:
         transport.send(Call("GET", "/api/v1/experiments/9", (("limit", "5"),)))
@@ -121,7 +142,17 @@ def stream_of(*lines: bytes) -> Callable[[httpx.Request], httpx.Response]:
 
 
 def test_stream_yields_results_then_raises_the_error_line() -> None:
-    error = json.dumps({"error": {"grpcCode": 5, "httpCode": 404, "message": "trial '3' not found", "httpStatus": "Not Found", "details": []}}).encode()
+    error = json.dumps(
+        {
+            "error": {
+                "grpcCode": 5,
+                "httpCode": 404,
+                "message": "trial '3' not found",
+                "httpStatus": "Not Found",
+                "details": [],
+            }
+        }
+    ).encode()
     transport = make(stream_of(b'{"result":{"a":1}}\n', b'{"result": {"a": 2}}\n', error))
     received: list[bytes] = []
     with pytest.raises(NotFound, match="trial '3' not found"):
@@ -134,13 +165,23 @@ def test_a_cut_stream_is_interrupted_after_the_complete_lines() -> None:
     transport = make(stream_of(b'{"result":{"a":1}}\n', b'{"result":{"a":'))
     received = []
     with pytest.raises(StreamInterrupted, match="middle of a message"):
-        for raw in transport.stream(Call("GET", "/api/v1/trials/metrics/trial_metrics", stream=True)):
+        for raw in transport.stream(
+            Call("GET", "/api/v1/trials/metrics/trial_metrics", stream=True)
+        ):
             received.append(raw)
     assert received == [b'{"a":1}']
 
 
 def test_error_before_the_first_line_uses_the_status(sleeps: list[float]) -> None:
-    body = {"error": {"grpcCode": 16, "httpCode": 401, "message": "invalid credentials", "httpStatus": "Unauthorized", "details": []}}
+    body = {
+        "error": {
+            "grpcCode": 16,
+            "httpCode": 401,
+            "message": "invalid credentials",
+            "httpStatus": "Unauthorized",
+            "details": [],
+        }
+    }
     transport = make(lambda request: httpx.Response(401, json=body))
     with pytest.raises(Unauthenticated, match="invalid credentials"):
         list(transport.stream(Call("GET", "/api/v1/trials/3/logs", stream=True)))
@@ -151,7 +192,11 @@ def test_a_401_logs_in_again_once() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.headers["Authorization"])
-        return httpx.Response(200, json={}) if request.headers["Authorization"] == "Bearer fresh" else httpx.Response(401)
+        return (
+            httpx.Response(200, json={})
+            if request.headers["Authorization"] == "Bearer fresh"
+            else httpx.Response(401)
+        )
 
     transport = make(handler)
 

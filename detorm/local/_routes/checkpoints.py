@@ -49,6 +49,7 @@ __all__ = [
     "checkpoint_view",
     "go_uuid",
     "pg_uuid",
+    "steps_completed",
 ]
 
 _HEX: Final = re.compile(r"[0-9a-fA-F]{32}")
@@ -120,6 +121,10 @@ def _steps_completed(metadata: Any) -> int | None:
     if re.fullmatch(r"\s*[+-]?\d+\s*", text):
         return int(text)
     raise _pg_cast_error("integer", text)
+
+
+steps_completed = _steps_completed
+"""``checkpoints_view.steps_completed`` (for other route modules)."""
 
 
 def _as_double(value: Any) -> float | None:

@@ -10,6 +10,13 @@ list refusals, then unknown ids, then the accepted ids.
 
 The single forms return the first result's error as a real HTTP error and ``{}`` on success.
 
+Test-only faults (``_faults.py``, ``--enable-test-faults``): a fault row with ``ids`` makes the
+actions report those ids as failed with its error, ``rpc error: code = Internal desc = <message>``
+by default, and leave them untouched. The injected error takes the place of the id's own result,
+whatever it would have been (success, refusal, or not found), in the same position. The single
+forms answer it as their HTTP error, after the checks they make before the bulk code runs
+(activate, delete and move first look the experiment up: an unknown id is still a 404 there).
+
 State changes. The master hands pause/activate/cancel/kill to the experiment's actor, which moves
 through STOPPING_* states while its trials' allocations stop, and deletes experiments in the
 background (DELETING, then gone). detorm.local has no scheduler, so the end state is reached at
@@ -20,9 +27,9 @@ metrics, logs and checkpoints are gone when the response is sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sqlmodel import Session
 
@@ -37,6 +44,7 @@ from detorm._wire import (
 from .._app import Ctx, rpc
 from .._db import utcnow
 from .._errors import ApiError, Code, failed_precondition, internal, not_found, permission_denied
+from .._faults import faulty_ids
 from .._filter_sql import db_time, execute, fetch
 from .experiments import (
     NON_TERMINAL_STATES,
@@ -81,6 +89,12 @@ _TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 class Outcome:
     id: int
     error: ApiError | None = None
+
+
+Faults = Mapping[int, ApiError]
+"""Injected per-id failures (test faults): id -> the error to report instead of its result."""
+
+NO_FAULTS: Final[Faults] = {}
 
 
 def bulk_results(outcomes: Sequence[Outcome]) -> dict[str, Any]:
@@ -189,12 +203,15 @@ def _states(db: Session, ids: Sequence[int]) -> dict[int, str]:
 
 
 def _missing(
-    ids: Sequence[int], found: Sequence[int], filters: BulkExperimentFilters | None
+    ids: Sequence[int],
+    found: Sequence[int],
+    filters: BulkExperimentFilters | None,
+    faults: Faults = NO_FAULTS,
 ) -> list[Outcome]:
     if filters is not None:
         return []
     present = set(found)
-    return [Outcome(i, _not_found(i)) for i in ids if i not in present]
+    return [Outcome(i, faults.get(i) or _not_found(i)) for i in ids if i not in present]
 
 
 def _with_default_states(
@@ -265,9 +282,10 @@ def _registry_action(
     action: Callable[[int, str], ApiError | None],
     *,
     terminal_is_success: bool,
+    faults: Faults,
 ) -> list[Outcome]:
     editable = _editable(db, project_id, ids, filters)
-    outcomes = _missing(ids, editable, filters)
+    outcomes = _missing(ids, editable, filters, faults)
     states = _states(db, editable)
     live = [i for i in editable if in_registry(states[i])]
     for experiment_id in editable:
@@ -275,13 +293,20 @@ def _registry_action(
             error = (
                 None if terminal_is_success else failed_precondition("experiment in terminal state")
             )
-            outcomes.append(Outcome(experiment_id, error))
-    outcomes.extend(Outcome(i, action(i, states[i])) for i in live)
+            outcomes.append(Outcome(experiment_id, faults.get(experiment_id, error)))
+    outcomes.extend(
+        Outcome(i, faults[i]) if i in faults else Outcome(i, action(i, states[i])) for i in live
+    )
     return outcomes
 
 
 def activate_experiments(
-    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+    db: Session,
+    project_id: int,
+    ids: Sequence[int],
+    filters: BulkExperimentFilters | None,
+    *,
+    faults: Faults = NO_FAULTS,
 ) -> list[Outcome]:
     filters = _with_default_states(filters, ["PAUSED"])
     return _registry_action(
@@ -291,11 +316,17 @@ def activate_experiments(
         filters,
         lambda i, s: _move_to(db, i, s, "ACTIVE"),
         terminal_is_success=False,
+        faults=faults,
     )
 
 
 def pause_experiments(
-    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+    db: Session,
+    project_id: int,
+    ids: Sequence[int],
+    filters: BulkExperimentFilters | None,
+    *,
+    faults: Faults = NO_FAULTS,
 ) -> list[Outcome]:
     filters = _with_default_states(filters, ["ACTIVE"])
     return _registry_action(
@@ -305,11 +336,17 @@ def pause_experiments(
         filters,
         lambda i, s: _move_to(db, i, s, "PAUSED"),
         terminal_is_success=False,
+        faults=faults,
     )
 
 
 def cancel_experiments(
-    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+    db: Session,
+    project_id: int,
+    ids: Sequence[int],
+    filters: BulkExperimentFilters | None,
+    *,
+    faults: Faults = NO_FAULTS,
 ) -> list[Outcome]:
     filters = _with_default_states(filters, NON_TERMINAL_STATES)
     return _registry_action(
@@ -319,11 +356,17 @@ def cancel_experiments(
         filters,
         lambda i, s: _stop(db, i, s, kill=False),
         terminal_is_success=True,
+        faults=faults,
     )
 
 
 def kill_experiments(
-    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+    db: Session,
+    project_id: int,
+    ids: Sequence[int],
+    filters: BulkExperimentFilters | None,
+    *,
+    faults: Faults = NO_FAULTS,
 ) -> list[Outcome]:
     filters = _with_default_states(filters, NON_TERMINAL_STATES)
     return _registry_action(
@@ -333,6 +376,7 @@ def kill_experiments(
         filters,
         lambda i, s: _stop(db, i, s, kill=True),
         terminal_is_success=True,
+        faults=faults,
     )
 
 
@@ -346,6 +390,7 @@ def _archive(
     filters: BulkExperimentFilters | None,
     *,
     archive: bool,
+    faults: Faults = NO_FAULTS,
 ) -> list[Outcome]:
     extra = f"{'NOT ' if archive else ''}e.archived AND {_TERMINAL_SQL}"
     where, params = _selection(project_id, ids, filters, extra)
@@ -357,7 +402,9 @@ def _archive(
     outcomes: list[Outcome] = []
     valid: list[int] = []
     for experiment_id, archived, terminal in rows:
-        if archive and archived:
+        if experiment_id in faults:
+            outcomes.append(Outcome(experiment_id, faults[experiment_id]))
+        elif archive and archived:
             outcomes.append(
                 Outcome(experiment_id, failed_precondition("Experiment is already archived."))
             )
@@ -371,7 +418,7 @@ def _archive(
             )
         else:
             valid.append(experiment_id)
-    outcomes.extend(_missing(ids, [row[0] for row in rows], filters))
+    outcomes.extend(_missing(ids, [row[0] for row in rows], filters, faults))
     if valid:
         execute(
             db,
@@ -383,7 +430,12 @@ def _archive(
 
 
 def _delete(
-    db: Session, project_id: int, ids: Sequence[int], filters: BulkExperimentFilters | None
+    db: Session,
+    project_id: int,
+    ids: Sequence[int],
+    filters: BulkExperimentFilters | None,
+    *,
+    faults: Faults = NO_FAULTS,
 ) -> list[Outcome]:
     where, params = _selection(project_id, ids, filters, _TERMINAL_SQL)
     sql = f"""
@@ -396,7 +448,9 @@ def _delete(
     outcomes: list[Outcome] = []
     valid: list[int] = []
     for experiment_id, state, versions in rows:
-        if versions > 0:
+        if experiment_id in faults:
+            outcomes.append(Outcome(experiment_id, faults[experiment_id]))
+        elif versions > 0:
             outcomes.append(
                 Outcome(
                     experiment_id,
@@ -412,7 +466,7 @@ def _delete(
             )
         else:
             valid.append(experiment_id)
-    outcomes.extend(_missing(ids, [row[0] for row in rows], filters))
+    outcomes.extend(_missing(ids, [row[0] for row in rows], filters, faults))
     # DELETING, then deleted in the background on the master; gone right away here
     delete_experiments(db, valid)
     outcomes.extend(Outcome(i) for i in valid)
@@ -425,6 +479,8 @@ def move_experiments(
     ids: Sequence[int],
     filters: BulkExperimentFilters | None,
     destination: int,
+    *,
+    faults: Faults = NO_FAULTS,
 ) -> list[Outcome]:
     archived = "(e.archived OR p.archived OR w.archived)"
     where, params = _selection(project_id, ids, filters, f"NOT {archived}")
@@ -434,10 +490,12 @@ def move_experiments(
     )
     rows = fetch(db, sql, params)
     outcomes = [
-        Outcome(row[0], failed_precondition("Experiment is archived.")) for row in rows if row[1]
+        Outcome(row[0], faults.get(row[0]) or failed_precondition("Experiment is archived."))
+        for row in rows
+        if row[1] or row[0] in faults
     ]
-    valid = [row[0] for row in rows if not row[1]]
-    outcomes.extend(_missing(ids, [row[0] for row in rows], filters))
+    valid = [row[0] for row in rows if not row[1] and row[0] not in faults]
+    outcomes.extend(_missing(ids, [row[0] for row in rows], filters, faults))
     if valid:
         _move(db, valid, destination)
     outcomes.extend(Outcome(i) for i in valid)
@@ -481,26 +539,47 @@ def _move(db: Session, experiment_ids: Sequence[int], destination: int) -> None:
 
 
 # --- bulk routes ------------------------------------------------------------------------------
-BulkAction = Callable[[Session, int, Sequence[int], BulkExperimentFilters | None], list[Outcome]]
+class BulkAction(Protocol):
+    def __call__(
+        self,
+        db: Session,
+        project_id: int,
+        ids: Sequence[int],
+        filters: BulkExperimentFilters | None,
+        *,
+        faults: Faults = ...,
+    ) -> list[Outcome]: ...
 
 
 def _bulk(ctx: Ctx, action: BulkAction) -> dict[str, Any]:
     request = ctx.body(BulkActionRequest)
-    return bulk_results(
-        action(ctx.db, ctx.path["project_id"], request.experiment_ids, request.filters)
-    )
+    outcomes = action(
+        ctx.db, ctx.path["project_id"], request.experiment_ids, request.filters,
+        faults=faulty_ids(ctx.extra),
+    )  # fmt: skip
+    return bulk_results(outcomes)
 
 
 def _archive_action(
-    db: Session, p: int, ids: Sequence[int], f: BulkExperimentFilters | None
+    db: Session,
+    project_id: int,
+    ids: Sequence[int],
+    filters: BulkExperimentFilters | None,
+    *,
+    faults: Faults = NO_FAULTS,
 ) -> list[Outcome]:
-    return _archive(db, p, ids, f, archive=True)
+    return _archive(db, project_id, ids, filters, archive=True, faults=faults)
 
 
 def _unarchive_action(
-    db: Session, p: int, ids: Sequence[int], f: BulkExperimentFilters | None
+    db: Session,
+    project_id: int,
+    ids: Sequence[int],
+    filters: BulkExperimentFilters | None,
+    *,
+    faults: Faults = NO_FAULTS,
 ) -> list[Outcome]:
-    return _archive(db, p, ids, f, archive=False)
+    return _archive(db, project_id, ids, filters, archive=False, faults=faults)
 
 
 _BULK: Final[dict[str, BulkAction]] = {
@@ -536,7 +615,7 @@ def move_experiments_route(ctx: Ctx) -> dict[str, Any]:
     request = ctx.body(MoveExperimentsRequest)
     check_destination(ctx.db, request.destination_project_id)
     outcomes = move_experiments(ctx.db, ctx.path["project_id"], request.experiment_ids, request.filters,
-                                request.destination_project_id)  # fmt: skip
+                                request.destination_project_id, faults=faulty_ids(ctx.extra))  # fmt: skip
     return bulk_results(outcomes)
 
 
@@ -565,6 +644,9 @@ def _experiment_row(db: Session, experiment_id: int) -> tuple[Any, ...]:
 def activate_experiment(ctx: Ctx) -> dict[str, Any]:
     # Straight to the experiment's actor: no archived check, and no actor (terminal) is a 404.
     _, state, *_ = _experiment_row(ctx.db, ctx.path["id"])
+    injected = faulty_ids(ctx.extra).get(ctx.path["id"])
+    if injected is not None:
+        raise injected
     if not in_registry(state):
         raise _not_found(ctx.path["id"])
     error = _move_to(ctx.db, ctx.path["id"], state, "ACTIVE")
@@ -576,34 +658,46 @@ def activate_experiment(ctx: Ctx) -> dict[str, Any]:
 @rpc("PauseExperiment", id=int)
 def pause_experiment(ctx: Ctx) -> dict[str, Any]:
     return _first_error(
-        pause_experiments(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None), "PauseExperiments"
+        pause_experiments(
+            ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None, faults=faulty_ids(ctx.extra)
+        ),
+        "PauseExperiments",
     )
 
 
 @rpc("CancelExperiment", id=int)
 def cancel_experiment(ctx: Ctx) -> dict[str, Any]:
     return _first_error(
-        cancel_experiments(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None), "CancelExperiments"
+        cancel_experiments(
+            ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None, faults=faulty_ids(ctx.extra)
+        ),
+        "CancelExperiments",
     )
 
 
 @rpc("KillExperiment", id=int)
 def kill_experiment(ctx: Ctx) -> dict[str, Any]:
     return _first_error(
-        kill_experiments(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None), "KillExperiments"
+        kill_experiments(
+            ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None, faults=faulty_ids(ctx.extra)
+        ),
+        "KillExperiments",
     )
 
 
 @rpc("ArchiveExperiment", id=int)
 def archive_experiment(ctx: Ctx) -> dict[str, Any]:
-    return _first_error(
-        _archive(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None, archive=True), "ArchiveExperiments"
+    outcomes = _archive(
+        ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None, archive=True, faults=faulty_ids(ctx.extra)
     )
+    return _first_error(outcomes, "ArchiveExperiments")
 
 
 @rpc("UnarchiveExperiment", id=int)
 def unarchive_experiment(ctx: Ctx) -> dict[str, Any]:
-    outcomes = _archive(ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None, archive=False)
+    outcomes = _archive(
+        ctx.db, GLOBAL_PROJECT, [ctx.path["id"]], None, archive=False, faults=faulty_ids(ctx.extra)
+    )
     return _first_error(outcomes, "UnarchiveExperiments")
 
 
@@ -614,7 +708,8 @@ def delete_experiment(ctx: Ctx) -> dict[str, Any]:
     user = ctx.user
     if user is not None and not user.admin and owner_id != user.id:  # CanDeleteExperiment (basic)
         raise permission_denied("non admin users may not delete other user's experiments")
-    return _first_error(_delete(ctx.db, GLOBAL_PROJECT, [experiment_id], None), "DeleteExperiments")
+    outcomes = _delete(ctx.db, GLOBAL_PROJECT, [experiment_id], None, faults=faulty_ids(ctx.extra))
+    return _first_error(outcomes, "DeleteExperiments")
 
 
 @rpc("MoveExperiment", experiment_id=int)
@@ -628,5 +723,7 @@ def move_experiment(ctx: Ctx) -> dict[str, Any]:
     if project_archived(ctx.db, source_project):
         raise internal(f"project ({source}) is archived and cannot have experiments moved from it")
     check_destination(ctx.db, destination)
-    outcomes = move_experiments(ctx.db, GLOBAL_PROJECT, [experiment_id], None, destination)
+    outcomes = move_experiments(
+        ctx.db, GLOBAL_PROJECT, [experiment_id], None, destination, faults=faulty_ids(ctx.extra)
+    )
     return _first_error(outcomes, "MoveExperiments")

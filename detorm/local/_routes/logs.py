@@ -106,7 +106,7 @@ def _logs_stream(ctx: Ctx, request: LogsRequest) -> Iterator[RawJSON]:
         yield from _batches(database, request)
     except ApiError as err:
         raise ApiError(err.code, _wrapped(task_id, err.message)) from None
-    except Exception as err:  # noqa: BLE001 - a plain Go error: Unknown
+    except Exception as err:
         raise ApiError(Code.UNKNOWN, _wrapped(task_id, str(err) or type(err).__name__)) from None
 
 
@@ -134,7 +134,7 @@ def _batches(database: Database, request: LogsRequest) -> Iterator[RawJSON]:
     where, params = _filters(request)
     try:
         (total,) = _query(database, f"SELECT count(*) FROM trial_logs WHERE {where}", params)[0]
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise _as_error(err, "getting log count from backend") from None
     remaining = _effective_limit(request.limit, total)
     last_id: int | None = None
@@ -144,7 +144,7 @@ def _batches(database: Database, request: LogsRequest) -> Iterator[RawJSON]:
         if size > 0:
             try:
                 rows = fetch_logs(database, where, params, last_id, request.descending, size)
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 raise _as_error(err, "failed to fetch batch") from None
         if not rows:
             if not request.follow:
@@ -271,7 +271,7 @@ def _ended(database: Database, trial_id: int) -> bool:
         rows = _query(database, "SELECT state, end_time FROM trials WHERE id = ?", [trial_id])
         if not rows:
             raise ApiError(Code.NOT_FOUND, f"trial '{trial_id}' not found")
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise _as_error(err, "failed to check the termination status") from None
     state, end_time = rows[0]
     if end_time is None:
@@ -356,7 +356,7 @@ def _fields_stream(ctx: Ctx, trial_id: int, follow: bool) -> Iterator[RawJSON]:
     while True:
         try:
             fields = _fields(database, trial_id)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise ApiError(Code.UNKNOWN, _fields_error(task_id, err)) from None
         yield RawJSON(json.dumps(fields, separators=(",", ":")).encode())
         if not follow or _ended(database, trial_id):

@@ -36,7 +36,7 @@ from .._db import utcnow
 from .._errors import ApiError, Code, internal, invalid_argument, not_found, permission_denied
 from .._pagination import in_memory_page
 from .checkpoints import CheckpointViews, pg_uuid
-from .projects import NIL_DEREFERENCE, body_absent, go_quote, like_match, list_filter, usernames
+from .projects import go_quote, like_match, list_filter, usernames
 
 __all__ = ["find_model", "find_version", "model_view"]
 
@@ -437,8 +437,6 @@ def patch_model(ctx: Ctx) -> dict[str, Any]:
     row = find_model(ctx.db, ctx.path["model_name"])
     if row.archived:
         raise internal(f"model {go_quote(row.name)} is archived and cannot have attributes updated")
-    if body_absent(ctx):
-        raise internal(NIL_DEREFERENCE)  # req.Model is nil
     current = model_view(ctx.db, row)
     with ctx.db.no_autoflush:
         if not _apply_model_patch(ctx.db, row, patch):
@@ -644,8 +642,6 @@ def patch_model_version(ctx: Ctx) -> dict[str, Any]:
     patch = ctx.body(_PatchVersionBody)
     identifier: str = ctx.path["model_name"]
     model, row, checkpoint = find_version(ctx.db, identifier, ctx.path["model_version_num"])
-    if body_absent(ctx):
-        raise internal(NIL_DEREFERENCE)  # req.ModelVersion is nil
     names = usernames(ctx.db)
     views = CheckpointViews(ctx.db)
     current = _version_view(views, row, model_view(ctx.db, model, names=names), names, checkpoint)

@@ -28,7 +28,6 @@ from .._errors import ApiError, Code, internal, invalid_argument, not_found, per
 
 __all__ = [
     "NIL_DEREFERENCE",
-    "body_absent",
     "delete_experiments",
     "delete_project_rows",
     "find_workspace",
@@ -113,11 +112,6 @@ def go_quote(text: str) -> str:
 
 NIL_DEREFERENCE: Final = "runtime error: invalid memory address or nil pointer dereference"
 """The recovered panic of a handler reading a field of a message the request left out."""
-
-
-def body_absent(ctx: Ctx) -> bool:
-    """No body at all: a ``body: "field"`` message stays nil (``{}`` allocates it)."""
-    return not ctx.raw_body.strip()
 
 
 def usernames(db: Session) -> dict[int, str]:
@@ -487,9 +481,9 @@ def _key_taken(db: Session, key: str) -> bool:
 @rpc("AddProjectNote", project_id=int)
 def add_project_note(ctx: Ctx) -> dict[str, Any]:
     note = ctx.body(Note)
+    # body "note": decodeNonProtoField allocates req.Note before reading the body, so an empty
+    # body is an empty note, never nil (grpc-gateway runtime/marshal_jsonpb.go)
     row = _find_project(ctx.db, ctx.path["project_id"])
-    if body_absent(ctx):
-        raise internal(NIL_DEREFERENCE)  # req.Note is nil
     notes = [*(row.notes or []), {"name": note.name, "contents": note.contents}]
     row.notes = notes
     ctx.db.add(row)
@@ -508,9 +502,7 @@ def put_project_notes(ctx: Ctx) -> dict[str, Any]:
 @rpc("PatchProject", id=int)
 def patch_project(ctx: Ctx) -> ProjectResponse:
     user = _require_user(ctx)
-    patch = ctx.body(_PatchProjectBody)
-    if body_absent(ctx):
-        raise internal("project in request is nil while updating project")
+    patch = ctx.body(_PatchProjectBody)  # never nil: see add_project_note
     project_id: int = ctx.path["id"]
     if patch.key is not None:
         validate_project_key(patch.key)  # before upper-casing, as the handler does

@@ -11,7 +11,7 @@ from detorm.local._views import ts
 
 from .. import _tables as t
 from .._app import Ctx, rpc
-from .._errors import invalid_argument, not_found
+from .._errors import ApiError, invalid_argument, not_found
 from .._pagination import in_memory_page
 
 _SORT_KEYS: dict[UserSortBy, Any] = {
@@ -75,8 +75,13 @@ def get_users(ctx: Ctx) -> UsersResponse:
 def get_user(ctx: Ctx) -> UserResponse:
     row = ctx.db.get(t.UserRow, ctx.path["user_id"])
     if row is None:
-        raise not_found(f"user {ctx.path['user_id']} not found")
+        raise _user_not_found()
     return UserResponse(user=user_view(row))
+
+
+def _user_not_found() -> ApiError:
+    """``getFullModelUser``: ``api.NotFoundErrs("user", "", true)``, which names no id."""
+    return not_found("user not found")
 
 
 @rpc("GetUserByUsername")
@@ -84,5 +89,5 @@ def get_user_by_username(ctx: Ctx) -> UserResponse:
     username = ctx.path["username"]
     row = ctx.db.exec(select(t.UserRow).where(t.UserRow.username == username)).first()
     if row is None:
-        raise not_found(f"user {username} not found")
+        raise _user_not_found()  # getFullModelUserByUsername
     return UserResponse(user=user_view(row))

@@ -43,8 +43,6 @@ from .._errors import (
 )
 from .._pagination import in_memory_page
 from .projects import (
-    NIL_DEREFERENCE,
-    body_absent,
     delete_project_rows,
     find_workspace,
     like_match,
@@ -318,8 +316,6 @@ def patch_workspace(ctx: Ctx) -> dict[str, Any]:
     user = _caller(ctx)
     patch = ctx.body(_PatchWorkspaceBody)
     row = find_workspace(ctx.db, ctx.path["id"], reject_immutable=True)
-    if body_absent(ctx):
-        raise internal(NIL_DEREFERENCE)  # req.Workspace is nil
     if patch.name is not None:
         _validate_name(patch.name)
     with ctx.db.no_autoflush:

@@ -1,0 +1,111 @@
+"""Contract fixtures: ``detorm serve --demo`` child processes and the official client against them.
+
+The demo is seeded once, by the first ``detorm serve --demo`` child (the read-only session master).
+Tests that write get a fresh child process over a copy of that seeded database, taken before any
+request reached it (the demo is a function of its seed, so the copy holds the same rows and ids as
+a fresh ``--demo`` start, and ``detorm serve --demo`` leaves an already seeded database alone).
+The official client's config directory (token cache) is a tmp dir for each test.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from determined.experimental import Determined, client
+
+from detorm.local import LocalMaster
+
+
+class Demo:
+    """A running demo master and read access to its database."""
+
+    def __init__(self, master: LocalMaster) -> None:
+        self.master = master
+
+    @property
+    def url(self) -> str:
+        return self.master.url
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on the master's database (WAL: sees committed writes)."""
+        with sqlite3.connect(f"file:{self.master.db_path}?mode=ro", uri=True) as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def value(self, sql: str, *params: Any) -> Any:
+        rows = self.rows(sql, *params)
+        assert len(rows) == 1 and len(rows[0]) == 1, rows
+        return rows[0][0]
+
+    def column(self, sql: str, *params: Any) -> list[Any]:
+        return [row[0] for row in self.rows(sql, *params)]
+
+
+def _copy_database(source: Path, target_dir: Path) -> Path:
+    """A consistent copy of a master's database and its checkpoint files (kept sparse)."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / "local.sqlite"
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    checkpoints = source.parent / "checkpoints"
+    if checkpoints.exists():
+        subprocess.run(
+            ["cp", "-r", "--sparse=always", str(checkpoints), str(target_dir / "checkpoints")],
+            check=True,
+        )
+    return target
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Demo, Path]]:
+    """The session's read-only demo master, and a pristine copy of its seeded database."""
+    with LocalMaster(demo=True, process=True) as master:
+        template = _copy_database(master.db_path, tmp_path_factory.mktemp("demo-template"))
+        yield Demo(master), template
+
+
+@pytest.fixture(scope="session")
+def demo(demo_template: tuple[Demo, Path]) -> Demo:
+    """The session's demo master: tests using it must not write (logins aside)."""
+    return demo_template[0]
+
+
+@pytest.fixture
+def fresh_demo(demo_template: tuple[Demo, Path], tmp_path: Path) -> Iterator[Demo]:
+    """A new ``detorm serve --demo`` child over an unused copy of the demo, for a test that writes."""
+    db_path = _copy_database(demo_template[1], tmp_path / "fresh")
+    with LocalMaster(db_path=db_path, demo=True, process=True) as master:
+        yield Demo(master)
+
+
+@pytest.fixture
+def faulty_demo(demo_template: tuple[Demo, Path], tmp_path: Path) -> Iterator[Demo]:
+    """``detorm serve --demo --enable-test-faults`` over an unused copy of the demo."""
+    db_path = _copy_database(demo_template[1], tmp_path / "faulty")
+    with LocalMaster(db_path=db_path, demo=True, process=True, enable_faults=True) as master:
+        yield Demo(master)
+
+
+@pytest.fixture(autouse=True)
+def det_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An isolated Determined config dir: the real home's ``auth.json`` is never touched."""
+    config = tmp_path / "det-config"
+    monkeypatch.setenv("DET_DEBUG_CONFIG_PATH", str(config))
+    for name in ("DET_MASTER", "DET_USER", "DET_PASS", "DET_USER_TOKEN", "DET_MASTER_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    yield config
+    client._determined = None  # the module-level client's singleton
+
+
+def connect(demo: Demo, user: str = "determined", password: str = "") -> Determined:
+    """The official client, logged in (``POST /api/v1/auth/login``)."""
+    return Determined(demo.url, user=user, password=password)
+
+
+@pytest.fixture
+def det(demo: Demo) -> Determined:
+    return connect(demo)
