@@ -216,6 +216,37 @@ def test_failed_request_changes_nothing_and_retry_sends_only_it(
     assert session.get(Experiment, b.id).refresh().name == "b-renamed"
 
 
+def test_per_id_failure_inside_a_bulk_response_keeps_only_that_move_pending(
+    faulty: tuple[Cluster, detorm.Session],
+) -> None:
+    cluster, session = faulty
+    nlp = session.get(Project, cluster.projects["nlp"])
+    moving = Experiment.query(session).filter(project_id=cluster.projects["vision"]).all()
+    stuck = moving[0]
+    for exp in moving:
+        exp.project = nlp
+    with Seeder(cluster.master.database) as seed:
+        seed.db.add(
+            FaultRow(
+                path_regex=".*/experiments/move", ids=[stuck.id], message="db locked", remaining=1
+            )
+        )
+    with pytest.raises(CommitError) as info:
+        session.commit()
+    assert [(c.key, c.field) for c, _ in info.value.failed] == [(stuck.id, "project_id")]
+    assert "db locked" in str(info.value)
+    assert {c.key for c in info.value.applied} == {e.id for e in moving[1:]}
+    assert session.dirty == [stuck] and stuck.project_id == nlp.id  # still pending, visibly
+    assert all(e.project is nlp and e not in session.dirty for e in moving[1:])
+    assert stuck.refresh().project_id == nlp.id  # the local edit survives a refresh
+    assert calls(session) == [
+        f"POST /api/v1/projects/{cluster.projects['vision']}/experiments/move"
+    ]
+    session.commit()
+    assert session.dirty == [] and stuck.project_name == "nlp"
+    assert {e.id for e in moving} <= {e.id for e in nlp.experiments}
+
+
 def test_projects_workspaces_models(writer: detorm.Session, fresh_cluster: Cluster) -> None:
     with Seeder(fresh_cluster.master.database) as seed:
         other = seed.workspace("other", owner="determined")
