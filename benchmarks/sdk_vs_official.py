@@ -2,6 +2,7 @@
 
     python benchmarks/sdk_vs_official.py            # every scenario
     python benchmarks/sdk_vs_official.py S1 S8 S9   # some of them
+    python benchmarks/sdk_vs_official.py --rtt 20   # through a proxy adding 20 ms round trips
 
 One detorm.local (a separate process) serves the benchmark cluster: 2 workspaces x 5 projects x
 200 experiments x 4 trials, each trial with 3 checkpoints and 500 metric reports, plus the
@@ -10,11 +11,16 @@ fixtures some scenarios need. Each scenario runs, for each client, in a fresh Py
 (counted at its HTTP layer) and the wall time of the scenario. Write scenarios act on disjoint
 but identical data for the two clients. Absolute times on a shared machine are noise: compare
 the two columns of a row.
+
+On loopback a request costs almost nothing but the server's own work; a real cluster is a network
+away. ``--rtt`` puts a proxy between the clients and detorm.local that delivers every chunk of
+bytes half a round trip after it arrived, in each direction (latency only, no bandwidth limit).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -27,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -401,7 +407,7 @@ def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> d
             environ["DETORM_BENCH_WARM"] = "1"
         session, scenarios = detorm_scenarios(url, ids, environ, workdir / "cache")
         requests_before = session.requests_sent
-        sent = lambda: session.requests_sent  # noqa: E731
+        sent = lambda: session.requests_sent
         run = scenarios[scenario]
     else:
         return raw_floor(scenario, url, ids)
@@ -430,7 +436,7 @@ class RssSampler:
         while not self._stop.wait(0.02):
             self.peak = max(self.peak, _rss())
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -449,11 +455,70 @@ def _rss() -> int:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
+# --- the latency proxy --------------------------------------------------------------------------
+class LatencyProxy:
+    """A loopback TCP proxy to ``target`` that delays every chunk by ``one_way`` seconds (in
+    order, without serialising the chunks: a stream keeps its throughput)."""
+
+    def __init__(self, target: str, one_way: float) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self._target = (host, int(port))
+        self._one_way = one_way
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.url = ""
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        self._ready.wait()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        await asyncio.gather(
+            self._pump(reader, upstream_writer), self._pump(upstream_reader, writer),
+            return_exceptions=True,
+        )  # fmt: skip
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                await asyncio.sleep(max(0.0, due - self._loop.time()))
+                if not data:
+                    sink.close()
+                    return
+                sink.write(data)
+                await sink.drain()
+
+        delivering = asyncio.create_task(deliver())
+        try:
+            while data := await source.read(1 << 16):
+                queue.put_nowait((self._loop.time() + self._one_way, data))
+        finally:
+            queue.put_nowait((self._loop.time() + self._one_way, b""))
+            await delivering
+
+
 # --- the driver -----------------------------------------------------------------------------
 def child(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", scenario, client, str(workdir)]
     process = subprocess.run(
-        command, input=json.dumps(ids), capture_output=True, text=True, timeout=3600
+        command, input=json.dumps(ids), capture_output=True, text=True, timeout=3600, check=False
     )
     if process.returncode != 0:
         return {
@@ -467,6 +532,7 @@ def main(argv: list[str]) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("scenarios", nargs="*", default=list(TARGETS))
+    parser.add_argument("--rtt", type=float, default=0.0, help="added round-trip time, in ms")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -489,8 +555,14 @@ def main(argv: list[str]) -> int:
         with (
             LocalMaster(db_path=work / "cluster.sqlite") as cluster,
             LocalMaster(db_path=work / "fixtures.sqlite") as fixtures,
+            contextlib.ExitStack() as proxies,
         ):
-            ids = fixture_ids(cluster.url, fixtures.url)
+            urls = [cluster.url, fixtures.url]
+            if args.rtt > 0:
+                one_way = args.rtt / 2000
+                urls = [proxies.enter_context(LatencyProxy(url, one_way)).url for url in urls]
+                print(f"every request through a proxy adding {args.rtt:g} ms round trips\n")
+            ids = fixture_ids(*urls)
             print(
                 f"| {'':<4}| {'scenario':<54}| {'official 0.38.1':<26}| {'detorm':<26}| {'':<14}|"
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from ._faults import FAULTY_IDS, apply_faults
 from ._params import QueryParams, parse_int
 from ._route_table import ROUTES, STREAMING, UNAUTHENTICATED
 
-__all__ = ["Ctx", "LocalApp", "RawJSON", "rpc", "echo"]
+__all__ = ["Ctx", "LocalApp", "MessageBatch", "RawJSON", "echo", "rpc"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,7 +47,13 @@ JSON_TYPE: Final = "application/json"
 
 
 class RawJSON(bytes):
-    """An already-encoded JSON message, written as is (hot paths skip re-encoding)."""
+    """Already-encoded JSON, written as is: a whole result, or a value inside a result's dicts
+    and lists (a stored config is spliced in rather than parsed and encoded again)."""
+
+
+class MessageBatch(list[Any]):
+    """Stream messages a handler produced together: still one line each, but written as one
+    chunk (a message per write, through the worker thread, cost more than the message)."""
 
 
 Result = WireModel | dict[str, Any] | RawJSON
@@ -204,7 +211,7 @@ class LocalApp:
         self.enable_faults = enable_faults
         self.lock = threading.RLock()
         # importing the routes registers their handlers
-        from . import _routes
+        from . import _routes  # noqa: F401
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -221,7 +228,7 @@ class LocalApp:
         body = await request.body()
         if path.startswith("/api/v1/"):
             # Echo routes /api/v1/* to the gateway, then RemoveTrailingSlash drops one "/"
-            return await self._gateway(request, path[:-1] if path.endswith("/") else path, body)
+            return await self._gateway(request, path.removesuffix("/"), body)
         if len(path) > 1:
             path = path.rstrip("/") or "/"
         return await self._echo(request, path, body)
@@ -373,7 +380,10 @@ def _frames(first: Any, messages: Iterator[Result], session: Session) -> Iterato
     try:
         item = first
         while item is not _END:
-            yield b'{"result":' + _encode(item) + b"}\n"
+            if isinstance(item, MessageBatch):
+                yield b"".join(b'{"result":' + _encode(message) + b"}\n" for message in item)
+            else:
+                yield b'{"result":' + _encode(item) + b"}\n"
             item = next(messages, _END)
     except ApiError as err:
         yield err.stream_body()
@@ -386,12 +396,32 @@ def _frames(first: Any, messages: Iterator[Result], session: Session) -> Iterato
         session.close()
 
 
+# A nested RawJSON is written by json.dumps as a placeholder string, then swapped for its bytes.
+# The nonce makes the placeholder impossible to meet in real data (json.dumps writes NUL as
+# \u0000, and no client can guess the nonce).
+_RAW_MARK: Final = f"\x00raw-{secrets.token_hex(8)}-"
+_RAW_PLACEHOLDER: Final = re.compile(
+    re.escape(json.dumps(_RAW_MARK)[:-1]).encode() + rb"(\d+)\\u0000\""
+)
+
+
 def _encode(result: Any) -> bytes:
     if isinstance(result, RawJSON):
         return bytes(result)
     if isinstance(result, WireModel):
         return result.model_dump_wire_json()
-    return json.dumps(result, separators=(",", ":"), allow_nan=False).encode()
+    fragments: list[bytes] = []
+
+    def placeholder(value: object) -> str:
+        if not isinstance(value, RawJSON):
+            raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+        fragments.append(value)
+        return f"{_RAW_MARK}{len(fragments) - 1}\x00"
+
+    text = json.dumps(result, separators=(",", ":"), allow_nan=False, default=placeholder).encode()
+    if not fragments:
+        return text
+    return _RAW_PLACEHOLDER.sub(lambda match: fragments[int(match[1])], text)
 
 
 def _json_response(status: int, content: Any) -> Response:

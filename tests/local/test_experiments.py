@@ -538,3 +538,12 @@ def test_official_sdk_round_trip(
     cifar.unarchive()
     cifar.move_to_project("Uncategorized", "Uncategorized")
     assert sdk.get_experiment(world.ids["cifar"]).project_id == 1
+
+
+def test_count_keeps_only_the_joins_its_filter_uses() -> None:
+    from detorm.local._routes.experiments import list_count_from
+
+    assert "JOIN" not in list_count_from("WHERE e.archived = 0")
+    trimmed = list_count_from("WHERE w.archived = 0 AND u.username IN (?)")
+    assert "JOIN projects p" in trimmed and "JOIN workspaces w" in trimmed  # w is joined via p
+    assert "JOIN users u" in trimmed and "JOIN trials r" not in trimmed

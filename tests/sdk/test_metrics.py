@@ -232,3 +232,17 @@ def test_summaries_of_many_trials_cached_when_final(
         assert again.requests_sent == before
         again.summaries(done + running)
         assert again.requests_sent == before + 1  # only the running trial is read
+
+
+def test_special_float_strings_are_read_as_floats_wherever_they_are() -> None:
+    from detorm._metrics import _parse_reports
+
+    line = (
+        b'{"metrics":[{"trialId":3,"totalBatches":10,"group":"training","metrics":{"avg_metrics":'
+        b'{"loss":"-Infinity","acc":"Infinity","name":"Nano"}}},{"trialId":3,"totalBatches":20,'
+        b'"group":"training","metrics":{"avg_metrics":{"loss":"NaN","note":"NaN is a string"}}}]}'
+    )
+    first, second = _parse_reports(line)
+    assert first.values == {"loss": -math.inf, "acc": math.inf, "name": "Nano"}
+    assert math.isnan(second.values["loss"]) and second.values["note"] == "NaN is a string"
+    assert (first.trial_id, first.step, second.step) == (3, 10, 20)

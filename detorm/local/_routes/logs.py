@@ -34,7 +34,7 @@ from typing import Any, Final
 
 from detorm._wire import LogLevel, OrderBy, Timestamp
 
-from .._app import Ctx, RawJSON, rpc
+from .._app import Ctx, MessageBatch, RawJSON, rpc
 from .._db import Database
 from .._errors import ApiError, Code, GatewayError, not_found
 from .._metric_reports import db_time
@@ -71,7 +71,7 @@ class LogsRequest:
 
 # --- TrialLogs ------------------------------------------------------------------------------
 @rpc("TrialLogs", trial_id=int)
-def trial_logs(ctx: Ctx) -> Iterator[RawJSON]:
+def trial_logs(ctx: Ctx) -> Iterator[MessageBatch]:
     return _logs_stream(ctx, _parse(ctx))
 
 
@@ -99,7 +99,7 @@ def _parse(ctx: Ctx) -> LogsRequest:
         raise GatewayError(err.code, err.message) from None
 
 
-def _logs_stream(ctx: Ctx, request: LogsRequest) -> Iterator[RawJSON]:
+def _logs_stream(ctx: Ctx, request: LogsRequest) -> Iterator[MessageBatch]:
     task_id = _task_of(ctx, request.trial_id)
     database = ctx.app.db
     try:
@@ -129,7 +129,7 @@ def _wrapped(task_id: str, message: str) -> str:
     return f"getting trial logs for task ID {task_id}: 1 error occurred:\n\t* {message}\n\n"
 
 
-def _batches(database: Database, request: LogsRequest) -> Iterator[RawJSON]:
+def _batches(database: Database, request: LogsRequest) -> Iterator[MessageBatch]:
     """``taskLogs`` run by ``api.BatchStreamProcessor``."""
     where, params = _filters(request)
     try:
@@ -155,8 +155,7 @@ def _batches(database: Database, request: LogsRequest) -> Iterator[RawJSON]:
             continue
         remaining -= len(rows)
         last_id = rows[-1][0]
-        for row in rows:
-            yield _log_message(request.trial_id, row)
+        yield MessageBatch(_log_message(request.trial_id, row) for row in rows)
         if not request.follow and remaining <= 0:
             return
 

@@ -8,7 +8,7 @@ their experiments, as the master does for every run that has one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,7 +40,14 @@ from .._filter_sql import (
 )
 from .._pagination import sql_page
 from .experiment_actions import Outcome, activate_experiments, move_experiments, pause_experiments
-from .experiments import LIST_FROM, find_project, list_columns, list_view, project_archived
+from .experiments import (
+    LIST_FROM,
+    find_project,
+    list_columns,
+    list_count_from,
+    list_view,
+    project_archived,
+)
 from .trials import best_trial_views, kill_trial
 
 __all__ = ["RUNS_FROM"]
@@ -62,10 +69,12 @@ def _filter(
 
 def _page_query(
     ctx: Ctx, request: SearchRequest, select: str, from_sql: str, where: list[str], params: list[Any], order: str,
-    order_params: list[Any],
+    order_params: list[Any], count_from: Callable[[str], str] | None = None,
 ) -> tuple[Any, list[tuple[Any, ...]]]:  # fmt: skip
+    """One page and the total; ``count_from`` may trim ``from_sql`` for the count."""
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    total = fetch(ctx.db, f"SELECT COUNT(*) {from_sql} {clause}", params)[0][0]
+    counted_from = from_sql if count_from is None else count_from(clause)
+    total = fetch(ctx.db, f"SELECT COUNT(*) {counted_from} {clause}", params)[0][0]
     page = sql_page(request.offset, request.limit, total)
     if page.end == page.start:
         return page, []
@@ -95,7 +104,7 @@ def search_experiments(ctx: Ctx) -> dict[str, Any]:
     if compiled is not None:
         compiled.check()
     page, rows = _page_query(ctx, request, list_columns(), LIST_FROM, where + filter_where, params + filter_params,
-                             order, order_params)  # fmt: skip
+                             order, order_params, list_count_from)  # fmt: skip
     experiments = [list_view(row, now, best_trial=True) for row in rows]
     best = best_trial_views(ctx.db, [e["bestTrialId"] for e in experiments if "bestTrialId" in e])
     return {
