@@ -17,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
+from detorm import _wire as w
 from detorm._wire import (
     Model,
     ModelSortBy,
@@ -25,8 +26,6 @@ from detorm._wire import (
     ModelVersionSortBy,
     OrderBy,
     Struct,
-    WireModel,
-    absent,
 )
 from detorm.local._views import ts
 
@@ -244,50 +243,6 @@ def _caller(ctx: Ctx) -> t.UserRow:
     return ctx.user
 
 
-# --- request bodies ------------------------------------------------------------------------------
-
-
-class _PostModelBody(WireModel):
-    name: str = ""
-    description: str = ""
-    metadata: Struct | None = None
-    labels: list[str] = []
-    workspace_name: str | None = absent()
-    workspace_id: int | None = absent()
-    notes: str = ""
-
-
-class _PatchModelBody(WireModel):
-    name: str | None = None
-    description: str | None = None
-    metadata: Struct | None = None
-    labels: list[Any] | None = None
-    notes: str | None = None
-    workspace_name: str | None = absent()
-    workspace_id: int | None = absent()
-
-
-class _MoveModelBody(WireModel):
-    destination_workspace_id: int = 0
-
-
-class _PostVersionBody(WireModel):
-    checkpoint_uuid: str = ""
-    name: str = ""
-    comment: str = ""
-    metadata: Struct | None = None
-    labels: list[str] = []
-    notes: str = ""
-
-
-class _PatchVersionBody(WireModel):
-    name: str | None = None
-    metadata: Struct | None = None
-    comment: str | None = None
-    labels: list[Any] | None = None
-    notes: str | None = None
-
-
 # --- models --------------------------------------------------------------------------------------
 
 _SORT_KEYS: Final[dict[ModelSortBy, str]] = {
@@ -399,7 +354,7 @@ def get_model_labels(ctx: Ctx) -> dict[str, Any]:
 
 @rpc("PostModel")
 def post_model(ctx: Ctx) -> dict[str, Any]:
-    body = ctx.body(_PostModelBody)
+    body = ctx.body(w.PostModelRequest)
     _validate_model_name(body.name)
     workspace_id = 1
     if body.workspace_id is not None:
@@ -433,7 +388,7 @@ def post_model(ctx: Ctx) -> dict[str, Any]:
 
 @rpc("PatchModel")
 def patch_model(ctx: Ctx) -> dict[str, Any]:
-    patch = ctx.body(_PatchModelBody)
+    patch = ctx.body(w.PatchModel)
     row = find_model(ctx.db, ctx.path["model_name"])
     if row.archived:
         raise internal(f"model {go_quote(row.name)} is archived and cannot have attributes updated")
@@ -452,7 +407,7 @@ def patch_model(ctx: Ctx) -> dict[str, Any]:
     }
 
 
-def _apply_model_patch(db: Session, row: t.ModelRow, patch: _PatchModelBody) -> bool:
+def _apply_model_patch(db: Session, row: t.ModelRow, patch: w.PatchModel) -> bool:
     """Apply the changes to ``row`` (the caller checks uniqueness before anything is flushed)."""
     changed = False
     if patch.name is not None and patch.name != row.name:
@@ -475,7 +430,7 @@ def _apply_model_patch(db: Session, row: t.ModelRow, patch: _PatchModelBody) -> 
     return changed
 
 
-def _patch_destination(db: Session, patch: _PatchModelBody) -> int | None:
+def _patch_destination(db: Session, patch: w.PatchModel) -> int | None:
     if patch.workspace_id is not None:
         if db.get(t.WorkspaceRow, patch.workspace_id) is None:
             raise internal(f"failed to get workspace with id {patch.workspace_id}: not found")
@@ -510,7 +465,7 @@ def unarchive_model(ctx: Ctx) -> dict[str, Any]:
 
 @rpc("MoveModel")
 def move_model(ctx: Ctx) -> dict[str, Any]:
-    body = ctx.body(_MoveModelBody)
+    body = ctx.body(w.MoveModelRequest)
     identifier: str = ctx.path["model_name"]
     row = find_model(ctx.db, identifier)
     if ctx.db.get(t.WorkspaceRow, body.destination_workspace_id) is None:
@@ -591,7 +546,7 @@ def get_model_versions(ctx: Ctx) -> dict[str, Any]:
 
 @rpc("PostModelVersion")
 def post_model_version(ctx: Ctx) -> dict[str, Any]:
-    body = ctx.body(_PostVersionBody)
+    body = ctx.body(w.PostModelVersionRequest)
     model = find_model(ctx.db, ctx.path["model_name"])
     if model.archived:
         raise internal(f"model {go_quote(model.name)} is archived and cannot register new versions")
@@ -639,7 +594,7 @@ def post_model_version(ctx: Ctx) -> dict[str, Any]:
 
 @rpc("PatchModelVersion", model_version_num=int)
 def patch_model_version(ctx: Ctx) -> dict[str, Any]:
-    patch = ctx.body(_PatchVersionBody)
+    patch = ctx.body(w.PatchModelVersion)
     identifier: str = ctx.path["model_name"]
     model, row, checkpoint = find_version(ctx.db, identifier, ctx.path["model_version_num"])
     names = usernames(ctx.db)
@@ -655,7 +610,7 @@ def patch_model_version(ctx: Ctx) -> dict[str, Any]:
     return {"modelVersion": version.model_dump_wire()}
 
 
-def _apply_version_patch(row: t.ModelVersionRow, patch: _PatchVersionBody) -> bool:
+def _apply_version_patch(row: t.ModelVersionRow, patch: w.PatchModelVersion) -> bool:
     changed = False
     for field in ("name", "comment", "notes"):
         value = getattr(patch, field)
