@@ -180,9 +180,14 @@ def _patch(call_path: str, body: dict[str, Any], changes: Sequence[Change]) -> P
     return PlannedCall(Call("PATCH", call_path, body=body), "patch", EDIT, tuple(changes))
 
 
-def _action(resource_path: str, action: str, change: Change) -> PlannedCall:
-    stage = ARCHIVE if action == "archive" else UNARCHIVE
+def _archive(resource_path: str, change: Change) -> PlannedCall:
+    """``POST .../archive`` or ``.../unarchive``, as the change asks."""
+    action, stage = ("archive", ARCHIVE) if change.new else ("unarchive", UNARCHIVE)
     return PlannedCall(Call("POST", f"{resource_path}/{action}"), "action", stage, (change,))
+
+
+def _move(resource_path: str, body: dict[str, Any], change: Change) -> PlannedCall:
+    return PlannedCall(Call("POST", resource_path + "/move", body=body), "action", EDIT, (change,))
 
 
 def _label_calls(base: str, change: Change) -> list[PlannedCall]:
@@ -245,15 +250,9 @@ def _project_calls(changes: Sequence[Change]) -> list[PlannedCall]:
         calls.append(PlannedCall(call, "notes", EDIT, (fields["notes"],)))
     if "workspace_id" in fields:
         body = {"projectId": key, "destinationWorkspaceId": fields["workspace_id"].new}
-        calls.append(
-            PlannedCall(
-                Call("POST", base + "/move", body=body), "action", EDIT, (fields["workspace_id"],)
-            )
-        )
+        calls.append(_move(base, body, fields["workspace_id"]))
     if "archived" in fields:
-        calls.append(
-            _action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"])
-        )
+        calls.append(_archive(base, fields["archived"]))
     return calls
 
 
@@ -264,9 +263,7 @@ def _workspace_calls(changes: Sequence[Change]) -> list[PlannedCall]:
     if "name" in fields:
         calls.append(_patch(base, {"name": fields["name"].new}, [fields["name"]]))
     if "archived" in fields:
-        calls.append(
-            _action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"])
-        )
+        calls.append(_archive(base, fields["archived"]))
     return calls
 
 
@@ -287,15 +284,9 @@ def _model_calls(changes: Sequence[Change]) -> list[PlannedCall]:
             "modelName": str(changes[0].key),
             "destinationWorkspaceId": fields["workspace_id"].new,
         }
-        calls.append(
-            PlannedCall(
-                Call("POST", base + "/move", body=body), "action", EDIT, (fields["workspace_id"],)
-            )
-        )
+        calls.append(_move(base, body, fields["workspace_id"]))
     if "archived" in fields:
-        calls.append(
-            _action(base, "archive" if fields["archived"].new else "unarchive", fields["archived"])
-        )
+        calls.append(_archive(base, fields["archived"]))
     return calls
 
 

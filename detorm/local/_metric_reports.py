@@ -35,9 +35,11 @@ from typing import Any, Final
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
+from detorm._wire import dump_double
+
 from . import _tables as t
 from ._errors import ApiError, Code, internal
-from ._summary import metrics_json_key, summary_key, update_summary, wire_float
+from ._summary import metrics_json_key, summary_key, update_summary
 
 __all__ = [
     "PROFILING_GROUPS",
@@ -102,7 +104,7 @@ def group_condition(group: str) -> tuple[str, list[str]]:
 def wire_values(value: Any) -> Any:
     """NaN and infinities as the strings the master stores them as, at any depth."""
     if isinstance(value, float):
-        return wire_float(value)
+        return dump_double(value)
     if isinstance(value, Mapping):
         return {str(k): wire_values(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -384,14 +386,14 @@ def _fold_column(group_summary: dict[str, Any], name: str, numbers: list[float])
         nan = (
             math.isnan(low)
             or math.isnan(high)
-            or (total != total and any(math.isnan(x) for x in rest))
+            or (math.isnan(total) and any(math.isnan(x) for x in rest))
         )
         low = math.nan if nan else min(low, min(rest))
         high = math.nan if nan else max(high, max(rest))
     count += len(rest)
     entry.update(
-        max=wire_float(high), min=wire_float(low), mean=wire_float(total / count),
-        sum=wire_float(total), count=count,
+        max=dump_double(high), min=dump_double(low), mean=dump_double(total / count),
+        sum=dump_double(total), count=count,
     )  # fmt: skip
     group_summary[name] = entry
 

@@ -13,7 +13,9 @@ import math
 import re
 from typing import Any, Final
 
-__all__ = ["metrics_json_key", "summary_key", "update_summary", "wire_float"]
+from detorm._wire import dump_double
+
+__all__ = ["metrics_json_key", "summary_key", "update_summary"]
 
 _ISO_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
 _SPECIAL: Final = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -27,15 +29,6 @@ def summary_key(group: str) -> str:
 def metrics_json_key(group: str) -> str:
     """``TrialMetricsJSONPath``: where a report's values sit inside its ``metrics`` object."""
     return "validation_metrics" if group == "validation" else "avg_metrics"
-
-
-def wire_float(value: float) -> float | str:
-    """``replaceSpecialFloatsWithString``."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 def _as_float(value: Any) -> float:
@@ -86,19 +79,19 @@ def update_summary(summary: dict[str, Any], values: dict[str, Any]) -> dict[str,
             continue
         if "count" not in entry:
             entry.update(
-                max=wire_float(number), min=wire_float(number), mean=wire_float(number),
-                sum=wire_float(number), count=1,
+                max=dump_double(number), min=dump_double(number), mean=dump_double(number),
+                sum=dump_double(number), count=1,
             )  # fmt: skip
         else:
             count = int(_as_float(entry["count"])) + 1
             total = _as_float(entry["sum"]) + number
-            entry["min"] = wire_float(_go_min(_as_float(entry["min"]), number))
-            entry["max"] = wire_float(_go_max(_as_float(entry["max"]), number))
-            entry["sum"] = wire_float(total)
+            entry["min"] = dump_double(_go_min(_as_float(entry["min"]), number))
+            entry["max"] = dump_double(_go_max(_as_float(entry["max"]), number))
+            entry["sum"] = dump_double(total)
             entry["count"] = count
-            entry["mean"] = wire_float(total / count)
+            entry["mean"] = dump_double(total / count)
     for name, entry in summary.items():
         if isinstance(entry, dict):
             last = values.get(name)
-            entry["last"] = wire_float(last) if isinstance(last, float) else last
+            entry["last"] = dump_double(last) if isinstance(last, float) else last
     return summary

@@ -25,6 +25,7 @@ from .. import _tables as t
 from .._app import Ctx, rpc
 from .._db import utcnow
 from .._errors import ApiError, Code, internal, invalid_argument, not_found, permission_denied
+from .._filter_sql import PgError, like
 
 __all__ = [
     "NIL_DEREFERENCE",
@@ -54,25 +55,10 @@ def like_match(value: str, pattern: str, *, case_insensitive: bool, query: str =
     The master passes user text straight in as the pattern, so wildcards in it are live; a
     pattern ending in a lone escape fails the master's query (``query`` names it).
     """
-    regex: list[str] = []
-    chars = iter(pattern)
-    for char in chars:
-        if char == "\\":
-            escaped = next(chars, None)
-            if escaped is None:
-                raise internal(
-                    f"error running query: {query}: ERROR: LIKE pattern must not end with escape character"
-                    " (SQLSTATE 22025)"
-                )
-            regex.append(re.escape(escaped))
-        elif char == "%":
-            regex.append(".*")
-        elif char == "_":
-            regex.append(".")
-        else:
-            regex.append(re.escape(char))
-    flags = re.DOTALL | (re.IGNORECASE if case_insensitive else 0)
-    return re.fullmatch("".join(regex), value, flags) is not None
+    try:
+        return like(value, pattern, case_insensitive=case_insensitive)
+    except PgError as err:
+        raise internal(f"error running query: {query}: {err.message}") from None
 
 
 def list_filter(values: Sequence[str]) -> list[str] | None:
