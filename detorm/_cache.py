@@ -75,7 +75,7 @@ class DiskCache:
         store = self._store()
         try:
             sealed = store.get(key)
-        except Exception:
+        except Exception:  # an unreadable entry is a corrupt entry
             sealed = b"corrupt"
         if sealed is None:
             self.misses += 1
@@ -110,7 +110,7 @@ class DiskCache:
         expected = store.get(key + "\x1fsha256")
         try:
             handle = store.get(key, read=True)
-        except Exception:
+        except Exception:  # an unreadable entry is a corrupt entry
             handle = None
         if handle is None or not isinstance(expected, str):
             self.misses += 1

@@ -16,7 +16,15 @@ from detorm.local import LocalMaster
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "snapshots"
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "determined-responses"
+
+def _fixtures_dir() -> Path:
+    """The responses recorded from real masters: the team's shared set next to the repository
+    when it is there (it may have grown), else the copy in ``tests/fixtures`` (a lone clone)."""
+    shared = ROOT.parent / "shared" / "fixtures" / "determined-responses"
+    return shared if shared.is_dir() else ROOT / "tests" / "fixtures" / "determined-responses"
+
+
+FIXTURES = _fixtures_dir()
 
 
 class TopLevelJSONSnapshots(JSONSnapshotExtension):

@@ -247,7 +247,7 @@ class Timestamp(datetime):
         )  # fmt: skip
 
     @classmethod
-    def now(cls, tz: Any = None) -> Timestamp:
+    def now(cls, tz: Any = None) -> Timestamp:  # tz ignored: always UTC, like the master
         return cls.from_datetime(datetime.now(UTC))
 
     def rfc3339(self) -> str:

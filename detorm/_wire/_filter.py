@@ -59,7 +59,7 @@ class FilterNode(WireModel):
         value: Any,
         *,
         location: str = "LOCATION_TYPE_EXPERIMENT",
-        type: str = "COLUMN_TYPE_UNSPECIFIED",
+        type: str = "COLUMN_TYPE_UNSPECIFIED",  # shadows the builtin: the wire name
     ) -> FilterNode:
         return cls(
             kind="field",

@@ -349,7 +349,7 @@ class LocalApp:
             session.close()
             body = err.unary_body() if isinstance(err, GatewayError) else err.stream_body()
             return Response(body, err.http_status, media_type=JSON_TYPE)
-        except Exception as err:
+        except Exception as err:  # reported in the stream's error shape
             session.close()
             plain = ApiError(Code.UNKNOWN, str(err) or type(err).__name__)
             return Response(plain.stream_body(), 500, media_type=JSON_TYPE)
@@ -387,7 +387,7 @@ def _frames(first: Any, messages: Iterator[Result], session: Session) -> Iterato
             item = next(messages, _END)
     except ApiError as err:
         yield err.stream_body()
-    except Exception as err:
+    except Exception as err:  # a plain Go error: Unknown
         yield ApiError(Code.UNKNOWN, str(err) or type(err).__name__).stream_body()
     finally:
         close = getattr(messages, "close", None)
