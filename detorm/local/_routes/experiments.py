@@ -45,6 +45,7 @@ from .._filter_sql import (
     wire_time,
 )
 from .._pagination import sql_page
+from .._views import string_labels
 
 __all__ = [
     "LIST_FROM",
@@ -512,16 +513,6 @@ def _stored_config(db: Session, experiment_id: int) -> dict[str, Any]:
     return _config(rows[0][0]) if rows else {}
 
 
-def _dedup(values: Sequence[Any]) -> list[str]:
-    # The master de-duplicates through a Go map, so its order is random; detorm.local keeps the
-    # first occurrence of each string (one of the orders the master can produce). Non-strings go.
-    labels: list[str] = []
-    for value in values:
-        if isinstance(value, str) and value not in labels:
-            labels.append(value)
-    return labels
-
-
 def _patch_metadata(ctx: Ctx, view: dict[str, Any], patch: PatchExperiment) -> None:
     changed = False
     labels_patched = False
@@ -537,7 +528,7 @@ def _patch_metadata(ctx: Ctx, view: dict[str, Any], patch: PatchExperiment) -> N
         changed = True
         view["description"] = patch.description
     if patch.labels is not None:
-        labels = _dedup(patch.labels)
+        labels = string_labels(patch.labels)
         if ",".join(view["labels"]) != ",".join(labels):
             changed = labels_patched = True
             view["labels"] = labels
@@ -605,17 +596,16 @@ def patch_experiment(ctx: Ctx) -> dict[str, Any]:
     return {"experiment": view}
 
 
-def _list_labels(ctx: Ctx, experiment_id: int) -> list[str]:
-    """The labels as GetExperiments' columns read them; an unknown experiment is a bare
+def _config_for_labels(ctx: Ctx, experiment_id: int) -> dict[str, Any]:
+    """The stored config, read once for a label edit; an unknown experiment is a bare
     ``sql.ErrNoRows`` on the master (500)."""
     rows = fetch(ctx.db, "SELECT config FROM experiments WHERE id = ?", [experiment_id])
     if not rows:
         raise ApiError(Code.INTERNAL, "sql: no rows in result set")
-    return _labels(_config(rows[0][0]).get("labels"))
+    return _config(rows[0][0])
 
 
-def _store_labels(ctx: Ctx, experiment_id: int, labels: list[str]) -> None:
-    config = _stored_config(ctx.db, experiment_id)
+def _store_labels(ctx: Ctx, experiment_id: int, config: dict[str, Any], labels: list[str]) -> None:
     config["labels"] = labels  # jsonb_set(config, '{labels}', labels)
     write_config(ctx.db, experiment_id, config)
 
@@ -623,18 +613,20 @@ def _store_labels(ctx: Ctx, experiment_id: int, labels: list[str]) -> None:
 @rpc("PutExperimentLabel", experiment_id=int)
 def put_experiment_label(ctx: Ctx) -> dict[str, Any]:
     experiment_id, label = ctx.path["experiment_id"], ctx.path["label"]
-    labels = _list_labels(ctx, experiment_id)
+    config = _config_for_labels(ctx, experiment_id)
+    labels = _labels(config.get("labels"))  # as GetExperiments' columns read them
     if label not in labels:
         labels.append(label)
-        _store_labels(ctx, experiment_id, labels)
+        _store_labels(ctx, experiment_id, config, labels)
     return {"labels": labels}
 
 
 @rpc("DeleteExperimentLabel", experiment_id=int)
 def delete_experiment_label(ctx: Ctx) -> dict[str, Any]:
     experiment_id, label = ctx.path["experiment_id"], ctx.path["label"]
-    labels = _list_labels(ctx, experiment_id)
+    config = _config_for_labels(ctx, experiment_id)
+    labels = _labels(config.get("labels"))
     if label in labels:
         labels.remove(label)
-        _store_labels(ctx, experiment_id, labels)
+        _store_labels(ctx, experiment_id, config, labels)
     return {"labels": labels}

@@ -11,7 +11,7 @@ stored the way the master writes them: labels joined with ``,`` and split again
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from sqlalchemy import delete, func
@@ -27,7 +27,7 @@ from detorm._wire import (
     OrderBy,
     Struct,
 )
-from detorm.local._views import ts
+from detorm.local._views import string_labels, ts
 
 from .. import _tables as t
 from .._app import Ctx, rpc
@@ -66,15 +66,6 @@ def _canonical(value: Any) -> Any:
 
 def _same_struct(a: Struct | None, b: Struct | None) -> bool:
     return bool(_canonical(a or {}) == _canonical(b or {}))
-
-
-def _string_labels(values: Iterable[Any]) -> list[str]:
-    """A ``ListValue`` of labels: strings only, first occurrence kept."""
-    seen: list[str] = []
-    for value in values:
-        if isinstance(value, str) and value not in seen:
-            seen.append(value)
-    return seen
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -420,8 +411,8 @@ def _apply_model_patch(db: Session, row: t.ModelRow, patch: w.PatchModel) -> boo
     if patch.metadata is not None and not _same_struct(row.metadata_, patch.metadata):
         row.metadata_, changed = patch.metadata, True
     labels = ",".join(row.labels or [])
-    if patch.labels is not None and ",".join(_string_labels(patch.labels)) != labels:
-        labels, changed = ",".join(_string_labels(patch.labels)), True
+    if patch.labels is not None and ",".join(string_labels(patch.labels)) != labels:
+        labels, changed = ",".join(string_labels(patch.labels)), True
     destination = _patch_destination(db, patch)
     if destination is not None and destination != row.workspace_id:
         row.workspace_id, changed = destination, True
@@ -623,7 +614,7 @@ def _apply_version_patch(row: t.ModelVersionRow, patch: w.PatchModelVersion) -> 
     if patch.labels is not None:
         # the master de-duplicates through a Go map, so its order is random; detorm.local keeps
         # the first occurrences in request order
-        requested = ",".join(_string_labels(patch.labels))
+        requested = ",".join(string_labels(patch.labels))
         changed = changed or requested != labels
         labels = requested
     if changed:

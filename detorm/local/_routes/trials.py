@@ -148,12 +148,16 @@ def _workload(validation: _Validation | None) -> dict[str, Any] | None:
     """``MetricsWorkload``: ``{"avg_metrics": validation_metrics}`` and the deprecated num_inputs."""
     if validation is None:
         return None
-    num_inputs = validation.metrics.get("num_inputs")
+    return _workload_view(validation.total_batches, validation.end_time, validation.metrics)
+
+
+def _workload_view(total_batches: int, end_time: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    num_inputs = metrics.get("num_inputs")
     return {
-        "endTime": wire_time(validation.end_time),
-        "metrics": {"avgMetrics": validation.metrics.get("validation_metrics"), "batchMetrics": []},
+        "endTime": wire_time(end_time),
+        "metrics": {"avgMetrics": metrics.get("validation_metrics"), "batchMetrics": []},
         "numInputs": num_inputs if isinstance(num_inputs, int) else 0,
-        "totalBatches": validation.total_batches,
+        "totalBatches": total_batches,
     }
 
 
@@ -294,14 +298,7 @@ WHERE t.id IN ({marks})
 
 def _build_workload(total_batches: Any, end_time: Any, document: Any) -> dict[str, Any]:
     # jsonb_build_object(...) scanned with encoding/json: NULL members read as zero values
-    metrics = json.loads(document) if document else {}
-    num_inputs = metrics.get("num_inputs")
-    return {
-        "endTime": wire_time(end_time),
-        "metrics": {"avgMetrics": metrics.get("validation_metrics"), "batchMetrics": []},
-        "numInputs": num_inputs if isinstance(num_inputs, int) else 0,
-        "totalBatches": total_batches or 0,
-    }
+    return _workload_view(total_batches or 0, end_time, json.loads(document) if document else {})
 
 
 def best_trial_views(db: Session, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
