@@ -3,10 +3,12 @@
 ::
 
     DetormError
-    ├── ConfigurationError      bad master URL, credentials or options (nothing was sent)
-    ├── QueryError              a query or lookup that cannot work (nothing was sent)
-    ├── InvalidValue            a value refused on assignment (also a ValueError)
-    ├── NotLoaded               a field this object was not loaded with (no hidden request)
+    ├── ConfigurationError      bad master URL, credentials or options (also a ValueError)
+    ├── QueryError              a query or lookup that cannot work (also a ValueError)
+    ├── InvalidValue            a value refused (also a ValueError)
+    │   └── InvalidType         a value of the wrong type (also a TypeError)
+    ├── InvalidAttribute        an attribute that does not exist or is read-only (AttributeError)
+    ├── NotLoaded               a field this object was not loaded with (also an AttributeError)
     ├── TransportError          the master could not be reached (after retries)
     │   └── StreamInterrupted   a stream ended before it was complete
     ├── APIError                the master answered with an error status
@@ -15,14 +17,19 @@
     │   ├── Forbidden           403
     │   ├── NotFound            404
     │   ├── Conflict            409
+    │   ├── RateLimited         429 (after retries honouring Retry-After)
     │   └── ServerError         5xx
-    ├── CommitError             some changes of a flush failed (they stay pending)
+    ├── CommitError             some changes of a flush failed or have an unknown outcome
     ├── BulkActionError         a bulk action failed for some experiments
     ├── DownloadError           a download that cannot be done (checkpoint state, storage)
     └── UnsafeArchive           an archive that would write outside its destination
 
 Messages name what was asked (method and path), what the master said (status, gRPC reason and
 message) and, where it helps, what to do. They never contain a token or a password.
+
+Errors about the caller's input (``ConfigurationError``, ``QueryError``, ``InvalidValue``,
+``InvalidType``, ``InvalidAttribute``) are raised before anything is sent, and also derive from
+the built-in exception a Python user expects, so ``except ValueError`` keeps working.
 """
 
 from __future__ import annotations
@@ -43,10 +50,13 @@ __all__ = [
     "DetormError",
     "DownloadError",
     "Forbidden",
+    "InvalidAttribute",
+    "InvalidType",
     "InvalidValue",
     "NotFound",
     "NotLoaded",
     "QueryError",
+    "RateLimited",
     "ServerError",
     "StreamInterrupted",
     "TransportError",
@@ -59,16 +69,25 @@ class DetormError(Exception):
     """Base of every error raised by detorm."""
 
 
-class ConfigurationError(DetormError):
+class ConfigurationError(DetormError, ValueError):
     """The session cannot be set up as asked (bad URL, missing credentials...)."""
 
 
-class QueryError(DetormError):
+class QueryError(DetormError, ValueError):
     """A query that cannot be compiled: an unknown field, lookup or value. Nothing was sent."""
 
 
 class InvalidValue(DetormError, ValueError):
-    """A value refused when assigned to a resource attribute. Nothing was recorded."""
+    """A value refused (an assignment, an argument). Nothing was recorded or sent."""
+
+
+class InvalidType(InvalidValue, TypeError):
+    """A value of the wrong type. Nothing was recorded or sent."""
+
+
+class InvalidAttribute(DetormError, AttributeError):
+    """An attribute that does not exist, or that cannot be assigned (read-only fields,
+    relationships to many). The message lists the editable fields."""
 
 
 class NotLoaded(DetormError, AttributeError):
@@ -80,12 +99,19 @@ class NotLoaded(DetormError, AttributeError):
 
 
 class TransportError(DetormError):
-    """The request could not be completed: connection refused, timeout, TLS failure..."""
+    """The request could not be completed: connection refused, timeout, TLS failure...
 
-    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+    ``request_sent`` is False when the request certainly never reached the master (the
+    connection could not be made); when True, the master may have received and applied it.
+    """
+
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", request_sent: bool = True
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
+        self.request_sent = request_sent
 
 
 class StreamInterrupted(TransportError):
@@ -141,6 +167,11 @@ class Conflict(APIError):
     """409: the object already exists or changed concurrently."""
 
 
+class RateLimited(APIError):
+    """429: the master (or a proxy in front of it) asked to slow down, and retries honouring its
+    ``Retry-After`` ran out of attempts or of the call's deadline."""
+
+
 class ServerError(APIError):
     """5xx: the master failed (some of its refusals are reported as 500, see the message)."""
 
@@ -151,6 +182,7 @@ _BY_STATUS: dict[int, type[APIError]] = {
     403: Forbidden,
     404: NotFound,
     409: Conflict,
+    429: RateLimited,
 }
 
 
@@ -162,19 +194,31 @@ def api_error_class(status: int) -> type[APIError]:
 
 
 class CommitError(DetormError):
-    """A flush where some changes failed.
+    """A flush where some changes failed or have an unknown outcome.
 
-    ``failed`` holds ``(change, error)`` pairs, still pending and retried by the next commit;
-    ``applied`` the changes that reached the master and are now reflected in the objects.
+    ``failed`` holds ``(change, error)`` pairs the master refused: still pending, retried by the
+    next commit. ``unknown`` holds ``(change, error)`` pairs whose request may or may not have
+    been applied (the connection dropped after it was sent, a timeout, a gateway error): still
+    pending; the next commit first re-reads those objects and sends only what the master does
+    not hold yet. ``applied`` lists the changes that reached the master and are now reflected
+    in the objects.
     """
 
     def __init__(
-        self, failed: Sequence[tuple[Change, Exception]], applied: Sequence[Change]
+        self,
+        failed: Sequence[tuple[Change, Exception]],
+        applied: Sequence[Change],
+        unknown: Sequence[tuple[Change, Exception]] = (),
     ) -> None:
         self.failed = list(failed)
+        self.unknown = list(unknown)
         self.applied = list(applied)
-        lines = [f"{len(self.failed)} change(s) failed, {len(self.applied)} applied:"]
+        lines = [
+            f"{len(self.failed)} change(s) failed, {len(self.unknown)} unknown, "
+            f"{len(self.applied)} applied:"
+        ]
         lines += [f"  FAILED {change}: {error}" for change, error in self.failed]
+        lines += [f"  UNKNOWN {change}: {error}" for change, error in self.unknown]
         lines += [f"  applied {change}" for change in self.applied]
         super().__init__("\n".join(lines))
 
