@@ -8,6 +8,34 @@ does not parse), then calls the RPC behind the auth interceptor. Unary results a
 ``{"error": ...}`` object when a stream fails half-way.
 
 Each request runs in one database transaction: a request that fails writes nothing.
+
+How the master reads a request path (release 0.38.1: Go 1.22, Echo v4.11.1, grpc-gateway v1.16.0,
+``go.mod``), reproduced by ``_respond``, ``_gateway`` and ``_typed_path_params``:
+
+1. ``net/http`` parses the target with ``url.ParseRequestURI``: ``URL.Path`` is unescaped once
+   (``+`` stays ``+``; ``%2F`` becomes ``/``), ``URL.RawPath`` keeps the path as sent when Go's
+   own escaping of ``Path`` differs from it (``url.setPath``). A malformed ``%`` escape fails the
+   parse and the server writes a plain-text ``400 Bad Request`` itself (``conn.serve``). Nothing
+   cleans ``.``, ``..`` or ``//``: only ``http.ServeMux`` would, and Echo is the handler.
+2. Echo routes on ``GetPath`` (``echo.go:950``): ``RawPath`` when set, else ``Path``, and its
+   route parameters are taken from that string as they are (no unescaping in ``router.go`` or
+   ``Context.Param``). The master registers no ``Pre`` middleware (``internal/core.go:1292``).
+   ``/api/v1/*`` goes to the gateway with the route middleware ``RemoveTrailingSlash``
+   (``internal/grpcutil/api.go:141-142``), which trims one trailing ``/`` from ``URL.Path`` only
+   (``middleware/slash.go:116``).
+3. ``runtime.ServeMux.ServeHTTP`` (``runtime/mux.go:191-285``) splits the already unescaped
+   ``URL.Path`` at ``/``: a ``%2F`` adds segments, so the request matches a longer route or none.
+   A ``:`` in the last segment starts a verb: at index 0 it is an unknown URI at once; otherwise
+   it is cut off, and since every pattern of the master has no verb and ``AssumeColonVerbOpt(true)``
+   (``proto/pkg/apiv1/api.pb.gw.go``), none matches (``runtime/pattern.go:163-167``). An unknown
+   URI is 501 ``Not Implemented``. Every variable of the master is one segment (no ``**``), given
+   to ``runtime.String`` as it is: ``%252F`` is the label ``%2F``, ``%2E%2E`` the label ``..``.
+4. The gateway's gRPC client then marshals the request: a string field that is not UTF-8 (``%FF``)
+   is a 500 ``grpc: error while marshaling: ...`` (grpc-go ``encode``), before authentication.
+
+So ``DELETE .../experiments/17/labels/..%2F..%2F26`` has eight segments and is a 501 that touches
+nothing; a label holding ``/`` or ``:`` cannot be addressed by the label routes (501), except that
+``a%2F`` ends in ``/`` and addresses the label ``a`` (and ``%2F`` alone the label ``""``).
 """
 
 from __future__ import annotations
@@ -36,6 +64,7 @@ from . import _tables as t
 from ._db import Database, utcnow
 from ._errors import ApiError, Code, GatewayError, invalid_argument, unauthenticated
 from ._faults import FAULTY_IDS, apply_faults
+from ._go import GoError, request_path
 from ._params import QueryParams, parse_int
 from ._route_table import ROUTES, STREAMING, UNAUTHENTICATED
 
@@ -224,14 +253,19 @@ class LocalApp:
         await response(scope, receive, send)
 
     async def _respond(self, request: Request) -> Response:
-        path = request.url.path
+        # See "How the master reads a request path" (module docstring); uvicorn sets raw_path.
+        try:
+            url_path, raw_path = request_path(request.scope["raw_path"].decode("latin-1"))
+        except GoError:
+            return _bad_request_line()
         body = await request.body()
-        if path.startswith("/api/v1/"):
-            # Echo routes /api/v1/* to the gateway, then RemoveTrailingSlash drops one "/"
-            return await self._gateway(request, path.removesuffix("/"), body)
-        if len(path) > 1:
-            path = path.rstrip("/") or "/"
-        return await self._echo(request, path, body)
+        echo_path = raw_path or url_path
+        if echo_path.startswith("/api/v1/"):
+            # RemoveTrailingSlash drops one "/" from URL.Path, then the gateway splits URL.Path
+            return await self._gateway(request, url_path.removesuffix("/"), body)
+        if len(echo_path) > 1:
+            echo_path = echo_path.rstrip("/") or "/"
+        return await self._echo(request, echo_path, body)
 
     async def _echo(self, request: Request, path: str, body: bytes) -> Response:
         for method, pattern, handler in _ECHO:
@@ -264,10 +298,7 @@ class LocalApp:
             return _json_response(200, result)
 
     async def _gateway(self, request: Request, path: str, body: bytes) -> Response:
-        parts = path[1:].split("/")
-        # runtime.ServeMux: a final segment with ":" carries a verb; no route of the master has
-        # one, so such a path (and ".../:x") is an unknown URI.
-        route, raw_params = (None, {}) if ":" in parts[-1] else _find_route(request.method, parts)
+        route, raw_params = _find_route(request.method, path[1:].split("/"))
         if route is None:
             return _error_response(ApiError(Code.UNIMPLEMENTED, "Not Implemented"))
         # The generated request_* function parses body, path and query before the RPC (and so
@@ -424,6 +455,13 @@ def _encode(result: Any) -> bytes:
     return _RAW_PLACEHOLDER.sub(lambda match: fragments[int(match[1])], text)
 
 
+def _bad_request_line() -> Response:
+    """What ``net/http`` writes when it cannot parse the request line (before any handler)."""
+    return Response(
+        b"400 Bad Request", 400, media_type="text/plain", headers={"Connection": "close"}
+    )
+
+
 def _json_response(status: int, content: Any) -> Response:
     return Response(_encode(content), status, media_type=JSON_TYPE)
 
@@ -433,6 +471,11 @@ def _error_response(err: ApiError) -> Response:
 
 
 def _find_route(method: str, parts: list[str]) -> tuple[_Route | None, dict[str, str]]:
+    """runtime.ServeMux's match of the segments of ``URL.Path``."""
+    if ":" in parts[-1]:
+        # a final segment with ":" carries a verb; no route of the master has one, so such a
+        # path (and ".../:x") is an unknown URI
+        return None, {}
     for route in _ROUTES:
         if route.method == method:
             params = _match(route, parts)
@@ -450,9 +493,24 @@ def _typed_path_params(spec: _Spec, raw: dict[str, str]) -> dict[str, Any]:
                 typed[name] = parse_int(text)
             except ValueError as err:
                 raise invalid_argument(f"type mismatch, parameter: {name}, error: {err}") from None
-        else:
+        elif _is_utf8(text):
             typed[name] = text
+        else:
+            raise ApiError(Code.INTERNAL, _NOT_UTF8)
     return typed
+
+
+# The gateway's gRPC client encodes the request before the RPC (and its auth) runs: grpc-go's
+# encode() wraps the error of protobuf-go's fast-path string codec (v1.34.2 codec_field.go:22).
+_NOT_UTF8: Final = "grpc: error while marshaling: string field contains invalid UTF-8"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # bytes that were not UTF-8 are lone surrogates here
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- authentication -------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 ``strconv`` (``Quote``, ``ParseInt``, ``ParseUint``, ``ParseBool``, ``ParseFloat``), the
 ``encoding/json`` scanner (its syntax errors, as ``json.Decoder`` and ``json.Unmarshal`` report
-them), ``time.Parse`` with ``time.RFC3339Nano`` and ``net/url.ParseQuery``. Each function raises
-:class:`GoError` carrying the exact message Go produces, which grpc-gateway puts in its 400 bodies.
+them), ``time.Parse`` with ``time.RFC3339Nano``, ``net/url.ParseQuery`` and the path of
+``net/url.ParseRequestURI``. Each function raises :class:`GoError` carrying the exact message Go
+produces, which grpc-gateway puts in its 400 bodies.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
+from urllib.parse import quote_from_bytes
 
 __all__ = [
     "GoError",
@@ -24,6 +26,7 @@ __all__ = [
     "parse_rfc3339nano",
     "quote",
     "quote_char",
+    "request_path",
 ]
 
 
@@ -592,10 +595,11 @@ def parse_rfc3339nano(value: str) -> datetime:
     return moment - timedelta(seconds=offset) if offset else moment
 
 
-# --- net/url.ParseQuery ---------------------------------------------------------------------------
-def _unescape(text: str) -> str:
-    """``url.QueryUnescape``: ``+`` is a space, ``%XX`` a byte; a bad escape is an error."""
-    if "%" not in text and "+" not in text:
+# --- net/url: ParseQuery and a request's path ----------------------------------------------------
+def _unescape(text: str, *, plus_is_space: bool = True) -> str:
+    """``url.QueryUnescape`` (``+`` is a space) or ``url.PathUnescape`` (``+`` stays): ``%XX`` is
+    a byte; a bad escape is an error."""
+    if "%" not in text and not (plus_is_space and "+" in text):
         return text
     out = bytearray()
     i = 0
@@ -609,7 +613,7 @@ def _unescape(text: str) -> str:
                 raise GoError(f"invalid URL escape {quote(bad)}")
             out.append(int(pair, 16))
             i += 3
-        elif byte == ord("+"):
+        elif byte == ord("+") and plus_is_space:
             out.append(ord(" "))
             i += 1
         else:
@@ -634,3 +638,16 @@ def parse_query(query: str) -> tuple[list[tuple[str, str]], GoError | None]:
         except GoError as err:
             first = first or err
     return pairs, first
+
+
+def request_path(raw: str) -> tuple[str, str]:
+    """``URL.Path`` and ``URL.RawPath`` of a request target's path (``url.setPath``).
+
+    ``Path`` is unescaped once (bytes that are not UTF-8 kept as surrogates); ``RawPath`` is the
+    path as sent when Go's own escaping of ``Path`` would differ from it, else ``""``. A bad
+    escape raises :class:`GoError` (``net/http`` then answers a plain ``400 Bad Request``).
+    """
+    path = _unescape(raw, plus_is_space=False)
+    # shouldEscape(c, encodePath) keeps the unreserved bytes (quote's own) and "$&+,/:;=@"
+    escaped = quote_from_bytes(path.encode("utf-8", "surrogateescape"), safe="$&+,/:;=@")
+    return path, ("" if escaped == raw else raw)
