@@ -51,7 +51,7 @@ def experiment_action(
         body = {"experimentId": experiment.pk, "destinationProjectId": destination}
         call = Call("POST", base + "/move", body=body)
     else:
-        call = Call("POST", f"{base}/{action}")
+        call = Call("POST", path("/api/v1/experiments/{id}/{a}", id=experiment.pk, a=action))
     session.transport.send(call)
     _reflect(session, action, [experiment.pk], destination)
 

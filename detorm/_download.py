@@ -29,13 +29,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import quote
 
 import httpx
 
 from . import _wire as w
 from ._archive import extract, extract_into, staging
 from ._transport import Call
+from ._transport import path as url_path  # download_code has a parameter named path
 from .errors import DownloadError, InvalidValue, TransportError, UnsafeArchive
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ def _current_checkpoint(session: Session, uuid: str) -> w.Checkpoint:
     session's identity map)."""
     from ._resources._models import Checkpoint
 
-    response = session.transport.send(Call("GET", f"/api/v1/checkpoints/{quote(uuid, safe='')}"))
+    call = Call("GET", url_path("/api/v1/checkpoints/{uuid}", uuid=uuid))
+    response = session.transport.send(call)
     wire = w.CheckpointResponse.model_validate_json(response.content).checkpoint
     assert wire is not None
     session.merge(Checkpoint, Checkpoint.values_from_wire(wire))
@@ -183,7 +184,7 @@ def _via_master(
             with cached:
                 extract_into(cached, directory, fmt="tar")
             return
-    call = Call("GET", f"/checkpoints/{quote(uuid, safe='')}")
+    call = Call("GET", url_path("/checkpoints/{uuid}", uuid=uuid))
     # An uncompressed tar: the master's default, and the only form sent with a Content-Length.
     response = session.transport.open_stream(call, headers={"Accept": "application/x-tar"})
     with tempfile.NamedTemporaryFile(dir=directory.parent, prefix=".detorm-archive-") as copy:
@@ -299,7 +300,7 @@ def download_code(
     use_cache = cache and session._cache_enabled
     archive = session.cache.get("model_def", experiment_id) if use_cache else None
     if archive is None:
-        call = Call("GET", f"/api/v1/experiments/{experiment_id}/model_def")
+        call = Call("GET", url_path("/api/v1/experiments/{id}/model_def", id=experiment_id))
         response = w.ModelDefResponse.model_validate_json(session.transport.send(call).content)
         archive = base64.b64decode(response.b64_tgz)
         if archive and use_cache:

@@ -190,18 +190,18 @@ def _move(resource_path: str, body: dict[str, Any], change: Change) -> PlannedCa
     return PlannedCall(Call("POST", resource_path + "/move", body=body), "action", EDIT, (change,))
 
 
-def _label_calls(base: str, change: Change) -> list[PlannedCall]:
+def _label_calls(change: Change) -> list[PlannedCall]:
     old, new = set(change.old or ()), set(change.new or ())
+
+    def where(label: str) -> str:
+        return path("/api/v1/experiments/{id}/labels/{label}", id=change.key, label=label)
+
     calls = [
-        PlannedCall(
-            Call("PUT", path(base + "/labels/{l}", l=label)), "label", EDIT, (change,), label
-        )
+        PlannedCall(Call("PUT", where(label)), "label", EDIT, (change,), label)
         for label in sorted(new - old)
     ]
     calls += [
-        PlannedCall(
-            Call("DELETE", path(base + "/labels/{l}", l=label)), "label", EDIT, (change,), label
-        )
+        PlannedCall(Call("DELETE", where(label)), "label", EDIT, (change,), label)
         for label in sorted(old - new)
     ]
     return calls
@@ -232,7 +232,7 @@ def _experiment_calls(changes: Sequence[Change]) -> list[PlannedCall]:
     if carried:
         calls.append(_patch(base, body, carried))
     if "tags" in fields:
-        calls.extend(_label_calls(base, fields["tags"]))
+        calls.extend(_label_calls(fields["tags"]))
     return calls
 
 

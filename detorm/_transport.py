@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from ._version import __version__
-from .errors import StreamInterrupted, TransportError, api_error_class
+from .errors import InvalidValue, StreamInterrupted, TransportError, api_error_class
 
 __all__ = ["Call", "RetryPolicy", "Transport"]
 
@@ -90,8 +90,33 @@ class Call:
 
 
 def path(template: str, **values: object) -> str:
-    """Fill a path template, quoting string parameters like the official bindings (``/`` kept)."""
-    return template.format(**{k: quote(str(v), safe="/") for k, v in values.items()})
+    """Fill a path template; each value becomes exactly one percent-encoded path segment.
+
+    Everything but RFC 3986 unreserved characters is escaped, and the dot segments ``.`` and
+    ``..`` are written ``%2E`` and ``%2E%2E``, which neither httpx nor a server resolves. A value
+    that no escaping keeps in one segment on the master (an empty one, or one holding ``/``) is
+    refused with :class:`InvalidValue` before anything is sent.
+    """
+    return template.format(**{name: _segment(template, name, v) for name, v in values.items()})
+
+
+def _segment(template: str, name: str, value: object) -> str:
+    text = str(value)
+    # The master unescapes the whole path before grpc-gateway splits it at "/" (see
+    # detorm/local/_app.py), so %2F reaches another route (or another label, when it ends the
+    # value), and an empty last segment is a trailing slash Echo drops. The official bindings
+    # (quote, "/" kept) send both; detorm refuses them.
+    if text == "" or "/" in text:
+        raise InvalidValue(
+            f"{name}={text!r} cannot be sent in {template}: the master splits the path at '/' "
+            "after decoding it, so a path segment must be non-empty and hold no '/'"
+        )
+    if text in (".", ".."):
+        return "%2E" * len(text)
+    try:
+        return quote(text, safe="")
+    except UnicodeEncodeError:
+        raise InvalidValue(f"{name}={text!r} cannot be sent in {template}: not UTF-8") from None
 
 
 @dataclass(frozen=True)
