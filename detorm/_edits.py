@@ -7,7 +7,9 @@ one bulk move per destination project; archive and unarchive as one bulk request
 
 Calls run in three stages (unarchive, then edits and moves, then archive) because the master
 refuses to move archived experiments and to archive what is not yet in place; calls within a
-stage are independent and are sent concurrently.
+stage are independent and are sent concurrently. Before them, some objects are read again: those
+whose last commit had an unknown outcome, and those whose edited collection the master can only
+replace whole (model labels, metadata dicts), so that what is sent holds everyone's latest edits.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Final, Literal
 
 from . import _wire as w
 from ._conditions import Condition, Leaf
+from ._loading import refetch
 from ._planner import conjuncts
 from ._resources._base import Resource, TagSet
 from ._transport import Call, path
@@ -83,9 +86,10 @@ class PlannedCall:
 
 @dataclass(frozen=True)
 class FlushPlan:
-    """The calls a flush will make, in stage order."""
+    """The calls a flush will make, in stage order, after reading ``reads`` again."""
 
     calls: tuple[PlannedCall, ...]
+    reads: tuple[Resource, ...] = ()
 
     def __iter__(self) -> Iterator[PlannedCall]:
         return iter(self.calls)
@@ -99,15 +103,36 @@ class FlushPlan:
             by_stage[planned.stage].append(planned)
         return [by_stage[s] for s in sorted(by_stage)]
 
+    def without(self, objects: Iterable[Resource]) -> FlushPlan:
+        """This plan without the calls carrying changes of ``objects``."""
+        skipped = set(objects)
+        kept = (p for p in self.calls if not any(c.obj in skipped for c in p.changes))
+        return FlushPlan(tuple(kept))
+
     def __str__(self) -> str:
-        if not self.calls:
+        if not self.calls and not self.reads:
             return "nothing to send"
-        return "\n".join(str(c) for c in self.calls)
+        reads = [f"{refetch(obj)[0]}  <- read first" for obj in self.reads]
+        return "\n".join([*reads, *(str(c) for c in self.calls)])
 
 
 # --- flushing edits --------------------------------------------------------------------------
-def plan_flush(changes: Sequence[Change]) -> FlushPlan:
-    """The calls that apply ``changes`` (grouped per object, per bulk action, per destination)."""
+# Collections whose only write route replaces them whole (PatchModel, PatchModelVersion,
+# PostCheckpointMetadata): sent after a fresh read, so that others' edits are kept.
+_REPLACED_WHOLE: Final = frozenset({
+    ("Model", "labels"), ("Model", "metadata"), ("ModelVersion", "labels"),
+    ("ModelVersion", "metadata"), ("Checkpoint", "metadata"),
+})  # fmt: skip
+
+
+def needs_fresh_read(change: Change) -> bool:
+    """Whether the object must be read just before ``change`` is sent."""
+    return (change.resource, change.field) in _REPLACED_WHOLE
+
+
+def plan_flush(changes: Sequence[Change], *, reread: Iterable[Resource] = ()) -> FlushPlan:
+    """The calls that apply ``changes`` (grouped per object, per bulk action, per destination),
+    after reading ``reread`` and the objects :func:`needs_fresh_read` names."""
     by_object: dict[tuple[str, Any], list[Change]] = defaultdict(list)
     for change in changes:
         by_object[(change.resource, change.key)].append(change)
@@ -129,7 +154,8 @@ def plan_flush(changes: Sequence[Change]) -> FlushPlan:
         calls.append(_bulk_archive(group, archived))
     for destination, group in sorted(moves.items()):
         calls.append(_bulk_move(group, destination))
-    return FlushPlan(tuple(sorted(calls, key=lambda c: c.stage)))
+    reads = dict.fromkeys([*reread, *(c.obj for c in changes if needs_fresh_read(c))])
+    return FlushPlan(tuple(sorted(calls, key=lambda c: c.stage)), tuple(reads))
 
 
 def _source_project(changes: Sequence[Change]) -> int:

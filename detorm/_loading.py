@@ -24,31 +24,57 @@ from .errors import QueryError
 if TYPE_CHECKING:
     from ._session import Session
 
-__all__ = ["ROW_LOADERS", "single_fetch"]
+__all__ = ["ROW_LOADERS", "refetch", "single_fetch"]
 
 RowLoader = Callable[["Session", Any], Resource]
 
+# Merging a row sets only the fields its route carries; the others keep the value another route
+# loaded. These routes send some fields as zero values because their queries do not select them:
+# SearchExperiments' best trial has no checkpoint, no wall clock and the stored (not the
+# reported) state, and stands for "no best validation" with a zero-valued one
+# (proto_search_experiments' trial columns); get_workspace_projects.sql selects no workspace
+# name; the model inside get_model_versions.sql's rows has no workspace id.
+_BEST_TRIAL_OMITS: Final = frozenset({"best_checkpoint", "wall_clock_time", "state"})
+_LISTED_PROJECT_OMITS: Final = frozenset({"workspace_name"})
+_VERSION_MODEL_OMITS: Final = frozenset({"workspace_id"})
+
+
+def _carried(values: dict[str, Any], omitted: frozenset[str]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if name not in omitted}
+
 
 def _search_experiment(session: Session, row: w.SearchExperimentExperiment) -> Resource:
-    # The search returns each experiment's best trial, complete: keep it in the identity map.
+    # The search returns each experiment's best trial: keep it in the identity map.
     assert row.experiment is not None
     experiment = session.merge(
         Experiment, Experiment.values_from_wire(row.experiment, view="search")
     )
     if row.best_trial is not None:
-        _trial(session, row.best_trial)
+        values = _carried(Trial.values_from_wire(row.best_trial), _BEST_TRIAL_OMITS)
+        best = values.get("best_validation")
+        if best is not None and not best.metrics:
+            del values["best_validation"]
+        session.merge(Trial, trial_values(session, values))
     return experiment
 
 
 def trial_values(session: Session, values: dict[str, Any]) -> dict[str, Any]:
-    """Fill a trial's searcher metric from its best validation when the master left it out."""
+    """Fill a trial's searcher metric from its best validation when the master left it out.
+
+    GetTrial and GetExperimentTrials do not select it: without the experiment (whose config
+    names the searcher metric) in the identity map, the field is left as it was, not loaded
+    (a runs search or ``exp.trials`` after reading the experiment loads it).
+    """
+    if values.get("searcher_metric_value") is not None:
+        return values
     best = values.get("best_validation")
-    if values.get("searcher_metric_value") is None and best is not None:
-        experiment = session.identity.get(Experiment, values["experiment_id"])
-        if experiment is not None and "searcher_metric" in experiment.__dict__:
-            value = best.metrics.get(experiment.searcher_metric)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                values["searcher_metric_value"] = float(value)
+    experiment = session.identity.get(Experiment, values["experiment_id"])
+    if experiment is None or "searcher_metric" not in experiment.__dict__:
+        del values["searcher_metric_value"]
+    elif best is not None:
+        value = best.metrics.get(experiment.searcher_metric)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values["searcher_metric_value"] = float(value)
     return values
 
 
@@ -58,7 +84,7 @@ def _trial(session: Session, row: w.Trial) -> Resource:
 
 def _model_version(session: Session, row: w.ModelVersion) -> Resource:
     if row.model is not None:
-        session.merge(Model, Model.values_from_wire(row.model))
+        session.merge(Model, _carried(Model.values_from_wire(row.model), _VERSION_MODEL_OMITS))
     if row.checkpoint is not None and row.checkpoint.uuid:
         session.merge(Checkpoint, Checkpoint.values_from_wire(row.checkpoint))
     return session.merge(ModelVersion, ModelVersion.values_from_wire(row))
@@ -72,7 +98,9 @@ ROW_LOADERS: Final[dict[str, RowLoader]] = {
     "GetExperimentCheckpoints": lambda s, r: s.merge(Checkpoint, Checkpoint.values_from_wire(r)),
     "GetTrialCheckpoints": lambda s, r: s.merge(Checkpoint, Checkpoint.values_from_wire(r)),
     "GetWorkspaces": lambda s, r: s.merge(Workspace, Workspace.values_from_wire(r)),
-    "GetWorkspaceProjects": lambda s, r: s.merge(Project, Project.values_from_wire(r)),
+    "GetWorkspaceProjects": lambda s, r: s.merge(
+        Project, _carried(Project.values_from_wire(r), _LISTED_PROJECT_OMITS)
+    ),
     "GetModels": lambda s, r: s.merge(Model, Model.values_from_wire(r)),
     "GetModelVersions": _model_version,
     "GetUsers": lambda s, r: s.merge(User, User.values_from_wire(r)),
@@ -133,6 +161,7 @@ def single_fetch(cls: type[Resource], key: Any) -> tuple[Call, Callable[[bytes],
     return Call("GET", path(spec.path, key=key)), spec.parse
 
 
-def patched_values(cls: type[Resource], content: bytes) -> dict[str, Any]:
-    """The values of the object a PATCH answered with."""
-    return _SINGLE[cls.__name__].parse(content)
+def refetch(obj: Resource) -> tuple[Call, Callable[[bytes], dict[str, Any]]]:
+    """The GET that reads ``obj`` again (a model version by its model and number)."""
+    key = (obj.model_id, obj.version) if isinstance(obj, ModelVersion) else obj.pk
+    return single_fetch(type(obj), key)

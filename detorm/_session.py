@@ -22,7 +22,7 @@ from . import _wire as w
 from ._cache import DiskCache, default_cache_dir
 from ._edits import Change, FlushPlan
 from ._identity import IdentityMap
-from ._loading import single_fetch, trial_values
+from ._loading import refetch, single_fetch, trial_values
 from ._metrics import MetricsStream, TrialSummary, read_summaries
 from ._query import (
     CheckpointQuery,
@@ -253,8 +253,7 @@ class Session:
         return trial_values(self, values) if resource is Trial else values
 
     def _refresh(self, obj: Resource) -> None:
-        key = (obj.model_id, obj.version) if isinstance(obj, ModelVersion) else obj.pk
-        call, values_of = single_fetch(type(obj), key)
+        call, values_of = refetch(obj)
         values = self._completed(type(obj), values_of(self._transport.send(call).content))
         if obj.pk != values.get(obj._key_field):
             raise NotFound(
@@ -262,6 +261,7 @@ class Session:
             )
         self._apply(obj, values)
         obj._fetched = True
+        self._uow.read_again(obj)
 
     # --- identity map -----------------------------------------------------------------------
     def merge(self, resource: type[R], values: dict[str, Any]) -> R:
@@ -281,10 +281,10 @@ class Session:
             return existing
 
     def _apply(self, obj: Resource, values: dict[str, Any]) -> None:
-        pending = self._pending_fields(obj)
+        tracked = self._uow.tracked_fields(obj)
         for name, value in values.items():
-            if name in pending:
-                self._server_value_changed(obj, name, value)
+            if name in tracked:
+                self._uow.server_value(obj, name, value)  # keeps this session's edits
             else:
                 obj.__dict__[name] = value
                 obj.__pydantic_fields_set__.add(name)
@@ -359,22 +359,13 @@ class Session:
         """``with session.begin():`` commits on success and rolls back on an exception."""
         return self._uow.begin()
 
-    def _pending_fields(self, obj: Resource) -> frozenset[str]:
-        return self._uow.pending_fields(obj)
-
-    def _server_value_changed(self, obj: Resource, name: str, value: Any) -> None:
-        self._uow.server_value(obj, name, value)
-
     def _record_edit(self, obj: Resource, name: str, old: Any) -> None:
         self._uow.record(obj, name, old)
         self._watch(obj)
 
     def _confirmed_value(self, obj: Resource, name: str, value: Any) -> None:
         """The master now holds ``value``: keep a pending edit's local value, else take it."""
-        if name in self._uow.pending_fields(obj):
-            self._uow.server_value(obj, name, value)
-        else:
-            obj.__dict__[name] = value
+        self._uow.server_value(obj, name, value)
 
     def _forget_collections(self, parent: str) -> None:
         """Prefetched children of ``parent`` objects are stale after a move."""

@@ -1,34 +1,52 @@
 """The unit of work: pending edits, their flush, commit and rollback.
 
-State-based, like SQLAlchemy's: for each object with edits the session keeps the last value the
-master confirmed for each edited field ("committed"). What is pending is the difference between
-the object and those values, so setting a field back to its committed value cancels the edit, a
-later query refreshes the committed values without losing the edit, and after a partial failure
-the next commit retries exactly what did not go through.
+For each object with edits the session keeps what it needs to send only its own changes:
+
+* a plain field (name, priority, project_id...) keeps the last value the master confirmed, its
+  *baseline*; the field is pending while the object's value differs from it. A fresh read moves
+  the baseline and keeps the edit; setting the field back to its baseline cancels the edit.
+* a collection edited in place (tag sets, metadata dicts) keeps this session's own *intents*
+  (the labels it added or removed, the keys it set or deleted) on top of the master's last known
+  collection. A fresh read replaces the master's part and keeps the intents, so a label another
+  session added or removed meanwhile is neither removed nor put back; an intent the master
+  already satisfies is done and dropped.
+
+A request whose outcome is unknown (the connection dropped after it was sent, a gateway timeout)
+leaves its changes pending and marks the object to be read again: the next commit reads it first
+and sends only what the master does not hold yet. Collections the master can only replace whole
+(model labels, metadata dicts) are also read just before they are sent, for the same reason.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import _wire as w
 from ._edits import Change, FlushPlan, PlannedCall, plan_flush
 from ._identity import IdentityMap
 from ._resources._base import Resource, TagSet
 from ._resources._models import Experiment, Project
-from .errors import APIError, CommitError, DetormError
+from ._transport import Call
+from .errors import APIError, CommitError, DetormError, TransportError
 
 if TYPE_CHECKING:
     from ._session import Session
 
-__all__ = ["Change", "UnitOfWork"]
+__all__ = ["Change", "UnitOfWork", "outcome_unknown"]
 
 MAX_CONCURRENT_CALLS: Final = 8
+# Statuses that say a gateway or proxy in front of the master gave up waiting: the master may
+# still have applied the request.
+_MAYBE_APPLIED_STATUSES: Final = frozenset({502, 504})
+
+T = TypeVar("T")
+Key = tuple[str, Any]
 
 
 def _snapshot(value: Any) -> Any:
@@ -37,6 +55,122 @@ def _snapshot(value: Any) -> Any:
     if isinstance(value, dict):
         return copy.deepcopy(dict(value))  # never copy a TrackedDict's link to the session
     return copy.deepcopy(value)
+
+
+def outcome_unknown(error: Exception) -> bool:
+    """Whether a failed request may nevertheless have been applied by the master."""
+    if isinstance(error, TransportError):
+        return error.request_sent
+    return isinstance(error, APIError) and error.status in _MAYBE_APPLIED_STATUSES
+
+
+# --- collections: this session's intents over the master's value -----------------------------
+_DELETED: Final = object()
+
+
+class _TagIntents:
+    """The labels this session added (True) or removed (False), over the master's tag set."""
+
+    def __init__(self, server: Iterable[str]) -> None:
+        self.server = TagSet(server)
+        self.wanted: dict[str, bool] = {}
+
+    def record(self, before: Iterable[str], after: Iterable[str]) -> None:
+        old, new = set(before), set(after)
+        for tag in new - old:
+            self.wanted[tag] = True
+        for tag in old - new:
+            self.wanted[tag] = False
+
+    def settle(self) -> None:
+        self.wanted = {t: on for t, on in self.wanted.items() if on != (t in self.server)}
+
+    def local(self) -> TagSet:
+        kept = [t for t in self.server if self.wanted.get(t, True)]
+        return TagSet([*kept, *(t for t, on in self.wanted.items() if on and t not in self.server)])
+
+    def rebase(self, server: Iterable[str]) -> None:
+        self.server = TagSet(server)
+        self.settle()
+
+    def confirm(self, tag: str, present: bool, answer: Iterable[str] = ()) -> None:
+        """The master applied one label call; its answer also shows labels others added."""
+        others = [t for t in answer if t not in self.server and t != tag and t not in self.wanted]
+        items = [t for t in self.server if t != tag] + others + ([tag] if present else [])
+        self.server = TagSet(items)
+
+
+class _DictIntents:
+    """The keys this session set (to a value) or deleted, over the master's dict."""
+
+    def __init__(self, server: dict[str, Any]) -> None:
+        self.server: dict[str, Any] = _snapshot(server)
+        self.wanted: dict[str, Any] = {}
+
+    def record(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        for key, value in after.items():
+            if key not in before or before[key] != value:
+                self.wanted[key] = copy.deepcopy(value)
+        for key in before.keys() - after.keys():
+            self.wanted[key] = _DELETED
+
+    def settle(self) -> None:
+        self.wanted = {k: v for k, v in self.wanted.items() if not self._holds(k, v)}
+
+    def rebase(self, server: dict[str, Any]) -> None:
+        self.server = _snapshot(server)
+        self.settle()
+
+    def _holds(self, key: str, value: Any) -> bool:
+        if value is _DELETED:
+            return key not in self.server
+        return key in self.server and bool(self.server[key] == value)
+
+    def local(self) -> dict[str, Any]:
+        merged: dict[str, Any] = _snapshot(self.server)
+        for key, value in self.wanted.items():
+            if value is _DELETED:
+                merged.pop(key, None)
+            else:
+                merged[key] = copy.deepcopy(value)
+        return merged
+
+
+_Intents = _TagIntents | _DictIntents
+
+
+def _intents_for(value: Any) -> _Intents | None:
+    """Intents for a collection edited in place; None for a plain field."""
+    if isinstance(value, TagSet):
+        return _TagIntents(value)
+    if isinstance(value, dict):
+        return _DictIntents(value)
+    return None
+
+
+@dataclass
+class _Pending:
+    """What one object has pending: plain-field baselines, collection intents, a re-read."""
+
+    obj: Resource
+    baselines: dict[str, Any] = field(default_factory=dict)
+    intents: dict[str, _Intents] = field(default_factory=dict)
+    reread: bool = False
+
+    def fields(self) -> frozenset[str]:
+        values = self.obj.__dict__
+        plain = [n for n, old in self.baselines.items() if not _same(values.get(n), old)]
+        return frozenset([*plain, *(n for n, i in self.intents.items() if i.wanted)])
+
+    def tracked(self) -> frozenset[str]:
+        return frozenset(self.baselines) | frozenset(self.intents)
+
+    def change(self, name: str) -> Change:
+        obj = self.obj
+        intents = self.intents.get(name)
+        old = intents.server if intents is not None else self.baselines[name]
+        new = intents.local() if intents is not None else obj.__dict__[name]
+        return Change(type(obj).__name__, obj.pk, name, _snapshot(old), _snapshot(new), obj)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -50,174 +184,192 @@ class UnitOfWork:
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._committed: dict[tuple[str, Any], dict[str, Any]] = {}
-        self._objects: dict[tuple[str, Any], Resource] = {}
+        self._pending: dict[Key, _Pending] = {}
         self._lock = threading.RLock()
 
     # --- recording ----------------------------------------------------------------------------
     def record(self, obj: Resource, name: str, old: Any) -> None:
-        """Called after ``obj.name`` changed from ``old`` (assignment or tag mutation)."""
+        """Called after ``obj.name`` changed from ``old`` (assignment or in-place edit)."""
         key = IdentityMap.key_of(obj)
         with self._lock:
-            committed = self._committed.setdefault(key, {})
-            if name not in committed:
-                committed[name] = _snapshot(old)
-            self._objects[key] = obj
-            self._session.identity.pin(obj)
+            pending = self._pending.get(key)
+            if pending is None:
+                pending = self._pending[key] = _Pending(obj)
+                self._session.identity.pin(obj)
+            new = obj.__dict__[name]
+            intents = pending.intents.get(name)
+            if intents is None and name not in pending.baselines:
+                intents = _intents_for(old)
+                if intents is None:
+                    pending.baselines[name] = _snapshot(old)
+                else:
+                    pending.intents[name] = intents
+            if intents is not None:
+                intents.record(old, new)
+                intents.settle()
             self._forget_if_clean(key)
 
-    def _forget_if_clean(self, key: tuple[str, Any]) -> None:
-        obj = self._objects.get(key)
-        committed = self._committed.get(key, {})
-        if obj is None:
+    def _forget_if_clean(self, key: Key) -> None:
+        pending = self._pending.get(key)
+        if pending is None or pending.reread:
             return
-        for clean in [n for n, v in committed.items() if _same(obj.__dict__.get(n), v)]:
-            del committed[clean]
-        if not committed:
-            self._committed.pop(key, None)
-            self._objects.pop(key, None)
-            self._session.identity.unpin(obj)
+        values = pending.obj.__dict__
+        for name in [n for n, old in pending.baselines.items() if _same(values.get(n), old)]:
+            del pending.baselines[name]
+        for name in [n for n, intents in pending.intents.items() if not intents.wanted]:
+            del pending.intents[name]
+        if not pending.baselines and not pending.intents:
+            del self._pending[key]
+            self._session.identity.unpin(pending.obj)
+
+    def tracked_fields(self, obj: Resource) -> frozenset[str]:
+        """Fields whose server value goes through :meth:`server_value` (edits pending)."""
+        pending = self._pending.get(IdentityMap.key_of(obj))
+        return frozenset() if pending is None else pending.tracked()
 
     def pending_fields(self, obj: Resource) -> frozenset[str]:
-        key = IdentityMap.key_of(obj)
-        committed = self._committed.get(key)
-        if not committed:
-            return frozenset()
-        return frozenset(n for n, v in committed.items() if not _same(obj.__dict__.get(n), v))
+        pending = self._pending.get(IdentityMap.key_of(obj))
+        return frozenset() if pending is None else pending.fields()
 
     def server_value(self, obj: Resource, name: str, value: Any) -> None:
-        """A fresh read of a field with a pending edit: keep the edit, move its baseline."""
+        """The master holds ``value`` for ``obj.name``: keep this session's edits on top of it."""
         key = IdentityMap.key_of(obj)
         with self._lock:
-            if key in self._committed and name in self._committed[key]:
-                self._committed[key][name] = _snapshot(value)
-                self._forget_if_clean(key)
+            pending = self._pending.get(key)
+            intents = None if pending is None else pending.intents.get(name)
+            if pending is None or (intents is None and name not in pending.baselines):
+                obj.__dict__[name] = value
+                return
+            if intents is None:
+                pending.baselines[name] = _snapshot(value)
+            else:
+                intents.rebase(value)
+                obj.__dict__[name] = intents.local()
+                self._session._watch(obj)
+            self._forget_if_clean(key)
+
+    def read_again(self, obj: Resource) -> None:
+        """An object was read afresh: the re-read an unknown outcome asked for is done."""
+        pending = self._pending.get(IdentityMap.key_of(obj))
+        if pending is not None and pending.reread:
+            pending.reread = False
+            self._forget_if_clean(IdentityMap.key_of(obj))
 
     # --- inspecting ---------------------------------------------------------------------------
     @property
     def dirty(self) -> list[Resource]:
         with self._lock:
-            return [
-                self._objects[k] for k in self._committed if self.pending_fields(self._objects[k])
-            ]
+            return [p.obj for p in self._pending.values() if p.fields()]
+
+    def _selected(self, objects: Iterable[Resource] | None) -> list[_Pending]:
+        if objects is None:
+            return list(self._pending.values())
+        found = (self._pending.get(IdentityMap.key_of(o)) for o in objects)
+        return [p for p in found if p is not None]
 
     def changes(self, objects: Iterable[Resource] | None = None) -> list[Change]:
         with self._lock:
-            keys = (
-                list(self._committed)
-                if objects is None
-                else [IdentityMap.key_of(o) for o in objects]
-            )
-            out: list[Change] = []
-            for key in keys:
-                obj = self._objects.get(key)
-                if obj is None:
-                    continue
-                for name in sorted(self.pending_fields(obj)):
-                    old = self._committed[key][name]
-                    out.append(
-                        Change(
-                            type(obj).__name__,
-                            obj.pk,
-                            name,
-                            old,
-                            _snapshot(obj.__dict__[name]),
-                            obj,
-                        )
-                    )
-            return out
+            return [
+                p.change(name) for p in self._selected(objects) for name in sorted(p.fields())
+            ]
 
     def plan(self, objects: Iterable[Resource] | None = None) -> FlushPlan:
-        return plan_flush(self.changes(objects))
+        with self._lock:
+            selected = self._selected(objects)
+            reread = [p.obj for p in selected if p.reread]
+        return plan_flush(self.changes(objects), reread=reread)
 
     # --- rollback -----------------------------------------------------------------------------
     def rollback(self, objects: Iterable[Resource] | None = None) -> None:
         """Restore every edited field to its last confirmed value."""
         with self._lock:
-            keys = (
-                list(self._committed)
-                if objects is None
-                else [IdentityMap.key_of(o) for o in objects]
-            )
-            for key in keys:
-                obj = self._objects.get(key)
-                committed = self._committed.get(key, {})
-                if obj is None:
-                    continue
-                for name, value in committed.items():
-                    obj.__dict__[name] = _snapshot(value)
-                self._session._watch(obj)
-                self._forget_if_clean(key)
+            for pending in self._selected(objects):
+                values = pending.obj.__dict__
+                for name, old in pending.baselines.items():
+                    values[name] = _snapshot(old)
+                for name, intents in pending.intents.items():
+                    values[name] = _snapshot(intents.server)
+                    intents.wanted.clear()
+                self._session._watch(pending.obj)
+                self._forget_if_clean(IdentityMap.key_of(pending.obj))
 
     # --- flushing -----------------------------------------------------------------------------
     def commit(self, objects: Iterable[Resource] | None = None) -> list[Change]:
         """Send the pending edits; return the applied changes or raise CommitError."""
-        plan = self.plan(objects)
         applied: list[Change] = []
         failed: list[tuple[Change, Exception]] = []
+        unknown: list[tuple[Change, Exception]] = []
+        plan = self.plan(objects)
+        if plan.reads:
+            unread = self._read_first(plan)
+            plan = self.plan(objects)
+            for planned in plan:
+                for change in planned.changes:
+                    if change.obj in unread:
+                        failed.append((change, unread[change.obj]))
+            plan = plan.without(unread)
         for stage in plan.stages():
-            for planned, outcome in self._run_stage(stage):
-                ok, bad = self._apply(planned, outcome)
-                applied.extend(ok)
-                failed.extend(bad)
-        if failed:
-            raise CommitError(failed, applied)
+            for planned, outcome in self._concurrently(stage, self._send):
+                ok, refused, maybe = self._apply(planned, outcome)
+                applied += ok
+                failed += refused
+                unknown += maybe
+        if failed or unknown:
+            raise CommitError(failed, applied, unknown)
         return applied
 
-    def _run_stage(self, stage: list[PlannedCall]) -> Iterator[tuple[PlannedCall, Any]]:
-        transport = self._session.transport
+    def _read_first(self, plan: FlushPlan) -> dict[Resource, Exception]:
+        """Read the objects the plan needs fresh; the objects that could not be read."""
+        outcomes = self._concurrently(list(plan.reads), self._session._refresh)
+        return {obj: outcome for obj, outcome in outcomes if isinstance(outcome, Exception)}
 
-        def send(planned: PlannedCall) -> Any:
+    def _send(self, planned: PlannedCall) -> bytes:
+        return self._session.transport.send(planned.call).content
+
+    @staticmethod
+    def _concurrently(items: list[T], work: Callable[[T], Any]) -> Iterator[tuple[T, Any]]:
+        """``work`` on each item (up to 8 at once); each outcome is a result or a DetormError."""
+
+        def attempt(item: T) -> Any:
             try:
-                return transport.send(planned.call).content
+                return work(item)
             except DetormError as err:
                 return err
 
-        if len(stage) == 1:
-            yield stage[0], send(stage[0])
+        if len(items) == 1:
+            yield items[0], attempt(items[0])
             return
-        with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_CALLS, len(stage))) as pool:
-            yield from zip(stage, pool.map(send, stage), strict=True)
+        with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_CALLS, len(items))) as pool:
+            yield from zip(items, pool.map(attempt, items), strict=True)
 
     def _apply(
         self, planned: PlannedCall, outcome: Any
-    ) -> tuple[list[Change], list[tuple[Change, Exception]]]:
+    ) -> tuple[list[Change], list[tuple[Change, Exception]], list[tuple[Change, Exception]]]:
         if isinstance(outcome, Exception):
-            return [], [(c, outcome) for c in planned.changes]
+            pairs = [(c, outcome) for c in planned.changes]
+            if outcome_unknown(outcome):
+                self._mark_reread(planned.changes)
+                return [], [], pairs
+            return [], pairs, []
         with self._lock:
             if planned.kind == "bulk":
-                return self._apply_bulk(planned, outcome)
+                ok, refused = self._apply_bulk(planned, outcome)
+                return ok, refused, []
             if planned.kind == "label":
                 labels = w.LabelsResponse.model_validate_json(outcome).labels
                 self._confirm_label(planned, labels)
-                return [planned.changes[0]], []
-            if planned.kind == "patch":
-                self._apply_patched(planned, outcome)
-            elif planned.kind == "metadata":
-                checkpoint = w.CheckpointResponse.model_validate_json(outcome).checkpoint
-                value = dict(checkpoint.metadata or {}) if checkpoint else planned.changes[0].new
-                self._confirm(planned.changes[0].obj, "metadata", value)
             else:
                 for change in planned.changes:
-                    self._confirm(change.obj, change.field, change.new)
+                    self.confirm(change.obj, change.field, change.new)
                     self.after_move(change)
-            return list(planned.changes), []
+            return list(planned.changes), [], []
 
-    def _apply_patched(self, planned: PlannedCall, content: bytes) -> None:
-        """Confirm the patched fields with what the master answered.
-
-        Only PatchExperiment answers with the complete object (getExperimentTx); the other
-        PATCH answers carry just the columns their queries select (PatchModel's has id 0), so
-        only the fields that were sent are read from them.
-        """
-        from ._loading import patched_values
-
-        obj = planned.changes[0].obj
-        values = patched_values(type(obj), content)
-        for change in planned.changes:
-            self._confirm(obj, change.field, values.get(change.field, change.new))
-        if isinstance(obj, Experiment):
-            self._session._apply(obj, values)
+    def _mark_reread(self, changes: Iterable[Change]) -> None:
+        with self._lock:
+            for change in changes:
+                pending = self._pending.get(IdentityMap.key_of(change.obj))
+                if pending is not None:
+                    pending.reread = True
 
     def _apply_bulk(
         self, planned: PlannedCall, content: bytes
@@ -226,54 +378,35 @@ class UnitOfWork:
         applied: list[Change] = []
         failed: list[tuple[Change, Exception]] = []
         for change in planned.changes:
-            error = results.get(change.key)
+            error = results.get(change.key, "the master did not report this experiment")
             if error:
                 failed.append((change, _bulk_error(planned, change, error)))
-            elif change.key not in results:
-                failed.append(
-                    (
-                        change,
-                        _bulk_error(planned, change, "the master did not report this experiment"),
-                    )
-                )
             else:
-                self._confirm(change.obj, change.field, change.new)
+                self.confirm(change.obj, change.field, change.new)
                 self.after_move(change)
                 applied.append(change)
         return applied, failed
 
-    def _confirm(self, obj: Resource, name: str, value: Any) -> None:
-        """The master now holds ``value`` for ``obj.name``."""
-        key = IdentityMap.key_of(obj)
-        committed = self._committed.get(key)
-        if committed is not None and name in committed:
-            committed[name] = _snapshot(value)
-            self._forget_if_clean(key)
+    def confirm(self, obj: Resource, name: str, value: Any) -> None:
+        """The master applied our change: it now holds ``value`` (what we sent) for the field.
+
+        The value sent is what counts, not the field as an answer shows it: PatchExperiment
+        answers with the config read before the edit (so its resources are the old ones).
+        """
+        self.server_value(obj, name, value)
 
     def _confirm_label(self, planned: PlannedCall, labels: list[str]) -> None:
-        """A label was added or removed; the answer lists the experiment's labels afterwards.
-
-        The baseline moves by exactly that label. Labels someone else added meanwhile (in the
-        answer, neither known before nor removed by us) join both the baseline and the object,
-        so the next flush does not remove them.
-        """
-        change = planned.changes[0]
-        obj = change.obj
-        committed = self._committed.get(IdentityMap.key_of(obj))
-        if committed is None or "tags" not in committed:
+        """One label was added or removed; the answer lists the experiment's labels afterwards
+        (labels others added meanwhile show in the view; nothing of theirs is ever sent)."""
+        obj = planned.changes[0].obj
+        pending = self._pending.get(IdentityMap.key_of(obj))
+        intents = None if pending is None else pending.intents.get("tags")
+        if not isinstance(intents, _TagIntents):
             return
-        baseline = set(committed["tags"])
-        ours_removed = set(change.old or ()) - set(change.new or ())
-        if planned.call.method == "PUT":
-            baseline.add(planned.label)
-        else:
-            baseline.discard(planned.label)
-        foreign = set(labels) - baseline - ours_removed - {planned.label}
-        if foreign:
-            current: TagSet = obj.__dict__["tags"]
-            obj.__dict__["tags"] = TagSet([*current, *sorted(foreign - set(current))])
-            self._session._watch(obj)
-        committed["tags"] = TagSet([*sorted(baseline | foreign)])
+        intents.confirm(planned.label, planned.call.method == "PUT", labels)
+        intents.settle()
+        obj.__dict__["tags"] = intents.local()
+        self._session._watch(obj)
         self._forget_if_clean(IdentityMap.key_of(obj))
 
     def after_move(self, change: Change) -> None:

@@ -350,8 +350,11 @@ class Experiment(Resource):
         return download_code(session_or_default(self._session), self, path, cache=cache)
 
     # Fields a list endpoint does not send: GetExperiments and SearchExperiments replace notes
-    # with "omitted", leave trialIds empty and send no originalConfig (getExperimentColumns).
-    LIST_OMITS: ClassVar[frozenset[str]] = frozenset({"trial_ids", "original_config"})
+    # with "omitted", leave trialIds empty and select neither originalConfig nor the model
+    # definition's size (getExperimentColumns).
+    LIST_OMITS: ClassVar[frozenset[str]] = frozenset(
+        {"trial_ids", "original_config", "model_definition_size"}
+    )
 
     @staticmethod
     def values_from_wire(
