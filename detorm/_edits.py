@@ -127,7 +127,21 @@ _REPLACED_WHOLE: Final = frozenset({
 
 def needs_fresh_read(change: Change) -> bool:
     """Whether the object must be read just before ``change`` is sent."""
+    if (change.resource, change.field) == ("Experiment", "tags"):
+        return not _label_routes_carry(change)
     return (change.resource, change.field) in _REPLACED_WHOLE
+
+
+def _label_routes_carry(change: Change) -> bool:
+    """Whether the per-label routes can carry every label ``change`` adds or removes.
+
+    The master decodes the whole path before grpc-gateway splits it at ``/``, and reads what
+    follows a ``:`` in the last segment as a verb no route has (501): a label holding either
+    cannot be one segment (detorm/local/_app.py has the details). Such edits replace the whole
+    list with PatchExperiment instead, after a fresh read.
+    """
+    edited = set(change.old or ()) ^ set(change.new or ())
+    return not any("/" in label or ":" in label for label in edited)
 
 
 def plan_flush(changes: Sequence[Change], *, reread: Iterable[Resource] = ()) -> FlushPlan:
@@ -255,10 +269,15 @@ def _experiment_calls(changes: Sequence[Change]) -> list[PlannedCall]:
     if resources:
         body["resources"] = resources
         carried += [fields[f] for f in ("priority", "weight", "max_slots") if f in fields]
+    tags = fields.get("tags")
+    if tags is not None and not _label_routes_carry(tags):
+        # PatchExperiment stores the list de-duplicated in random order (a Go map).
+        body["labels"] = sorted(tags.new)
+        carried.append(tags)
     if carried:
         calls.append(_patch(base, body, carried))
-    if "tags" in fields:
-        calls.extend(_label_calls(fields["tags"]))
+    if tags is not None and _label_routes_carry(tags):
+        calls.extend(_label_calls(tags))
     return calls
 
 

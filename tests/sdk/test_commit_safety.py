@@ -318,3 +318,22 @@ def test_an_unknown_change_the_master_did_not_apply_is_sent_again(
     assert writer.dirty == []
     with _session(fresh_cluster) as check:
         assert check.get(Experiment, exp.id).description == "new"
+
+
+def test_a_label_sent_in_the_whole_list_keeps_concurrent_labels(
+    writer: detorm.Session, fresh_cluster: Cluster
+) -> None:
+    """A label the label routes cannot carry ("a/b") replaces the whole list: read just before."""
+    mine = writer.get(Experiment, fresh_cluster.experiments["resnet-wide"])
+    with _session(fresh_cluster) as other:
+        theirs = other.get(Experiment, mine.id)
+        theirs.tags.add("theirs")
+        theirs.tags.discard("cv")
+        other.commit()
+    mine.tags.add("team/vision")
+    plan = writer.pending()
+    assert list(plan.reads) == [mine] and [p.call.method for p in plan] == ["PATCH"]
+    writer.commit()
+    assert writer.dirty == [] and set(mine.tags) == {"theirs", "team/vision"}
+    with _session(fresh_cluster) as check:
+        assert set(check.get(Experiment, mine.id).tags) == {"theirs", "team/vision"}
