@@ -20,9 +20,11 @@ from __future__ import annotations
 import enum
 import errno
 import hashlib
+import hmac
 import json
 import os
 import platform as _platform
+import re
 import stat
 import sys
 import time
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypedDict
+from typing import Final, NoReturn, TypedDict
 from urllib import parse
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "DEFAULT_USER",
     "CredentialSource",
     "Credentials",
+    "Secret",
     "TokenCacheWarning",
     "TokenStore",
     "canonicalize_master_url",
@@ -612,30 +615,74 @@ _CACHED_SOURCES: Final = frozenset(
 )
 
 
-@dataclass(frozen=True, repr=False)
+class Secret:
+    """A token or password hash. Every rendering shows ``***``; it cannot be pickled or copied.
+
+    Only :meth:`reveal` gives the value, and it is called only where the ``Authorization``
+    header or the login body is built. Two secrets are equal when their values are (compared in
+    constant time); a secret never equals a plain string.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself: only to put it on the wire."""
+        return self._value
+
+    def fingerprint(self) -> str:
+        """The SHA-256 hex digest of the value: tells secrets apart without showing them."""
+        return hashlib.sha256(self._value.encode()).hexdigest()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint())
+
+    def __reduce__(self) -> NoReturn:
+        # Pickles end up in files, caches and other processes: a secret stays in this one.
+        raise TypeError("a detorm secret (token or password hash) cannot be pickled or copied")
+
+
+# What an HTTP header value can carry without being refused by the HTTP library: printable
+# ASCII. A token with a space, newline or non-ASCII character would fail at the first request,
+# with the header value (the token) quoted in the error.
+_SENDABLE_TOKEN: Final = re.compile(r"[!-~]+")
+
+
+@dataclass(frozen=True)
 class Credentials:
     """Who to be on ``master``: a ``token`` to use as is, or a ``password_hash`` to log in with.
 
-    ``username`` is None only for a bare token argument (the master knows whose it is). The
-    repr never shows the secret.
+    ``username`` is None only for a bare token argument (the master knows whose it is). Both
+    secrets are :class:`Secret` values, so no rendering of the credentials shows them.
     """
 
     master: str
     username: str | None
     source: CredentialSource
-    token: str | None = None
-    password_hash: str | None = None
+    token: Secret | None = None
+    password_hash: Secret | None = None
 
     def __post_init__(self) -> None:
         if (self.token is None) == (self.password_hash is None):
             raise ValueError("Credentials need exactly one of a token and a password hash")
-
-    def __repr__(self) -> str:
-        secret = "token=<hidden>" if self.token is not None else "password_hash=<hidden>"
-        return (
-            f"Credentials(master={self.master!r}, username={self.username!r}, {secret}, "
-            f"source={self.source.name})"
-        )
+        if self.token is not None and not _SENDABLE_TOKEN.fullmatch(self.token.reveal()):
+            raise ValueError(
+                f"the token from {self.source} cannot be sent in an HTTP header: a token is "
+                "printable ASCII with no spaces or line breaks"
+            )
 
     @property
     def from_cache(self) -> bool:
@@ -667,7 +714,7 @@ class Credentials:
             source, username = CredentialSource.DEFAULT_USER, DEFAULT_USER
         else:
             raise ValueError(f"a token from {self.source} has no password fallback")
-        return Credentials(self.master, username, source, password_hash=salt_and_hash(""))
+        return Credentials(self.master, username, source, password_hash=Secret(salt_and_hash("")))
 
     def describe(self) -> str:
         """E.g. "user 'alice' from the DET_USER and DET_PASS environment variables"."""
@@ -694,7 +741,7 @@ def resolve_credentials(
         _from_arguments(url, user or None, password, token or None, store)
         or _from_environment(url, environ)
         or _from_active_user(url, store)
-        or Credentials(url, DEFAULT_USER, CredentialSource.DEFAULT_USER, password_hash="")
+        or Credentials(url, DEFAULT_USER, CredentialSource.DEFAULT_USER, password_hash=Secret(""))
     )
 
 
@@ -704,18 +751,18 @@ def _from_arguments(
     if token is not None:
         if password is not None:
             raise ValueError("give either a token or a password, not both")
-        return Credentials(url, user, CredentialSource.TOKEN_ARGUMENT, token=token)
+        return Credentials(url, user, CredentialSource.TOKEN_ARGUMENT, token=Secret(token))
     if user is None:
         if password is not None:
             raise ValueError("a password was given without a user name: pass user= as well")
         return None
     if password is not None:
-        hashed = salt_and_hash(password)
+        hashed = Secret(salt_and_hash(password))
         return Credentials(url, user, CredentialSource.PASSWORD_ARGUMENTS, password_hash=hashed)
     cached = store.token_for(url, user) if store is not None else None
     if cached:
-        return Credentials(url, user, CredentialSource.USER_CACHED_TOKEN, token=cached)
-    return Credentials(url, user, CredentialSource.USER_EMPTY_PASSWORD, password_hash="")
+        return Credentials(url, user, CredentialSource.USER_CACHED_TOKEN, token=Secret(cached))
+    return Credentials(url, user, CredentialSource.USER_EMPTY_PASSWORD, password_hash=Secret(""))
 
 
 def _from_environment(url: str, environ: Mapping[str, str]) -> Credentials | None:
@@ -723,11 +770,11 @@ def _from_environment(url: str, environ: Mapping[str, str]) -> Credentials | Non
     if not env_user:
         return None
     if "DET_PASS" in environ:  # presence: DET_PASS="" is the (default) empty password
-        hashed = salt_and_hash(environ["DET_PASS"])
+        hashed = Secret(salt_and_hash(environ["DET_PASS"]))
         return Credentials(url, env_user, CredentialSource.ENV_PASSWORD, password_hash=hashed)
     env_token = environ.get("DET_USER_TOKEN")
     if env_token:
-        return Credentials(url, env_user, CredentialSource.ENV_TOKEN, token=env_token)
+        return Credentials(url, env_user, CredentialSource.ENV_TOKEN, token=Secret(env_token))
     return None
 
 
@@ -740,4 +787,6 @@ def _from_active_user(url: str, store: TokenStore | None) -> Credentials | None:
     cached = store.token_for(url, active_user)
     if not cached:
         return None
-    return Credentials(url, active_user, CredentialSource.ACTIVE_USER_TOKEN, token=cached)
+    return Credentials(
+        url, active_user, CredentialSource.ACTIVE_USER_TOKEN, token=Secret(cached)
+    )

@@ -30,13 +30,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
-import httpx
-
 from . import _wire as w
 from ._archive import extract, extract_into, staging
-from ._transport import Call
+from ._transport import Call, body_chunks
 from ._transport import path as url_path  # download_code has a parameter named path
-from .errors import DownloadError, InvalidValue, TransportError, UnsafeArchive
+from .errors import DownloadError, InvalidValue, UnsafeArchive
 
 if TYPE_CHECKING:
     from ._resources._models import Checkpoint, Experiment
@@ -191,14 +189,10 @@ def _via_master(
         try:
             length = response.headers.get("content-length")
             with _bar(int(length) if length and length.isdigit() else None, progress, uuid) as bar:
-                chunks = _teed(response.iter_bytes(_CHUNK), copy if cache_key else None)
+                # A connection lost midway raises StreamInterrupted (a TransportError).
+                chunks = _teed(body_chunks(call, response, _CHUNK), copy if cache_key else None)
                 reader = io.BufferedReader(_ResponseReader(chunks, bar), _CHUNK)
-                try:
-                    extract_into(reader, directory, fmt="tar")
-                except httpx.TransportError as err:
-                    raise TransportError(
-                        f"{call}: the download broke off: {err}", method="GET", path=call.path
-                    ) from None
+                extract_into(reader, directory, fmt="tar")
         finally:
             response.close()
         if cache_key is not None:

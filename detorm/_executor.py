@@ -141,7 +141,7 @@ def load_best_trial(session: Session, experiment: Experiment) -> None:
         Leaf(FieldRef("column", "id"), "exact", experiment.id)
     )
     body = {"filter": encode_filter(node, show_archived=True), "offset": 0, "limit": 1}
-    call = Call("POST", "/api/v1/experiments-search", body=body)
+    call = Call("POST", "/api/v1/experiments-search", body=body, read_only=True)
     rows = w.SearchExperimentsResponse.model_validate_json(
         session.transport.send(call).content
     ).experiments

@@ -45,11 +45,13 @@ class Source:
     partial: bool = False
 
     def call(self, offset: int, limit: int) -> Call:
+        # A list endpoint only reads, even the POSTs (experiments-search, runs search): each
+        # page may be retried like a GET.
         if self.body is not None:
             body = dict(self.body, offset=offset, limit=limit)
-            return Call(self.method, self.path, self.params, body)
+            return Call(self.method, self.path, self.params, body, read_only=True)
         params = self.params + (("offset", str(offset)), ("limit", str(limit)))
-        return Call(self.method, self.path, params)
+        return Call(self.method, self.path, params, read_only=True)
 
     def count_call(self) -> Call:
         # SQL pagination answers limit=-2 with the total only; the in-memory one needs limit>0.

@@ -8,7 +8,6 @@ explicit one. A session is a context manager that closes its connection pool.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,7 @@ from typing import Any, Self, TypeVar, overload
 
 from . import _auth
 from . import _wire as w
+from ._auth import Secret
 from ._cache import DiskCache, default_cache_dir
 from ._edits import Change, FlushPlan
 from ._identity import IdentityMap
@@ -64,7 +64,14 @@ class Session:
     Credentials follow the det CLI: explicit arguments, then ``DET_USER``/``DET_PASS``, then
     ``DET_USER``/``DET_USER_TOKEN``, then the token cached in the det CLI's ``auth.json``, else
     the user ``determined`` with an empty password. Passwords are sent salted and hashed, as
-    the official client does, and never stored or shown.
+    the official client does, and never stored; no repr, error message, log or pickle of the
+    session or of anything reachable from it shows the token or the password hash.
+
+    ``timeout`` (seconds) bounds each call as a whole: every attempt, backoff and
+    ``Retry-After`` wait included (``retry`` says which failures are retried; its ``deadline``
+    replaces ``timeout`` as the budget when set). When it is spent, the last error is raised.
+    For a stream (logs, metrics, downloads) the budget covers getting the response; each read
+    of the body then waits at most ``timeout``, however long the stream runs.
     """
 
     def __init__(
@@ -111,10 +118,9 @@ class Session:
         else:
             self._login()
         self._cache_enabled = cache is not False
-        who = (
-            self._username
-            or "token-" + hashlib.sha256((self._transport.token or "").encode()).hexdigest()[:12]
-        )
+        # Only a bare token argument leaves the user unknown: its cache is named by its hash.
+        secret = self._credentials.token
+        who = self._username or "token-" + (secret.fingerprint()[:12] if secret else "")
         directory = None if isinstance(cache, bool) else Path(cache)
         self.cache = DiskCache(directory or default_cache_dir(env), namespace=(self.master, who))
 
@@ -138,7 +144,9 @@ class Session:
         credentials = self._credentials
         assert credentials.username is not None and credentials.password_hash is not None
         body = w.LoginRequest(
-            username=credentials.username, password=credentials.password_hash, is_hashed=True
+            username=credentials.username,
+            password=credentials.password_hash.reveal(),
+            is_hashed=True,
         ).model_dump_wire()
         call = Call("POST", "/api/v1/auth/login", body=body)
         try:
@@ -149,7 +157,7 @@ class Session:
                 message=f"could not log in as {credentials.describe()}: {err.message}",
             ) from None  # fmt: skip
         login = w.LoginResponse.model_validate_json(response.content)
-        self._transport.token = login.token
+        self._transport.token = Secret(login.token)
         self._username = credentials.username
         try:
             self._store.store(self.master, credentials.username, login.token, make_active=False)
@@ -197,6 +205,11 @@ class Session:
     def requests_sent(self) -> int:
         """HTTP requests this session has sent (retries included)."""
         return self._transport.requests_sent
+
+    @property
+    def retries(self) -> int:
+        """Requests the retry policy sent again after a failed attempt (of all calls)."""
+        return self._transport.retries
 
     @property
     def transport(self) -> Transport:
@@ -416,7 +429,8 @@ def connect(
 ) -> Session:
     """Open a session to ``master`` (else ``DET_MASTER``, else ``http://127.0.0.1:8080``).
 
-    The first session connected becomes the default session.
+    The first session connected becomes the default session. ``timeout`` (seconds) bounds each
+    call as a whole, retries and their waits included (see :class:`Session`).
     """
     global _default
     session = Session(

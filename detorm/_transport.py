@@ -1,31 +1,67 @@
-"""HTTP to the master: one pooled httpx client, retries, deadlines, error mapping, NDJSON streams.
+"""HTTP to the master: one pooled httpx client, retries inside a deadline, error mapping, streams.
 
-The planner describes each request as a :class:`Call`; this module only sends Calls. Retries
-follow the official client's safe policy (idempotent methods on 502/503/504; any method when the
-connection could not even be made) with exponential backoff, full jitter, ``Retry-After``, and
-an overall deadline per call, so retries never multiply the caller's timeout.
+The planner describes each request as a :class:`Call`; this module only sends Calls.
+
+Retries. A call that may run twice (GET, HEAD, OPTIONS, PUT, DELETE, and a POST that only reads,
+``Call.read_only``) is retried on 429, 502, 503, 504 and on any transport error. Any other call
+(POST, PATCH) is retried only when the master certainly did not run it: the connection could not
+be made, or the answer was 429 or 503. Waits are exponential backoff with full jitter, or what
+``Retry-After`` asks (capped).
+
+Deadline. All attempts and waits of one call share one budget (``RetryPolicy.deadline``, by
+default the session's ``timeout``): each attempt's httpx timeouts are cut to the time left and
+no wait is started that would end past it, so retries never multiply the caller's timeout.
+
+Secrets. The token is a :class:`~detorm._auth.Secret`, revealed only to build each request's
+``Authorization`` header (never a default header of the client); the master's ``auth`` cookie is
+not kept, and httpcore's debug records of response headers are redacted.
 """
 
 from __future__ import annotations
 
 import email.utils
+import http.cookiejar
 import json
+import logging
+import math
 import random
+import re
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import httpx
 
+from ._auth import Secret
 from ._version import __version__
-from .errors import InvalidValue, StreamInterrupted, TransportError, api_error_class
+from .errors import (
+    ConfigurationError,
+    InvalidType,
+    InvalidValue,
+    StreamInterrupted,
+    TransportError,
+    api_error_class,
+)
 
 __all__ = ["Call", "RetryPolicy", "Transport"]
 
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# 429 (ResourceExhausted) and 503 (Unavailable) are refusals: whoever answered did not run the
+# request, so even a write may be sent again. A 502 or 504 is a proxy saying the master did not
+# answer (in time): it may have applied the request, so only calls that may run twice are retried.
+_REFUSED: Final = frozenset({429, 503})
+# httpx errors after which the request certainly never reached the master.
+_NEVER_SENT: Final = (
+    httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+    httpx.InvalidURL,
+)  # fmt: skip
+# A master that accepts no connection in 10 s is down: fail the attempt and retry sooner.
+_CONNECT_TIMEOUT: Final = 10.0
 _RESULT_PREFIX: Final = b'{"result":'
 
 QueryItems = tuple[tuple[str, str], ...]
@@ -54,17 +90,27 @@ def query_items(params: Mapping[str, object]) -> QueryItems:
 
 @dataclass(frozen=True)
 class Call:
-    """One REST request, as the planner describes it (method, path, query, JSON body)."""
+    """One REST request, as the planner describes it (method, path, query, JSON body).
+
+    ``read_only`` marks a POST that only reads (experiments-search, runs search): it is retried
+    like a GET.
+    """
 
     method: str
     path: str
     params: QueryItems = ()
     body: Any = None
     stream: bool = False
+    read_only: bool = False
 
     @property
     def idempotent(self) -> bool:
         return self.method in IDEMPOTENT
+
+    @property
+    def safe_to_retry(self) -> bool:
+        """Sending it twice does no harm: an idempotent method, or a read."""
+        return self.read_only or self.idempotent
 
     @property
     def url(self) -> str:
@@ -121,32 +167,102 @@ def _segment(template: str, name: str, value: object) -> str:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """When and how long to retry. ``deadline`` bounds one call, all attempts included."""
+    """When to retry a call, and how long one call may take in all.
+
+    ``retries`` attempts may follow the first. Before retry *n* (from 0) the wait is a random
+    time in ``[0, min(max_backoff, backoff * 2**n)]``, or what a ``Retry-After`` header asks
+    (seconds or an HTTP date; anything else is ignored), at most ``max_retry_after`` seconds.
+
+    Retried: calls that may run twice (GET, HEAD, OPTIONS, PUT, DELETE, read-only POSTs) on the
+    ``statuses`` and on transport errors; other POSTs and PATCHes only when the master certainly
+    did not run them (no connection, or 429 / 503 when in ``statuses``).
+
+    ``deadline`` bounds one call: every attempt, backoff and ``Retry-After`` wait included. None
+    (the default) means the session's ``timeout``. Each attempt's timeouts are cut to the time
+    left, no wait is started that would end past the deadline, and a server asking to wait
+    longer than what is left gets its answer raised at once. When the time is spent the last
+    error is raised: the master's (an :class:`~detorm.errors.APIError`, such as
+    ``RateLimited`` for 429) or a :class:`~detorm.errors.TransportError`. For a stream the
+    deadline bounds getting the response; each read of its body is bounded by the timeout.
+    """
 
     retries: int = 5
     backoff: float = 0.5
     max_backoff: float = 30.0
-    statuses: frozenset[int] = frozenset({502, 503, 504})
-    deadline: float | None = 120.0
+    statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+    max_retry_after: float = 60.0
+    deadline: float | None = None
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return retry_after
-        return random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+    def __post_init__(self) -> None:
+        if type(self.retries) is not int:
+            raise InvalidType(f"RetryPolicy.retries must be an int, not {_type_name(self.retries)}")
+        if self.retries < 0:
+            raise ConfigurationError(f"RetryPolicy.retries must be 0 or more, not {self.retries}")
+        for name in ("backoff", "max_backoff", "max_retry_after"):
+            _check_seconds(name, getattr(self, name), zero_allowed=True)
+        if self.deadline is not None:
+            _check_seconds("deadline", self.deadline, zero_allowed=False)
+        valid = "a frozenset of HTTP error statuses (ints from 400 to 599)"
+        if not isinstance(self.statuses, frozenset) or any(
+            type(status) is not int for status in self.statuses
+        ):
+            raise InvalidType(f"RetryPolicy.statuses must be {valid}, not {self.statuses!r}")
+        if not all(400 <= status <= 599 for status in self.statuses):
+            raise ConfigurationError(f"RetryPolicy.statuses must be {valid}: {self.statuses!r}")
+
+    def delay(self, attempt: int) -> float:
+        """The backoff before retry ``attempt`` (from 0): exponential, with full jitter."""
+        ceiling = self.backoff * 2 ** min(attempt, 64)  # the exponent only needs to pass the cap
+        return random.uniform(0, min(self.max_backoff, ceiling))
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _check_seconds(name: str, value: object, *, zero_allowed: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = _type_name(value)
+        raise InvalidType(f"RetryPolicy.{name} must be a number of seconds, not {kind}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+        valid = "0 or more" if zero_allowed else "more than 0"
+        raise ConfigurationError(
+            f"RetryPolicy.{name} must be a finite number of seconds, {valid}; got {value!r}"
+        )
 
 
 NO_RETRY: Final = RetryPolicy(retries=0)
 
 
+def parse_retry_after(value: str, now: float) -> float | None:
+    """The seconds a ``Retry-After`` value asks to wait, given the wall-clock time ``now``.
+
+    RFC 9110 allows delay-seconds (digits) or an HTTP date (a past date asks for no wait).
+    Anything else (negative, fractional, ``soon``...) is None: the caller backs off as usual. A
+    number too large for a float is ``inf``.
+    """
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        date = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=UTC)  # an HTTP date is always in GMT
+    return max(0.0, date.timestamp() - now)
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    return None if value is None else parse_retry_after(value, time.time())
+
+
+def _may_retry(call: Call, policy: RetryPolicy, outcome: httpx.Response | TransportError) -> bool:
+    if isinstance(outcome, TransportError):
+        return call.safe_to_retry or not outcome.request_sent
+    status = outcome.status_code
+    return status in policy.statuses and (call.safe_to_retry or status in _REFUSED)
 
 
 def _error_message(response: httpx.Response) -> tuple[str, str, Any]:
@@ -177,34 +293,84 @@ def raise_for_status(call: Call, response: httpx.Response) -> None:
     )  # fmt: skip
 
 
-@dataclass
+class _NoAuthCookie(http.cookiejar.DefaultCookiePolicy):
+    """Keeps every cookie but the master's ``auth`` (and ``det_jwt``), which hold the token.
+
+    The master answers a login with ``Set-Cookie: auth=<token>`` for its web UI
+    (grpcutil/auth.go ``userTokenResponse``). detorm authenticates with the Authorization header
+    only; kept, the cookie would put the token in the client's cookie jar (and its repr).
+    """
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        return cookie.name not in {"auth", "det_jwt"} and super().set_ok(cookie, request)
+
+
+class _RedactCredentialHeaders(logging.Filter):
+    """Masks credential headers in httpcore's DEBUG records, which list every response header
+    (the login's ``Set-Cookie: auth=<token>`` included), as httpx's own reprs mask them."""
+
+    _HEADER: Final = re.compile(
+        r"""(\(b(['"])(?:set-cookie|cookie|authorization|proxy-authorization)\2, )"""
+        r"""b(['"])(?:\\.|(?!\3).)*\3\)""",
+        re.IGNORECASE,
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = self._HEADER.sub(r"\1b'[secure]')", record.msg)
+        return True
+
+
+for _logger in ("httpcore.http11", "httpcore.http2"):  # the loggers of response headers
+    logging.getLogger(_logger).addFilter(_RedactCredentialHeaders())
+del _logger
+
+
 class Transport:
-    """A pooled HTTP client for one master."""
+    """A pooled HTTP client for one master; the session owns it.
 
-    base_url: str
-    verify: bool | str = True
-    timeout: float = 60.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    max_connections: int = 16
-    token: str | None = None
-    on_unauthenticated: Callable[[], bool] | None = None
-    requests_sent: int = 0
-    # Tests swap the network for an httpx.MockTransport to force faults.
-    http_transport: httpx.BaseTransport | None = None
+    ``requests_sent`` counts every HTTP request sent; ``retries`` those the retry policy sent
+    again (a new login after a 401 is not a retry). The repr names the master only: the token
+    is a :class:`~detorm._auth.Secret`.
+    """
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        verify: bool | str = True,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 16,
+        token: Secret | None = None,
+        on_unauthenticated: Callable[[], bool] | None = None,
+        http_transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``http_transport`` replaces the network (tests force faults with a MockTransport)."""
+        self.base_url = base_url
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.token = token
+        self.on_unauthenticated = on_unauthenticated
+        self.requests_sent = 0
+        self.retries = 0
+        self._count_lock = threading.Lock()
+        # Private hooks: tests check the deadline with a fake clock instead of waiting.
+        self._clock: Callable[[], float] = time.monotonic
+        self._sleep: Callable[[float], None] = time.sleep
         self._client = httpx.Client(
-            transport=self.http_transport,
-            base_url=self.base_url,
-            verify=self.verify,
-            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            transport=http_transport,
+            base_url=base_url,
+            verify=verify,
             limits=httpx.Limits(
-                max_connections=self.max_connections,
-                max_keepalive_connections=self.max_connections,
+                max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             headers={"User-Agent": f"detorm/{__version__}", "Accept": "application/json"},
+            cookies=http.cookiejar.CookieJar(policy=_NoAuthCookie()),
         )
-        self._count_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<detorm Transport {self.base_url}>"
 
     def close(self) -> None:
         self._client.close()
@@ -214,70 +380,102 @@ class Transport:
         self, call: Call, *, retry: RetryPolicy | None = None, reauthenticate: bool = True
     ) -> httpx.Response:
         """Send a call and return its successful response (an :class:`APIError` otherwise)."""
-        response = self._send_with_retries(call, retry or self.retry)
-        if response.status_code == 401 and reauthenticate and self._reauthenticate():
-            response = self._send_with_retries(call, retry or self.retry)
-        raise_for_status(call, response)
-        return response
+        return self._respond(call, retry or self.retry, stream=False, reauthenticate=reauthenticate)
 
     def json(self, call: Call) -> Any:
         return self.send(call).json()
+
+    def _respond(
+        self, call: Call, policy: RetryPolicy, *, stream: bool, reauthenticate: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:  # fmt: skip
+        response = self._send_with_retries(call, policy, stream=stream, headers=headers)
+        if response.status_code == 401 and reauthenticate and self._reauthenticate():
+            # A new call: the login took its own time, so the budget starts again.
+            response.close()
+            response = self._send_with_retries(call, policy, stream=stream, headers=headers)
+        if response.status_code >= 300:
+            response.close()
+            raise_for_status(call, response)
+        return response
 
     def _reauthenticate(self) -> bool:
         # A cached token may have expired: the session logs in again once, if it can.
         return self.on_unauthenticated is not None and self.on_unauthenticated()
 
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+    def _send_with_retries(
+        self, call: Call, policy: RetryPolicy, *, stream: bool, headers: Mapping[str, str] | None
+    ) -> httpx.Response:
+        remaining = self.timeout if policy.deadline is None else policy.deadline
+        deadline = self._clock() + remaining
+        attempt = 0
+        while True:
+            outcome = self._attempt(call, remaining, stream, headers)
+            delay = self._retry_delay(call, policy, attempt, outcome, deadline)
+            if delay is None:
+                break
+            if isinstance(outcome, httpx.Response):
+                outcome.close()
+            self._sleep(delay)
+            remaining = deadline - self._clock()
+            if remaining <= 0:  # the wait overran: no attempt starts past the deadline
+                break
+            with self._count_lock:
+                self.retries += 1
+            attempt += 1
+        if isinstance(outcome, TransportError):
+            raise outcome
+        return outcome
 
-    def _build(self, call: Call, extra_headers: Mapping[str, str] | None = None) -> httpx.Request:
+    def _retry_delay(
+        self, call: Call, policy: RetryPolicy, attempt: int,
+        outcome: httpx.Response | TransportError, deadline: float,
+    ) -> float | None:  # fmt: skip
+        """Seconds to wait before sending ``call`` again; None when ``outcome`` is final."""
+        if attempt >= policy.retries or not _may_retry(call, policy, outcome):
+            return None
+        remaining = deadline - self._clock()
+        asked = _retry_after(outcome) if isinstance(outcome, httpx.Response) else None
+        if asked is not None and asked >= remaining:
+            return None  # the server wants more time than the call has: give its answer now
+        delay = policy.delay(attempt) if asked is None else min(asked, policy.max_retry_after)
+        return delay if delay < remaining else None
+
+    def _attempt(
+        self, call: Call, remaining: float, stream: bool, headers: Mapping[str, str] | None
+    ) -> httpx.Response | TransportError:
+        """One request, with timeouts cut to the time left: its response (an error response
+        read in full), or the TransportError that stands for httpx's."""
+        seconds = min(self.timeout, remaining)
+        timeouts = httpx.Timeout(seconds, connect=min(seconds, _CONNECT_TIMEOUT))
+        try:
+            request = self._build(call, timeouts, headers)
+            with self._count_lock:
+                self.requests_sent += 1
+            response = self._client.send(request, stream=stream)
+            if response.status_code >= 300:
+                response.read()  # small, and needed to decide on a retry and to report it
+            return response
+        except (httpx.TransportError, httpx.InvalidURL) as err:
+            # Returned, not raised here: raised in this block it would chain httpx's error as
+            # its __context__, and with it the request and its Authorization header.
+            return TransportError(
+                f"{call.method} {call.path}: {type(err).__name__}: {err}",
+                method=call.method, path=call.path, request_sent=not isinstance(err, _NEVER_SENT),
+            )  # fmt: skip
+
+    def _build(
+        self, call: Call, timeouts: httpx.Timeout, extra_headers: Mapping[str, str] | None
+    ) -> httpx.Request:
         content = None if call.body is None else json.dumps(call.body, allow_nan=False).encode()
-        headers = self._headers()
+        headers = {} if self.token is None else {"Authorization": f"Bearer {self.token.reveal()}"}
         if content is not None:
             headers["Content-Type"] = "application/json"
         headers.update(extra_headers or {})
         return self._client.build_request(
-            call.method, call.path, params=list(call.params), content=content, headers=headers
-        )
-
-    def _send_with_retries(self, call: Call, retry: RetryPolicy) -> httpx.Response:
-        deadline = None if retry.deadline is None else time.monotonic() + retry.deadline
-        attempt = 0
-        while True:
-            try:
-                response = self._send_once(call, stream=False)
-            except httpx.TransportError as err:
-                # A failed connect never reached the master, so any method may be retried.
-                retriable = call.idempotent or isinstance(err, httpx.ConnectError)
-                if not retriable or not self._sleep_before_retry(retry, attempt, None, deadline):
-                    raise TransportError(
-                        f"{call.method} {call.path}: {type(err).__name__}: {err}",
-                        method=call.method, path=call.path,
-                    ) from None  # fmt: skip
-            else:
-                if not (call.idempotent and response.status_code in retry.statuses):
-                    return response
-                if not self._sleep_before_retry(retry, attempt, _retry_after(response), deadline):
-                    return response
-            attempt += 1
-
-    def _sleep_before_retry(
-        self, retry: RetryPolicy, attempt: int, retry_after: float | None, deadline: float | None
-    ) -> bool:
-        if attempt >= retry.retries:
-            return False
-        delay = retry.delay(attempt, retry_after)
-        if deadline is not None and time.monotonic() + delay >= deadline:
-            return False
-        time.sleep(delay)
-        return True
-
-    def _send_once(
-        self, call: Call, *, stream: bool, headers: Mapping[str, str] | None = None
-    ) -> httpx.Response:
-        with self._count_lock:
-            self.requests_sent += 1
-        return self._client.send(self._build(call, headers), stream=stream)
+            call.method, call.path, params=list(call.params), content=content, headers=headers,
+            timeout=timeouts,
+        )  # fmt: skip
 
     # --- streams --------------------------------------------------------------------------
     def stream(self, call: Call) -> Iterator[bytes]:
@@ -295,53 +493,43 @@ class Transport:
     def open_stream(
         self, call: Call, *, headers: Mapping[str, str] | None = None
     ) -> httpx.Response:
-        """A successful streamed response (close it): reconnects, a new login after a 401 and
-        retries on 502/503/504 happen before the first byte is handed out."""
-        deadline = None if self.retry.deadline is None else time.monotonic() + self.retry.deadline
-        attempt = 0
-        reauthenticated = False
-        while True:
-            try:
-                response = self._send_once(call, stream=True, headers=headers)
-            except httpx.TransportError as err:
-                if not self._sleep_before_retry(self.retry, attempt, None, deadline):
-                    raise TransportError(
-                        f"{call.method} {call.path}: {type(err).__name__}: {err}",
-                        method=call.method, path=call.path,
-                    ) from None  # fmt: skip
-                attempt += 1
-                continue
-            if response.status_code == 401 and not reauthenticated and self._reauthenticate():
-                response.close()
-                reauthenticated = True
-                continue
-            if response.status_code in self.retry.statuses and self._sleep_before_retry(
-                self.retry, attempt, _retry_after(response), deadline
-            ):
-                response.close()
-                attempt += 1
-                continue
-            if response.status_code >= 300:
-                response.read()
-                response.close()
-                raise_for_status(call, response)
-            return response
+        """A successful streamed response (close it); read its body with :func:`body_chunks`.
+
+        Retries and a new login after a 401 happen before the first byte is handed out, within
+        the deadline; each read of the body is bounded by the timeout, not by the deadline.
+        """
+        return self._respond(call, self.retry, stream=True, headers=headers)
+
+
+def body_chunks(call: Call, response: httpx.Response, size: int | None = None) -> Iterator[bytes]:
+    """The body of a streamed response; a connection lost midway raises StreamInterrupted."""
+    chunks = response.iter_bytes(size)
+    while True:
+        try:
+            chunk = next(chunks, None)
+        except httpx.TransportError as err:
+            # Raised below, outside this block: chained, httpx's error would keep the request
+            # (and its Authorization header) reachable from ours.
+            interrupted = StreamInterrupted(
+                f"{call.method} {call.path}: the stream broke off: {type(err).__name__}: {err}",
+                method=call.method, path=call.path,
+            )  # fmt: skip
+        else:
+            if chunk is None:
+                return
+            yield chunk
+            continue
+        raise interrupted
 
 
 def _results(call: Call, response: httpx.Response) -> Iterator[bytes]:
     pending = b""
-    try:
-        for chunk in response.iter_bytes():
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if line:
-                    yield _result_of(call, line)
-    except httpx.TransportError as err:
-        raise StreamInterrupted(
-            f"{call.method} {call.path}: the stream broke off: {type(err).__name__}: {err}",
-            method=call.method, path=call.path,
-        ) from None  # fmt: skip
+    for chunk in body_chunks(call, response):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line:
+                yield _result_of(call, line)
     if pending.strip():
         # The master ends an error with no newline; anything else unterminated is a cut stream.
         if pending.lstrip().startswith(b'{"error"'):

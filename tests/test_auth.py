@@ -29,6 +29,7 @@ from detorm._auth import (
     Credentials,
     CredentialSource,
     TokenCacheWarning,
+    Secret,
     TokenStore,
     _exclusive_lock,
     canonicalize_master_url,
@@ -676,12 +677,16 @@ def test_token_argument_wins_over_everything(store: TokenStore) -> None:
     creds = resolve_credentials(
         master=MASTER, user="zoe", token="token-arg", environ=EVERYTHING_ELSE, store=store
     )
-    assert creds == Credentials(MASTER, "zoe", CredentialSource.TOKEN_ARGUMENT, token="token-arg")
+    expected = Credentials(
+        MASTER, "zoe", CredentialSource.TOKEN_ARGUMENT, token=Secret("token-arg")
+    )
+    assert creds == expected
 
 
 def test_token_argument_alone_has_no_user(store: TokenStore) -> None:
     creds = resolve_credentials(master=MASTER, token="token-arg", environ={}, store=store)
-    assert creds.username is None and creds.token == "token-arg" and creds.password_hash is None
+    assert creds.username is None and creds.password_hash is None
+    assert creds.token == Secret("token-arg")
 
 
 def test_user_and_password_arguments_win_over_a_cached_token(store: TokenStore) -> None:
@@ -690,45 +695,50 @@ def test_user_and_password_arguments_win_over_a_cached_token(store: TokenStore) 
     )
     assert creds.source is CredentialSource.PASSWORD_ARGUMENTS
     assert creds.username == "bob" and creds.token is None
-    assert creds.password_hash == official_auth.salt_and_hash("pw")
+    assert creds.password_hash == Secret(official_auth.salt_and_hash("pw"))
 
 
 def test_user_and_empty_password_arguments(store: TokenStore) -> None:
     creds = resolve_credentials(master=MASTER, user="bob", password="", environ={}, store=store)
-    assert creds.source is CredentialSource.PASSWORD_ARGUMENTS and creds.password_hash == ""
+    assert creds.source is CredentialSource.PASSWORD_ARGUMENTS
+    assert creds.password_hash == Secret("")
 
 
 def test_user_alone_uses_that_users_cached_token(store: TokenStore) -> None:
     creds = resolve_credentials(master=MASTER, user="bob", environ=EVERYTHING_ELSE, store=store)
     assert creds == Credentials(
-        MASTER, "bob", CredentialSource.USER_CACHED_TOKEN, token="token-bob"
+        MASTER, "bob", CredentialSource.USER_CACHED_TOKEN, token=Secret("token-bob")
     )
     assert creds.from_cache
 
 
 def test_user_alone_without_cached_token_logs_in_with_an_empty_password(store: TokenStore) -> None:
     creds = resolve_credentials(master=MASTER, user="zoe", environ=EVERYTHING_ELSE, store=store)
-    expected = Credentials(MASTER, "zoe", CredentialSource.USER_EMPTY_PASSWORD, password_hash="")
+    expected = Credentials(
+        MASTER, "zoe", CredentialSource.USER_EMPTY_PASSWORD, password_hash=Secret("")
+    )
     assert creds == expected
 
 
 def test_det_user_and_det_pass_win_over_det_user_token_and_the_cache(store: TokenStore) -> None:
     creds = resolve_credentials(master=MASTER, environ=EVERYTHING_ELSE, store=store)
     assert creds.source is CredentialSource.ENV_PASSWORD
-    assert creds.username == "eve" and creds.password_hash == salt_and_hash("env-pass")
+    assert creds.username == "eve" and creds.password_hash == Secret(salt_and_hash("env-pass"))
 
 
 def test_empty_det_pass_is_an_empty_password(store: TokenStore) -> None:
     creds = resolve_credentials(
         master=MASTER, environ={"DET_USER": "eve", "DET_PASS": ""}, store=store
     )
-    assert creds.source is CredentialSource.ENV_PASSWORD and creds.password_hash == ""
+    assert creds.source is CredentialSource.ENV_PASSWORD and creds.password_hash == Secret("")
 
 
 def test_det_user_token_wins_over_the_cached_active_user(store: TokenStore) -> None:
     environ = {"DET_USER": "eve", "DET_USER_TOKEN": "token-eve"}
     creds = resolve_credentials(master=MASTER, environ=environ, store=store)
-    assert creds == Credentials(MASTER, "eve", CredentialSource.ENV_TOKEN, token="token-eve")
+    assert creds == Credentials(
+        MASTER, "eve", CredentialSource.ENV_TOKEN, token=Secret("token-eve")
+    )
     assert not creds.from_cache
 
 
@@ -746,7 +756,7 @@ def test_incomplete_environment_falls_through_to_the_active_user(
 ) -> None:
     creds = resolve_credentials(master=MASTER, environ=environ, store=store)
     assert creds == Credentials(
-        MASTER, "alice", CredentialSource.ACTIVE_USER_TOKEN, token="token-alice"
+        MASTER, "alice", CredentialSource.ACTIVE_USER_TOKEN, token=Secret("token-alice")
     )
     assert creds.from_cache and not creds.is_default_user
 
@@ -759,7 +769,9 @@ def test_active_user_without_a_token_falls_back_to_the_default_user(store: Token
 
 def test_default_user_when_nothing_is_configured(auth_path: Path) -> None:
     creds = resolve_credentials(master=MASTER, environ={}, store=TokenStore(auth_path.parent))
-    expected = Credentials(MASTER, "determined", CredentialSource.DEFAULT_USER, password_hash="")
+    expected = Credentials(
+        MASTER, "determined", CredentialSource.DEFAULT_USER, password_hash=Secret("")
+    )
     assert creds == expected
     assert creds.is_default_user and not creds.from_cache
 
@@ -774,7 +786,7 @@ def test_cache_is_looked_up_for_the_canonical_master(store: TokenStore) -> None:
     by_argument = resolve_credentials(master="m.example", environ={}, store=store)
     by_environ = resolve_credentials(environ={"DET_MASTER": "m.example:8080/"}, store=store)
     for creds in (by_argument, by_environ):
-        assert creds.master == MASTER and creds.token == "token-alice"
+        assert creds.master == MASTER and creds.token == Secret("token-alice")
     other = resolve_credentials(master="http://m.example", environ={}, store=store)
     assert other.master == "http://m.example:80" and other.is_default_user
 
@@ -807,7 +819,10 @@ def test_credentials_need_exactly_one_secret() -> None:
     with pytest.raises(ValueError):
         Credentials(MASTER, "a", CredentialSource.TOKEN_ARGUMENT)
     with pytest.raises(ValueError):
-        Credentials(MASTER, "a", CredentialSource.TOKEN_ARGUMENT, token="t", password_hash="h")
+        Credentials(
+            MASTER, "a", CredentialSource.TOKEN_ARGUMENT,
+            token=Secret("t"), password_hash=Secret("h"),
+        )  # fmt: skip
 
 
 # --- secrets never shown --------------------------------------------------------------------
@@ -838,8 +853,8 @@ def test_no_secret_in_credentials_repr(arguments: dict[str, object], auth_path: 
     shown = [repr(creds), str(creds), creds.describe(), repr(token_store)]
     for text in shown:
         assert SECRET not in text and hashed not in text
-    assert "<hidden>" in repr(creds)
-    assert creds.token == SECRET or creds.password_hash == hashed
+    assert "Secret('***')" in repr(creds)
+    assert creds.token == Secret(SECRET) or creds.password_hash == Secret(hashed)
 
 
 @pytest.mark.parametrize(
@@ -875,8 +890,8 @@ def test_password_fallback_is_what_resolution_gives_without_the_token(
 @pytest.mark.parametrize(
     "creds",
     [
-        Credentials(MASTER, None, CredentialSource.TOKEN_ARGUMENT, token="t"),
-        Credentials(MASTER, "eve", CredentialSource.ENV_TOKEN, token="t"),
+        Credentials(MASTER, None, CredentialSource.TOKEN_ARGUMENT, token=Secret("t")),
+        Credentials(MASTER, "eve", CredentialSource.ENV_TOKEN, token=Secret("t")),
     ],
 )
 def test_tokens_not_from_the_cache_have_no_fallback(creds: Credentials) -> None:
@@ -891,9 +906,9 @@ def test_sources_read_well_in_messages() -> None:
 
 
 def test_describe_says_who_and_where_from() -> None:
-    creds = Credentials(MASTER, "eve", CredentialSource.ENV_PASSWORD, password_hash="h")
+    creds = Credentials(MASTER, "eve", CredentialSource.ENV_PASSWORD, password_hash=Secret("h"))
     assert creds.describe() == "user 'eve' from the DET_USER and DET_PASS environment variables"
-    anonymous = Credentials(MASTER, None, CredentialSource.TOKEN_ARGUMENT, token="t")
+    anonymous = Credentials(MASTER, None, CredentialSource.TOKEN_ARGUMENT, token=Secret("t"))
     assert anonymous.describe() == "the token's user from the token argument"
 
 

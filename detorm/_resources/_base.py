@@ -69,6 +69,9 @@ class TagSet(MutableSet[str]):
     def __repr__(self) -> str:
         return "{" + ", ".join(repr(v) for v in self._items) + "}" if self._items else "set()"
 
+    def __reduce__(self) -> Any:
+        return (TagSet, (list(self._items),))  # the tags only, not the link to the session
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (set, frozenset, TagSet)):
             return set(self._items) == set(other)
@@ -171,6 +174,13 @@ class Resource(BaseModel):
         if self._session is None:
             raise ConfigurationError(f"this {type(self).__name__} is not attached to a session")
         return self._session
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # A pickle holds the data only: the session (its connection and credentials) stays in
+        # this process, and the unpickled object is not attached to any session.
+        state = super().__getstate__()
+        state["__pydantic_private__"] = {**state["__pydantic_private__"], "_session": None}
+        return state
 
     @property
     def loaded_fields(self) -> frozenset[str]:

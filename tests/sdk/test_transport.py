@@ -1,43 +1,78 @@
-"""Retries, deadlines, error mapping and stream framing, with faults forced by a mock transport."""
+"""Retries, deadlines, error mapping and stream framing, with faults forced by a mock transport.
+
+Time is a fake clock: sleeping advances it at once, and a "hanging" server advances it by the
+attempt's read timeout, so deadlines are checked exactly and without waiting.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from detorm import _transport
-from detorm._transport import Call, RetryPolicy, Transport
+import detorm
+from detorm import Experiment, Trial, _transport, hp
+from detorm._auth import Secret
+from detorm._transport import Call, RetryPolicy, Transport, parse_retry_after
 from detorm.errors import (
     APIError,
     BadRequest,
+    ConfigurationError,
     Conflict,
     Forbidden,
+    InvalidType,
     NotFound,
+    RateLimited,
     ServerError,
     StreamInterrupted,
     TransportError,
     Unauthenticated,
 )
 
+Handler = Callable[[httpx.Request], httpx.Response]
+GET = Call("GET", "/api/v1/experiments")
+SEARCH = Call("POST", "/api/v1/experiments-search", body={"limit": 1}, read_only=True)
+ROUNDING = 1e-9  # deadline - now + now is not always exactly the deadline in floating point
 
-def make(handler: Callable[[httpx.Request], httpx.Response], **retry: object) -> Transport:
+
+class Clock:
+    """A fake monotonic clock: ``sleep`` advances it at once and records the wait."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def make(
+    handler: Handler, clock: Clock | None = None, *, timeout: float = 60.0, **retry: object
+) -> Transport:
     policy = RetryPolicy(**{"retries": 3, "backoff": 0.01, **retry})  # type: ignore[arg-type]
-    return Transport(
+    transport = Transport(
         "http://master.test",
+        timeout=timeout,
         retry=policy,
         http_transport=httpx.MockTransport(handler),
-        token="secret-token",
+        token=Secret("secret-token"),
     )
+    clock = clock or Clock()
+    transport._clock, transport._sleep = clock.monotonic, clock.sleep
+    return transport
 
 
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    recorded: list[float] = []
-    monkeypatch.setattr(_transport.time, "sleep", recorded.append)
-    return recorded
+def answers(*responses: httpx.Response) -> Handler:
+    remaining = iter(responses)
+    return lambda request: next(remaining)
 
 
 def unary_error(status: int, code: int, reason: str, message: str) -> httpx.Response:
@@ -46,65 +81,316 @@ def unary_error(status: int, code: int, reason: str, message: str) -> httpx.Resp
     )
 
 
-def test_idempotent_requests_retry_on_gateway_errors(sleeps: list[float]) -> None:
-    answers = iter([httpx.Response(503), httpx.Response(502), httpx.Response(200, json={"ok": 1})])
-    transport = make(lambda request: next(answers))
-    assert transport.json(Call("GET", "/api/v1/experiments")) == {"ok": 1}
-    assert transport.requests_sent == 3 and len(sleeps) == 2
-    assert all(0 <= s <= 0.01 * 2**i for i, s in enumerate(sleeps))  # full jitter, growing cap
+def fail_with(kind: type[httpx.TransportError]) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise kind("simulated", request=request)
+
+    return handler
 
 
-def test_retry_after_is_honoured(sleeps: list[float]) -> None:
-    answers = iter(
-        [httpx.Response(503, headers={"Retry-After": "2"}), httpx.Response(200, json={})]
+# --- which calls are retried --------------------------------------------------------------------
+def test_idempotent_requests_retry_on_gateway_errors() -> None:
+    clock = Clock()
+    transport = make(
+        answers(httpx.Response(503), httpx.Response(502), httpx.Response(200, json={"ok": 1})),
+        clock,
     )
-    make(lambda request: next(answers)).json(Call("PUT", "/api/v1/experiments/1/labels/a"))
-    assert sleeps == [2.0]
+    assert transport.json(GET) == {"ok": 1}
+    assert transport.requests_sent == 3 and transport.retries == 2
+    assert len(clock.sleeps) == 2
+    assert all(0 <= s <= 0.01 * 2**i for i, s in enumerate(clock.sleeps))  # full jitter
 
 
-def test_post_and_patch_are_not_retried_on_status(sleeps: list[float]) -> None:
-    for method in ("POST", "PATCH"):
-        transport = make(lambda request: httpx.Response(503, json={"message": "busy"}))
-        with pytest.raises(ServerError):
-            transport.send(Call(method, "/api/v1/experiments-search", body={}))
-        assert transport.requests_sent == 1
-    assert sleeps == []
+def test_read_only_posts_are_retried_like_gets() -> None:
+    transport = make(
+        answers(
+            httpx.Response(503), httpx.Response(502), httpx.Response(504),
+            httpx.Response(200, json={"experiments": []}),
+        )
+    )  # fmt: skip
+    assert transport.json(SEARCH) == {"experiments": []}
+    assert transport.retries == 3
 
 
-def test_connection_failures_are_retried_for_every_method(sleeps: list[float]) -> None:
+def test_the_planner_marks_its_searches_read_only(session: detorm.Session) -> None:
+    for query in (Experiment.query(session).filter(hp.lr > 0.001), Trial.query(session)):
+        call = query.plan().first_call()
+        assert call.method == "POST" and call.read_only
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+@pytest.mark.parametrize("status", [502, 504])
+def test_writes_are_not_retried_on_a_proxy_maybe(method: str, status: int) -> None:
+    transport = make(lambda request: httpx.Response(status, json={"message": "bad gateway"}))
+    with pytest.raises(ServerError):
+        transport.send(Call(method, "/api/v1/experiments/1", body={}))
+    assert transport.requests_sent == 1 and transport.retries == 0
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+@pytest.mark.parametrize("status", [429, 503])
+def test_writes_are_retried_when_refused(method: str, status: int) -> None:
+    transport = make(answers(httpx.Response(status), httpx.Response(200, json={})))
+    assert transport.send(Call(method, "/api/v1/experiments/1", body={})).json() == {}
+    assert transport.requests_sent == 2
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+@pytest.mark.parametrize("kind", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout])
+def test_writes_are_retried_when_never_sent(method: str, kind: type[httpx.TransportError]) -> None:
     attempts = {"n": 0}
 
     def flaky(request: httpx.Request) -> httpx.Response:
         attempts["n"] += 1
         if attempts["n"] < 3:
-            raise httpx.ConnectError("refused", request=request)
+            raise kind("not connected", request=request)
         return httpx.Response(200, json={"token": "t"})
 
-    assert make(flaky).json(Call("POST", "/api/v1/auth/login", body={})) == {"token": "t"}
+    assert make(flaky).json(Call(method, "/api/v1/auth/login", body={})) == {"token": "t"}
     assert attempts["n"] == 3
 
 
-def test_read_errors_are_not_retried_for_posts(sleeps: list[float]) -> None:
-    def broken(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadError("reset", request=request)
+@pytest.mark.parametrize(
+    "kind", [httpx.ReadError, httpx.ReadTimeout, httpx.WriteError, httpx.RemoteProtocolError]
+)
+def test_writes_are_not_retried_once_sent(kind: type[httpx.TransportError]) -> None:
+    transport = make(fail_with(kind))
+    with pytest.raises(TransportError, match="POST /api/v1/runs/move") as info:
+        transport.send(Call("POST", "/api/v1/runs/move", body={}))
+    assert info.value.request_sent and transport.requests_sent == 1
 
-    transport = make(broken)
-    with pytest.raises(TransportError, match="POST /api/v1/runs"):
-        transport.send(Call("POST", "/api/v1/runs", body={}))
-    assert transport.requests_sent == 1
+
+@pytest.mark.parametrize(
+    ("kind", "sent"),
+    [
+        (httpx.ConnectError, False),
+        (httpx.ConnectTimeout, False),
+        (httpx.PoolTimeout, False),
+        (httpx.UnsupportedProtocol, False),
+        (httpx.ReadError, True),
+        (httpx.ReadTimeout, True),
+        (httpx.WriteError, True),
+        (httpx.WriteTimeout, True),
+        (httpx.RemoteProtocolError, True),
+    ],
+)
+def test_request_sent_says_whether_the_master_may_have_it(
+    kind: type[httpx.TransportError], sent: bool
+) -> None:
+    transport = make(fail_with(kind), retries=0)
+    with pytest.raises(TransportError) as info:
+        transport.send(GET)
+    error = info.value
+    assert error.request_sent is sent
+    assert (error.method, error.path) == ("GET", "/api/v1/experiments")
+    assert kind.__name__ in str(error)
+    # httpx's error holds the request, Authorization header included: it is not chained.
+    assert error.__context__ is None and error.__cause__ is None
 
 
-def test_the_deadline_bounds_all_attempts(sleeps: list[float]) -> None:
+def test_an_invalid_url_is_a_transport_error_never_sent() -> None:
+    transport = make(lambda request: httpx.Response(200), retries=0)
+    with pytest.raises(TransportError) as info:
+        transport.send(Call("GET", "/api/v1/\x00"))
+    assert not info.value.request_sent and transport.requests_sent == 0
+
+
+# --- 429 and Retry-After -------------------------------------------------------------------------
+def test_429_is_retried_as_retry_after_asks() -> None:
+    clock = Clock()
     transport = make(
-        lambda request: httpx.Response(503, headers={"Retry-After": "30"}),
-        deadline=10.0,
-        retries=10,
+        answers(httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json={})),
+        clock,
     )
+    assert transport.json(GET) == {}
+    assert clock.sleeps == [3.0] and transport.retries == 1
+
+
+def test_429_without_end_raises_rate_limited() -> None:
+    transport = make(lambda request: unary_error(429, 8, "ResourceExhausted", "slow down"))
+    with pytest.raises(RateLimited, match="429 ResourceExhausted: slow down"):
+        transport.send(GET)
+    assert transport.requests_sent == 4  # the first attempt and 3 retries
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("2", 2.0),
+        ("0", 0.0),
+        (" 7 ", 7.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a past date: no wait
+    ],
+)
+def test_retry_after_seconds_and_dates_are_honoured(header: str, expected: float) -> None:
+    clock = Clock()
+    transport = make(
+        answers(httpx.Response(503, headers={"Retry-After": header}), httpx.Response(200)), clock
+    )
+    transport.send(Call("PUT", "/api/v1/experiments/1/labels/a"))
+    assert clock.sleeps == [expected]
+
+
+@pytest.mark.parametrize("header", ["soon", "-1", "1.5", "nan", "inf", "", "١", "²", "Mon, 99"])
+def test_a_garbled_retry_after_falls_back_to_backoff(header: str) -> None:
+    clock = Clock()
+    transport = make(
+        answers(httpx.Response(429, headers={"Retry-After": header.encode()}), httpx.Response(200)),
+        clock,
+    )
+    transport.send(GET)
+    assert len(clock.sleeps) == 1 and 0 <= clock.sleeps[0] <= 0.01  # the backoff's first cap
+
+
+@pytest.mark.parametrize("header", ["99999", "9" * 400, "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_wait_longer_than_the_deadline_raises_at_once(header: str) -> None:
+    clock = Clock()
+    transport = make(
+        lambda request: httpx.Response(429, headers={"Retry-After": header}), clock, retries=10
+    )
+    with pytest.raises(RateLimited):
+        transport.send(GET)
+    assert transport.requests_sent == 1 and clock.sleeps == []
+
+
+def test_retry_after_is_capped() -> None:
+    clock = Clock()
+    transport = make(
+        answers(httpx.Response(503, headers={"Retry-After": "3000"}), httpx.Response(200)),
+        clock, deadline=86400.0, max_retry_after=45.0,
+    )  # fmt: skip
+    transport.send(GET)
+    assert clock.sleeps == [45.0]
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+    assert parse_retry_after("120", now) == 120.0
+    assert parse_retry_after("Fri, 01 Mar 2024 12:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Friday, 01-Mar-24 12:01:00 GMT", now) == 60.0  # RFC 850
+    assert parse_retry_after("Fri Mar  1 12:00:10 2024", now) == 10.0  # asctime, GMT
+    assert parse_retry_after("Thu, 29 Feb 2024 12:00:00 GMT", now) == 0.0
+    for garbage in ("soon", "-5", "3.5", "1e3", "NaN", "Fri, 32 Mar 2024 12:00:00 GMT"):
+        assert parse_retry_after(garbage, now) is None
+
+
+# --- the deadline --------------------------------------------------------------------------------
+def slow(clock: Clock, seconds: float, answer: httpx.Response | None = None) -> Handler:
+    """A master that answers ``answer`` after ``seconds`` (None: never). An attempt whose read
+    timeout comes first lasts that timeout and times out, as over a real connection."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions["timeout"]
+        assert all(clock.now + limit <= DEADLINE + ROUNDING for limit in timeouts.values())
+        if answer is None or seconds > timeouts["read"]:
+            clock.now += timeouts["read"]
+            raise httpx.ReadTimeout("timed out", request=request)
+        clock.now += seconds
+        return answer
+
+    return handler
+
+
+DEADLINE = 1.0
+UNAVAILABLE = unary_error(503, 14, "Unavailable", "try later")
+
+
+@pytest.mark.parametrize("call", [GET, SEARCH], ids=["GET", "read-only POST"])
+def test_a_hanging_master_costs_the_timeout_once(call: Call) -> None:
+    clock = Clock()
+    transport = make(slow(clock, math.inf), clock, timeout=DEADLINE, retries=5, backoff=0.5)
+    with pytest.raises(TransportError, match="ReadTimeout") as info:
+        transport.send(call)
+    assert info.value.request_sent
+    assert transport.requests_sent == 1 and clock.now == DEADLINE
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.05, 0.3])
+def test_a_master_always_unavailable_costs_the_timeout_at_most(seconds: float) -> None:
+    clock = Clock()
+    transport = make(slow(clock, seconds, UNAVAILABLE), clock, timeout=DEADLINE, retries=100)
+    with pytest.raises((ServerError, TransportError)):
+        transport.send(GET)
+    assert transport.requests_sent > 2  # retried, but within the budget
+    assert clock.now <= DEADLINE + ROUNDING
+    assert transport.retries == transport.requests_sent - 1
+
+
+def test_the_policy_deadline_overrides_the_timeout() -> None:
+    clock = Clock()
+    seen: list[float] = []
+
+    def hangs(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"]["read"])
+        clock.now += seen[-1]
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    transport = make(hangs, clock, timeout=2.0, deadline=5.0, retries=10, backoff=0)
+    with pytest.raises(TransportError):
+        transport.send(GET)
+    assert seen == [2.0, 2.0, 1.0] and clock.now == 5.0
+
+
+def test_no_attempt_starts_after_a_sleep_that_overran() -> None:
+    clock = Clock()
+
+    def oversleep(seconds: float) -> None:
+        clock.now += seconds + 1.5  # a machine too busy to wake up in time
+
+    transport = make(
+        answers(httpx.Response(503, headers={"Retry-After": "0"}), httpx.Response(200)),
+        clock, timeout=DEADLINE,
+    )  # fmt: skip
+    transport._sleep = oversleep
     with pytest.raises(ServerError):
-        transport.send(Call("GET", "/api/v1/me"))
-    assert transport.requests_sent == 1 and sleeps == []  # waiting 30 s would pass the deadline
+        transport.send(GET)
+    assert transport.requests_sent == 1 and transport.retries == 0
 
 
+@pytest.mark.parametrize("seconds", [0.0, 0.1])
+def test_a_stream_gets_its_response_within_the_deadline(seconds: float) -> None:
+    clock = Clock()
+    transport = make(slow(clock, seconds, UNAVAILABLE), clock, timeout=DEADLINE, retries=100)
+    with pytest.raises((ServerError, TransportError)):
+        list(transport.stream(Call("GET", "/api/v1/trials/3/logs", stream=True)))
+    assert transport.requests_sent > 2 and clock.now <= DEADLINE + ROUNDING
+
+
+def test_streams_are_retried_before_the_first_line() -> None:
+    transport = make(
+        answers(httpx.Response(502), httpx.Response(200, content=b'{"result":{"a":1}}\n'))
+    )
+    assert list(transport.stream(Call("GET", "/api/v1/trials/3/logs", stream=True))) == [
+        b'{"a":1}'
+    ]
+    assert transport.retries == 1
+
+
+# --- RetryPolicy is checked when built ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"retries": -1}, ConfigurationError, "retries must be 0 or more"),
+        ({"retries": 2.5}, InvalidType, "retries must be an int"),
+        ({"retries": True}, InvalidType, "retries must be an int"),
+        ({"backoff": float("nan")}, ConfigurationError, "backoff must be a finite number"),
+        ({"max_backoff": -1}, ConfigurationError, "max_backoff must be a finite number"),
+        ({"max_retry_after": "60"}, InvalidType, "max_retry_after must be a number"),
+        ({"deadline": 0}, ConfigurationError, "deadline must be .* more than 0"),
+        ({"deadline": float("inf")}, ConfigurationError, "deadline must be a finite number"),
+        ({"statuses": {503}}, InvalidType, "statuses must be a frozenset"),
+        ({"statuses": frozenset({"503"})}, InvalidType, "statuses must be a frozenset"),
+        ({"statuses": frozenset({200})}, ConfigurationError, "ints from 400 to 599"),
+    ],
+)
+def test_a_bad_retry_policy_is_refused(
+    arguments: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        RetryPolicy(**arguments)  # type: ignore[arg-type]
+
+
+# --- errors and streams --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("response", "kind"),
     [
@@ -113,6 +399,7 @@ def test_the_deadline_bounds_all_attempts(sleeps: list[float]) -> None:
         (unary_error(403, 7, "PermissionDenied", "user does not have permission"), Forbidden),
         (unary_error(404, 5, "NotFound", "experiment '9' not found"), NotFound),
         (unary_error(409, 6, "AlreadyExists", "exists"), Conflict),
+        (unary_error(429, 8, "ResourceExhausted", "too many"), RateLimited),
         (unary_error(500, 13, "Internal", "kaboom"), ServerError),
         (
             httpx.Response(
@@ -121,13 +408,13 @@ def test_the_deadline_bounds_all_attempts(sleeps: list[float]) -> None:
             ),
             ServerError,
         ),
-        (httpx.Response(429, text="slow down"), APIError),
+        (httpx.Response(418, text="teapot"), APIError),
     ],
 )
 def test_errors_are_typed_and_say_what_happened(
     response: httpx.Response, kind: type[APIError]
 ) -> None:
-    transport = make(lambda request: response)
+    transport = make(lambda request: response, retries=0)
     with pytest.raises(kind) as info:
         transport.send(Call("GET", "/api/v1/experiments/9", (("limit", "5"),)))
     error = info.value
@@ -137,7 +424,7 @@ def test_errors_are_typed_and_say_what_happened(
     assert "secret-token" not in text and "limit" not in text
 
 
-def stream_of(*lines: bytes) -> Callable[[httpx.Request], httpx.Response]:
+def stream_of(*lines: bytes) -> Handler:
     return lambda request: httpx.Response(200, content=b"".join(lines))
 
 
@@ -172,7 +459,23 @@ def test_a_cut_stream_is_interrupted_after_the_complete_lines() -> None:
     assert received == [b'{"a":1}']
 
 
-def test_error_before_the_first_line_uses_the_status(sleeps: list[float]) -> None:
+class _Broken(httpx.SyncByteStream):
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        yield b'{"result":{"a":1}}\n'
+        raise httpx.ReadError("connection reset")
+
+
+def test_a_lost_connection_is_interrupted_without_chaining_httpx() -> None:
+    transport = make(lambda request: httpx.Response(200, stream=_Broken()))
+    received = []
+    with pytest.raises(StreamInterrupted, match="broke off: ReadError") as info:
+        for raw in transport.stream(Call("GET", "/api/v1/trials/3/logs", stream=True)):
+            received.append(raw)
+    assert received == [b'{"a":1}']
+    assert info.value.__context__ is None and info.value.request_sent
+
+
+def test_error_before_the_first_line_uses_the_status() -> None:
     body = {
         "error": {
             "grpcCode": 16,
@@ -201,9 +504,34 @@ def test_a_401_logs_in_again_once() -> None:
     transport = make(handler)
 
     def relogin() -> bool:
-        transport.token = "fresh"
+        transport.token = Secret("fresh")
         return True
 
     transport.on_unauthenticated = relogin
     assert transport.json(Call("GET", "/api/v1/me")) == {}
     assert seen == ["Bearer secret-token", "Bearer fresh"]
+
+
+# --- the token stays out of the client ------------------------------------------------------------
+def test_the_token_is_a_per_request_header_and_the_auth_cookie_is_not_kept() -> None:
+    seen: list[httpx.Request] = []
+
+    def master(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        # The real master sets the token as a cookie for its web UI (grpcutil/auth.go).
+        cookies = [("Set-Cookie", "auth=secret-token; Path=/"), ("Set-Cookie", "lb=node-2; Path=/")]
+        return httpx.Response(200, json={"token": "secret-token"}, headers=cookies)
+
+    transport = make(master)
+    transport.send(Call("POST", "/api/v1/auth/login", body={}))
+    transport.send(GET)
+    assert seen[1].headers["Cookie"] == "lb=node-2"  # other cookies (a load balancer's) stay
+    assert "secret-token" not in repr(transport._client.cookies)
+    assert "authorization" not in transport._client.headers
+    assert repr(transport) == "<detorm Transport http://master.test>"
+
+
+def test_retry_constants_are_what_the_docs_say() -> None:
+    assert RetryPolicy().statuses == frozenset({429, 502, 503, 504})
+    assert RetryPolicy().deadline is None  # the session's timeout
+    assert _transport.IDEMPOTENT == frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})

@@ -200,7 +200,7 @@ def test_failed_request_changes_nothing_and_retry_sends_only_it(
             FaultRow(
                 method="PATCH",
                 path_regex=f"/api/v1/experiments/{b.id}",
-                status=503,
+                status=500,  # not 503: a refused PATCH is retried (and would succeed)
                 message="overloaded",
                 remaining=1,
             )
