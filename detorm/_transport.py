@@ -51,10 +51,11 @@ from .errors import (
 __all__ = ["Call", "RetryPolicy", "Transport"]
 
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-# 429 (ResourceExhausted) and 503 (Unavailable) are refusals: whoever answered did not run the
-# request, so even a write may be sent again. A 502 or 504 is a proxy saying the master did not
-# answer (in time): it may have applied the request, so only calls that may run twice are retried.
-_REFUSED: Final = frozenset({429, 503})
+# A refusal means whoever answered did not run the request, so even a write may be sent again:
+# 429 (ResourceExhausted), and a 503 that asks to come back later (Retry-After). A bare 503 comes
+# from a proxy (the master sends 503 only on /health), and proxies such as Envoy also answer 503
+# after the master received the request and the connection reset; like a 502 or 504 it may mean
+# "applied", so only calls that may run twice are retried on it.
 # httpx errors after which the request certainly never reached the master.
 _NEVER_SENT: Final = (
     httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
@@ -262,7 +263,13 @@ def _may_retry(call: Call, policy: RetryPolicy, outcome: httpx.Response | Transp
     if isinstance(outcome, TransportError):
         return call.safe_to_retry or not outcome.request_sent
     status = outcome.status_code
-    return status in policy.statuses and (call.safe_to_retry or status in _REFUSED)
+    return status in policy.statuses and (call.safe_to_retry or _refused(outcome))
+
+
+def _refused(response: httpx.Response) -> bool:
+    """Whether an error answer says the request was not run (see above)."""
+    status = response.status_code
+    return status == 429 or (status == 503 and "retry-after" in response.headers)
 
 
 def _error_message(response: httpx.Response) -> tuple[str, str, Any]:

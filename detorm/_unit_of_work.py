@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 __all__ = ["Change", "UnitOfWork", "outcome_unknown"]
 
 MAX_CONCURRENT_CALLS: Final = 8
-# Statuses that say a gateway or proxy in front of the master gave up waiting: the master may
-# still have applied the request.
-_MAYBE_APPLIED_STATUSES: Final = frozenset({502, 504})
+# Statuses from a gateway or proxy in front of the master that gave up waiting or lost the
+# connection: the master may still have applied the request (see _transport.py on 503).
+_MAYBE_APPLIED_STATUSES: Final = frozenset({502, 503, 504})
 
 T = TypeVar("T")
 Key = tuple[str, Any]

@@ -119,7 +119,7 @@ def test_the_planner_marks_its_searches_read_only(session: detorm.Session) -> No
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
-@pytest.mark.parametrize("status", [502, 504])
+@pytest.mark.parametrize("status", [502, 503, 504])
 def test_writes_are_not_retried_on_a_proxy_maybe(method: str, status: int) -> None:
     transport = make(lambda request: httpx.Response(status, json={"message": "bad gateway"}))
     with pytest.raises(ServerError):
@@ -128,9 +128,13 @@ def test_writes_are_not_retried_on_a_proxy_maybe(method: str, status: int) -> No
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
-@pytest.mark.parametrize("status", [429, 503])
-def test_writes_are_retried_when_refused(method: str, status: int) -> None:
-    transport = make(answers(httpx.Response(status), httpx.Response(200, json={})))
+@pytest.mark.parametrize(
+    "refusal",
+    [httpx.Response(429), httpx.Response(503, headers={"Retry-After": "0"})],
+    ids=["429", "503 with Retry-After"],
+)
+def test_writes_are_retried_when_refused(method: str, refusal: httpx.Response) -> None:
+    transport = make(answers(refusal, httpx.Response(200, json={})))
     assert transport.send(Call(method, "/api/v1/experiments/1", body={})).json() == {}
     assert transport.requests_sent == 2
 
