@@ -2,8 +2,9 @@
 
 ``GET /api/v1/trials/{id}/logs`` streams one log line per message. Filters (levels, search
 text, timestamps, limit) run on the master. ``follow=True`` keeps the stream open until the
-trial ends; if the connection drops, reading resumes from the last entry received, skipping the
-ones already seen (log ids only grow), so there is no duplicate and no gap.
+trial ends. If the connection drops midway, reading resumes (from the last entry received when
+following, else from the start) and skips the entries already handed out (log ids only grow),
+so there is no duplicate and no gap.
 
 The master's v1 log path ignores ``enableRegex``: with ``regex=True`` the pattern is matched
 here, after the master's other filters.
@@ -12,7 +13,6 @@ here, after the master's other filters.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,7 @@ from pydantic_core import from_json
 
 from . import _wire as w
 from ._transport import Call, path, query_items
-from .errors import QueryError, StreamInterrupted, TransportError
+from .errors import QueryError
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -172,25 +172,29 @@ def _call(trial_id: int, params: dict[str, Any]) -> Call:
 def _stream(
     session: Session, trial_id: int, params: dict[str, Any], *, follow: bool
 ) -> Iterator[LogEntry]:
+    descending = params.get("orderBy") == w.OrderBy.DESC.value
     last: LogEntry | None = None
-    seen_up_to: int | None = None  # after a reconnect: ids already handed out
-    reconnects = 0
-    while True:
-        try:
-            for raw in session.transport.stream(_call(trial_id, params)):
-                entry = LogEntry.from_wire(raw)
-                if seen_up_to is not None and entry.id and entry.id <= seen_up_to:
-                    continue  # received before the connection dropped
-                last = entry
-                yield entry
-            return
-        except (StreamInterrupted, TransportError):
-            if not follow or reconnects >= MAX_RECONNECTS:
-                raise
-            reconnects += 1
-            time.sleep(min(2.0, 0.1 * 2**reconnects))
-            if last is not None and last.timestamp is not None:
-                # Resume a little before the last entry; entries already seen are skipped.
-                seen_up_to = last.id
-                resume = last.timestamp - RESUME_OVERLAP
-                params = dict(params, timestampAfter=w.Timestamp.from_datetime(resume).rfc3339())
+    seen_up_to: int | None = None  # after a reconnect: the id of the last entry handed out
+
+    def resume() -> Call:
+        nonlocal seen_up_to
+        if last is None:
+            return _call(trial_id, params)
+        seen_up_to = last.id
+        if not follow or last.timestamp is None:
+            return _call(trial_id, params)  # read again from the start, skipping what was seen
+        # A followed stream may run for days: resume a little before the last entry.
+        resume_at = w.Timestamp.from_datetime(last.timestamp - RESUME_OVERLAP).rfc3339()
+        return _call(trial_id, dict(params, timestampAfter=resume_at))
+
+    resumes = MAX_RECONNECTS if follow else None
+    for raw in session.transport.stream_resuming(_call(trial_id, params), resume, resumes=resumes):
+        entry = LogEntry.from_wire(raw)
+        if seen_up_to is not None and entry.id and _seen(entry.id, seen_up_to, descending):
+            continue  # received before the connection dropped (log ids only grow)
+        last = entry
+        yield entry
+
+
+def _seen(entry_id: int, seen_up_to: int, descending: bool) -> bool:
+    return entry_id >= seen_up_to if descending else entry_id <= seen_up_to

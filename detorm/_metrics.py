@@ -190,18 +190,46 @@ class MetricsStream:
         self, trial_ids: list[int], terminal: dict[int, bool]
     ) -> Iterator[list[MetricReport]]:
         for chunk in _chunks(trial_ids, self._group):
-            call = Call(
-                "GET", "/api/v1/trials/metrics/trial_metrics",
-                (*(("trialIds", str(t)) for t in chunk), ("group", self._group)), stream=True,
-            )  # fmt: skip
-            buffers: dict[int, list[bytes]] = {}
-            for line in self._session.transport.stream(call):
-                reports = _reports(line)
-                if self._cache and reports:
-                    self._buffer(line, reports, terminal, buffers)
-                yield reports
-            for trial_id, lines in buffers.items():
-                self._session.cache.set(_CACHE_KIND, trial_id, self._group, value=_join(lines))
+            yield from self._fetch_chunk(chunk, terminal)
+
+    def _call(self, trial_ids: list[int]) -> Call:
+        return Call(
+            "GET", "/api/v1/trials/metrics/trial_metrics",
+            (*(("trialIds", str(t)) for t in trial_ids), ("group", self._group)), stream=True,
+        )  # fmt: skip
+
+    def _fetch_chunk(
+        self, chunk: list[int], terminal: dict[int, bool]
+    ) -> Iterator[list[MetricReport]]:
+        buffers: dict[int, list[bytes]] = {}
+        trial: int | None = None  # the trial being streamed
+        handed = 0  # its reports handed out
+        skip = 0  # after a resume: its reports to drop, handed out before the cut
+
+        def resume() -> Call:
+            # The master streams trial after trial in ascending id, each trial's reports in one
+            # order: ask again from the trial that was cut and drop what was handed out. That
+            # trial is not cached this time (its lines would not be whole).
+            nonlocal skip
+            if trial is None:
+                return self._call(chunk)
+            terminal[trial] = False
+            buffers.pop(trial, None)
+            skip = handed
+            return self._call([t for t in chunk if t >= trial])
+
+        for line in self._session.transport.stream_resuming(self._call(chunk), resume):
+            reports = _reports(line)
+            if reports and reports[0].trial_id != trial:
+                trial, handed, skip = reports[0].trial_id, 0, 0
+            if skip:
+                reports, skip = reports[skip:], max(0, skip - len(reports))
+            handed += len(reports)
+            if self._cache and reports:
+                self._buffer(line, reports, terminal, buffers)
+            yield reports
+        for trial_id, lines in buffers.items():
+            self._session.cache.set(_CACHE_KIND, trial_id, self._group, value=_join(lines))
 
     def _buffer(
         self, line: bytes, reports: list[MetricReport], terminal: dict[int, bool],

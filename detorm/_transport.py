@@ -497,6 +497,31 @@ class Transport:
         finally:
             response.close()
 
+    def stream_resuming(
+        self, call: Call, resume: Callable[[], Call], *, resumes: int | None = None
+    ) -> Iterator[bytes]:
+        """The results of ``call``, continued when the stream breaks off midway.
+
+        ``resume()`` gives the call that carries on from what the caller has consumed (the
+        caller skips what it already had: a stream only reads, so it is safe to ask again). At
+        most ``resumes`` times (by default the policy's ``retries``), after a backoff, each one
+        counted in ``retries``.
+        """
+        limit = self.retry.retries if resumes is None else resumes
+        resumed = 0
+        while True:
+            try:
+                yield from self.stream(call)
+                return
+            except StreamInterrupted:
+                if resumed >= limit:
+                    raise
+            self._sleep(self.retry.delay(resumed))
+            resumed += 1
+            with self._count_lock:
+                self.retries += 1
+            call = resume()
+
     def open_stream(
         self, call: Call, *, headers: Mapping[str, str] | None = None
     ) -> httpx.Response:

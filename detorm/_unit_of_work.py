@@ -314,8 +314,11 @@ class UnitOfWork:
                 applied += ok
                 failed += refused
                 unknown += maybe
+        # A tag change travels in one call per label: it is applied when all of them were.
+        pending = {id(change) for change, _ in [*failed, *unknown]}
+        applied = [c for c in {id(c): c for c in applied}.values() if id(c) not in pending]
         if failed or unknown:
-            raise CommitError(failed, applied, unknown)
+            raise CommitError(_once(failed), applied, _once(unknown))
         return applied
 
     def _read_first(self, plan: FlushPlan) -> dict[Resource, Exception]:
@@ -434,6 +437,11 @@ class UnitOfWork:
             self.rollback()
             raise
         self.commit()
+
+
+def _once(pairs: list[tuple[Change, Exception]]) -> list[tuple[Change, Exception]]:
+    """Each change once (the first error of a tag change that failed in several calls)."""
+    return list({id(change): (change, error) for change, error in reversed(pairs)}.values())[::-1]
 
 
 def _bulk_error(planned: PlannedCall, change: Change, message: str) -> APIError:
