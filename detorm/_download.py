@@ -8,20 +8,24 @@ experiment config when this machine can read it (``shared_fs`` at its host or co
 through the master otherwise. The checkpoint's metadata is written to ``metadata.json`` when the
 checkpoint has none, as the official client does.
 
-Unlike the official client, every download is checked (see :mod:`detorm._archive`), lands in a
-staging directory first, and replaces nothing until it is complete; a destination that already
-holds a checkpoint is downloaded again rather than trusted.
+Unlike the official client, every download is checked (see :mod:`detorm._archive`): a
+checkpoint's files, through the master or copied directly, must be exactly those its
+``resources`` list (names and sizes); code, and a checkpoint without ``resources``, are capped
+by ``max_size`` and by the compression ratio. The destination is checked, and the staging
+directory next to it created, before any request is sent; nothing replaces anything there until
+the download is complete; a destination that already holds a checkpoint is downloaded again
+rather than trusted.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import importlib.util
 import io
 import json
 import os
-import shutil
 import stat
 import sys
 import tempfile
@@ -31,18 +35,32 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 from . import _wire as w
-from ._archive import extract, extract_into, staging
+from ._archive import Extraction, Limits, extract_into, staging
 from ._transport import Call, body_chunks
 from ._transport import path as url_path  # download_code has a parameter named path
-from .errors import DownloadError, InvalidValue, UnsafeArchive
+from .errors import DownloadError, InvalidType, InvalidValue, UnsafeArchive
 
 if TYPE_CHECKING:
     from ._resources._models import Checkpoint, Experiment
     from ._session import Session
 
-__all__ = ["DownloadMode", "direct_source", "download_checkpoint", "download_code"]
+__all__ = [
+    "CHECKPOINT_MAX_SIZE",
+    "CODE_MAX_SIZE",
+    "DownloadMode",
+    "direct_source",
+    "download_checkpoint",
+    "download_code",
+]
 
 DownloadMode = Literal["auto", "direct", "master"]
+
+CODE_MAX_SIZE: Final = 128 << 20
+"""Default ``max_size`` of ``download_code``: the master takes requests of up to 128 MiB and the
+det CLI refuses code over 95 MiB (``MAX_HTTP_REQUEST_SIZE``, ``MAX_CONTEXT_SIZE``)."""
+CHECKPOINT_MAX_SIZE: Final = 64 << 30
+"""Default ``max_size`` of a checkpoint download, for a checkpoint without ``resources`` (the
+files of one that has them must match them exactly, whatever their size)."""
 
 SHARED_FS_CONTAINER_PATH: Final = "/determined_shared_fs"  # determined.common.constants
 _DOWNLOADABLE: Final = (w.CheckpointState.COMPLETED, w.CheckpointState.PARTIALLY_DELETED)
@@ -60,38 +78,56 @@ def download_checkpoint(
     mode: DownloadMode = "auto",
     progress: bool = False,
     cache: bool = True,
+    max_size: int = CHECKPOINT_MAX_SIZE,
 ) -> Path:
-    """Download a checkpoint's files into ``path`` and return it.
+    """Download a checkpoint's files into ``path`` (a directory, created or merged into) and
+    return it.
 
-    A COMPLETED checkpoint read through the master is kept in the disk cache (its files can
-    no longer change), so it is downloaded once; ``cache=False`` skips the cache.
+    The files must be exactly those of the checkpoint's ``resources`` (names and sizes); a
+    checkpoint without ``resources`` may hold at most ``max_size`` bytes. A COMPLETED
+    checkpoint read through the master is kept in the disk cache (its files can no longer
+    change), so it is downloaded once; ``cache=False`` skips the cache.
 
-    Raises :class:`~detorm.errors.DownloadError` for a checkpoint that is not COMPLETED or
-    PARTIALLY_DELETED, or a ``"direct"`` download whose storage this machine cannot read, and
-    :class:`~detorm.errors.UnsafeArchive` for an archive that would write outside ``path``.
+    Raises :class:`~detorm.errors.InvalidValue` for a ``path`` that is a file or cannot be
+    written (before anything is sent), :class:`~detorm.errors.DownloadError` for a checkpoint
+    that is not COMPLETED or PARTIALLY_DELETED, a ``"direct"`` download whose storage this
+    machine cannot read, or a corrupt archive, and :class:`~detorm.errors.UnsafeArchive` for
+    files that are not the checkpoint's or would land outside ``path``.
     """
     if mode not in ("auto", "direct", "master"):
         raise InvalidValue(f"unknown download mode {mode!r}: use 'auto', 'direct' or 'master'")
+    _check_max_size(max_size)
     uuid = checkpoint if isinstance(checkpoint, str) else checkpoint.uuid
-    wire = _current_checkpoint(session, uuid)
-    if wire.state not in _DOWNLOADABLE:
-        raise DownloadError(
-            f"checkpoint {uuid} is {wire.state.short}: only COMPLETED or PARTIALLY_DELETED"
-            " checkpoints can be downloaded"
-        )
-    source = direct_source(_storage_config(wire), uuid)
-    if mode == "direct" and source is None:
-        raise DownloadError(_unreachable_message(_storage_config(wire), uuid))
     destination = Path(path)
-    cache_key = _cache_key(wire) if cache and session._cache_enabled else None
     with staging(destination) as directory:
+        wire = _current_checkpoint(session, uuid)
+        if wire.state not in _DOWNLOADABLE:
+            raise DownloadError(
+                f"checkpoint {uuid} is {wire.state.short}: only COMPLETED or PARTIALLY_DELETED"
+                " checkpoints can be downloaded"
+            )
+        source = direct_source(_storage_config(wire), uuid)
+        if mode == "direct" and source is None:
+            raise DownloadError(_unreachable_message(_storage_config(wire), uuid))
+        # The harness lists every file and directory it uploaded (StorageManager._list_directory)
+        # and the master updates the list when files are removed; an empty map says nothing.
+        limits = Limits(max_size=max_size, files=dict(wire.resources) or None)
         if mode == "direct" or (mode == "auto" and source is not None):
             assert source is not None
-            _copy_tree(source, directory, progress)
+            _copy_tree(source, Extraction(directory, limits, what=f"checkpoint {uuid}"), progress)
         else:
-            _via_master(session, uuid, directory, progress, cache_key)
+            cache_key = _cache_key(wire) if cache and session._cache_enabled else None
+            _via_master(session, uuid, directory, limits, progress, cache_key)
         _write_metadata(directory, destination, wire.metadata)
     return destination
+
+
+def _check_max_size(max_size: int) -> None:
+    """``max_size`` is a positive number of bytes."""
+    if isinstance(max_size, bool) or not isinstance(max_size, int):
+        raise InvalidType(f"max_size must be an int (bytes), not {type(max_size).__name__}")
+    if max_size <= 0:
+        raise InvalidValue(f"max_size must be a positive number of bytes, not {max_size}")
 
 
 def _cache_key(wire: w.Checkpoint) -> tuple[str, str] | None:
@@ -174,13 +210,19 @@ def _write_metadata(directory: Path, destination: Path, metadata: Mapping[str, A
 
 
 def _via_master(
-    session: Session, uuid: str, directory: Path, progress: bool, cache_key: tuple[str, str] | None
+    session: Session,
+    uuid: str,
+    directory: Path,
+    limits: Limits,
+    progress: bool,
+    cache_key: tuple[str, str] | None,
 ) -> None:
+    what = f"checkpoint {uuid}"
     if cache_key is not None:
         cached = session.cache.open_file("checkpoint", *cache_key)
         if cached is not None:
             with cached:
-                extract_into(cached, directory, fmt="tar")
+                extract_into(cached, directory, fmt="tar", limits=limits, what=what)
             return
     call = Call("GET", url_path("/checkpoints/{uuid}", uuid=uuid))
     # An uncompressed tar: the master's default, and the only form sent with a Content-Length.
@@ -192,7 +234,7 @@ def _via_master(
                 # A connection lost midway raises StreamInterrupted (a TransportError).
                 chunks = _teed(body_chunks(call, response, _CHUNK), copy if cache_key else None)
                 reader = io.BufferedReader(_ResponseReader(chunks, bar), _CHUNK)
-                extract_into(reader, directory, fmt="tar")
+                extract_into(reader, directory, fmt="tar", limits=limits, what=what)
         finally:
             response.close()
         if cache_key is not None:
@@ -235,18 +277,36 @@ class _ResponseReader(io.RawIOBase):
 # --- from shared storage -------------------------------------------------------------------------
 
 
-def _copy_tree(source: Path, directory: Path, progress: bool) -> None:
-    """Copy a checkpoint directory; a link must stay inside it, special files are refused."""
-    files = list(_walk(source))
-    total = sum(size for _, size in files)
-    with _bar(total, progress, source.name) as bar:
-        for relative, _ in files:
-            src, dst = source / relative, directory / relative
+def _copy_tree(source: Path, extraction: Extraction, progress: bool) -> None:
+    """Copy a checkpoint directory with the checks of an archive's members (names, sizes
+    against ``resources``, modes); a link must stay inside it, special files are refused."""
+    entries = list(_walk(source))
+    with _bar(sum(size for _, size in entries), progress, source.name) as bar:
+        for relative, size in entries:
+            src = source / relative
             if src.is_dir() and not src.is_symlink():
-                dst.mkdir(parents=True, exist_ok=True)
+                extraction.directory(relative.as_posix())
                 continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            _copy_file(src, dst, bar)
+            with open(src, "rb") as reader:
+                info = os.fstat(reader.fileno())
+                extraction.file(
+                    relative.as_posix(), size, _Reported(reader, bar),
+                    mode=info.st_mode, mtime=info.st_mtime,
+                )  # fmt: skip
+    extraction.finish()
+
+
+class _Reported:
+    """A file whose reads are counted on a progress bar."""
+
+    def __init__(self, file: IO[bytes], on_bytes: Callable[[int], None]) -> None:
+        self._file = file
+        self._on_bytes = on_bytes
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._file.read(size)
+        self._on_bytes(len(data))
+        return data
 
 
 def _walk(source: Path) -> Iterator[tuple[Path, int]]:
@@ -271,39 +331,53 @@ def _walk(source: Path) -> Iterator[tuple[Path, int]]:
             yield relative, info.st_size if stat.S_ISREG(info.st_mode) else 0
 
 
-def _copy_file(src: Path, dst: Path, bar: _Progress) -> None:
-    with open(src, "rb") as reader, open(dst, "wb") as writer:
-        while chunk := reader.read(_CHUNK):
-            writer.write(chunk)
-            bar(len(chunk))
-    shutil.copystat(src, dst)
-
-
 # --- experiment code --------------------------------------------------------------------------------
 
 
 def download_code(
     session: Session, experiment: Experiment | int, path: str | os.PathLike[str], *,
-    cache: bool = True,
+    cache: bool = True, max_size: int = CODE_MAX_SIZE,
 ) -> Path:  # fmt: skip
     """Extract an experiment's model definition (GetModelDef, a base64 ``.tar.gz``) into ``path``.
 
-    An experiment's code never changes: it is kept in the disk cache (``cache=False`` skips it).
+    ``path`` must be a new or empty directory, like ``git clone``'s: the code lands whole, never
+    mixed with files already there (the official client writes the ``.tar.gz`` itself into a
+    directory instead). The code may hold at most ``max_size`` bytes once extracted. An
+    experiment's code never changes: it is kept in the disk cache (``cache=False`` skips it).
+
+    Raises :class:`~detorm.errors.InvalidValue` for a ``path`` that is a file, a non-empty
+    directory or cannot be written (before anything is sent),
+    :class:`~detorm.errors.DownloadError` for an experiment without code or a corrupt archive,
+    and :class:`~detorm.errors.UnsafeArchive` for an archive that is too large or would write
+    outside ``path``.
     """
+    _check_max_size(max_size)
     experiment_id = experiment if isinstance(experiment, int) else experiment.id
+    what = f"the code of experiment {experiment_id}"
     use_cache = cache and session._cache_enabled
-    archive = session.cache.get("model_def", experiment_id) if use_cache else None
-    if archive is None:
-        call = Call("GET", url_path("/api/v1/experiments/{id}/model_def", id=experiment_id))
-        response = w.ModelDefResponse.model_validate_json(session.transport.send(call).content)
-        archive = base64.b64decode(response.b64_tgz)
-        if archive and use_cache:
+    with staging(path, merge=False) as directory:
+        cached = session.cache.get("model_def", experiment_id) if use_cache else None
+        archive = cached if cached is not None else _model_definition(session, experiment_id)
+        limits = Limits(max_size=max_size)
+        extract_into(io.BytesIO(archive), directory, fmt="tar.gz", limits=limits, what=what)
+        if use_cache and cached is None:  # only code that extracted cleanly is kept
             session.cache.set("model_def", experiment_id, value=archive)
+    return Path(path)
+
+
+def _model_definition(session: Session, experiment_id: int) -> bytes:
+    """GetModelDef: the ``.tar.gz`` the experiment was created with."""
+    call = Call("GET", url_path("/api/v1/experiments/{id}/model_def", id=experiment_id))
+    response = w.ModelDefResponse.model_validate_json(session.transport.send(call).content)
+    try:
+        archive = base64.b64decode(response.b64_tgz, validate=True)  # Go's StdEncoding
+    except binascii.Error as err:
+        raise DownloadError(f"{call}: the model definition is not valid base64: {err}") from None
     if not archive:
         raise DownloadError(
             f"experiment {experiment_id} has no model definition (an unmanaged experiment?)"
         )
-    return extract(io.BytesIO(archive), path, fmt="tar.gz")
+    return archive
 
 
 # --- progress ------------------------------------------------------------------------------------------

@@ -21,8 +21,9 @@
     │   └── ServerError         5xx
     ├── CommitError             some changes of a flush failed or have an unknown outcome
     ├── BulkActionError         a bulk action failed for some experiments
-    ├── DownloadError           a download that cannot be done (checkpoint state, storage)
-    └── UnsafeArchive           an archive that would write outside its destination
+    ├── DownloadError           a download that cannot be done (state, storage, corrupt archive)
+    └── UnsafeArchive           an archive refused: outside its destination, too large, not
+                                what the master says the checkpoint holds
 
 Messages name what was asked (method and path), what the master said (status, gRPC reason and
 message) and, where it helps, what to do. They never contain a token or a password.
@@ -242,12 +243,15 @@ class BulkActionError(DetormError):
 
 class DownloadError(DetormError):
     """A download that cannot be done: a checkpoint that is not COMPLETED or PARTIALLY_DELETED,
-    storage that cannot be read directly, an experiment without code..."""
+    storage that cannot be read directly, an experiment without code, a corrupt or truncated
+    archive (bad gzip, tar header or zip directory, CRC error)..."""
 
 
 class UnsafeArchive(DetormError):
-    """An archive member that would land outside the destination: an absolute path, ``..``, a
-    link leaving the destination, a device file. Nothing of the archive was kept."""
+    """An archive member refused before any of it was written: one that would land outside the
+    destination (an absolute path, ``..``, a link leaving it), a device or fifo, an over-long
+    name, more bytes than the size limit or compression ratio allow, or a checkpoint file the
+    master's ``resources`` map does not list at that size. Nothing of the archive was kept."""
 
     def __init__(self, member: str, reason: str) -> None:
         self.member = member

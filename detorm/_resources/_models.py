@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
+from .._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
 from .._wire import (
     CheckpointState,
     ExperimentState,
@@ -340,14 +341,17 @@ class Experiment(Resource):
     checkpoints = ToMany(lambda s: Checkpoint.query(s), "experiment_id")
     """The experiment's checkpoints (a query)."""
 
-    def download_code(self, path: str | os.PathLike[str], *, cache: bool = True) -> Path:
-        """Extract the experiment's code (its model definition) into ``path``, safely.
+    def download_code(
+        self, path: str | os.PathLike[str], *, cache: bool = True, max_size: int = CODE_MAX_SIZE
+    ) -> Path:
+        """Extract the experiment's code (its model definition) into ``path``, a new or empty
+        directory, safely; at most ``max_size`` bytes once extracted (default 128 MiB).
 
         Code never changes: it is read from the disk cache after the first download.
         """
-        from .._download import download_code
-
-        return download_code(session_or_default(self._session), self, path, cache=cache)
+        return download_code(
+            session_or_default(self._session), self, path, cache=cache, max_size=max_size
+        )
 
     # Fields a list endpoint does not send: GetExperiments and SearchExperiments replace notes
     # with "omitted", leave trialIds empty and select neither originalConfig nor the model
@@ -589,15 +593,18 @@ class Checkpoint(Resource):
         mode: Literal["auto", "direct", "master"] = "auto",
         progress: bool = False,
         cache: bool = True,
+        max_size: int = CHECKPOINT_MAX_SIZE,
     ) -> Path:
         """Download the checkpoint's files into ``path`` (see ``detorm._download``): directly
         from shared storage when this machine can read it, else through the master (a
-        COMPLETED checkpoint is then kept in the disk cache and downloaded only once)."""
-        from .._download import download_checkpoint
+        COMPLETED checkpoint is then kept in the disk cache and downloaded only once).
 
+        The files must be exactly those the checkpoint's ``resources`` list; ``max_size``
+        (default 64 GiB) caps a checkpoint that has no ``resources``."""
         return download_checkpoint(
-            session_or_default(self._session), self, path, mode=mode, progress=progress, cache=cache
-        )
+            session_or_default(self._session), self, path,
+            mode=mode, progress=progress, cache=cache, max_size=max_size,
+        )  # fmt: skip
 
     @staticmethod
     def values_from_wire(wire: wx.Checkpoint) -> dict[str, Any]:

@@ -6,18 +6,30 @@ import base64
 import io
 import json
 import os
+import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 import detorm
 from detorm import Checkpoint, Experiment, _download
-from detorm.errors import DownloadError, InvalidValue, ServerError, UnsafeArchive
+from detorm._transport import Call
+from detorm.errors import (
+    DownloadError,
+    InvalidType,
+    InvalidValue,
+    ServerError,
+    StreamInterrupted,
+    UnsafeArchive,
+)
 from detorm.local import LocalMaster, Seeder, default_config
 from detorm.local._storage import CheckpointStorage
+
+from .archives import noise, tar_bytes, zeros_tar_gz
 
 RESOURCES = {"metadata.json": 300, "code/": 0, "code/model_def.py": 700, "weights.pth": 150_000}
 
@@ -224,6 +236,149 @@ def test_a_bad_uuid_is_the_masters_error(world: World, out: Path) -> None:
     assert list(out.iterdir()) == []
 
 
+# --- what a checkpoint holds --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["direct", "master"])
+def test_a_file_the_resources_do_not_list_is_refused(world: World, out: Path, mode: str) -> None:
+    (world.storage.directory(world.checkpoint) / "planted.py").write_text("import os")
+    with pytest.raises(UnsafeArchive, match="'planted.py': not one of the checkpoint's files"):
+        world.session.get(Checkpoint, world.checkpoint).download(out / "c", mode=mode)  # type: ignore[arg-type]
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["direct", "master"])
+def test_a_file_of_another_size_than_listed_is_refused(world: World, out: Path, mode: str) -> None:
+    (world.storage.directory(world.checkpoint) / "weights.pth").write_bytes(bytes(10**7))
+    with pytest.raises(
+        UnsafeArchive, match="'weights.pth': 10000000 bytes, where the checkpoint's resources list"
+    ):
+        world.session.get(Checkpoint, world.checkpoint).download(out / "c", mode=mode)  # type: ignore[arg-type]
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["direct", "master"])
+def test_a_listed_file_that_is_missing_is_an_error(world: World, out: Path, mode: str) -> None:
+    (world.storage.directory(world.checkpoint) / "weights.pth").unlink()
+    with pytest.raises(DownloadError, match="1 of the checkpoint's files are missing.*weights.pth"):
+        world.session.get(Checkpoint, world.checkpoint).download(out / "c", mode=mode)  # type: ignore[arg-type]
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["direct", "master"])
+def test_a_checkpoint_without_resources_is_capped_by_max_size(
+    world: World, out: Path, mode: str
+) -> None:
+    uuid = seed_checkpoint(world, total_batches=5, resources={})
+    world.storage.write_files(uuid, {"metadata.json": b"{}", "w.bin": noise(300_000)})
+    checkpoint = world.session.get(Checkpoint, uuid)
+    with pytest.raises(UnsafeArchive, match="more than max_size=100000 bytes"):
+        checkpoint.download(out / "c", mode=mode, max_size=100_000)  # type: ignore[arg-type]
+    assert list(out.iterdir()) == []
+    result = checkpoint.download(out / "c", mode=mode)  # type: ignore[arg-type]
+    assert files_of(result) == world.stored(uuid)
+
+
+def test_set_id_bits_in_the_shared_storage_are_not_copied(world: World, out: Path) -> None:
+    os.chmod(world.storage.directory(world.checkpoint) / "weights.pth", 0o6755)
+    result = world.session.get(Checkpoint, world.checkpoint).download(out / "c", mode="direct")
+    assert stat.S_IMODE((result / "weights.pth").stat().st_mode) == 0o755
+
+
+class _BreaksOff(httpx.SyncByteStream):
+    """A response body that stops with a connection error after ``data``."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._data
+        raise httpx.ReadError("connection reset by peer")
+
+
+def test_a_download_that_breaks_off_is_a_stream_interrupted(
+    world: World, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = world.session.transport.open_stream
+
+    def breaking(call: Call, *, headers: dict[str, str] | None = None) -> httpx.Response:
+        response = real(call, headers=headers)
+        archive = response.read()
+        response.close()
+        return httpx.Response(200, stream=_BreaksOff(archive[:20_000]), request=response.request)
+
+    monkeypatch.setattr(world.session.transport, "open_stream", breaking)
+    with pytest.raises(StreamInterrupted, match="the stream broke off"):
+        world.session.get(Checkpoint, world.checkpoint).download(out / "c", mode="master")
+    assert list(out.iterdir()) == []
+
+
+# --- where a download may go ---------------------------------------------------------------------
+
+
+def test_a_checkpoint_is_not_downloaded_into_a_file(world: World, out: Path) -> None:
+    (out / "file").write_text("mine")
+    checkpoint = world.session.get(Checkpoint, world.checkpoint)
+    before = world.session.requests_sent
+    with pytest.raises(InvalidValue, match="it is a file"):
+        checkpoint.download(out / "file")
+    assert world.session.requests_sent == before  # not even GetCheckpoint
+    assert files_of(out) == {"file": b"mine"}
+
+
+@pytest.mark.parametrize(
+    ("max_size", "error", "message"),
+    [("1GB", InvalidType, "max_size must be an int"), (True, InvalidType, "not bool"),
+     (0, InvalidValue, "max_size must be a positive number of bytes, not 0")],
+)  # fmt: skip
+def test_max_size_is_checked_before_anything_is_sent(
+    world: World, out: Path, max_size: object, error: type[Exception], message: str
+) -> None:
+    before = world.session.requests_sent
+    with pytest.raises(error, match=message):
+        _download.download_checkpoint(world.session, world.checkpoint, out / "c",
+                                      max_size=max_size)  # type: ignore[arg-type]  # fmt: skip
+    with pytest.raises(error, match=message):
+        _download.download_code(world.session, world.experiment, out / "c", max_size=max_size)  # type: ignore[arg-type]
+    assert world.session.requests_sent == before
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_code_is_not_downloaded_into_a_file(world: World, out: Path, cache: bool) -> None:
+    (out / "file").write_text("mine")
+    experiment = world.session.get(Experiment, world.experiment)
+    before = world.session.requests_sent
+    with pytest.raises(InvalidValue, match="it is a file; pass a directory"):
+        experiment.download_code(out / "file", cache=cache)
+    assert world.session.requests_sent == before
+    assert files_of(out) == {"file": b"mine"}
+
+
+def test_code_is_not_mixed_into_a_directory_that_has_files(world: World, out: Path) -> None:
+    (out / "mine").mkdir()
+    (out / "mine" / "model_def.py").write_text("my own")
+    experiment = world.session.get(Experiment, world.experiment)
+    before = world.session.requests_sent
+    with pytest.raises(InvalidValue, match="the directory is not empty"):
+        experiment.download_code(out / "mine", cache=False)
+    assert world.session.requests_sent == before
+    assert files_of(out) == {"mine/model_def.py": b"my own"}
+    (out / "empty").mkdir()
+    result = experiment.download_code(out / "empty")
+    assert sorted(files_of(result)) == ["const.yaml", "model_def.py"]
+
+
+def test_code_is_not_downloaded_under_a_file(world: World, out: Path) -> None:
+    (out / "file").write_text("mine")
+    experiment = world.session.get(Experiment, world.experiment)
+    before = world.session.requests_sent
+    with pytest.raises(InvalidValue, match=r"cannot download into .*/code: .*/file is a file"):
+        experiment.download_code(out / "file" / "sub" / "code")
+    assert world.session.requests_sent == before
+    assert files_of(out) == {"file": b"mine"}
+
+
 # --- Experiment.download_code -------------------------------------------------------------------------
 
 
@@ -252,6 +407,61 @@ def test_download_code_refuses_a_malicious_model_definition(
             _download.download_code(session, evil, out / "code")
         with pytest.raises(DownloadError, match="has no model definition"):
             _download.download_code(session, empty, out / "code")
+    assert list(out.iterdir()) == []
+
+
+def test_a_code_bomb_is_refused_and_not_cached(
+    local_master: LocalMaster, environ: dict[str, str], out: Path
+) -> None:
+    with Seeder(local_master.database) as seed:
+        bomb = seed.experiment(name="bomb", model_definition=zeros_tar_gz(1 << 30))
+    with detorm.Session(
+        local_master.url, user="determined", password="", environ=environ
+    ) as session:
+        for _ in range(2):  # the second attempt asks the master again: nothing was cached
+            before = session.requests_sent
+            # the header declares 1 GiB: more than the default max_size, refused before writing
+            with pytest.raises(UnsafeArchive, match="more than max_size=134217728 bytes"):
+                _download.download_code(session, bomb, out / "code")
+            assert session.requests_sent - before == 1
+    assert list(out.iterdir()) == []
+
+
+def test_download_code_obeys_max_size(world: World, out: Path) -> None:
+    experiment = world.session.get(Experiment, world.experiment)
+    with pytest.raises(UnsafeArchive, match="the archive holds more than max_size=600 bytes"):
+        experiment.download_code(out / "code", max_size=600)
+    assert list(out.iterdir()) == []
+    assert sorted(files_of(experiment.download_code(out / "code", max_size=2000))) == [
+        "const.yaml", "model_def.py",
+    ]  # fmt: skip
+
+
+def test_a_corrupt_model_definition_is_a_download_error(
+    local_master: LocalMaster, environ: dict[str, str], out: Path
+) -> None:
+    truncated = tar_bytes(("model_def.py", noise(5000)), gz=True)[:2000]
+    with Seeder(local_master.database) as seed:
+        corrupt = seed.experiment(name="corrupt", model_definition=truncated)
+    with detorm.Session(
+        local_master.url, user="determined", password="", environ=environ
+    ) as session:
+        with pytest.raises(
+            DownloadError, match=f"the code of experiment {corrupt}: not a valid tar.gz archive"
+        ):
+            _download.download_code(session, corrupt, out / "code")
+    assert list(out.iterdir()) == []
+
+
+def test_a_model_definition_that_is_not_base64_is_a_download_error(
+    world: World, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def answer(call: Call) -> httpx.Response:
+        return httpx.Response(200, json={"b64Tgz": "H4sI*"})
+
+    monkeypatch.setattr(world.session.transport, "send", answer)
+    with pytest.raises(DownloadError, match="the model definition is not valid base64"):
+        _download.download_code(world.session, world.experiment, out / "code", cache=False)
     assert list(out.iterdir()) == []
 
 
