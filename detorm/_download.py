@@ -26,6 +26,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -38,7 +39,7 @@ from . import _wire as w
 from ._archive import Extraction, Limits, extract_into, staging
 from ._transport import Call, body_chunks
 from ._transport import path as url_path  # download_code has a parameter named path
-from .errors import DownloadError, InvalidType, InvalidValue, UnsafeArchive
+from .errors import DownloadError, InvalidType, InvalidValue, StreamInterrupted, UnsafeArchive
 
 if TYPE_CHECKING:
     from ._resources._models import Checkpoint, Experiment
@@ -117,7 +118,7 @@ def download_checkpoint(
             _copy_tree(source, Extraction(directory, limits, what=f"checkpoint {uuid}"), progress)
         else:
             cache_key = _cache_key(wire) if cache and session._cache_enabled else None
-            _via_master(session, uuid, directory, limits, progress, cache_key)
+            _via_master_again_if_cut(session, uuid, directory, limits, progress, cache_key)
         _write_metadata(directory, destination, wire.metadata)
     return destination
 
@@ -207,6 +208,29 @@ def _write_metadata(directory: Path, destination: Path, metadata: Mapping[str, A
 
 
 # --- through the master -----------------------------------------------------------------------------
+
+
+def _via_master_again_if_cut(
+    session: Session,
+    uuid: str,
+    directory: Path,
+    limits: Limits,
+    progress: bool,
+    cache_key: tuple[str, str] | None,
+) -> None:
+    """:func:`_via_master`, from the start again when the download breaks off (the master has
+    no ranges for checkpoints), as often as the retry policy allows."""
+    transport = session.transport
+    for attempt in range(transport.retry.retries + 1):
+        try:
+            _via_master(session, uuid, directory, limits, progress, cache_key)
+            return
+        except StreamInterrupted:
+            if attempt == transport.retry.retries:
+                raise
+        shutil.rmtree(directory)  # the staging directory (ours alone), emptied
+        directory.mkdir(mode=0o700)
+        transport.back_off(attempt)
 
 
 def _via_master(

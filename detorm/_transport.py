@@ -516,11 +516,15 @@ class Transport:
             except StreamInterrupted:
                 if resumed >= limit:
                     raise
-            self._sleep(self.retry.delay(resumed))
+            self.back_off(resumed)
             resumed += 1
-            with self._count_lock:
-                self.retries += 1
             call = resume()
+
+    def back_off(self, attempt: int) -> None:
+        """Wait before retry ``attempt`` (from 0) of something that broke off, and count it."""
+        self._sleep(self.retry.delay(attempt))
+        with self._count_lock:
+            self.retries += 1
 
     def open_stream(
         self, call: Call, *, headers: Mapping[str, str] | None = None

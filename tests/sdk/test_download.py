@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 import detorm
-from detorm import Checkpoint, Experiment, _download
+from detorm import Checkpoint, Experiment, RetryPolicy, _download
 from detorm._transport import Call
 from detorm.errors import (
     DownloadError,
@@ -296,18 +296,40 @@ class _BreaksOff(httpx.SyncByteStream):
         raise httpx.ReadError("connection reset by peer")
 
 
-def test_a_download_that_breaks_off_is_a_stream_interrupted(
-    world: World, out: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _breaking(world: World, monkeypatch: pytest.MonkeyPatch, times: int) -> None:
+    """The next ``times`` downloads through the master break off after 20 kB."""
     real = world.session.transport.open_stream
+    left = {"breaks": times}
 
     def breaking(call: Call, *, headers: dict[str, str] | None = None) -> httpx.Response:
         response = real(call, headers=headers)
+        if left["breaks"] == 0:
+            return response
+        left["breaks"] -= 1
         archive = response.read()
         response.close()
         return httpx.Response(200, stream=_BreaksOff(archive[:20_000]), request=response.request)
 
     monkeypatch.setattr(world.session.transport, "open_stream", breaking)
+    monkeypatch.setattr(world.session.transport, "retry", RetryPolicy(retries=2, backoff=0))
+
+
+def test_a_download_that_breaks_off_starts_again(
+    world: World, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _breaking(world, monkeypatch, times=2)
+    checkpoint = world.session.get(Checkpoint, world.checkpoint)
+    result = checkpoint.download(out / "c", mode="master", cache=False)
+    assert world.session.retries == 2
+    files = {n: size for n, size in checkpoint.resources.items() if not n.endswith("/")}
+    written = {str(p.relative_to(result)): p.stat().st_size for p in result.rglob("*")}
+    assert {name: size for name, size in written.items() if (result / name).is_file()} == files
+
+
+def test_a_download_that_always_breaks_off_is_a_stream_interrupted(
+    world: World, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _breaking(world, monkeypatch, times=3)
     with pytest.raises(StreamInterrupted, match="the stream broke off"):
         world.session.get(Checkpoint, world.checkpoint).download(out / "c", mode="master")
     assert list(out.iterdir()) == []

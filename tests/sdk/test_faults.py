@@ -10,7 +10,10 @@ a user would. Typed errors appear only once retries are exhausted, and the retri
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -97,6 +100,22 @@ def _rows(objects: Any) -> list[dict[str, str]]:
     return [_fields(o) for o in objects]
 
 
+def _files(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _downloads(session: detorm.Session, cluster: Cluster, extras: dict[str, Any]) -> Any:
+    with tempfile.TemporaryDirectory() as out:
+        checkpoint = session.get(Checkpoint, extras["uuid"])
+        files = _files(checkpoint.download(Path(out, "c"), mode="master", cache=False))
+        experiment = session.get(Experiment, cluster.experiments["resnet-base"])
+        return files, _files(experiment.download_code(Path(out, "code"), cache=False))
+
+
 Read = Callable[[detorm.Session, Cluster, dict[str, Any]], Any]
 
 READS: dict[str, Read] = {
@@ -140,6 +159,7 @@ READS: dict[str, Read] = {
         [e.message for e in s.get(Trial, x["trial"]).logs(tail=30)],
         [e.message for e in s.get(Trial, x["trial"]).logs(levels=["WARNING"])],
     ],
+    "checkpoint and code downloads": _downloads,
 }  # fmt: skip
 
 
@@ -162,7 +182,10 @@ def test_reads_through_faults_give_the_fault_free_result(
     assert sum(retries for _, retries in outcomes) == injected
 
 
-STREAMS = ("metrics of many trials", "logs", "logs searched, limited, tailed")
+STREAMS = (
+    "metrics of many trials", "logs", "logs searched, limited, tailed",
+    "checkpoint and code downloads",
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", STREAMS)
