@@ -14,22 +14,31 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from . import _tables as t
 
 __all__ = [
     "Database",
+    "client_hash",
     "hash_password",
     "utcnow",
     "verify_password",
 ]
 
 _PBKDF2_ROUNDS: Final = 1000  # the client already sends a salted SHA-512; this only guards at rest
+_CLIENT_SALT: Final = "GubPEmmotfiK9TMD6Zdw"
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def client_hash(password: str) -> str:
+    """The SDK's client-side salted SHA-512; the empty password stays empty."""
+    if password == "":
+        return ""
+    return hashlib.sha512((_CLIENT_SALT + password).encode()).hexdigest()
 
 
 def hash_password(client_hash: str) -> str:
@@ -108,6 +117,29 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def users_without_password(self) -> list[str]:
+        """Active users who log in with the empty password (a fresh master's admin and
+        determined), by name."""
+        with self.transaction(write=False) as db:
+            rows = db.exec(
+                select(t.UserRow.username)
+                .where(col(t.UserRow.password_hash).is_(None), col(t.UserRow.active).is_(True))
+                .where(col(t.UserRow.remote).is_(False))
+                .order_by(col(t.UserRow.username))
+            )
+            return list(rows.all())
+
+    def set_password(self, username: str, password: str) -> None:
+        """Set a user's password, stored as ``det user change-password`` has the master store it
+        (a missing user is a ``KeyError``)."""
+        with self.transaction(write=True) as db:
+            user = db.exec(select(t.UserRow).where(t.UserRow.username == username)).first()
+            if user is None:
+                raise KeyError(username)
+            user.password_hash = hash_password(client_hash(password)) if password else None
+            user.modified_at = utcnow()
+            db.add(user)
 
     def _bootstrap(self) -> None:
         # A fresh master has "admin" and "determined", both without a password, and the
