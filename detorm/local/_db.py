@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ __all__ = [
     "verify_password",
 ]
 
+_MAX_VARIABLES: Final = 32_766
 _PBKDF2_ROUNDS: Final = 1000  # the client already sends a salted SHA-512; this only guards at rest
 _CLIENT_SALT: Final = "GubPEmmotfiK9TMD6Zdw"
 
@@ -64,6 +66,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # SQLite's default; some builds allow more (Debian's, 250,000). Pinned, so that what works
+    # here works with any build (tests/local/test_limits.py).
+    dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, _MAX_VARIABLES)
 
 
 class Database:
