@@ -81,7 +81,6 @@ def test_a_million_ids_in_a_bulk_action_answer_per_id_like_the_master(world: Wor
     pairs = result_pairs(response)
     # refusals, then the ids not found, then the accepted ids (ArchiveExperiments)
     assert len(pairs) == 1_000_001
-    assert pairs[:2] == [(missing[0], not_found(missing[0])), (missing[1], not_found(missing[1]))]
     assert [i for i, _ in pairs[:-1]] == missing
     assert pairs[-1] == (world.experiment, "")
     assert all(error == not_found(i) for i, error in pairs[:-1])
@@ -103,9 +102,7 @@ def test_tens_of_thousands_of_experiments_in_each_bulk_action(world: World) -> N
     assert {error for _, error in paused} == {
         "rpc error: code = FailedPrecondition desc = experiment in terminal state"
     }
-    moved = world.api.post(
-        f"{path}/move", json={**body, "destinationProjectId": world.target}
-    )
+    moved = world.api.post(f"{path}/move", json={**body, "destinationProjectId": world.target})
     assert result_pairs(moved) == [(i, "") for i in experiments]
     listed = world.api.get(
         "/api/v1/experiments", params={"projectId": world.target, "limit": -2}
