@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Sequence
 
@@ -16,12 +17,28 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run detorm.local, a Determined-compatible master")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (loopback; any other needs every user to have a password)",
+    )
     serve.add_argument("--port", type=int, default=8080, help="port (0 picks a free one)")
     serve.add_argument("--db", default=None, help="SQLite file (default: user data dir)")
     serve.add_argument("--demo", action="store_true", help="seed a demo cluster if empty")
     serve.add_argument("--seed", type=int, default=0, help="random seed of the demo data")
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        default=None,
+        help="seconds a client has to send a whole request (default: 60)",
+    )
     serve.add_argument("--enable-test-faults", action="store_true", help=argparse.SUPPRESS)
+
+    password = commands.add_parser(
+        "set-password", help="set the password of a detorm.local user (read from stdin or asked)"
+    )
+    password.add_argument("username")
+    password.add_argument("--db", default=None, help="SQLite file (default: user data dir)")
 
     demo = commands.add_parser("demo", help="start detorm.local with demo data and tour it")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the demo data")
@@ -36,16 +53,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
-        from detorm.local import serve
-
-        try:
-            serve(
-                host=args.host, port=args.port, db_path=args.db, demo=args.demo,
-                demo_seed=args.seed, enable_faults=args.enable_test_faults,
-            )  # fmt: skip
-        except KeyboardInterrupt:
-            pass
-        return 0
+        return _serve(args)
+    if args.command == "set-password":
+        return _set_password(args.username, args.db)
     if args.command == "demo":
         from detorm._demo_tour import run_demo
 
@@ -61,3 +71,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"removed {removed} cached entries from {disk.directory}")
         return 0
     return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from detorm.errors import ConfigurationError
+    from detorm.local import serve
+    from detorm.local._server import DEFAULT_READ_TIMEOUT
+
+    try:
+        serve(
+            host=args.host, port=args.port, db_path=args.db, demo=args.demo,
+            demo_seed=args.seed, enable_faults=args.enable_test_faults,
+            read_timeout=DEFAULT_READ_TIMEOUT if args.read_timeout is None else args.read_timeout,
+        )  # fmt: skip
+    except ConfigurationError as err:
+        print(f"detorm serve: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _set_password(username: str, db_path: str | None) -> int:
+    """The password is the first line of stdin when it is not a terminal (scripts), else asked
+    twice without echo."""
+    from detorm.local import Database, default_db_path
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"New password for {username}: ")
+        if getpass.getpass("Again: ") != password:
+            print("detorm set-password: the passwords differ; nothing changed", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("detorm set-password: the password must not be empty", file=sys.stderr)
+        return 2
+    database = Database(db_path or default_db_path())
+    try:
+        database.set_password(username, password)
+    except KeyError:
+        print(f"detorm set-password: no user {username!r} in {database.path}", file=sys.stderr)
+        return 2
+    finally:
+        database.dispose()
+    print(f"password of {username} set in {database.path}")
+    return 0

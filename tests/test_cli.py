@@ -50,3 +50,38 @@ def test_serve_keeps_data_across_restarts(tmp_path: Path) -> None:
                 ).json()["workspaces"]
             ]
     assert names == ["Uncategorized", "kept"]
+
+
+def _detorm(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "detorm", *args], input=stdin, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+
+def test_serve_refuses_a_public_address_while_a_user_has_no_password(tmp_path: Path) -> None:
+    database = tmp_path / "master.sqlite"
+    refused = _detorm("serve", "--host", "0.0.0.0", "--port", "0", "--db", str(database))
+    assert refused.returncode == 2
+    assert refused.stdout == ""  # never listened
+    assert "0.0.0.0 is not a loopback address" in refused.stderr
+    assert "could log in as them: admin, determined." in refused.stderr
+    assert f"detorm set-password --db {database} admin\n" in refused.stderr
+    assert f"detorm set-password --db {database} determined\n" in refused.stderr
+    for username in ("admin", "determined"):
+        changed = _detorm("set-password", "--db", str(database), username, stdin="s3cret\n")
+        assert changed.returncode == 0, changed.stderr
+    with LocalMaster(db_path=database, host="0.0.0.0") as master:
+        with httpx.Client(base_url=master.url) as http:
+            login = "/api/v1/auth/login"
+            assert http.post(login, json={"username": "admin", "password": ""}).status_code == 401
+            accepted = http.post(login, json={"username": "admin", "password": "s3cret"})
+            assert accepted.status_code == 200
+
+
+def test_set_password_refuses_an_empty_password_and_an_unknown_user(tmp_path: Path) -> None:
+    database = str(tmp_path / "master.sqlite")
+    empty = _detorm("set-password", "--db", database, "admin", stdin="\n")
+    assert empty.returncode == 2 and "the password must not be empty" in empty.stderr
+    unknown = _detorm("set-password", "--db", database, "nobody", stdin="pw\n")
+    assert unknown.returncode == 2 and "no user 'nobody'" in unknown.stderr

@@ -53,7 +53,7 @@ from urllib.parse import parse_qsl
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -249,7 +249,10 @@ class LocalApp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        response = await self._respond(request)
+        try:
+            response = await self._respond(request)
+        except ClientDisconnect:  # gone before its body arrived (or timed out): nobody to answer
+            return
         await response(scope, receive, send)
 
     async def _respond(self, request: Request) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,22 +15,32 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, event
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from . import _tables as t
 
 __all__ = [
     "Database",
+    "client_hash",
     "hash_password",
     "utcnow",
     "verify_password",
 ]
 
+_MAX_VARIABLES: Final = 32_766
 _PBKDF2_ROUNDS: Final = 1000  # the client already sends a salted SHA-512; this only guards at rest
+_CLIENT_SALT: Final = "GubPEmmotfiK9TMD6Zdw"
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def client_hash(password: str) -> str:
+    """The SDK's client-side salted SHA-512; the empty password stays empty."""
+    if password == "":
+        return ""
+    return hashlib.sha512((_CLIENT_SALT + password).encode()).hexdigest()
 
 
 def hash_password(client_hash: str) -> str:
@@ -55,6 +66,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # SQLite's default; some builds allow more (Debian's, 250,000). Pinned, so that what works
+    # here works with any build (tests/local/test_limits.py).
+    dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, _MAX_VARIABLES)
 
 
 class Database:
@@ -108,6 +122,29 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def users_without_password(self) -> list[str]:
+        """Active users who log in with the empty password (a fresh master's admin and
+        determined), by name."""
+        with self.transaction(write=False) as db:
+            rows = db.exec(
+                select(t.UserRow.username)
+                .where(col(t.UserRow.password_hash).is_(None), col(t.UserRow.active).is_(True))
+                .where(col(t.UserRow.remote).is_(False))
+                .order_by(col(t.UserRow.username))
+            )
+            return list(rows.all())
+
+    def set_password(self, username: str, password: str) -> None:
+        """Set a user's password, stored as ``det user change-password`` has the master store it
+        (a missing user is a ``KeyError``)."""
+        with self.transaction(write=True) as db:
+            user = db.exec(select(t.UserRow).where(t.UserRow.username == username)).first()
+            if user is None:
+                raise KeyError(username)
+            user.password_hash = hash_password(client_hash(password)) if password else None
+            user.modified_at = utcnow()
+            db.add(user)
 
     def _bootstrap(self) -> None:
         # A fresh master has "admin" and "determined", both without a password, and the

@@ -10,8 +10,8 @@ that SQL, so this module also emulates the Postgres behaviour the clause relies 
   coerces to the column's type, a number is ``integer``/``bigint``/``numeric``, a boolean is
   ``TRUE``), and the parse-time errors that follow are raised as the 500s the master answers
   (``invalid input syntax for type integer: "x"``, ``operator does not exist: text = integer``);
-* ``LIKE``/``ILIKE`` patterns use ``\\`` as escape; text compares and sorts with an approximation
-  of the ``en_US.UTF-8`` collation (case-insensitive first); enums sort in declaration order;
+* ``LIKE``/``ILIKE`` patterns use ``\\`` as escape; text compares and sorts as glibc's
+  ``en_US.UTF-8`` collation orders it (_collation.py); enums sort in declaration order;
   ``NULLS LAST`` as Postgres sorts by default;
 * ``->>`` renders JSON numbers as ``numeric`` text and jsonb values sort by jsonb's ordering.
 
@@ -31,12 +31,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import cmp_to_key
 from typing import Any, Final
 
 from sqlmodel import Session
 
+from . import _go
+from ._collation import text_compare
 from ._errors import ApiError, Code, invalid_argument
+from ._jsonpb import unmarshal
+from ._sql_lists import in_list
+from ._sql_tree import Condition, Junction, Leaf, render
+from ._trampoline import Steps, run
 
 __all__ = [
     "BOOL",
@@ -45,6 +50,7 @@ __all__ = [
     "FLOAT8",
     "FilterNode",
     "FilterRoot",
+    "FilterScope",
     "GoError",
     "INT4",
     "INT8",
@@ -74,7 +80,6 @@ __all__ = [
     "pg_text",
     "run_sort",
     "text_compare",
-    "text_sort_key",
     "wire_time",
 ]
 
@@ -433,23 +438,6 @@ def like(value: str, pattern: str, *, case_insensitive: bool) -> bool:
     return re.fullmatch("".join(regex), value, flags) is not None
 
 
-def _collation_key(text: str) -> tuple[Any, ...]:
-    # An approximation of glibc's en_US.UTF-8 (the usual Postgres database collation): letters
-    # compare case-insensitively first, punctuation before digits before letters, then lower case
-    # before upper case; deterministic, so different strings never compare equal.
-    primary = tuple(
-        (2, c.lower()) if c.isalpha() else (1, c) if c.isdigit() else (0, c) for c in text
-    )
-    return (primary, text.swapcase(), text)
-
-
-def text_compare(a: str, b: str) -> int:
-    if a == b:
-        return 0
-    ka, kb = _collation_key(a), _collation_key(b)
-    return -1 if ka < kb else 1
-
-
 def pg_text(value: Any) -> str | None:
     """``->>`` of a JSON value: strings as is, numbers as ``numeric`` text, the rest as jsonb text."""
     if value is None:
@@ -739,7 +727,7 @@ class _Decoder:
                 elif value is not None:
                     self.fail(_json_kind(value), "experimentFilterRoot", ["ShowArchived"], "bool")
             elif isinstance(value, dict):
-                root.filter_group = self.node(value, ["FilterGroup"], into=root.filter_group)
+                root.filter_group = run(self.node(value, ["FilterGroup"], into=root.filter_group))
             elif value is not None:
                 self.fail(
                     _json_kind(value),
@@ -751,14 +739,14 @@ class _Decoder:
 
     def node(
         self, document: dict[str, Any], path: list[str], *, into: FilterNode | None = None
-    ) -> FilterNode:
+    ) -> Steps[FilterNode]:
         node = into or FilterNode()
         for name, value in self.fields(document, self._NODE_FIELDS):
             where = [*path, name]
             if name == "Value":
                 node.value = value
             elif name == "Children":
-                node.children = self.children(value, where, node.children)
+                node.children = yield self.children(value, where, node.children)
             elif value is None:
                 if name in ("Conjunction", "Operator", "Location", "Type"):
                     setattr(node, _ATTRIBUTE[name], None)
@@ -770,7 +758,7 @@ class _Decoder:
 
     def children(
         self, value: Any, path: list[str], current: list[FilterNode | None]
-    ) -> list[FilterNode | None]:
+    ) -> Steps[list[FilterNode | None]]:
         if value is None:
             return []
         if not isinstance(value, list):
@@ -781,7 +769,7 @@ class _Decoder:
             if item is None:
                 nodes.append(None)
             elif isinstance(item, dict):
-                nodes.append(self.node(item, path))
+                nodes.append((yield self.node(item, path)))
             else:
                 self.fail(_json_kind(item), "experimentFilter", path, "internal.experimentFilter")
                 nodes.append(FilterNode())
@@ -804,8 +792,11 @@ def decode_filter(text: str) -> FilterRoot:
         document = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
         raise go_error(_go_syntax_error(err)) from None
-    except RecursionError:
-        raise go_error("exceeded max depth") from None
+    except RecursionError:  # deeper than Python's json reads: Go's own limit is 10,000
+        try:
+            document = unmarshal(text)
+        except _go.GoError as err:
+            raise go_error(str(err)) from None
     decoder = _Decoder()
     root = decoder.root(document)
     if decoder.error is not None:
@@ -979,48 +970,67 @@ class _Compiler:
         return "?"
 
     # --- tree ------------------------------------------------------------------------------
-    def node(self, node: FilterNode) -> str | None:
+    def node(self, node: FilterNode) -> Steps[Condition | None]:
         if node.kind == "field":
             return self.field(node)
         if node.kind == "group":
-            return self.group(node)
+            group: Condition | None = yield self.group(node)
+            return group
         return None  # another kind adds no condition
 
-    def group(self, node: FilterNode) -> str | None:
+    def group(self, node: FilterNode) -> Steps[Condition | None]:
         if node.conjunction is None:
             raise go_error("group specified with no conjunction")
         if not node.children:
-            return "1"
-        separator = {"and": " AND ", "or": " OR "}.get(node.conjunction)
-        if separator is None:
+            return Leaf("1")
+        conjunction = {"and": "AND", "or": "OR"}.get(node.conjunction)
+        if conjunction is None:
             raise go_error(f"invalid conjunction value {node.conjunction}")
-        parts: list[str] = []
+        parts: list[Condition] = []
         for child in node.children:
             if child is None:  # a JSON null child is a nil pointer, dereferenced
                 raise go_error(NIL_DEREFERENCE)
-            sql = self.node(child)
-            if sql is not None:
-                parts.append(f"({sql})")
-        return separator.join(parts) if parts else None
+            part = yield self.node(child)
+            if part is not None:
+                parts.append(part)
+        return Junction(conjunction, parts) if parts else None
 
-    def field(self, node: FilterNode) -> str | None:
+    def field(self, node: FilterNode) -> Leaf | None:
         op = node.operator
         if op is None:
             raise go_error("field specified with value but no operator")
         if node.value is None and op not in ("isEmpty", "notEmpty"):
-            return "1"
+            return Leaf("1")
         if op not in _OPERATORS:
             raise go_error(f"invalid operator {op}")
         try:
-            return self.located(node, op)
+            sql = self.located(node, op)
         except PgError as err:
             # Postgres sees the SQL only when it runs, after the whole tree (and the sort) was
             # built: keep the error for then (a syntax error wins over later analysis errors).
-            if self.deferred is None or (
-                err.sqlstate == "42601" and self.deferred.sqlstate != "42601"
-            ):
-                self.deferred = err
-            return "0"
+            self.defer(err)
+            self.params = []
+            return Leaf("0")
+        # each condition keeps its own parameters: _sql_tree.py may move conditions around
+        params, self.params = self.params, []
+        return None if sql is None else Leaf(sql, params)
+
+    def defer(self, err: PgError) -> None:
+        if self.deferred is None or (err.sqlstate == "42601" and self.deferred.sqlstate != "42601"):
+            self.deferred = err
+
+    def materialize(self, scope: FilterScope, sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+        """``sql`` evaluated now, as ``key IN (matching keys)`` (see _sql_tree.py). A Postgres
+        error it raises is kept for when the master would raise it, like the others."""
+        if self.deferred is not None:  # the query will never run
+            return "0", []
+        try:
+            rows = fetch(self.db, f"SELECT {scope.key} {scope.from_sql} WHERE {sql}", params)
+        except PgError as err:
+            self.defer(err)
+            return "0", []
+        listed, listed_params = in_list([row[0] for row in rows])
+        return f"{scope.key} IN {listed}", listed_params
 
     def located(self, node: FilterNode, op: str) -> str | None:
         location = node.location if node.location is not None else "LOCATION_TYPE_EXPERIMENT"
@@ -1463,14 +1473,27 @@ class CompiledFilter:
             raise self.deferred
 
 
-def compile_filter(db: Session, root: FilterRoot, now: str) -> CompiledFilter:
+@dataclass(frozen=True)
+class FilterScope:
+    """The rows a filter selects: ``key`` names one (``e.id``, ``r.id``), ``from_sql`` is the
+    ``FROM`` that binds the aliases its conditions use."""
+
+    key: str
+    from_sql: str
+
+
+def compile_filter(db: Session, root: FilterRoot, now: str, scope: FilterScope) -> CompiledFilter:
     """Compile a decoded filter; Go errors (bad operator, column, conjunction...) raise at once.
 
     Table aliases: ``e`` experiments, ``r`` trials (the run, or the experiment's best trial),
-    ``p`` projects, ``w`` workspaces. ``now`` is the transaction time in :func:`db_time` form."""
+    ``p`` projects, ``w`` workspaces. ``now`` is the transaction time in :func:`db_time` form.
+    A condition too large for one SQLite statement is partly evaluated here (_sql_tree.py)."""
     compiler = _Compiler(db, now)
-    sql = compiler.node(root.filter_group)
-    return CompiledFilter(sql, compiler.params, compiler.deferred)
+    condition = run(compiler.node(root.filter_group))
+    if condition is None:
+        return CompiledFilter(None, [], compiler.deferred)
+    written = render(condition, lambda sql, params: compiler.materialize(scope, sql, params))
+    return CompiledFilter(written.sql, list(written.params), compiler.deferred)
 
 
 # ================================================================================================
@@ -1581,7 +1604,3 @@ def run_sort(sort: str, now: str) -> tuple[str, list[Any]]:
     return _sort(
         sort, _run_sort_columns(now), {"hp.": "r.hparams", "metadata.": "r.metadata"}, "r.id"
     )
-
-
-text_sort_key: Final = cmp_to_key(text_compare)
-"""``key=`` for Python-side sorts that must agree with the ``pgtext`` collation."""

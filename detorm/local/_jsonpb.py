@@ -24,8 +24,9 @@ from typing import Any, Final
 
 from ._gateway_schema import ENUMS, MESSAGES
 from ._go import GoError, json_syntax_error, parse_float, parse_rfc3339nano, quote
+from ._trampoline import Steps, run
 
-__all__ = ["Number", "decode", "read_json"]
+__all__ = ["Number", "decode", "read_json", "unmarshal"]
 
 
 class Number:
@@ -40,7 +41,7 @@ class Number:
         return f"Number({self.text})"
 
     def is_integral(self) -> bool:
-        return not any(c in self.text for c in ".eE")
+        return "." not in self.text and "e" not in self.text and "E" not in self.text
 
     def python(self) -> int | float:
         return int(self.text) if self.is_integral() else float(self.text)
@@ -115,53 +116,58 @@ class _Parser:
             self.pos = match.end()
 
     def value(self) -> Any:
+        """The value at the current position. Containers are filled from an explicit stack:
+        Go takes 10,000 levels of nesting, Python's recursion about 1,000."""
+        open_containers: list[tuple[dict[str, Any] | list[Any], str]] = []  # and the key to fill
+        while True:
+            self._ws()
+            start = self.data[self.pos]
+            if start in b"{[":
+                self.pos += 1
+                self._ws()
+                if self.data[self.pos] != (ord("}") if start == ord("{") else ord("]")):
+                    container: dict[str, Any] | list[Any] = {} if start == ord("{") else []
+                    key = self._key() if start == ord("{") else ""
+                    open_containers.append((container, key))
+                    continue  # on to its first value
+                self.pos += 1
+                item: Any = {} if start == ord("{") else []
+            else:
+                item = self._scalar()
+            while open_containers:  # put the item in its container; close those that end
+                container, key = open_containers[-1]
+                if isinstance(container, dict):
+                    container[key] = item
+                else:
+                    container.append(item)
+                self._ws()
+                separator = self.data[self.pos]
+                self.pos += 1
+                if separator == ord(","):
+                    if isinstance(container, dict):
+                        open_containers[-1] = (container, self._key())
+                    break
+                open_containers.pop()
+                item = container
+            else:
+                return item
+
+    def _key(self) -> str:
+        """An object key and its colon."""
         self._ws()
-        char = chr(self.data[self.pos])
-        if char == "{":
-            return self._object()
-        if char == "[":
-            return self._array()
-        if char == '"':
+        key = str(self._string())
+        self._ws()
+        self.pos += 1  # ':'
+        return key
+
+    def _scalar(self) -> Any:
+        if self.data[self.pos] == ord('"'):
             return self._string()
-        for word, result in (("true", True), ("false", False), ("null", None)):
-            if self.data.startswith(word.encode(), self.pos):
+        for word, result in ((b"true", True), (b"false", False), (b"null", None)):
+            if self.data.startswith(word, self.pos):
                 self.pos += len(word)
                 return result
         return self._number()
-
-    def _object(self) -> dict[str, Any]:
-        self.pos += 1
-        out: dict[str, Any] = {}
-        self._ws()
-        if self.data[self.pos] == ord("}"):
-            self.pos += 1
-            return out
-        while True:
-            self._ws()
-            key = str(self._string())
-            self._ws()
-            self.pos += 1  # ':'
-            out[key] = self.value()
-            self._ws()
-            sep = self.data[self.pos]
-            self.pos += 1
-            if sep == ord("}"):
-                return out
-
-    def _array(self) -> list[Any]:
-        self.pos += 1
-        out: list[Any] = []
-        self._ws()
-        if self.data[self.pos] == ord("]"):
-            self.pos += 1
-            return out
-        while True:
-            out.append(self.value())
-            self._ws()
-            sep = self.data[self.pos]
-            self.pos += 1
-            if sep == ord("]"):
-                return out
 
     def _number(self) -> Number:
         match = _NUMBER.match(self.data, self.pos)
@@ -246,6 +252,25 @@ def _from_source(text: str) -> Any:
     return _Parser(data, start).value()
 
 
+def unmarshal(text: str) -> Any:
+    """``json.Unmarshal`` of ``text`` into ``interface{}``, nested as deep as Go allows: Go's
+    syntax error, or the value with numbers as ``int`` or ``float`` (what ``json.loads`` gives
+    for input it can read)."""
+    value = _from_source(text)
+    stack = [value]
+    while stack:  # numbers to Python numbers, without recursion
+        container = stack.pop()
+        if isinstance(container, (dict, list)):
+            keys = container.keys() if isinstance(container, dict) else range(len(container))
+            for key in keys:
+                item = container[key]
+                if isinstance(item, Number):
+                    container[key] = item.python()
+                else:
+                    stack.append(item)
+    return value.python() if isinstance(value, Number) else value
+
+
 def _trim_quote(value: Any) -> Any:
     """``trimQuote`` then ``json.Unmarshal``: a quoted number is parsed again from the source
     text between its quotes."""
@@ -262,10 +287,12 @@ def _int(value: Any, kind: str) -> int | None:
     if not isinstance(value, Number):
         raise _type_error(value, go_type)
     low, high = _INT_RANGES[go_type]
-    text = value.text
-    if not value.is_integral() or not low <= int(text) <= high:
+    if not value.is_integral():
         raise _type_error(value, go_type, literal=True)
-    return int(text)
+    number = int(value.text)
+    if not low <= number <= high:
+        raise _type_error(value, go_type, literal=True)
+    return number
 
 
 _NON_FINITE: Final = {'"NaN"': "NaN", '"Infinity"': "Infinity", '"-Infinity"': "-Infinity"}
@@ -347,20 +374,8 @@ _WRAPPERS: Final = {
 }  # fmt: skip
 
 
-def _plain(value: Any) -> Any:
-    """A ``google.protobuf.Value`` as plain JSON (numbers stay integers when written so)."""
-    if isinstance(value, Number):
-        return value.python()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
-def _value(value: Any) -> Any:
+def _value(value: Any) -> Steps[Any]:
+    """A ``google.protobuf.Value`` (nested as deep as the body: see _trampoline.py)."""
     if isinstance(value, Number):
         try:
             parse_float(value.text)
@@ -368,21 +383,28 @@ def _value(value: Any) -> Any:
             raise GoError(f"unrecognized type for Value {quote(value.text)}") from None
         return value.python()
     if isinstance(value, dict):
-        return _struct(value)
+        return (yield _struct(value))
     if isinstance(value, list):
-        return [_value(v) for v in value]
+        return (yield _list(value))
     if isinstance(value, str):
         return str(value)
     return value
 
 
-def _struct(value: Any) -> dict[str, Any]:
+def _list(values: list[Any]) -> Steps[list[Any]]:
+    out = []
+    for value in values:
+        out.append((yield _value(value)))
+    return out
+
+
+def _struct(value: Any) -> Steps[dict[str, Any]]:
     if not isinstance(value, dict):
         raise GoError(f"bad StructValue: {_type_error(value, _MAP)}")
     out = {}
     for key, item in value.items():
         try:
-            out[key] = _value(item)
+            out[key] = yield _value(item)
         except GoError as err:
             raise GoError(f"bad value in StructValue for key {quote(key)}: {err}") from None
     return out
@@ -395,13 +417,13 @@ def _message(value: Any, type_name: str) -> Any:
     if type_name in _WRAPPERS:
         return _scalar(value, _WRAPPERS[type_name], "")
     if type_name == "google.protobuf.Value":
-        return _value(value)
+        return run(_value(value))
     if type_name == "google.protobuf.Struct":
-        return _struct(value)
+        return run(_struct(value))
     if type_name == "google.protobuf.ListValue":
         if not isinstance(value, list):
             raise GoError(f"bad ListValue: {_type_error(value, _LIST)}")
-        return [_value(v) for v in value]
+        return run(_list(value))
     if type_name in ("google.protobuf.Timestamp", "google.protobuf.Duration"):
         if not isinstance(value, str):
             raise _type_error(value, "string")
@@ -441,6 +463,8 @@ def _field(raw: Any, kind: str, field_type: str, label: str, key_kind: str) -> A
     if label == "repeated":
         if not isinstance(raw, list):
             raise _type_error(raw, _LIST)
+        if kind in _GO_INT:  # id lists: straight to the integer check, they may be long
+            return [_int(item, kind) for item in raw]
         return [_singular(item, kind, field_type) for item in raw]
     if label == "map":
         if not isinstance(raw, dict):

@@ -28,7 +28,7 @@ from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
 from . import _tables as t
-from ._db import Database, hash_password, utcnow
+from ._db import Database, client_hash, hash_password, utcnow
 from ._metric_reports import Report, db_time, driver_cursor, record_reports
 from ._storage import CheckpointStorage, default_model_definition
 
@@ -45,12 +45,6 @@ _EXPERIMENT_TO_TRIAL_STATE: Final = {
     "STOPPING_KILLED": "STOPPING_KILLED", "RUNNING": "RUNNING",
     "DELETING": "COMPLETED", "DELETE_FAILED": "COMPLETED",
 }  # fmt: skip
-
-
-def _client_hash(password: str) -> str:
-    if password == "":
-        return ""
-    return hashlib.sha512(("GubPEmmotfiK9TMD6Zdw" + password).encode()).hexdigest()
 
 
 def _search_space(hparams: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,7 +168,7 @@ class Seeder:
         display_name: str = "",
         remote: bool = False,
     ) -> int:
-        hashed = hash_password(_client_hash(password)) if password else None
+        hashed = hash_password(client_hash(password)) if password else None
         row = t.UserRow(
             username=username, password_hash=hashed, admin=admin, active=active,
             display_name=display_name, remote=remote, modified_at=self._tick(),

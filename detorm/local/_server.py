@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -15,6 +17,9 @@ from types import TracebackType
 from typing import Final
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from detorm.errors import ConfigurationError
 
 from ._app import LocalApp
 from ._db import Database
@@ -22,6 +27,7 @@ from ._db import Database
 __all__ = ["LocalMaster", "default_db_path", "serve"]
 
 READY_PREFIX: Final = "detorm.local listening on "
+DEFAULT_READ_TIMEOUT: Final = 60.0
 
 
 def default_db_path() -> Path:
@@ -42,13 +48,80 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: LocalApp) -> uvicorn.Server:
+def _http_protocol(read_timeout: float) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol with a read deadline per request, and URLs as long as Go's.
+
+    uvicorn waits for a request's headers and body as long as the client likes: 300 clients
+    that each send half a body hold 300 connections forever. The master configures no read
+    timeouts either (``core.go`` starts Echo's ``http.Server`` with none), so there is no
+    status of its own to copy; this is Go's ``http.Server.ReadTimeout``: the whole request must
+    be read within ``read_timeout`` seconds, counted from the connection's start for its first
+    request and from the first byte of each later one (idle keep-alive time does not count).
+    When it passes, the connection is closed without a response, as net/http closes one whose
+    headers time out; the other connections are served as usual.
+    """
+
+    class DeadlineHttpToolsProtocol(HttpToolsProtocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._start_deadline()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._deadline is None:  # a later request on a kept-alive connection
+                self._start_deadline()
+
+        def on_headers_complete(self) -> None:
+            # httptools.parse_url refuses URLs over 64 KiB; Go reads request lines up to its
+            # 1 MB header limit (an experimentIdFilter.incl of 30,000 ids). The query is set
+            # aside and put back before the request's task first runs.
+            query = b""
+            if len(self.url) > _PARSE_URL_LIMIT:
+                self.url, _, query = self.url.partition(b"?")
+            super().on_headers_complete()
+            if query:
+                self.scope["query_string"] = query
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._cancel_deadline()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_deadline()
+            super().connection_lost(exc)
+
+        def _start_deadline(self) -> None:
+            self._deadline = self.loop.call_later(read_timeout, self._read_timed_out)
+
+        def _cancel_deadline(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _read_timed_out(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return DeadlineHttpToolsProtocol
+
+
+_PARSE_URL_LIMIT: Final = 65535
+
+
+def _server(app: LocalApp, read_timeout: float) -> uvicorn.Server:
+    if not read_timeout > 0:
+        raise ConfigurationError(
+            f"read_timeout must be a positive number of seconds, not {read_timeout!r}"
+        )
     config = uvicorn.Config(
         app,
         log_level="warning",
         access_log=False,
         lifespan="on",
-        http="httptools",
+        http=_http_protocol(read_timeout),
         timeout_keep_alive=30,
     )
     return uvicorn.Server(config)
@@ -62,21 +135,58 @@ def serve(
     demo: bool = False,
     demo_seed: int = 0,
     enable_faults: bool = False,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> None:
-    """Serve until interrupted (``detorm serve``). Prints the URL once it accepts requests."""
-    database = Database(db_path or default_db_path())
-    if demo:
-        from ._demo import seed_demo
+    """Serve until interrupted (``detorm serve``). Prints the URL once it accepts requests.
 
-        seed_demo(database, seed=demo_seed)
-    sock = _bind(host, port)
-    actual_port = sock.getsockname()[1]
-    server = _server(LocalApp(database, enable_faults=enable_faults))
-    print(f"{READY_PREFIX}http://{host}:{actual_port}", flush=True)
+    ``read_timeout`` is the time a client has to send a whole request (see
+    :func:`_http_protocol`). Raises :class:`~detorm.errors.ConfigurationError`, before serving,
+    when ``host`` is not a loopback address and an active user has an empty password."""
+    database = Database(db_path or default_db_path())
     try:
+        if demo:
+            from ._demo import seed_demo
+
+            seed_demo(database, seed=demo_seed)
+        server = _server(LocalApp(database, enable_faults=enable_faults), read_timeout)
+        sock = _listen(database, host, port, db_path)
+        actual_port = sock.getsockname()[1]
+        print(f"{READY_PREFIX}http://{host}:{actual_port}", flush=True)
         asyncio.run(server.serve(sockets=[sock]))
     finally:
         database.dispose()
+
+
+def _listen(
+    database: Database, host: str, port: int, db_path: str | os.PathLike[str] | None
+) -> socket.socket:
+    sock = _bind(host, port)
+    try:
+        _refuse_open_accounts(database, host, sock.getsockname()[0], db_path)
+    except ConfigurationError:
+        sock.close()
+        raise
+    return sock
+
+
+def _refuse_open_accounts(
+    database: Database, host: str, address: str, db_path: str | os.PathLike[str] | None
+) -> None:
+    """Anyone who reaches a non-loopback address could log in as a user without a password
+    (a fresh master has two: admin and determined)."""
+    if ipaddress.ip_address(address.split("%")[0]).is_loopback:
+        return
+    users = database.users_without_password()
+    if not users:
+        return
+    db_option = f" --db {shlex.quote(os.fspath(db_path))}" if db_path else ""
+    commands = "\n".join(f"    detorm set-password{db_option} {shlex.quote(u)}" for u in users)
+    raise ConfigurationError(
+        f"refusing to serve on {host} ({address} is not a loopback address): these users have"
+        f" an empty password, and anyone who can reach this address could log in as them:"
+        f" {', '.join(users)}. Set their passwords first:\n{commands}\n"
+        "or serve on 127.0.0.1."
+    )
 
 
 class LocalMaster:
@@ -84,7 +194,8 @@ class LocalMaster:
 
     ``process=True`` (the default) runs ``detorm serve`` as a child process, which is how the
     contract tests prove that the command works; ``process=False`` serves from a thread of
-    this process, which is faster to start. Either way it listens on a free loopback port.
+    this process, which is faster to start. Either way it listens on a free port of ``host``
+    (loopback by default), and a client has ``read_timeout`` seconds to send each request.
 
         with LocalMaster(demo=True) as master:
             session = detorm.connect(master.url)
@@ -98,6 +209,7 @@ class LocalMaster:
         process: bool = True,
         enable_faults: bool = False,
         host: str = "127.0.0.1",
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if db_path is None:
@@ -108,6 +220,7 @@ class LocalMaster:
         self.process = process
         self.enable_faults = enable_faults
         self.host = host
+        self.read_timeout = read_timeout
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
@@ -131,7 +244,7 @@ class LocalMaster:
     def _start_process(self) -> None:
         command = [
             sys.executable, "-m", "detorm", "serve", "--host", self.host, "--port", "0",
-            "--db", str(self.db_path),
+            "--db", str(self.db_path), "--read-timeout", str(self.read_timeout),
         ]  # fmt: skip
         if self.demo:
             command.append("--demo")
@@ -154,10 +267,10 @@ class LocalMaster:
             from ._demo import seed_demo
 
             seed_demo(database)
-        sock = _bind(self.host, 0)
+        server = _server(LocalApp(database, enable_faults=self.enable_faults), self.read_timeout)
+        sock = _listen(database, self.host, 0, self.db_path)
         port = sock.getsockname()[1]
-        self._uvicorn = _server(LocalApp(database, enable_faults=self.enable_faults))
-        server = self._uvicorn
+        self._uvicorn = server
         self._thread = threading.Thread(
             target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True
         )
@@ -168,6 +281,14 @@ class LocalMaster:
                 raise RuntimeError("detorm.local did not start")
             time.sleep(0.01)
         self.url = f"http://{self.host}:{port}"
+
+    def kill(self) -> None:
+        """Kill the ``detorm serve`` process at once (SIGKILL), as a crash would: no shutdown,
+        no cleanup. :meth:`stop` still removes what the master leaves behind."""
+        if self._proc is None:
+            raise RuntimeError("only a started LocalMaster(process=True) can be killed")
+        self._proc.kill()
+        self._proc.wait()
 
     def stop(self) -> None:
         if self._proc is not None:

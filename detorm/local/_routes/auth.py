@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 from typing import Final
@@ -13,19 +12,11 @@ from detorm._wire import Empty, LoginRequest, LoginResponse, UserResponse
 
 from .. import _tables as t
 from .._app import Ctx, rpc
-from .._db import utcnow, verify_password
+from .._db import client_hash, utcnow, verify_password
 from .._errors import ApiError, Code, invalid_argument, unauthenticated
 from .users import user_view
 
-CLIENT_SALT: Final = "GubPEmmotfiK9TMD6Zdw"
 SESSION_DURATION: Final = timedelta(days=7)
-
-
-def client_hash(password: str) -> str:
-    """The SDK's client-side salted SHA-512; the empty password stays empty."""
-    if password == "":
-        return ""
-    return hashlib.sha512((CLIENT_SALT + password).encode()).hexdigest()
 
 
 def start_session(ctx: Ctx, user: t.UserRow) -> str:

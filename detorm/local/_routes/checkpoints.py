@@ -42,6 +42,7 @@ from .._app import Ctx, rpc
 from .._errors import ApiError, internal, invalid_argument, not_found
 from .._pagination import in_memory_page
 from .._seed import refresh_checkpoint_sizes
+from .._sql_lists import orm_in
 
 __all__ = [
     "CheckpointViews",
@@ -185,7 +186,7 @@ class CheckpointViews:
             .where(
                 t.MetricRow.trial_id == trial_id,
                 col(t.MetricRow.metric_group).in_(("training", "validation")),
-                col(t.MetricRow.total_batches).in_(wanted),
+                orm_in(t.MetricRow.total_batches, wanted),
                 col(t.MetricRow.archived).is_(False),
             )
             .order_by(col(t.MetricRow.id))
@@ -300,7 +301,7 @@ def _editable_checkpoints(db: Session, uuids: Sequence[str]) -> list[t.Checkpoin
     """``checkpointsRBACEditCheck``: every checkpoint must exist and belong to an experiment."""
     rows = {
         r.uuid: r
-        for r in db.exec(select(t.CheckpointRow).where(col(t.CheckpointRow.uuid).in_(uuids))).all()
+        for r in db.exec(select(t.CheckpointRow).where(orm_in(t.CheckpointRow.uuid, uuids))).all()
     }
     if any(row.trial_id is None for row in rows.values()):
         # grouped under experiment id 0, which ExperimentByID does not find: a plain error
@@ -321,7 +322,7 @@ def _refuse_registered(db: Session, uuids: Sequence[str], verb: str) -> None:
             t.ModelRow.name,
         )
         .join(t.ModelRow, t.ModelRow.id == t.ModelVersionRow.model_id)  # type: ignore[arg-type]
-        .where(col(t.ModelVersionRow.checkpoint_uuid).in_(uuids))
+        .where(orm_in(t.ModelVersionRow.checkpoint_uuid, uuids))
         .order_by(col(t.ModelVersionRow.id))
     ).all()
     registered = {uuid: (model_id, version, name) for uuid, model_id, version, name in rows}

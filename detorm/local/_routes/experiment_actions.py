@@ -27,9 +27,9 @@ metrics, logs and checkpoints are gone when the response is sent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from sqlmodel import Session
 
@@ -41,11 +41,12 @@ from detorm._wire import (
     MoveExperimentsRequest,
 )
 
-from .._app import Ctx, rpc
+from .._app import Ctx, RawJSON, rpc
 from .._db import utcnow
 from .._errors import ApiError, Code, failed_precondition, internal, not_found, permission_denied
 from .._faults import faulty_ids
 from .._filter_sql import db_time, execute, fetch
+from .._sql_lists import in_list
 from .experiments import (
     NON_TERMINAL_STATES,
     TERMINAL_STATES,
@@ -85,10 +86,17 @@ _TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 """``model.ExperimentTransitions``."""
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """One experiment's result. An id the action did not find has ``missing`` set and its
+    ``error`` is made when read: a request may name a million unknown ids."""
+
     id: int
-    error: ApiError | None = None
+    failure: ApiError | None = None
+    missing: bool = False
+
+    @property
+    def error(self) -> ApiError | None:
+        return _not_found(self.id) if self.missing else self.failure
 
 
 Faults = Mapping[int, ApiError]
@@ -97,28 +105,21 @@ Faults = Mapping[int, ApiError]
 NO_FAULTS: Final[Faults] = {}
 
 
-def bulk_results(outcomes: Sequence[Outcome]) -> dict[str, Any]:
-    """``ToAPIResults``: a status error prints as ``rpc error: code = X desc = Y``."""
-    return {
-        "results": [
-            {
-                "error": ""
-                if o.error is None
-                else f"rpc error: code = {o.error.code.reason} desc = {o.error.message}",
-                "id": o.id,
-            }
-            for o in outcomes
-        ]
-    }
+def bulk_results(outcomes: Sequence[Outcome]) -> RawJSON:
+    """``ToAPIResults``: a status error prints as ``rpc error: code = X desc = Y``. Written as
+    JSON text, one result at a time (a million results as dicts cost seconds)."""
+    results = ",".join(
+        f'{{"error":{json.dumps(_error_text(o.error))},"id":{o.id}}}' for o in outcomes
+    )
+    return RawJSON(f'{{"results":[{results}]}}'.encode())
+
+
+def _error_text(error: ApiError | None) -> str:
+    return "" if error is None else f"rpc error: code = {error.code.reason} desc = {error.message}"
 
 
 def _not_found(experiment_id: int) -> ApiError:
     return not_found(f"experiment '{experiment_id}' not found")
-
-
-def _marks(values: Sequence[Any]) -> str:
-    # bun.In of an empty list is NULL: nothing matches
-    return ", ".join("?" * len(values)) if values else "NULL"
 
 
 # --- selecting experiments --------------------------------------------------------------------
@@ -127,8 +128,9 @@ def _filter_conditions(filters: BulkExperimentFilters) -> tuple[list[str], list[
     where: list[str] = []
     params: list[Any] = []
     if filters.excluded_experiment_ids:
-        where.append(f"e.id NOT IN ({_marks(filters.excluded_experiment_ids)})")
-        params.extend(filters.excluded_experiment_ids)
+        excluded, excluded_params = in_list(filters.excluded_experiment_ids)
+        where.append(f"e.id NOT IN {excluded}")
+        params.extend(excluded_params)
     if filters.description:
         where.append("pg_like(e.config ->> '$.description', ?, 1)")
         params.append(like_pattern(filters.description))
@@ -147,8 +149,9 @@ def _filter_conditions(filters: BulkExperimentFilters) -> tuple[list[str], list[
         where.append(state_sql)
         params.extend(state_params)
     if filters.user_ids:
-        where.append(f"e.owner_id IN ({_marks(filters.user_ids)})")
-        params.extend(filters.user_ids)
+        owners, owner_params = in_list(filters.user_ids)
+        where.append(f"e.owner_id IN {owners}")
+        params.extend(owner_params)
     if filters.project_id:
         where.append("e.project_id = ?")
         params.append(filters.project_id)
@@ -166,8 +169,9 @@ def _selection(
         where.append("e.project_id = ?")
         params.append(project_id)
     if filters is None:
-        where.append(f"e.id IN ({_marks(ids)})")
-        params.extend(ids)
+        listed, listed_params = in_list(ids)
+        where.append(f"e.id IN {listed}")
+        params.extend(listed_params)
     else:
         conditions, extra = _filter_conditions(filters)
         where.extend([*conditions, filter_extra])
@@ -188,8 +192,8 @@ def _editable(
             row[0]
             for row in fetch(db, f"SELECT e.id FROM experiments e {clause} ORDER BY e.id", params)
         ]
-    where = ["NOT e.archived", f"e.id IN ({_marks(candidates)})"]
-    params = list(candidates)
+    listed, params = in_list(candidates)
+    where = ["NOT e.archived", f"e.id IN {listed}"]
     if project_id != GLOBAL_PROJECT:
         where.insert(1, "e.project_id = ?")
         params.insert(0, project_id)
@@ -198,7 +202,8 @@ def _editable(
 
 
 def _states(db: Session, ids: Sequence[int]) -> dict[int, str]:
-    rows = fetch(db, f"SELECT id, state FROM experiments WHERE id IN ({_marks(ids)})", list(ids))
+    listed, params = in_list(ids)
+    rows = fetch(db, f"SELECT id, state FROM experiments WHERE id IN {listed}", params)
     return {row[0]: row[1] for row in rows}
 
 
@@ -211,7 +216,11 @@ def _missing(
     if filters is not None:
         return []
     present = set(found)
-    return [Outcome(i, faults.get(i) or _not_found(i)) for i in ids if i not in present]
+    return [
+        Outcome(i, faults[i]) if i in faults else Outcome(i, missing=True)
+        for i in ids
+        if i not in present
+    ]
 
 
 def _with_default_states(
@@ -230,10 +239,9 @@ def _set_state(db: Session, experiment_id: int, state: str) -> None:
 
 
 def _live_trials(db: Session, experiment_id: int, states: Sequence[str]) -> list[int]:
-    sql = (
-        f"SELECT id FROM trials WHERE experiment_id = ? AND state IN ({_marks(states)}) ORDER BY id"
-    )
-    return [row[0] for row in fetch(db, sql, [experiment_id, *states])]
+    listed, params = in_list(states)
+    sql = f"SELECT id FROM trials WHERE experiment_id = ? AND state IN {listed} ORDER BY id"
+    return [row[0] for row in fetch(db, sql, [experiment_id, *params])]
 
 
 def _incompatible(state: str) -> ApiError:
@@ -420,11 +428,9 @@ def _archive(
             valid.append(experiment_id)
     outcomes.extend(_missing(ids, [row[0] for row in rows], filters, faults))
     if valid:
-        execute(
-            db,
-            f"UPDATE experiments SET archived = ? WHERE id IN ({_marks(valid)})",
-            [int(archive), *valid],
-        )
+        listed, params = in_list(valid)
+        sql = f"UPDATE experiments SET archived = ? WHERE id IN {listed}"
+        execute(db, sql, [int(archive), *params])
     outcomes.extend(Outcome(i) for i in valid)
     return outcomes
 
@@ -505,27 +511,28 @@ def move_experiments(
 def _move(db: Session, experiment_ids: Sequence[int], destination: int) -> None:
     """Move experiments (their runs follow) and give the runs new local ids in the destination,
     recording the new ids under the destination's key (``local_id_redirect``)."""
-    marks = _marks(experiment_ids)
+    experiments, experiment_params = in_list(experiment_ids)
     execute(
         db,
-        f"UPDATE experiments SET project_id = ? WHERE id IN ({marks})",
-        [destination, *experiment_ids],
+        f"UPDATE experiments SET project_id = ? WHERE id IN {experiments}",
+        [destination, *experiment_params],
     )
     moved = [
         row[0]
         for row in fetch(
             db,
-            f"SELECT id FROM trials WHERE experiment_id IN ({marks}) ORDER BY id",
-            list(experiment_ids),
+            f"SELECT id FROM trials WHERE experiment_id IN {experiments} ORDER BY id",
+            experiment_params,
         )
     ]
     if not moved:
         return
+    runs, run_params = in_list(moved)
     top = fetch(
         db,
         f"SELECT COALESCE(MAX(t.local_id), 0) FROM trials t JOIN experiments e ON e.id = t.experiment_id"
-        f" WHERE e.project_id = ? AND t.id NOT IN ({_marks(moved)})",
-        [destination, *moved],
+        f" WHERE e.project_id = ? AND t.id NOT IN {runs}",
+        [destination, *run_params],
     )[0][0]
     for offset, trial_id in enumerate(moved, start=1):
         execute(db, "UPDATE trials SET local_id = ? WHERE id = ?", [top + offset, trial_id])
@@ -533,8 +540,8 @@ def _move(db: Session, experiment_ids: Sequence[int], destination: int) -> None:
         db,
         f"INSERT INTO local_id_redirect (run_id, project_id, project_key, local_id)"
         f" SELECT t.id, p.id, p.key, t.local_id FROM trials t JOIN experiments e ON e.id = t.experiment_id"
-        f" JOIN projects p ON p.id = e.project_id WHERE t.id IN ({_marks(moved)})",
-        moved,
+        f" JOIN projects p ON p.id = e.project_id WHERE t.id IN {runs}",
+        run_params,
     )
 
 
@@ -551,7 +558,7 @@ class BulkAction(Protocol):
     ) -> list[Outcome]: ...
 
 
-def _bulk(ctx: Ctx, action: BulkAction) -> dict[str, Any]:
+def _bulk(ctx: Ctx, action: BulkAction) -> RawJSON:
     request = ctx.body(BulkActionRequest)
     outcomes = action(
         ctx.db, ctx.path["project_id"], request.experiment_ids, request.filters,
@@ -595,7 +602,7 @@ _BULK: Final[dict[str, BulkAction]] = {
 
 def _register_bulk(op: str, action: BulkAction) -> None:
     @rpc(op, project_id=int)
-    def handler(ctx: Ctx) -> dict[str, Any]:
+    def handler(ctx: Ctx) -> RawJSON:
         return _bulk(ctx, action)
 
 
@@ -611,7 +618,7 @@ def check_destination(db: Session, destination: int) -> None:
 
 
 @rpc("MoveExperiments", project_id=int)
-def move_experiments_route(ctx: Ctx) -> dict[str, Any]:
+def move_experiments_route(ctx: Ctx) -> RawJSON:
     request = ctx.body(MoveExperimentsRequest)
     check_destination(ctx.db, request.destination_project_id)
     outcomes = move_experiments(ctx.db, ctx.path["project_id"], request.experiment_ids, request.filters,

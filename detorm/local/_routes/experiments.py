@@ -31,6 +31,7 @@ from detorm._wire import ExperimentSortBy, ExperimentState, OrderBy, PatchExperi
 
 from .. import _tables as t
 from .._app import Ctx, RawJSON, rpc
+from .._collation import collation_key
 from .._db import utcnow
 from .._errors import ApiError, Code, internal, invalid_argument, not_found
 from .._filter_sql import (
@@ -41,10 +42,10 @@ from .._filter_sql import (
     fetch,
     parse_db_time,
     parse_input,
-    text_sort_key,
     wire_time,
 )
 from .._pagination import sql_page
+from .._sql_lists import in_list
 from .._views import string_labels
 
 __all__ = [
@@ -337,11 +338,12 @@ def labels_condition(labels: Sequence[str]) -> tuple[str | None, list[Any]]:
     joined = ",".join(labels)
     if not joined:
         return None, []
-    parts = joined.split(",")
-    sql = " AND ".join(
-        "EXISTS (SELECT 1 FROM json_each(e.config, '$.labels') WHERE value = ?)" for _ in parts
+    # one parameter for all the parts (see _sql_lists.py)
+    sql = (
+        "NOT EXISTS (SELECT 1 FROM json_each(?) AS wanted"
+        " WHERE wanted.value NOT IN (SELECT value FROM json_each(e.config, '$.labels')))"
     )
-    return sql, parts
+    return sql, [json.dumps(joined.split(","))]
 
 
 def states_condition(states: Sequence[ExperimentState]) -> tuple[str, list[Any]]:
@@ -349,7 +351,8 @@ def states_condition(states: Sequence[ExperimentState]) -> tuple[str, list[Any]]
     names = [state.value.removeprefix("STATE_") for state in states]
     for name in names:
         parse_input(name, EXPERIMENT_STATE)
-    return f"e.state IN ({', '.join('?' * len(names))})", names
+    listed, params = in_list(names)
+    return f"e.state IN {listed}", params
 
 
 # ================================================================================================
@@ -407,12 +410,11 @@ def _get_experiments_where(ctx: Ctx) -> tuple[list[str], list[Any], bool]:
     states = q.get_enums("states", ExperimentState, "experimentv1.State")
     users = q.get_strs("users")
     user_ids = q.get_ints("user_ids")
-    if users:
-        where.append(f"u.username IN ({', '.join('?' * len(users))})")
-        params.extend(users)
-    if user_ids:
-        where.append(f"e.owner_id IN ({', '.join('?' * len(user_ids))})")
-        params.extend(user_ids)
+    for column, values in (("u.username", users), ("e.owner_id", user_ids)):
+        if values:
+            listed, listed_params = in_list(values)
+            where.append(f"{column} IN {listed}")
+            params.extend(listed_params)
     for key, op in (("gt", ">"), ("gte", ">="), ("lt", "<"), ("lte", "<=")):
         bound = q.get_optional_int(f"experiment_id_filter.{key}")
         if bound is not None:
@@ -421,8 +423,9 @@ def _get_experiments_where(ctx: Ctx) -> tuple[list[str], list[Any], bool]:
     for key, op in (("incl", "IN"), ("not_in", "NOT IN")):
         ids = q.get_ints(f"experiment_id_filter.{key}")
         if ids:
-            where.append(f"e.id {op} ({', '.join('?' * len(ids))})")
-            params.extend(ids)
+            listed, listed_params = in_list(ids)
+            where.append(f"e.id {op} {listed}")
+            params.extend(listed_params)
     if project_id != 0:
         find_project(ctx.db, project_id)
         where.append("e.project_id = ?")
@@ -482,7 +485,7 @@ def get_experiment_labels(ctx: Ctx) -> dict[str, Any]:
         seen.add(canonical)
         usage.update(label for label in labels if isinstance(label, str))
     # ties come out in Go's map order on the master (random); detorm.local orders them by name
-    ordered = sorted(usage, key=text_sort_key)
+    ordered = sorted(usage, key=collation_key)
     ordered.sort(key=lambda label: -usage[label])
     return {"labels": ordered}
 

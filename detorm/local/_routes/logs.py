@@ -38,6 +38,7 @@ from .._app import Ctx, MessageBatch, RawJSON, rpc
 from .._db import Database
 from .._errors import ApiError, Code, GatewayError, not_found
 from .._metric_reports import db_time
+from .._sql_lists import in_list
 
 # Waits of the master, module attributes so that tests can shorten them.
 FOLLOW_POLL_SECONDS: float = 1.0  # taskLogsBatchMissWaitTime
@@ -181,28 +182,26 @@ def _filters(request: LogsRequest) -> tuple[str, list[Any]]:
     fragments = ["trial_id = ?"]
     params: list[Any] = [request.trial_id]
 
-    def marks(values: Sequence[Any]) -> str:
-        return ",".join("?" * len(values))
-
     if request.rank_ids:
-        ranks = list(request.rank_ids)
-        if -1 in ranks:
-            fragments.append(f"AND rank_id IS NULL OR rank_id IN ({marks(ranks)})")
-        else:
-            fragments.append(f"AND rank_id IN ({marks(ranks)})")
-        params += ranks
+        ranks, rank_params = in_list(request.rank_ids)
+        null_rank = "rank_id IS NULL OR " if -1 in request.rank_ids else ""
+        fragments.append(f"AND {null_rank}rank_id IN {ranks}")
+        params += rank_params
     for column, values in (
         ("agent_id", request.agent_ids), ("container_id", request.container_ids),
         ("stdtype", request.stdtypes), ("source", request.sources),
     ):  # fmt: skip
         if values:
-            fragments.append(f"AND {column} IN ({marks(values)})")
-            params += list(values)
+            listed, listed_params = in_list(values)
+            fragments.append(f"AND {column} IN {listed}")
+            params += listed_params
     if request.levels:
         # NULL never matches IN; LOG_LEVEL_UNSPECIFIED stands for NULL here.
-        stored = [level.value for level in request.levels if level != LogLevel.UNSPECIFIED]
-        fragments.append(f"AND level IN ({marks(stored)})")
-        params += stored
+        levels, level_params = in_list(
+            [level.value for level in request.levels if level != LogLevel.UNSPECIFIED]
+        )
+        fragments.append(f"AND level IN {levels}")
+        params += level_params
     if request.timestamp_before is not None:
         fragments.append("AND timestamp <= ?")
         params.append(_bound(request.timestamp_before))

@@ -34,6 +34,8 @@ from .._app import Ctx, rpc
 from .._db import utcnow
 from .._errors import ApiError, Code, internal, invalid_argument, not_found, permission_denied
 from .._pagination import in_memory_page
+from .._sql_lists import orm_in
+from .._collation import collation_key
 from .checkpoints import CheckpointViews, pg_uuid
 from .projects import go_quote, like_match, list_filter, usernames
 
@@ -74,7 +76,7 @@ def _same_struct(a: Struct | None, b: Struct | None) -> bool:
 def _version_counts(db: Session, model_ids: Sequence[int]) -> dict[int, int]:
     rows = db.exec(
         select(t.ModelVersionRow.model_id, func.count())
-        .where(col(t.ModelVersionRow.model_id).in_(model_ids))
+        .where(orm_in(t.ModelVersionRow.model_id, model_ids))
         .group_by(col(t.ModelVersionRow.model_id))
     ).all()
     return {model_id: count for model_id, count in rows}
@@ -237,8 +239,6 @@ def _caller(ctx: Ctx) -> t.UserRow:
 # --- models --------------------------------------------------------------------------------------
 
 _SORT_KEYS: Final[dict[ModelSortBy, str]] = {
-    ModelSortBy.NAME: "name",
-    ModelSortBy.DESCRIPTION: "description",
     ModelSortBy.CREATION_TIME: "creation_time",
     ModelSortBy.LAST_UPDATED_TIME: "last_updated_time",
 }
@@ -296,7 +296,7 @@ def _workspace_filter(db: Session, ids: list[int], workspace_names: list[str]) -
     if not workspace_names:
         return []
     found = db.exec(
-        select(t.WorkspaceRow.id).where(col(t.WorkspaceRow.name).in_(workspace_names))
+        select(t.WorkspaceRow.id).where(orm_in(t.WorkspaceRow.name, workspace_names))
     ).all()
     return [i for i in found if i is not None]
 
@@ -309,16 +309,22 @@ def _sort_models(
     *,
     descending: bool,
 ) -> None:
-    """``ORDER BY <col> <dir>, id <dir>``."""
+    """``ORDER BY <col> <dir>, id <dir>``; text in the database's collation."""
     rows.sort(key=lambda r: r.id or 0, reverse=descending)
-    if sort_by in _SORT_KEYS:
+    if sort_by == ModelSortBy.NAME:
+        rows.sort(key=lambda r: collation_key(r.name), reverse=descending)
+    elif sort_by == ModelSortBy.DESCRIPTION:
+        rows.sort(key=lambda r: collation_key(r.description), reverse=descending)
+    elif sort_by in _SORT_KEYS:
         attribute = _SORT_KEYS[sort_by]
         rows.sort(key=lambda r: getattr(r, attribute), reverse=descending)
     elif sort_by == ModelSortBy.NUM_VERSIONS:
         rows.sort(key=lambda r: counts.get(r.id or 0, 0), reverse=descending)
     elif sort_by == ModelSortBy.WORKSPACE:
         workspaces = {w.id: w.name for w in db.exec(select(t.WorkspaceRow)).all()}
-        rows.sort(key=lambda r: workspaces.get(r.workspace_id, ""), reverse=descending)
+        rows.sort(
+            key=lambda r: collation_key(workspaces.get(r.workspace_id, "")), reverse=descending
+        )
 
 
 @rpc("GetModel")
@@ -339,7 +345,9 @@ def get_model_labels(ctx: Ctx) -> dict[str, Any]:
         for label in row.labels or []:
             models_by_label.setdefault(label, set()).add(row.id or 0)
     # ORDER BY COUNT(DISTINCT model) DESC, label ASC
-    ordered = sorted(models_by_label, key=lambda label: (-len(models_by_label[label]), label))
+    ordered = sorted(
+        models_by_label, key=lambda label: (-len(models_by_label[label]), collation_key(label))
+    )
     return {"labels": ordered}
 
 
@@ -507,7 +515,7 @@ def get_model_versions(ctx: Ctx) -> dict[str, Any]:
         c.uuid: c
         for c in ctx.db.exec(
             select(t.CheckpointRow).where(
-                col(t.CheckpointRow.uuid).in_([r.checkpoint_uuid for r in rows])
+                orm_in(t.CheckpointRow.uuid, [r.checkpoint_uuid for r in rows])
             )
         ).all()
     }

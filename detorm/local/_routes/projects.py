@@ -26,6 +26,7 @@ from .._app import Ctx, rpc
 from .._db import utcnow
 from .._errors import ApiError, Code, internal, invalid_argument, not_found, permission_denied
 from .._filter_sql import PgError, like
+from .._sql_lists import orm_in
 
 __all__ = [
     "NIL_DEREFERENCE",
@@ -134,7 +135,7 @@ def delete_experiments(db: Session, experiment_ids: Sequence[int]) -> None:
         return
     trial_ids = list(
         db.exec(
-            select(t.TrialRow.id).where(col(t.TrialRow.experiment_id).in_(experiment_ids))
+            select(t.TrialRow.id).where(orm_in(t.TrialRow.experiment_id, experiment_ids))
         ).all()
     )
     if trial_ids:
@@ -142,20 +143,20 @@ def delete_experiments(db: Session, experiment_ids: Sequence[int]) -> None:
         db.execute(
             update(t.CheckpointRow)
             .where(
-                col(t.CheckpointRow.trial_id).in_(trial_ids),
+                orm_in(t.CheckpointRow.trial_id, trial_ids),
                 col(t.CheckpointRow.uuid).in_(registered),
             )
             .values(trial_id=None)
         )
-        db.execute(delete(t.CheckpointRow).where(col(t.CheckpointRow.trial_id).in_(trial_ids)))
+        db.execute(delete(t.CheckpointRow).where(orm_in(t.CheckpointRow.trial_id, trial_ids)))
         for table in (t.MetricRow, t.TrialLogRow):
-            db.execute(delete(table).where(col(table.trial_id).in_(trial_ids)))
-        db.execute(delete(t.RunHparamRow).where(col(t.RunHparamRow.run_id).in_(trial_ids)))
+            db.execute(delete(table).where(orm_in(table.trial_id, trial_ids)))
+        db.execute(delete(t.RunHparamRow).where(orm_in(t.RunHparamRow.run_id, trial_ids)))
         db.execute(
-            delete(t.LocalIdRedirectRow).where(col(t.LocalIdRedirectRow.run_id).in_(trial_ids))
+            delete(t.LocalIdRedirectRow).where(orm_in(t.LocalIdRedirectRow.run_id, trial_ids))
         )
-        db.execute(delete(t.TrialRow).where(col(t.TrialRow.id).in_(trial_ids)))
-    db.execute(delete(t.ExperimentRow).where(col(t.ExperimentRow.id).in_(experiment_ids)))
+        db.execute(delete(t.TrialRow).where(orm_in(t.TrialRow.id, trial_ids)))
+    db.execute(delete(t.ExperimentRow).where(orm_in(t.ExperimentRow.id, experiment_ids)))
 
 
 def delete_project_rows(db: Session, project_id: int) -> None:
@@ -187,7 +188,7 @@ class _ExperimentStats:
         exp = t.ExperimentRow
         rows = db.exec(
             select(exp.project_id, func.count(), func.max(exp.start_time))
-            .where(col(exp.project_id).in_(ids))
+            .where(orm_in(exp.project_id, ids))
             .group_by(col(exp.project_id))
         ).all()
         for project_id, count, last in rows:
@@ -195,7 +196,7 @@ class _ExperimentStats:
             self.last_start[project_id] = last
         active = db.exec(
             select(exp.project_id, func.count())
-            .where(col(exp.project_id).in_(ids), exp.state == "ACTIVE")
+            .where(orm_in(exp.project_id, ids), exp.state == "ACTIVE")
             .group_by(col(exp.project_id))
         ).all()
         self.active = {project_id: count for project_id, count in active}
@@ -203,7 +204,7 @@ class _ExperimentStats:
             select(exp.project_id, func.count())
             .select_from(t.TrialRow)
             .join(exp, exp.id == t.TrialRow.experiment_id)  # type: ignore[arg-type]
-            .where(col(exp.project_id).in_(ids))
+            .where(orm_in(exp.project_id, ids))
             .group_by(col(exp.project_id))
         ).all()
         self.runs = {project_id: count for project_id, count in runs}

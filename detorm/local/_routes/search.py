@@ -17,11 +17,13 @@ from sqlmodel import Session
 from detorm._wire import MoveRunsRequest, RunActionRequest, SearchRequest, TableType
 
 from .._app import Ctx, rpc
+from .._collation import collation_key
 from .._db import utcnow
 from .._errors import ApiError, internal
 from .._filter_sql import (
     NIL_DEREFERENCE,
     CompiledFilter,
+    FilterScope,
     compile_filter,
     db_time,
     decode_filter,
@@ -35,10 +37,10 @@ from .._filter_sql import (
     parse_db_time,
     pg_text,
     run_sort,
-    text_sort_key,
     wire_time,
 )
 from .._pagination import sql_page
+from .._sql_lists import in_list
 from .experiment_actions import Outcome, activate_experiments, move_experiments, pause_experiments
 from .experiments import (
     LIST_FROM,
@@ -53,14 +55,17 @@ from .trials import best_trial_views, kill_trial
 __all__ = ["RUNS_FROM"]
 
 
+_EXPERIMENTS: Final = FilterScope("e.id", LIST_FROM)
+
+
 def _filter(
-    ctx: Ctx, text: str | None, archived_sql: str, now: str
+    ctx: Ctx, text: str | None, archived_sql: str, now: str, scope: FilterScope
 ) -> tuple[list[str], list[Any], CompiledFilter | None]:
     """The filter's condition, plus the archived condition unless ``showArchived``."""
     if text is None:
         return [], [], None
     root = decode_filter(text)
-    compiled = compile_filter(ctx.db, root, now)
+    compiled = compile_filter(ctx.db, root, now, scope)
     where = [f"({compiled.sql})"] if compiled.sql is not None else []
     if not root.show_archived:
         where.append(archived_sql)
@@ -97,7 +102,9 @@ def search_experiments(ctx: Ctx) -> dict[str, Any]:
         find_project(ctx.db, request.project_id)
         where.append("e.project_id = ?")
         params.append(request.project_id)
-    filter_where, filter_params, compiled = _filter(ctx, request.filter, "e.archived = 0", now)
+    filter_where, filter_params, compiled = _filter(
+        ctx, request.filter, "e.archived = 0", now, _EXPERIMENTS
+    )
     order, order_params = (
         ("e.id ASC", []) if request.sort is None else experiment_sort(request.sort, now)
     )
@@ -123,6 +130,7 @@ LEFT JOIN users u ON e.owner_id = u.id
 LEFT JOIN projects p ON e.project_id = p.id
 LEFT JOIN workspaces w ON p.workspace_id = w.id
 """
+_RUNS: Final = FilterScope("r.id", RUNS_FROM)
 
 _RUN_COLUMNS: Final = """r.id, r.start_time, r.end_time, r.state, r.checkpoint_size, r.checkpoint_count,
  r.searcher_metric_value, r.external_run_id, r.hparams, r.summary_metrics, e.owner_id, e.project_id,
@@ -231,7 +239,7 @@ def search_runs(ctx: Ctx) -> dict[str, Any]:
         where.append("e.project_id = ?")
         params.append(request.project_id)
     filter_where, filter_params, compiled = _filter(
-        ctx, request.filter, "NOT (r.archived OR e.archived)", now
+        ctx, request.filter, "NOT (r.archived OR e.archived)", now, _RUNS
     )
     order, order_params = ("r.id ASC", []) if request.sort is None else run_sort(request.sort, now)
     if compiled is not None:
@@ -268,10 +276,6 @@ def _results(results: Iterable[_Result]) -> dict[str, Any]:
     return {"results": [{"error": r.error, "id": r.id} for r in results]}
 
 
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" * len(values)) if values else "NULL"
-
-
 def _candidates(
     ctx: Ctx, columns: str, project_id: int, run_ids: Sequence[int], filter_text: str | None
 ) -> list[tuple[Any, ...]]:
@@ -280,11 +284,12 @@ def _candidates(
     params: list[Any] = [project_id]
     compiled = None
     if filter_text is None:
-        where.append(f"r.id IN ({_marks(run_ids)})")
-        params.extend(run_ids)
+        listed, listed_params = in_list(run_ids)
+        where.append(f"r.id IN {listed}")
+        params.extend(listed_params)
     else:
         filter_where, filter_params, compiled = _filter(
-            ctx, filter_text, "NOT (r.archived OR e.archived)", db_time(utcnow())
+            ctx, filter_text, "NOT (r.archived OR e.archived)", db_time(utcnow()), _RUNS
         )
         where.extend(filter_where)
         params.extend(filter_params)
@@ -350,19 +355,15 @@ def delete_runs(ctx: Ctx) -> dict[str, Any]:
 def _delete_runs(db: Session, run_ids: Sequence[int]) -> None:
     """Delete runs with their logs, metrics and hyperparameter rows. Their experiment stays; the
     checkpoints stay too, no longer attached to a run (``run_checkpoints`` rows go on the master)."""
-    marks = _marks(run_ids)
+    runs, params = in_list(run_ids)
     for table, column in (("trial_logs", "trial_id"), ("metrics", "trial_id"), ("run_hparams", "run_id"),
                           ("local_id_redirect", "run_id")):  # fmt: skip
-        execute(db, f"DELETE FROM {table} WHERE {column} IN ({marks})", list(run_ids))
+        execute(db, f"DELETE FROM {table} WHERE {column} IN {runs}", params)
+    execute(db, f"UPDATE checkpoints SET trial_id = NULL WHERE trial_id IN {runs}", params)
     execute(
-        db, f"UPDATE checkpoints SET trial_id = NULL WHERE trial_id IN ({marks})", list(run_ids)
+        db, f"UPDATE experiments SET best_trial_id = NULL WHERE best_trial_id IN {runs}", params
     )
-    execute(
-        db,
-        f"UPDATE experiments SET best_trial_id = NULL WHERE best_trial_id IN ({marks})",
-        list(run_ids),
-    )
-    execute(db, f"DELETE FROM trials WHERE id IN ({marks})", list(run_ids))
+    execute(db, f"DELETE FROM trials WHERE id IN {runs}", params)
 
 
 def _archive_runs(ctx: Ctx, *, archive: bool) -> dict[str, Any]:
@@ -387,11 +388,9 @@ def _archive_runs(ctx: Ctx, *, archive: bool) -> dict[str, Any]:
         message = f"Run with id '{{id}}' not found in project with id '{request.project_id}'"
         results += _not_found(request.run_ids, [row[0] for row in rows], message)
     if valid:
-        execute(
-            ctx.db,
-            f"UPDATE trials SET archived = ? WHERE id IN ({_marks(valid)})",
-            [int(archive), *valid],
-        )
+        runs, params = in_list(valid)
+        sql = f"UPDATE trials SET archived = ? WHERE id IN {runs}"
+        execute(ctx.db, sql, [int(archive), *params])
         results += [_Result(run_id) for run_id in valid]
     return _results(results)
 
@@ -483,8 +482,9 @@ def move_runs(ctx: Ctx) -> dict[str, Any]:
         results += [_Result(run_id, "Failed to move associated experiment")
                     for run_id, experiment_id in valid.items() if experiment_id in failed]  # fmt: skip
         # every run of a moved experiment is reported, requested or not
-        moved_runs = fetch(ctx.db, f"SELECT id FROM trials WHERE experiment_id IN ({_marks(sorted(moved))}) ORDER BY id",
-                           sorted(moved))  # fmt: skip
+        experiments, params = in_list(moved)
+        sql = f"SELECT id FROM trials WHERE experiment_id IN {experiments} ORDER BY id"
+        moved_runs = fetch(ctx.db, sql, params)
         results += [_Result(row[0]) for row in moved_runs]
     return _results(results)
 
@@ -561,7 +561,7 @@ def _summary_metric_columns(summaries: Iterable[str | None]) -> list[dict[str, A
                         )
                     )
     ordered = sorted(
-        stats, key=lambda s: (text_sort_key(s[0]), text_sort_key(s[1]), s[2] is None, s[2] or "")
+        stats, key=lambda s: (collation_key(s[0]), collation_key(s[1]), s[2] is None, s[2] or "")
     )
     counts: list[int] = []
     for index, (group, name, _kind) in enumerate(ordered):
@@ -616,9 +616,8 @@ def _experiment_table_columns(db: Session, project_id: int) -> list[dict[str, An
     )
     best = [row[1] for row in rows if row[1] is not None]
     if best:
-        summaries = fetch(
-            db, f"SELECT summary_metrics FROM trials WHERE id IN ({_marks(best)})", best
-        )
+        listed, params = in_list(best)
+        summaries = fetch(db, f"SELECT summary_metrics FROM trials WHERE id IN {listed}", params)
         columns += _summary_metric_columns(row[0] for row in summaries)
     seen: set[str] = set()
     for document, _best in rows:

@@ -24,6 +24,7 @@ from sqlmodel import Session
 from detorm._wire import OrderBy, TrialSortBy, TrialState
 
 from .._app import Ctx, rpc
+from .._collation import collation_key
 from .._db import utcnow
 from .._errors import ApiError, not_found
 from .._filter_sql import (
@@ -38,10 +39,10 @@ from .._filter_sql import (
     parse_input,
     pg_error,
     pg_text,
-    text_sort_key,
     wire_time,
 )
 from .._pagination import sql_page
+from .._sql_lists import in_list
 from .experiments import TERMINAL_STATES, in_registry
 
 __all__ = ["best_trial_views", "finish_trials", "kill_trial", "trial_views"]
@@ -114,12 +115,12 @@ def _validations(
     """The ``validations`` view (live validation rows) of the trials, oldest id first."""
     if not trial_ids:
         return []
-    marks = ", ".join("?" * len(trial_ids))
+    trials, params = in_list(trial_ids)
     rows = fetch(
         db,
-        f"SELECT id, trial_id, total_batches, end_time, metrics FROM metrics WHERE trial_id IN ({marks})"
+        f"SELECT id, trial_id, total_batches, end_time, metrics FROM metrics WHERE trial_id IN {trials}"
         " AND metric_group = 'validation' AND archived = 0 ORDER BY id",
-        list(trial_ids),
+        params,
     )
     validations = []
     for id_, trial_id, total_batches, end_time, document in rows:
@@ -171,7 +172,7 @@ SELECT t.id, t.experiment_id, t.log_retention_days, t.state, t.start_time, t.end
        t.metadata, t.latest_validation_id, e.config ->> '$.searcher.metric',
        e.config ->> '$.searcher.smaller_is_better', e.config ->> '$.max_restarts'
 FROM trials t JOIN experiments e ON e.id = t.experiment_id
-WHERE t.id IN ({marks})
+WHERE t.id IN {trials}
 """
 
 
@@ -180,12 +181,12 @@ def _best_checkpoints(db: Session, validations: list[_Validation]) -> dict[int, 
     trial_ids = sorted({v.trial_id for v in validations})
     if not trial_ids:
         return {}
-    marks = ", ".join("?" * len(trial_ids))
+    trials, params = in_list(trial_ids)
     rows = fetch(
         db,
         f"SELECT uuid, trial_id, report_time, resources, metadata ->> '$.steps_completed', state"
-        f" FROM checkpoints WHERE trial_id IN ({marks}) AND state = 'COMPLETED'",
-        trial_ids,
+        f" FROM checkpoints WHERE trial_id IN {trials} AND state = 'COMPLETED'",
+        params,
     )
     by_step: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
     for row in rows:
@@ -219,7 +220,8 @@ def trial_views(db: Session, trial_ids: Sequence[int]) -> list[dict[str, Any]]:
     """``proto_get_trials_plus`` for ``trial_ids``, in that order (missing ids are skipped)."""
     if not trial_ids:
         return []
-    rows = fetch(db, _TRIALS_SQL.format(marks=", ".join("?" * len(trial_ids))), list(trial_ids))
+    trials, params = in_list(trial_ids)
+    rows = fetch(db, _TRIALS_SQL.format(trials=trials), params)
     by_id = {row[0]: row for row in rows}
     searchers = {row[0]: _searcher(row[18], row[19]) for row in rows}
     validations = _validations(db, list(by_id), searchers)
@@ -292,7 +294,7 @@ FROM trials t
 JOIN experiments e ON e.id = t.experiment_id
 LEFT JOIN metrics bv ON bv.id = t.best_validation_id AND bv.metric_group = 'validation' AND bv.archived = 0
 LEFT JOIN metrics lv ON lv.id = t.latest_validation_id AND lv.metric_group = 'validation' AND lv.archived = 0
-WHERE t.id IN ({marks})
+WHERE t.id IN {trials}
 """
 
 
@@ -306,7 +308,8 @@ def best_trial_views(db: Session, trial_ids: Sequence[int]) -> dict[int, dict[st
     object (zero-valued without one), the state is the stored one, no checkpoint or wall clock."""
     if not trial_ids:
         return {}
-    rows = fetch(db, _BEST_TRIAL_SQL.format(marks=", ".join("?" * len(trial_ids))), list(trial_ids))
+    trials, params = in_list(trial_ids)
+    rows = fetch(db, _BEST_TRIAL_SQL.format(trials=trials), params)
     views: dict[int, dict[str, Any]] = {}
     for row in rows:
         (id_, experiment_id, runner_state, count, summary, retention, task_id, start, end, restarts,
@@ -367,7 +370,7 @@ class _SortRow:
 _SORT_KEYS: Final[dict[TrialSortBy, Callable[[_SortRow], Any]]] = {
     TrialSortBy.START_TIME: lambda r: r.start_time,
     TrialSortBy.END_TIME: lambda r: r.end_time,
-    TrialSortBy.STATE: lambda r: text_sort_key("STATE_" + r.state),  # the 'STATE_' || state text
+    TrialSortBy.STATE: lambda r: collation_key("STATE_" + r.state),  # the 'STATE_' || state text
     TrialSortBy.BEST_VALIDATION_METRIC: lambda r: (
         None if r.best_signed is None else _metric_order(r.best_signed)
     ),
@@ -484,12 +487,12 @@ def finish_trials(db: Session, trial_ids: Sequence[int], state: str) -> None:
     trial is terminal at once (and its experiment keeps its state, as the searcher decides)."""
     if not trial_ids:
         return
-    marks = ", ".join("?" * len(trial_ids))
+    trials, params = in_list(trial_ids)
     terminal = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATES))
     execute(
         db,
-        f"UPDATE trials SET state = ?, end_time = COALESCE(end_time, ?) WHERE id IN ({marks}) AND state NOT IN ({terminal})",
-        [state, db_time(utcnow()), *trial_ids],
+        f"UPDATE trials SET state = ?, end_time = COALESCE(end_time, ?) WHERE id IN {trials} AND state NOT IN ({terminal})",
+        [state, db_time(utcnow()), *params],
     )
 
 

@@ -13,15 +13,17 @@ from .. import _tables as t
 from .._app import Ctx, rpc
 from .._errors import ApiError, invalid_argument, not_found
 from .._pagination import in_memory_page
+from .._collation import collation_key
 
+# ORDER BY <column> <dir>, id ASC; text in the database's collation
 _SORT_KEYS: dict[UserSortBy, Any] = {
     UserSortBy.UNSPECIFIED: lambda u: u.id,
-    UserSortBy.DISPLAY_NAME: lambda u: u.display_name,
-    UserSortBy.USER_NAME: lambda u: u.username,
+    UserSortBy.DISPLAY_NAME: lambda u: collation_key(u.display_name),
+    UserSortBy.USER_NAME: lambda u: collation_key(u.username),
     UserSortBy.ADMIN: lambda u: u.admin,
     UserSortBy.ACTIVE: lambda u: u.active,
     UserSortBy.MODIFIED_TIME: lambda u: u.modified_at,
-    UserSortBy.NAME: lambda u: u.display_name or u.username,
+    UserSortBy.NAME: lambda u: collation_key(u.display_name or u.username),
     UserSortBy.LAST_AUTH_TIME: lambda u: (u.last_auth_at is None, u.last_auth_at),
     UserSortBy.REMOTE: lambda u: u.remote,
 }

@@ -42,6 +42,8 @@ from .._errors import (
     permission_denied,
 )
 from .._pagination import in_memory_page
+from .._sql_lists import orm_in
+from .._collation import collation_key
 from .projects import (
     delete_project_rows,
     find_workspace,
@@ -71,7 +73,7 @@ class _Counts:
             wid: n
             for wid, n in db.exec(
                 select(project.workspace_id, func.count())
-                .where(col(project.workspace_id).in_(workspace_ids))
+                .where(orm_in(project.workspace_id, workspace_ids))
                 .group_by(col(project.workspace_id))
             ).all()
         }
@@ -81,7 +83,7 @@ class _Counts:
                 select(project.workspace_id, func.count())
                 .select_from(t.ExperimentRow)
                 .join(project, project.id == t.ExperimentRow.project_id)  # type: ignore[arg-type]
-                .where(col(project.workspace_id).in_(workspace_ids))
+                .where(orm_in(project.workspace_id, workspace_ids))
                 .group_by(col(project.workspace_id))
             ).all()
         }
@@ -250,7 +252,7 @@ def get_workspaces(ctx: Ctx) -> WorkspacesResponse:
     descending = order == OrderBy.DESC
     rows.sort(key=lambda r: r.id or 0, reverse=descending)
     if sort_by == WorkspaceSortBy.NAME:
-        rows.sort(key=lambda r: r.name, reverse=descending)
+        rows.sort(key=lambda r: collation_key(r.name), reverse=descending)
     page = in_memory_page(offset, limit, len(rows))
     shown = page.slice(rows)
     counts = _Counts(ctx.db, [r.id for r in shown if r.id is not None])
@@ -498,9 +500,9 @@ def _sort_projects(
     if sort_by == ProjectSortBy.CREATION_TIME:
         rows.sort(key=lambda r: r.created_at, reverse=descending)
     elif sort_by == ProjectSortBy.NAME:
-        rows.sort(key=lambda r: r.name, reverse=descending)
+        rows.sort(key=lambda r: collation_key(r.name), reverse=descending)
     elif sort_by == ProjectSortBy.DESCRIPTION:
-        rows.sort(key=lambda r: r.description, reverse=descending)
+        rows.sort(key=lambda r: collation_key(r.description), reverse=descending)
     elif sort_by == ProjectSortBy.LAST_EXPERIMENT_START_TIME:
 
         def last_start(row: t.ProjectRow) -> tuple[bool, Any]:

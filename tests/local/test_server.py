@@ -1,0 +1,84 @@
+"""The HTTP server of detorm.local: requests that never finish arriving are cut off, without
+holding the others up."""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import time
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from detorm.errors import ConfigurationError
+from detorm.local import LocalMaster
+
+STALLED = 300
+
+
+def _stall(address: tuple[str, int], kind: int) -> socket.socket:
+    """A connection that sends part of a request and then nothing: half a body, half the
+    headers, or not a byte."""
+    sock = socket.create_connection(address)
+    if kind == 0:
+        sock.sendall(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"username": "admin", "pass'
+        )
+    elif kind == 1:
+        sock.sendall(b"GET /api/v1/master HTTP/1.1\r\nHost: x\r\nAccept: appl")
+    return sock
+
+
+def _wait_until_closed(sockets: list[socket.socket], seconds: float) -> dict[socket.socket, bytes]:
+    """What each socket received before the server closed it; sockets still open after
+    ``seconds`` are left out."""
+    received: dict[socket.socket, bytes] = {}
+    with selectors.DefaultSelector() as selector:
+        for sock in sockets:
+            selector.register(sock, selectors.EVENT_READ)
+        deadline = time.monotonic() + seconds
+        while selector.get_map() and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                received[sock] = received.get(sock, b"") + data
+                if not data:
+                    selector.unregister(sock)
+        for key in list(selector.get_map().values()):
+            received.pop(key.fileobj, None)  # type: ignore[call-overload]
+    return received
+
+
+def test_stalled_requests_are_closed_after_the_read_timeout_while_others_are_served() -> None:
+    with LocalMaster(process=False, read_timeout=3) as master:
+        url = urlsplit(master.url)
+        address = (url.hostname or "", url.port or 0)
+        stalled = [_stall(address, kind=i % 3) for i in range(STALLED)]
+        try:
+            with httpx.Client(base_url=master.url, timeout=30) as client:
+                login = client.post(
+                    "/api/v1/auth/login", json={"username": "admin", "password": ""}
+                )
+            assert login.status_code == 200
+            closed = _wait_until_closed(stalled, seconds=60)
+        finally:
+            for sock in stalled:
+                sock.close()
+    # every one closed by the server, and none got a response (net/http answers nothing)
+    assert len(closed) == STALLED
+    assert set(closed.values()) == {b""}
+
+
+def test_the_read_timeout_must_be_positive() -> None:
+    master = LocalMaster(process=False, read_timeout=0)
+    try:
+        with pytest.raises(ConfigurationError, match="read_timeout must be a positive number"):
+            master.start()
+    finally:
+        master.stop()
