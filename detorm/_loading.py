@@ -31,12 +31,16 @@ RowLoader = Callable[["Session", Any], Resource]
 
 def _search_experiment(session: Session, row: w.SearchExperimentExperiment) -> Resource:
     # The search returns each experiment's best trial, complete: keep it in the identity map.
+    # It sends no bestTrialSearcherMetric, which is that trial's searcher metric (GetExperiments'
+    # showTrialData selects `searcher_metric_value FROM trials WHERE id = e.best_trial_id`).
     assert row.experiment is not None
     experiment = session.merge(
         Experiment, Experiment.values_from_wire(row.experiment, view="search")
     )
-    if row.best_trial is not None:
-        _trial(session, row.best_trial)
+    best = None if row.best_trial is None else _trial(session, row.best_trial)
+    if row.experiment.best_trial_id is None or isinstance(best, Trial):
+        metric = best.searcher_metric_value if isinstance(best, Trial) else None
+        session.merge(Experiment, {"id": experiment.id, "best_trial_searcher_metric": metric})
     return experiment
 
 
@@ -58,7 +62,11 @@ def _trial(session: Session, row: w.Trial) -> Resource:
 
 def _model_version(session: Session, row: w.ModelVersion) -> Resource:
     if row.model is not None:
-        session.merge(Model, Model.values_from_wire(row.model))
+        # get_model_versions.sql selects the model without its workspace: the 0 sent for it
+        # must not overwrite the one the session knows.
+        model = Model.values_from_wire(row.model)
+        del model["workspace_id"]
+        session.merge(Model, model)
     if row.checkpoint is not None and row.checkpoint.uuid:
         session.merge(Checkpoint, Checkpoint.values_from_wire(row.checkpoint))
     return session.merge(ModelVersion, ModelVersion.values_from_wire(row))

@@ -33,6 +33,7 @@ from .. import _tables as t
 from .._app import Ctx, rpc
 from .._db import utcnow
 from .._errors import ApiError, Code, internal, invalid_argument, not_found, permission_denied
+from .._filter_sql import text_sort_key
 from .._pagination import in_memory_page
 from .checkpoints import CheckpointViews, pg_uuid
 from .projects import go_quote, like_match, list_filter, usernames
@@ -313,12 +314,16 @@ def _sort_models(
     rows.sort(key=lambda r: r.id or 0, reverse=descending)
     if sort_by in _SORT_KEYS:
         attribute = _SORT_KEYS[sort_by]
-        rows.sort(key=lambda r: getattr(r, attribute), reverse=descending)
+        rows.sort(key=lambda r: _sort_value(getattr(r, attribute)), reverse=descending)
     elif sort_by == ModelSortBy.NUM_VERSIONS:
         rows.sort(key=lambda r: counts.get(r.id or 0, 0), reverse=descending)
     elif sort_by == ModelSortBy.WORKSPACE:
         workspaces = {w.id: w.name for w in db.exec(select(t.WorkspaceRow)).all()}
         rows.sort(key=lambda r: workspaces.get(r.workspace_id, ""), reverse=descending)
+
+
+def _sort_value(value: Any) -> Any:
+    return text_sort_key(value) if isinstance(value, str) else value  # text: the collation
 
 
 @rpc("GetModel")

@@ -12,16 +12,17 @@ from detorm.local._views import ts
 from .. import _tables as t
 from .._app import Ctx, rpc
 from .._errors import ApiError, invalid_argument, not_found
+from .._filter_sql import like, text_sort_key
 from .._pagination import in_memory_page
 
 _SORT_KEYS: dict[UserSortBy, Any] = {
     UserSortBy.UNSPECIFIED: lambda u: u.id,
-    UserSortBy.DISPLAY_NAME: lambda u: u.display_name,
-    UserSortBy.USER_NAME: lambda u: u.username,
+    UserSortBy.DISPLAY_NAME: lambda u: text_sort_key(u.display_name),
+    UserSortBy.USER_NAME: lambda u: text_sort_key(u.username),
     UserSortBy.ADMIN: lambda u: u.admin,
     UserSortBy.ACTIVE: lambda u: u.active,
     UserSortBy.MODIFIED_TIME: lambda u: u.modified_at,
-    UserSortBy.NAME: lambda u: u.display_name or u.username,
+    UserSortBy.NAME: lambda u: text_sort_key(u.display_name or u.username),
     UserSortBy.LAST_AUTH_TIME: lambda u: (u.last_auth_at is None, u.last_auth_at),
     UserSortBy.REMOTE: lambda u: u.remote,
 }
@@ -55,9 +56,11 @@ def get_users(ctx: Ctx) -> UsersResponse:
     if q.get_ints("role_id_assigned_directly_to_user"):
         raise invalid_argument("cannot filter by role id. RBAC must be enabled.")
     rows = list(ctx.db.exec(select(t.UserRow)).all())
-    name = q.get_str("name").lower()
-    if name:
-        rows = [r for r in rows if name in r.username.lower() or name in r.display_name.lower()]
+    name = q.get_str("name")
+    if name:  # `u.display_name ILIKE ? OR u.username ILIKE ?` with '%' + name + '%'
+        pattern = f"%{name}%"
+        rows = [r for r in rows if any(like(text, pattern, case_insensitive=True)
+                                       for text in (r.display_name, r.username))]  # fmt: skip
     admin, active = q.get_bool_value("admin"), q.get_bool_value("active")
     if admin is not None:
         rows = [r for r in rows if r.admin == admin]

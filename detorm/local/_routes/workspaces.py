@@ -41,6 +41,7 @@ from .._errors import (
     invalid_argument,
     permission_denied,
 )
+from .._filter_sql import text_sort_key
 from .._pagination import in_memory_page
 from .projects import (
     delete_project_rows,
@@ -250,7 +251,7 @@ def get_workspaces(ctx: Ctx) -> WorkspacesResponse:
     descending = order == OrderBy.DESC
     rows.sort(key=lambda r: r.id or 0, reverse=descending)
     if sort_by == WorkspaceSortBy.NAME:
-        rows.sort(key=lambda r: r.name, reverse=descending)
+        rows.sort(key=lambda r: text_sort_key(r.name), reverse=descending)
     page = in_memory_page(offset, limit, len(rows))
     shown = page.slice(rows)
     counts = _Counts(ctx.db, [r.id for r in shown if r.id is not None])
@@ -498,9 +499,9 @@ def _sort_projects(
     if sort_by == ProjectSortBy.CREATION_TIME:
         rows.sort(key=lambda r: r.created_at, reverse=descending)
     elif sort_by == ProjectSortBy.NAME:
-        rows.sort(key=lambda r: r.name, reverse=descending)
+        rows.sort(key=lambda r: text_sort_key(r.name), reverse=descending)
     elif sort_by == ProjectSortBy.DESCRIPTION:
-        rows.sort(key=lambda r: r.description, reverse=descending)
+        rows.sort(key=lambda r: text_sort_key(r.description), reverse=descending)
     elif sort_by == ProjectSortBy.LAST_EXPERIMENT_START_TIME:
 
         def last_start(row: t.ProjectRow) -> tuple[bool, Any]:
