@@ -186,21 +186,19 @@ def _hp_constant(value: Any, lookup: str, wanted: Any, text: bool) -> Truth:
             return None
         return (wanted in value) == (lookup == "contains")  # LIKE: case-sensitive
     if text:
-        return None if not isinstance(value, str) else _text_compare(lookup, value, wanted)
+        return _hp_value(value, lookup, wanted) if isinstance(value, str) else None
     return _hp_number(value, lookup, wanted)
 
 
 def _hp_number(value: Any, lookup: str, wanted: Any) -> Truth:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None  # missing, or a text the master's ::float8 cast rejects
-    if lookup in ("exact", "ne"):
-        return _same(float(value), wanted) == (lookup == "exact")
-    return _compare(lookup, value, wanted)
+    return _hp_value(value, lookup, wanted)
 
 
-def _text_compare(lookup: str, value: str, wanted: str) -> Truth:
+def _hp_value(value: Any, lookup: str, wanted: Any) -> Truth:
     if lookup in ("exact", "ne"):
-        return (value == wanted) == (lookup == "exact")
+        return bool(value == wanted) == (lookup == "exact")
     return _compare(lookup, value, wanted)
 
 

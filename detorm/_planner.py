@@ -176,7 +176,7 @@ def _quoted_label(label: str) -> tuple[Any, bool]:
 def _plain(value: Any) -> tuple[Any, bool] | None:
     # An experiment hyperparameter is matched with LIKE when it is a constant and as a jsonb key
     # when it is categorical (hpToSQL): no escaping suits both, so only plain text is sent.
-    if isinstance(value, bool) or isinstance(value, str) and any(ch in value for ch in "\\%_"):
+    if isinstance(value, bool) or (isinstance(value, str) and any(c in value for c in "\\%_")):
         return None
     return value, True
 

@@ -554,7 +554,7 @@ def _sql_metric(summary: Any, group: str, name: str, qualifier: str) -> str | No
 
 
 def _sql_float8(text: Any) -> float | None:
-    """``text::float8`` (NaN cannot be held by SQLite and reads as NULL)."""
+    """``text::float8``; a text that is not a number fails the query as the cast does."""
     if text is None:
         return None
     return _parse_number(str(text), FLOAT8)
@@ -603,7 +603,6 @@ def connection(db: Session) -> sqlite3.Connection:
     conn.create_function("pg_like", 3, _raising(_sql_like), deterministic=True)
     conn.create_function("pg_jsonb_text", 1, _sql_jsonb_text, deterministic=True)
     conn.create_function("pg_metric", 4, _sql_metric, deterministic=True)
-    conn.create_function("pg_float8", 1, _raising(_sql_float8), deterministic=True)
     conn.create_function("pg_float8_test", 3, _raising(_sql_float8_test), deterministic=True)
     conn.create_function("pg_duration", 3, _sql_duration, deterministic=True)
     conn.create_function("pg_round", 1, _sql_round, deterministic=True)

@@ -1,13 +1,15 @@
-"""Every lookup of every field of every resource, end to end against detorm.local.
+"""Every lookup and ordering of every field of every resource, end to end against detorm.local.
 
 The cases are generated from the catalog the typed lookups are generated from
 (``detorm/_columns.py``): each filter runs through the SDK against a seeded detorm.local and the
 ids it returns are compared with a brute-force evaluation of the same condition over the full
-list of objects, read without a filter. The evaluator here is small and written from the
-master's semantics, not from the SDK's evaluator: SQL NULL logic (a comparison with a missing
-value is not true), ``contains`` as ``ILIKE '%v%'`` on text and as membership on tag sets,
-``isnull`` as the master's ``isEmpty`` (NULL, ``''`` or ``'[]'``; an empty tag set), text compared
-with the master's database collation (as detorm.local emulates it).
+list of objects, read without a filter; each ordering with a brute-force sort under the rules of
+the endpoint the planner chose. The evaluator here is written from the master's semantics, not
+from the SDK's: SQL NULL logic (a comparison with a missing value is not true), ``contains`` as
+``ILIKE '%v%'`` on text and as membership on tag sets, ``isnull`` as the master's ``isEmpty``
+(NULL, ``''`` or ``'[]'``; an empty tag set), text compared with the master's database collation
+(``detorm/_collation.py``), NaN above every number. A sample of combinations (``|``, ``~``) and
+of hyperparameter and metric expressions is checked the same way.
 """
 
 from __future__ import annotations
@@ -183,8 +185,13 @@ def _registry(s: Seeder, workspace: int) -> None:
 
 
 # --- the cluster and the truth ----------------------------------------------------------------
+Scope = dict[str, Any]  # the filter a resource is listed under (the master lists some per parent)
+
+
 @dataclass
 class World:
+    """The seeded cluster, and a session holding every object read without a filter."""
+
     url: str
     environ: dict[str, str]
     truth: detorm.Session  # holds every object, read without a filter
@@ -209,8 +216,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         with detorm.Session(master.url, user="determined", password="", environ=environ) as s:
             yield World(master.url, environ, s)
 
-
-Scope = dict[str, Any]
 
 
 def everything(world: World, resource: str, scope: Scope) -> list[Resource]:
