@@ -517,10 +517,17 @@ def parse_ordering(resource: str, key: str | Ordering) -> Ordering:
                 f"{resource} cannot be ordered by {ref.name!r}; it can be ordered by: "
                 f"{', '.join(sortable)}"
             )
-    elif resource == "Checkpoint" and ref.kind == "metric" and ref.group == "validation":
-        pass  # sortByMetric: a checkpoint's validation metric
+    elif resource == "Checkpoint":
+        # sortByMetric: the metric of the validation at the checkpoint, one value ("last").
+        if ref.kind != "metric" or ref.group != "validation" or ref.aggregate != "last":
+            raise QueryError(
+                f"Checkpoint cannot be ordered by {ref}; it can be ordered by its fields or by "
+                f"a validation metric as validation.<metric>.last"
+            )
     elif resource not in SUPPORTS_HP_AND_METRICS:
         raise QueryError(f"{resource} cannot be ordered by {ref}")
+    elif ref.kind == "metadata" and resource != "Trial":
+        raise QueryError(f"{resource} cannot be ordered by {ref}: run metadata orders trials")
     return ordering
 
 

@@ -76,7 +76,12 @@ def pages(
     remaining = limit
     while remaining is None or remaining > 0:
         size = page_size if remaining is None else min(page_size, remaining)
-        rows, pagination = _page(session, source, offset, size)
+        try:
+            rows, pagination = _page(session, source, offset, size)
+        except NotFound:
+            if source.scoped:
+                return  # the parent does not exist: nothing matches
+            raise
         yield rows
         if remaining is not None:
             remaining -= len(rows)
@@ -92,20 +97,43 @@ def iterate(
 ) -> Iterator[R]:
     """Every row of a plan's source as a resource, loading prefetched children per page."""
     load = ROW_LOADERS[plan.source.operation]
+    experiment: Experiment | None = None
+    if plan.experiment is not None:
+        # It names the trials' searcher metric: held while they are read (the identity map
+        # holds objects weakly).
+        try:
+            experiment = session.resolve(Experiment, plan.experiment)
+        except NotFound:
+            return  # the parent does not exist: nothing matches
     for rows in pages(session, plan.source, offset=offset, limit=limit, page_size=plan.page_size):
         with no_gc_pauses():
             objects = [load(session, row) for row in rows]
+            best_trials = _best_trials(session, objects)
         for prefetch in plan.prefetch:
             if objects and prefetch.relation == "trials":
                 _prefetch_trials(session, [o.pk for o in objects], plan.page_size)
             elif objects and prefetch.relation == "checkpoints":
                 _prefetch_checkpoints(session, [t for t in objects if isinstance(t, Trial)])
         yield from objects  # type: ignore[misc]
+        del best_trials
+    del experiment
+
+
+def _best_trials(session: Session, objects: list[Resource]) -> list[Trial | None]:
+    """The best trials a search loaded with its experiments, held while the page is read: the
+    metrics of an experiment are its best trial's (``_evaluate``)."""
+    ids = [o.__dict__.get("best_trial_id") for o in objects if isinstance(o, Experiment)]
+    return [session.identity.get(Trial, i) for i in ids if i is not None]
 
 
 def count(session: Session, plan: Plan) -> int:
     """The master's total for a plan's source, from one request."""
-    content = session.transport.send(plan.source.count_call()).content
+    try:
+        content = session.transport.send(plan.source.count_call()).content
+    except NotFound:
+        if plan.source.scoped:
+            return 0
+        raise
     pagination = getattr(plan.source.response.model_validate_json(content), "pagination", None)
     return pagination.total if pagination is not None else 0
 
@@ -137,10 +165,11 @@ def _prefetch_checkpoints(session: Session, trials: list[Trial]) -> None:
 
 def load_best_trial(session: Session, experiment: Experiment) -> None:
     """One experiments search for this id: only the search reports the best trial."""
-    node = TreeCompiler("Experiment", EXPERIMENT_TREE, "").exact(
+    pushed = TreeCompiler("Experiment", EXPERIMENT_TREE, "").tree(
         Leaf(FieldRef("column", "id"), "exact", experiment.id)
     )
-    body = {"filter": encode_filter(node, show_archived=True), "offset": 0, "limit": 1}
+    assert pushed is not None
+    body = {"filter": encode_filter(pushed.node, show_archived=True), "offset": 0, "limit": 1}
     call = Call("POST", "/api/v1/experiments-search", body=body, read_only=True)
     rows = w.SearchExperimentsResponse.model_validate_json(
         session.transport.send(call).content

@@ -44,18 +44,26 @@ def _carried(values: dict[str, Any], omitted: frozenset[str]) -> dict[str, Any]:
 
 
 def _search_experiment(session: Session, row: w.SearchExperimentExperiment) -> Resource:
-    # The search returns each experiment's best trial: keep it in the identity map.
+    # The search returns each experiment's best trial: keep it in the identity map. It sends no
+    # bestTrialSearcherMetric, which is that trial's searcher metric (GetExperiments'
+    # showTrialData selects `searcher_metric_value FROM trials WHERE id = e.best_trial_id`).
     assert row.experiment is not None
     experiment = session.merge(
         Experiment, Experiment.values_from_wire(row.experiment, view="search")
     )
-    if row.best_trial is not None:
-        values = _carried(Trial.values_from_wire(row.best_trial), _BEST_TRIAL_OMITS)
-        best = values.get("best_validation")
-        if best is not None and not best.metrics:
-            del values["best_validation"]
-        session.merge(Trial, trial_values(session, values))
+    best = None if row.best_trial is None else _best_trial(session, row.best_trial)
+    if row.experiment.best_trial_id is None or best is not None:
+        metric = None if best is None else best.__dict__.get("searcher_metric_value")
+        session.merge(Experiment, {"id": experiment.id, "best_trial_searcher_metric": metric})
     return experiment
+
+
+def _best_trial(session: Session, row: w.Trial) -> Resource:
+    values = _carried(Trial.values_from_wire(row), _BEST_TRIAL_OMITS)
+    best = values.get("best_validation")
+    if best is not None and not best.metrics:
+        del values["best_validation"]
+    return session.merge(Trial, trial_values(session, values))
 
 
 def trial_values(session: Session, values: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ hydrating) is the thin loop in ``_query.py``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -22,7 +23,7 @@ from .errors import QueryError
 if TYPE_CHECKING:
     from ._query import Query
 
-__all__ = ["Plan", "Source", "plan_query"]
+__all__ = ["NEGATED", "Plan", "Source", "like_escape", "plan_query"]
 
 Paging = Literal["sql", "memory"]
 DEFAULT_PAGE_SIZE: Final = 2000
@@ -43,6 +44,9 @@ class Source:
     body: dict[str, Any] | None = None
     # A row type that carries fewer fields than a single GET (see Trial.values_from_run).
     partial: bool = False
+    # Listed under a parent (an experiment, a trial, a model, a project, a workspace): the
+    # master answers 404 when it does not exist, which means that nothing matches.
+    scoped: bool = False
 
     def call(self, offset: int, limit: int) -> Call:
         # A list endpoint only reads, even the POSTs (experiments-search, runs search): each
@@ -77,7 +81,9 @@ class Plan:
     page_size: int = DEFAULT_PAGE_SIZE
     prefetch: tuple[Prefetch, ...] = ()
     notes: tuple[str, ...] = ()
-    empty: bool = False
+    # An experiment to load before the rows: it names their searcher metric (the trials of an
+    # experiment are listed without their searcher_metric_value; see loading.trial_values).
+    experiment: int | None = None
 
     @property
     def server_paging(self) -> bool:
@@ -110,76 +116,181 @@ def _column_leaf(cond: Condition, name: str, lookups: Sequence[str] = ("exact",)
     return cond if cond.lookup in lookups else None
 
 
-def scope_value(condition: Condition | None, name: str) -> Any:
-    """The value of a top-level ``name == value`` conjunct (a relationship scope), if any."""
+def scope_leaf(condition: Condition | None, name: str) -> Leaf | None:
+    """The first top-level ``name == value`` conjunct (a relationship scope), if any."""
     for cond in conjuncts(condition):
         leaf = _column_leaf(cond, name)
         if leaf is not None:
-            return leaf.value
+            return leaf
     return None
 
 
-def _without(condition: Condition | None, names: set[str]) -> list[Condition]:
-    return [c for c in conjuncts(condition) if not any(_column_leaf(c, n) for n in names)]
+def _listable(*values: Any) -> bool:
+    # Some endpoints join a repeated string parameter with ',' and split it again in SQL, and
+    # an empty one means no filter: only non-empty strings without a comma survive the trip.
+    return all(not isinstance(v, str) or (v and "," not in v) for v in values)
+
+
+def _without(condition: Condition | None, scope: Leaf | None) -> list[Condition]:
+    """The conjuncts but the scope; another condition on the scope's field stays (the client
+    checks it: filter(experiment_id=1).filter(experiment_id=2) matches nothing)."""
+    return [c for c in conjuncts(condition) if c != scope]
 
 
 # --- filter-tree compilation (experiments-search and runs) ----------------------------------
+EXP, RUN = "LOCATION_TYPE_EXPERIMENT", "LOCATION_TYPE_RUN"
+NUM, TXT, DATE = "COLUMN_TYPE_NUMBER", "COLUMN_TYPE_TEXT", "COLUMN_TYPE_DATE"
+
+Bounds = list[tuple[str, Any]]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a ``LIKE``/``ILIKE`` pattern.
+
+    The master puts values into patterns as they are (``'%' || v || '%'``), so ``%`` and ``_``
+    would be wildcards; a backslash escapes them, Postgres's default ``LIKE`` escape.
+    """
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _literal(value: Any) -> tuple[Any, bool] | None:
+    if isinstance(value, bool):
+        return None  # see _not_bool
+    return (like_escape(value) if isinstance(value, str) else value), True
+
+
+def _not_bool(value: Any) -> Any:
+    # The tree types a hyperparameter, metric or metadata comparison as a number or a text; a
+    # boolean compared with either fails the request: the client compares booleans.
+    return None if isinstance(value, bool) else value
+
+
+def _quoted_label(label: str) -> tuple[Any, bool]:
+    # tags is the labels' JSON text (`e.config->>'labels'`, jsonb's output): the quoted label
+    # matches one whole label, but ILIKE ignores case, so the client checks the matches.
+    return like_escape(json.dumps(label, ensure_ascii=False)), False
+
+
+def _plain(value: Any) -> tuple[Any, bool] | None:
+    # An experiment hyperparameter is matched with LIKE when it is a constant and as a jsonb key
+    # when it is categorical (hpToSQL): no escaping suits both, so only plain text is sent.
+    if isinstance(value, bool) or (isinstance(value, str) and any(c in value for c in "\\%_")):
+        return None
+    return value, True
+
+
 @dataclass(frozen=True)
 class TreeColumn:
-    """How a resource column appears in the filter tree and in the sort string."""
+    """How a resource field appears in the filter tree and in the sort string."""
 
     column: str
     location: str
     type: str
-    convert: Callable[[Any], Any] = lambda v: v
+    convert: Callable[[Any], Any] = _identity
     sortable: bool = True
-
-
-def _state_name(value: Any) -> str:
-    return str(value.short) if isinstance(value, w.WireEnum) else str(value)
+    filterable: bool = True
+    # False where the tree has no comparison matching the field's (tags are a set).
+    comparable: bool = True
+    # The master's SQL for the field is text, so isEmpty/notEmpty can run: for any other type
+    # their `col = ''` makes Postgres fail the request (expRunOperatorQuery), so the client
+    # evaluates isnull instead.
+    text: bool = False
+    # The pattern of a contains and whether it matches exactly (else it narrows), or None.
+    contains: Callable[[Any], tuple[Any, bool] | None] = _literal
+    # For a column the master computes unlike the field the SDK reports: comparisons (ANDed)
+    # selecting a superset of `field <lookup> value`, or None; the client checks the matches.
+    widen: Callable[[str, Any], Bounds | None] | None = None
+    # For a state: the stored states a reported state stands for, and whether exactly.
+    stored: Callable[[Any], tuple[list[str], bool]] | None = None
 
 
 def _rfc3339(value: Any) -> str:
     return value.rfc3339() if isinstance(value, w.Timestamp) else str(value)
 
 
-def _percent(value: Any) -> Any:
-    # The filter tree's progress column is ROUND(progress * 100)::INTEGER.
-    return round(value * 100)
+def _percent(lookup: str, value: float) -> Bounds | None:
+    # The tree's progress is ROUND(COALESCE(progress, 0) * 100)::INTEGER: a rounded percent, 0
+    # when unset. Rounding is monotonic, so these bounds keep every match of the exact fraction.
+    low, high = math.floor(value * 100), math.ceil(value * 100)
+    bounds: dict[str, Bounds] = {
+        "gt": [(">=", low)], "gte": [(">=", low)], "lt": [("<=", high)],
+        "lte": [("<=", high)], "exact": [(">=", low), ("<=", high)],
+    }  # fmt: skip
+    return bounds.get(lookup)
 
 
-EXP, RUN = "LOCATION_TYPE_EXPERIMENT", "LOCATION_TYPE_RUN"
-NUM, TXT, DATE = "COLUMN_TYPE_NUMBER", "COLUMN_TYPE_TEXT", "COLUMN_TYPE_DATE"
+def _seconds(lookup: str, value: int) -> Bounds | None:
+    # The tree's duration is fractional seconds; the field is those seconds rounded (`::int`,
+    # getExperimentColumns), within half a second: rounded > v implies seconds > v, and so on.
+    bounds: dict[str, Bounds] = {
+        "gt": [(">", value)], "gte": [(">", value - 1)], "lt": [("<", value)],
+        "lte": [("<", value + 1)], "exact": [(">", value - 1), ("<", value + 1)],
+    }  # fmt: skip
+    return bounds.get(lookup)
+
+
+_ACTIVE_REPORTED: Final = {
+    w.ExperimentState.QUEUED: ["ACTIVE"], w.ExperimentState.PULLING: ["ACTIVE"],
+    w.ExperimentState.STARTING: ["ACTIVE"], w.ExperimentState.RUNNING: ["ACTIVE", "RUNNING"],
+}  # fmt: skip
+
+
+def experiment_states(state: w.ExperimentState) -> tuple[list[str], bool]:
+    """The stored states a reported experiment state stands for, and whether exactly.
+
+    The master filters on the stored state and reports a stored ACTIVE (and RUNNING) as QUEUED,
+    PULLING, STARTING or RUNNING (enrichExperimentState): ACTIVE stands for all of them, exactly;
+    one of them narrows to the active experiments. A state never stored matches nothing.
+    """
+    if state is w.ExperimentState.ACTIVE:
+        return ["ACTIVE", "RUNNING"], True
+    if state in _ACTIVE_REPORTED:
+        return _ACTIVE_REPORTED[state], False
+    return ([state.short], True) if state.short in w.STORED_EXPERIMENT_STATES else ([], True)
+
+
+def _trial_states(state: w.TrialState) -> tuple[list[str], bool]:
+    return ([state.short], True) if state.short in w.STORED_TRIAL_STATES else ([], True)
+
 
 # experiment_filter.go expColumnNameToSQL and sortExperiments.
 EXPERIMENT_TREE: Final = {
     "id": TreeColumn("id", EXP, NUM),
-    "name": TreeColumn("name", EXP, TXT),
-    "description": TreeColumn("description", EXP, TXT),
-    "tags": TreeColumn("tags", EXP, TXT, sortable=False),
-    "state": TreeColumn("state", EXP, TXT, _state_name),
+    "name": TreeColumn("name", EXP, TXT, text=True),
+    "description": TreeColumn("description", EXP, TXT, text=True),
+    "tags": TreeColumn(
+        "tags", EXP, TXT, sortable=False, comparable=False, text=True, contains=_quoted_label
+    ),
+    "state": TreeColumn("state", EXP, TXT, stored=experiment_states),
     "start_time": TreeColumn("startTime", EXP, DATE, _rfc3339),
     "end_time": TreeColumn("endTime", EXP, DATE, _rfc3339),
-    "duration": TreeColumn("duration", EXP, NUM),
-    "progress": TreeColumn("progress", EXP, NUM, _percent),
+    "duration": TreeColumn("duration", EXP, NUM, widen=_seconds),
+    "progress": TreeColumn("progress", EXP, NUM, widen=_percent),
     "num_trials": TreeColumn("numTrials", EXP, NUM),
-    "user_id": TreeColumn("user", EXP, NUM),
-    "project_id": TreeColumn("projectId", EXP, NUM),
-    "resource_pool": TreeColumn("resourcePool", EXP, TXT),
-    "searcher_type": TreeColumn("searcherType", EXP, TXT),
-    "searcher_metric": TreeColumn("searcherMetric", EXP, TXT),
+    # Filtering only: the sort string's user is the owner's display name (sortExperiments).
+    "user_id": TreeColumn("user", EXP, NUM, sortable=False),
+    # Sorting only: the filter's projectId is an unqualified `project_id`, which Postgres
+    # rejects as ambiguous (experiments and the joined runs both have one).
+    "project_id": TreeColumn("projectId", EXP, NUM, filterable=False),
+    "resource_pool": TreeColumn("resourcePool", EXP, TXT, text=True),
+    "searcher_type": TreeColumn("searcherType", EXP, TXT, text=True),
+    "searcher_metric": TreeColumn("searcherMetric", EXP, TXT, text=True),
     "forked_from": TreeColumn("forkedFrom", EXP, NUM),
     "checkpoint_size": TreeColumn("checkpointSize", EXP, NUM),
     "checkpoint_count": TreeColumn("checkpointCount", EXP, NUM),
     "best_trial_searcher_metric": TreeColumn("searcherMetricsVal", EXP, NUM),
-    "external_experiment_id": TreeColumn("externalExperimentId", EXP, TXT),
+    "external_experiment_id": TreeColumn("externalExperimentId", EXP, TXT, text=True),
 }
 
 # experiment_filter.go runColumnNameToSQL and sortRuns.
 RUN_TREE: Final = {
     "id": TreeColumn("id", RUN, NUM),
     "experiment_id": TreeColumn("experimentId", RUN, NUM),
-    "state": TreeColumn("state", RUN, TXT, _state_name),
+    "state": TreeColumn("state", RUN, TXT, stored=_trial_states),
     "start_time": TreeColumn("startTime", RUN, DATE, _rfc3339),
     "end_time": TreeColumn("endTime", RUN, DATE, _rfc3339),
     "total_checkpoint_size": TreeColumn("checkpointSize", RUN, NUM),
@@ -188,10 +299,10 @@ RUN_TREE: Final = {
 }
 
 _COMPARISONS: Final = {"exact": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
-_NEGATED: Final = {
-    "=": "!=", "!=": "=", ">": "<=", ">=": "<", "<": ">=", "<=": ">",
-    "contains": "notContains", "notContains": "contains", "isEmpty": "notEmpty",
-    "notEmpty": "isEmpty",
+# NOT (field <lookup> v) as a lookup; SQL NULLs stay unknown either way.
+NEGATED: Final = {
+    "exact": "ne", "ne": "exact", "gt": "lte", "gte": "lt", "lt": "gte", "lte": "gt",
+    "contains": "notcontains", "in": "notin", "isnull": "isnull",
 }  # fmt: skip
 _METRIC_LOCATIONS: Final = {
     "validation": "LOCATION_TYPE_VALIDATIONS",
@@ -199,13 +310,28 @@ _METRIC_LOCATIONS: Final = {
 }
 
 
+@dataclass(frozen=True)
+class Pushed:
+    """A condition as a filter tree: exactly its rows, or (``exact`` False) a superset of them,
+    which the client narrows by checking the condition again."""
+
+    node: w.FilterNode
+    exact: bool = True
+
+
+def _group(conjunction: Literal["and", "or"], parts: Sequence[Pushed]) -> Pushed:
+    node = w.FilterNode.group(conjunction, [p.node for p in parts])
+    return Pushed(node, all(p.exact for p in parts))
+
+
 class TreeCompiler:
     """Compiles a condition into the filter tree of experiments-search or runs.
 
-    ``compile`` returns ``(node, residual)``: the part the master evaluates and the part left
-    to the client. Inside an OR nothing can be left out, so an OR with a part the tree cannot
-    express stays on the client as a whole. The tree has no NOT: negations are pushed to the
-    leaves (De Morgan; ``<`` becomes ``>=``...).
+    ``compile`` returns ``(node, residual)``: what the master evaluates and what the client
+    evaluates on the rows it returns. Inside an OR nothing can be left out, so an OR with a part
+    the tree cannot express stays on the client as a whole. The tree has no NOT: negations are
+    pushed to the leaves (De Morgan; ``<`` becomes ``>=``...). A part the tree can only narrow
+    (tags compared case-insensitively, a rounded progress...) is sent and kept for the client.
     """
 
     def __init__(self, resource: str, columns: dict[str, TreeColumn], hp_location: str) -> None:
@@ -224,69 +350,105 @@ class TreeCompiler:
                     left.append(rest)
             group = w.FilterNode.group("and", nodes) if nodes else None
             return group, _join(left)
-        node = self.exact(condition)
-        return (node, None) if node is not None else (None, condition)
+        pushed = self.tree(condition)
+        if pushed is None:
+            return None, condition
+        return pushed.node, None if pushed.exact else condition
 
-    def exact(self, condition: Condition, negate: bool = False) -> w.FilterNode | None:
+    def tree(self, condition: Condition, negate: bool = False) -> Pushed | None:
         """The whole condition as a tree, or None when any part cannot be expressed."""
         if isinstance(condition, Not):
-            return self.exact(condition.child, not negate)
+            return self.tree(condition.child, not negate)
         if isinstance(condition, (And, Or)):
-            conj = "and" if isinstance(condition, And) else "or"
+            conj: Literal["and", "or"] = "and" if isinstance(condition, And) else "or"
             if negate:
                 conj = "or" if conj == "and" else "and"
-            nodes = [self.exact(c, negate) for c in condition.children]
-            if any(n is None for n in nodes):
+            parts = [self.tree(c, negate) for c in condition.children]
+            if any(p is None for p in parts):
                 return None
-            return w.FilterNode.group(conj, [n for n in nodes if n is not None])  # type: ignore[arg-type]
+            return _group(conj, [p for p in parts if p is not None])
         assert isinstance(condition, Leaf)
         return self._leaf(condition, negate)
 
-    def _leaf(self, leaf: Leaf, negate: bool) -> w.FilterNode | None:
+    def _leaf(self, leaf: Leaf, negate: bool) -> Pushed | None:
         target = self._target(leaf.field)
-        if target is None:
+        if target is None or not target.filterable:
             return None
-        column, location, ctype, convert = target
-        if leaf.lookup == "in":
-            op = "!=" if negate else "="
-            children = [
-                w.FilterNode.field(column, op, convert(v), location=location, type=ctype)
-                for v in leaf.value
-            ]
-            return w.FilterNode.group("and" if negate else "or", children)
-        if leaf.lookup == "isnull":
-            op = "isEmpty" if leaf.value else "notEmpty"
-            value: Any = None
-        elif leaf.lookup == "contains":
-            if leaf.field.kind == "column" and leaf.field.name == "tags":
-                # tags is the labels' JSON text: match the quoted label (case-insensitively).
-                op, value = "contains", json.dumps(leaf.value)
-            else:
-                op, value = "contains", convert(leaf.value)
-        elif leaf.lookup in _COMPARISONS:
-            if leaf.field.kind == "column" and leaf.field.name == "tags":
-                return None  # set equality cannot be expressed
-            op, value = _COMPARISONS[leaf.lookup], convert(leaf.value)
-        else:
-            return None
+        lookup, value = leaf.lookup, leaf.value
         if negate:
-            op = _NEGATED[op]
-        if value is None and op not in ("isEmpty", "notEmpty"):
-            return None  # a null value would make the master ignore the field
-        return w.FilterNode.field(column, op, value, location=location, type=ctype)
-
-    def _target(self, ref: FieldRef) -> tuple[str, str, str, Callable[[Any], Any]] | None:
-        if ref.kind == "column":
-            tree = self.columns.get(ref.name)
-            if tree is None:
+            lookup = NEGATED[lookup]
+            value = not value if lookup == "isnull" else value
+        if lookup in ("in", "notin"):
+            each = "exact" if lookup == "in" else "ne"
+            parts = [self._compare(target, each, v) for v in value]
+            if any(p is None for p in parts):
                 return None
-            return tree.column, tree.location, tree.type, tree.convert
+            return _group("or" if lookup == "in" else "and", [p for p in parts if p is not None])
+        return self._compare(target, lookup, value)
+
+    def _compare(self, target: TreeColumn, lookup: str, value: Any) -> Pushed | None:
+        if lookup == "isnull":
+            if not target.text:
+                return None
+            return Pushed(self._field(target, "isEmpty" if value else "notEmpty", None))
+        if target.stored is not None:
+            return self._state(target, lookup, value)
+        if lookup in ("contains", "notcontains"):
+            pattern = target.contains(value)
+            if pattern is None or (lookup == "notcontains" and not pattern[1]):
+                return None  # the negation of a superset is not one
+            operator = "contains" if lookup == "contains" else "notContains"
+            return Pushed(self._field(target, operator, pattern[0]), pattern[1])
+        if lookup not in _COMPARISONS or not target.comparable:
+            return None
+        if target.widen is not None:
+            bounds = target.widen(lookup, value)
+            if not bounds:
+                return None
+            fields = [self._field(target, op, bound) for op, bound in bounds]
+            node = fields[0] if len(fields) == 1 else w.FilterNode.group("and", fields)
+            return Pushed(node, exact=False)
+        converted = target.convert(value)
+        if converted is None:
+            return None  # a null value would make the master ignore the field
+        return Pushed(self._field(target, _COMPARISONS[lookup], converted))
+
+    def _state(self, target: TreeColumn, lookup: str, value: Any) -> Pushed | None:
+        assert target.stored is not None
+        if lookup not in ("exact", "ne"):
+            return None
+        names, exact = target.stored(value)
+        if not names or (lookup == "ne" and not exact):
+            return None  # matches nothing (or everything): left to the client
+        operator = _COMPARISONS[lookup]
+        fields = [self._field(target, operator, name) for name in names]
+        if len(fields) == 1:
+            return Pushed(fields[0], exact)
+        return Pushed(w.FilterNode.group("or" if lookup == "exact" else "and", fields), exact)
+
+    @staticmethod
+    def _field(target: TreeColumn, operator: str, value: Any) -> w.FilterNode:
+        return w.FilterNode.field(
+            target.column, operator, value, location=target.location, type=target.type
+        )
+
+    def _target(self, ref: FieldRef) -> TreeColumn | None:
+        if ref.kind == "column":
+            return self.columns.get(ref.name)
         if ref.kind == "hp":
-            return f"hp.{ref.name}", self.hp_location, NUM, _identity
+            # An experiment's isEmpty casts a constant to float8 (hpToSQL): a text one fails the
+            # request, so the client evaluates isnull on experiments.
+            runs = self.hp_location == "LOCATION_TYPE_RUN_HYPERPARAMETERS"
+            return TreeColumn(
+                f"hp.{ref.name}", self.hp_location, NUM, _not_bool, text=runs,
+                contains=_literal if runs else _plain,
+            )  # fmt: skip
         if ref.kind == "metadata":
-            return f"metadata.{ref.name}", "LOCATION_TYPE_RUN_METADATA", NUM, _identity
+            location = "LOCATION_TYPE_RUN_METADATA"
+            return TreeColumn(f"metadata.{ref.name}", location, NUM, _not_bool, text=True)
         location = _METRIC_LOCATIONS.get(ref.group, "LOCATION_TYPE_CUSTOM_METRIC")
-        return f"{ref.group}.{ref.name}.{ref.aggregate}", location, NUM, _identity
+        name = f"{ref.group}.{ref.name}.{ref.aggregate}"
+        return TreeColumn(name, location, NUM, _not_bool, text=True)
 
     def sort_key(self, ordering: Ordering) -> str | None:
         ref = ordering.field
@@ -304,10 +466,6 @@ class TreeCompiler:
         else:
             return None  # metric sorts compare text (->>), so numbers would sort as strings
         return f"{name}={'desc' if ordering.descending else 'asc'}"
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 def _typed_leaf_types(node: w.FilterNode) -> None:
@@ -345,7 +503,8 @@ def _ordering_notes(plan_order: Sequence[Ordering]) -> tuple[str, ...]:
 
 
 def _finish(query: Query[Any], source: Source, residual: Condition | None,
-            client_order: Sequence[Ordering], notes: Sequence[str] = ()) -> Plan:  # fmt: skip
+            client_order: Sequence[Ordering], notes: Sequence[str] = (),
+            experiment: int | None = None) -> Plan:  # fmt: skip
     extra: list[str] = list(notes)
     if residual is not None:
         extra.append(f"evaluated on the client: {residual}")
@@ -356,6 +515,7 @@ def _finish(query: Query[Any], source: Source, residual: Condition | None,
         source=source, residual=residual, client_order=tuple(client_order),
         offset=query._offset, limit=query._limit, page_size=query._page_size,
         prefetch=tuple(Prefetch(p) for p in query._prefetch), notes=tuple(extra),
+        experiment=experiment,
     )  # fmt: skip
 
 
@@ -371,12 +531,6 @@ _EXPERIMENT_SORT: Final = {
     "checkpoint_size": w.ExperimentSortBy.CHECKPOINT_SIZE,
     "checkpoint_count": w.ExperimentSortBy.CHECKPOINT_COUNT,
     "best_trial_searcher_metric": w.ExperimentSortBy.SEARCHER_METRIC_VAL,
-}  # fmt: skip
-# The master reports ACTIVE experiments as QUEUED/PULLING/STARTING/RUNNING but filters on the
-# stored state, where those (but RUNNING) do not exist: ask for ACTIVE and check the rest here.
-_REPORTED_ONLY: Final = {
-    w.ExperimentState.QUEUED, w.ExperimentState.PULLING, w.ExperimentState.STARTING,
-    w.ExperimentState.RUNNING,
 }  # fmt: skip
 
 
@@ -424,21 +578,29 @@ class _GetExperimentsParams:
         return True
 
     def _state(self, leaf: Leaf) -> bool:
+        # `states` filters on the stored state (see experiment_states), and a state the
+        # database does not have fails the request: never send one.
         if leaf.lookup not in ("exact", "in"):
             return False
-        wanted = set(leaf.value if leaf.lookup == "in" else [leaf.value])
-        stored = {w.ExperimentState.ACTIVE if s in _REPORTED_ONLY else s for s in wanted}
-        if w.ExperimentState.RUNNING in wanted:
-            stored.add(w.ExperimentState.RUNNING)
+        stored: set[str] = set()
+        exact = True
+        for state in leaf.value if leaf.lookup == "in" else [leaf.value]:
+            names, precise = experiment_states(state)
+            stored.update(names)
+            exact = exact and precise
         if "states" in self.params:
-            stored &= set(self.params["states"])
-        self.params["states"] = sorted(stored, key=lambda s: s.number)
-        if wanted & _REPORTED_ONLY:
+            stored &= {s.short for s in self.params["states"]}
+        if not stored:
+            return False
+        self.params["states"] = sorted(
+            (w.ExperimentState.parse(name) for name in stored), key=lambda s: s.number
+        )
+        if not exact:
             self.residual.append(leaf)
         return True
 
     def _tags(self, leaf: Leaf) -> bool:
-        if leaf.lookup != "contains":
+        if leaf.lookup != "contains" or not _listable(leaf.value):
             return False
         self.params.setdefault("labels", [])
         if leaf.value not in self.params["labels"]:
@@ -446,12 +608,13 @@ class _GetExperimentsParams:
         return True
 
     def _substring(self, param: str, leaf: Leaf) -> bool:
-        # name/description filter with ILIKE '%v%' (case-insensitive substring; % and _ are
-        # wildcards on the master): exact and contains both narrow the rows, checked here too.
+        # name/description filter with ILIKE '%v%', a case-insensitive substring: contains is
+        # exact once escaped; an exact value narrows the rows and is checked here too.
         if leaf.lookup not in ("contains", "exact") or param in self.params:
             return False
-        self.params[param] = leaf.value
-        if leaf.lookup == "exact" or any(ch in leaf.value for ch in "%_"):
+        if leaf.value:  # an empty value is the proto default: no filter
+            self.params[param] = like_escape(leaf.value)
+        if leaf.lookup == "exact":
             self.residual.append(leaf)
         return True
 
@@ -522,14 +685,16 @@ def _experiments_via_get(query: Query[Any]) -> Plan | None:
     source = Source(
         "Experiment", "GetExperiments", "GET", "/api/v1/experiments", "sql",
         w.ExperimentsResponse, "experiments", params=query_items(params),
+        scoped="projectId" in params,
     )  # fmt: skip
     return _finish(query, source, _join(pusher.residual), ())
 
 
 def _experiments_via_search(query: Query[Any]) -> Plan:
     compiler = TreeCompiler("Experiment", EXPERIMENT_TREE, "LOCATION_TYPE_HYPERPARAMETERS")
-    project = scope_value(query._where, "project_id")
-    rest = _without(query._where, {"project_id"}) if project else conjuncts(query._where)
+    scope = scope_leaf(query._where, "project_id")
+    project = None if scope is None else scope.value
+    rest = _without(query._where, scope) if project else conjuncts(query._where)
     show_archived = True
     pushable: list[Condition] = []
     residual: list[Condition] = []
@@ -552,7 +717,7 @@ def _experiments_via_search(query: Query[Any]) -> Plan:
         body["sort"] = sort
     source = Source(
         "Experiment", "SearchExperiments", "POST", "/api/v1/experiments-search", "sql",
-        w.SearchExperimentsResponse, "experiments", body=body,
+        w.SearchExperimentsResponse, "experiments", body=body, scoped=bool(project),
     )  # fmt: skip
     return _finish(query, source, _join(residual), client_order)
 
@@ -575,23 +740,29 @@ _TRIAL_SORT: Final = {
 }  # fmt: skip
 
 
+# FlatRun (run/v1/run.proto) has no restarts and no batch count.
+_NOT_IN_RUNS: Final = frozenset({"restarts", "total_batches_processed"})
+
+
 def _plan_trials(query: Query[Any]) -> Plan:
-    experiment = scope_value(query._where, "experiment_id")
-    if experiment is not None:
-        return _trials_of_experiment(query, experiment)
+    scope = scope_leaf(query._where, "experiment_id")
+    if scope is not None:
+        return _trials_of_experiment(query, scope)
     return _trials_via_runs(query)
 
 
-def _trials_of_experiment(query: Query[Any], experiment: int) -> Plan:
+def _trials_of_experiment(query: Query[Any], scope: Leaf) -> Plan:
     """GetExperimentTrials: full trial objects; states and one ordering are pushed down."""
     params: dict[str, Any] = {}
     residual: list[Condition] = []
-    for cond in _without(query._where, {"experiment_id"}):
+    for cond in _without(query._where, scope):
         leaf = _column_leaf(cond, "state", ("exact", "in"))
-        if leaf is not None and "states" not in params:
-            # The trials endpoint types its states filter with experimentv1.State names.
-            values = leaf.value if leaf.lookup == "in" else [leaf.value]
-            params["states"] = ["STATE_" + v.short for v in values]
+        values = [] if leaf is None else leaf.value if leaf.lookup == "in" else [leaf.value]
+        stored = [v for v in values if v.short in w.STORED_TRIAL_STATES]
+        if stored and "states" not in params:
+            # Typed as experimentv1.State names and cast to the database's trial_state: a state
+            # it does not have fails the request; it also matches no trial.
+            params["states"] = ["STATE_" + v.short for v in stored]
         else:
             residual.append(cond)
     client_order: tuple[Ordering, ...] = ()
@@ -606,16 +777,36 @@ def _trials_of_experiment(query: Query[Any], experiment: int) -> Plan:
         client_order = query._order
     source = Source(
         "Trial", "GetExperimentTrials", "GET",
-        path("/api/v1/experiments/{id}/trials", id=experiment), "sql", w.TrialsResponse,
-        "trials", params=query_items(params),
+        path("/api/v1/experiments/{id}/trials", id=scope.value), "sql", w.TrialsResponse,
+        "trials", params=query_items(params), scoped=True,
     )  # fmt: skip
-    return _finish(query, source, _join(residual), client_order)
+    residual_condition = _join(residual)
+    if "searcher_metric_value" not in _fields(residual_condition, client_order):
+        return _finish(query, source, residual_condition, client_order)
+    # The rows have no searcher metric: the client reads it from the best validation, under
+    # the name the experiment's config gives (loading.trial_values).
+    note = f"loads experiment {scope.value} first: it names the trials' searcher metric"
+    return _finish(query, source, residual_condition, client_order, (note,), scope.value)
+
+
+def _fields(condition: Condition | None, order: Sequence[Ordering]) -> set[str]:
+    """The columns a residual condition and a client-side ordering read."""
+    leaves = () if condition is None else condition.leaves()
+    refs = [leaf.field for leaf in leaves] + [o.field for o in order]
+    return {ref.name for ref in refs if ref.kind == "column"}
 
 
 def _trials_via_runs(query: Query[Any]) -> Plan:
     compiler = TreeCompiler("Trial", RUN_TREE, "LOCATION_TYPE_RUN_HYPERPARAMETERS")
     node, left = compiler.compile(query._where) if query._where is not None else (None, None)
     sort, client_order = _tree_sort(compiler, query._order)
+    missing = sorted(_fields(left, client_order) & _NOT_IN_RUNS)
+    if missing:
+        raise QueryError(
+            f"trials are listed across experiments by the runs search, whose rows have no "
+            f"{' or '.join(missing)}: filter(experiment_id=...) (or exp.trials) to filter or "
+            f"order on {'them' if len(missing) > 1 else 'it'}"
+        )
     body: dict[str, Any] = {}
     if node is not None:
         body["filter"] = encode_filter(node, show_archived=True)
@@ -641,14 +832,14 @@ _CHECKPOINT_SORT: Final = {
 
 
 def _plan_checkpoints(query: Query[Any]) -> Plan:
-    trial = scope_value(query._where, "trial_id")
-    experiment = scope_value(query._where, "experiment_id")
+    trial = scope_leaf(query._where, "trial_id")
+    experiment = scope_leaf(query._where, "experiment_id")
     if trial is not None:
-        where = path("/api/v1/trials/{id}/checkpoints", id=trial)
-        rest = _without(query._where, {"trial_id"})
+        where = path("/api/v1/trials/{id}/checkpoints", id=trial.value)
+        rest = _without(query._where, trial)
     elif experiment is not None:
-        where = path("/api/v1/experiments/{id}/checkpoints", id=experiment)
-        rest = _without(query._where, {"experiment_id"})
+        where = path("/api/v1/experiments/{id}/checkpoints", id=experiment.value)
+        rest = _without(query._where, experiment)
     else:
         raise QueryError(
             "the master lists checkpoints per experiment or per trial: use exp.checkpoints, "
@@ -679,7 +870,7 @@ def _plan_checkpoints(query: Query[Any]) -> Plan:
     operation = "GetTrialCheckpoints" if trial is not None else "GetExperimentCheckpoints"
     source = Source(
         "Checkpoint", operation, "GET", where, "memory", w.CheckpointsResponse, "checkpoints",
-        params=query_items(params),
+        params=query_items(params), scoped=True,
     )  # fmt: skip
     return _finish(query, source, _join(residual), client_order)
 
@@ -687,11 +878,17 @@ def _plan_checkpoints(query: Query[Any]) -> Plan:
 # Workspaces, projects, models, users ---------------------------------------------------------
 @dataclass
 class _SimpleParams:
-    """Pushes conjuncts into a GET list endpoint described by a small table."""
+    """Pushes conjuncts into a GET list endpoint described by a small table.
+
+    The endpoints' SQL has its quirks, followed here: a zero value ('' or 0) is the proto
+    default and means no filter; repeated strings are joined with ',' and split again; name
+    filters are LIKE / ILIKE patterns, so values are escaped.
+    """
 
     exact: dict[str, str] = field(default_factory=dict)  # column -> param (one value)
     many: dict[str, str] = field(default_factory=dict)  # column -> repeated param (exact/in)
-    contains: dict[str, str] = field(default_factory=dict)  # column -> substring param
+    contains: dict[str, str] = field(default_factory=dict)  # column -> ILIKE '%v%' param
+    patterns: frozenset[str] = frozenset()  # exact params matched with LIKE
     params: dict[str, Any] = field(default_factory=dict)
     residual: list[Condition] = field(default_factory=list)
 
@@ -703,22 +900,24 @@ class _SimpleParams:
     def _push(self, cond: Condition) -> bool:
         if not isinstance(cond, Leaf) or cond.field.kind != "column":
             return False
-        name = cond.field.name
+        name, value = cond.field.name, cond.value
         if cond.lookup == "exact" and name in self.exact:
-            return self._set(self.exact[name], cond.value)
+            param = self.exact[name]
+            return self._set(param, like_escape(value) if param in self.patterns else value)
         if cond.lookup in ("exact", "in") and name in self.many:
-            return self._set(
-                self.many[name], list(cond.value) if cond.lookup == "in" else [cond.value]
-            )
+            values = list(value) if cond.lookup == "in" else [value]
+            return _listable(*values) and self._set(self.many[name], values)
         if cond.lookup in ("contains", "exact") and name in self.contains:
-            pushed = self._set(self.contains[name], cond.value)
+            pushed = self._set(self.contains[name], like_escape(value))
             if pushed and cond.lookup == "exact":
                 self.residual.append(cond)  # a substring match narrows; the client checks
             return pushed
         return False
 
     def _set(self, param: str, value: Any) -> bool:
-        if param in self.params:
+        # '' and 0 are the proto defaults, which the master reads as "no filter".
+        unset = value in ("", 0) and not isinstance(value, bool)
+        if param in self.params or unset:
             return False
         self.params[param] = value
         return True
@@ -742,6 +941,7 @@ def _plan_workspaces(query: Query[Any]) -> Plan:
     pusher = _SimpleParams(
         exact={"name": "nameCaseSensitive", "archived": "archived", "pinned": "pinned"},
         many={"username": "users", "user_id": "userIds"},
+        patterns=frozenset({"nameCaseSensitive"}),
     )
     pusher.push_all(query._where)
     client_order = _simple_sort(
@@ -755,15 +955,19 @@ def _plan_workspaces(query: Query[Any]) -> Plan:
 
 
 def _plan_projects(query: Query[Any]) -> Plan:
-    workspace = scope_value(query._where, "workspace_id") or 0
+    scope = scope_leaf(query._where, "workspace_id")
+    if scope is not None and scope.value == 0:
+        scope = None  # /workspaces/0/projects lists the projects of every workspace
+    workspace = 0 if scope is None else scope.value
     pusher = _SimpleParams(many={"username": "users", "user_id": "userIds"})
     residual: list[Condition] = []
-    for cond in _without(query._where, {"workspace_id"}) if workspace else conjuncts(query._where):
+    for cond in _without(query._where, scope):
         name = _column_leaf(cond, "name")
         archived = _column_leaf(cond, "archived")
         if name is not None and "name" not in pusher.params:
-            # name= is a case-insensitive match on the master; the client checks the case.
-            pusher.params["name"] = name.value
+            # name= is a case-insensitive LIKE on the master; the client checks the case.
+            if name.value:
+                pusher.params["name"] = like_escape(name.value)
             residual.append(cond)
         elif archived is not None and "archived" not in pusher.params:
             # The master filters on the project's own flag but reports project OR workspace.
@@ -780,7 +984,7 @@ def _plan_projects(query: Query[Any]) -> Plan:
     source = Source(
         "Project", "GetWorkspaceProjects", "GET",
         path("/api/v1/workspaces/{id}/projects", id=workspace), "memory", w.ProjectsResponse,
-        "projects", params=query_items(pusher.params),
+        "projects", params=query_items(pusher.params), scoped=bool(workspace),
     )  # fmt: skip
     return _finish(query, source, _join(residual + pusher.residual), client_order)
 
@@ -794,7 +998,7 @@ def _plan_models(query: Query[Any]) -> Plan:
     residual: list[Condition] = []
     for cond in conjuncts(query._where):
         label = _column_leaf(cond, "labels", ("contains",))
-        if label is not None and "labels" not in pusher.params:
+        if label is not None and "labels" not in pusher.params and _listable(label.value):
             pusher.params["labels"] = [label.value]  # ANY semantics: one label at a time
         else:
             pusher.push_all(cond)
@@ -813,13 +1017,13 @@ def _plan_models(query: Query[Any]) -> Plan:
 
 
 def _plan_model_versions(query: Query[Any]) -> Plan:
-    model = scope_value(query._where, "model_id") or scope_value(query._where, "model_name")
-    if model is None:
+    scope = scope_leaf(query._where, "model_id") or scope_leaf(query._where, "model_name")
+    if scope is None:
         raise QueryError(
             "the master lists model versions per model: use model.versions or "
             "filter(model_id=...) / filter(model_name=...)"
         )
-    rest = _without(query._where, {"model_id", "model_name"})
+    rest = _without(query._where, scope)
     params: dict[str, Any] = {}
     client_order = _simple_sort(
         query,
@@ -831,8 +1035,8 @@ def _plan_model_versions(query: Query[Any]) -> Plan:
     )
     source = Source(
         "ModelVersion", "GetModelVersions", "GET",
-        path("/api/v1/models/{name}/versions", name=model), "memory",
-        w.GetModelVersionsResponse, "model_versions", params=query_items(params),
+        path("/api/v1/models/{name}/versions", name=scope.value), "memory",
+        w.GetModelVersionsResponse, "model_versions", params=query_items(params), scoped=True,
     )  # fmt: skip
     return _finish(query, source, _join(rest), client_order)
 
@@ -843,8 +1047,10 @@ def _plan_users(query: Query[Any]) -> Plan:
     for cond in conjuncts(query._where):
         leaf = _column_leaf(cond, "username", ("exact", "contains"))
         if leaf is not None and "name" not in pusher.params:
-            # name= matches display name OR username: the client keeps the username matches.
-            pusher.params["name"] = leaf.value
+            # name= is ILIKE '%v%' on the display name OR the username: the client keeps the
+            # username matches.
+            if leaf.value:
+                pusher.params["name"] = like_escape(leaf.value)
             residual.append(cond)
         else:
             pusher.push_all(cond)
@@ -877,8 +1083,9 @@ _PLANNERS: Final[dict[str, Callable[[Query[Any]], Plan]]] = {
 def runs_source(column: Literal["id", "experiment_id"], values: Sequence[int]) -> Source:
     """The runs search for the trials whose ``column`` is one of ``values`` (any page size)."""
     compiler = TreeCompiler("Trial", RUN_TREE, "LOCATION_TYPE_RUN_HYPERPARAMETERS")
-    node = compiler.exact(Leaf(FieldRef("column", column), "in", list(values)))
-    body = {"filter": encode_filter(node, show_archived=True), "sort": "id=asc"}
+    pushed = compiler.tree(Leaf(FieldRef("column", column), "in", list(values)))
+    assert pushed is not None
+    body = {"filter": encode_filter(pushed.node, show_archived=True), "sort": "id=asc"}
     return Source(
         "Trial", "SearchRuns", "POST", "/api/v1/runs", "sql", w.SearchRunsResponse, "runs",
         body=body, partial=True,

@@ -37,7 +37,9 @@ def test_readme_examples_run(
                 session.close()
             detorm.set_default_session(None)
     printed = capsys.readouterr().out
+    # ACTIVE also asks for the stored RUNNING: both are reported as active states.
     assert (
-        "GET /api/v1/experiments?states=STATE_ACTIVE&states=STATE_PAUSED&labels=baseline" in printed
+        "GET /api/v1/experiments?states=STATE_ACTIVE&states=STATE_PAUSED&states=STATE_RUNNING"
+        "&labels=baseline" in printed
     )
     assert "2 requests" in printed

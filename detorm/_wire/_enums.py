@@ -9,9 +9,11 @@ pseudo-member instead of an error, so a response never fails to parse over an en
 from __future__ import annotations
 
 import enum
-from typing import Any, Self
+from typing import Any, Final, Self
 
 __all__ = [
+    "STORED_EXPERIMENT_STATES",
+    "STORED_TRIAL_STATES",
     "CheckpointSortBy",
     "CheckpointState",
     "ColumnType",
@@ -167,6 +169,20 @@ class TrialState(WireEnum):
     def is_terminal(self) -> bool:
         """True for CANCELED, COMPLETED and ERROR."""
         return self in _TERMINAL_TRIAL_STATES
+
+
+# The database enums behind the states (migration 20230816155133), in declaration order, which is
+# how Postgres sorts them. Filters on the database compare these: an experiment stored ACTIVE is
+# reported as QUEUED, PULLING, STARTING or RUNNING (enrichExperimentState), and no experiment or
+# trial is ever stored in a state missing here (comparing with one fails the request).
+STORED_EXPERIMENT_STATES: Final = (
+    "ACTIVE", "PAUSED", "STOPPING_CANCELED", "STOPPING_KILLED", "STOPPING_COMPLETED",
+    "STOPPING_ERROR", "DELETING", "CANCELED", "COMPLETED", "ERROR", "DELETE_FAILED", "RUNNING",
+)  # fmt: skip
+STORED_TRIAL_STATES: Final = (
+    "ACTIVE", "PAUSED", "STOPPING_CANCELED", "STOPPING_KILLED", "STOPPING_COMPLETED",
+    "STOPPING_ERROR", "CANCELED", "COMPLETED", "ERROR", "RUNNING",
+)  # fmt: skip
 
 
 _TERMINAL_TRIAL_STATES = frozenset({TrialState.CANCELED, TrialState.COMPLETED, TrialState.ERROR})

@@ -35,8 +35,10 @@ from typing import Any, Final
 
 from sqlmodel import Session
 
+from detorm._wire import STORED_EXPERIMENT_STATES, STORED_TRIAL_STATES
+
+from .._collation import text_compare
 from . import _go
-from ._collation import text_compare
 from ._errors import ApiError, Code, invalid_argument
 from ._jsonpb import unmarshal
 from ._sql_lists import in_list
@@ -120,16 +122,10 @@ def error_text(err: ApiError) -> str:
 # ================================================================================================
 # Postgres types, literals and coercions
 # ================================================================================================
-EXPERIMENT_STATES: Final = (
-    "ACTIVE", "PAUSED", "STOPPING_CANCELED", "STOPPING_KILLED", "STOPPING_COMPLETED",
-    "STOPPING_ERROR", "DELETING", "CANCELED", "COMPLETED", "ERROR", "DELETE_FAILED", "RUNNING",
-)  # fmt: skip
+EXPERIMENT_STATES: Final = STORED_EXPERIMENT_STATES
 """``experiment_state`` in declaration order (migration 20230816155133), which is its sort order."""
 
-TRIAL_STATES: Final = (
-    "ACTIVE", "PAUSED", "STOPPING_CANCELED", "STOPPING_KILLED", "STOPPING_COMPLETED",
-    "STOPPING_ERROR", "CANCELED", "COMPLETED", "ERROR", "RUNNING",
-)  # fmt: skip
+TRIAL_STATES: Final = STORED_TRIAL_STATES
 """``trial_state`` (the ``runs.state`` column) in declaration order."""
 
 
@@ -563,10 +559,21 @@ def _sql_metric(summary: Any, group: str, name: str, qualifier: str) -> str | No
 
 
 def _sql_float8(text: Any) -> float | None:
-    """``text::float8`` (NaN cannot be held by SQLite and reads as NULL)."""
+    """``text::float8``; a text that is not a number fails the query as the cast does."""
     if text is None:
         return None
     return _parse_number(str(text), FLOAT8)
+
+
+def _sql_float8_test(text: Any, op: str, value: Any) -> int | None:
+    """``text::float8 <op> value`` or ``text::float8 IS [NOT] NULL``, with Postgres's NaN: equal
+    to itself, above every number, not NULL (a NaN returned to SQLite would read as NULL)."""
+    number = _sql_float8(text)
+    if op in ("IS NULL", "IS NOT NULL"):
+        return int((number is None) == (op == "IS NULL"))
+    if number is None or value is None:
+        return None
+    return int(_compare(_pg_float_key(number), op, _pg_float_key(float(value))))
 
 
 def _sql_duration(end: Any, start: Any, now: str) -> float | None:
@@ -601,7 +608,7 @@ def connection(db: Session) -> sqlite3.Connection:
     conn.create_function("pg_like", 3, _raising(_sql_like), deterministic=True)
     conn.create_function("pg_jsonb_text", 1, _sql_jsonb_text, deterministic=True)
     conn.create_function("pg_metric", 4, _sql_metric, deterministic=True)
-    conn.create_function("pg_float8", 1, _raising(_sql_float8), deterministic=True)
+    conn.create_function("pg_float8_test", 3, _raising(_sql_float8_test), deterministic=True)
     conn.create_function("pg_duration", 3, _sql_duration, deterministic=True)
     conn.create_function("pg_round", 1, _sql_round, deterministic=True)
     conn.create_function("pg_rint", 1, _sql_rint, deterministic=True)
@@ -1103,15 +1110,19 @@ class _Compiler:
         group, name, qualifier = parse_metric_name(node.column_name)
         text = f"pg_metric(r.summary_metrics, {self.param(group)}, {self.param(name)}, {self.param(qualifier)})"
         numeric = node.type == "COLUMN_TYPE_NUMBER"
-        sql, kind = (f"pg_float8({text})", FLOAT8) if numeric else (text, TEXT)
         if op in ("contains", "notContains"):
             if numeric:
-                raise operator_missing(kind.name, "~~" if op == "contains" else "!~~", "unknown")
-            match = f"pg_like({sql}, {self.param(f'%{go_sprint(node.value)}%')}, 0)"
+                raise operator_missing(FLOAT8.name, "~~" if op == "contains" else "!~~", "unknown")
+            match = f"pg_like({text}, {self.param(f'%{go_sprint(node.value)}%')}, 0)"
             return match if op == "contains" else f"NOT {match}"
         if op in ("isEmpty", "notEmpty"):
-            return f"{sql} {_OPERATORS[op]}"
-        return self.comparison(sql, kind, op, Literal.of(node.value))
+            if numeric:
+                return f"pg_float8_test({text}, {self.param(_OPERATORS[op])}, NULL)"
+            return f"{text} {_OPERATORS[op]}"
+        if numeric:  # `(...)::float8 <op> v`: summaries hold NaN, which SQLite cannot compare
+            value = coerce(Literal.of(node.value), FLOAT8, op)
+            return f"pg_float8_test({text}, {self.param(op)}, {self.param(value)})"
+        return self.comparison(text, TEXT, op, Literal.of(node.value))
 
     # --- hyperparameter search space of the experiment (hpToSQL) -----------------------------
     def hp_condition(self, node: FilterNode, op: str) -> str:

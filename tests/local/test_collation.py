@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from detorm.local import LocalMaster, Seeder
-from detorm.local._collation import collation_key, text_compare
+from detorm._collation import collation_key, text_compare
 from tests.conftest import login
 
 NAMES = [

@@ -27,11 +27,11 @@ from typing import Any, Final
 from pydantic_core import from_json
 from sqlmodel import Session
 
+from detorm._collation import collation_key
 from detorm._wire import ExperimentSortBy, ExperimentState, OrderBy, PatchExperiment
 
 from .. import _tables as t
 from .._app import Ctx, RawJSON, rpc
-from .._collation import collation_key
 from .._db import utcnow
 from .._errors import ApiError, Code, internal, invalid_argument, not_found
 from .._filter_sql import (

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from detorm import _wire as w
+from detorm._collation import collation_key
 from detorm._wire import (
     Model,
     ModelSortBy,
@@ -35,7 +36,6 @@ from .._db import utcnow
 from .._errors import ApiError, Code, internal, invalid_argument, not_found, permission_denied
 from .._pagination import in_memory_page
 from .._sql_lists import orm_in
-from .._collation import collation_key
 from .checkpoints import CheckpointViews, pg_uuid
 from .projects import go_quote, like_match, list_filter, usernames
 
@@ -317,7 +317,7 @@ def _sort_models(
         rows.sort(key=lambda r: collation_key(r.description), reverse=descending)
     elif sort_by in _SORT_KEYS:
         attribute = _SORT_KEYS[sort_by]
-        rows.sort(key=lambda r: getattr(r, attribute), reverse=descending)
+        rows.sort(key=lambda r: _sort_value(getattr(r, attribute)), reverse=descending)
     elif sort_by == ModelSortBy.NUM_VERSIONS:
         rows.sort(key=lambda r: counts.get(r.id or 0, 0), reverse=descending)
     elif sort_by == ModelSortBy.WORKSPACE:
@@ -325,6 +325,10 @@ def _sort_models(
         rows.sort(
             key=lambda r: collation_key(workspaces.get(r.workspace_id, "")), reverse=descending
         )
+
+
+def _sort_value(value: Any) -> Any:
+    return collation_key(value) if isinstance(value, str) else value  # text: the collation
 
 
 @rpc("GetModel")

@@ -14,10 +14,10 @@ from typing import Any, Final
 
 from sqlmodel import Session
 
+from detorm._collation import collation_key
 from detorm._wire import MoveRunsRequest, RunActionRequest, SearchRequest, TableType
 
 from .._app import Ctx, rpc
-from .._collation import collation_key
 from .._db import utcnow
 from .._errors import ApiError, internal
 from .._filter_sql import (

@@ -6,14 +6,15 @@ from typing import Any
 
 from sqlmodel import select
 
+from detorm._collation import collation_key
 from detorm._wire import AgentUserGroup, OrderBy, User, UserResponse, UserSortBy, UsersResponse
 from detorm.local._views import ts
 
 from .. import _tables as t
 from .._app import Ctx, rpc
 from .._errors import ApiError, invalid_argument, not_found
+from .._filter_sql import like
 from .._pagination import in_memory_page
-from .._collation import collation_key
 
 # ORDER BY <column> <dir>, id ASC; text in the database's collation
 _SORT_KEYS: dict[UserSortBy, Any] = {
@@ -57,9 +58,11 @@ def get_users(ctx: Ctx) -> UsersResponse:
     if q.get_ints("role_id_assigned_directly_to_user"):
         raise invalid_argument("cannot filter by role id. RBAC must be enabled.")
     rows = list(ctx.db.exec(select(t.UserRow)).all())
-    name = q.get_str("name").lower()
-    if name:
-        rows = [r for r in rows if name in r.username.lower() or name in r.display_name.lower()]
+    name = q.get_str("name")
+    if name:  # `u.display_name ILIKE ? OR u.username ILIKE ?` with '%' + name + '%'
+        pattern = f"%{name}%"
+        rows = [r for r in rows if any(like(text, pattern, case_insensitive=True)
+                                       for text in (r.display_name, r.username))]  # fmt: skip
     admin, active = q.get_bool_value("admin"), q.get_bool_value("active")
     if admin is not None:
         rows = [r for r in rows if r.admin == admin]

@@ -16,6 +16,7 @@ from typing import Any, Final
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
+from detorm._collation import collation_key
 from detorm._wire import (
     AgentUserGroup,
     OrderBy,
@@ -43,7 +44,6 @@ from .._errors import (
 )
 from .._pagination import in_memory_page
 from .._sql_lists import orm_in
-from .._collation import collation_key
 from .projects import (
     delete_project_rows,
     find_workspace,

@@ -1,5 +1,8 @@
 """Text in the order of the master's Postgres: glibc's en_US.UTF-8 collation.
 
+One ordering serves the SDK (conditions it evaluates itself agree with the same conditions
+pushed to the master) and detorm.local (its SQL's ``COLLATE pgtext`` and its sorts).
+
 Postgres compares text with its database's collation, en_US.UTF-8 in the master's official
 deployments (the ``postgres`` Docker images, Debian with glibc 2.28 or later). Names sort by
 base letter first, ignoring case, accents and most punctuation (``_TestWS`` sorts with
