@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Final, Literal
 
-from . import _wire as w
 from ._conditions import Condition, Leaf
 from ._loading import refetch
-from ._planner import conjuncts
+from ._planner import conjuncts, experiment_states
 from ._resources._base import Resource, TagSet
 from ._transport import Call, path
 
@@ -423,11 +422,14 @@ def _add_filter(filters: dict[str, Any], leaf: Leaf) -> bool:
         filters["archived"] = value
         return True
     if name == "state" and lookup in ("exact", "in") and "states" not in filters:
-        states = value if lookup == "in" else [value]
-        if any(s in _REPORTED_ONLY for s in states):
-            return False
-        filters["states"] = [s.value for s in states]
-        return True
+        stored: list[str] = []
+        for state in value if lookup == "in" else [value]:
+            names, exact = experiment_states(state)
+            if not exact:
+                return False  # QUEUED and its kin are reported, not stored: read the ids
+            stored += names
+        filters["states"] = [f"STATE_{name}" for name in dict.fromkeys(stored)]
+        return bool(stored)
     if name == "user_id" and lookup in ("exact", "in") and "userIds" not in filters:
         filters["userIds"] = list(value) if lookup == "in" else [value]
         return True
@@ -438,11 +440,6 @@ def _add_filter(filters: dict[str, Any], leaf: Leaf) -> bool:
         filters.setdefault("excludedExperimentIds", []).append(value)
         return True
     return False
-
-
-_REPORTED_ONLY: Final = {
-    w.ExperimentState.QUEUED, w.ExperimentState.PULLING, w.ExperimentState.STARTING,
-}  # fmt: skip
 
 
 def plan_bulk(

@@ -210,3 +210,20 @@ def test_queries_are_immutable() -> None:
     narrowed = base.filter(state="ACTIVE")
     assert base.explain().calls[0].params != narrowed.explain().calls[0].params
     assert narrowed.order_by("name").explain() != narrowed.explain()
+
+
+@pytest.mark.parametrize(
+    ("states", "sent"),
+    [
+        (["ACTIVE"], ["STATE_ACTIVE", "STATE_RUNNING"]),  # the stored states ACTIVE stands for
+        (["PAUSED", "COMPLETED"], ["STATE_PAUSED", "STATE_COMPLETED"]),
+        (["QUEUED"], None),  # reported, never stored: the ids are read first
+    ],
+)
+def test_bulk_actions_filter_on_the_stored_states(states: list[str], sent: list[str] | None) -> None:
+    from detorm._edits import plan_bulk
+
+    query = Experiment.query(None).filter(state__in=states)
+    plan = plan_bulk(query._where, "pause", ordered_or_sliced=False)
+    assert (plan.filters or {}).get("states") == sent
+    assert (plan.filters is None) == (sent is None)
