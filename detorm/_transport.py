@@ -21,7 +21,8 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from ._version import __version__
-from .errors import StreamInterrupted, TransportError, api_error_class
+from ._inputs import INT32_MAX, check_int, check_seconds, require
+from .errors import ConfigurationError, StreamInterrupted, TransportError, api_error_class
 
 __all__ = ["Call", "RetryPolicy", "Transport"]
 
@@ -103,6 +104,18 @@ class RetryPolicy:
     max_backoff: float = 30.0
     statuses: frozenset[int] = frozenset({502, 503, 504})
     deadline: float | None = 120.0
+
+    def __post_init__(self) -> None:
+        # Refused where the policy is written, not in the middle of a retry later on.
+        error = ConfigurationError
+        check_int("RetryPolicy.retries", self.retries, low=0, high=INT32_MAX, error=error)
+        check_seconds("RetryPolicy.backoff", self.backoff, error=error, zero=True)
+        check_seconds("RetryPolicy.max_backoff", self.max_backoff, error=error, zero=True)
+        require("RetryPolicy.statuses", self.statuses, (set, frozenset), "a set of HTTP statuses")
+        for status in self.statuses:
+            check_int("RetryPolicy.statuses", status, low=100, high=599, error=error)
+        if self.deadline is not None:
+            check_seconds("RetryPolicy.deadline", self.deadline, error=error)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
