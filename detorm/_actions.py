@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _wire as w
 from ._edits import BulkAction, BulkResult, Change, plan_bulk
+from ._inputs import check_id
 from ._resources._base import Resource
 from ._resources._models import Experiment
 from ._transport import Call, path
@@ -26,6 +27,7 @@ def bulk_action(
     session: Session, query: Query[Any], action: BulkAction, destination: int | None = None
 ) -> BulkResult:
     """Run ``action`` on every experiment the query matches; per-id results."""
+    _check_destination(action, destination)
     sliced = bool(query._order) or query._limit is not None or query._offset != 0
     plan = plan_bulk(query._where, action, ordered_or_sliced=sliced, destination=destination)
     ids: list[int] = []
@@ -44,6 +46,7 @@ def experiment_action(
     session: Session, experiment: Resource, action: BulkAction, destination: int | None = None
 ) -> None:
     """One experiment's action; the master answers with an HTTP error when it refuses."""
+    _check_destination(action, destination)
     base = path("/api/v1/experiments/{id}", id=experiment.pk)
     if action == "delete":
         call = Call("DELETE", base)
@@ -54,6 +57,11 @@ def experiment_action(
         call = Call("POST", path("/api/v1/experiments/{id}/{a}", id=experiment.pk, a=action))
     session.transport.send(call)
     _reflect(session, action, [experiment.pk], destination)
+
+
+def _check_destination(action: BulkAction, destination: object) -> None:
+    if action == "move":
+        check_id("move_to(project)", destination, what="a Project or its id (an int)")
 
 
 def _reflect(session: Session, action: BulkAction, ids: list[int], destination: int | None) -> None:

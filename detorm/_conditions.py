@@ -14,13 +14,21 @@ Spellings (all equivalent)::
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from ._columns import COLUMNS, LOOKUPS, SUPPORTS_HP_AND_METRICS, Column
+from ._inputs import (
+    INT32_MAX,
+    INT64_MAX,
+    check_int,
+    check_iterable,
+    check_number,
+    check_text,
+    require,
+)
 from ._wire import Timestamp
 from .errors import QueryError
 
@@ -53,6 +61,11 @@ class FieldRef:
     group: str = ""
     aggregate: str = ""
 
+    def __post_init__(self) -> None:
+        # hp[5] or metrics[None]: names are strings (checked here, where every spelling meets).
+        require(f"a {self.kind} name", self.name, str, "a str")
+        require("a metric group", self.group, str, "a str")
+
     def __str__(self) -> str:
         if self.kind == "hp":
             return f"hp.{self.name}"
@@ -80,8 +93,8 @@ class Condition:
 
 
 def _condition(value: object) -> Condition:
-    if not isinstance(value, Condition):
-        raise QueryError(f"expected a condition (Q(...) or an expression), got {value!r}")
+    require("a condition", value, Condition, "Q(...) or an expression such as hp.lr > 0.01")
+    assert isinstance(value, Condition)
     return value
 
 
@@ -262,7 +275,7 @@ class FieldExpr:
         return Leaf(self._ref, "gte", value)
 
     def in_(self, values: Iterable[Any]) -> Leaf:
-        return Leaf(self._ref, "in", list(values))
+        return Leaf(self._ref, "in", check_iterable(f"{self._ref}.in_()", values, "a list"))
 
     def contains(self, value: str) -> Leaf:
         return Leaf(self._ref, "contains", value)
@@ -379,6 +392,8 @@ metrics: Final = _MetricsNamespace()
 
 
 # --- checking and normalising values --------------------------------------------------------
+# A wrong type raises InvalidType (also a TypeError); a value of the right type that the master
+# cannot compare raises QueryError. Both are raised when the query is built: nothing is sent.
 def check_leaf(resource: str, leaf: Leaf) -> Leaf:
     """Validate a leaf against the resource's catalog; returns it with normalised values."""
     ref = leaf.field
@@ -389,6 +404,7 @@ def check_leaf(resource: str, leaf: Leaf) -> Leaf:
             raise QueryError(f"{resource} cannot be filtered on run metadata ({ref})")
         if leaf.lookup not in LOOKUPS:
             raise QueryError(f"unknown lookup {leaf.lookup!r} on {ref}")
+        _check_names(ref)
         return Leaf(ref, leaf.lookup, _free_value(ref, leaf.lookup, leaf.value))
     columns = COLUMNS[resource]
     col = columns.get(ref.name)
@@ -410,31 +426,39 @@ def check_leaf(resource: str, leaf: Leaf) -> Leaf:
     return Leaf(ref, leaf.lookup, normalise_value(resource, col, leaf.lookup, leaf.value))
 
 
+def _check_names(ref: FieldRef) -> None:
+    """A hyperparameter, metric or metadata key names something: no empty part."""
+    parts = [ref.group, *ref.name.split(".")] if ref.kind == "metric" else ref.name.split(".")
+    if not all(parts):
+        raise QueryError(f"{ref}: a name or one of its dotted parts is empty")
+
+
 def _free_value(ref: FieldRef, lookup: str, value: Any) -> Any:
+    """A value compared with a hyperparameter, metric or metadata key (no declared type)."""
     if lookup == "isnull":
-        if not isinstance(value, bool):
-            raise QueryError(f"{ref}__isnull takes True or False, not {value!r}")
+        require(f"{ref}__isnull", value, bool, "True or False")
         return value
     if lookup == "in":
-        values = _as_list(ref, value)
-        return [_scalar(ref, v) for v in values]
-    if lookup in ("gt", "gte", "lt", "lte") and not isinstance(value, (int, float)):
-        raise QueryError(f"{ref}__{lookup} compares numbers; got {value!r}")
+        return [_scalar(ref, v) for v in _as_list(ref, value)]
+    if lookup in ("gt", "gte", "lt", "lte"):
+        return check_number(f"{ref}__{lookup}", value, error=QueryError)
+    if lookup == "contains":
+        require(f"{ref}__contains", value, str, "a str")
     return _scalar(ref, value)
 
 
 def _scalar(ref: FieldRef, value: Any) -> Any:
-    if isinstance(value, int | float | str):  # bool is an int
-        if isinstance(value, float) and math.isnan(value):
-            raise QueryError(f"{ref}: cannot compare with NaN")
-        return value
-    raise QueryError(f"{ref}: values must be numbers, strings or booleans, not {value!r}")
+    # The master compares these as numbers (a float8 cast) or as text: a bool fails its SQL.
+    require(str(ref), value, (int, float, str), "a number or a str")
+    if isinstance(value, str):
+        return check_text(str(ref), value, error=QueryError)
+    if isinstance(value, float):
+        return check_number(str(ref), value, error=QueryError)
+    return value
 
 
 def _as_list(ref: object, value: Any) -> list[Any]:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise QueryError(f"{ref}__in takes a list of values, not {value!r}")
-    values = list(value)
+    values = check_iterable(f"{ref}__in", value, "a list of values")
     if not values:
         raise QueryError(f"{ref}__in needs at least one value")
     return values
@@ -443,21 +467,20 @@ def _as_list(ref: object, value: Any) -> list[Any]:
 def normalise_value(resource: str, col: Column, lookup: str, value: Any) -> Any:
     where = f"{resource}.{col.name}"
     if lookup == "isnull":
-        if not isinstance(value, bool):
-            raise QueryError(f"{where}__isnull takes True or False, not {value!r}")
+        require(f"{where}__isnull", value, bool, "True or False")
         return value
     if lookup == "in":
         return [_typed(where, col, v) for v in _as_list(where, value)]
     if col.kind == "set":
         if lookup == "contains":
-            if not isinstance(value, str) or not value:
-                raise QueryError(f"{where}__contains takes one tag (a non-empty string)")
-            return value
-        if isinstance(value, str) or not isinstance(value, Iterable):
-            raise QueryError(f"{where}= compares the whole set: pass a set of tags, not {value!r}")
-        return frozenset(_typed(where, col, v) for v in value)
-    if lookup == "contains" and not isinstance(value, str):
-        raise QueryError(f"{where}__contains takes a string, not {value!r}")
+            require(f"{where}__contains", value, str, "one tag (a non-empty str)")
+            if not value:
+                raise QueryError(f"{where}__contains takes one tag (a non-empty str), not ''")
+            return check_text(where, value, error=QueryError)
+        tags = check_iterable(where, value, "a set of tags (it compares the whole set)")
+        return frozenset(_typed(where, col, v) for v in tags)
+    if lookup == "contains":
+        require(f"{where}__contains", value, str, "a str")
     return _typed(where, col, value)
 
 
@@ -467,8 +490,7 @@ def _typed(where: str, col: Column, value: Any) -> Any:
         assert col.enum is not None
         if isinstance(value, col.enum):
             return value
-        if not isinstance(value, str):
-            raise QueryError(f"{where}: expected a {col.enum.__name__} or its name, got {value!r}")
+        require(where, value, str, f"a {col.enum.__name__} or its name")
         try:
             return col.enum.parse(value)
         except ValueError as err:
@@ -476,38 +498,39 @@ def _typed(where: str, col: Column, value: Any) -> Any:
     if kind == "time":
         if isinstance(value, datetime):
             return Timestamp.from_datetime(value if value.tzinfo else value.replace(tzinfo=UTC))
-        if isinstance(value, str):
-            try:
-                return Timestamp.parse(value)
-            except ValueError as err:
-                raise QueryError(f"{where}: {err}") from None
-        raise QueryError(f"{where}: expected a datetime or an RFC 3339 string, got {value!r}")
+        require(where, value, str, "a datetime or an RFC 3339 str")
+        try:
+            return Timestamp.parse(value)
+        except ValueError as err:
+            raise QueryError(f"{where}: {err}") from None
     if kind == "bool":
-        if not isinstance(value, bool):
-            raise QueryError(f"{where}: expected True or False, got {value!r}")
+        require(where, value, bool, "True or False")
         return value
     if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise QueryError(f"{where}: expected an int, got {value!r}")
-        return value
+        limit = _int_limit(col)
+        return check_int(where, value, low=-limit - 1, high=limit, error=QueryError)
     if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise QueryError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if not isinstance(value, str):
-        raise QueryError(f"{where}: expected a string, got {value!r}")
-    return value
+        return float(check_number(where, value, error=QueryError))
+    require(where, value, str, "a str")
+    return check_text(where, value, error=QueryError)
+
+
+def _int_limit(col: Column) -> int:
+    # Ids are int32 in the master's protos, and their filters travel as int32 parameters
+    # (experimentIdFilter, userIds...): larger values are refused with a 400. Other counts and
+    # sizes are Postgres integers, int64 at most.
+    return INT32_MAX if col.name == "id" or col.name.endswith("_id") else INT64_MAX
 
 
 def parse_ordering(resource: str, key: str | Ordering) -> Ordering:
     """``"start_time"``, ``"-end_time"``, ``"hp.lr"``, ``"-validation.loss.min"`` or an Ordering."""
+    require("order_by", key, (str, Ordering), "field names or hp / metrics orderings")
     if isinstance(key, Ordering):
         ordering = key
-    elif isinstance(key, str):
+    else:
+        assert isinstance(key, str)
         descending = key.startswith("-")
         ordering = Ordering(_ordering_ref(key.lstrip("-+")), descending)
-    else:
-        raise QueryError(f"order_by takes field names or hp/metrics orderings, not {key!r}")
     ref = ordering.field
     if ref.kind == "column":
         col = COLUMNS[resource].get(ref.name)
@@ -517,7 +540,9 @@ def parse_ordering(resource: str, key: str | Ordering) -> Ordering:
                 f"{resource} cannot be ordered by {ref.name!r}; it can be ordered by: "
                 f"{', '.join(sortable)}"
             )
-    elif resource == "Checkpoint":
+        return ordering
+    _check_names(ref)
+    if resource == "Checkpoint":
         # sortByMetric: the metric of the validation at the checkpoint, one value ("last").
         if ref.kind != "metric" or ref.group != "validation" or ref.aggregate != "last":
             raise QueryError(

@@ -27,7 +27,7 @@ from ._planner import (
 from ._resources._base import Resource
 from ._resources._models import Checkpoint, Experiment, Trial
 from ._transport import Call
-from .errors import NotFound
+from .errors import BadRequest, NotFound
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -72,7 +72,11 @@ def _page(
 def pages(
     session: Session, source: Source, *, offset: int, limit: int | None, page_size: int
 ) -> Iterator[list[Any]]:
-    """The wire rows of a source from ``offset``, at most ``limit`` of them, page by page."""
+    """The wire rows of a source from ``offset``, at most ``limit`` of them, page by page.
+
+    Offsets past either end mean what they mean for a Python list: no rows after the end, and
+    from the first row for a negative offset reaching before it (as ``count()`` counts them).
+    """
     remaining = limit
     while remaining is None or remaining > 0:
         size = page_size if remaining is None else min(page_size, remaining)
@@ -82,6 +86,18 @@ def pages(
             if source.scoped:
                 return  # the parent does not exist: nothing matches
             raise
+        except BadRequest as err:
+            # api.Paginate (the in-memory listings) refuses an offset out of bounds with a 400
+            # where SQL paging answers an empty page.
+            if source.paging != "memory" or err.message != "offset out of bounds" or offset == 0:
+                raise
+            if offset > 0:
+                return
+            offset = 0
+            continue
+        if offset < -pagination.total:
+            offset = 0  # SQL paging: an empty page for an offset before the first row
+            continue
         yield rows
         if remaining is not None:
             remaining -= len(rows)

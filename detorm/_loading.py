@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _wire as w
+from ._inputs import check_id, require, shown
 from ._resources._base import Resource
 from ._resources._models import (
     Checkpoint,
@@ -19,12 +21,12 @@ from ._resources._models import (
     Workspace,
 )
 from ._transport import Call, path
-from .errors import QueryError
+from .errors import InvalidType, InvalidValue, QueryError
 
 if TYPE_CHECKING:
     from ._session import Session
 
-__all__ = ["ROW_LOADERS", "refetch", "single_fetch"]
+__all__ = ["ROW_LOADERS", "check_key", "check_resource", "refetch", "single_fetch"]
 
 RowLoader = Callable[["Session", Any], Resource]
 
@@ -157,14 +159,52 @@ _SINGLE: Final = {
 }  # fmt: skip
 
 
-def single_fetch(cls: type[Resource], key: Any) -> tuple[Call, Callable[[bytes], dict[str, Any]]]:
-    """The GET that loads one object completely, and how to read its values from the answer."""
-    spec = _SINGLE.get(cls.__name__)
-    if spec is None:
-        raise QueryError(f"{cls.__name__} cannot be fetched by key")
-    if cls.__name__ == "ModelVersion":
+def check_resource(resource: object) -> None:
+    """``resource`` is one of the eight resource classes."""
+    if not (
+        isinstance(resource, type)
+        and issubclass(resource, Resource)
+        and resource.__name__ in _SINGLE
+    ):
+        raise InvalidType(
+            f"expected a resource class ({', '.join(sorted(_SINGLE))}), not {shown(resource)}"
+        )
+
+
+def check_key(resource: type[Resource], key: object) -> None:
+    """Refuse what cannot name an object (a class that is not a resource, a key of the wrong
+    type or out of range) before the identity map or a URL sees it."""
+    check_resource(resource)
+    name = resource.__name__
+    where = f"the {name} key"
+    if name == "Checkpoint":
+        require(where, key, str, "a checkpoint uuid (a str)")
+        try:
+            uuid.UUID(str(key))
+        except ValueError:
+            raise InvalidValue(f"{where} must be a uuid, not {shown(key)}") from None
+    elif name == "Model":
+        require(where, key, (int, str), "a model id (an int) or name (a str)")
+        if isinstance(key, int):
+            check_id(where, key)
+        elif not key:
+            raise InvalidValue(f"{where} must be a model id or a non-empty name, not ''")
+    elif name == "ModelVersion":
         if not (isinstance(key, tuple) and len(key) == 2):
-            raise QueryError("a model version is fetched by (model id or name, version number)")
+            raise InvalidType(
+                f"{where} must be a (model id or name, version number) pair, not {shown(key)}"
+            )
+        check_key(Model, key[0])
+        check_id("a ModelVersion's version number", key[1], what="an int")
+    else:
+        check_id(where, key, what="an id (an int)")
+
+
+def single_fetch(cls: type[Resource], key: Any) -> tuple[Call, Callable[[bytes], dict[str, Any]]]:
+    """The GET that loads one object completely, and how to read its values from the answer
+    (``key`` was checked by :func:`check_key`, or comes from the object itself)."""
+    spec = _SINGLE[cls.__name__]
+    if cls.__name__ == "ModelVersion":
         return Call("GET", path(spec.path, model=key[0], version=key[1])), spec.parse
     return Call("GET", path(spec.path, key=key)), spec.parse
 

@@ -12,6 +12,7 @@ here, after the master's other filters.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pydantic_core import from_json
 
 from . import _wire as w
+from ._inputs import INT32_MAX, check_int, check_iterable, require
 from ._transport import Call, path, query_items
 from .errors import QueryError
 
@@ -83,9 +85,13 @@ def _level(value: Any) -> w.LogLevel:
 
 def _levels(levels: Iterable[w.LogLevel | str] | None) -> list[str]:
     out: list[str] = []
-    for level in levels or ():
+    for level in check_iterable("levels", levels or (), "a list of LogLevel or level names"):
+        if isinstance(level, w.LogLevel):
+            out.append(level.value)
+            continue
+        require("each level", level, str, "a LogLevel or a level name")
         try:
-            out.append(w.LogLevel.parse(level).value if isinstance(level, str) else level.value)
+            out.append(w.LogLevel.parse(level).value)
         except ValueError as err:
             raise QueryError(f"levels: {err}") from None
     return out
@@ -94,16 +100,31 @@ def _levels(levels: Iterable[w.LogLevel | str] | None) -> list[str]:
 def _rfc3339(value: datetime | str | None, name: str) -> str | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            return w.Timestamp.parse(value).rfc3339()
-        except ValueError as err:
-            raise QueryError(f"{name}: {err}") from None
     if isinstance(value, datetime):
         return w.Timestamp.from_datetime(
             value if value.tzinfo else value.replace(tzinfo=UTC)
         ).rfc3339()
-    raise QueryError(f"{name} takes a datetime or an RFC 3339 string, not {value!r}")
+    require(name, value, str, "a datetime or an RFC 3339 str")
+    try:
+        return w.Timestamp.parse(value).rfc3339()
+    except ValueError as err:
+        raise QueryError(f"{name}: {err}") from None
+
+
+def _check_arguments(
+    *, follow: object, search: object, regex: object, limit: object, tail: object
+) -> None:
+    require("follow", follow, bool, "True or False")
+    require("regex", regex, bool, "True or False")
+    if search is not None:
+        require("search", search, str, "a str or None")
+    for name, value in (("limit", limit), ("tail", tail)):
+        if value is not None:
+            check_int(name, value, low=0, high=INT32_MAX, error=QueryError)  # int32 on the wire
+    if limit is not None and tail is not None:
+        raise QueryError("give either limit (the first lines) or tail (the last lines), not both")
+    if follow and tail is not None:
+        raise QueryError("tail and follow cannot be combined; use limit with follow")
 
 
 def read_logs(
@@ -120,15 +141,7 @@ def read_logs(
     tail: int | None = None,
 ) -> Iterator[LogEntry]:
     """Validate the arguments (before anything is sent), then stream the entries."""
-    if limit is not None and tail is not None:
-        raise QueryError("give either limit (the first lines) or tail (the last lines), not both")
-    if follow and tail is not None:
-        raise QueryError("tail and follow cannot be combined; use limit with follow")
-    for name, value in (("limit", limit), ("tail", tail)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 0
-        ):
-            raise QueryError(f"{name} must be a non-negative int, not {value!r}")
+    _check_arguments(follow=follow, search=search, regex=regex, limit=limit, tail=tail)
     pattern = None
     if regex and search:
         try:
@@ -142,25 +155,23 @@ def read_logs(
         "timestampAfter": _rfc3339(since, "since"),
         "timestampBefore": _rfc3339(until, "until"),
     }
+    # The master limits only what it filters itself, and not a followed stream (its batch
+    # processor stops on the limit only when not following): those limits are applied here.
+    limit_here = limit is not None and (pattern is not None or follow)
     if tail is not None:
         params["limit"], params["orderBy"] = tail, w.OrderBy.DESC.value
-    elif limit is not None and pattern is None:
+    elif limit is not None and not limit_here:
         params["limit"] = limit
+    if limit == 0 or tail == 0:
+        return iter(())  # the master reads limit=0 as "no limit"
     entries = _stream(session, trial_id, params, follow=follow)
     if pattern is not None:
         entries = (e for e in entries if pattern.search(e.message))
-        if limit is not None:
-            entries = _take(entries, limit)
+    if limit is not None and limit_here:
+        entries = itertools.islice(entries, limit)  # stops at once: no wait for one more line
     if tail is not None:
         return iter(list(entries)[::-1])
     return entries
-
-
-def _take(entries: Iterator[LogEntry], count: int) -> Iterator[LogEntry]:
-    for index, entry in enumerate(entries):
-        if index >= count:
-            return
-        yield entry
 
 
 def _call(trial_id: int, params: dict[str, Any]) -> Call:

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic_core import from_json
 
 from . import _wire as w
+from ._inputs import check_id, check_iterable, require
+from ._resources._models import Trial
 from ._resources._values import MetricSummary, summary_from_wire
 from ._transport import Call
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidValue
 
 if TYPE_CHECKING:
-    from ._resources._models import Trial
     from ._session import Session
 
 __all__ = ["MetricReport", "MetricsStream", "TrialSummary", "read_summaries"]
@@ -134,16 +135,18 @@ class MetricsStream:
     """
 
     def __init__(
-        self, session: Session, trials: Sequence[Trial | int], group: str, *, cache: bool
+        self, session: Session, trials: Iterable[Trial | int], group: str, *, cache: bool
     ) -> None:
+        require("group", group, str, "the name of a metric group (a str)")
         if not group:
-            raise ConfigurationError("name the metric group: 'training', 'validation', or another")
+            raise InvalidValue("name the metric group: 'training', 'validation', or another")
+        chosen = chosen_trials(trials)
         self._session = session
         self._group = group
         self._cache = cache
-        self._ids = sorted({t if isinstance(t, int) else t.id for t in trials})
+        self._ids = sorted({t if isinstance(t, int) else t.id for t in chosen})
         self._terminal: dict[int, bool] = {}
-        for trial in trials:
+        for trial in chosen:
             if not isinstance(trial, int):
                 self._terminal[trial.id] = trial.state.is_terminal
 
@@ -270,6 +273,16 @@ class MetricsStream:
         return polars.from_dicts(self.to_records(), infer_schema_length=None)
 
 
+def chosen_trials(trials: Iterable[Trial | int]) -> list[Trial | int]:
+    """The trials of a metrics or summaries read: Trial objects or trial ids (a trial query is
+    run), refused before anything is sent when one is neither."""
+    chosen = check_iterable("trials", trials, "Trial objects or trial ids, or a trial query")
+    for trial in chosen:
+        if not isinstance(trial, Trial):
+            check_id("each trial", trial, what="a Trial or a trial id (an int)")
+    return chosen
+
+
 def optional_module(module: str, feature: str) -> Any:
     # Optional dependencies are imported by name, only when asked for.
     try:
@@ -325,12 +338,12 @@ def _summary_of(run: w.FlatRun) -> TrialSummary:
 
 
 def read_summaries(
-    session: Session, trials: Sequence[Trial | int], *, cache: bool
+    session: Session, trials: Iterable[Trial | int], *, cache: bool
 ) -> dict[int, TrialSummary]:
     from ._executor import pages
     from ._planner import runs_source
 
-    ids = sorted({t if isinstance(t, int) else t.id for t in trials})
+    ids = sorted({t if isinstance(t, int) else t.id for t in chosen_trials(trials)})
     found: dict[int, TrialSummary] = {}
     for trial_id in ids:
         payload = session.cache.get(_SUMMARY_KIND, trial_id) if cache else None

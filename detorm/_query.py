@@ -8,6 +8,7 @@ The planner (``_planner.py``) decides the REST calls; ``explain()`` shows them.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
@@ -26,6 +27,7 @@ from ._conditions import (
 )
 from ._edits import BulkResult
 from ._evaluate import matches, sort_key
+from ._inputs import INT32_MAX, check_int, require
 from ._lookups import (
     CheckpointLookups,
     CheckpointOrderKey,
@@ -122,6 +124,10 @@ class Query(Generic[R]):
         page_size: int = DEFAULT_PAGE_SIZE,
         prefetch: tuple[str, ...] = (),
     ) -> None:
+        if session is not None:
+            from ._session import Session
+
+            require("session", session, Session, "a detorm.Session or None")
         self.resource = resource
         self._session = session
         self._where = where
@@ -178,28 +184,26 @@ class Query(Generic[R]):
 
     def limit(self, count: int | None) -> Self:
         """Return at most ``count`` rows (None: no limit)."""
-        if count is not None and (
-            isinstance(count, bool) or not isinstance(count, int) or count < 0
-        ):
-            raise QueryError(f"limit must be a non-negative int or None, not {count!r}")
+        if count is not None:
+            # Never sent as is (a page has at most page_size rows); the client-side slice of
+            # rows filtered here takes up to sys.maxsize.
+            check_int("limit", count, low=0, high=sys.maxsize, error=QueryError)
         return self._copy(limit=count)
 
     def offset(self, count: int) -> Self:
         """Skip the first ``count`` rows (negative: count back from the end)."""
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise QueryError(f"offset must be an int, not {count!r}")
-        return self._copy(offset=count)
+        return self._copy(offset=_offset("offset", count))
 
     def page_size(self, size: int) -> Self:
         """Rows per request when iterating (default 2000)."""
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise QueryError(f"page_size must be a positive int, not {size!r}")
+        size = check_int("page_size", size, low=1, high=INT32_MAX, error=QueryError)
         return self._copy(page_size=size)
 
     def prefetch(self, *relations: str) -> Self:
         """Load these relationships for each page in one extra request per page."""
         allowed = PREFETCHABLE.get(self.resource.__name__, frozenset())
         for relation in relations:
+            require("prefetch", relation, str, "the name of a relationship")
             if relation not in allowed:
                 raise QueryError(_prefetch_refusal(self.resource.__name__, relation, allowed))
         return self._copy(prefetch=tuple(dict.fromkeys(self._prefetch + relations)))
@@ -213,11 +217,16 @@ class Query(Generic[R]):
     def __getitem__(self, index: int | slice) -> R | Self:
         if isinstance(index, slice):
             return self._slice(index)
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise QueryError(f"a query is indexed by int or slice, not {index!r}")
-        rows = list(self._copy(offset=self._offset + index, limit=1)) if index >= 0 else []
-        if index < 0:
-            rows = list(self._copy(offset=index, limit=1))
+        require("a query index", index, int, "an int or a slice")
+        if index >= 0:
+            offset = _offset("the query index", self._offset + index)
+            rows = list(self._copy(offset=offset, limit=1))
+        else:
+            # Counted back from the end of all the rows, whatever the offset. Reading the last
+            # -index rows tells whether there are that many (an offset before the first row
+            # starts at the first row, as for a list slice).
+            rows = list(self._copy(offset=_offset("the query index", index), limit=-index))
+            rows = rows[:1] if len(rows) == -index else []
         if not rows:
             raise IndexError(f"query index {index} out of range")
         return rows[0]
@@ -225,7 +234,10 @@ class Query(Generic[R]):
     def _slice(self, index: slice) -> Self:
         if index.step not in (None, 1):
             raise QueryError("query slices take no step")
-        start, stop = index.start or 0, index.stop
+        start = 0 if index.start is None else _offset("the slice start", index.start)
+        stop = index.stop
+        if stop is not None:
+            check_int("the slice stop", stop, low=-sys.maxsize, high=sys.maxsize, error=QueryError)
         if start < 0:
             if stop is not None:
                 raise QueryError("a negative slice start works only without a stop: q[-10:]")
@@ -235,7 +247,7 @@ class Query(Generic[R]):
         limit = None if stop is None else max(0, stop - start)
         if self._limit is not None:
             limit = max(0, min(self._limit - start, limit if limit is not None else self._limit))
-        return self._copy(offset=self._offset + start, limit=limit)
+        return self._copy(offset=_offset("the slice start", self._offset + start), limit=limit)
 
     # --- planning ---------------------------------------------------------------------------
     def plan(self) -> Plan:
@@ -359,6 +371,11 @@ class Query(Generic[R]):
         where = "" if self._where is None else f" where {self._where}"
         order = "" if not self._order else " order by " + ", ".join(str(o) for o in self._order)
         return f"<{type(self).__name__}{where}{order}>"
+
+
+def _offset(where: str, value: int) -> int:
+    # Sent as the int32 offset of the list endpoints (negative: from the end).
+    return check_int(where, value, low=-INT32_MAX, high=INT32_MAX, error=QueryError)
 
 
 def _record(obj: Resource) -> dict[str, Any]:

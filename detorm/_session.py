@@ -16,13 +16,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, overload
 
+import httpx
+
 from . import _auth
 from . import _wire as w
 from ._auth import Secret
 from ._cache import DiskCache, default_cache_dir
 from ._edits import Change, FlushPlan
 from ._identity import IdentityMap
-from ._loading import refetch, single_fetch, trial_values
+from ._inputs import INT32_MAX, check_int, check_seconds, require
+from ._loading import check_key, check_resource, refetch, single_fetch, trial_values
 from ._metrics import MetricsStream, TrialSummary, read_summaries
 from ._query import (
     CheckpointQuery,
@@ -88,13 +91,24 @@ class Session:
         cache: bool | str | os.PathLike[str] = True,
         environ: Mapping[str, str] | None = None,
     ) -> None:
+        _check_options(
+            master=master, user=user, password=password, token=token, verify=verify,
+            timeout=timeout, retry=retry, max_connections=max_connections, cache=cache,
+            environ=environ,
+        )  # fmt: skip
         env = os.environ if environ is None else environ
         try:
+            # An explicit "" is a malformed URL, not "use the default" (canonicalize refuses it).
             self.master = (
-                _auth.canonicalize_master_url(master) if master else _auth.default_master(env)
+                _auth.canonicalize_master_url(master)
+                if master is not None
+                else _auth.default_master(env)
             )
+            httpx.URL(self.master)  # as the connection pool will parse it (control characters)
         except ValueError as err:
             raise ConfigurationError(str(err)) from None
+        except httpx.InvalidURL as err:
+            raise ConfigurationError(f"invalid master URL: {err}") from None
         self._store = _auth.TokenStore(_auth.config_dir(env, None))
         try:
             self._credentials = _auth.resolve_credentials(
@@ -238,6 +252,7 @@ class Session:
 
     def query(self, resource: type[Resource]) -> Query[Any]:
         """A query of ``resource`` in this session."""
+        check_resource(resource)
         return resource.query(self)  # type: ignore[attr-defined, no-any-return]
 
     def get(self, resource: type[R], key: Any) -> R:
@@ -245,6 +260,7 @@ class Session:
 
         An object already in the identity map with every field loaded is returned as is.
         """
+        check_key(resource, key)
         existing = self.identity.get(resource, key)
         if existing is not None and existing._fetched:
             return existing
@@ -252,6 +268,7 @@ class Session:
 
     def resolve(self, resource: type[R], key: Any) -> R:
         """The object with this key from the identity map, fetched once when missing."""
+        check_key(resource, key)
         existing = self.identity.get(resource, key)
         return existing if existing is not None else self._fetch(resource, key)
 
@@ -328,8 +345,8 @@ class Session:
         ``trials`` is a list of trials or trial ids, or a trial query (run first). Reports of
         finished trials come from the disk cache when there (``cache=False`` skips it).
         """
-        chosen = list(trials)
-        return MetricsStream(self, chosen, group, cache=cache and self._cache_enabled)
+        require("cache", cache, bool, "True or False")
+        return MetricsStream(self, trials, group, cache=cache and self._cache_enabled)
 
     def summaries(
         self, trials: Iterable[Trial | int] | TrialQuery, *, cache: bool = True
@@ -339,7 +356,8 @@ class Session:
         Trials not in the disk cache are read in one runs search (more only for thousands);
         those that have finished are cached, so asking again costs nothing, in any process.
         """
-        return read_summaries(self, list(trials), cache=cache and self._cache_enabled)
+        require("cache", cache, bool, "True or False")
+        return read_summaries(self, trials, cache=cache and self._cache_enabled)
 
     def _trial_states(self, trial_ids: list[int]) -> dict[int, bool]:
         """Whether each trial is finished (one runs search); unknown ids count as not."""
@@ -354,6 +372,7 @@ class Session:
 
     def pending(self, *objects: Resource) -> FlushPlan:
         """The exact calls the next commit will make (for ``objects`` only, if given)."""
+        _check_objects(objects)
         return self._uow.plan(objects or None)
 
     def commit(self, *objects: Resource) -> list[Change]:
@@ -362,10 +381,12 @@ class Session:
         Raises :class:`~detorm.errors.CommitError` when some changes failed: those stay pending
         (and are retried by the next commit), the others are applied and cleared.
         """
+        _check_objects(objects)
         return self._uow.commit(objects or None)
 
     def rollback(self, *objects: Resource) -> None:
         """Undo pending edits (of ``objects`` only, if given): back to the last server state."""
+        _check_objects(objects)
         self._uow.rollback(objects or None)
 
     def begin(self) -> AbstractContextManager[None]:
@@ -388,6 +409,62 @@ class Session:
     def _loaded_children(self, key: tuple[str, Any, str]) -> list[Resource] | None:
         """Children a prefetch loaded for this relationship (None when not prefetched)."""
         return self._collections.get(key)
+
+
+def _check_options(
+    *,
+    master: object,
+    user: object,
+    password: object,
+    token: object,
+    verify: object,
+    timeout: object,
+    retry: object,
+    max_connections: object,
+    cache: object,
+    environ: object,
+) -> None:
+    """Refuse bad session options before anything is set up or sent: InvalidType for a wrong
+    type (naming the option), ConfigurationError for a value that cannot work."""
+    # A URL may embed a password, and environment values hold tokens: never shown.
+    for name, value in (("master", master), ("user", user), ("password", password),
+                        ("token", token)):  # fmt: skip
+        if value is not None:
+            require(name, value, str, "a str or None", secret=name != "user")
+    require("verify", verify, (bool, str), "True, False or the path of a CA bundle")
+    if isinstance(verify, str) and not os.path.exists(verify):
+        raise ConfigurationError(
+            f"verify={verify!r}: there is no CA bundle file or directory at this path; pass "
+            "True (the system's CAs), False (no verification) or the path of a CA bundle"
+        )
+    check_seconds("timeout", timeout, error=ConfigurationError)
+    if retry is not None:
+        require("retry", retry, RetryPolicy, "a detorm.RetryPolicy or None")
+    check_int("max_connections", max_connections, low=1, high=INT32_MAX, error=ConfigurationError)
+    _check_cache(cache)
+    if environ is not None:
+        require("environ", environ, Mapping, "a mapping of str to str, or None")
+        assert isinstance(environ, Mapping)
+        for key, value in environ.items():
+            require(f"environ[{key!r}]", value, str, "a str", secret=True)
+
+
+def _check_objects(objects: tuple[object, ...]) -> None:
+    for obj in objects:
+        require("each object", obj, Resource, "a resource (an Experiment, a Model...)")
+
+
+def _check_cache(cache: object) -> None:
+    require("cache", cache, (bool, str, os.PathLike), "True, False or a directory path")
+    if isinstance(cache, bool):
+        return
+    assert isinstance(cache, str | os.PathLike)
+    location = os.fspath(cache)
+    require("cache", location, str, "True, False or a directory path (of str)")
+    if not location:
+        raise ConfigurationError("cache='' names no directory; pass True, False or a directory")
+    if os.path.exists(location) and not os.path.isdir(location):
+        raise ConfigurationError(f"cache={location!r} exists and is not a directory")
 
 
 @functools.cache
@@ -454,5 +531,7 @@ def default_session() -> Session:
 def set_default_session(session: Session | None) -> None:
     """Make ``session`` the default session (None: forget the current one)."""
     global _default
+    if session is not None:
+        require("session", session, Session, "a detorm.Session or None")
     with _default_lock:
         _default = session

@@ -39,9 +39,9 @@ import httpx
 
 from ._auth import Secret
 from ._version import __version__
+from ._inputs import INT32_MAX, check_int, check_seconds, require
 from .errors import (
     ConfigurationError,
-    InvalidType,
     InvalidValue,
     StreamInterrupted,
     TransportError,
@@ -195,41 +195,22 @@ class RetryPolicy:
     deadline: float | None = None
 
     def __post_init__(self) -> None:
-        if type(self.retries) is not int:
-            raise InvalidType(f"RetryPolicy.retries must be an int, not {_type_name(self.retries)}")
-        if self.retries < 0:
-            raise ConfigurationError(f"RetryPolicy.retries must be 0 or more, not {self.retries}")
+        # Refused where the policy is written, not in the middle of a retry later on.
+        error = ConfigurationError
+        check_int("RetryPolicy.retries", self.retries, low=0, high=INT32_MAX, error=error)
         for name in ("backoff", "max_backoff", "max_retry_after"):
-            _check_seconds(name, getattr(self, name), zero_allowed=True)
+            check_seconds(f"RetryPolicy.{name}", getattr(self, name), error=error, zero=True)
         if self.deadline is not None:
-            _check_seconds("deadline", self.deadline, zero_allowed=False)
+            check_seconds("RetryPolicy.deadline", self.deadline, error=error)
         valid = "a frozenset of HTTP error statuses (ints from 400 to 599)"
-        if not isinstance(self.statuses, frozenset) or any(
-            type(status) is not int for status in self.statuses
-        ):
-            raise InvalidType(f"RetryPolicy.statuses must be {valid}, not {self.statuses!r}")
-        if not all(400 <= status <= 599 for status in self.statuses):
-            raise ConfigurationError(f"RetryPolicy.statuses must be {valid}: {self.statuses!r}")
+        require("RetryPolicy.statuses", self.statuses, frozenset, valid)
+        for status in self.statuses:
+            check_int("RetryPolicy.statuses", status, low=400, high=599, error=error, what=valid)
 
     def delay(self, attempt: int) -> float:
         """The backoff before retry ``attempt`` (from 0): exponential, with full jitter."""
         ceiling = self.backoff * 2 ** min(attempt, 64)  # the exponent only needs to pass the cap
         return random.uniform(0, min(self.max_backoff, ceiling))
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def _check_seconds(name: str, value: object, *, zero_allowed: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        kind = _type_name(value)
-        raise InvalidType(f"RetryPolicy.{name} must be a number of seconds, not {kind}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
-        valid = "0 or more" if zero_allowed else "more than 0"
-        raise ConfigurationError(
-            f"RetryPolicy.{name} must be a finite number of seconds, {valid}; got {value!r}"
-        )
 
 
 NO_RETRY: Final = RetryPolicy(retries=0)

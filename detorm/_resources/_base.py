@@ -9,13 +9,17 @@ raise :class:`~detorm.errors.NotLoaded` instead of fetching behind the caller's 
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 from collections.abc import Iterable, Iterator, MutableSet
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import core_schema
 
-from ..errors import ConfigurationError, InvalidValue, NotLoaded
+from .._inputs import check_id, check_iterable, check_json_object, check_text, require, shown
+from ..errors import ConfigurationError, InvalidAttribute, InvalidType, InvalidValue, NotLoaded
 from ._relations import ToMany, ToOne
 
 if TYPE_CHECKING:
@@ -36,11 +40,14 @@ class TagSet(MutableSet[str]):
     __slots__ = ("_items", "_on_change")
 
     def __init__(self, items: Iterable[str] = ()) -> None:
-        self._items: dict[str, None] = dict.fromkeys(items)
+        self._items: dict[str, None] = dict.fromkeys(check_iterable("tags", items, "str tags"))
+        if not all(type(item) is str for item in self._items):  # (the master's are)
+            for item in self._items:
+                require("a tag", item, str, "a str")
         self._on_change: Any = None
 
     def __contains__(self, item: object) -> bool:
-        return item in self._items
+        return isinstance(item, str) and item in self._items
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
@@ -49,18 +56,36 @@ class TagSet(MutableSet[str]):
         return len(self._items)
 
     def add(self, value: str) -> None:
-        if not isinstance(value, str) or not value:
-            raise InvalidValue(f"a tag must be a non-empty string, not {value!r}")
+        _check_tag(value)
         if value not in self._items:
             before = frozenset(self._items)
             self._items[value] = None
             self._changed(before)
 
     def discard(self, value: str) -> None:
+        require("a tag", value, str, "a str")
         if value in self._items:
             before = frozenset(self._items)
             del self._items[value]
             self._changed(before)
+
+    # The in-place operators check every tag first, so that a bad one changes nothing.
+    def __ior__(self, other: AbstractSet[str]) -> Self:  # type: ignore[override, misc]
+        return super().__ior__(_checked_tags(other))
+
+    def __iand__(self, other: AbstractSet[Any]) -> Self:
+        return super().__iand__(_checked_tags(other))
+
+    def __isub__(self, other: AbstractSet[Any]) -> Self:
+        return super().__isub__(_checked_tags(other))
+
+    def __ixor__(self, other: AbstractSet[str]) -> Self:  # type: ignore[override, misc]
+        return super().__ixor__(_checked_tags(other))
+
+    def update(self, *others: Iterable[str]) -> None:
+        """Add every tag of ``others`` (``|=`` for several iterables)."""
+        for other in others:
+            self |= _checked_tags(other)
 
     def _changed(self, before: frozenset[str]) -> None:
         if self._on_change is not None:
@@ -82,7 +107,7 @@ class TagSet(MutableSet[str]):
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
-            _validate_tags,
+            _checked_tags,
             serialization=core_schema.plain_serializer_function_ser_schema(sorted),
         )
 
@@ -100,6 +125,12 @@ class TrackedDict(dict[str, Any]):
     def _edit(self, apply: Any) -> Any:
         before = dict(self)
         result = apply()
+        try:
+            check_json_object("metadata", dict(self))
+        except InvalidValue:
+            super().clear()  # back to what it was: the refused edit is not kept
+            super().update(before)
+            raise
         if self._on_change is not None and dict(self) != before:
             self._on_change(before)
         return result
@@ -130,15 +161,19 @@ class TrackedDict(dict[str, Any]):
         return (dict, (dict(self),))
 
 
-def _validate_tags(value: Any) -> TagSet:
-    if isinstance(value, TagSet):
-        return TagSet(value)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise InvalidValue(f"tags must be a set of strings, not {type(value).__name__}")
-    items = list(value)
-    bad = [v for v in items if not isinstance(v, str) or not v]
-    if bad:
-        raise InvalidValue(f"every tag must be a non-empty string; got {bad[0]!r}")
+def _check_tag(value: object) -> None:
+    # A tag travels in a URL path (PUT .../labels/{label}) and in jsonb: it cannot be empty.
+    require("a tag", value, str, "a non-empty str")
+    assert isinstance(value, str)
+    if not value:
+        raise InvalidValue("a tag must be a non-empty str, not ''")
+    check_text("a tag", value)
+
+
+def _checked_tags(value: object) -> TagSet:
+    items = check_iterable("tags", value, "a set of non-empty str")
+    for item in items:
+        _check_tag(item)
     return TagSet(items)
 
 
@@ -217,21 +252,24 @@ class Resource(BaseModel):
                 object.__setattr__(self, name, value)  # a move (exp.project = p), or refused
                 return
             if isinstance(attribute, ToMany | property):
-                raise AttributeError(f"{cls.__name__}.{name} is read-only")
-            raise AttributeError(f"{cls.__name__} has no attribute {name!r}")
+                raise InvalidAttribute(f"{cls.__name__}.{name} is read-only; {_editable(cls)}")
+            raise InvalidAttribute(f"{cls.__name__} has no attribute {name!r}; {_editable(cls)}")
         if name not in cls._editable:
-            editable = ", ".join(sorted(cls._editable)) or "nothing"
-            raise AttributeError(f"{cls.__name__}.{name} is read-only; editable fields: {editable}")
-        old = self.__dict__.get(name)
+            raise InvalidAttribute(f"{cls.__name__}.{name} is read-only; {_editable(cls)}")
+        had, old = name in self.__dict__, self.__dict__.get(name)
         try:
-            self.__pydantic_validator__.validate_assignment(self, name, value)
+            # Strict: pydantic's lax mode would turn "yes" into True, and "3" or 3.0 into 3.
+            self.__pydantic_validator__.validate_assignment(self, name, value, strict=True)
         except ValidationError as err:
-            message = err.errors()[0]["msg"]
-            raise InvalidValue(f"{cls.__name__}.{name} = {value!r}: {message}") from None
+            raise _refusal(cls, name, value, err) from None
         try:
+            _check_common(f"{cls.__name__}.{name}", name, self.__dict__[name])
             self._check(name, self.__dict__[name])
         except InvalidValue:
-            self.__dict__[name] = old
+            if had:
+                self.__dict__[name] = old
+            else:
+                del self.__dict__[name]  # still not loaded
             raise
         if self._session is not None:
             self._session._record_edit(self, name, old)
@@ -264,6 +302,46 @@ class Resource(BaseModel):
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.pk))
+
+
+def _editable(cls: type[Resource]) -> str:
+    fields = ", ".join(sorted(cls._editable))
+    return f"editable fields: {fields}" if fields else "it has no editable fields"
+
+
+def _refusal(cls: type[Resource], name: str, value: Any, err: ValidationError) -> InvalidValue:
+    """The error of a value the field's type refused."""
+    first = err.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, InvalidValue):  # our own validators (tags) say what is valid
+        return type(cause)(f"{cls.__name__}.{name}: {cause}")
+    return InvalidType(
+        f"{cls.__name__}.{name} must be {_describe(cls.model_fields[name].annotation)}, not "
+        f"{type(value).__name__} ({shown(value)}): {first['msg']}"
+    )
+
+
+def _describe(annotation: Any) -> str:
+    """A field's type as written in its declaration (``int | None``, ``tuple[Note, ...]``)."""
+    if annotation is type(None):
+        return "None"
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_describe(a) for a in args)
+    if origin is not None:
+        inner = ", ".join("..." if a is Ellipsis else _describe(a) for a in args)
+        return f"{origin.__name__}[{inner}]"
+    return str(getattr(annotation, "__name__", annotation))
+
+
+def _check_common(where: str, name: str, value: Any) -> None:
+    """Rules of every resource: text the master can store, and ids of real objects (an edited
+    ``*_id`` field is a move to that project or workspace: a positive int32)."""
+    if isinstance(value, str):
+        check_text(where, value)
+    if name.endswith("_id"):
+        check_id(where, value)
 
 
 def construct(cls: type[R], values: dict[str, Any], session: Session | None) -> R:

@@ -7,7 +7,6 @@ session's identity map, fetching a missing object once per session.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from .._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
+from .._inputs import INT32_MAX, check_int, check_json_object, check_number, shown
 from .._wire import (
     CheckpointState,
     ExperimentState,
@@ -70,14 +70,6 @@ def _queries() -> Any:
     from .. import _query
 
     return _query
-
-
-def _check_json_object(where: str, value: Any) -> None:
-    """Metadata travels as a google.protobuf.Struct: a JSON object with string keys."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise InvalidValue(f"{where} must be JSON (a dict of str to JSON values): {err}") from None
 
 
 def _actions() -> Any:
@@ -147,6 +139,12 @@ class Workspace(Resource):
         """Workspaces (``GET /api/v1/workspaces``)."""
         return _queries().WorkspaceQuery(cls, session)  # type: ignore[no-any-return]
 
+    def _check(self, name: str, value: Any) -> None:
+        super()._check(name, value)
+        # validateWorkspaceName (api_workspace.go): at most 80 bytes.
+        if name == "name" and len(value.encode()) > 80:
+            raise InvalidValue(f"Workspace.name must be at most 80 bytes (UTF-8): {shown(value)}")
+
     projects = ToMany(lambda s: Project.query(s), "workspace_id")
     """This workspace's projects (a query: nothing is sent until it is iterated)."""
     models = ToMany(lambda s: Model.query(s), "workspace_id")
@@ -198,11 +196,6 @@ class Project(Resource):
 
     workspace = SettableToOne(lambda: Workspace, "workspace_id")
     """The workspace holding this project (identity map; fetched once). Assign one to move it."""
-
-    def _check(self, name: str, value: Any) -> None:
-        super()._check(name, value)
-        if name == "notes" and not all(isinstance(n, Note) for n in value):
-            raise InvalidValue("Project.notes must be a sequence of detorm.Note(name, contents)")
 
     experiments = ToMany(lambda s: Experiment.query(s), "project_id")
     """This project's experiments (a query)."""
@@ -281,15 +274,16 @@ class Experiment(Resource):
 
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
-        # Rules of expconf resources (pkg/model/experiment_config.go).
-        if name == "priority" and not (isinstance(value, int) and 0 < value < 100):
-            raise InvalidValue("Experiment.priority must be greater than 0 and less than 100")
-        if name == "weight" and not (isinstance(value, (int, float)) and value > 0):
-            raise InvalidValue("Experiment.weight must be > 0")
-        if name == "max_slots" and not (isinstance(value, int) and value >= 0):
-            raise InvalidValue("Experiment.max_slots must be an int >= 0")
         if name in ("priority", "weight", "max_slots") and value is None:
             raise InvalidValue(f"Experiment.{name} cannot be unset once set")
+        # Rules of expconf resources (pkg/model/experiment_config.go); PatchExperiment sends
+        # priority and maxSlots as int32, weight as a double (JSON: finite).
+        if name == "priority":
+            check_int("Experiment.priority", value, low=1, high=99)
+        if name == "weight" and check_number("Experiment.weight", value) <= 0:
+            raise InvalidValue(f"Experiment.weight must be a finite number > 0, not {value}")
+        if name == "max_slots":
+            check_int("Experiment.max_slots", value, low=0, high=INT32_MAX)
 
     trials = ToMany(lambda s: Trial.query(s), "experiment_id")
     """The experiment's trials (a query)."""
@@ -570,7 +564,7 @@ class Checkpoint(Resource):
 
     def _check(self, name: str, value: Any) -> None:
         if name == "metadata":
-            _check_json_object("Checkpoint.metadata", value)
+            check_json_object("Checkpoint.metadata", value)
 
     def delete(self) -> None:
         """Delete this checkpoint's files (``DELETE /api/v1/checkpoints``; the master removes
@@ -662,7 +656,15 @@ class Model(Resource):
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
         if name == "metadata":
-            _check_json_object("Model.metadata", value)
+            check_json_object("Model.metadata", value)
+        # clearModelName (api_model.go); an all-digit name would read as an id in the routes.
+        if name == "name" and (
+            "  " in value or "/" in value or "\\" in value or (value.isascii() and value.isdigit())
+        ):
+            raise InvalidValue(
+                f"Model.name {value!r}: a model name cannot hold two spaces in a row, a slash or "
+                "a backslash, or be only digits"
+            )
 
     versions = ToMany(lambda s: ModelVersion.query(s), "model_id")
     """The model's versions (a query)."""
@@ -718,7 +720,7 @@ class ModelVersion(Resource):
     def _check(self, name: str, value: Any) -> None:
         # A version's name may be empty (it is optional); only its metadata has rules.
         if name == "metadata":
-            _check_json_object("ModelVersion.metadata", value)
+            check_json_object("ModelVersion.metadata", value)
 
     @staticmethod
     def values_from_wire(wire: wr.ModelVersion) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Never, TypeVar, overload
 
-from ..errors import InvalidValue, QueryError
+from .._inputs import require
+from ..errors import InvalidAttribute, QueryError
 
 if TYPE_CHECKING:
     from .._query import Query
@@ -57,7 +58,7 @@ class ToOne(Generic[P]):
 
     def __set__(self, obj: Resource, value: Never) -> None:
         # Declared so that type checkers refuse ``trial.experiment = ...`` as well.
-        raise AttributeError(f"{type(obj).__name__}.{self._name} is read-only")
+        raise InvalidAttribute(f"{type(obj).__name__}.{self._name} is read-only")
 
 
 class SettableToOne(ToOne[P]):
@@ -67,11 +68,9 @@ class SettableToOne(ToOne[P]):
         target = self._target()
         if isinstance(value, target):
             value = value.pk
-        elif not isinstance(value, int | str) or isinstance(value, bool):
-            raise InvalidValue(
-                f"{type(obj).__name__}.{self._name} must be a {target.__name__} or its id, "
-                f"not {type(value).__name__}"
-            )
+        else:
+            where = f"{type(obj).__name__}.{self._name}"
+            require(where, value, int, f"a {target.__name__} or its id (an int)")
         setattr(obj, self._key_field, value)
 
 

@@ -167,7 +167,6 @@ def test_compiled_requests(name: str, snapshot: SnapshotAssertion) -> None:
             lambda: Experiment.query(None).filter(id__contains="3"),
             "does not support the lookup 'contains'",
         ),
-        (lambda: Experiment.query(None).filter(id="3"), "expected an int"),
         (
             lambda: Experiment.query(None).filter(start_time__gt="yesterday"),
             "not an RFC 3339 timestamp",
@@ -189,9 +188,8 @@ def test_compiled_requests(name: str, snapshot: SnapshotAssertion) -> None:
             "per experiment or per trial",
         ),
         (lambda: ModelVersion.query(None).explain(), "per model"),
-        (lambda: Experiment.query(None).limit(-1), "non-negative"),
+        (lambda: Experiment.query(None).limit(-1), "limit must be an int in 0"),
         (lambda: Experiment.query(None)[::2], "no step"),
-        (lambda: Experiment.query(None).filter(tags="a"), "compares the whole set"),
     ],
 )
 def test_bad_queries_fail_before_sending(build: Callable[[], Any], message: str) -> None:
