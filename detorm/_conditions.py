@@ -277,7 +277,9 @@ class FieldExpr:
     def in_(self, values: Iterable[Any]) -> Leaf:
         return Leaf(self._ref, "in", check_iterable(f"{self._ref}.in_()", values, "a list"))
 
-    def contains(self, value: str) -> Leaf:
+    def contains(self, value: str | float) -> Leaf:
+        """A substring of a text value; for an experiment's range hyperparameter, a number
+        inside the range (the master's hpToSQL)."""
         return Leaf(self._ref, "contains", value)
 
     def isnull(self, flag: bool = True) -> Leaf:
@@ -443,6 +445,9 @@ def _free_value(ref: FieldRef, lookup: str, value: Any) -> Any:
     if lookup in ("gt", "gte", "lt", "lte"):
         return check_number(f"{ref}__{lookup}", value, error=QueryError)
     if lookup == "contains":
+        if ref.kind == "hp" and not isinstance(value, str):
+            # A range hyperparameter contains a number between its bounds (hpToSQL).
+            return check_number(f"{ref}__contains", value, error=QueryError)
         require(f"{ref}__contains", value, str, "a str")
     return _scalar(ref, value)
 
@@ -552,7 +557,7 @@ def parse_ordering(resource: str, key: str | Ordering) -> Ordering:
     elif resource not in SUPPORTS_HP_AND_METRICS:
         raise QueryError(f"{resource} cannot be ordered by {ref}")
     elif ref.kind == "metadata" and resource != "Trial":
-        raise QueryError(f"{resource} cannot be ordered by {ref}: run metadata orders trials")
+        raise QueryError(f"{resource} cannot be ordered by run metadata ({ref}): it orders trials")
     return ordering
 
 

@@ -202,10 +202,11 @@ class RetryPolicy:
             check_seconds(f"RetryPolicy.{name}", getattr(self, name), error=error, zero=True)
         if self.deadline is not None:
             check_seconds("RetryPolicy.deadline", self.deadline, error=error)
-        valid = "a frozenset of HTTP error statuses (ints from 400 to 599)"
-        require("RetryPolicy.statuses", self.statuses, frozenset, valid)
+        valid = "a set of HTTP error statuses (ints from 400 to 599)"
+        require("RetryPolicy.statuses", self.statuses, (set, frozenset), valid)
         for status in self.statuses:
             check_int("RetryPolicy.statuses", status, low=400, high=599, error=error, what=valid)
+        object.__setattr__(self, "statuses", frozenset(self.statuses))  # hashable, as frozen
 
     def delay(self, attempt: int) -> float:
         """The backoff before retry ``attempt`` (from 0): exponential, with full jitter."""
@@ -337,6 +338,7 @@ class Transport:
         """``http_transport`` replaces the network (tests force faults with a MockTransport)."""
         self.base_url = base_url
         self.timeout = timeout
+        self.max_connections = max_connections
         self.retry = retry or RetryPolicy()
         self.token = token
         self.on_unauthenticated = on_unauthenticated

@@ -281,17 +281,32 @@ def parse_timestamp(text: str, target: PgType = TIMESTAMPTZ) -> datetime:
     micros = round(int((fraction or "0")[:9].ljust(9, "0")) / 1000) if fraction else 0
     try:
         value = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
-                         int(second or 0), tzinfo=UTC) + timedelta(microseconds=micros)  # fmt: skip
+                         int(second or 0), tzinfo=UTC)  # fmt: skip
     except ValueError:
         raise pg_error(f'date/time field value out of range: "{text}"', "22008") from None
+    value = _shifted(value, timedelta(microseconds=micros))
     if zone and zone not in ("Z", "z", "UTC") and target.with_zone:
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         hours, minutes = int(digits[:-2] or digits) if len(digits) > 2 else int(digits), 0
         if len(digits) > 2:
             minutes = int(digits[-2:])
-        value -= sign * timedelta(hours=hours, minutes=minutes)
+        value = _shifted(value, -sign * timedelta(hours=hours, minutes=minutes))
     return value
+
+
+def _shifted(value: datetime, delta: timedelta) -> datetime:
+    """``value + delta``, held at Python's first or last instant where it would leave them.
+
+    Postgres timestamps run from 4713 BC to 294276 AD and Python's from year 1 to 9999: a bound
+    such as 9999-12-31T23:59:59.9999999Z, which Postgres rounds into year 10000, compares with
+    every storable time as the last instant Python has does.
+    """
+    try:
+        return value + delta
+    except OverflowError:
+        edge = datetime.max if delta > timedelta(0) else datetime.min
+        return edge.replace(tzinfo=UTC)
 
 
 def db_time(value: datetime) -> str:

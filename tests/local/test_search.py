@@ -782,3 +782,17 @@ def test_project_columns_for_runs(frozen: World) -> None:
         f"/api/v1/projects/{frozen.project}/columns", params={"tableType": "TABLE_TYPE_NOPE"}
     )
     assert bad.status_code == 400
+
+
+def test_a_time_bound_past_python_years_compares_as_the_last_instant(api: httpx.Client) -> None:
+    """Postgres rounds 9999-12-31T23:59:59.9999999Z into year 10000 and compares; Python's
+    datetime ends at 9999: the bound must not fail where the master answers."""
+    tree = {
+        "filterGroup": {"kind": "group", "conjunction": "and", "children": [{
+            "kind": "field", "columnName": "startTime", "location": "LOCATION_TYPE_EXPERIMENT",
+            "type": "COLUMN_TYPE_DATE", "operator": "<", "value": "9999-12-31T23:59:59.999999999Z",
+        }]},
+        "showArchived": True,
+    }  # fmt: skip
+    response = api.post("/api/v1/experiments-search", json={"filter": json.dumps(tree)})
+    assert response.status_code == 200, response.text
