@@ -787,6 +787,4 @@ def _from_active_user(url: str, store: TokenStore | None) -> Credentials | None:
     cached = store.token_for(url, active_user)
     if not cached:
         return None
-    return Credentials(
-        url, active_user, CredentialSource.ACTIVE_USER_TOKEN, token=Secret(cached)
-    )
+    return Credentials(url, active_user, CredentialSource.ACTIVE_USER_TOKEN, token=Secret(cached))

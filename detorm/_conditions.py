@@ -557,7 +557,9 @@ def parse_ordering(resource: str, key: str | Ordering) -> Ordering:
     elif resource not in SUPPORTS_HP_AND_METRICS:
         raise QueryError(f"{resource} cannot be ordered by {ref}")
     elif ref.kind == "metadata" and resource != "Trial":
-        raise QueryError(f"{resource} cannot be ordered by run metadata ({ref}): it orders trials")
+        raise QueryError(
+            f"{resource} cannot be ordered by run metadata ({ref}): run metadata orders trials"
+        )
     return ordering
 
 

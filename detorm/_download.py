@@ -118,7 +118,11 @@ def download_checkpoint(
             _copy_tree(source, Extraction(directory, limits, what=f"checkpoint {uuid}"), progress)
         else:
             cache_key = _cache_key(wire) if cache and session._cache_enabled else None
-            _via_master_again_if_cut(session, uuid, directory, limits, progress, cache_key)
+            _again_if_cut(
+                session,
+                directory,
+                lambda: _via_master(session, uuid, directory, limits, progress, cache_key),
+            )
         _write_metadata(directory, destination, wire.metadata)
     return destination
 
@@ -210,20 +214,13 @@ def _write_metadata(directory: Path, destination: Path, metadata: Mapping[str, A
 # --- through the master -----------------------------------------------------------------------------
 
 
-def _via_master_again_if_cut(
-    session: Session,
-    uuid: str,
-    directory: Path,
-    limits: Limits,
-    progress: bool,
-    cache_key: tuple[str, str] | None,
-) -> None:
-    """:func:`_via_master`, from the start again when the download breaks off (the master has
-    no ranges for checkpoints), as often as the retry policy allows."""
+def _again_if_cut(session: Session, directory: Path, download: Callable[[], None]) -> None:
+    """``download()`` into ``directory``, from the start again when it breaks off (the master
+    has no ranges for checkpoints), as often as the retry policy allows."""
     transport = session.transport
     for attempt in range(transport.retry.retries + 1):
         try:
-            _via_master(session, uuid, directory, limits, progress, cache_key)
+            download()
             return
         except StreamInterrupted:
             if attempt == transport.retry.retries:

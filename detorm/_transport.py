@@ -23,7 +23,6 @@ import email.utils
 import http.cookiejar
 import json
 import logging
-import math
 import random
 import re
 import threading
@@ -38,8 +37,8 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from ._auth import Secret
-from ._version import __version__
 from ._inputs import INT32_MAX, check_int, check_seconds, require
+from ._version import __version__
 from .errors import (
     ConfigurationError,
     InvalidValue,
@@ -204,6 +203,8 @@ class RetryPolicy:
             check_seconds("RetryPolicy.deadline", self.deadline, error=error)
         valid = "a set of HTTP error statuses (ints from 400 to 599)"
         require("RetryPolicy.statuses", self.statuses, (set, frozenset), valid)
+        for status in self.statuses:  # every type first: a set's order is arbitrary
+            require("RetryPolicy.statuses", status, int, valid)
         for status in self.statuses:
             check_int("RetryPolicy.statuses", status, low=400, high=599, error=error, what=valid)
         object.__setattr__(self, "statuses", frozenset(self.statuses))  # hashable, as frozen

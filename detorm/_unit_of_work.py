@@ -32,7 +32,6 @@ from ._edits import Change, FlushPlan, PlannedCall, plan_flush
 from ._identity import IdentityMap
 from ._resources._base import Resource, TagSet
 from ._resources._models import Experiment, Project
-from ._transport import Call
 from .errors import APIError, CommitError, DetormError, TransportError
 
 if TYPE_CHECKING:
@@ -227,10 +226,6 @@ class UnitOfWork:
         pending = self._pending.get(IdentityMap.key_of(obj))
         return frozenset() if pending is None else pending.tracked()
 
-    def pending_fields(self, obj: Resource) -> frozenset[str]:
-        pending = self._pending.get(IdentityMap.key_of(obj))
-        return frozenset() if pending is None else pending.fields()
-
     def server_value(self, obj: Resource, name: str, value: Any) -> None:
         """The master holds ``value`` for ``obj.name``: keep this session's edits on top of it."""
         key = IdentityMap.key_of(obj)
@@ -269,9 +264,7 @@ class UnitOfWork:
 
     def changes(self, objects: Iterable[Resource] | None = None) -> list[Change]:
         with self._lock:
-            return [
-                p.change(name) for p in self._selected(objects) for name in sorted(p.fields())
-            ]
+            return [p.change(name) for p in self._selected(objects) for name in sorted(p.fields())]
 
     def plan(self, objects: Iterable[Resource] | None = None) -> FlushPlan:
         with self._lock:

@@ -17,6 +17,7 @@ from detorm.local import LocalMaster
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "snapshots"
 
+
 def _fixtures_dir() -> Path:
     """The responses recorded from real masters: the team's shared set next to the repository
     when it is there (it may have grown), else the copy in ``tests/fixtures`` (a lone clone)."""

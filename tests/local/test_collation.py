@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from detorm.local import LocalMaster, Seeder
 from detorm._collation import collation_key, text_compare
+from detorm.local import LocalMaster, Seeder
 from tests.conftest import login
 
 NAMES = [

@@ -75,8 +75,7 @@ def test_acknowledged_writes_survive_a_kill_mid_burst(tmp_path: Path) -> None:
         with Seeder(master.database) as seed:
             projects = (seed.project("a"), seed.project("b"))
             writers = [
-                Writer(seed.experiment(project=projects[0], name=f"e{i}"))
-                for i in range(WRITERS)
+                Writer(seed.experiment(project=projects[0], name=f"e{i}")) for i in range(WRITERS)
             ]
         clients = [login(master.url) for _ in writers]
         acked = threading.Semaphore(0)

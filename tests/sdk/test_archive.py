@@ -134,9 +134,7 @@ def test_modes_lose_set_id_sticky_and_foreign_write_bits_but_keep_execute(
     assert stat.S_IMODE((out / "plain.txt").stat().st_mode) == 0o600
 
 
-def test_the_umask_applies_to_extracted_files(
-    tmp_path: Path, umask: Callable[[int], None]
-) -> None:
+def test_the_umask_applies_to_extracted_files(tmp_path: Path, umask: Callable[[int], None]) -> None:
     umask(0o077)
     data = tar_bytes(special("run.sh", tarfile.REGTYPE, mode=0o755), ("data.txt", b"x"))
     out = extract(io.BytesIO(data), tmp_path / "out", fmt="tar")
@@ -497,9 +495,7 @@ def test_members_must_match_the_checkpoint_resources(
     assert_nothing_left(tmp_path, outside)
 
 
-def test_a_listed_file_missing_from_the_archive_is_an_error(
-    tmp_path: Path, outside: Path
-) -> None:
+def test_a_listed_file_missing_from_the_archive_is_an_error(tmp_path: Path, outside: Path) -> None:
     data = tar_bytes(*EXACT[:2])
     with pytest.raises(DownloadError, match="1 of the checkpoint's files are missing.*: w.bin"):
         extract(one_way(data), tmp_path / "out", fmt="tar", limits=CHECKPOINT)

@@ -70,10 +70,6 @@ def registry(fresh_cluster: Cluster) -> dict[type[Resource], Any]:
     }
 
 
-def _get(session: detorm.Session, resource: type[Resource], key: Any) -> Resource:
-    return session.get(resource, key)
-
-
 # --- 1. concurrent sessions ------------------------------------------------------------------
 def test_the_audit_scenario_does_not_resurrect_a_label(
     writer: detorm.Session, fresh_cluster: Cluster
@@ -106,11 +102,11 @@ def test_a_commit_sends_only_this_sessions_collection_edits(
     own: the master ends with all three edits, whatever this session saw before."""
     key = registry[resource]
     with _session(fresh_cluster) as mine, _session(fresh_cluster) as theirs:
-        obj = _get(mine, resource, key)
+        obj = mine.get(resource, key)
         before = obj.__dict__[name]
         assert before, f"{resource.__name__}.{name} needs elements for this test"
         seen = next(iter(before))
-        other = _get(theirs, resource, key)
+        other = theirs.get(resource, key)
         _add(other, name, "theirs")
         _remove(other, name, seen)
         theirs.commit()
@@ -118,7 +114,7 @@ def test_a_commit_sends_only_this_sessions_collection_edits(
         mine.commit()
         expected = (set(before) - {seen}) | {"theirs", "mine"}
         with _session(fresh_cluster) as check:
-            assert set(_get(check, resource, key).__dict__[name]) == expected
+            assert set(check.get(resource, key).__dict__[name]) == expected
         assert mine.dirty == []
 
 
@@ -196,7 +192,7 @@ def test_after_a_commit_nothing_is_dirty_and_nothing_is_sent_again(
     key = registry[resource]
     if (resource, name) == (Experiment, "archived"):
         key = fresh_cluster.experiments["resnet-base"]  # only a terminal experiment archives
-    obj = _get(writer, resource, key)
+    obj = writer.get(resource, key)
     with _session(fresh_cluster) as probe:
         spare_workspace = next(w for w in Workspace.query(probe) if w.name == "elsewhere")
         spare_project = next(iter(spare_workspace.projects))
@@ -210,7 +206,7 @@ def test_after_a_commit_nothing_is_dirty_and_nothing_is_sent_again(
     assert writer.commit() == []
     assert writer.requests_sent == before
     with _session(fresh_cluster) as check:
-        stored = _get(check, resource, key).__dict__[name]
+        stored = check.get(resource, key).__dict__[name]
         assert (set(stored) if isinstance(stored, TagSet) else stored) == (
             set(value) if isinstance(value, TagSet) else value
         )
@@ -281,7 +277,8 @@ def test_a_lost_answer_is_unknown_and_the_next_commit_only_checks(
     writer.commit()
     client._transport = real
     assert sent == [
-        f"GET /api/v1/experiments/{moved.id}", f"GET /api/v1/experiments/{renamed.id}"
+        f"GET /api/v1/experiments/{moved.id}",
+        f"GET /api/v1/experiments/{renamed.id}",
     ] or sent == [f"GET /api/v1/experiments/{renamed.id}", f"GET /api/v1/experiments/{moved.id}"]
     assert writer.dirty == [] and moved.project_name == "nlp" and renamed.name == "renamed"
 

@@ -33,6 +33,7 @@ from detorm import (
     User,
     Workspace,
 )
+from detorm._resources._base import Resource
 from detorm.errors import (
     APIError,
     CommitError,
@@ -41,7 +42,6 @@ from detorm.errors import (
     StreamInterrupted,
     TransportError,
 )
-from detorm._resources._base import Resource
 from detorm.local import LocalMaster, Seeder
 from tests.sdk.conftest import Cluster, seed_cluster
 from tests.sdk.faults import KINDS, FaultyTransport
@@ -61,7 +61,13 @@ def _seed_extras(cluster: Cluster) -> dict[str, Any]:
         seed.model_version(model, uuid, labels=["x"], metadata={"m": 1})
         workspace = seed.workspace("sandbox", owner="determined")
         project = seed.project("scratch", workspace=workspace, owner="determined")
-    return {"trial": trial, "uuid": uuid, "model": model, "workspace": workspace, "project": project}
+    return {
+        "trial": trial,
+        "uuid": uuid,
+        "model": model,
+        "workspace": workspace,
+        "project": project,
+    }
 
 
 @pytest.fixture(scope="module")

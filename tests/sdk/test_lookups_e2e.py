@@ -25,14 +25,30 @@ import pytest
 from sqlmodel import select
 
 import detorm
-from detorm import Checkpoint, Experiment, Model, ModelVersion, Project, Q, Trial, User, Workspace
-from detorm import hp, metrics
+from detorm import (
+    Checkpoint,
+    Experiment,
+    Model,
+    ModelVersion,
+    Project,
+    Q,
+    Trial,
+    User,
+    Workspace,
+    hp,
+    metrics,
+)
 from detorm._collation import collation_key
 from detorm._columns import COLUMNS, Column
 from detorm._conditions import And, Condition, FieldRef, Leaf, Not, Or, parse_ordering
 from detorm._resources._base import Resource, TagSet
-from detorm._wire import STORED_EXPERIMENT_STATES, STORED_TRIAL_STATES
-from detorm._wire import ExperimentState, TrialState, WireEnum
+from detorm._wire import (
+    STORED_EXPERIMENT_STATES,
+    STORED_TRIAL_STATES,
+    ExperimentState,
+    TrialState,
+    WireEnum,
+)
 from detorm.errors import QueryError
 from detorm.local import LocalMaster, Seeder
 from detorm.local import _tables as t
@@ -215,7 +231,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         seed(master)
         with detorm.Session(master.url, user="determined", password="", environ=environ) as s:
             yield World(master.url, environ, s)
-
 
 
 def everything(world: World, resource: str, scope: Scope) -> list[Resource]:

@@ -89,7 +89,22 @@ def other_session(cluster: Cluster, environ: dict[str, str]) -> detorm.Session:
 # "/", ":" and the attack cannot be one segment: they go through PatchExperiment's labels list.
 @pytest.mark.parametrize(
     "label",
-    [".", "..", "%", "%2F", "?", "#", " ", "naïve ✓", "a+b", "a&b=c", "a/b", "/", "env:prod", "../../1"],
+    [
+        ".",
+        "..",
+        "%",
+        "%2F",
+        "?",
+        "#",
+        " ",
+        "naïve ✓",
+        "a+b",
+        "a&b=c",
+        "a/b",
+        "/",
+        "env:prod",
+        "../../1",
+    ],
 )
 def test_a_label_with_url_syntax_is_added_listed_and_removed(
     writer: detorm.Session, fresh_cluster: Cluster, environ: dict[str, str], label: str
@@ -122,11 +137,14 @@ def test_a_label_cannot_address_another_experiment(
     target.tags.add(attack)  # a PUT aimed at the victim
     # Neither label route can carry the label: both go through PatchExperiment's list.
     assert [f"{p.call.method} {p.call.path}" for p in writer.pending()] == [
-        f"PATCH /api/v1/experiments/{carrier}", f"PATCH /api/v1/experiments/{target.id}"
+        f"PATCH /api/v1/experiments/{carrier}",
+        f"PATCH /api/v1/experiments/{target.id}",
     ]
     writer.commit()
     with other_session(fresh_cluster, environ) as other:
         assert labels_by_experiment(other) == {
-            **before, carrier: set(), target.id: {"prod", "cv", attack}
+            **before,
+            carrier: set(),
+            target.id: {"prod", "cv", attack},
         }
         assert set(other.get(Experiment, victim).tags) == {"prod", "nlp"}

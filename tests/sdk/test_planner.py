@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -218,7 +218,9 @@ def test_queries_are_immutable() -> None:
         (["QUEUED"], None),  # reported, never stored: the ids are read first
     ],
 )
-def test_bulk_actions_filter_on_the_stored_states(states: list[str], sent: list[str] | None) -> None:
+def test_bulk_actions_filter_on_the_stored_states(
+    states: list[str], sent: list[str] | None
+) -> None:
     from detorm._edits import plan_bulk
 
     query = Experiment.query(None).filter(state__in=states)

@@ -364,9 +364,7 @@ def test_streams_are_retried_before_the_first_line() -> None:
     transport = make(
         answers(httpx.Response(502), httpx.Response(200, content=b'{"result":{"a":1}}\n'))
     )
-    assert list(transport.stream(Call("GET", "/api/v1/trials/3/logs", stream=True))) == [
-        b'{"a":1}'
-    ]
+    assert list(transport.stream(Call("GET", "/api/v1/trials/3/logs", stream=True))) == [b'{"a":1}']
     assert transport.retries == 1
 
 
@@ -378,12 +376,17 @@ def test_streams_are_retried_before_the_first_line() -> None:
         ({"retries": 2.5}, InvalidType, "retries must be an int"),
         ({"retries": True}, InvalidType, "retries must be an int"),
         ({"backoff": float("nan")}, ConfigurationError, "backoff must be a finite number"),
-        ({"max_backoff": -1}, ConfigurationError, r"max_backoff must be a number of seconds in \[0"),
+        (
+            {"max_backoff": -1},
+            ConfigurationError,
+            r"max_backoff must be a number of seconds in \[0",
+        ),
         ({"max_retry_after": "60"}, InvalidType, "max_retry_after must be a number"),
         ({"deadline": 0}, ConfigurationError, r"deadline must be a number of seconds in \(0"),
         ({"deadline": float("inf")}, ConfigurationError, "deadline must be a finite number"),
         ({"statuses": [503]}, InvalidType, "statuses must be a set"),
         ({"statuses": frozenset({"503"})}, InvalidType, "statuses must be a set"),
+        ({"statuses": frozenset({0, "0000"})}, InvalidType, "statuses must be a set"),
         ({"statuses": frozenset({200})}, ConfigurationError, "in 400..599"),
     ],
 )

@@ -134,9 +134,7 @@ def delete_experiments(db: Session, experiment_ids: Sequence[int]) -> None:
     if not experiment_ids:
         return
     trial_ids = list(
-        db.exec(
-            select(t.TrialRow.id).where(orm_in(t.TrialRow.experiment_id, experiment_ids))
-        ).all()
+        db.exec(select(t.TrialRow.id).where(orm_in(t.TrialRow.experiment_id, experiment_ids))).all()
     )
     if trial_ids:
         registered = select(t.ModelVersionRow.checkpoint_uuid)

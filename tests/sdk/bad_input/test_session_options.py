@@ -37,8 +37,8 @@ OPTION_TYPES: dict[str, Any] = {
     "retry": lambda v: v is None or isinstance(v, detorm.RetryPolicy),
     "max_connections": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "cache": lambda v: isinstance(v, bool | str | os.PathLike),
-    "environ": lambda v: v is None or isinstance(v, dict) and all(
-        isinstance(x, str) for x in v.values()
+    "environ": lambda v: (
+        v is None or isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
     ),
 }
 
@@ -114,8 +114,10 @@ RETRY_TYPES: dict[str, Any] = {
     "backoff": _number,
     "max_backoff": _number,
     "deadline": lambda v: v is None or _number(v),
-    "statuses": lambda v: isinstance(v, set | frozenset)
-    and all(isinstance(s, int) and not isinstance(s, bool) for s in v),
+    "statuses": lambda v: (
+        isinstance(v, set | frozenset)
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in v)
+    ),
 }
 
 
