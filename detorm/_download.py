@@ -227,7 +227,7 @@ def _again_if_cut(session: Session, directory: Path, download: Callable[[], None
                 raise
         shutil.rmtree(directory)  # the staging directory (ours alone), emptied
         directory.mkdir(mode=0o700)
-        transport.back_off(attempt)
+        transport.run(transport.back_off(attempt))
 
 
 def _via_master(

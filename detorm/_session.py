@@ -49,6 +49,7 @@ from ._resources._models import (
     User,
     Workspace,
 )
+from ._ops import Op, blocking, send
 from ._transport import NO_RETRY, Call, RetryPolicy, Transport
 from ._unit_of_work import UnitOfWork
 from .errors import ConfigurationError, Forbidden, NotFound, Unauthenticated
@@ -155,6 +156,9 @@ class Session:
         return user
 
     def _login(self) -> None:
+        self._transport.run(self._log_in())
+
+    def _log_in(self) -> Op[None]:
         credentials = self._credentials
         assert credentials.username is not None and credentials.password_hash is not None
         body = w.LoginRequest(
@@ -164,7 +168,7 @@ class Session:
         ).model_dump_wire()
         call = Call("POST", "/api/v1/auth/login", body=body)
         try:
-            response = self._transport.send(call, retry=NO_RETRY, reauthenticate=False)
+            response = yield from send(call, retry=NO_RETRY, reauthenticate=False)
         except (Unauthenticated, Forbidden) as err:
             raise type(err)(
                 method="POST", path=call.path, status=err.status, reason=err.reason,
@@ -173,26 +177,31 @@ class Session:
         login = w.LoginResponse.model_validate_json(response.content)
         self._transport.token = Secret(login.token)
         self._username = credentials.username
+        yield from blocking(self._remember_token, credentials.username, login.token)
+
+    def _remember_token(self, username: str, token: str) -> None:
         try:
-            self._store.store(self.master, credentials.username, login.token, make_active=False)
+            self._store.store(self.master, username, token, make_active=False)
         except OSError:
             pass  # an unwritable config directory only costs a login next time
 
-    def _login_again(self) -> bool:
+    def _forget_token(self, username: str) -> None:
+        try:
+            self._store.drop(self.master, username)
+        except OSError:
+            pass
+
+    def _login_again(self) -> Op[bool]:
         # A token from auth.json or the environment may have expired: drop it from the cache
         # and log in with a password when one is available (the default user has "").
-        with self._lock:
-            credentials = self._credentials
-            if credentials.from_cache and credentials.username is not None:
-                try:
-                    self._store.drop(self.master, credentials.username)
-                except OSError:
-                    pass
-            if credentials.password_hash is None and not credentials.may_fall_back:
-                return False
-            self._credentials = credentials.with_password_fallback()
-            self._login()
-            return True
+        credentials = self._credentials
+        if credentials.from_cache and credentials.username is not None:
+            yield from blocking(self._forget_token, credentials.username)
+        if credentials.password_hash is None and not credentials.may_fall_back:
+            return False
+        self._credentials = credentials.with_password_fallback()
+        yield from self._log_in()
+        return True
 
     # --- lifecycle --------------------------------------------------------------------------
     def close(self) -> None:

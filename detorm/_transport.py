@@ -19,6 +19,7 @@ not kept, and httpcore's debug records of response headers are redacted.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import http.cookiejar
 import json
@@ -28,26 +29,50 @@ import re
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from ._auth import Secret
 from ._inputs import INT32_MAX, check_int, check_seconds, require
+from ._ops import (
+    Attempt,
+    Blocking,
+    Close,
+    Discard,
+    Effect,
+    Emit,
+    Gather,
+    Op,
+    Open,
+    Opened,
+    Read,
+    Rows,
+    Send,
+    Sleep,
+    close,
+    emit,
+    open_stream,
+    read,
+)
 from ._version import __version__
 from .errors import (
     ConfigurationError,
+    DetormError,
     InvalidValue,
     StreamInterrupted,
     TransportError,
     api_error_class,
 )
 
-__all__ = ["Call", "RetryPolicy", "Transport"]
+__all__ = ["AsyncTransport", "Call", "RetryPolicy", "Transport"]
+
+T = TypeVar("T")
 
 IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # A refusal means whoever answered did not run the request, so even a write may be sent again:
@@ -63,6 +88,9 @@ _NEVER_SENT: Final = (
 # A master that accepts no connection in 10 s is down: fail the attempt and retry sooner.
 _CONNECT_TIMEOUT: Final = 10.0
 _RESULT_PREFIX: Final = b'{"result":'
+# Requests of one session in flight at once, unless it says otherwise.
+DEFAULT_CONCURRENCY: Final = 8
+_STREAM_CHUNK: Final = None  # a stream's chunks as they arrive
 
 QueryItems = tuple[tuple[str, str], ...]
 
@@ -316,8 +344,9 @@ for _logger in ("httpcore.http11", "httpcore.http2"):  # the loggers of response
 del _logger
 
 
-class Transport:
-    """A pooled HTTP client for one master; the session owns it.
+class _Http:
+    """What both transports share: the master, the policy, the token and the counters, and the
+    ops that send a call (retries inside the deadline, a new login after a 401).
 
     ``requests_sent`` counts every HTTP request sent; ``retries`` those the retry policy sent
     again (a new login after a 401 is not a retry). The repr names the master only: the token
@@ -328,94 +357,74 @@ class Transport:
         self,
         base_url: str,
         *,
-        verify: bool | str = True,
-        timeout: float = 60.0,
-        retry: RetryPolicy | None = None,
-        max_connections: int = 16,
-        token: Secret | None = None,
-        on_unauthenticated: Callable[[], bool] | None = None,
-        http_transport: httpx.BaseTransport | None = None,
+        timeout: float,
+        retry: RetryPolicy | None,
+        token: Secret | None,
+        concurrency: int,
     ) -> None:
-        """``http_transport`` replaces the network (tests force faults with a MockTransport)."""
         self.base_url = base_url
         self.timeout = timeout
-        self.max_connections = max_connections
         self.retry = retry or RetryPolicy()
         self.token = token
-        self.on_unauthenticated = on_unauthenticated
+        self.concurrency = concurrency
+        # An op that logs in again after a 401 (the session sets it); True when it did.
+        self.on_unauthenticated: Callable[[], Op[bool]] | None = None
         self.requests_sent = 0
         self.retries = 0
         self._count_lock = threading.Lock()
-        # Private hooks: tests check the deadline with a fake clock instead of waiting.
+        # Private hook: tests check the deadline with a fake clock instead of waiting.
         self._clock: Callable[[], float] = time.monotonic
-        self._sleep: Callable[[float], None] = time.sleep
-        self._client = httpx.Client(
-            transport=http_transport,
-            base_url=base_url,
-            verify=verify,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={"User-Agent": f"detorm/{__version__}", "Accept": "application/json"},
-            cookies=http.cookiejar.CookieJar(policy=_NoAuthCookie()),
-        )
 
     def __repr__(self) -> str:
-        return f"<detorm Transport {self.base_url}>"
+        return f"<detorm {type(self).__name__} {self.base_url}>"
 
-    def close(self) -> None:
-        self._client.close()
+    def _count(self, *, retry: bool = False) -> None:
+        with self._count_lock:
+            if retry:
+                self.retries += 1
+            else:
+                self.requests_sent += 1
 
-    # --- unary ----------------------------------------------------------------------------
-    def send(
-        self, call: Call, *, retry: RetryPolicy | None = None, reauthenticate: bool = True
-    ) -> httpx.Response:
-        """Send a call and return its successful response (an :class:`APIError` otherwise)."""
-        return self._respond(call, retry or self.retry, stream=False, reauthenticate=reauthenticate)
-
-    def json(self, call: Call) -> Any:
-        return self.send(call).json()
-
-    def _respond(
-        self, call: Call, policy: RetryPolicy, *, stream: bool, reauthenticate: bool = True,
-        headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:  # fmt: skip
-        response = self._send_with_retries(call, policy, stream=stream, headers=headers)
-        if response.status_code == 401 and reauthenticate and self._reauthenticate():
-            # A new call: the login took its own time, so the budget starts again.
-            response.close()
-            response = self._send_with_retries(call, policy, stream=stream, headers=headers)
+    # --- ops ------------------------------------------------------------------------------
+    def respond(
+        self, call: Call, policy: RetryPolicy | None = None, *, stream: bool = False,
+        reauthenticate: bool = True, headers: Mapping[str, str] | None = None,
+    ) -> Op[httpx.Response]:  # fmt: skip
+        """The successful response to ``call`` (an :class:`APIError` otherwise)."""
+        policy = policy or self.retry
+        token = self.token
+        response = yield from self._with_retries(call, policy, stream, headers)
+        if response.status_code == 401 and reauthenticate and self.on_unauthenticated:
+            # A cached token may have expired: log in again once, unless another request
+            # already did while this one was out. A new call: the budget starts again.
+            if self.token is not token or (yield from self.on_unauthenticated()):
+                response = yield from self._with_retries(call, policy, stream, headers)
         if response.status_code >= 300:
-            response.close()
             raise_for_status(call, response)
         return response
 
-    def _reauthenticate(self) -> bool:
-        # A cached token may have expired: the session logs in again once, if it can.
-        return self.on_unauthenticated is not None and self.on_unauthenticated()
-
-    def _send_with_retries(
-        self, call: Call, policy: RetryPolicy, *, stream: bool, headers: Mapping[str, str] | None
-    ) -> httpx.Response:
+    def _with_retries(
+        self, call: Call, policy: RetryPolicy, stream: bool, headers: Mapping[str, str] | None
+    ) -> Op[httpx.Response]:
         remaining = self.timeout if policy.deadline is None else policy.deadline
         deadline = self._clock() + remaining
         attempt = 0
         while True:
-            outcome = self._attempt(call, remaining, stream, headers)
+            outcome = yield Attempt(call, min(self.timeout, remaining), stream, headers)
             delay = self._retry_delay(call, policy, attempt, outcome, deadline)
             if delay is None:
                 break
             if isinstance(outcome, httpx.Response):
-                outcome.close()
-            self._sleep(delay)
+                yield Discard(outcome)
+            yield Sleep(delay)
             remaining = deadline - self._clock()
             if remaining <= 0:  # the wait overran: no attempt starts past the deadline
                 break
-            with self._count_lock:
-                self.retries += 1
+            self._count(retry=True)
             attempt += 1
         if isinstance(outcome, TransportError):
             raise outcome
+        assert isinstance(outcome, httpx.Response)
         return outcome
 
     def _retry_delay(
@@ -432,132 +441,496 @@ class Transport:
         delay = policy.delay(attempt) if asked is None else min(asked, policy.max_retry_after)
         return delay if delay < remaining else None
 
-    def _attempt(
-        self, call: Call, remaining: float, stream: bool, headers: Mapping[str, str] | None
-    ) -> httpx.Response | TransportError:
-        """One request, with timeouts cut to the time left: its response (an error response
-        read in full), or the TransportError that stands for httpx's."""
-        seconds = min(self.timeout, remaining)
-        timeouts = httpx.Timeout(seconds, connect=min(seconds, _CONNECT_TIMEOUT))
-        try:
-            request = self._build(call, timeouts, headers)
-            with self._count_lock:
-                self.requests_sent += 1
-            response = self._client.send(request, stream=stream)
-            if response.status_code >= 300:
-                response.read()  # small, and needed to decide on a retry and to report it
-            return response
-        except (httpx.TransportError, httpx.InvalidURL) as err:
-            # Returned, not raised here: raised in this block it would chain httpx's error as
-            # its __context__, and with it the request and its Authorization header.
-            return TransportError(
-                f"{call.method} {call.path}: {type(err).__name__}: {err}",
-                method=call.method, path=call.path, request_sent=not isinstance(err, _NEVER_SENT),
-            )  # fmt: skip
+    def back_off(self, attempt: int) -> Op[None]:
+        """Wait before retry ``attempt`` (from 0) of something that broke off, and count it."""
+        yield Sleep(self.retry.delay(attempt))
+        self._count(retry=True)
 
-    def _build(
-        self, call: Call, timeouts: httpx.Timeout, extra_headers: Mapping[str, str] | None
+    def results(
+        self, call: Call, resume: Callable[[], Call] | None = None, *, resumes: int | None = None
+    ) -> ResultReader:
+        """A reader of the results of a newline-delimited stream (see :class:`ResultReader`)."""
+        limit = self.retry.retries if resumes is None else resumes
+        return ResultReader(self, call, resume, limit if resume is not None else 0)
+
+    # --- shared by the drivers ------------------------------------------------------------
+    def _request(
+        self, client: httpx.Client | httpx.AsyncClient, attempt: Attempt
     ) -> httpx.Request:
+        call = attempt.call
+        timeouts = httpx.Timeout(attempt.timeout, connect=min(attempt.timeout, _CONNECT_TIMEOUT))
         content = None if call.body is None else json.dumps(call.body, allow_nan=False).encode()
         headers = {} if self.token is None else {"Authorization": f"Bearer {self.token.reveal()}"}
         if content is not None:
             headers["Content-Type"] = "application/json"
-        headers.update(extra_headers or {})
-        return self._client.build_request(
+        headers.update(attempt.headers or {})
+        request = client.build_request(
             call.method, call.path, params=list(call.params), content=content, headers=headers,
             timeout=timeouts,
         )  # fmt: skip
+        self._count()
+        return request
 
-    # --- streams --------------------------------------------------------------------------
+
+def _client_options(base_url: str, verify: bool | str, max_connections: int) -> dict[str, Any]:
+    return {
+        "base_url": base_url,
+        "verify": verify,
+        "limits": httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        "headers": {"User-Agent": f"detorm/{__version__}", "Accept": "application/json"},
+        "cookies": http.cookiejar.CookieJar(policy=_NoAuthCookie()),
+    }
+
+
+def _transport_error(call: Call, err: Exception) -> TransportError:
+    # Returned, not raised in the except block: raised there it would chain httpx's error as
+    # its __context__, and with it the request and its Authorization header.
+    return TransportError(
+        f"{call.method} {call.path}: {type(err).__name__}: {err}",
+        method=call.method, path=call.path, request_sent=not isinstance(err, _NEVER_SENT),
+    )  # fmt: skip
+
+
+def _interrupted(call: Call, err: Exception) -> StreamInterrupted:
+    return StreamInterrupted(
+        f"{call.method} {call.path}: the stream broke off: {type(err).__name__}: {err}",
+        method=call.method, path=call.path,
+    )  # fmt: skip
+
+
+class _Stack:
+    """The streams one run of an op opened and has not closed: closed when the run ends, as an
+    op cannot yield a Close from ``finally`` when its consumer stops early."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, httpx.Response] = {}
+
+    def add(self, response: httpx.Response) -> None:
+        self.open[id(response)] = response
+
+    def remove(self, response: httpx.Response) -> httpx.Response | None:
+        return self.open.pop(id(response), None)
+
+
+class Transport(_Http):
+    """The sync driver: runs ops with a pooled ``httpx.Client`` (and threads for ``Gather``).
+
+    At most ``concurrency`` requests of this transport are in flight at once (a stream counts
+    until its response arrives).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        verify: bool | str = True,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        token: Secret | None = None,
+        http_transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """``http_transport`` replaces the network (tests force faults with a MockTransport)."""
+        super().__init__(
+            base_url, timeout=timeout, retry=retry, token=token, concurrency=concurrency
+        )
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(concurrency)
+        # Private hook: tests check the deadline with a fake clock instead of waiting.
+        self._sleep: Callable[[float], None] = time.sleep
+        self._client = httpx.Client(
+            transport=http_transport, **_client_options(base_url, verify, max_connections)
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- running ops ----------------------------------------------------------------------
+    def run(self, op: Op[T]) -> T:
+        """Run an op to its end and return its result."""
+        opened = _Stack()
+        try:
+            value: Any = None
+            error: BaseException | None = None
+            while True:
+                try:
+                    effect = op.send(value) if error is None else op.throw(error)
+                except StopIteration as stop:
+                    return cast(T, stop.value)
+                value, error = None, None
+                try:
+                    value = self._perform(effect, opened)
+                except Exception as err:
+                    error = err
+        finally:
+            op.close()
+            for response in opened.open.values():
+                response.close()
+
+    def iterate(self, rows: Rows[T]) -> Iterator[T]:
+        """The items an iterating op emits, as it emits them."""
+        op = rows.make()
+        opened = _Stack()
+        try:
+            value: Any = None
+            error: BaseException | None = None
+            while True:
+                try:
+                    effect = op.send(value) if error is None else op.throw(error)
+                except StopIteration:
+                    return
+                value, error = None, None
+                if isinstance(effect, Emit):
+                    yield from effect.items
+                    continue
+                try:
+                    value = self._perform(effect, opened)
+                except Exception as err:
+                    error = err
+        finally:
+            op.close()
+            for response in opened.open.values():
+                response.close()
+
+    def _perform(self, effect: Effect, opened: _Stack) -> Any:  # noqa: PLR0911
+        if isinstance(effect, Send):
+            response = self.run(
+                self.respond(effect.call, effect.retry, reauthenticate=effect.reauthenticate)
+            )
+            return response
+        if isinstance(effect, Attempt):
+            return self._attempt(effect, opened)
+        if isinstance(effect, Read):
+            return self._read(effect.stream)
+        if isinstance(effect, Open):
+            response = self.run(self.respond(effect.call, stream=True, headers=effect.headers))
+            opened.add(response)
+            return Opened(effect.call, response, response.iter_bytes(_STREAM_CHUNK))
+        if isinstance(effect, (Close, Discard)):
+            response = effect.stream.response if isinstance(effect, Close) else effect.response
+            opened.remove(response)
+            response.close()
+            return None
+        if isinstance(effect, Sleep):
+            self._sleep(effect.seconds)
+            return None
+        if isinstance(effect, Gather):
+            return self._gather(effect)
+        if isinstance(effect, Blocking):
+            return effect.function(*effect.args)
+        raise TypeError(f"{effect!r} cannot be run here (an Emit outside an iteration?)")
+
+    def _attempt(self, attempt: Attempt, opened: _Stack) -> httpx.Response | TransportError:
+        """One request: its response (an error response read in full), or the TransportError
+        that stands for httpx's."""
+        try:
+            request = self._request(self._client, attempt)
+            with self._slots:
+                response = self._client.send(request, stream=attempt.stream)
+                if response.status_code >= 300 and attempt.stream:
+                    response.read()  # small, and needed to decide on a retry and to report it
+        except (httpx.TransportError, httpx.InvalidURL) as err:
+            return _transport_error(attempt.call, err)
+        return response
+
+    @staticmethod
+    def _read(stream: Opened) -> bytes:
+        try:
+            return cast(bytes, next(stream.chunks, b""))
+        except httpx.TransportError as err:
+            interrupted = _interrupted(stream.call, err)
+        raise interrupted  # outside the except block: see _transport_error
+
+    def _gather(self, gather: Gather) -> list[Any]:
+        def outcome(op: Op[Any]) -> Any:
+            try:
+                return self.run(op)
+            except DetormError as err:
+                return err
+
+        ops = list(gather.ops)
+        if len(ops) == 1:
+            results = [outcome(ops[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(ops))) as pool:
+                results = list(pool.map(outcome, ops))
+        return _gathered(gather, results)
+
+    # --- the sync API of this transport ---------------------------------------------------
+    def send(
+        self, call: Call, *, retry: RetryPolicy | None = None, reauthenticate: bool = True
+    ) -> httpx.Response:
+        """Send a call and return its successful response (an :class:`APIError` otherwise)."""
+        return self.run(self.respond(call, retry, reauthenticate=reauthenticate))
+
+    def json(self, call: Call) -> Any:
+        return self.send(call).json()
+
     def stream(self, call: Call) -> Iterator[bytes]:
         """Yield the raw JSON of each ``result`` of a newline-delimited stream.
 
         An ``{"error": ...}`` line raises the matching :class:`APIError`; a body that stops in
         the middle raises :class:`StreamInterrupted` after the complete lines were yielded.
         """
-        response = self.open_stream(call)
-        try:
-            yield from _results(call, response)
-        finally:
-            response.close()
+        return self.iterate(self.results(call).rows())
 
+    # TEMPORARY (until logs, metrics and downloads are ops): the old sync stream helpers.
     def stream_resuming(
         self, call: Call, resume: Callable[[], Call], *, resumes: int | None = None
     ) -> Iterator[bytes]:
-        """The results of ``call``, continued when the stream breaks off midway.
-
-        ``resume()`` gives the call that carries on from what the caller has consumed (the
-        caller skips what it already had: a stream only reads, so it is safe to ask again). At
-        most ``resumes`` times (by default the policy's ``retries``), after a backoff, each one
-        counted in ``retries``.
-        """
-        limit = self.retry.retries if resumes is None else resumes
-        resumed = 0
-        while True:
-            try:
-                yield from self.stream(call)
-                return
-            except StreamInterrupted:
-                if resumed >= limit:
-                    raise
-            self.back_off(resumed)
-            resumed += 1
-            call = resume()
-
-    def back_off(self, attempt: int) -> None:
-        """Wait before retry ``attempt`` (from 0) of something that broke off, and count it."""
-        self._sleep(self.retry.delay(attempt))
-        with self._count_lock:
-            self.retries += 1
+        return self.iterate(self.results(call, resume, resumes=resumes).rows())
 
     def open_stream(
         self, call: Call, *, headers: Mapping[str, str] | None = None
     ) -> httpx.Response:
-        """A successful streamed response (close it); read its body with :func:`body_chunks`.
-
-        Retries and a new login after a 401 happen before the first byte is handed out, within
-        the deadline; each read of the body is bounded by the timeout, not by the deadline.
-        """
-        return self._respond(call, self.retry, stream=True, headers=headers)
+        return self.run(self.respond(call, stream=True, headers=headers))
 
 
 def body_chunks(call: Call, response: httpx.Response, size: int | None = None) -> Iterator[bytes]:
-    """The body of a streamed response; a connection lost midway raises StreamInterrupted."""
-    chunks = response.iter_bytes(size)
-    while True:
+    """TEMPORARY: the body of a streamed response; a lost connection raises StreamInterrupted."""
+    stream = Opened(call, response, response.iter_bytes(size))
+    while chunk := Transport._read(stream):
+        yield chunk
+
+
+class AsyncTransport(_Http):
+    """The async driver: runs ops with a pooled ``httpx.AsyncClient`` (and tasks for
+    ``Gather``). At most ``concurrency`` requests are in flight at once."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        verify: bool | str = True,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        token: Secret | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            base_url, timeout=timeout, retry=retry, token=token, concurrency=concurrency
+        )
+        self.max_connections = max_connections
+        self._slots: asyncio.Semaphore | None = None
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._client = httpx.AsyncClient(
+            transport=http_transport, **_client_options(base_url, verify, max_connections)
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # --- running ops ----------------------------------------------------------------------
+    async def run(self, op: Op[T]) -> T:
+        """Run an op to its end and return its result."""
+        opened = _Stack()
         try:
-            chunk = next(chunks, None)
+            value: Any = None
+            error: BaseException | None = None
+            while True:
+                try:
+                    effect = op.send(value) if error is None else op.throw(error)
+                except StopIteration as stop:
+                    return cast(T, stop.value)
+                value, error = None, None
+                try:
+                    value = await self._perform(effect, opened)
+                except Exception as err:
+                    error = err
+        finally:
+            op.close()
+            for response in opened.open.values():
+                await response.aclose()
+
+    async def iterate(self, rows: Rows[T]) -> AsyncIterator[T]:
+        """The items an iterating op emits, as it emits them."""
+        op = rows.make()
+        opened = _Stack()
+        try:
+            value: Any = None
+            error: BaseException | None = None
+            while True:
+                try:
+                    effect = op.send(value) if error is None else op.throw(error)
+                except StopIteration:
+                    return
+                value, error = None, None
+                if isinstance(effect, Emit):
+                    for item in effect.items:
+                        yield item
+                    continue
+                try:
+                    value = await self._perform(effect, opened)
+                except Exception as err:
+                    error = err
+        finally:
+            op.close()
+            for response in opened.open.values():
+                await response.aclose()
+
+    async def _perform(self, effect: Effect, opened: _Stack) -> Any:  # noqa: PLR0911
+        if isinstance(effect, Send):
+            return await self.run(
+                self.respond(effect.call, effect.retry, reauthenticate=effect.reauthenticate)
+            )
+        if isinstance(effect, Attempt):
+            return await self._attempt(effect)
+        if isinstance(effect, Read):
+            return await self._read(effect.stream)
+        if isinstance(effect, Open):
+            response = await self.run(
+                self.respond(effect.call, stream=True, headers=effect.headers)
+            )
+            opened.add(response)
+            return Opened(effect.call, response, response.aiter_bytes(_STREAM_CHUNK))
+        if isinstance(effect, (Close, Discard)):
+            response = effect.stream.response if isinstance(effect, Close) else effect.response
+            opened.remove(response)
+            await response.aclose()
+            return None
+        if isinstance(effect, Sleep):
+            await self._sleep(effect.seconds)
+            return None
+        if isinstance(effect, Gather):
+            return await self._gather(effect)
+        if isinstance(effect, Blocking):
+            return await asyncio.to_thread(effect.function, *effect.args)
+        raise TypeError(f"{effect!r} cannot be run here (an Emit outside an iteration?)")
+
+    async def _attempt(self, attempt: Attempt) -> httpx.Response | TransportError:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        try:
+            request = self._request(self._client, attempt)
+            async with self._slots:
+                response = await self._client.send(request, stream=attempt.stream)
+                if response.status_code >= 300 and attempt.stream:
+                    await response.aread()
+        except (httpx.TransportError, httpx.InvalidURL) as err:
+            return _transport_error(attempt.call, err)
+        return response
+
+    @staticmethod
+    async def _read(stream: Opened) -> bytes:
+        try:
+            return cast(bytes, await anext(stream.chunks, b""))
         except httpx.TransportError as err:
-            # Raised below, outside this block: chained, httpx's error would keep the request
-            # (and its Authorization header) reachable from ours.
-            interrupted = StreamInterrupted(
-                f"{call.method} {call.path}: the stream broke off: {type(err).__name__}: {err}",
+            interrupted = _interrupted(stream.call, err)
+        raise interrupted  # outside the except block: see _transport_error
+
+    async def _gather(self, gather: Gather) -> list[Any]:
+        async def outcome(op: Op[Any]) -> Any:
+            try:
+                return await self.run(op)
+            except DetormError as err:
+                return err
+
+        results = await asyncio.gather(*(outcome(op) for op in gather.ops))
+        return _gathered(gather, list(results))
+
+    async def send(
+        self, call: Call, *, retry: RetryPolicy | None = None, reauthenticate: bool = True
+    ) -> httpx.Response:
+        """Send a call and return its successful response (an :class:`APIError` otherwise)."""
+        return await self.run(self.respond(call, retry, reauthenticate=reauthenticate))
+
+    def stream(self, call: Call) -> AsyncIterator[bytes]:
+        """The raw JSON of each ``result`` of a newline-delimited stream (see Transport)."""
+        return self.iterate(self.results(call).rows())
+
+
+def _gathered(gather: Gather, results: list[Any]) -> list[Any]:
+    if not gather.errors:
+        for result in results:
+            if isinstance(result, DetormError):
+                raise result
+    return results
+
+
+class ResultReader:
+    """Reads the ``result`` messages of a newline-delimited stream, batch by batch, as an op.
+
+    When the stream breaks off midway and ``resume`` is given, it is opened again with the call
+    ``resume()`` gives (the caller skips what it already had: a stream only reads, so it is
+    safe to ask again), at most ``resumes`` times, after a backoff counted in ``retries``.
+    """
+
+    def __init__(
+        self, http: _Http, call: Call, resume: Callable[[], Call] | None, resumes: int
+    ) -> None:
+        self._http = http
+        self._call = call
+        self._resume = resume
+        self._left = resumes
+        self._resumed = 0
+        self._stream: Opened | None = None
+        self._framing = Framing(call)
+
+    def batch(self) -> Op[list[bytes] | None]:
+        """The next results (at least one), or None at the end of the stream."""
+        while True:
+            if self._stream is None:
+                self._stream = yield from open_stream(self._call)
+                self._framing = Framing(self._call)
+            try:
+                chunk = yield from read(self._stream)
+                results = self._framing.feed(chunk) if chunk else self._framing.finish()
+            except StreamInterrupted:
+                yield from self._close()
+                if self._resume is None or self._resumed >= self._left:
+                    raise
+                yield from self._http.back_off(self._resumed)
+                self._resumed += 1
+                self._call = self._resume()
+                continue
+            if results:
+                return results
+            if not chunk:
+                yield from self._close()
+                return None
+
+    def _close(self) -> Op[None]:
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            yield from close(stream)
+
+    def rows(self) -> Rows[bytes]:
+        def all_results() -> Op[None]:
+            while (results := (yield from self.batch())) is not None:
+                yield from emit(results)
+
+        return Rows(all_results)
+
+
+class Framing:
+    """Splits a stream's body into its messages: ``{"result": ...}`` lines give their raw JSON,
+    an ``{"error": ...}`` line raises the matching :class:`APIError`, and a body that ends in
+    the middle of a line raises :class:`StreamInterrupted`."""
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
+        return [_result_of(self._call, line) for line in lines if line]
+
+    def finish(self) -> list[bytes]:
+        pending, call = self._pending, self._call
+        if pending.strip():
+            # The master ends an error with no newline; anything else unterminated is a cut.
+            if pending.lstrip().startswith(b'{"error"'):
+                _result_of(call, pending)
+            raise StreamInterrupted(
+                f"{call.method} {call.path}: the stream ended in the middle of a message",
                 method=call.method, path=call.path,
             )  # fmt: skip
-        else:
-            if chunk is None:
-                return
-            yield chunk
-            continue
-        raise interrupted
-
-
-def _results(call: Call, response: httpx.Response) -> Iterator[bytes]:
-    pending = b""
-    for chunk in body_chunks(call, response):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line:
-                yield _result_of(call, line)
-    if pending.strip():
-        # The master ends an error with no newline; anything else unterminated is a cut stream.
-        if pending.lstrip().startswith(b'{"error"'):
-            _result_of(call, pending)
-        raise StreamInterrupted(
-            f"{call.method} {call.path}: the stream ended in the middle of a message",
-            method=call.method, path=call.path,
-        )  # fmt: skip
+        return []
 
 
 def _result_of(call: Call, line: bytes) -> bytes:

@@ -17,6 +17,7 @@ import pytest
 import detorm
 from detorm import Experiment, Trial, _transport, hp
 from detorm._auth import Secret
+from detorm._ops import Op
 from detorm._transport import Call, RetryPolicy, Transport, parse_retry_after
 from detorm.errors import (
     APIError,
@@ -510,9 +511,10 @@ def test_a_401_logs_in_again_once() -> None:
 
     transport = make(handler)
 
-    def relogin() -> bool:
+    def relogin() -> Op[bool]:
         transport.token = Secret("fresh")
         return True
+        yield  # an op: a generator (that sends nothing here)
 
     transport.on_unauthenticated = relogin
     assert transport.json(Call("GET", "/api/v1/me")) == {}
