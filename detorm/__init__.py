@@ -9,33 +9,36 @@ for exp in Experiment.query().filter(state="ACTIVE").order_by("start_time"):
 """
 
 from . import errors
+from ._api._sync import (
+    Checkpoint,
+    CheckpointQuery,
+    Experiment,
+    ExperimentQuery,
+    MetricsStream,
+    Model,
+    ModelQuery,
+    ModelVersion,
+    ModelVersionQuery,
+    Project,
+    ProjectQuery,
+    Query,
+    Session,
+    Trial,
+    TrialQuery,
+    User,
+    UserQuery,
+    Workspace,
+    WorkspaceQuery,
+    connect,
+    default_session,
+    set_default_session,
+)
 from ._conditions import Q, hp, metrics
 from ._edits import BulkResult, Change, FlushPlan
 from ._logs import LogEntry
-from ._metrics import MetricReport, MetricsStream, TrialSummary
-from ._query import (
-    CheckpointQuery,
-    ExperimentQuery,
-    Explanation,
-    ModelQuery,
-    ModelVersionQuery,
-    ProjectQuery,
-    Query,
-    TrialQuery,
-    UserQuery,
-    WorkspaceQuery,
-)
+from ._metrics import MetricReport, TrialSummary
+from ._query import Explanation
 from ._resources._base import TagSet
-from ._resources._models import (
-    Checkpoint,
-    Experiment,
-    Model,
-    ModelVersion,
-    Project,
-    Trial,
-    User,
-    Workspace,
-)
 from ._resources._values import (
     CheckpointSummary,
     ExperimentConfig,
@@ -44,7 +47,6 @@ from ._resources._values import (
     Note,
     Validation,
 )
-from ._session import Session, connect, default_session, set_default_session
 from ._transport import Call, RetryPolicy
 from ._version import __version__
 from ._wire import (

@@ -11,40 +11,43 @@ from typing import TYPE_CHECKING, Any
 
 from . import _wire as w
 from ._edits import BulkAction, BulkResult, Change, plan_bulk
+from ._executor import rows_of
 from ._inputs import check_id
+from ._ops import Op, send
 from ._resources._base import Resource
-from ._resources._models import Experiment
+from ._resources._models import Checkpoint, Experiment
 from ._transport import Call, path
 
 if TYPE_CHECKING:
-    from ._query import Query
-    from ._session import Session
+    from ._query import QueryBase as Query
+    from ._session import SessionBase as Session
 
-__all__ = ["bulk_action", "experiment_action"]
+__all__ = ["bulk_action", "delete_checkpoint", "experiment_action"]
 
 
 def bulk_action(
-    session: Session, query: Query[Any], action: BulkAction, destination: int | None = None
-) -> BulkResult:
+    query: Query[Any], action: BulkAction, destination: int | None = None
+) -> Op[BulkResult]:
     """Run ``action`` on every experiment the query matches; per-id results."""
+    session = query.session
     _check_destination(action, destination)
     sliced = bool(query._order) or query._limit is not None or query._offset != 0
     plan = plan_bulk(query._where, action, ordered_or_sliced=sliced, destination=destination)
     ids: list[int] = []
     if plan.filters is None:
-        ids = [e.pk for e in query]
+        ids = [e.pk for e in (yield from rows_of(query))]
         if not ids:
             return BulkResult(action, {})
-    response = session.transport.send(plan.call(ids))
+    response = yield from send(plan.call(ids))
     results = w.BulkActionResponse.model_validate_json(response.content).results
     outcome = BulkResult(action, {r.id: r.error for r in results})
-    _reflect(session, action, outcome.succeeded, destination)
+    yield from _reflect(session, action, outcome.succeeded, destination)
     return outcome
 
 
 def experiment_action(
     session: Session, experiment: Resource, action: BulkAction, destination: int | None = None
-) -> None:
+) -> Op[None]:
     """One experiment's action; the master answers with an HTTP error when it refuses."""
     _check_destination(action, destination)
     base = path("/api/v1/experiments/{id}", id=experiment.pk)
@@ -55,8 +58,8 @@ def experiment_action(
         call = Call("POST", base + "/move", body=body)
     else:
         call = Call("POST", path("/api/v1/experiments/{id}/{a}", id=experiment.pk, a=action))
-    session.transport.send(call)
-    _reflect(session, action, [experiment.pk], destination)
+    yield from send(call)
+    yield from _reflect(session, action, [experiment.pk], destination)
 
 
 def _check_destination(action: BulkAction, destination: object) -> None:
@@ -64,7 +67,9 @@ def _check_destination(action: BulkAction, destination: object) -> None:
         check_id("move_to(project)", destination, what="a Project or its id (an int)")
 
 
-def _reflect(session: Session, action: BulkAction, ids: list[int], destination: int | None) -> None:
+def _reflect(
+    session: Session, action: BulkAction, ids: list[int], destination: int | None
+) -> Op[None]:
     """Bring the experiments this session holds in line with an applied action."""
     loaded = [e for e in (session.identity.get(Experiment, i) for i in ids) if e is not None]
     if not loaded:
@@ -83,4 +88,15 @@ def _reflect(session: Session, action: BulkAction, ids: list[int], destination: 
             exp.__dict__["state"] = w.ExperimentState.DELETING  # the master finishes it later
     else:
         # pause, activate, cancel, kill: the master moves states on its own schedule; read them.
-        Experiment.query(session).filter(id__in=[e.pk for e in loaded]).all()
+        yield from rows_of(
+            session._query(Experiment)._filter((), {"id__in": [e.pk for e in loaded]})
+        )
+
+
+def delete_checkpoint(session: Session, checkpoint: Checkpoint) -> Op[None]:
+    """DeleteCheckpoints for one checkpoint; the master removes the files in the background
+    and the state becomes DELETED (read again)."""
+    yield from send(
+        Call("DELETE", "/api/v1/checkpoints", body={"checkpointUuids": [checkpoint.uuid]})
+    )
+    yield from session._refresh(checkpoint)

@@ -26,7 +26,6 @@ import importlib.util
 import io
 import json
 import os
-import shutil
 import stat
 import sys
 import tempfile
@@ -37,13 +36,14 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 from . import _wire as w
 from ._archive import Extraction, Limits, extract_into, staging
-from ._transport import Call, body_chunks
+from ._ops import Op, blocking, close, open_stream, read, send
+from ._transport import Call
 from ._transport import path as url_path  # download_code has a parameter named path
 from .errors import DownloadError, InvalidType, InvalidValue, StreamInterrupted, UnsafeArchive
 
 if TYPE_CHECKING:
     from ._resources._models import Checkpoint, Experiment
-    from ._session import Session
+    from ._session import SessionBase as Session
 
 __all__ = [
     "CHECKPOINT_MAX_SIZE",
@@ -65,7 +65,6 @@ files of one that has them must match them exactly, whatever their size)."""
 
 SHARED_FS_CONTAINER_PATH: Final = "/determined_shared_fs"  # determined.common.constants
 _DOWNLOADABLE: Final = (w.CheckpointState.COMPLETED, w.CheckpointState.PARTIALLY_DELETED)
-_CHUNK: Final = 1 << 20
 
 
 # --- checkpoints ----------------------------------------------------------------------------
@@ -80,7 +79,7 @@ def download_checkpoint(
     progress: bool = False,
     cache: bool = True,
     max_size: int = CHECKPOINT_MAX_SIZE,
-) -> Path:
+) -> Op[Path]:
     """Download a checkpoint's files into ``path`` (a directory, created or merged into) and
     return it.
 
@@ -101,7 +100,7 @@ def download_checkpoint(
     uuid = checkpoint if isinstance(checkpoint, str) else checkpoint.uuid
     destination = Path(path)
     with staging(destination) as directory:
-        wire = _current_checkpoint(session, uuid)
+        wire = yield from _current_checkpoint(session, uuid)
         if wire.state not in _DOWNLOADABLE:
             raise DownloadError(
                 f"checkpoint {uuid} is {wire.state.short}: only COMPLETED or PARTIALLY_DELETED"
@@ -115,15 +114,12 @@ def download_checkpoint(
         limits = Limits(max_size=max_size, files=dict(wire.resources) or None)
         if mode == "direct" or (mode == "auto" and source is not None):
             assert source is not None
-            _copy_tree(source, Extraction(directory, limits, what=f"checkpoint {uuid}"), progress)
+            extraction = Extraction(directory, limits, what=f"checkpoint {uuid}")
+            yield from blocking(_copy_tree, source, extraction, progress)
         else:
             cache_key = _cache_key(wire) if cache and session._cache_enabled else None
-            _again_if_cut(
-                session,
-                directory,
-                lambda: _via_master(session, uuid, directory, limits, progress, cache_key),
-            )
-        _write_metadata(directory, destination, wire.metadata)
+            yield from _via_master(session, uuid, directory, limits, progress, cache_key)
+        yield from blocking(_write_metadata, directory, destination, wire.metadata)
     return destination
 
 
@@ -143,13 +139,13 @@ def _cache_key(wire: w.Checkpoint) -> tuple[str, str] | None:
     return wire.uuid, hashlib.sha256(files).hexdigest()[:16]
 
 
-def _current_checkpoint(session: Session, uuid: str) -> w.Checkpoint:
+def _current_checkpoint(session: Session, uuid: str) -> Op[w.Checkpoint]:
     """GetCheckpoint: the state, metadata and storage as they are now (merged into the
     session's identity map)."""
     from ._resources._models import Checkpoint
 
     call = Call("GET", url_path("/api/v1/checkpoints/{uuid}", uuid=uuid))
-    response = session.transport.send(call)
+    response = yield from send(call)
     wire = w.CheckpointResponse.model_validate_json(response.content).checkpoint
     assert wire is not None
     session.merge(Checkpoint, Checkpoint.values_from_wire(wire))
@@ -214,22 +210,6 @@ def _write_metadata(directory: Path, destination: Path, metadata: Mapping[str, A
 # --- through the master -----------------------------------------------------------------------------
 
 
-def _again_if_cut(session: Session, directory: Path, download: Callable[[], None]) -> None:
-    """``download()`` into ``directory``, from the start again when it breaks off (the master
-    has no ranges for checkpoints), as often as the retry policy allows."""
-    transport = session.transport
-    for attempt in range(transport.retry.retries + 1):
-        try:
-            download()
-            return
-        except StreamInterrupted:
-            if attempt == transport.retry.retries:
-                raise
-        shutil.rmtree(directory)  # the staging directory (ours alone), emptied
-        directory.mkdir(mode=0o700)
-        transport.run(transport.back_off(attempt))
-
-
 def _via_master(
     session: Session,
     uuid: str,
@@ -237,62 +217,60 @@ def _via_master(
     limits: Limits,
     progress: bool,
     cache_key: tuple[str, str] | None,
-) -> None:
+) -> Op[None]:
+    """The archive the master builds, downloaded whole next to ``directory`` (and kept in the
+    cache when ``cache_key`` is given), then extracted with the checks of ``limits``."""
     what = f"checkpoint {uuid}"
     if cache_key is not None:
-        cached = session.cache.open_file("checkpoint", *cache_key)
+        cached = yield from blocking(session.cache.open_file, "checkpoint", *cache_key)
         if cached is not None:
             with cached:
-                extract_into(cached, directory, fmt="tar", limits=limits, what=what)
+                yield from blocking(_extract_tar, cached, directory, limits, what)
             return
-    call = Call("GET", url_path("/checkpoints/{uuid}", uuid=uuid))
-    # An uncompressed tar: the master's default, and the only form sent with a Content-Length.
-    response = session.transport.open_stream(call, headers={"Accept": "application/x-tar"})
-    with tempfile.NamedTemporaryFile(dir=directory.parent, prefix=".detorm-archive-") as copy:
-        try:
-            length = response.headers.get("content-length")
-            with _bar(int(length) if length and length.isdigit() else None, progress, uuid) as bar:
-                # A connection lost midway raises StreamInterrupted (a TransportError).
-                chunks = _teed(body_chunks(call, response, _CHUNK), copy if cache_key else None)
-                reader = io.BufferedReader(_ResponseReader(chunks, bar), _CHUNK)
-                extract_into(reader, directory, fmt="tar", limits=limits, what=what)
-        finally:
-            response.close()
+    with tempfile.NamedTemporaryFile(dir=directory.parent, prefix=".detorm-archive-") as archive:
+        yield from _fetch_archive(session, uuid, archive, progress)
+        yield from blocking(archive.seek, 0)
+        yield from blocking(_extract_tar, archive, directory, limits, what)
         if cache_key is not None:
-            copy.flush()
-            session.cache.put_file("checkpoint", *cache_key, source=Path(copy.name))
+            yield from blocking(_keep_archive, session, cache_key, Path(archive.name))
 
 
-def _teed(chunks: Iterator[bytes], copy: IO[bytes] | None) -> Iterator[bytes]:
-    """The chunks, also written to ``copy`` (the archive kept for the cache)."""
-    for chunk in chunks:
-        if copy is not None:
-            copy.write(chunk)
-        yield chunk
+def _fetch_archive(session: Session, uuid: str, file: IO[bytes], progress: bool) -> Op[None]:
+    """``GET /checkpoints/{uuid}`` into ``file``, from the start again when it breaks off (the
+    master has no ranges for checkpoints), as often as the retry policy allows."""
+    call = Call("GET", url_path("/checkpoints/{uuid}", uuid=uuid))
+    retries = session.transport.retry.retries
+    for attempt in range(retries + 1):
+        yield from blocking(_emptied, file)
+        # An uncompressed tar: the master's default, and the only form sent with a length.
+        stream = yield from open_stream(call, {"Accept": "application/x-tar"})
+        length = stream.headers.get("content-length")
+        try:
+            with _bar(int(length) if length and length.isdigit() else None, progress, uuid) as bar:
+                while chunk := (yield from read(stream)):
+                    yield from blocking(file.write, chunk)
+                    bar(len(chunk))
+        except StreamInterrupted:
+            yield from close(stream)
+            if attempt == retries:
+                raise
+            yield from session.transport.back_off(attempt)
+            continue
+        yield from close(stream)
+        return
 
 
-class _ResponseReader(io.RawIOBase):
-    """A readable binary stream over response chunks (what tarfile reads)."""
+def _emptied(file: IO[bytes]) -> None:
+    file.seek(0)
+    file.truncate()
 
-    def __init__(self, chunks: Iterator[bytes], on_bytes: Callable[[int], None]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-        self._on_bytes = on_bytes
 
-    def readable(self) -> bool:
-        return True
+def _extract_tar(file: IO[bytes], directory: Path, limits: Limits, what: str) -> None:
+    extract_into(file, directory, fmt="tar", limits=limits, what=what)
 
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._on_bytes(len(chunk))
-            self._pending = chunk
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+
+def _keep_archive(session: Session, key: tuple[str, str], archive: Path) -> None:
+    session.cache.put_file("checkpoint", *key, source=archive)
 
 
 # --- from shared storage -------------------------------------------------------------------------
@@ -358,7 +336,7 @@ def _walk(source: Path) -> Iterator[tuple[Path, int]]:
 def download_code(
     session: Session, experiment: Experiment | int, path: str | os.PathLike[str], *,
     cache: bool = True, max_size: int = CODE_MAX_SIZE,
-) -> Path:  # fmt: skip
+) -> Op[Path]:  # fmt: skip
     """Extract an experiment's model definition (GetModelDef, a base64 ``.tar.gz``) into ``path``.
 
     ``path`` must be a new or empty directory, like ``git clone``'s: the code lands whole, never
@@ -377,19 +355,31 @@ def download_code(
     what = f"the code of experiment {experiment_id}"
     use_cache = cache and session._cache_enabled
     with staging(path, merge=False) as directory:
-        cached = session.cache.get("model_def", experiment_id) if use_cache else None
-        archive = cached if cached is not None else _model_definition(session, experiment_id)
+        cached = (
+            (yield from blocking(session.cache.get, "model_def", experiment_id))
+            if use_cache
+            else None
+        )
+        archive = cached if cached is not None else (yield from _model_definition(experiment_id))
         limits = Limits(max_size=max_size)
-        extract_into(io.BytesIO(archive), directory, fmt="tar.gz", limits=limits, what=what)
+        yield from blocking(_extract_code, archive, directory, limits, what)
         if use_cache and cached is None:  # only code that extracted cleanly is kept
-            session.cache.set("model_def", experiment_id, value=archive)
+            yield from blocking(_keep_code, session, experiment_id, archive)
     return Path(path)
 
 
-def _model_definition(session: Session, experiment_id: int) -> bytes:
+def _extract_code(archive: bytes, directory: Path, limits: Limits, what: str) -> None:
+    extract_into(io.BytesIO(archive), directory, fmt="tar.gz", limits=limits, what=what)
+
+
+def _keep_code(session: Session, experiment_id: int, archive: bytes) -> None:
+    session.cache.set("model_def", experiment_id, value=archive)
+
+
+def _model_definition(experiment_id: int) -> Op[bytes]:
     """GetModelDef: the ``.tar.gz`` the experiment was created with."""
     call = Call("GET", url_path("/api/v1/experiments/{id}/model_def", id=experiment_id))
-    response = w.ModelDefResponse.model_validate_json(session.transport.send(call).content)
+    response = w.ModelDefResponse.model_validate_json((yield from send(call)).content)
     try:
         archive = base64.b64decode(response.b64_tgz, validate=True)  # Go's StdEncoding
     except binascii.Error as err:

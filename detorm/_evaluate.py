@@ -21,7 +21,7 @@ from ._collation import collation_key
 from ._conditions import And, Condition, FieldRef, Leaf, Not, Or, Ordering
 from ._planner import NEGATED
 from ._resources._base import Resource, TagSet
-from ._resources._models import Checkpoint, Experiment
+from ._resources._models import Checkpoint, Experiment, Trial
 from ._wire import ExperimentState, WireEnum
 from .errors import QueryError
 
@@ -57,8 +57,12 @@ def value_of(obj: Resource, ref: FieldRef) -> Any:
 
 def _summaries(obj: Resource) -> Mapping[str, Any]:
     if isinstance(obj, Experiment):
-        # An experiment's metrics are its best trial's, as in the master's filter and sort.
-        trial = obj.best_trial()
+        # An experiment's metrics are its best trial's, as in the master's filter and sort:
+        # the search that read the experiment loaded it (and the experiment holds it).
+        best = obj.__dict__.get("best_trial_id")
+        trial = (
+            None if best is None or obj._session is None else obj._session.identity.get(Trial, best)
+        )
         return {} if trial is None else trial.summary_metrics
     summaries = getattr(obj, "summary_metrics", None)
     if summaries is None:

@@ -1,4 +1,5 @@
-"""The thin executor of read plans: send page after page, parse, hydrate, prefetch.
+"""The thin executor of read plans, as ops: send page after page, parse, hydrate, prefetch;
+the terminal operations of queries (``first``, ``count``...) for both APIs.
 
 Paging follows the official client (``offset = pagination.endIndex`` until ``endIndex >=
 total``) and stops if a server does not advance its cursor, so it can never loop forever.
@@ -15,7 +16,10 @@ from pydantic_core import from_json
 
 from . import _wire as w
 from ._conditions import FieldRef, Leaf
+from ._evaluate import matches, sort_key
+from ._inputs import require
 from ._loading import ROW_LOADERS
+from ._ops import Op, collect, emit, send
 from ._planner import (
     EXPERIMENT_TREE,
     Plan,
@@ -24,17 +28,23 @@ from ._planner import (
     encode_filter,
     runs_source,
 )
+from ._query import query_offset, record
 from ._resources._base import Resource
 from ._resources._models import Checkpoint, Experiment, Trial
 from ._transport import Call
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, NotFound, QueryError
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._query import QueryBase as Query
+    from ._session import SessionBase as Session
 
-__all__ = ["count", "iterate", "load_best_trial", "pages"]
+__all__ = [
+    "Pager", "at", "best_trial", "count", "exists", "first", "get", "iterate", "load_best_trial",
+    "one", "one_or_none", "query_rows", "records", "rows_of",
+]  # fmt: skip
 
 R = TypeVar("R", bound=Resource)
+T = TypeVar("T", bound=Trial)
 
 
 @contextlib.contextmanager
@@ -55,10 +65,8 @@ def no_gc_pauses() -> Iterator[None]:
         gc.enable()
 
 
-def _page(
-    session: Session, source: Source, offset: int, limit: int
-) -> tuple[list[Any], w.Pagination]:
-    content = session.transport.send(source.call(offset, limit)).content
+def _page(source: Source, offset: int, limit: int) -> Op[tuple[list[Any], w.Pagination]]:
+    content = (yield from send(source.call(offset, limit))).content
     # Decoding to Python first and validating the objects is faster than validate_json.
     with no_gc_pauses():
         response = source.response.model_validate(from_json(content))
@@ -69,97 +77,206 @@ def _page(
     return rows, pagination
 
 
-def pages(
-    session: Session, source: Source, *, offset: int, limit: int | None, page_size: int
-) -> Iterator[list[Any]]:
+class Pager:
     """The wire rows of a source from ``offset``, at most ``limit`` of them, page by page.
 
     Offsets past either end mean what they mean for a Python list: no rows after the end, and
     from the first row for a negative offset reaching before it (as ``count()`` counts them).
     """
-    remaining = limit
-    while remaining is None or remaining > 0:
-        size = page_size if remaining is None else min(page_size, remaining)
-        try:
-            rows, pagination = _page(session, source, offset, size)
-        except NotFound:
-            if source.scoped:
-                return  # the parent does not exist: nothing matches
-            raise
-        except BadRequest as err:
-            # api.Paginate (the in-memory listings) refuses an offset out of bounds with a 400
-            # where SQL paging answers an empty page.
-            if source.paging != "memory" or err.message != "offset out of bounds" or offset == 0:
+
+    def __init__(self, source: Source, *, offset: int, limit: int | None, page_size: int) -> None:
+        self._source = source
+        self._offset = offset
+        self._remaining = limit
+        self._page_size = page_size
+        self._done = False
+
+    def next(self) -> Op[list[Any] | None]:
+        """The next page of rows, or None after the last one."""
+        source = self._source
+        while not self._done and (self._remaining is None or self._remaining > 0):
+            offset, remaining = self._offset, self._remaining
+            size = self._page_size if remaining is None else min(self._page_size, remaining)
+            try:
+                rows, pagination = yield from _page(source, offset, size)
+            except NotFound:
+                if source.scoped:
+                    break  # the parent does not exist: nothing matches
                 raise
-            if offset > 0:
-                return
-            offset = 0
-            continue
-        if offset < -pagination.total:
-            offset = 0  # SQL paging: an empty page for an offset before the first row
-            continue
-        yield rows
-        if remaining is not None:
-            remaining -= len(rows)
-        end = pagination.end_index
-        stalled = offset >= 0 and end <= offset
-        if not rows or end >= pagination.total or stalled:
-            return
-        offset = end
+            except BadRequest as err:
+                # api.Paginate (the in-memory listings) refuses an offset out of bounds with a
+                # 400 where SQL paging answers an empty page.
+                memory = source.paging == "memory" and err.message == "offset out of bounds"
+                if not memory or offset == 0:
+                    raise
+                if offset > 0:
+                    break
+                self._offset = 0
+                continue
+            if offset < -pagination.total:
+                self._offset = 0  # SQL paging: an empty page for an offset before the first row
+                continue
+            if remaining is not None:
+                self._remaining = remaining - len(rows)
+            end = pagination.end_index
+            stalled = offset >= 0 and end <= offset
+            self._done = not rows or end >= pagination.total or stalled
+            self._offset = end
+            return rows
+        self._done = True
+        return None
 
 
-def iterate(
-    session: Session, plan: Plan, resource: type[R], offset: int, limit: int | None
-) -> Iterator[R]:
-    """Every row of a plan's source as a resource, loading prefetched children per page."""
+def iterate(session: Session, plan: Plan, offset: int, limit: int | None) -> Op[None]:
+    """Emit every row of a plan's source as a resource, loading prefetched children per page."""
     load = ROW_LOADERS[plan.source.operation]
     experiment: Experiment | None = None
     if plan.experiment is not None:
         # It names the trials' searcher metric: held while they are read (the identity map
         # holds objects weakly).
         try:
-            experiment = session.resolve(Experiment, plan.experiment)
+            experiment = yield from session._resolve(Experiment, plan.experiment)
         except NotFound:
             return  # the parent does not exist: nothing matches
-    for rows in pages(session, plan.source, offset=offset, limit=limit, page_size=plan.page_size):
+    pager = Pager(plan.source, offset=offset, limit=limit, page_size=plan.page_size)
+    while (rows := (yield from pager.next())) is not None:
         with no_gc_pauses():
             objects = [load(session, row) for row in rows]
-            best_trials = _best_trials(session, objects)
         for prefetch in plan.prefetch:
             if objects and prefetch.relation == "trials":
-                _prefetch_trials(session, [o.pk for o in objects], plan.page_size)
+                yield from _prefetch_trials(session, [o.pk for o in objects], plan.page_size)
             elif objects and prefetch.relation == "checkpoints":
-                _prefetch_checkpoints(session, [t for t in objects if isinstance(t, Trial)])
-        yield from objects  # type: ignore[misc]
-        del best_trials
+                trials = [t for t in objects if isinstance(t, Trial)]
+                yield from _prefetch_checkpoints(session, trials)
+        yield from emit(objects)
     del experiment
 
 
-def _best_trials(session: Session, objects: list[Resource]) -> list[Trial | None]:
-    """The best trials a search loaded with its experiments, held while the page is read: the
-    metrics of an experiment are its best trial's (``_evaluate``)."""
-    ids = [o.__dict__.get("best_trial_id") for o in objects if isinstance(o, Experiment)]
-    return [session.identity.get(Trial, i) for i in ids if i is not None]
+def query_rows(query: Query[Any]) -> Op[None]:
+    """Emit a query's rows: paged by the master, or filtered, sorted and sliced here when the
+    plan says the master cannot (``explain()`` shows which)."""
+    if query._children_of is not None:
+        children = query.session._loaded_children(query._children_of)
+        if children is not None:
+            yield from emit(children)
+            return
+    plan = query.plan()
+    session = query.session
+    if plan.server_paging:
+        yield from iterate(session, plan, plan.offset, plan.limit)
+        return
+    residual = plan.residual
+
+    def matching(objects: list[Resource]) -> list[Resource]:
+        return objects if residual is None else [o for o in objects if matches(residual, o)]
+
+    objects = yield from collect(iterate(session, plan, 0, None), matching)
+    if plan.client_order:
+        objects.sort(key=sort_key(plan.client_order))
+    if plan.offset < 0:
+        objects = objects[plan.offset :]
+    stop = None if plan.limit is None else max(0, plan.offset) + plan.limit
+    yield from emit(objects[max(0, plan.offset) : stop])
 
 
-def count(session: Session, plan: Plan) -> int:
-    """The master's total for a plan's source, from one request."""
+def rows_of(query: Query[R]) -> Op[list[R]]:
+    """Every row of a query, as a list."""
+    return collect(query_rows(query))
+
+
+def limited(query: Query[R], count: int) -> Op[list[R]]:
+    return rows_of(query.limit(count))
+
+
+def first(query: Query[R]) -> Op[R | None]:
+    rows = yield from limited(query, 1)
+    return rows[0] if rows else None
+
+
+def one_or_none(query: Query[R]) -> Op[R | None]:
+    rows = yield from limited(query, 2)
+    if len(rows) > 1:
+        raise QueryError(f"more than one {query.resource.__name__} matches the query")
+    return rows[0] if rows else None
+
+
+def one(query: Query[R]) -> Op[R]:
+    row = yield from one_or_none(query)
+    if row is None:
+        raise NotFound(
+            method="",
+            path="",
+            status=404,
+            message=f"no {query.resource.__name__} matches the query",
+        )
+    return row
+
+
+def get(query: Query[R], key: Any) -> Op[R]:
+    """The row with this key among the query's rows; NotFound if none."""
+    field = query.resource._key_field
+    row = yield from one_or_none(query._filter((), {field: key}))
+    if row is None:
+        raise NotFound(
+            method="", path="", status=404,
+            message=f"no {query.resource.__name__} with {field} {key!r} matches the query",
+        )  # fmt: skip
+    return row
+
+
+def exists(query: Query[Any]) -> Op[bool]:
+    return (yield from first(query)) is not None
+
+
+def at(query: Query[R], index: int) -> Op[R]:
+    """The row at ``index`` (counted from the end when negative); IndexError past either end."""
+    require("a query index", index, int, "an int or a slice")
+    if index >= 0:
+        offset = query_offset("the query index", query._offset + index)
+        rows = yield from rows_of(query._copy(offset=offset, limit=1))
+    else:
+        # Counted back from the end of all the rows, whatever the offset. Reading the last
+        # -index rows tells whether there are that many (an offset before the first row
+        # starts at the first row, as for a list slice).
+        rows = yield from rows_of(
+            query._copy(offset=query_offset("the query index", index), limit=-index)
+        )
+        rows = rows[:1] if len(rows) == -index else []
+    if not rows:
+        raise IndexError(f"query index {index} out of range")
+    return rows[0]
+
+
+def records(query: Query[Any]) -> Op[list[dict[str, Any]]]:
+    """Every row as a dict of its loaded fields (tags as sorted lists, enums by name)."""
+    return [record(obj) for obj in (yield from rows_of(query))]
+
+
+def count(query: Query[Any]) -> Op[int]:
+    """How many rows match: one request when the master can filter everything."""
+    plan = query.plan()
+    if not plan.server_paging:
+        return len((yield from rows_of(query)))
     try:
-        content = session.transport.send(plan.source.count_call()).content
+        content = (yield from send(plan.source.count_call())).content
     except NotFound:
-        if plan.source.scoped:
-            return 0
-        raise
+        if not plan.source.scoped:
+            raise
+        return 0
     pagination = getattr(plan.source.response.model_validate_json(content), "pagination", None)
-    return pagination.total if pagination is not None else 0
+    total = pagination.total if pagination is not None else 0
+    start = total + plan.offset if plan.offset < 0 else plan.offset
+    available = max(0, total - max(0, min(start, total)))
+    return available if plan.limit is None else min(plan.limit, available)
 
 
-def _prefetch_trials(session: Session, experiment_ids: list[int], page_size: int) -> None:
+def _prefetch_trials(session: Session, experiment_ids: list[int], page_size: int) -> Op[None]:
     """The trials of a page of experiments: one runs search (more pages only if very many)."""
     source = runs_source("experiment_id", experiment_ids)
     children: dict[int, list[Resource]] = {e: [] for e in experiment_ids}
     size = max(page_size, 4 * len(experiment_ids))
-    for rows in pages(session, source, offset=0, limit=None, page_size=size):
+    pager = Pager(source, offset=0, limit=None, page_size=size)
+    while (rows := (yield from pager.next())) is not None:
         for row in rows:
             trial = ROW_LOADERS["SearchRuns"](session, row)
             assert isinstance(trial, Trial)
@@ -168,18 +285,19 @@ def _prefetch_trials(session: Session, experiment_ids: list[int], page_size: int
         session._collections[("Experiment", experiment_id, "trials")] = trials
 
 
-def _prefetch_checkpoints(session: Session, trials: list[Trial]) -> None:
+def _prefetch_checkpoints(session: Session, trials: list[Trial]) -> Op[None]:
     """The checkpoints of a page of trials: one listing per experiment they belong to."""
     children: dict[int, list[Resource]] = {t.pk: [] for t in trials}
     for experiment_id in sorted({t.experiment_id for t in trials}):
-        for checkpoint in Checkpoint.query(session).filter(experiment_id=experiment_id):
+        query = session._query(Checkpoint)._filter((), {"experiment_id": experiment_id})
+        for checkpoint in (yield from rows_of(query)):
             if checkpoint.trial_id in children:
                 children[checkpoint.trial_id].append(checkpoint)
     for trial_id, checkpoints in children.items():
         session._collections[("Trial", trial_id, "checkpoints")] = checkpoints
 
 
-def load_best_trial(session: Session, experiment: Experiment) -> None:
+def load_best_trial(session: Session, experiment: Experiment) -> Op[None]:
     """One experiments search for this id: only the search reports the best trial."""
     pushed = TreeCompiler("Experiment", EXPERIMENT_TREE, "").tree(
         Leaf(FieldRef("column", "id"), "exact", experiment.id)
@@ -187,9 +305,8 @@ def load_best_trial(session: Session, experiment: Experiment) -> None:
     assert pushed is not None
     body = {"filter": encode_filter(pushed.node, show_archived=True), "offset": 0, "limit": 1}
     call = Call("POST", "/api/v1/experiments-search", body=body, read_only=True)
-    rows = w.SearchExperimentsResponse.model_validate_json(
-        session.transport.send(call).content
-    ).experiments
+    content = (yield from send(call)).content
+    rows = w.SearchExperimentsResponse.model_validate_json(content).experiments
     if not rows:
         raise NotFound(
             method=call.method,
@@ -198,3 +315,16 @@ def load_best_trial(session: Session, experiment: Experiment) -> None:
             message=f"experiment {experiment.id} not found",
         )
     ROW_LOADERS["SearchExperiments"](session, rows[0])
+
+
+def best_trial(session: Session, experiment: Experiment, cls: type[T]) -> Op[T | None]:
+    """The trial with the best searcher metric, or None (one request unless known).
+
+    Only the experiments search reports the best trial: an experiment read by a search
+    already knows it (``best_trial_id``); otherwise one search for this experiment asks.
+    """
+    if "best_trial_id" not in experiment.__dict__:
+        yield from load_best_trial(session, experiment)
+    if experiment.best_trial_id is None:
+        return None
+    return (yield from session._resolve(cls, experiment.best_trial_id))

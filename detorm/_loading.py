@@ -24,7 +24,7 @@ from ._transport import Call, path
 from .errors import InvalidType, InvalidValue, QueryError
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._session import SessionBase as Session
 
 __all__ = ["ROW_LOADERS", "check_key", "check_resource", "refetch", "single_fetch"]
 
@@ -54,6 +54,7 @@ def _search_experiment(session: Session, row: w.SearchExperimentExperiment) -> R
         Experiment, Experiment.values_from_wire(row.experiment, view="search")
     )
     best = None if row.best_trial is None else _best_trial(session, row.best_trial)
+    experiment._held = () if best is None else (best,)
     if row.experiment.best_trial_id is None or best is not None:
         metric = None if best is None else best.__dict__.get("searcher_metric_value")
         session.merge(Experiment, {"id": experiment.id, "best_trial_searcher_metric": metric})

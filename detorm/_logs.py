@@ -12,9 +12,8 @@ here, after the master's other filters.
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -23,11 +22,12 @@ from pydantic_core import from_json
 
 from . import _wire as w
 from ._inputs import INT32_MAX, check_int, check_iterable, require
+from ._ops import Op, Rows, collect, emit, relay
 from ._transport import Call, path, query_items
 from .errors import QueryError
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._session import SessionBase as Session
 
 __all__ = ["LogEntry", "read_logs"]
 
@@ -139,8 +139,8 @@ def read_logs(
     until: datetime | str | None = None,
     limit: int | None = None,
     tail: int | None = None,
-) -> Iterator[LogEntry]:
-    """Validate the arguments (before anything is sent), then stream the entries."""
+) -> Rows[LogEntry]:
+    """Validate the arguments (before anything is sent); an op that emits the entries."""
     _check_arguments(follow=follow, search=search, regex=regex, limit=limit, tail=tail)
     pattern = None
     if regex and search:
@@ -162,16 +162,29 @@ def read_logs(
         params["limit"], params["orderBy"] = tail, w.OrderBy.DESC.value
     elif limit is not None and not limit_here:
         params["limit"] = limit
-    if limit == 0 or tail == 0:
-        return iter(())  # the master reads limit=0 as "no limit"
-    entries = _stream(session, trial_id, params, follow=follow)
-    if pattern is not None:
-        entries = (e for e in entries if pattern.search(e.message))
-    if limit is not None and limit_here:
-        entries = itertools.islice(entries, limit)  # stops at once: no wait for one more line
-    if tail is not None:
-        return iter(list(entries)[::-1])
-    return entries
+    left = limit if limit_here else None
+
+    def select(entries: list[LogEntry]) -> tuple[list[LogEntry], bool]:
+        # Stops as soon as the limit is reached: no wait for one more line of a followed stream.
+        nonlocal left
+        if pattern is not None:
+            entries = [e for e in entries if pattern.search(e.message)]
+        if left is None:
+            return entries, True
+        entries = entries[:left]
+        left -= len(entries)
+        return entries, left > 0
+
+    def entries() -> Op[None]:
+        if limit == 0 or tail == 0:
+            return  # the master reads limit=0 as "no limit"
+        stream = _stream(session, trial_id, params, follow=follow)
+        if tail is not None:
+            yield from emit((yield from collect(stream))[::-1])
+        else:
+            yield from relay(stream, select)
+
+    return Rows(entries)
 
 
 def _call(trial_id: int, params: dict[str, Any]) -> Call:
@@ -180,9 +193,7 @@ def _call(trial_id: int, params: dict[str, Any]) -> Call:
     )
 
 
-def _stream(
-    session: Session, trial_id: int, params: dict[str, Any], *, follow: bool
-) -> Iterator[LogEntry]:
+def _stream(session: Session, trial_id: int, params: dict[str, Any], *, follow: bool) -> Op[None]:
     descending = params.get("orderBy") == w.OrderBy.DESC.value
     last: LogEntry | None = None
     seen_up_to: int | None = None  # after a reconnect: the id of the last entry handed out
@@ -199,12 +210,16 @@ def _stream(
         return _call(trial_id, dict(params, timestampAfter=resume_at))
 
     resumes = MAX_RECONNECTS if follow else None
-    for raw in session.transport.stream_resuming(_call(trial_id, params), resume, resumes=resumes):
-        entry = LogEntry.from_wire(raw)
-        if seen_up_to is not None and entry.id and _seen(entry.id, seen_up_to, descending):
-            continue  # received before the connection dropped (log ids only grow)
-        last = entry
-        yield entry
+    reader = session.transport.results(_call(trial_id, params), resume, resumes=resumes)
+    while (batch := (yield from reader.batch())) is not None:
+        entries = []
+        for raw in batch:
+            entry = LogEntry.from_wire(raw)
+            if seen_up_to is not None and entry.id and _seen(entry.id, seen_up_to, descending):
+                continue  # received before the connection dropped (log ids only grow)
+            last = entry
+            entries.append(entry)
+        yield from emit(entries)
 
 
 def _seen(entry_id: int, seen_up_to: int, descending: bool) -> bool:

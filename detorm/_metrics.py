@@ -11,23 +11,30 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic_core import from_json
 
 from . import _wire as w
+from ._executor import Pager, no_gc_pauses, rows_of
 from ._inputs import check_id, check_iterable, require
+from ._ops import Op, Rows, blocking, collect, emit
+from ._planner import runs_source
+from ._query import QueryBase
 from ._resources._models import Trial
 from ._resources._values import MetricSummary, summary_from_wire
 from ._transport import Call
 from .errors import ConfigurationError, InvalidValue
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._session import SessionBase as Session
 
-__all__ = ["MetricReport", "MetricsStream", "TrialSummary", "read_summaries"]
+__all__ = [
+    "MetricReport", "MetricsReader", "TrialSummary", "chosen_trials", "read_summaries", "to_pandas",
+    "to_polars",
+]  # fmt: skip
 
 MAX_URL: Final = 6000  # stay well below common proxy limits on the query string
 _SPECIAL: Final = {"NaN": math.nan, "Nan": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -95,8 +102,6 @@ class MetricReport:
 
 def _reports(line: bytes) -> list[MetricReport]:
     """The reports of one stream message (``GetMetricsResponse``)."""
-    from ._executor import no_gc_pauses
-
     with no_gc_pauses():
         return _parse_reports(line)
 
@@ -128,72 +133,78 @@ def _parse_reports(line: bytes) -> list[MetricReport]:
     return out
 
 
-class MetricsStream:
-    """The reports of a metric group for some trials; iterate it (lazily, page by page).
-
-    Iterating again reads again (from the disk cache for finished trials).
-    """
+class MetricsReader:
+    """The reports of a metric group for some trials, as an iterating op (each API's
+    ``MetricsStream`` iterates it). Reading again reads again (from the disk cache for
+    finished trials)."""
 
     def __init__(
-        self, session: Session, trials: Iterable[Trial | int], group: str, *, cache: bool
-    ) -> None:
+        self, session: Session, trials: Iterable[Trial | int] | QueryBase[Trial], group: str, *,
+        cache: bool,
+    ) -> None:  # fmt: skip
         require("group", group, str, "the name of a metric group (a str)")
         if not group:
             raise InvalidValue("name the metric group: 'training', 'validation', or another")
-        chosen = chosen_trials(trials)
         self._session = session
+        self._trials = trials if isinstance(trials, QueryBase) else chosen_trials(trials)
         self._group = group
         self._cache = cache
-        self._ids = sorted({t if isinstance(t, int) else t.id for t in chosen})
-        self._terminal: dict[int, bool] = {}
-        for trial in chosen:
-            if not isinstance(trial, int):
-                self._terminal[trial.id] = trial.state.is_terminal
 
-    @property
-    def trial_ids(self) -> list[int]:
-        return list(self._ids)
+    def _rows(self) -> Rows[MetricReport]:
+        return Rows(self._reports)
 
-    def __iter__(self) -> Iterator[MetricReport]:
-        cached = self._cached_lines() if self._cache else {}
-        missing = [t for t in self._ids if t not in cached]
-        terminal = self._terminal_states(missing) if self._cache else {}
-        fetched = self._fetch(missing, terminal)
+    def _reports(self) -> Op[None]:
+        chosen = yield from trials_of(self._trials)
+        ids = sorted({t if isinstance(t, int) else t.id for t in chosen})
+        finished = {t.id: t.state.is_terminal for t in chosen if not isinstance(t, int)}
+        cached = (yield from blocking(self._cached_lines, ids)) if self._cache else {}
+        missing = [t for t in ids if t not in cached]
+        terminal = (yield from self._terminal_states(missing, finished)) if self._cache else {}
         pending: list[int] = sorted(cached)
-        for report_batch in fetched:
+
+        def cached_before(trial_id: int | None) -> list[MetricReport]:
             # Keep ascending trial order: cached trials come before later fetched ones.
-            first = report_batch[0].trial_id if report_batch else None
-            while pending and first is not None and pending[0] < first:
-                yield from self._replay(cached.pop(pending.pop(0)))
-            yield from report_batch
-        for trial_id in pending:
-            yield from self._replay(cached[trial_id])
+            replayed: list[MetricReport] = []
+            while pending and (trial_id is None or pending[0] < trial_id):
+                for line in cached.pop(pending.pop(0)):
+                    replayed += _reports(line)
+            return replayed
 
-    def _replay(self, lines: list[bytes]) -> Iterator[MetricReport]:
-        for line in lines:
-            yield from _reports(line)
+        for chunk in _chunks(missing, self._group):
+            yield from self._fetch_chunk(chunk, terminal, cached_before)
+        yield from emit(cached_before(None))
 
-    def _cached_lines(self) -> dict[int, list[bytes]]:
+    def _records(self) -> Op[list[dict[str, Any]]]:
+        """One dict per report: trial_id, trial_run_id, step, time, then the metric values."""
+        reports: list[MetricReport] = yield from collect(self._reports())
+        return [
+            {
+                "trial_id": r.trial_id,
+                "trial_run_id": r.trial_run_id,
+                "step": r.step,
+                "time": r.time,
+                **r.values,
+            }
+            for r in reports
+        ]
+
+    def _cached_lines(self, ids: list[int]) -> dict[int, list[bytes]]:
         disk = self._session.cache
         found: dict[int, list[bytes]] = {}
-        for trial_id in self._ids:
+        for trial_id in ids:
             payload = disk.get(_CACHE_KIND, trial_id, self._group)
             if payload is not None:
                 found[trial_id] = _split(payload)
         return found
 
-    def _terminal_states(self, trial_ids: list[int]) -> dict[int, bool]:
-        states = {t: self._terminal[t] for t in trial_ids if t in self._terminal}
+    def _terminal_states(
+        self, trial_ids: list[int], finished: dict[int, bool]
+    ) -> Op[dict[int, bool]]:
+        states = {t: finished[t] for t in trial_ids if t in finished}
         unknown = [t for t in trial_ids if t not in states]
         if unknown:
-            states.update(self._session._trial_states(unknown))
+            states.update((yield from self._session._trial_states(unknown)))
         return states
-
-    def _fetch(
-        self, trial_ids: list[int], terminal: dict[int, bool]
-    ) -> Iterator[list[MetricReport]]:
-        for chunk in _chunks(trial_ids, self._group):
-            yield from self._fetch_chunk(chunk, terminal)
 
     def _call(self, trial_ids: list[int]) -> Call:
         return Call(
@@ -202,8 +213,11 @@ class MetricsStream:
         )  # fmt: skip
 
     def _fetch_chunk(
-        self, chunk: list[int], terminal: dict[int, bool]
-    ) -> Iterator[list[MetricReport]]:
+        self,
+        chunk: list[int],
+        terminal: dict[int, bool],
+        cached_before: Callable[[int | None], list[MetricReport]],
+    ) -> Op[None]:
         buffers: dict[int, list[bytes]] = {}
         trial: int | None = None  # the trial being streamed
         handed = 0  # its reports handed out
@@ -221,18 +235,24 @@ class MetricsStream:
             skip = handed
             return self._call([t for t in chunk if t >= trial])
 
-        for line in self._session.transport.stream_resuming(self._call(chunk), resume):
-            reports = _reports(line)
-            if reports and reports[0].trial_id != trial:
-                trial, handed, skip = reports[0].trial_id, 0, 0
-            if skip:
-                reports, skip = reports[skip:], max(0, skip - len(reports))
-            handed += len(reports)
-            if self._cache and reports:
-                self._buffer(line, reports, terminal, buffers)
-            yield reports
+        reader = self._session.transport.results(self._call(chunk), resume)
+        while (lines := (yield from reader.batch())) is not None:
+            for line in lines:
+                reports = _reports(line)
+                if reports and reports[0].trial_id != trial:
+                    trial, handed, skip = reports[0].trial_id, 0, 0
+                if skip:
+                    reports, skip = reports[skip:], max(0, skip - len(reports))
+                handed += len(reports)
+                if self._cache and reports:
+                    self._buffer(line, reports, terminal, buffers)
+                if reports:
+                    yield from emit(cached_before(reports[0].trial_id) + reports)
         for trial_id, lines in buffers.items():
-            self._session.cache.set(_CACHE_KIND, trial_id, self._group, value=_join(lines))
+            yield from blocking(self._keep, trial_id, _join(lines))
+
+    def _keep(self, trial_id: int, payload: bytes) -> None:
+        self._session.cache.set(_CACHE_KIND, trial_id, self._group, value=payload)
 
     def _buffer(
         self, line: bytes, reports: list[MetricReport], terminal: dict[int, bool],
@@ -248,29 +268,23 @@ class MetricsStream:
             terminal[trial_id] = False
             del buffers[trial_id]
 
-    # --- conversions ----------------------------------------------------------------------
-    def to_records(self) -> list[dict[str, Any]]:
-        """One dict per report: trial_id, trial_run_id, step, time, then the metric values."""
-        return [
-            {
-                "trial_id": r.trial_id,
-                "trial_run_id": r.trial_run_id,
-                "step": r.step,
-                "time": r.time,
-                **r.values,
-            }
-            for r in self
-        ]
 
-    def to_pandas(self) -> Any:
-        """A pandas DataFrame of :meth:`to_records` (needs pandas)."""
-        pandas = optional_module("pandas", "to_pandas()")
-        return pandas.DataFrame.from_records(self.to_records())
+def to_pandas(records: list[dict[str, Any]]) -> Any:
+    """A pandas DataFrame of records (needs pandas)."""
+    return optional_module("pandas", "to_pandas()").DataFrame.from_records(records)
 
-    def to_polars(self) -> Any:
-        """A polars DataFrame of :meth:`to_records` (needs polars)."""
-        polars = optional_module("polars", "to_polars()")
-        return polars.from_dicts(self.to_records(), infer_schema_length=None)
+
+def to_polars(records: list[dict[str, Any]]) -> Any:
+    """A polars DataFrame of records (needs polars)."""
+    polars = optional_module("polars", "to_polars()")
+    return polars.from_dicts(records, infer_schema_length=None)
+
+
+def trials_of(trials: list[Trial | int] | QueryBase[Trial]) -> Op[list[Trial | int]]:
+    """The chosen trials; a trial query is run."""
+    if isinstance(trials, QueryBase):
+        return list((yield from rows_of(trials)))
+    return trials
 
 
 def chosen_trials(trials: Iterable[Trial | int]) -> list[Trial | int]:
@@ -338,27 +352,35 @@ def _summary_of(run: w.FlatRun) -> TrialSummary:
 
 
 def read_summaries(
-    session: Session, trials: Iterable[Trial | int], *, cache: bool
-) -> dict[int, TrialSummary]:
-    from ._executor import pages
-    from ._planner import runs_source
-
-    ids = sorted({t if isinstance(t, int) else t.id for t in chosen_trials(trials)})
+    session: Session, trials: list[Trial | int] | QueryBase[Trial], *, cache: bool
+) -> Op[dict[int, TrialSummary]]:
+    ids = sorted({t if isinstance(t, int) else t.id for t in (yield from trials_of(trials))})
     found: dict[int, TrialSummary] = {}
-    for trial_id in ids:
-        payload = session.cache.get(_SUMMARY_KIND, trial_id) if cache else None
-        if payload is not None:
+    if cache:
+        for trial_id, payload in (yield from blocking(_cached_summaries, session, ids)).items():
             found[trial_id] = _summary_of(w.FlatRun.model_validate_json(payload))
     missing = [t for t in ids if t not in found]
     if missing:
-        for rows in pages(
-            session, runs_source("id", missing), offset=0, limit=None, page_size=2000
-        ):
+        pager = Pager(runs_source("id", missing), offset=0, limit=None, page_size=2000)
+        final: dict[int, bytes] = {}
+        while (rows := (yield from pager.next())) is not None:
             for run in rows:
                 found[run.id] = _summary_of(run)
                 if cache and run.state.is_terminal:
-                    session.cache.set(_SUMMARY_KIND, run.id, value=run.model_dump_wire_json())
+                    final[run.id] = run.model_dump_wire_json()
+        if final:
+            yield from blocking(_keep_summaries, session, final)
     return {t: found[t] for t in ids if t in found}
+
+
+def _cached_summaries(session: Session, ids: list[int]) -> dict[int, bytes]:
+    found = ((t, session.cache.get(_SUMMARY_KIND, t)) for t in ids)
+    return {t: payload for t, payload in found if payload is not None}
+
+
+def _keep_summaries(session: Session, payloads: dict[int, bytes]) -> None:
+    for trial_id, payload in payloads.items():
+        session.cache.set(_SUMMARY_KIND, trial_id, value=payload)
 
 
 _SUMMARY_KIND: Final = "summary"

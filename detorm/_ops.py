@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Attempt",
-    "Discard",
     "Blocking",
     "Close",
+    "Discard",
     "Effect",
     "Emit",
     "Gather",
@@ -50,10 +50,12 @@ __all__ = [
     "Sleep",
     "blocking",
     "close",
+    "collect",
     "emit",
     "gather",
     "open_stream",
     "read",
+    "relay",
     "send",
     "sleep",
 ]
@@ -217,3 +219,42 @@ def blocking(function: Callable[..., T], *args: Any) -> Op[T]:
 def emit(items: Sequence[Any]) -> Op[None]:
     if items:
         yield Emit(items)
+
+
+def relay(op: Op[None], select: Callable[[list[Any]], tuple[Sequence[Any], bool]]) -> Op[None]:
+    """Run an iterating op inside another: each batch it emits goes through ``select``, which
+    says what to emit in its place and whether to go on (False closes the inner op)."""
+    value: Any = None
+    error: Exception | None = None
+    try:
+        while True:
+            try:
+                effect = op.send(value) if error is None else op.throw(error)
+            except StopIteration:
+                return
+            value, error = None, None
+            if isinstance(effect, Emit):
+                items, go_on = select(list(effect.items))
+                yield from emit(items)
+                if not go_on:
+                    return
+                continue
+            try:
+                value = yield effect
+            except Exception as err:  # handed to the inner op, which may handle it
+                error = err
+    finally:
+        op.close()
+
+
+def collect(op: Op[None], keep: Callable[[list[Any]], Sequence[T]] | None = None) -> Op[list[T]]:
+    """The items an iterating op emits, in a list (``keep`` maps each batch as it is emitted,
+    while what the op holds for it is still held)."""
+    items: list[T] = []
+
+    def take(batch: list[Any]) -> tuple[Sequence[Any], bool]:
+        items.extend(keep(batch) if keep else batch)
+        return (), True
+
+    yield from relay(op, take)
+    return items

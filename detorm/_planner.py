@@ -21,7 +21,7 @@ from ._transport import Call, path, query_items
 from .errors import QueryError
 
 if TYPE_CHECKING:
-    from ._query import Query
+    from ._query import QueryBase as Query
 
 __all__ = ["NEGATED", "Plan", "Source", "like_escape", "plan_query"]
 

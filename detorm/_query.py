@@ -7,14 +7,11 @@ The planner (``_planner.py``) decides the REST calls; ``explain()`` shows them.
 
 from __future__ import annotations
 
-import itertools
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, Unpack
 
-from . import _executor
-from ._actions import bulk_action
 from ._conditions import (
     And,
     Condition,
@@ -25,8 +22,6 @@ from ._conditions import (
     parse_ordering,
     unwrap,
 )
-from ._edits import BulkResult
-from ._evaluate import matches, sort_key
 from ._inputs import INT32_MAX, check_int, require
 from ._lookups import (
     CheckpointLookups,
@@ -48,35 +43,14 @@ from ._lookups import (
 )
 from ._planner import DEFAULT_PAGE_SIZE, Plan, plan_query
 from ._resources._base import Resource, TagSet
-from ._resources._models import (
-    Checkpoint,
-    Experiment,
-    Model,
-    ModelVersion,
-    Project,
-    Trial,
-    User,
-    Workspace,
-)
 from ._transport import Call
 from ._wire import WireEnum
-from .errors import NotFound, QueryError
+from .errors import QueryError
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._session import SessionBase
 
-__all__ = [
-    "CheckpointQuery",
-    "Explanation",
-    "ExperimentQuery",
-    "ModelQuery",
-    "ModelVersionQuery",
-    "ProjectQuery",
-    "Query",
-    "TrialQuery",
-    "UserQuery",
-    "WorkspaceQuery",
-]
+__all__ = ["Explanation", "QueryBase"]
 
 R = TypeVar("R", bound=Resource)
 
@@ -109,13 +83,14 @@ class Explanation:
         return "\n".join(lines)
 
 
-class Query(Generic[R]):
-    """A lazy, immutable query of one resource type; every method returns a new query."""
+class QueryBase(Generic[R]):
+    """What the sync and async queries share: building (every method returns a new query),
+    planning and ``explain()``. Running is the facades' (``detorm._api``)."""
 
     def __init__(
         self,
         resource: type[R],
-        session: Session | None = None,
+        session: SessionBase | None = None,
         *,
         where: Condition | None = None,
         order: tuple[Ordering, ...] = (),
@@ -125,9 +100,7 @@ class Query(Generic[R]):
         prefetch: tuple[str, ...] = (),
     ) -> None:
         if session is not None:
-            from ._session import Session
-
-            require("session", session, Session, "a detorm.Session or None")
+            require("session", session, self._session_type(), self._session_kind)
         self.resource = resource
         self._session = session
         self._where = where
@@ -151,12 +124,20 @@ class Query(Generic[R]):
         state.update(changes)
         return type(self)(self.resource, self._session, **state)
 
-    @property
-    def session(self) -> Session:
-        """The session this query runs in (the default session when none was given)."""
-        from ._session import default_session
+    # The facades name their session type and their default session.
+    _session_kind: ClassVar[str] = "a session"
 
-        return self._session if self._session is not None else default_session()
+    @classmethod
+    def _session_type(cls) -> type[SessionBase]:
+        raise NotImplementedError
+
+    def _default_session(self) -> SessionBase:
+        raise NotImplementedError
+
+    @property
+    def session(self) -> SessionBase:
+        """The session this query runs in (the default session when none was given)."""
+        return self._session if self._session is not None else self._default_session()
 
     # --- building -------------------------------------------------------------------------
     def _filter(self, conditions: Sequence[Condition], lookups: dict[str, Any]) -> Self:
@@ -192,7 +173,7 @@ class Query(Generic[R]):
 
     def offset(self, count: int) -> Self:
         """Skip the first ``count`` rows (negative: count back from the end)."""
-        return self._copy(offset=_offset("offset", count))
+        return self._copy(offset=query_offset("offset", count))
 
     def page_size(self, size: int) -> Self:
         """Rows per request when iterating (default 2000)."""
@@ -208,33 +189,10 @@ class Query(Generic[R]):
                 raise QueryError(_prefetch_refusal(self.resource.__name__, relation, allowed))
         return self._copy(prefetch=tuple(dict.fromkeys(self._prefetch + relations)))
 
-    @overload
-    def __getitem__(self, index: int) -> R: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Self: ...
-
-    def __getitem__(self, index: int | slice) -> R | Self:
-        if isinstance(index, slice):
-            return self._slice(index)
-        require("a query index", index, int, "an int or a slice")
-        if index >= 0:
-            offset = _offset("the query index", self._offset + index)
-            rows = list(self._copy(offset=offset, limit=1))
-        else:
-            # Counted back from the end of all the rows, whatever the offset. Reading the last
-            # -index rows tells whether there are that many (an offset before the first row
-            # starts at the first row, as for a list slice).
-            rows = list(self._copy(offset=_offset("the query index", index), limit=-index))
-            rows = rows[:1] if len(rows) == -index else []
-        if not rows:
-            raise IndexError(f"query index {index} out of range")
-        return rows[0]
-
     def _slice(self, index: slice) -> Self:
         if index.step not in (None, 1):
             raise QueryError("query slices take no step")
-        start = 0 if index.start is None else _offset("the slice start", index.start)
+        start = 0 if index.start is None else query_offset("the slice start", index.start)
         stop = index.stop
         if stop is not None:
             check_int("the slice stop", stop, low=-sys.maxsize, high=sys.maxsize, error=QueryError)
@@ -247,7 +205,7 @@ class Query(Generic[R]):
         limit = None if stop is None else max(0, stop - start)
         if self._limit is not None:
             limit = max(0, min(self._limit - start, limit if limit is not None else self._limit))
-        return self._copy(offset=_offset("the slice start", self._offset + start), limit=limit)
+        return self._copy(offset=query_offset("the slice start", self._offset + start), limit=limit)
 
     # --- planning ---------------------------------------------------------------------------
     def plan(self) -> Plan:
@@ -271,114 +229,18 @@ class Query(Generic[R]):
             notes=plan.notes,
         )
 
-    # --- running ----------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[R]:
-        if self._children_of is not None:
-            children = self.session._loaded_children(self._children_of)
-            if children is not None:
-                yield from children  # type: ignore[misc]
-                return
-        plan = self.plan()
-        session = self.session
-        if plan.server_paging:
-            yield from _executor.iterate(session, plan, self.resource, plan.offset, plan.limit)
-            return
-        rows: Iterator[R] = (
-            obj
-            for obj in _executor.iterate(session, plan, self.resource, 0, None)
-            if plan.residual is None or matches(plan.residual, obj)
-        )
-        if plan.client_order:
-            ordered = sorted(rows, key=sort_key(plan.client_order))
-            rows = iter(ordered)
-        if plan.offset < 0:
-            rows = iter(list(rows)[plan.offset :])
-        stop = None if plan.limit is None else max(0, plan.offset) + plan.limit
-        yield from itertools.islice(rows, max(0, plan.offset), stop)
-
-    def all(self) -> list[R]:
-        """Every row (all pages)."""
-        return list(self)
-
-    def first(self) -> R | None:
-        """The first row, or None."""
-        return next(iter(self.limit(1)), None)
-
-    def one(self) -> R:
-        """The only row; raises NotFound when there is none, QueryError when there are several."""
-        rows = list(self.limit(2))
-        if not rows:
-            raise NotFound(
-                method="",
-                path="",
-                status=404,
-                message=f"no {self.resource.__name__} matches the query",
-            )
-        if len(rows) > 1:
-            raise QueryError(f"more than one {self.resource.__name__} matches the query")
-        return rows[0]
-
-    def one_or_none(self) -> R | None:
-        """The only row or None; QueryError when there are several."""
-        rows = list(self.limit(2))
-        if len(rows) > 1:
-            raise QueryError(f"more than one {self.resource.__name__} matches the query")
-        return rows[0] if rows else None
-
-    def count(self) -> int:
-        """How many rows match: one request when the master can filter everything."""
-        plan = self.plan()
-        if plan.server_paging:
-            total = _executor.count(self.session, plan)
-            start = total + plan.offset if plan.offset < 0 else plan.offset
-            available = max(0, total - max(0, min(start, total)))
-            return available if plan.limit is None else min(plan.limit, available)
-        return sum(1 for _ in self)
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """Every row as a dict of its loaded fields (tags as sorted lists, enums by name)."""
-        return [_record(obj) for obj in self]
-
-    def to_pandas(self) -> Any:
-        """Every row in a pandas DataFrame (needs pandas)."""
-        from ._metrics import optional_module
-
-        return optional_module("pandas", "to_pandas()").DataFrame.from_records(self.to_records())
-
-    def to_polars(self) -> Any:
-        """Every row in a polars DataFrame (needs polars)."""
-        from ._metrics import optional_module
-
-        polars = optional_module("polars", "to_polars()")
-        return polars.from_dicts(self.to_records(), infer_schema_length=None)
-
-    def exists(self) -> bool:
-        """True when at least one row matches."""
-        return self.first() is not None
-
-    def get(self, key: Any) -> R:
-        """The row with this id (uuid for checkpoints) among this query's rows; NotFound if none."""
-        field = self.resource._key_field
-        row = self._filter((), {field: key}).limit(2).one_or_none()
-        if row is None:
-            raise NotFound(
-                method="", path="", status=404,
-                message=f"no {self.resource.__name__} with {field} {key!r} matches the query",
-            )  # fmt: skip
-        return row
-
     def __repr__(self) -> str:
         where = "" if self._where is None else f" where {self._where}"
         order = "" if not self._order else " order by " + ", ".join(str(o) for o in self._order)
         return f"<{type(self).__name__}{where}{order}>"
 
 
-def _offset(where: str, value: int) -> int:
+def query_offset(where: str, value: int) -> int:
     # Sent as the int32 offset of the list endpoints (negative: from the end).
     return check_int(where, value, low=-INT32_MAX, high=INT32_MAX, error=QueryError)
 
 
-def _record(obj: Resource) -> dict[str, Any]:
+def record(obj: Resource) -> dict[str, Any]:
     """A flat, DataFrame-friendly view of an object's loaded fields."""
     out: dict[str, Any] = {}
     for name, value in obj.__dict__.items():
@@ -416,12 +278,13 @@ def _prefetch_refusal(resource: str, relation: str, allowed: frozenset[str]) -> 
     return f"{resource} queries cannot prefetch {relation!r}; they can prefetch: {can}"
 
 
-# --- typed queries, one per resource ---------------------------------------------------------
+# --- typed filters, one per resource -----------------------------------------------------------
 # filter(), exclude() and order_by() are declared with the resource's keywords and field names
-# so that mypy and IDEs check them; the behaviour is the base class's.
+# so that mypy and IDEs check them; the behaviour is the base class's. The sync and async typed
+# queries (``detorm._api``) inherit them.
 
 
-class ExperimentQuery(Query[Experiment]):
+class ExperimentFilters(QueryBase[R]):
     def filter(self, *conditions: Condition, **lookups: Unpack[ExperimentLookups]) -> Self:
         """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
         return self._filter(conditions, dict(lookups))
@@ -434,38 +297,8 @@ class ExperimentQuery(Query[Experiment]):
         """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
         return self._order_by(keys)
 
-    # Bulk actions: one request with the query's filter when the bulk endpoints' filters can
-    # express it exactly, else the matching ids are read first. Each returns per-id results.
-    def archive(self) -> BulkResult:
-        """Archive every match (terminal experiments only, as on the master)."""
-        return bulk_action(self.session, self, "archive")
 
-    def unarchive(self) -> BulkResult:
-        return bulk_action(self.session, self, "unarchive")
-
-    def pause(self) -> BulkResult:
-        return bulk_action(self.session, self, "pause")
-
-    def activate(self) -> BulkResult:
-        return bulk_action(self.session, self, "activate")
-
-    def cancel(self) -> BulkResult:
-        return bulk_action(self.session, self, "cancel")
-
-    def kill(self) -> BulkResult:
-        return bulk_action(self.session, self, "kill")
-
-    def delete(self) -> BulkResult:
-        """Delete every match (terminal experiments; the master finishes deleting later)."""
-        return bulk_action(self.session, self, "delete")
-
-    def move_to(self, project: Project | int) -> BulkResult:
-        """Move every match to ``project`` (one request)."""
-        destination = project.id if isinstance(project, Project) else project
-        return bulk_action(self.session, self, "move", destination)
-
-
-class TrialQuery(Query[Trial]):
+class TrialFilters(QueryBase[R]):
     def filter(self, *conditions: Condition, **lookups: Unpack[TrialLookups]) -> Self:
         """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
         return self._filter(conditions, dict(lookups))
@@ -479,7 +312,7 @@ class TrialQuery(Query[Trial]):
         return self._order_by(keys)
 
 
-class CheckpointQuery(Query[Checkpoint]):
+class CheckpointFilters(QueryBase[R]):
     def filter(self, *conditions: Condition, **lookups: Unpack[CheckpointLookups]) -> Self:
         """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
         return self._filter(conditions, dict(lookups))
@@ -493,7 +326,7 @@ class CheckpointQuery(Query[Checkpoint]):
         return self._order_by(keys)
 
 
-class WorkspaceQuery(Query[Workspace]):
+class WorkspaceFilters(QueryBase[R]):
     def filter(self, *conditions: Condition, **lookups: Unpack[WorkspaceLookups]) -> Self:
         """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
         return self._filter(conditions, dict(lookups))
@@ -507,7 +340,7 @@ class WorkspaceQuery(Query[Workspace]):
         return self._order_by(keys)
 
 
-class ProjectQuery(Query[Project]):
+class ProjectFilters(QueryBase[R]):
     def filter(self, *conditions: Condition, **lookups: Unpack[ProjectLookups]) -> Self:
         """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
         return self._filter(conditions, dict(lookups))
@@ -521,7 +354,7 @@ class ProjectQuery(Query[Project]):
         return self._order_by(keys)
 
 
-class ModelQuery(Query[Model]):
+class ModelFilters(QueryBase[R]):
     def filter(self, *conditions: Condition, **lookups: Unpack[ModelLookups]) -> Self:
         """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
         return self._filter(conditions, dict(lookups))
@@ -535,7 +368,7 @@ class ModelQuery(Query[Model]):
         return self._order_by(keys)
 
 
-class ModelVersionQuery(Query[ModelVersion]):
+class ModelVersionFilters(QueryBase[R]):
     def filter(self, *conditions: Condition, **lookups: Unpack[ModelVersionLookups]) -> Self:
         """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
         return self._filter(conditions, dict(lookups))
@@ -549,7 +382,7 @@ class ModelVersionQuery(Query[ModelVersion]):
         return self._order_by(keys)
 
 
-class UserQuery(Query[User]):
+class UserFilters(QueryBase[R]):
     def filter(self, *conditions: Condition, **lookups: Unpack[UserLookups]) -> Self:
         """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
         return self._filter(conditions, dict(lookups))

@@ -11,10 +11,8 @@ import functools
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar, overload
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 
@@ -23,47 +21,31 @@ from . import _wire as w
 from ._auth import Secret
 from ._cache import DiskCache, default_cache_dir
 from ._edits import Change, FlushPlan
+from ._executor import rows_of
 from ._identity import IdentityMap
 from ._inputs import INT32_MAX, check_int, check_seconds, require
 from ._loading import check_key, check_resource, refetch, single_fetch, trial_values
-from ._metrics import MetricsStream, TrialSummary, read_summaries
-from ._query import (
-    CheckpointQuery,
-    ExperimentQuery,
-    ModelQuery,
-    ModelVersionQuery,
-    ProjectQuery,
-    Query,
-    TrialQuery,
-    UserQuery,
-    WorkspaceQuery,
-)
+from ._metrics import TrialSummary, chosen_trials, read_summaries
+from ._ops import Op, blocking, send
+from ._query import QueryBase
 from ._resources._base import Resource, TagSet, TrackedDict, construct
 from ._resources._models import (
-    Checkpoint,
-    Experiment,
-    Model,
-    ModelVersion,
-    Project,
     Trial,
     User,
-    Workspace,
 )
-from ._ops import Op, blocking, send
-from ._transport import NO_RETRY, Call, RetryPolicy, Transport
+from ._transport import DEFAULT_CONCURRENCY, NO_RETRY, Call, RetryPolicy, _Http
 from ._unit_of_work import UnitOfWork
 from .errors import ConfigurationError, Forbidden, NotFound, Unauthenticated
 
-__all__ = ["Session", "connect", "default_session"]
+__all__ = ["SessionBase"]
 
 R = TypeVar("R", bound=Resource)
-
-_default: Session | None = None
-_default_lock = threading.Lock()
+U = TypeVar("U", bound=User)
 
 
-class Session:
-    """A connection to one Determined master.
+class SessionBase:
+    """What the sync and async sessions share: a connection to one Determined master, its
+    identity map and its unit of work. The facades add the I/O methods (``detorm._api``).
 
     Credentials follow the det CLI: explicit arguments, then ``DET_USER``/``DET_PASS``, then
     ``DET_USER``/``DET_USER_TOKEN``, then the token cached in the det CLI's ``auth.json``, else
@@ -89,13 +71,14 @@ class Session:
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         cache: bool | str | os.PathLike[str] = True,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         _check_options(
             master=master, user=user, password=password, token=token, verify=verify,
-            timeout=timeout, retry=retry, max_connections=max_connections, cache=cache,
-            environ=environ,
+            timeout=timeout, retry=retry, max_connections=max_connections,
+            concurrency=concurrency, cache=cache, environ=environ,
         )  # fmt: skip
         env = os.environ if environ is None else environ
         try:
@@ -118,26 +101,36 @@ class Session:
             )  # fmt: skip
         except ValueError as err:
             raise ConfigurationError(str(err)) from None
-        self._transport = Transport(
+        self._http = self._open_transport(
             self.master, verify=verify, timeout=timeout, retry=retry or RetryPolicy(),
-            max_connections=max_connections,
+            max_connections=max_connections, concurrency=concurrency,
         )  # fmt: skip
-        self._transport.on_unauthenticated = self._login_again
+        self._http.on_unauthenticated = self._login_again
         self.identity = IdentityMap()
         self._uow = UnitOfWork(self)
         self._collections: dict[tuple[str, Any, str], list[Resource]] = {}
         self._lock = threading.RLock()
         self._username = self._credentials.username
-        if self._credentials.token is not None:
-            self._transport.token = self._credentials.token
-        else:
-            self._login()
+        self._http.token = self._credentials.token
         self._cache_enabled = cache is not False
         # Only a bare token argument leaves the user unknown: its cache is named by its hash.
         secret = self._credentials.token
         who = self._username or "token-" + (secret.fingerprint()[:12] if secret else "")
         directory = None if isinstance(cache, bool) else Path(cache)
         self.cache = DiskCache(directory or default_cache_dir(env), namespace=(self.master, who))
+        self._connected()
+
+    def _connected(self) -> None:
+        """The facade's last step of opening a session (the sync one logs in here)."""
+
+    def _query(self, resource: type[R]) -> QueryBase[R]:
+        """A query of ``resource`` in this session, of its API's class (for internal reads)."""
+        raise NotImplementedError
+
+    def _class_of(self, resource: type[R]) -> type[R]:
+        """This session's class for ``resource`` (a data class, or either API's class)."""
+        check_resource(resource)
+        return self._classes[resource.__name__]  # type: ignore[return-value]
 
     # --- authentication -------------------------------------------------------------------
     @property
@@ -145,18 +138,21 @@ class Session:
         """The user this session acts as (None for a bare token until ``whoami()``)."""
         return self._username
 
-    def whoami(self) -> User:
-        """The current user (``GET /api/v1/me``)."""
+    def _whoami(self, cls: type[U]) -> Op[U]:
+        """The current user (``GET /api/v1/me``), as an object of ``cls`` (the API's User)."""
         response = w.UserResponse.model_validate_json(
-            self._transport.send(Call("GET", "/api/v1/me")).content
+            (yield from send(Call("GET", "/api/v1/me"))).content
         )
         assert response.user is not None
-        user = self.merge(User, User.values_from_wire(response.user))
+        user = self.merge(cls, cls.values_from_wire(response.user))
         self._username = user.username
         return user
 
-    def _login(self) -> None:
-        self._transport.run(self._log_in())
+    @property
+    def _needs_login(self) -> bool:
+        """No token yet: the facade logs in (at once when sync, before the first request
+        when async, as a constructor cannot await)."""
+        return self._http.token is None
 
     def _log_in(self) -> Op[None]:
         credentials = self._credentials
@@ -175,7 +171,7 @@ class Session:
                 message=f"could not log in as {credentials.describe()}: {err.message}",
             ) from None  # fmt: skip
         login = w.LoginResponse.model_validate_json(response.content)
-        self._transport.token = Secret(login.token)
+        self._http.token = Secret(login.token)
         self._username = credentials.username
         yield from blocking(self._remember_token, credentials.username, login.token)
 
@@ -204,67 +200,33 @@ class Session:
         return True
 
     # --- lifecycle --------------------------------------------------------------------------
-    def close(self) -> None:
-        """Close the connection pool and the disk cache (and stop being the default session)."""
-        global _default
-        self._transport.close()
-        self.cache.close()
-        with _default_lock:
-            if _default is self:
-                _default = None
+    # The facade's resource classes, by name: merging values builds them.
+    _classes: ClassVar[Mapping[str, type[Resource]]] = {}
 
-    def __enter__(self) -> Self:
-        return self
+    def _open_transport(self, master: str, **options: Any) -> _Http:
+        raise NotImplementedError  # the facade's driver: Transport or AsyncTransport
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    @property
+    def transport(self) -> _Http:
+        """The driver this session sends with."""
+        return self._http
 
     @property
     def requests_sent(self) -> int:
         """HTTP requests this session has sent (retries included)."""
-        return self._transport.requests_sent
+        return self._http.requests_sent
 
     @property
     def retries(self) -> int:
         """Requests the retry policy sent again after a failed attempt (of all calls)."""
-        return self._transport.retries
-
-    @property
-    def transport(self) -> Transport:
-        return self._transport
+        return self._http.retries
 
     def __repr__(self) -> str:
-        return f"<detorm.Session {self.master} as {self._username or 'the token user'!r}>"
+        who = self._username or "the token user"
+        return f"<detorm.{type(self).__name__} {self.master} as {who!r}>"
 
-    # --- queries ----------------------------------------------------------------------------
-    @overload
-    def query(self, resource: type[Experiment]) -> ExperimentQuery: ...
-    @overload
-    def query(self, resource: type[Trial]) -> TrialQuery: ...
-    @overload
-    def query(self, resource: type[Checkpoint]) -> CheckpointQuery: ...
-    @overload
-    def query(self, resource: type[Workspace]) -> WorkspaceQuery: ...
-    @overload
-    def query(self, resource: type[Project]) -> ProjectQuery: ...
-    @overload
-    def query(self, resource: type[Model]) -> ModelQuery: ...
-    @overload
-    def query(self, resource: type[ModelVersion]) -> ModelVersionQuery: ...
-    @overload
-    def query(self, resource: type[User]) -> UserQuery: ...
-
-    def query(self, resource: type[Resource]) -> Query[Any]:
-        """A query of ``resource`` in this session."""
-        check_resource(resource)
-        return resource.query(self)  # type: ignore[attr-defined, no-any-return]
-
-    def get(self, resource: type[R], key: Any) -> R:
+    # --- reads (ops: the facades run them) ----------------------------------------------------
+    def _get(self, resource: type[R], key: Any) -> Op[R]:
         """The complete object with this key (id; uuid for checkpoints); NotFound otherwise.
 
         An object already in the identity map with every field loaded is returned as is.
@@ -273,27 +235,27 @@ class Session:
         existing = self.identity.get(resource, key)
         if existing is not None and existing._fetched:
             return existing
-        return self._fetch(resource, key)
+        return (yield from self._fetch(resource, key))
 
-    def resolve(self, resource: type[R], key: Any) -> R:
+    def _resolve(self, resource: type[R], key: Any) -> Op[R]:
         """The object with this key from the identity map, fetched once when missing."""
         check_key(resource, key)
         existing = self.identity.get(resource, key)
-        return existing if existing is not None else self._fetch(resource, key)
+        return existing if existing is not None else (yield from self._fetch(resource, key))
 
-    def _fetch(self, resource: type[R], key: Any) -> R:
+    def _fetch(self, resource: type[R], key: Any) -> Op[R]:
         call, values_of = single_fetch(resource, key)
-        values = values_of(self._transport.send(call).content)
+        values = values_of((yield from send(call)).content)
         obj = self.merge(resource, self._completed(resource, values))
         obj._fetched = True
         return obj
 
     def _completed(self, resource: type[Resource], values: dict[str, Any]) -> dict[str, Any]:
-        return trial_values(self, values) if resource is Trial else values
+        return trial_values(self, values) if issubclass(resource, Trial) else values
 
-    def _refresh(self, obj: Resource) -> None:
+    def _refresh(self, obj: R) -> Op[R]:
         call, values_of = refetch(obj)
-        values = self._completed(type(obj), values_of(self._transport.send(call).content))
+        values = self._completed(type(obj), values_of((yield from send(call)).content))
         if obj.pk != values.get(obj._key_field):
             raise NotFound(
                 method="GET", path=call.path, status=404, message="the object changed identity"
@@ -301,6 +263,7 @@ class Session:
         self._apply(obj, values)
         obj._fetched = True
         self._uow.read_again(obj)
+        return obj
 
     # --- identity map -----------------------------------------------------------------------
     def merge(self, resource: type[R], values: dict[str, Any]) -> R:
@@ -312,7 +275,7 @@ class Session:
         with self._lock:
             existing = self.identity.get(resource, key)
             if existing is None:
-                obj = construct(resource, values, self)
+                obj = construct(self._class_of(resource), values, self)
                 self._watch(obj)
                 self.identity.add(obj)
                 return obj
@@ -342,36 +305,21 @@ class Session:
                 values[name] = tracked
 
     # --- data-heavy reads ------------------------------------------------------------------
-    def metrics(
-        self,
-        trials: Iterable[Trial | int] | TrialQuery,
-        group: str = "validation",
-        *,
-        cache: bool = True,
-    ) -> MetricsStream:
-        """The reports of ``group`` for many trials, read in one streamed request.
-
-        ``trials`` is a list of trials or trial ids, or a trial query (run first). Reports of
-        finished trials come from the disk cache when there (``cache=False`` skips it).
-        """
+    def _use_cache(self, cache: object) -> bool:
         require("cache", cache, bool, "True or False")
-        return MetricsStream(self, trials, group, cache=cache and self._cache_enabled)
+        return bool(cache) and self._cache_enabled
 
-    def summaries(
-        self, trials: Iterable[Trial | int] | TrialQuery, *, cache: bool = True
-    ) -> dict[int, TrialSummary]:
-        """Hyperparameters and summary metrics of many trials, by trial id.
+    def _summaries(
+        self, trials: Iterable[Trial | int] | QueryBase[Trial], cache: bool
+    ) -> Op[dict[int, TrialSummary]]:
+        """Hyperparameters and summary metrics of many trials, by trial id (see the facades)."""
+        chosen = trials if isinstance(trials, QueryBase) else chosen_trials(trials)
+        return read_summaries(self, chosen, cache=self._use_cache(cache))
 
-        Trials not in the disk cache are read in one runs search (more only for thousands);
-        those that have finished are cached, so asking again costs nothing, in any process.
-        """
-        require("cache", cache, bool, "True or False")
-        return read_summaries(self, trials, cache=cache and self._cache_enabled)
-
-    def _trial_states(self, trial_ids: list[int]) -> dict[int, bool]:
+    def _trial_states(self, trial_ids: list[int]) -> Op[dict[int, bool]]:
         """Whether each trial is finished (one runs search); unknown ids count as not."""
-        query = Trial.query(self).filter(id__in=trial_ids)
-        return {t.id: t.state.is_terminal for t in query}
+        trials = yield from rows_of(self._query(Trial)._filter((), {"id__in": trial_ids}))
+        return {t.id: t.state.is_terminal for t in trials}
 
     # --- unit of work ------------------------------------------------------------------------
     @property
@@ -384,7 +332,7 @@ class Session:
         _check_objects(objects)
         return self._uow.plan(objects or None)
 
-    def commit(self, *objects: Resource) -> list[Change]:
+    def _commit(self, objects: tuple[Resource, ...]) -> Op[list[Change]]:
         """Send pending edits (of ``objects`` only, if given); return the applied changes.
 
         Raises :class:`~detorm.errors.CommitError` when some changes failed: those stay pending
@@ -397,10 +345,6 @@ class Session:
         """Undo pending edits (of ``objects`` only, if given): back to the last server state."""
         _check_objects(objects)
         self._uow.rollback(objects or None)
-
-    def begin(self) -> AbstractContextManager[None]:
-        """``with session.begin():`` commits on success and rolls back on an exception."""
-        return self._uow.begin()
 
     def _record_edit(self, obj: Resource, name: str, old: Any) -> None:
         self._uow.record(obj, name, old)
@@ -430,6 +374,7 @@ def _check_options(
     timeout: object,
     retry: object,
     max_connections: object,
+    concurrency: object,
     cache: object,
     environ: object,
 ) -> None:
@@ -450,6 +395,7 @@ def _check_options(
     if retry is not None:
         require("retry", retry, RetryPolicy, "a detorm.RetryPolicy or None")
     check_int("max_connections", max_connections, low=1, high=INT32_MAX, error=ConfigurationError)
+    check_int("concurrency", concurrency, low=1, high=1024, error=ConfigurationError)
     _check_cache(cache)
     if environ is not None:
         require("environ", environ, Mapping, "a mapping of str to str, or None")
@@ -494,53 +440,11 @@ def _watched_fields(cls: type[Resource]) -> tuple[str, ...]:
 class _Watcher:
     """Tells the session that a tag set or metadata dict of an object changed in place."""
 
-    __slots__ = ("_session", "_obj", "_name")
+    __slots__ = ("_name", "_obj", "_session")
 
-    def __init__(self, session: Session, obj: Resource, name: str) -> None:
+    def __init__(self, session: SessionBase, obj: Resource, name: str) -> None:
         self._session, self._obj, self._name = session, obj, name
 
     def __call__(self, before: Any) -> None:
         old = TagSet(before) if isinstance(self._obj.__dict__.get(self._name), TagSet) else before
         self._session._record_edit(self._obj, self._name, old)
-
-
-def connect(
-    master: str | None = None,
-    *,
-    user: str | None = None,
-    password: str | None = None,
-    token: str | None = None,
-    verify: bool | str = True,
-    timeout: float = 60.0,
-) -> Session:
-    """Open a session to ``master`` (else ``DET_MASTER``, else ``http://127.0.0.1:8080``).
-
-    The first session connected becomes the default session. ``timeout`` (seconds) bounds each
-    call as a whole, retries and their waits included (see :class:`Session`).
-    """
-    global _default
-    session = Session(
-        master, user=user, password=password, token=token, verify=verify, timeout=timeout
-    )
-    with _default_lock:
-        if _default is None:
-            _default = session
-    return session
-
-
-def default_session() -> Session:
-    """The default session: the first one connected, or one connected from the environment."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Session()
-        return _default
-
-
-def set_default_session(session: Session | None) -> None:
-    """Make ``session`` the default session (None: forget the current one)."""
-    global _default
-    if session is not None:
-        require("session", session, Session, "a detorm.Session or None")
-    with _default_lock:
-        _default = session

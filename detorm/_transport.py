@@ -454,9 +454,7 @@ class _Http:
         return ResultReader(self, call, resume, limit if resume is not None else 0)
 
     # --- shared by the drivers ------------------------------------------------------------
-    def _request(
-        self, client: httpx.Client | httpx.AsyncClient, attempt: Attempt
-    ) -> httpx.Request:
+    def _request(self, client: httpx.Client | httpx.AsyncClient, attempt: Attempt) -> httpx.Request:
         call = attempt.call
         timeouts = httpx.Timeout(attempt.timeout, connect=min(attempt.timeout, _CONNECT_TIMEOUT))
         content = None if call.body is None else json.dumps(call.body, allow_nan=False).encode()
@@ -595,7 +593,7 @@ class Transport(_Http):
             for response in opened.open.values():
                 response.close()
 
-    def _perform(self, effect: Effect, opened: _Stack) -> Any:  # noqa: PLR0911
+    def _perform(self, effect: Effect, opened: _Stack) -> Any:
         if isinstance(effect, Send):
             response = self.run(
                 self.respond(effect.call, effect.retry, reauthenticate=effect.reauthenticate)
@@ -677,24 +675,6 @@ class Transport(_Http):
         """
         return self.iterate(self.results(call).rows())
 
-    # TEMPORARY (until logs, metrics and downloads are ops): the old sync stream helpers.
-    def stream_resuming(
-        self, call: Call, resume: Callable[[], Call], *, resumes: int | None = None
-    ) -> Iterator[bytes]:
-        return self.iterate(self.results(call, resume, resumes=resumes).rows())
-
-    def open_stream(
-        self, call: Call, *, headers: Mapping[str, str] | None = None
-    ) -> httpx.Response:
-        return self.run(self.respond(call, stream=True, headers=headers))
-
-
-def body_chunks(call: Call, response: httpx.Response, size: int | None = None) -> Iterator[bytes]:
-    """TEMPORARY: the body of a streamed response; a lost connection raises StreamInterrupted."""
-    stream = Opened(call, response, response.iter_bytes(size))
-    while chunk := Transport._read(stream):
-        yield chunk
-
 
 class AsyncTransport(_Http):
     """The async driver: runs ops with a pooled ``httpx.AsyncClient`` (and tasks for
@@ -773,7 +753,7 @@ class AsyncTransport(_Http):
             for response in opened.open.values():
                 await response.aclose()
 
-    async def _perform(self, effect: Effect, opened: _Stack) -> Any:  # noqa: PLR0911
+    async def _perform(self, effect: Effect, opened: _Stack) -> Any:
         if isinstance(effect, Send):
             return await self.run(
                 self.respond(effect.call, effect.retry, reauthenticate=effect.reauthenticate)

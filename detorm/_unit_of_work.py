@@ -21,30 +21,27 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 from . import _wire as w
 from ._edits import Change, FlushPlan, PlannedCall, plan_flush
 from ._identity import IdentityMap
+from ._ops import Op, gather_outcomes, send
 from ._resources._base import Resource, TagSet
 from ._resources._models import Experiment, Project
-from .errors import APIError, CommitError, DetormError, TransportError
+from .errors import APIError, CommitError, TransportError
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from ._session import SessionBase as Session
 
 __all__ = ["Change", "UnitOfWork", "outcome_unknown"]
 
-MAX_CONCURRENT_CALLS: Final = 8
 # Statuses from a gateway or proxy in front of the master that gave up waiting or lost the
 # connection: the master may still have applied the request (see _transport.py on 503).
 _MAYBE_APPLIED_STATUSES: Final = frozenset({502, 503, 504})
 
-T = TypeVar("T")
 Key = tuple[str, Any]
 
 
@@ -287,14 +284,14 @@ class UnitOfWork:
                 self._forget_if_clean(IdentityMap.key_of(pending.obj))
 
     # --- flushing -----------------------------------------------------------------------------
-    def commit(self, objects: Iterable[Resource] | None = None) -> list[Change]:
+    def commit(self, objects: Iterable[Resource] | None = None) -> Op[list[Change]]:
         """Send the pending edits; return the applied changes or raise CommitError."""
         applied: list[Change] = []
         failed: list[tuple[Change, Exception]] = []
         unknown: list[tuple[Change, Exception]] = []
         plan = self.plan(objects)
         if plan.reads:
-            unread = self._read_first(plan)
+            unread = yield from self._read_first(plan)
             plan = self.plan(objects)
             for planned in plan:
                 for change in planned.changes:
@@ -302,7 +299,8 @@ class UnitOfWork:
                         failed.append((change, unread[change.obj]))
             plan = plan.without(unread)
         for stage in plan.stages():
-            for planned, outcome in self._concurrently(stage, self._send):
+            outcomes = yield from gather_outcomes([self._send(planned) for planned in stage])
+            for planned, outcome in zip(stage, outcomes, strict=True):
                 ok, refused, maybe = self._apply(planned, outcome)
                 applied += ok
                 failed += refused
@@ -314,29 +312,19 @@ class UnitOfWork:
             raise CommitError(_once(failed), applied, _once(unknown))
         return applied
 
-    def _read_first(self, plan: FlushPlan) -> dict[Resource, Exception]:
+    def _read_first(self, plan: FlushPlan) -> Op[dict[Resource, Exception]]:
         """Read the objects the plan needs fresh; the objects that could not be read."""
-        outcomes = self._concurrently(list(plan.reads), self._session._refresh)
-        return {obj: outcome for obj, outcome in outcomes if isinstance(outcome, Exception)}
-
-    def _send(self, planned: PlannedCall) -> bytes:
-        return self._session.transport.send(planned.call).content
+        objects = list(plan.reads)
+        outcomes = yield from gather_outcomes([self._session._refresh(obj) for obj in objects])
+        return {
+            obj: outcome
+            for obj, outcome in zip(objects, outcomes, strict=True)
+            if isinstance(outcome, Exception)
+        }
 
     @staticmethod
-    def _concurrently(items: list[T], work: Callable[[T], Any]) -> Iterator[tuple[T, Any]]:
-        """``work`` on each item (up to 8 at once); each outcome is a result or a DetormError."""
-
-        def attempt(item: T) -> Any:
-            try:
-                return work(item)
-            except DetormError as err:
-                return err
-
-        if len(items) == 1:
-            yield items[0], attempt(items[0])
-            return
-        with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_CALLS, len(items))) as pool:
-            yield from zip(items, pool.map(attempt, items), strict=True)
+    def _send(planned: PlannedCall) -> Op[bytes]:
+        return (yield from send(planned.call)).content
 
     def _apply(
         self, planned: PlannedCall, outcome: Any
@@ -421,15 +409,6 @@ class UnitOfWork:
         elif isinstance(obj, Project) and change.field == "workspace_id":
             obj.__dict__.pop("workspace_name", None)
             self._session._forget_collections("Workspace")
-
-    @contextmanager
-    def begin(self) -> Iterator[None]:
-        try:
-            yield
-        except BaseException:
-            self.rollback()
-            raise
-        self.commit()
 
 
 def _once(pairs: list[tuple[Change, Exception]]) -> list[tuple[Change, Exception]]:

@@ -38,7 +38,7 @@ def test_importing_opens_no_connection() -> None:
         "socket.socket.connect = refuse\n"
         "socket.create_connection = refuse\n"
         "import detorm, detorm.local\n"
-        "assert detorm._session._default is None\n"
+        "assert detorm._api._sync._default is None\n"
         "print('ok')\n"
     )
     result = subprocess.run(

@@ -23,7 +23,7 @@ from ..errors import ConfigurationError, InvalidAttribute, InvalidType, InvalidV
 from ._relations import ToMany, ToOne
 
 if TYPE_CHECKING:
-    from .._session import Session
+    from .._session import SessionBase
 
 __all__ = ["Resource", "TagSet", "TrackedDict", "construct"]
 
@@ -189,9 +189,12 @@ class Resource(BaseModel):
         ignored_types=(ToOne, ToMany),  # relationships are descriptors, not fields
     )
 
-    _session: Session | None = PrivateAttr(default=None)
+    _session: SessionBase | None = PrivateAttr(default=None)
     # True once a single-object GET filled the object (list rows may lack some fields).
     _fetched: bool = PrivateAttr(default=False)
+    # Objects this one needs while it lives, held strongly (the identity map holds weakly): an
+    # experiment read by a search holds its best trial, whose metrics are the experiment's.
+    _held: tuple[Resource, ...] = PrivateAttr(default=())
 
     # The field that identifies an object on the master ("id" for most, "uuid" for checkpoints).
     _key_field: ClassVar[str] = "id"
@@ -204,7 +207,7 @@ class Resource(BaseModel):
         return self.__dict__[self._key_field]
 
     @property
-    def session(self) -> Session:
+    def session(self) -> SessionBase:
         """The session this object belongs to."""
         if self._session is None:
             raise ConfigurationError(f"this {type(self).__name__} is not attached to a session")
@@ -214,7 +217,8 @@ class Resource(BaseModel):
         # A pickle holds the data only: the session (its connection and credentials) stays in
         # this process, and the unpickled object is not attached to any session.
         state = super().__getstate__()
-        state["__pydantic_private__"] = {**state["__pydantic_private__"], "_session": None}
+        private = {**state["__pydantic_private__"], "_session": None, "_held": ()}
+        state["__pydantic_private__"] = private
         return state
 
     @property
@@ -232,14 +236,9 @@ class Resource(BaseModel):
             )
         return super().__getattr__(name)  # type: ignore[misc]
 
-    def refresh(self) -> Self:
-        """Re-fetch this object from the master, in place (pending local edits are kept)."""
-        self.session._refresh(self)
-        return self
-
-    def save(self) -> None:
-        """Send this object's pending edits now (``session.commit()`` sends everyone's)."""
-        self.session.commit(self)
+    def _parent(self, relation: str, target: type[R], key: Any) -> R:
+        """The object a to-one relationship names (its API's resource class decides how)."""
+        raise NotImplementedError
 
     def _setattr_checked(self, name: str, value: Any) -> None:
         cls = type(self)
@@ -344,7 +343,7 @@ def _check_common(where: str, name: str, value: Any) -> None:
         check_id(where, value)
 
 
-def construct(cls: type[R], values: dict[str, Any], session: Session | None) -> R:
+def construct(cls: type[R], values: dict[str, Any], session: SessionBase | None) -> R:
     """Build a resource from already-typed values without validating them again (fast path).
 
     Fields absent from ``values`` are "not loaded".
@@ -353,5 +352,7 @@ def construct(cls: type[R], values: dict[str, Any], session: Session | None) -> 
     object.__setattr__(obj, "__dict__", values)
     object.__setattr__(obj, "__pydantic_fields_set__", set(values))
     object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", {"_session": session, "_fetched": False})
+    object.__setattr__(
+        obj, "__pydantic_private__", {"_session": session, "_fetched": False, "_held": ()}
+    )
     return obj

@@ -1,24 +1,19 @@
-"""The resources users script with: typed, fully hydrated, with declared relationships.
+"""The resources' data: typed fields, wire conversion and the rules of each editable field.
 
-Relationships to many (``Workspace.projects``, ``Experiment.trials``...) are query objects: no
-request until iterated. Relationships to one (``Experiment.project``...) resolve through the
-session's identity map, fetching a missing object once per session.
+These classes hold data only. Their behaviour (``query()``, relationships, actions, I/O) is
+declared by the sync and async APIs in subclasses of the same name (``detorm._api``), and each
+session builds the classes of its API (``Session`` and ``AsyncSession`` register them).
+Internal code uses these data classes: ``isinstance(obj, Experiment)`` holds for both APIs.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
-from .._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
 from .._inputs import INT32_MAX, check_int, check_json_object, check_number, shown
 from .._wire import (
     CheckpointState,
     ExperimentState,
-    LogLevel,
     Timestamp,
     TrialState,
     WorkspaceState,
@@ -28,7 +23,6 @@ from .._wire import _experiments as wx
 from .._wire import _registry as wr
 from ..errors import InvalidValue
 from ._base import Resource, TagSet
-from ._relations import SettableToOne, ToMany, ToOne, session_or_default
 from ._values import (
     CheckpointSummary,
     ExperimentConfig,
@@ -38,21 +32,6 @@ from ._values import (
     Validation,
     summary_from_wire,
 )
-
-if TYPE_CHECKING:
-    from .._logs import LogEntry
-    from .._metrics import MetricsStream
-    from .._query import (
-        CheckpointQuery,
-        ExperimentQuery,
-        ModelQuery,
-        ModelVersionQuery,
-        ProjectQuery,
-        TrialQuery,
-        UserQuery,
-        WorkspaceQuery,
-    )
-    from .._session import Session
 
 __all__ = [
     "Checkpoint",
@@ -64,18 +43,6 @@ __all__ = [
     "User",
     "Workspace",
 ]
-
-
-def _queries() -> Any:
-    from .. import _query
-
-    return _query
-
-
-def _actions() -> Any:
-    from .. import _actions
-
-    return _actions
 
 
 class User(Resource):
@@ -93,11 +60,6 @@ class User(Resource):
     agent_gid: int | None
     agent_user: str | None
     agent_group: str | None
-
-    @classmethod
-    def query(cls, session: Session | None = None) -> UserQuery:
-        """All users (``GET /api/v1/users``)."""
-        return _queries().UserQuery(cls, session)  # type: ignore[no-any-return]
 
     @staticmethod
     def values_from_wire(wire: wc.User) -> dict[str, Any]:
@@ -134,21 +96,11 @@ class Workspace(Resource):
     default_aux_pool: str
     checkpoint_storage_config: dict[str, Any] | None
 
-    @classmethod
-    def query(cls, session: Session | None = None) -> WorkspaceQuery:
-        """Workspaces (``GET /api/v1/workspaces``)."""
-        return _queries().WorkspaceQuery(cls, session)  # type: ignore[no-any-return]
-
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
         # validateWorkspaceName (api_workspace.go): at most 80 bytes.
         if name == "name" and len(value.encode()) > 80:
             raise InvalidValue(f"Workspace.name must be at most 80 bytes (UTF-8): {shown(value)}")
-
-    projects = ToMany(lambda s: Project.query(s), "workspace_id")
-    """This workspace's projects (a query: nothing is sent until it is iterated)."""
-    models = ToMany(lambda s: Model.query(s), "workspace_id")
-    """The models registered in this workspace (a query)."""
 
     @staticmethod
     def values_from_wire(wire: wr.Workspace) -> dict[str, Any]:
@@ -188,17 +140,6 @@ class Project(Resource):
     last_experiment_started_at: Timestamp | None
     state: WorkspaceState
     error_message: str
-
-    @classmethod
-    def query(cls, session: Session | None = None) -> ProjectQuery:
-        """Projects of every workspace (``GET /api/v1/workspaces/0/projects``)."""
-        return _queries().ProjectQuery(cls, session)  # type: ignore[no-any-return]
-
-    workspace = SettableToOne(lambda: Workspace, "workspace_id")
-    """The workspace holding this project (identity map; fetched once). Assign one to move it."""
-
-    experiments = ToMany(lambda s: Experiment.query(s), "project_id")
-    """This project's experiments (a query)."""
 
     @staticmethod
     def values_from_wire(wire: wr.Project) -> dict[str, Any]:
@@ -264,14 +205,6 @@ class Experiment(Resource):
     weight: float | None
     max_slots: int | None
 
-    @classmethod
-    def query(cls, session: Session | None = None) -> ExperimentQuery:
-        """Experiments of the whole cluster; narrow with ``filter()``."""
-        return _queries().ExperimentQuery(cls, session)  # type: ignore[no-any-return]
-
-    project = SettableToOne(lambda: Project, "project_id")
-    """The experiment's project (identity map; fetched once). Assign one to move it."""
-
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
         if name in ("priority", "weight", "max_slots") and value is None:
@@ -284,68 +217,6 @@ class Experiment(Resource):
             raise InvalidValue(f"Experiment.weight must be a finite number > 0, not {value}")
         if name == "max_slots":
             check_int("Experiment.max_slots", value, low=0, high=INT32_MAX)
-
-    trials = ToMany(lambda s: Trial.query(s), "experiment_id")
-    """The experiment's trials (a query)."""
-
-    # Actions are sent at once (the unit of work is for attribute edits); the object follows.
-    def archive(self) -> None:
-        """Archive this experiment (it must be in a terminal state)."""
-        _actions().experiment_action(self.session, self, "archive")
-
-    def unarchive(self) -> None:
-        _actions().experiment_action(self.session, self, "unarchive")
-
-    def pause(self) -> None:
-        _actions().experiment_action(self.session, self, "pause")
-
-    def activate(self) -> None:
-        _actions().experiment_action(self.session, self, "activate")
-
-    def cancel(self) -> None:
-        _actions().experiment_action(self.session, self, "cancel")
-
-    def kill(self) -> None:
-        _actions().experiment_action(self.session, self, "kill")
-
-    def delete(self) -> None:
-        """Delete this experiment (terminal states only; the master finishes it later)."""
-        _actions().experiment_action(self.session, self, "delete")
-
-    def move_to(self, project: Project | int) -> None:
-        """Move this experiment to ``project`` now."""
-        destination = project.id if isinstance(project, Project) else project
-        _actions().experiment_action(self.session, self, "move", destination)
-
-    def best_trial(self) -> Trial | None:
-        """The trial with the best searcher metric, or None (one request unless known).
-
-        Only the experiments search reports the best trial: an experiment read by a search
-        already knows it (``best_trial_id``); otherwise one search for this experiment asks.
-        """
-        session = session_or_default(self._session)
-        if "best_trial_id" not in self.__dict__:
-            from .._executor import load_best_trial
-
-            load_best_trial(session, self)
-        if self.best_trial_id is None:
-            return None
-        return session.resolve(Trial, self.best_trial_id)
-
-    checkpoints = ToMany(lambda s: Checkpoint.query(s), "experiment_id")
-    """The experiment's checkpoints (a query)."""
-
-    def download_code(
-        self, path: str | os.PathLike[str], *, cache: bool = True, max_size: int = CODE_MAX_SIZE
-    ) -> Path:
-        """Extract the experiment's code (its model definition) into ``path``, a new or empty
-        directory, safely; at most ``max_size`` bytes once extracted (default 128 MiB).
-
-        Code never changes: it is read from the disk cache after the first download.
-        """
-        return download_code(
-            session_or_default(self._session), self, path, cache=cache, max_size=max_size
-        )
 
     # Fields a list endpoint does not send: GetExperiments and SearchExperiments replace notes
     # with "omitted", leave trialIds empty and select neither originalConfig nor the model
@@ -448,49 +319,6 @@ class Trial(Resource):
     log_retention_days: int | None
     metadata: dict[str, Any]
 
-    @classmethod
-    def query(cls, session: Session | None = None) -> TrialQuery:
-        """Trials of the whole cluster (the runs search); ``exp.trials`` for one experiment."""
-        return _queries().TrialQuery(cls, session)  # type: ignore[no-any-return]
-
-    experiment = ToOne(lambda: Experiment, "experiment_id")
-    """The trial's experiment (identity map; fetched once)."""
-
-    checkpoints = ToMany(lambda s: Checkpoint.query(s), "trial_id")
-    """The trial's checkpoints (a query)."""
-
-    def metrics(self, group: str = "validation", *, cache: bool = True) -> MetricsStream:
-        """This trial's reports of ``group`` (``"training"``, ``"validation"``, ``"gpu"``...).
-
-        Lazy: iterate it, or call ``to_pandas()``. Finished trials are cached on disk.
-        """
-        return session_or_default(self._session).metrics([self], group, cache=cache)
-
-    def logs(
-        self,
-        *,
-        follow: bool = False,
-        search: str | None = None,
-        regex: bool = False,
-        levels: Iterable[LogLevel | str] | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        limit: int | None = None,
-        tail: int | None = None,
-    ) -> Iterator[LogEntry]:
-        """This trial's log entries, filtered on the master; ``follow`` waits for new ones.
-
-        ``search`` is a substring (case-insensitive) or, with ``regex=True``, a pattern;
-        ``levels`` the levels to keep; ``since``/``until`` bound the timestamps; ``limit``
-        keeps the first entries and ``tail`` the last ones.
-        """
-        from .._logs import read_logs
-
-        return read_logs(
-            session_or_default(self._session), self.id, follow=follow, search=search, regex=regex,
-            levels=levels, since=since, until=until, limit=limit, tail=tail,
-        )  # fmt: skip
-
     @property
     def best_validation_metrics(self) -> dict[str, Any]:
         """The metrics of the trial's best validation (empty when it has none)."""
@@ -557,48 +385,9 @@ class Checkpoint(Resource):
     hparams: dict[str, JSONValue]
     storage_id: int | None
 
-    @classmethod
-    def query(cls, session: Session | None = None) -> CheckpointQuery:
-        """Checkpoints; the master lists them per experiment or per trial."""
-        return _queries().CheckpointQuery(cls, session)  # type: ignore[no-any-return]
-
     def _check(self, name: str, value: Any) -> None:
         if name == "metadata":
             check_json_object("Checkpoint.metadata", value)
-
-    def delete(self) -> None:
-        """Delete this checkpoint's files (``DELETE /api/v1/checkpoints``; the master removes
-        them in the background and the state becomes DELETED)."""
-        from .._transport import Call
-
-        session = session_or_default(self._session)
-        session.transport.send(
-            Call("DELETE", "/api/v1/checkpoints", body={"checkpointUuids": [self.uuid]})
-        )
-        self.refresh()
-
-    trial = ToOne(lambda: Trial, "trial_id")
-    """The trial that saved this checkpoint (identity map; fetched once)."""
-
-    def download(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        mode: Literal["auto", "direct", "master"] = "auto",
-        progress: bool = False,
-        cache: bool = True,
-        max_size: int = CHECKPOINT_MAX_SIZE,
-    ) -> Path:
-        """Download the checkpoint's files into ``path`` (see ``detorm._download``): directly
-        from shared storage when this machine can read it, else through the master (a
-        COMPLETED checkpoint is then kept in the disk cache and downloaded only once).
-
-        The files must be exactly those the checkpoint's ``resources`` list; ``max_size``
-        (default 64 GiB) caps a checkpoint that has no ``resources``."""
-        return download_checkpoint(
-            session_or_default(self._session), self, path,
-            mode=mode, progress=progress, cache=cache, max_size=max_size,
-        )  # fmt: skip
 
     @staticmethod
     def values_from_wire(wire: wx.Checkpoint) -> dict[str, Any]:
@@ -645,14 +434,6 @@ class Model(Resource):
     last_updated_time: Timestamp | None
     num_versions: int
 
-    @classmethod
-    def query(cls, session: Session | None = None) -> ModelQuery:
-        """Registered models (``GET /api/v1/models``)."""
-        return _queries().ModelQuery(cls, session)  # type: ignore[no-any-return]
-
-    workspace = SettableToOne(lambda: Workspace, "workspace_id")
-    """The model's workspace (identity map; fetched once). Assign one to move the model."""
-
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
         if name == "metadata":
@@ -665,9 +446,6 @@ class Model(Resource):
                 f"Model.name {value!r}: a model name cannot hold two spaces in a row, a slash or "
                 "a backslash, or be only digits"
             )
-
-    versions = ToMany(lambda s: ModelVersion.query(s), "model_id")
-    """The model's versions (a query)."""
 
     @staticmethod
     def values_from_wire(wire: wr.Model) -> dict[str, Any]:
@@ -702,16 +480,6 @@ class ModelVersion(Resource):
     user_id: int
     creation_time: Timestamp | None
     last_updated_time: Timestamp | None
-
-    @classmethod
-    def query(cls, session: Session | None = None) -> ModelVersionQuery:
-        """Model versions; the master lists them per model (``model.versions``)."""
-        return _queries().ModelVersionQuery(cls, session)  # type: ignore[no-any-return]
-
-    model = ToOne(lambda: Model, "model_id")
-    """The model this version belongs to (identity map; fetched once)."""
-    checkpoint = ToOne(lambda: Checkpoint, "checkpoint_uuid")
-    """The registered checkpoint (identity map; fetched once)."""
 
     @classmethod
     def _repr_fields(cls) -> frozenset[str]:

@@ -1,6 +1,8 @@
-"""Declared relationships between resources.
+"""Declared relationships between resources (the sync and async APIs declare them on their
+resource classes, and say how a missing parent is loaded: ``_load``).
 
-``ToOne`` resolves a parent through the session's identity map (fetching it once when missing);
+``ToOne`` resolves a parent through the session's identity map (the sync API fetches it once
+when missing; the async API cannot fetch inside an attribute read and raises NotLoaded);
 assigning a parent (or its id) to a ``SettableToOne`` edits the key field, which the unit of work
 sends as a move. ``ToMany`` returns a query of the children: nothing is sent until it is
 iterated, and children a prefetch loaded answer it directly.
@@ -15,21 +17,14 @@ from .._inputs import require
 from ..errors import InvalidAttribute, QueryError
 
 if TYPE_CHECKING:
-    from .._query import Query
-    from .._session import Session
+    from .._query import QueryBase
+    from .._session import SessionBase
     from ._base import Resource
 
-__all__ = ["SettableToOne", "ToMany", "ToOne", "session_or_default"]
+__all__ = ["SettableToOne", "ToMany", "ToOne"]
 
 P = TypeVar("P", bound="Resource")
-Q = TypeVar("Q", bound="Query[Any]")
-
-
-def session_or_default(session: Session | None) -> Session:
-    """The session an object belongs to, else the default one (objects built by hand)."""
-    from .._session import default_session
-
-    return session if session is not None else default_session()
+Q = TypeVar("Q", bound="QueryBase[Any]")
 
 
 class ToOne(Generic[P]):
@@ -54,7 +49,8 @@ class ToOne(Generic[P]):
         key = getattr(obj, self._key_field)
         if key is None:
             raise QueryError(f"this {type(obj).__name__} has no {self._name}")
-        return session_or_default(obj._session).resolve(self._target(), key)
+        # The API's resource class says how: fetch once (sync) or refuse (async).
+        return obj._parent(self._name, self._target(), key)
 
     def __set__(self, obj: Resource, value: Never) -> None:
         # Declared so that type checkers refuse ``trial.experiment = ...`` as well.
@@ -77,7 +73,7 @@ class SettableToOne(ToOne[P]):
 class ToMany(Generic[Q]):
     """``parent.children``: a query of the objects whose ``key_field`` is the parent's id."""
 
-    def __init__(self, query: Callable[[Session | None], Q], key_field: str) -> None:
+    def __init__(self, query: Callable[[SessionBase | None], Q], key_field: str) -> None:
         self._query = query
         self._key_field = key_field
         self._name = ""

@@ -18,8 +18,8 @@ import pytest
 
 import detorm
 from detorm import Checkpoint, Experiment, Model, ModelVersion, Note, Project, Workspace
+from detorm._api._sync import RESOURCES
 from detorm._resources._base import Resource, TagSet
-from detorm._resources._models import RESOURCES
 from detorm.errors import CommitError
 from detorm.local import Seeder
 from tests.sdk.conftest import Cluster

@@ -11,25 +11,37 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 import detorm
 from detorm import Checkpoint, Experiment, RetryPolicy, _download
-from detorm._transport import Call
+from detorm._ops import Attempt
 from detorm.errors import (
     DownloadError,
     InvalidType,
     InvalidValue,
     ServerError,
     StreamInterrupted,
+    TransportError,
     UnsafeArchive,
 )
 from detorm.local import LocalMaster, Seeder, default_config
 from detorm.local._storage import CheckpointStorage
 
 from .archives import noise, tar_bytes, zeros_tar_gz
+
+
+def _run_checkpoint(session: detorm.Session, *args: Any, **options: Any) -> Path:
+    """The download op, run by the session's driver (the resources' methods do the same)."""
+    return session.transport.run(_download.download_checkpoint(session, *args, **options))
+
+
+def _run_code(session: detorm.Session, *args: Any, **options: Any) -> Path:
+    return session.transport.run(_download.download_code(session, *args, **options))
+
 
 RESOURCES = {"metadata.json": 300, "code/": 0, "code/model_def.py": 700, "weights.pth": 150_000}
 
@@ -110,7 +122,7 @@ def test_auto_goes_through_the_master_when_the_storage_is_not_here(
 ) -> None:
     monkeypatch.setattr(_download, "direct_source", lambda storage, uuid: None)
     before = world.session.requests_sent
-    result = _download.download_checkpoint(world.session, world.checkpoint, out / "c")
+    result = _run_checkpoint(world.session, world.checkpoint, out / "c")
     assert files_of(result) == world.stored(world.checkpoint)
     assert world.session.requests_sent - before == 2
 
@@ -127,9 +139,9 @@ def test_direct_needs_reachable_storage(
         local_master.url, user="determined", password="", environ=environ
     ) as session:
         with pytest.raises(DownloadError, match="s3 storage"):
-            _download.download_checkpoint(session, uuid, out / "c", mode="direct")
+            _run_checkpoint(session, uuid, out / "c", mode="direct")
         with pytest.raises(ServerError, match="cannot read s3 checkpoint storage"):
-            _download.download_checkpoint(session, uuid, out / "c", mode="auto")
+            _run_checkpoint(session, uuid, out / "c", mode="auto")
     assert list(out.iterdir()) == []
 
 
@@ -139,7 +151,7 @@ def test_direct_reports_a_missing_directory(world: World, out: Path) -> None:
         file.unlink()
     world.storage.directory(uuid).rmdir()
     with pytest.raises(DownloadError, match="not in its shared_fs storage on this machine"):
-        _download.download_checkpoint(world.session, uuid, out / "c", mode="direct")
+        _run_checkpoint(world.session, uuid, out / "c", mode="direct")
     assert list(out.iterdir()) == []
 
 
@@ -230,9 +242,7 @@ def test_direct_refuses_links_leaving_the_checkpoint(world: World, out: Path) ->
 
 def test_a_bad_uuid_is_the_masters_error(world: World, out: Path) -> None:
     with pytest.raises(detorm.errors.NotFound):
-        _download.download_checkpoint(
-            world.session, "00000000-0000-0000-0000-000000000000", out / "c"
-        )
+        _run_checkpoint(world.session, "00000000-0000-0000-0000-000000000000", out / "c")
     assert list(out.iterdir()) == []
 
 
@@ -298,19 +308,19 @@ class _BreaksOff(httpx.SyncByteStream):
 
 def _breaking(world: World, monkeypatch: pytest.MonkeyPatch, times: int) -> None:
     """The next ``times`` downloads through the master break off after 20 kB."""
-    real = world.session.transport.open_stream
+    real = world.session.transport._attempt
     left = {"breaks": times}
 
-    def breaking(call: Call, *, headers: dict[str, str] | None = None) -> httpx.Response:
-        response = real(call, headers=headers)
-        if left["breaks"] == 0:
+    def breaking(attempt: Attempt, opened: Any) -> httpx.Response | TransportError:
+        response = real(attempt, opened)
+        if left["breaks"] == 0 or not attempt.stream or not isinstance(response, httpx.Response):
             return response
         left["breaks"] -= 1
         archive = response.read()
         response.close()
         return httpx.Response(200, stream=_BreaksOff(archive[:20_000]), request=response.request)
 
-    monkeypatch.setattr(world.session.transport, "open_stream", breaking)
+    monkeypatch.setattr(world.session.transport, "_attempt", breaking)
     monkeypatch.setattr(world.session.transport, "retry", RetryPolicy(retries=2, backoff=0))
 
 
@@ -358,10 +368,10 @@ def test_max_size_is_checked_before_anything_is_sent(
 ) -> None:
     before = world.session.requests_sent
     with pytest.raises(error, match=message):
-        _download.download_checkpoint(world.session, world.checkpoint, out / "c",
+        _run_checkpoint(world.session, world.checkpoint, out / "c",
                                       max_size=max_size)  # type: ignore[arg-type]  # fmt: skip
     with pytest.raises(error, match=message):
-        _download.download_code(world.session, world.experiment, out / "c", max_size=max_size)  # type: ignore[arg-type]
+        _run_code(world.session, world.experiment, out / "c", max_size=max_size)  # type: ignore[arg-type]
     assert world.session.requests_sent == before
     assert list(out.iterdir()) == []
 
@@ -426,9 +436,9 @@ def test_download_code_refuses_a_malicious_model_definition(
         local_master.url, user="determined", password="", environ=environ
     ) as session:
         with pytest.raises(UnsafeArchive, match="'..'"):
-            _download.download_code(session, evil, out / "code")
+            _run_code(session, evil, out / "code")
         with pytest.raises(DownloadError, match="has no model definition"):
-            _download.download_code(session, empty, out / "code")
+            _run_code(session, empty, out / "code")
     assert list(out.iterdir()) == []
 
 
@@ -444,7 +454,7 @@ def test_a_code_bomb_is_refused_and_not_cached(
             before = session.requests_sent
             # the header declares 1 GiB: more than the default max_size, refused before writing
             with pytest.raises(UnsafeArchive, match="more than max_size=134217728 bytes"):
-                _download.download_code(session, bomb, out / "code")
+                _run_code(session, bomb, out / "code")
             assert session.requests_sent - before == 1
     assert list(out.iterdir()) == []
 
@@ -471,19 +481,19 @@ def test_a_corrupt_model_definition_is_a_download_error(
         with pytest.raises(
             DownloadError, match=f"the code of experiment {corrupt}: not a valid tar.gz archive"
         ):
-            _download.download_code(session, corrupt, out / "code")
+            _run_code(session, corrupt, out / "code")
     assert list(out.iterdir()) == []
 
 
 def test_a_model_definition_that_is_not_base64_is_a_download_error(
     world: World, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def answer(call: Call) -> httpx.Response:
+    def answer(attempt: Attempt, opened: Any) -> httpx.Response:
         return httpx.Response(200, json={"b64Tgz": "H4sI*"})
 
-    monkeypatch.setattr(world.session.transport, "send", answer)
+    monkeypatch.setattr(world.session.transport, "_attempt", answer)
     with pytest.raises(DownloadError, match="the model definition is not valid base64"):
-        _download.download_code(world.session, world.experiment, out / "code", cache=False)
+        _run_code(world.session, world.experiment, out / "code", cache=False)
     assert list(out.iterdir()) == []
 
 

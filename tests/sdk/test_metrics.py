@@ -6,12 +6,15 @@ import math
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 import detorm
 from detorm import LogLevel, Trial
-from detorm.errors import QueryError, StreamInterrupted
+from detorm._ops import Attempt
+from detorm.errors import QueryError, TransportError
 from detorm.local import LocalMaster, Seeder
 from tests.sdk.conftest import Cluster, seed_cluster
 
@@ -175,24 +178,39 @@ def test_logs(cluster: Cluster, session: detorm.Session) -> None:
         trial.logs(levels=["LOUD"])
 
 
+class _DropsAfter(httpx.SyncByteStream):
+    """A response body that loses its connection after ``data``."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._data
+        raise httpx.ReadError("connection reset by peer")
+
+
 def test_logs_follow_resumes_without_duplicates(
     cluster: Cluster, session: detorm.Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trial_id = cluster.trials["resnet-wide"][1]  # finished: the followed stream ends
     with Seeder(cluster.master.database) as seed:
         seed.logs(trial_id, [f"line {i}" for i in range(10)])
-    transport = session.transport
-    original = transport.stream
+    real = session.transport._attempt
     calls = {"n": 0}
 
-    def flaky(call: detorm.Call) -> Iterator[bytes]:
+    def flaky(attempt: Attempt, opened: Any) -> httpx.Response | TransportError:
+        # The first logs stream drops the connection after four entries.
+        response = real(attempt, opened)
+        if not isinstance(response, httpx.Response) or not attempt.call.path.endswith("/logs"):
+            return response
         calls["n"] += 1
-        for index, item in enumerate(original(call)):
-            if calls["n"] == 1 and index == 4:
-                raise StreamInterrupted("connection dropped", method=call.method, path=call.path)
-            yield item
+        if calls["n"] > 1:
+            return response
+        first_lines = b"".join(response.read().splitlines(keepends=True)[:4])
+        response.close()
+        return httpx.Response(200, stream=_DropsAfter(first_lines), request=response.request)
 
-    monkeypatch.setattr(transport, "stream", flaky)
+    monkeypatch.setattr(session.transport, "_attempt", flaky)
     messages = [e.message for e in session.get(Trial, trial_id).logs(follow=True, search="line")]
     assert messages == [f"line {i}" for i in range(10)]
     assert calls["n"] == 2

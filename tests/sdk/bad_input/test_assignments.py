@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detorm import Experiment, Model, ModelVersion, Note, TagSet
-from detorm._resources._models import RESOURCES
+from detorm._api._sync import RESOURCES
 from detorm._resources._relations import SettableToOne, ToMany, ToOne
 from detorm.errors import InvalidAttribute, InvalidType
 

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detorm import Checkpoint, ModelVersion, Q, Query, hp, metrics
+from detorm._api._sync import RESOURCES
 from detorm._columns import COLUMNS, Column
 from detorm._conditions import Condition, Ordering
-from detorm._resources._models import RESOURCES
 from detorm._wire import WireEnum
 from detorm.errors import NotFound
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import detorm
 from detorm import Experiment, LogLevel, Trial
-from detorm._resources._models import RESOURCES
+from detorm._api._sync import RESOURCES
 from detorm.errors import InvalidType
 
 from .conftest import GENERATED, World, refused_as_type, refused_or_done
