@@ -139,7 +139,7 @@ class MetricsReader:
     finished trials)."""
 
     def __init__(
-        self, session: Session, trials: Iterable[Trial | int] | QueryBase[Trial], group: str, *,
+        self, session: Session, trials: Iterable[Trial | int] | QueryBase[Any], group: str, *,
         cache: bool,
     ) -> None:  # fmt: skip
         require("group", group, str, "the name of a metric group (a str)")
@@ -280,7 +280,7 @@ def to_polars(records: list[dict[str, Any]]) -> Any:
     return polars.from_dicts(records, infer_schema_length=None)
 
 
-def trials_of(trials: list[Trial | int] | QueryBase[Trial]) -> Op[list[Trial | int]]:
+def trials_of(trials: list[Trial | int] | QueryBase[Any]) -> Op[list[Trial | int]]:
     """The chosen trials; a trial query is run."""
     if isinstance(trials, QueryBase):
         return list((yield from rows_of(trials)))
@@ -352,7 +352,7 @@ def _summary_of(run: w.FlatRun) -> TrialSummary:
 
 
 def read_summaries(
-    session: Session, trials: list[Trial | int] | QueryBase[Trial], *, cache: bool
+    session: Session, trials: list[Trial | int] | QueryBase[Any], *, cache: bool
 ) -> Op[dict[int, TrialSummary]]:
     ids = sorted({t if isinstance(t, int) else t.id for t in (yield from trials_of(trials))})
     found: dict[int, TrialSummary] = {}

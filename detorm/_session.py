@@ -8,6 +8,7 @@ explicit one. A session is a context manager that closes its connection pool.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -29,13 +30,14 @@ from ._metrics import TrialSummary, chosen_trials, read_summaries
 from ._ops import Op, blocking, send
 from ._query import QueryBase
 from ._resources._base import Resource, TagSet, TrackedDict, construct
+from ._resources._relations import ToMany, ToOne
 from ._resources._models import (
     Trial,
     User,
 )
 from ._transport import DEFAULT_CONCURRENCY, NO_RETRY, Call, RetryPolicy, _Http
 from ._unit_of_work import UnitOfWork
-from .errors import ConfigurationError, Forbidden, NotFound, Unauthenticated
+from .errors import ConfigurationError, Forbidden, InvalidValue, NotFound, Unauthenticated
 
 __all__ = ["SessionBase"]
 
@@ -265,6 +267,24 @@ class SessionBase:
         self._uow.read_again(obj)
         return obj
 
+    def _load(self, obj: Resource, relation: str) -> Op[Any]:
+        require("obj", obj, Resource, "a resource (an Experiment, a Trial...)")
+        require("relation", relation, str, "the name of a relationship (a str)")
+        declared = inspect.getattr_static(type(obj), relation, None)
+        if isinstance(declared, ToOne):
+            key = getattr(obj, declared._key_field)
+            if key is None:
+                return None
+            parent = yield from self._resolve(declared._target(), key)
+            obj._hold(parent)  # the identity map holds objects weakly
+            return parent
+        if isinstance(declared, ToMany):
+            query = getattr(obj, relation)
+            children = yield from rows_of(query)
+            self._collections[query._children_of] = children
+            return children
+        raise InvalidValue(f"{type(obj).__name__} has no relationship named {relation!r}")
+
     # --- identity map -----------------------------------------------------------------------
     def merge(self, resource: type[R], values: dict[str, Any]) -> R:
         """The session's object for these values: updated in place if known, else created.
@@ -310,7 +330,7 @@ class SessionBase:
         return bool(cache) and self._cache_enabled
 
     def _summaries(
-        self, trials: Iterable[Trial | int] | QueryBase[Trial], cache: bool
+        self, trials: Iterable[Trial | int] | QueryBase[Any], cache: bool
     ) -> Op[dict[int, TrialSummary]]:
         """Hyperparameters and summary metrics of many trials, by trial id (see the facades)."""
         chosen = trials if isinstance(trials, QueryBase) else chosen_trials(trials)
@@ -341,7 +361,7 @@ class SessionBase:
         _check_objects(objects)
         return self._uow.commit(objects or None)
 
-    def rollback(self, *objects: Resource) -> None:
+    def _rollback(self, objects: tuple[Resource, ...]) -> None:
         """Undo pending edits (of ``objects`` only, if given): back to the last server state."""
         _check_objects(objects)
         self._uow.rollback(objects or None)

@@ -90,6 +90,7 @@ _CONNECT_TIMEOUT: Final = 10.0
 _RESULT_PREFIX: Final = b'{"result":'
 # Requests of one session in flight at once, unless it says otherwise.
 DEFAULT_CONCURRENCY: Final = 8
+_LOGIN_POLL: Final = 0.005  # seconds between looks at a login another call is making
 _STREAM_CHUNK: Final = None  # a stream's chunks as they arrive
 
 QueryItems = tuple[tuple[str, str], ...]
@@ -369,6 +370,10 @@ class _Http:
         self.concurrency = concurrency
         # An op that logs in again after a 401 (the session sets it); True when it did.
         self.on_unauthenticated: Callable[[], Op[bool]] | None = None
+        # An op that logs in before the first request, for a session that could not log in
+        # when it was made (an async session: its constructor cannot await).
+        self.log_in: Callable[[], Op[None]] | None = None
+        self._logging_in = False
         self.requests_sent = 0
         self.retries = 0
         self._count_lock = threading.Lock()
@@ -392,6 +397,8 @@ class _Http:
     ) -> Op[httpx.Response]:  # fmt: skip
         """The successful response to ``call`` (an :class:`APIError` otherwise)."""
         policy = policy or self.retry
+        if self.token is None and reauthenticate and self.log_in is not None:
+            yield from self._first_login()
         token = self.token
         response = yield from self._with_retries(call, policy, stream, headers)
         if response.status_code == 401 and reauthenticate and self.on_unauthenticated:
@@ -402,6 +409,18 @@ class _Http:
         if response.status_code >= 300:
             raise_for_status(call, response)
         return response
+
+    def _first_login(self) -> Op[None]:
+        # One login, whatever the number of calls waiting for it (ops of one event loop).
+        while self._logging_in:
+            yield Sleep(_LOGIN_POLL)
+        if self.token is not None or self.log_in is None:
+            return
+        self._logging_in = True
+        try:
+            yield from self.log_in()
+        finally:
+            self._logging_in = False
 
     def _with_retries(
         self, call: Call, policy: RetryPolicy, stream: bool, headers: Mapping[str, str] | None

@@ -163,6 +163,13 @@ class Session(SessionBase):
         """The object with this key from the identity map, fetched once when missing."""
         return self.transport.run(self._resolve(resource, key))
 
+    def load(self, obj: Resource, relation: str) -> Any:
+        """Load a relationship of ``obj`` so that reading it sends nothing more: its parent
+        (``session.load(trial, "experiment")``) or its children (``session.load(exp,
+        "trials")``: iterating ``exp.trials`` then reads no more). Returns the parent, or the
+        list of children. The async API needs it before reading a parent that is not loaded."""
+        return self.transport.run(self._load(obj, relation))
+
     def metrics(
         self, trials: Iterable[Trial | int] | TrialQuery, group: str = "validation", *,
         cache: bool = True,
@@ -192,6 +199,10 @@ class Session(SessionBase):
         (and are retried by the next commit), the others are applied and cleared.
         """
         return self.transport.run(self._commit(objects))
+
+    def rollback(self, *objects: Resource) -> None:
+        """Undo pending edits (of ``objects`` only, if given): back to the last server state."""
+        self._rollback(objects)
 
     @contextmanager
     def begin(self) -> Iterator[None]:
@@ -408,8 +419,10 @@ class _Sync(Resource):
         self.session.commit(self)
 
     def _parent(self, relation: str, target: type[P], key: Any) -> P:
-        # A parent missing from the identity map is fetched once (one GET).
-        return self.session.resolve(target, key)
+        # A parent missing from the identity map is fetched once (one GET), then held.
+        parent = self.session.resolve(target, key)
+        self._hold(parent)
+        return parent
 
 
 class MetricsStream(MetricsReader):

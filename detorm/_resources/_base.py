@@ -240,6 +240,11 @@ class Resource(BaseModel):
         """The object a to-one relationship names (its API's resource class decides how)."""
         raise NotImplementedError
 
+    def _hold(self, other: Resource) -> None:
+        """Keep ``other`` alive as long as this object (a parent it has loaded)."""
+        if all(held is not other for held in self._held):
+            self._held = (*self._held, other)
+
     def _setattr_checked(self, name: str, value: Any) -> None:
         cls = type(self)
         if name.startswith("_"):

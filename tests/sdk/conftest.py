@@ -10,6 +10,7 @@ import pytest
 
 import detorm
 from detorm.local import LocalMaster, Seeder
+from tests.sdk.apis import MODES, Api
 
 
 @dataclass
@@ -114,3 +115,21 @@ def session(cluster: Cluster, environ: dict[str, str]) -> Iterator[detorm.Sessio
 def writer(fresh_cluster: Cluster, environ: dict[str, str]) -> Iterator[detorm.Session]:
     with detorm.Session(fresh_cluster.url, user="determined", password="", environ=environ) as s:
         yield s
+
+
+@pytest.fixture(params=MODES)
+def api(request: pytest.FixtureRequest, cluster: Cluster, environ: dict[str, str]) -> Iterator[Api]:
+    """The read-only cluster through the sync API and through the async one."""
+    both = Api(request.param, cluster.url, environ)
+    yield both
+    both.close()
+
+
+@pytest.fixture(params=MODES)
+def writer_api(
+    request: pytest.FixtureRequest, fresh_cluster: Cluster, environ: dict[str, str]
+) -> Iterator[Api]:
+    """A cluster of its own, to write to, through either API."""
+    both = Api(request.param, fresh_cluster.url, environ)
+    yield both
+    both.close()

@@ -11,6 +11,7 @@ from detorm import Experiment, Model, Note, Project, Workspace
 from detorm.errors import CommitError, InvalidValue
 from detorm.local import LocalMaster, Seeder
 from detorm.local._tables import FaultRow
+from tests.sdk.apis import Api
 from tests.sdk.conftest import Cluster, seed_cluster
 
 
@@ -69,15 +70,16 @@ def test_pending_plan_sends_only_real_changes(
 
 
 def test_commit_applies_and_objects_hold_server_state(
-    writer: detorm.Session, fresh_cluster: Cluster
+    writer_api: Api, fresh_cluster: Cluster
 ) -> None:
-    exp = writer.get(Experiment, fresh_cluster.experiments["resnet-base"])
+    api = writer_api
+    exp = api(api.session.get(api.Experiment, fresh_cluster.experiments["resnet-base"]))
     exp.name = "resnet-renamed"
     exp.notes = "## notes"
     exp.tags = {"prod", "reviewed"}
-    applied = writer.commit()
+    applied = api(api.session.commit())
     assert {c.field for c in applied} == {"name", "notes", "tags"}
-    assert writer.dirty == []
+    assert api.session.dirty == []
     again = detorm.Session(
         fresh_cluster.url,
         user="determined",
@@ -95,9 +97,10 @@ def test_commit_applies_and_objects_hold_server_state(
 
 
 def test_tags_are_edited_label_by_label_and_keep_concurrent_edits(
-    writer: detorm.Session, fresh_cluster: Cluster
+    writer_api: Api, fresh_cluster: Cluster
 ) -> None:
-    exp = writer.get(Experiment, fresh_cluster.experiments["bert-base"])
+    api = writer_api
+    exp = api(api.session.get(api.Experiment, fresh_cluster.experiments["bert-base"]))
     other = detorm.Session(
         fresh_cluster.url,
         user="determined",
@@ -110,25 +113,33 @@ def test_tags_are_edited_label_by_label_and_keep_concurrent_edits(
     other.commit()
     other.close()
     exp.tags.add("mine")
-    writer.commit()
-    assert set(exp.tags) == {"prod", "nlp", "mine", "theirs"}  # their label survived and is seen
-    assert writer.dirty == []
+    exp.tags.add("mine too")
+    before = api.session.requests_sent
+    api(api.session.commit())
+    assert api.session.requests_sent - before == 2  # one PUT per label, sent concurrently
+    assert set(exp.tags) == {"prod", "nlp", "mine", "mine too", "theirs"}  # theirs survived
+    assert api.session.dirty == []
 
 
-def test_rollback_and_begin(writer: detorm.Session, fresh_cluster: Cluster) -> None:
-    exp = writer.get(Experiment, fresh_cluster.experiments["gpt-mini"])
+def test_rollback_and_begin(writer_api: Api, fresh_cluster: Cluster) -> None:
+    api = writer_api
+    exp = api(api.session.get(api.Experiment, fresh_cluster.experiments["gpt-mini"]))
     exp.name = "changed"
     exp.tags.add("x")
-    writer.rollback()
-    assert exp.name == "gpt-mini" and set(exp.tags) == {"nlp", "gen"} and writer.dirty == []
+    api(api.session.rollback())
+    assert exp.name == "gpt-mini" and set(exp.tags) == {"nlp", "gen"} and api.session.dirty == []
     with pytest.raises(RuntimeError):
-        with writer.begin():
+        with api.begin():
             exp.description = "lost"
             raise RuntimeError("boom")
-    assert exp.description == "gpt-mini sweep" and writer.dirty == []
-    with writer.begin():
+    assert exp.description == "gpt-mini sweep" and api.session.dirty == []
+    with api.begin():
         exp.description = "kept"
-    assert writer.get(Experiment, exp.id).refresh().description == "kept"
+    assert api.session.dirty == []
+    assert api(api(api.session.get(api.Experiment, exp.id)).refresh()).description == "kept"
+    exp.description = "saved"
+    api(exp.save())
+    assert api.session.dirty == []
 
 
 def test_moves_are_one_bulk_request_per_destination(
@@ -272,22 +283,27 @@ def test_projects_workspaces_models(writer: detorm.Session, fresh_cluster: Clust
     assert set(model.labels) == {"a", "b"} and model.metadata == {"k": 1, "owner": "alice"}
 
 
-def test_bulk_actions_on_queries(writer: detorm.Session, fresh_cluster: Cluster) -> None:
-    query = Experiment.query(writer).filter(
+def test_bulk_actions_on_queries(writer_api: Api, fresh_cluster: Cluster) -> None:
+    api = writer_api
+    ids = fresh_cluster.experiments
+    query = api.Experiment.query(api.session).filter(
         project_id=fresh_cluster.projects["nlp"], state="COMPLETED"
     )
-    assert query.count() == 1
-    before = writer.requests_sent
-    result = query.archive()
-    assert writer.requests_sent - before == 1
-    assert result.succeeded == [fresh_cluster.experiments["bert-base"]] and not result.failed
-    assert writer.get(Experiment, fresh_cluster.experiments["bert-base"]).refresh().archived
-    moved = (
-        Experiment.query(writer).filter(name__contains="vit").move_to(fresh_cluster.projects["nlp"])
-    )
-    assert sorted(moved.succeeded) == sorted(
-        [fresh_cluster.experiments["vit-small"], fresh_cluster.experiments["vit-large"]]
-    )
-    paused = Experiment.query(writer).filter(name="vit-small").pause()
-    assert paused.succeeded == [fresh_cluster.experiments["vit-small"]]
-    assert writer.get(Experiment, fresh_cluster.experiments["vit-small"]).state == "STATE_PAUSED"
+    assert api(query.count()) == 1
+    api(api.session.whoami())
+    before = api.session.requests_sent
+    result = api(query.archive())
+    assert api.session.requests_sent - before == 1
+    assert result.succeeded == [ids["bert-base"]] and not result.failed
+    assert api(api(api.session.get(api.Experiment, ids["bert-base"])).refresh()).archived
+    vits = api.Experiment.query(api.session).filter(name__contains="vit")
+    moved = api(vits.move_to(fresh_cluster.projects["nlp"]))
+    assert sorted(moved.succeeded) == sorted([ids["vit-small"], ids["vit-large"]])
+    paused = api(api.Experiment.query(api.session).filter(name="vit-small").pause())
+    assert paused.succeeded == [ids["vit-small"]]
+    assert api(api.session.get(api.Experiment, ids["vit-small"])).state == "STATE_PAUSED"
+    bert = api(api.session.get(api.Experiment, ids["bert-base"]))
+    api(bert.unarchive())
+    assert not bert.archived
+    api(bert.move_to(fresh_cluster.projects["vision"]))
+    assert bert.project_id == fresh_cluster.projects["vision"]

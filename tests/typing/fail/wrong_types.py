@@ -6,7 +6,7 @@ exp = Experiment.query().first()
 assert exp is not None
 name: int = exp.name  # E: Incompatible types in assignment (expression has type "str", variable has type "int")
 count: str = Experiment.query().count()  # E: Incompatible types in assignment (expression has type "int", variable has type "str")
-exp.trials.filter(state="ACTIVE").order_by("-nope")  # E: Argument 1 to "order_by" of "TrialQuery" has incompatible type
+exp.trials.filter(state="ACTIVE").order_by("-nope")  # E: Argument 1 to "order_by" of "TrialFilters" has incompatible type
 exp.priority = "high"  # E: Incompatible types in assignment (expression has type "str", variable has type "int | None")
 exp.state = "ACTIVE"  # E: Incompatible types in assignment
 exp.project = exp.project.workspace  # E: Incompatible types in assignment (expression has type "Workspace", variable has type "Project | int")

@@ -1,0 +1,584 @@
+"""The async API (``detorm.aio``): the twin of ``detorm._api._sync``, awaiting the same ops.
+
+Every method is a one-liner over an op of the layers below, run by the async driver
+(``AsyncTransport``); the docstrings are the sync API's (copied at import), and
+``tests/sdk/test_parity.py`` checks that both APIs offer the same operations. Two differences
+follow from the event loop: a session logs in before its first request (a constructor cannot
+await), and a to-one relationship that is not loaded raises :class:`~detorm.errors.NotLoaded`
+naming ``await session.load(obj, "...")`` instead of fetching inside an attribute read.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Literal, Self, TypeVar, overload
+
+from .. import _executor
+from .._actions import bulk_action, delete_checkpoint, experiment_action
+from .._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
+from .._edits import BulkResult, Change
+from .._inputs import require
+from .._logs import LogEntry, read_logs
+from .._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
+from .._ops import Op, Rows
+from .._query import (
+    CheckpointFilters,
+    ExperimentFilters,
+    ModelFilters,
+    ModelVersionFilters,
+    ProjectFilters,
+    QueryBase,
+    TrialFilters,
+    UserFilters,
+    WorkspaceFilters,
+)
+from .._resources import _models as m
+from .._resources._base import Resource
+from .._resources._relations import SettableToOne, ToMany, ToOne
+from .._session import SessionBase
+from .._transport import AsyncTransport
+from .._wire import LogLevel
+from ..errors import NotLoaded
+from . import _sync
+
+__all__ = [
+    "AsyncCheckpointQuery",
+    "AsyncExperimentQuery",
+    "AsyncMetricsStream",
+    "AsyncModelQuery",
+    "AsyncModelVersionQuery",
+    "AsyncProjectQuery",
+    "AsyncQuery",
+    "AsyncSession",
+    "AsyncTrialQuery",
+    "AsyncUserQuery",
+    "AsyncWorkspaceQuery",
+    "Checkpoint",
+    "Experiment",
+    "Model",
+    "ModelVersion",
+    "Project",
+    "Trial",
+    "User",
+    "Workspace",
+    "connect",
+    "default_session",
+    "set_default_session",
+]
+
+R = TypeVar("R", bound=Resource)
+P = TypeVar("P", bound=Resource)
+T = TypeVar("T")
+
+
+# --- the session ---------------------------------------------------------------------------------
+class AsyncSession(SessionBase):
+    """A connection to one Determined master for asyncio code: the twin of
+    :class:`detorm.Session` (same arguments, credentials, identity map and unit of work).
+
+    It logs in before its first request (a constructor cannot await); ``async with`` closes it.
+    """
+
+    def _open_transport(self, master: str, **options: Any) -> AsyncTransport:
+        return AsyncTransport(master, **options)
+
+    def _connected(self) -> None:
+        self._http.log_in = self._log_in
+
+    @property
+    def transport(self) -> AsyncTransport:
+        """The async driver this session sends with."""
+        assert isinstance(self._http, AsyncTransport)
+        return self._http
+
+    async def close(self) -> None:
+        global _default
+        await self.transport.aclose()
+        self.cache.close()
+        with _default_lock:
+            if _default is self:
+                _default = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @overload
+    def query(self, resource: type[Experiment]) -> AsyncExperimentQuery: ...
+    @overload
+    def query(self, resource: type[Trial]) -> AsyncTrialQuery: ...
+    @overload
+    def query(self, resource: type[Checkpoint]) -> AsyncCheckpointQuery: ...
+    @overload
+    def query(self, resource: type[Workspace]) -> AsyncWorkspaceQuery: ...
+    @overload
+    def query(self, resource: type[Project]) -> AsyncProjectQuery: ...
+    @overload
+    def query(self, resource: type[Model]) -> AsyncModelQuery: ...
+    @overload
+    def query(self, resource: type[ModelVersion]) -> AsyncModelVersionQuery: ...
+    @overload
+    def query(self, resource: type[User]) -> AsyncUserQuery: ...
+
+    def query(self, resource: type[Resource]) -> AsyncQuery[Any]:
+        return self._query(resource)
+
+    def _query(self, resource: type[R]) -> AsyncQuery[R]:
+        cls = self._class_of(resource)
+        return _QUERIES[cls.__name__](cls, self)
+
+    async def whoami(self) -> User:
+        return await self.transport.run(self._whoami(User))
+
+    async def get(self, resource: type[R], key: Any) -> R:
+        return await self.transport.run(self._get(resource, key))
+
+    async def resolve(self, resource: type[R], key: Any) -> R:
+        return await self.transport.run(self._resolve(resource, key))
+
+    async def load(self, obj: Resource, relation: str) -> Any:
+        return await self.transport.run(self._load(obj, relation))
+
+    def metrics(
+        self, trials: Iterable[Trial | int] | AsyncTrialQuery, group: str = "validation", *,
+        cache: bool = True,
+    ) -> AsyncMetricsStream:  # fmt: skip
+        return AsyncMetricsStream(self, trials, group, cache=self._use_cache(cache))
+
+    async def summaries(
+        self, trials: Iterable[Trial | int] | AsyncTrialQuery, *, cache: bool = True
+    ) -> dict[int, TrialSummary]:
+        return await self.transport.run(self._summaries(trials, cache))
+
+    async def commit(self, *objects: Resource) -> list[Change]:
+        return await self.transport.run(self._commit(objects))
+
+    async def rollback(self, *objects: Resource) -> None:
+        self._rollback(objects)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[None]:
+        """``async with session.begin():`` commits on success and rolls back on an exception."""
+        try:
+            yield
+        except BaseException:
+            await self.rollback()
+            raise
+        await self.commit()
+
+
+_default: AsyncSession | None = None
+_default_lock = threading.Lock()
+
+
+def connect(
+    master: str | None = None,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    verify: bool | str = True,
+    timeout: float = 60.0,
+) -> AsyncSession:
+    """Open an async session (it logs in on its first request); the first one connected
+    becomes the default async session. Arguments as for :func:`detorm.connect`."""
+    global _default
+    session = AsyncSession(
+        master, user=user, password=password, token=token, verify=verify, timeout=timeout
+    )
+    with _default_lock:
+        if _default is None:
+            _default = session
+    return session
+
+
+def default_session() -> AsyncSession:
+    """The default async session: the first one connected, or one from the environment."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = AsyncSession()
+        return _default
+
+
+def set_default_session(session: AsyncSession | None) -> None:
+    """Make ``session`` the default async session (None: forget the current one)."""
+    global _default
+    if session is not None:
+        require("session", session, AsyncSession, "a detorm.aio.AsyncSession or None")
+    with _default_lock:
+        _default = session
+
+
+# --- queries -------------------------------------------------------------------------------------
+class AsyncQuery(QueryBase[R]):
+    """A lazy, immutable query of one resource type: ``async for`` over it, or await a
+    terminal method (``all()``, ``first()``, ``count()``...)."""
+
+    _session_kind: ClassVar[str] = "a detorm.aio.AsyncSession or None"
+
+    @classmethod
+    def _session_type(cls) -> type[AsyncSession]:
+        return AsyncSession
+
+    def _default_session(self) -> AsyncSession:
+        return default_session()
+
+    @property
+    def session(self) -> AsyncSession:
+        session = super().session
+        assert isinstance(session, AsyncSession)
+        return session
+
+    async def _run(self, op: Op[T]) -> T:
+        return await self.session.transport.run(op)
+
+    @overload
+    def __getitem__(self, index: int) -> Awaitable[R]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Self: ...
+
+    def __getitem__(self, index: int | slice) -> Awaitable[R] | Self:
+        """``query[i]`` is awaited (``await query[0]``); a slice is a query."""
+        if isinstance(index, slice):
+            return self._slice(index)
+        return self._run(_executor.at(self, index))
+
+    def __aiter__(self) -> AsyncIterator[R]:
+        return self.session.transport.iterate(Rows(lambda: _executor.query_rows(self)))
+
+    async def all(self) -> list[R]:
+        return await self._run(_executor.rows_of(self))
+
+    async def first(self) -> R | None:
+        return await self._run(_executor.first(self))
+
+    async def one(self) -> R:
+        return await self._run(_executor.one(self))
+
+    async def one_or_none(self) -> R | None:
+        return await self._run(_executor.one_or_none(self))
+
+    async def count(self) -> int:
+        return await self._run(_executor.count(self))
+
+    async def exists(self) -> bool:
+        return await self._run(_executor.exists(self))
+
+    async def get(self, key: Any) -> R:
+        return await self._run(_executor.get(self, key))
+
+    async def to_records(self) -> list[dict[str, Any]]:
+        return await self._run(_executor.records(self))
+
+    async def to_pandas(self) -> Any:
+        return to_pandas(await self.to_records())
+
+    async def to_polars(self) -> Any:
+        return to_polars(await self.to_records())
+
+
+class AsyncExperimentQuery(ExperimentFilters["Experiment"], AsyncQuery["Experiment"]):
+    async def archive(self) -> BulkResult:
+        return await self._run(bulk_action(self, "archive"))
+
+    async def unarchive(self) -> BulkResult:
+        return await self._run(bulk_action(self, "unarchive"))
+
+    async def pause(self) -> BulkResult:
+        return await self._run(bulk_action(self, "pause"))
+
+    async def activate(self) -> BulkResult:
+        return await self._run(bulk_action(self, "activate"))
+
+    async def cancel(self) -> BulkResult:
+        return await self._run(bulk_action(self, "cancel"))
+
+    async def kill(self) -> BulkResult:
+        return await self._run(bulk_action(self, "kill"))
+
+    async def delete(self) -> BulkResult:
+        return await self._run(bulk_action(self, "delete"))
+
+    async def move_to(self, project: m.Project | int) -> BulkResult:
+        destination = project.id if isinstance(project, m.Project) else project
+        return await self._run(bulk_action(self, "move", destination))
+
+
+class AsyncTrialQuery(TrialFilters["Trial"], AsyncQuery["Trial"]):
+    pass
+
+
+class AsyncCheckpointQuery(CheckpointFilters["Checkpoint"], AsyncQuery["Checkpoint"]):
+    pass
+
+
+class AsyncWorkspaceQuery(WorkspaceFilters["Workspace"], AsyncQuery["Workspace"]):
+    pass
+
+
+class AsyncProjectQuery(ProjectFilters["Project"], AsyncQuery["Project"]):
+    pass
+
+
+class AsyncModelQuery(ModelFilters["Model"], AsyncQuery["Model"]):
+    pass
+
+
+class AsyncModelVersionQuery(ModelVersionFilters["ModelVersion"], AsyncQuery["ModelVersion"]):
+    pass
+
+
+class AsyncUserQuery(UserFilters["User"], AsyncQuery["User"]):
+    pass
+
+
+# --- resources -----------------------------------------------------------------------------------
+class _Async(Resource):
+    """What every async resource adds to its data: its session, refresh, save, parents."""
+
+    @property
+    def session(self) -> AsyncSession:
+        session = super().session
+        assert isinstance(session, AsyncSession)
+        return session
+
+    async def refresh(self) -> Self:
+        return await self.session.transport.run(self.session._refresh(self))
+
+    async def save(self) -> None:
+        await self.session.commit(self)
+
+    def _parent(self, relation: str, target: type[P], key: Any) -> P:
+        # An attribute read cannot await: a parent missing from the identity map is an error
+        # that says how to load it (as SQLAlchemy's asyncio extension does).
+        loaded = self._session.identity.get(target, key) if self._session is not None else None
+        if loaded is None:
+            name = type(self).__name__.lower()
+            raise NotLoaded(
+                f"{type(self).__name__}.{relation} is not loaded, and an async session does not "
+                f'fetch inside an attribute read: await session.load({name}, "{relation}") '
+                f"first (or read that {target.__name__} in this session before: it is then "
+                "taken from the identity map)"
+            )
+        return loaded
+
+
+class AsyncMetricsStream(MetricsReader):
+    """The reports of a metric group for some trials: ``async for`` over it (lazily, line by
+    line of the stream), or await ``to_records()``. Reading again reads again (from the disk
+    cache for finished trials)."""
+
+    @property
+    def _transport(self) -> AsyncTransport:
+        assert isinstance(self._session, AsyncSession)
+        return self._session.transport
+
+    def __aiter__(self) -> AsyncIterator[MetricReport]:
+        return self._transport.iterate(self._rows())
+
+    async def to_records(self) -> list[dict[str, Any]]:
+        return await self._transport.run(self._records())
+
+    async def to_pandas(self) -> Any:
+        return to_pandas(await self.to_records())
+
+    async def to_polars(self) -> Any:
+        return to_polars(await self.to_records())
+
+
+class User(_Async, m.User):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncUserQuery:
+        return AsyncUserQuery(cls, session)
+
+
+class Workspace(_Async, m.Workspace):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncWorkspaceQuery:
+        return AsyncWorkspaceQuery(cls, session)
+
+    projects = ToMany(lambda s: Project.query(_aio(s)), "workspace_id")
+    models = ToMany(lambda s: Model.query(_aio(s)), "workspace_id")
+
+
+class Project(_Async, m.Project):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncProjectQuery:
+        return AsyncProjectQuery(cls, session)
+
+    workspace = SettableToOne(lambda: Workspace, "workspace_id")
+    experiments = ToMany(lambda s: Experiment.query(_aio(s)), "project_id")
+
+
+class Experiment(_Async, m.Experiment):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncExperimentQuery:
+        return AsyncExperimentQuery(cls, session)
+
+    project = SettableToOne(lambda: Project, "project_id")
+    trials = ToMany(lambda s: Trial.query(_aio(s)), "experiment_id")
+    checkpoints = ToMany(lambda s: Checkpoint.query(_aio(s)), "experiment_id")
+
+    async def _act(self, action: Any, destination: int | None = None) -> None:
+        session = self.session
+        await session.transport.run(experiment_action(session, self, action, destination))
+
+    async def archive(self) -> None:
+        await self._act("archive")
+
+    async def unarchive(self) -> None:
+        await self._act("unarchive")
+
+    async def pause(self) -> None:
+        await self._act("pause")
+
+    async def activate(self) -> None:
+        await self._act("activate")
+
+    async def cancel(self) -> None:
+        await self._act("cancel")
+
+    async def kill(self) -> None:
+        await self._act("kill")
+
+    async def delete(self) -> None:
+        await self._act("delete")
+
+    async def move_to(self, project: m.Project | int) -> None:
+        await self._act("move", project.id if isinstance(project, m.Project) else project)
+
+    async def best_trial(self) -> Trial | None:
+        return await self.session.transport.run(_executor.best_trial(self.session, self, Trial))
+
+    async def download_code(
+        self, path: str | os.PathLike[str], *, cache: bool = True, max_size: int = CODE_MAX_SIZE
+    ) -> Path:
+        op = download_code(self.session, self, path, cache=cache, max_size=max_size)
+        return await self.session.transport.run(op)
+
+
+class Trial(_Async, m.Trial):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncTrialQuery:
+        return AsyncTrialQuery(cls, session)
+
+    experiment = ToOne(lambda: Experiment, "experiment_id")
+    checkpoints = ToMany(lambda s: Checkpoint.query(_aio(s)), "trial_id")
+
+    def metrics(self, group: str = "validation", *, cache: bool = True) -> AsyncMetricsStream:
+        return self.session.metrics([self], group, cache=cache)
+
+    def logs(
+        self,
+        *,
+        follow: bool = False,
+        search: str | None = None,
+        regex: bool = False,
+        levels: Iterable[LogLevel | str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+        tail: int | None = None,
+    ) -> AsyncIterator[LogEntry]:
+        return self.session.transport.iterate(read_logs(
+            self.session, self.id, follow=follow, search=search, regex=regex,
+            levels=levels, since=since, until=until, limit=limit, tail=tail,
+        ))  # fmt: skip
+
+
+class Checkpoint(_Async, m.Checkpoint):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncCheckpointQuery:
+        return AsyncCheckpointQuery(cls, session)
+
+    trial = ToOne(lambda: Trial, "trial_id")
+
+    async def delete(self) -> None:
+        await self.session.transport.run(delete_checkpoint(self.session, self))
+
+    async def download(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        mode: Literal["auto", "direct", "master"] = "auto",
+        progress: bool = False,
+        cache: bool = True,
+        max_size: int = CHECKPOINT_MAX_SIZE,
+    ) -> Path:
+        op = download_checkpoint(
+            self.session, self, path, mode=mode, progress=progress, cache=cache, max_size=max_size
+        )
+        return await self.session.transport.run(op)
+
+
+class Model(_Async, m.Model):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncModelQuery:
+        return AsyncModelQuery(cls, session)
+
+    workspace = SettableToOne(lambda: Workspace, "workspace_id")
+    versions = ToMany(lambda s: ModelVersion.query(_aio(s)), "model_id")
+
+
+class ModelVersion(_Async, m.ModelVersion):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncModelVersionQuery:
+        return AsyncModelVersionQuery(cls, session)
+
+    model = ToOne(lambda: Model, "model_id")
+    checkpoint = ToOne(lambda: Checkpoint, "checkpoint_uuid")
+
+
+def _aio(session: SessionBase | None) -> AsyncSession | None:
+    assert session is None or isinstance(session, AsyncSession)
+    return session
+
+
+RESOURCES = (User, Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion)
+AsyncSession._classes = {cls.__name__: cls for cls in RESOURCES}
+_QUERIES: dict[str, type[AsyncQuery[Any]]] = {
+    "User": AsyncUserQuery, "Workspace": AsyncWorkspaceQuery, "Project": AsyncProjectQuery,
+    "Experiment": AsyncExperimentQuery, "Trial": AsyncTrialQuery,
+    "Checkpoint": AsyncCheckpointQuery, "Model": AsyncModelQuery,
+    "ModelVersion": AsyncModelVersionQuery,
+}  # fmt: skip
+
+
+def _copy_docs() -> None:
+    """Give each async class and method the docstring of its sync twin (written once)."""
+    pairs: list[tuple[type, type]] = [
+        (AsyncSession, _sync.Session), (_Async, _sync._Sync),
+        (AsyncMetricsStream, _sync.MetricsStream), (AsyncQuery, _sync.Query),
+        *((q, getattr(_sync, q.__name__.removeprefix("Async"))) for q in _QUERIES.values()),
+        *((cls, getattr(_sync, cls.__name__)) for cls in RESOURCES),
+    ]  # fmt: skip
+    for cls, twin in pairs:
+        if cls.__doc__ is None:
+            cls.__doc__ = twin.__doc__
+        for name, member in list(vars(cls).items()):
+            source = inspect.getattr_static(twin, name, None)
+            function = member.__func__ if isinstance(member, classmethod) else member
+            function = getattr(function, "fget", function)
+            original = source.__func__ if isinstance(source, classmethod) else source
+            original = getattr(original, "fget", original)
+            if inspect.isfunction(function) and function.__doc__ is None and original is not None:
+                function.__doc__ = original.__doc__
+
+
+_copy_docs()
