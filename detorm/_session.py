@@ -26,8 +26,9 @@ from ._executor import rows_of
 from ._identity import IdentityMap
 from ._inputs import INT32_MAX, check_int, check_seconds, require
 from ._loading import check_key, check_resource, refetch, single_fetch, trial_values
-from ._metrics import TrialSummary, chosen_trials, read_summaries
-from ._ops import Op, blocking, send
+from ._logs import LogEntry, read_logs
+from ._metrics import TrialSummary, chosen_trials, read_summaries, trials_of
+from ._ops import Op, blocking, collect, gather, send
 from ._query import QueryBase
 from ._resources._base import Resource, TagSet, TrackedDict, construct
 from ._resources._relations import ToMany, ToOne
@@ -335,6 +336,25 @@ class SessionBase:
         """Hyperparameters and summary metrics of many trials, by trial id (see the facades)."""
         chosen = trials if isinstance(trials, QueryBase) else chosen_trials(trials)
         return read_summaries(self, chosen, cache=self._use_cache(cache))
+
+    def _logs_of_many(
+        self, trials: Iterable[Trial | int] | QueryBase[Any], options: dict[str, Any]
+    ) -> Op[dict[int, list[LogEntry]]]:
+        """The log entries of many trials, by trial id: one stream per trial (the master has
+        no multi-trial logs route), read concurrently within the session's ``concurrency``."""
+        read_logs(self, 0, **options)  # checks the arguments before anything is sent
+        chosen = trials if isinstance(trials, QueryBase) else chosen_trials(trials)
+        return self._read_logs_of(chosen, options)
+
+    def _read_logs_of(
+        self, trials: list[Trial | int] | QueryBase[Any], options: dict[str, Any]
+    ) -> Op[dict[int, list[LogEntry]]]:
+        chosen = yield from trials_of(trials)
+        ids = list(dict.fromkeys(t if isinstance(t, int) else t.id for t in chosen))
+        reads: list[Op[list[LogEntry]]] = [
+            collect(read_logs(self, trial_id, **options).make()) for trial_id in ids
+        ]
+        return dict(zip(ids, (yield from gather(reads)), strict=True))
 
     def _trial_states(self, trial_ids: list[int]) -> Op[dict[int, bool]]:
         """Whether each trial is finished (one runs search); unknown ids count as not."""

@@ -159,6 +159,25 @@ class AsyncSession(SessionBase):
     ) -> AsyncMetricsStream:  # fmt: skip
         return AsyncMetricsStream(self, trials, group, cache=self._use_cache(cache))
 
+    async def logs(
+        self,
+        trials: Iterable[Trial | int] | AsyncTrialQuery,
+        *,
+        follow: bool = False,
+        search: str | None = None,
+        regex: bool = False,
+        levels: Iterable[LogLevel | str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+        tail: int | None = None,
+    ) -> dict[int, list[LogEntry]]:
+        options = {
+            "follow": follow, "search": search, "regex": regex, "levels": levels,
+            "since": since, "until": until, "limit": limit, "tail": tail,
+        }  # fmt: skip
+        return await self.transport.run(self._logs_of_many(trials, options))
+
     async def summaries(
         self, trials: Iterable[Trial | int] | AsyncTrialQuery, *, cache: bool = True
     ) -> dict[int, TrialSummary]:

@@ -182,6 +182,28 @@ class Session(SessionBase):
         """
         return MetricsStream(self, trials, group, cache=self._use_cache(cache))
 
+    def logs(
+        self,
+        trials: Iterable[Trial | int] | TrialQuery,
+        *,
+        follow: bool = False,
+        search: str | None = None,
+        regex: bool = False,
+        levels: Iterable[LogLevel | str] | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+        tail: int | None = None,
+    ) -> dict[int, list[LogEntry]]:
+        """The log entries of many trials, by trial id, filtered as ``Trial.logs`` filters
+        them (``limit`` and ``tail`` count per trial). The master streams one trial per
+        request: they are read concurrently, ``concurrency`` at a time (default 8)."""
+        options = {
+            "follow": follow, "search": search, "regex": regex, "levels": levels,
+            "since": since, "until": until, "limit": limit, "tail": tail,
+        }  # fmt: skip
+        return self.transport.run(self._logs_of_many(trials, options))
+
     def summaries(
         self, trials: Iterable[Trial | int] | TrialQuery, *, cache: bool = True
     ) -> dict[int, TrialSummary]:

@@ -66,6 +66,17 @@ def test_logs(mode: str, cluster: Cluster, environ: dict[str, str]) -> None:
         assert [e.message for e in followed] == ["loading data", "epoch 1 done"]
         with pytest.raises(QueryError):  # refused at the call, before anything is sent
             trial.logs(limit=1, tail=1)
+        # Many trials: one stream each, read concurrently; limit and tail count per trial.
+        others = cluster.trials["gpt-mini"]
+        before = api.session.requests_sent
+        many = api(api.session.logs([trial, *others], tail=1))
+        assert api.session.requests_sent - before == 3
+        assert list(many) == [trial_id, *others]
+        assert [e.message for e in many[trial_id]] == ["disk almost full"]
+        query = api.Trial.query(api.session).filter(experiment_id=cluster.experiments["bert-base"])
+        assert sorted(api(api.session.logs(query, search="epoch"))) == cluster.trials["bert-base"]
+        with pytest.raises(QueryError):
+            api(api.session.logs([trial], limit=1, tail=1))
     finally:
         api.close()
 
