@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import detorm
 import detorm.aio
@@ -26,6 +26,7 @@ class Api:
         self._loop = asyncio.new_event_loop() if mode == "async" else None
         factory = detorm.Session if mode == "sync" else detorm.aio.AsyncSession
         options = {"user": "determined", "password": "", **options}
+        options = {name: value for name, value in options.items() if value is not None}
         self.session: Any = factory(url, environ=environ, **options)
 
     def __call__(self, value: Any) -> Any:
@@ -66,6 +67,12 @@ class Api:
             return
         self._loop.run_until_complete(self.session.close())
         self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __getattr__(self, name: str) -> Any:
         # The API's classes: api.Experiment, api.Trial...

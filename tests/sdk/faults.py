@@ -20,8 +20,8 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from typing import Final
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Final
 
 import httpx
 
@@ -41,6 +41,17 @@ class _CutStream(httpx.SyncByteStream):
         raise httpx.ReadError("peer closed connection without sending complete message body")
 
 
+class _AsyncCutStream(httpx.AsyncByteStream):
+    """The first half of a body, then the connection breaks (for the async client)."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._content[: max(1, len(self._content) // 2)]
+        raise httpx.ReadError("peer closed connection without sending complete message body")
+
+
 def _gateway_error(status: int, request: httpx.Request) -> httpx.Response:
     reasons = {502: "Bad Gateway", 503: "Unavailable", 504: "DeadlineExceeded"}
     codes = {502: 14, 503: 14, 504: 4}
@@ -52,6 +63,36 @@ def _rate_limited(request: httpx.Request, *, as_date: bool) -> httpx.Response:
     after = email.utils.formatdate(time.time(), usegmt=True) if as_date else "0"
     body = {"error": {"code": 8, "reason": "ResourceExhausted", "error": "injected"}}
     return httpx.Response(429, headers={"Retry-After": after}, json=body, request=request)
+
+
+def _before_the_master(kind: str, request: httpx.Request) -> httpx.Response | None:
+    """The answer of a fault that stops the request before the master sees it (None: the
+    master handles the request)."""
+    if kind in ("502", "503", "504"):
+        return _gateway_error(int(kind), request)
+    if kind in ("429", "429-date"):
+        return _rate_limited(request, as_date=kind == "429-date")
+    if kind == "refused":
+        raise httpx.ConnectError("connection refused", request=request)
+    return None
+
+
+def _after_the_master(
+    kind: str, request: httpx.Request, response: httpx.Response, cut: Any
+) -> httpx.Response:
+    """What the client gets of a response the master made, through a fault after it."""
+    if kind == "504-after":
+        return _gateway_error(504, request)
+    if kind == "dropped":
+        raise httpx.ReadError("connection reset by peer", request=request)
+    if kind == "timeout":
+        raise httpx.ReadTimeout("timed out", request=request)
+    return httpx.Response(
+        response.status_code,
+        headers=[(k, v) for k, v in response.headers.items() if k != "content-length"],
+        stream=cut,
+        request=request,
+    )
 
 
 class FaultyTransport(httpx.BaseTransport):
@@ -86,27 +127,43 @@ class FaultyTransport(httpx.BaseTransport):
         kind = self._draw()
         if kind is None:
             return self.inner.handle_request(request)
-        if kind in ("502", "503", "504"):
-            return _gateway_error(int(kind), request)
-        if kind in ("429", "429-date"):
-            return _rate_limited(request, as_date=kind == "429-date")
-        if kind == "refused":
-            raise httpx.ConnectError("connection refused", request=request)
+        refused = _before_the_master(kind, request)
+        if refused is not None:
+            return refused
         response = self.inner.handle_request(request)  # the master handles it
         content = response.read()
         response.close()
-        if kind == "504-after":
-            return _gateway_error(504, request)
-        if kind == "dropped":
-            raise httpx.ReadError("connection reset by peer", request=request)
-        if kind == "timeout":
-            raise httpx.ReadTimeout("timed out", request=request)
-        return httpx.Response(
-            response.status_code,
-            headers=[(k, v) for k, v in response.headers.items() if k != "content-length"],
-            stream=_CutStream(content),
-            request=request,
-        )
+        return _after_the_master(kind, request, response, _CutStream(content))
 
     def close(self) -> None:
         self.inner.close()
+
+
+class AsyncFaultyTransport(httpx.AsyncBaseTransport):
+    """:class:`FaultyTransport` for an ``httpx.AsyncClient``: the same faults, drawn the same
+    way, so that the async API meets exactly what the sync one meets."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, **options: Any) -> None:
+        self.inner = inner
+        self._faults = FaultyTransport(
+            httpx.MockTransport(lambda r: httpx.Response(500)), **options
+        )
+
+    @property
+    def injected(self) -> Counter[str]:
+        return self._faults.injected
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        kind = self._faults._draw()
+        if kind is None:
+            return await self.inner.handle_async_request(request)
+        refused = _before_the_master(kind, request)
+        if refused is not None:
+            return refused
+        response = await self.inner.handle_async_request(request)  # the master handles it
+        content = await response.aread()
+        await response.aclose()
+        return _after_the_master(kind, request, response, _AsyncCutStream(content))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -30,7 +30,6 @@ from detorm import (
     Q,
     RetryPolicy,
     Trial,
-    User,
     Workspace,
 )
 from detorm._resources._base import Resource
@@ -43,8 +42,9 @@ from detorm.errors import (
     TransportError,
 )
 from detorm.local import LocalMaster, Seeder
+from tests.sdk.apis import MODES, Api, Mode
 from tests.sdk.conftest import Cluster, seed_cluster
-from tests.sdk.faults import KINDS, FaultyTransport
+from tests.sdk.faults import KINDS, AsyncFaultyTransport, FaultyTransport
 
 # Quick retries: the suite injects hundreds of faults and must not sleep through them.
 FAST = RetryPolicy(retries=8, backoff=0.001, max_backoff=0.01)
@@ -77,16 +77,18 @@ def read_cluster() -> Iterator[tuple[Cluster, dict[str, Any]]]:
         yield cluster, _seed_extras(cluster)
 
 
-def _session(cluster: Cluster) -> detorm.Session:
-    return detorm.Session(
-        cluster.url, user="determined", password="", environ={"HOME": "/nonexistent"},
-        cache=False, retry=FAST,
-    )  # fmt: skip
+def _session(cluster: Cluster, mode: Mode = "sync") -> Api:
+    api = Api(mode, cluster.url, {"HOME": "/nonexistent"}, cache=False, retry=FAST)
+    if mode == "async":
+        api(api.session.whoami())  # logged in, as a sync session is once made
+    return api
 
 
-def _install(session: detorm.Session, *, rate: float, seed: int, **kinds: Any) -> FaultyTransport:
-    client = session.transport._client
-    faulty = FaultyTransport(client._transport, rate=rate, seed=seed, **kinds)
+def _install(api: Api, *, rate: float, seed: int, **kinds: Any) -> Any:
+    """Put the faults where httpx sends bytes, in either driver."""
+    client = api.session.transport._client
+    faults = FaultyTransport if api.mode == "sync" else AsyncFaultyTransport
+    faulty = faults(client._transport, rate=rate, seed=seed, **kinds)
     client._transport = faulty
     return faulty
 
@@ -114,74 +116,97 @@ def _files(directory: Path) -> dict[str, str]:
     }
 
 
-def _downloads(session: detorm.Session, cluster: Cluster, extras: dict[str, Any]) -> Any:
+def _downloads(a: Api, cluster: Cluster, extras: dict[str, Any]) -> Any:
     with tempfile.TemporaryDirectory() as out:
-        checkpoint = session.get(Checkpoint, extras["uuid"])
-        files = _files(checkpoint.download(Path(out, "c"), mode="master", cache=False))
-        experiment = session.get(Experiment, cluster.experiments["resnet-base"])
-        return files, _files(experiment.download_code(Path(out, "code"), cache=False))
+        checkpoint = a(a.session.get(a.Checkpoint, extras["uuid"]))
+        files = _files(a(checkpoint.download(Path(out, "c"), mode="master", cache=False)))
+        experiment = a(a.session.get(a.Experiment, cluster.experiments["resnet-base"]))
+        return files, _files(a(experiment.download_code(Path(out, "code"), cache=False)))
 
 
-Read = Callable[[detorm.Session, Cluster, dict[str, Any]], Any]
+def _trial_logs(a: Api, trial_id: int, **options: Any) -> list[str]:
+    return [e.message for e in a.list(a(a.session.get(a.Trial, trial_id)).logs(**options))]
 
+
+Read = Callable[[Api, Cluster, dict[str, Any]], Any]
+
+# Each read, written once in the calling convention of ``Api``: it runs through either API.
 READS: dict[str, Read] = {
-    "experiments, paged": lambda s, c, x: _rows(Experiment.query(s).order_by("id").page_size(2)),
-    "experiments search": lambda s, c, x: _rows(
-        Experiment.query(s).filter(Q(state="COMPLETED") | Q(tags__contains="prod")).order_by("id")
+    "experiments, paged": lambda a, c, x: _rows(
+        a.list(a.Experiment.query(a.session).order_by("id").page_size(2))
     ),
-    "count": lambda s, c, x: Experiment.query(s).filter(tags__contains="nlp").count(),
-    "first": lambda s, c, x: _fields(Experiment.query(s).order_by("-start_time").first()),
-    "get and refresh": lambda s, c, x: _fields(
-        s.get(Experiment, c.experiments["bert-base"]).refresh()
+    "experiments search": lambda a, c, x: _rows(a.list(
+        a.Experiment.query(a.session).filter(Q(state="COMPLETED") | Q(tags__contains="prod"))
+        .order_by("id")
+    )),
+    "count": lambda a, c, x: a(a.Experiment.query(a.session).filter(tags__contains="nlp").count()),
+    "first": lambda a, c, x: _fields(a(a.Experiment.query(a.session).order_by("-start_time").first())),
+    "get and refresh": lambda a, c, x: _fields(
+        a(a(a.session.get(a.Experiment, c.experiments["bert-base"])).refresh())
     ),
-    "trials of an experiment": lambda s, c, x: _rows(
-        s.get(Experiment, c.experiments["resnet-base"]).trials.order_by("id")
+    "trials of an experiment": lambda a, c, x: _rows(
+        a.list(a(a.session.get(a.Experiment, c.experiments["resnet-base"])).trials.order_by("id"))
     ),
-    "runs search": lambda s, c, x: _rows(Trial.query(s).filter(hp__lr__gte=0.01).order_by("id")),
-    "prefetched trials": lambda s, c, x: [
-        _rows(e.trials) for e in Experiment.query(s).order_by("id").prefetch("trials")
+    "runs search": lambda a, c, x: _rows(
+        a.list(a.Trial.query(a.session).filter(hp__lr__gte=0.01).order_by("id"))
+    ),
+    "prefetched trials": lambda a, c, x: [
+        _rows(a.list(e.trials))
+        for e in a.list(a.Experiment.query(a.session).order_by("id").prefetch("trials"))
     ],
-    "best trial": lambda s, c, x: _fields(s.get(Experiment, c.experiments["vit-small"]).best_trial()),
-    "checkpoints": lambda s, c, x: _rows(
-        Checkpoint.query(s).filter(experiment_id=c.experiments["resnet-base"]).order_by("uuid")
+    "best trial": lambda a, c, x: _fields(
+        a(a(a.session.get(a.Experiment, c.experiments["vit-small"])).best_trial())
     ),
-    "workspaces, projects": lambda s, c, x: [
-        _rows(Workspace.query(s).order_by("id")), _rows(Project.query(s).order_by("id"))
+    "checkpoints": lambda a, c, x: _rows(a.list(
+        a.Checkpoint.query(a.session).filter(experiment_id=c.experiments["resnet-base"])
+        .order_by("uuid")
+    )),
+    "workspaces, projects": lambda a, c, x: [
+        _rows(a.list(a.Workspace.query(a.session).order_by("id"))),
+        _rows(a.list(a.Project.query(a.session).order_by("id"))),
     ],
-    "models, versions, users": lambda s, c, x: [
-        _rows(Model.query(s)), _rows(ModelVersion.query(s).filter(model_id=x["model"])),
-        _rows(User.query(s).order_by("id")),
+    "models, versions, users": lambda a, c, x: [
+        _rows(a.list(a.Model.query(a.session))),
+        _rows(a.list(a.ModelVersion.query(a.session).filter(model_id=x["model"]))),
+        _rows(a.list(a.User.query(a.session).order_by("id"))),
     ],
-    "metrics of many trials": lambda s, c, x: [
+    "metrics of many trials": lambda a, c, x: [
         (r.trial_id, r.step, r.values)
-        for r in s.metrics([t for ts in c.trials.values() for t in ts], "validation", cache=False)
+        for r in a.list(a.session.metrics(
+            [t for ts in c.trials.values() for t in ts], "validation", cache=False
+        ))
     ],
-    "summaries": lambda s, c, x: {
-        k: repr(v) for k, v in s.summaries(c.trials["bert-base"], cache=False).items()
+    "summaries": lambda a, c, x: {
+        k: repr(v) for k, v in a(a.session.summaries(c.trials["bert-base"], cache=False)).items()
     },
-    "logs": lambda s, c, x: [e.message for e in s.get(Trial, x["trial"]).logs()],
-    "logs searched, limited, tailed": lambda s, c, x: [
-        [e.message for e in s.get(Trial, x["trial"]).logs(search="loss 0.0", limit=50)],
-        [e.message for e in s.get(Trial, x["trial"]).logs(tail=30)],
-        [e.message for e in s.get(Trial, x["trial"]).logs(levels=["WARNING"])],
+    "logs": lambda a, c, x: _trial_logs(a, x["trial"]),
+    "logs searched, limited, tailed": lambda a, c, x: [
+        _trial_logs(a, x["trial"], search="loss 0.0", limit=50),
+        _trial_logs(a, x["trial"], tail=30),
+        _trial_logs(a, x["trial"], levels=["WARNING"]),
     ],
+    "logs of many trials": lambda a, c, x: {
+        k: [e.message for e in v]
+        for k, v in a(a.session.logs([x["trial"], *c.trials["bert-base"]], tail=40)).items()
+    },
     "checkpoint and code downloads": _downloads,
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", list(READS))
 def test_reads_through_faults_give_the_fault_free_result(
-    read_cluster: tuple[Cluster, dict[str, Any]], name: str
+    read_cluster: tuple[Cluster, dict[str, Any]], name: str, mode: Mode
 ) -> None:
     cluster, extras = read_cluster
-    with _session(cluster) as clean:
+    with _session(cluster, mode) as clean:
         expected = READS[name](clean, cluster, extras)
     outcomes = []
     for seed in range(3):
-        with _session(cluster) as flaky:
+        with _session(cluster, mode) as flaky:
             faulty = _install(flaky, rate=0.2, seed=seed)
             assert READS[name](flaky, cluster, extras) == expected
-            outcomes.append((faulty, flaky.retries))
+            outcomes.append((faulty, flaky.session.retries))
     injected = sum(sum(f.injected.values()) for f, _ in outcomes)
     assert injected > 0, "no fault was injected: the scenario proves nothing"
     # Every fault a read meets costs one retry (a cut stream: one resume).
@@ -189,31 +214,32 @@ def test_reads_through_faults_give_the_fault_free_result(
 
 
 STREAMS = (
-    "metrics of many trials", "logs", "logs searched, limited, tailed",
+    "metrics of many trials", "logs", "logs searched, limited, tailed", "logs of many trials",
     "checkpoint and code downloads",
 )  # fmt: skip
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", STREAMS)
 def test_cut_streams_resume_to_the_fault_free_result(
-    read_cluster: tuple[Cluster, dict[str, Any]], name: str
+    read_cluster: tuple[Cluster, dict[str, Any]], name: str, mode: Mode
 ) -> None:
     """Half of the streams break off midway: reading resumes, with no duplicate and no gap."""
     cluster, extras = read_cluster
-    with _session(cluster) as clean:
+    with _session(cluster, mode) as clean:
         expected = READS[name](clean, cluster, extras)
     for seed in range(4):
-        with _session(cluster) as flaky:
+        with _session(cluster, mode) as flaky:
             faulty = _install(flaky, rate=0.5, seed=seed, kinds=("cut",))
             assert READS[name](flaky, cluster, extras) == expected
-            assert flaky.retries == faulty.injected["cut"]
+            assert flaky.session.retries == faulty.injected["cut"]
 
 
 # --- edits -----------------------------------------------------------------------------------
-def _edit(session: detorm.Session, cluster: Cluster, extras: dict[str, Any]) -> None:
+def _edit(a: Api, cluster: Cluster, extras: dict[str, Any]) -> None:
     """One user's edits of everything editable, committed until the commit goes through."""
-    scratch = session.get(Project, extras["project"])
-    for exp in Experiment.query(session).filter(project_id=cluster.projects["vision"]):
+    scratch = a(a.session.get(a.Project, extras["project"]))
+    for exp in a.list(a.Experiment.query(a.session).filter(project_id=cluster.projects["vision"])):
         exp.tags.add("reviewed")
         exp.tags.discard("cv")
         exp.description = f"{exp.name}: reviewed"
@@ -222,40 +248,42 @@ def _edit(session: detorm.Session, cluster: Cluster, extras: dict[str, Any]) -> 
         else:
             exp.priority = 7
             exp.weight = 2.0
-    for exp in Experiment.query(session).filter(project_id=cluster.projects["nlp"]):
+    for exp in a.list(a.Experiment.query(a.session).filter(project_id=cluster.projects["nlp"])):
         exp.project = scratch
         exp.tags.add("team/nlp")  # sent in the whole list: not a label route
     scratch.description = "moved in"
     scratch.notes = (Note("plan", "ship it"),)
-    model = session.get(Model, extras["model"])
+    model = a(a.session.get(a.Model, extras["model"]))
     model.labels.add("c")
     model.labels.discard("a")
     model.metadata["owner"] = "alice"
-    version = ModelVersion.query(session).filter(model_id=model.id).one()
+    version = a(a.ModelVersion.query(a.session).filter(model_id=model.id).one())
     version.comment = "the good one"
     version.labels.add("y")
-    checkpoint = session.get(Checkpoint, extras["uuid"])
+    checkpoint = a(a.session.get(a.Checkpoint, extras["uuid"]))
     checkpoint.metadata["reviewed"] = True
-    workspace = session.get(Workspace, extras["workspace"])
+    workspace = a(a.session.get(a.Workspace, extras["workspace"]))
     workspace.name = "sandbox-2"
-    _commit_until_done(session)
+    _commit_until_done(a)
 
 
-def _commit_until_done(session: detorm.Session) -> int:
+def _commit_until_done(a: Api) -> int:
     """Commit as a user would after a CommitError: again, until nothing is pending."""
     for attempt in range(30):
         try:
-            session.commit()
+            a(a.session.commit())
             return attempt
         except CommitError as err:
             for _, error in [*err.failed, *err.unknown]:
                 assert isinstance(error, (TransportError, ServerError, RateLimited)), error
-    raise AssertionError(f"still pending after 30 commits: {session.pending()}")
+    raise AssertionError(f"still pending after 30 commits: {a.session.pending()}")
 
 
 def _state(cluster: Cluster, extras: dict[str, Any]) -> dict[str, Any]:
     """What the master holds of everything the edits touch (the fields the edits change)."""
-    with _session(cluster) as s:
+    with detorm.Session(
+        cluster.url, user="determined", password="", environ={"HOME": "/nonexistent"}, cache=False
+    ) as s:
         experiments = {
             e.id: (sorted(e.tags), e.description, e.archived, e.priority, e.weight, e.project_id)
             for e in Experiment.query(s)
@@ -273,21 +301,22 @@ def _state(cluster: Cluster, extras: dict[str, Any]) -> dict[str, Any]:
         }
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", range(8))
-def test_edits_through_faults_end_as_the_fault_free_run(seed: int) -> None:
+def test_edits_through_faults_end_as_the_fault_free_run(seed: int, mode: Mode) -> None:
     with LocalMaster(process=False) as clean_master:
         clean = seed_cluster(clean_master)
         clean_extras = _seed_extras(clean)
-        with _session(clean) as session:
+        with _session(clean, mode) as session:
             _edit(session, clean, clean_extras)
         expected = _state(clean, clean_extras)
     with LocalMaster(process=False) as master:
         cluster = seed_cluster(master)
         extras = _seed_extras(cluster)
-        with _session(cluster) as session:
+        with _session(cluster, mode) as session:
             faulty = _install(session, rate=0.2, seed=seed)
             _edit(session, cluster, extras)
-            assert session.dirty == []
+            assert session.session.dirty == []
             assert sum(faulty.injected.values()) > 0
         assert _state(cluster, extras) == expected
 
@@ -296,9 +325,9 @@ def test_bulk_actions_through_faults_are_applied_once() -> None:
     """A bulk action is sent at once; after a lost answer, sending it again is harmless."""
     with LocalMaster(process=False) as master:
         cluster = seed_cluster(master)
-        with _session(cluster) as session:
-            faulty = _install(session, rate=0.5, seed=1, kinds=("dropped", "504-after", "refused"))
-            done = Experiment.query(session).filter(state="COMPLETED")
+        with _session(cluster) as api:
+            faulty = _install(api, rate=0.5, seed=1, kinds=("dropped", "504-after", "refused"))
+            done = Experiment.query(api.session).filter(state="COMPLETED")
             for _ in range(20):
                 try:
                     done.archive()
@@ -307,7 +336,7 @@ def test_bulk_actions_through_faults_are_applied_once() -> None:
                     continue
             assert sum(faulty.injected.values()) > 0
         with _session(cluster) as check:
-            rows = Experiment.query(check).all()
+            rows = Experiment.query(check.session).all()
             assert {e.id for e in rows if e.archived} == {
                 e.id for e in rows if e.state == "STATE_COMPLETED"
             }
@@ -330,7 +359,7 @@ def test_when_every_attempt_fails_the_error_is_typed(
             "dropped": TransportError, "timeout": TransportError, "cut": TransportError,
         }[kind]  # fmt: skip
         assert isinstance(info.value, expected)
-        assert session.retries == FAST.retries  # every retry was spent first
+        assert session.session.retries == FAST.retries  # every retry was spent first
 
 
 def test_a_stream_cut_every_time_gives_up_typed(
@@ -338,7 +367,7 @@ def test_a_stream_cut_every_time_gives_up_typed(
 ) -> None:
     cluster, extras = read_cluster
     with _session(cluster) as session:
-        trial = session.get(Trial, extras["trial"])
+        trial = session.session.get(Trial, extras["trial"])
         _install(session, rate=1.0, seed=0, kinds=("cut",))
         with pytest.raises(StreamInterrupted):
             list(trial.logs())

@@ -12,6 +12,7 @@ import pytest
 import detorm
 from detorm import Experiment, User
 from detorm.errors import ConfigurationError, NotFound, TransportError, Unauthenticated
+from tests.sdk.apis import MODES, Api, Mode
 from tests.sdk.conftest import Cluster
 
 
@@ -112,3 +113,64 @@ def test_get_missing_object_is_not_found(session: detorm.Session) -> None:
         session.get(Experiment, 999999)
     assert info.value.status == 404
     assert "GET /api/v1/experiments/999999" in str(info.value)
+
+
+# --- the same rules through either API (the async session logs in on its first request) -----------
+@pytest.mark.parametrize("mode", MODES)
+def test_credentials_and_the_token_cache_in_both_apis(
+    mode: Mode, cluster: Cluster, environ: dict[str, str]
+) -> None:
+    api = Api(mode, cluster.url, environ, user="alice", password="secret")
+    try:
+        assert api(api.session.whoami()).username == "alice"
+        assert api.session.requests_sent == 2  # the login, then GET /api/v1/me
+    finally:
+        api.close()
+    again = Api(mode, cluster.url, environ, user="alice", password=None)
+    try:
+        assert api_whoami(again) == "alice"
+        assert again.session.requests_sent == 1  # the cached token: no login
+    finally:
+        again.close()
+
+
+def api_whoami(api: Api) -> str:
+    return str(api(api.session.whoami()).username)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wrong_password_and_unreachable_master_in_both_apis(
+    mode: Mode, cluster: Cluster, environ: dict[str, str]
+) -> None:
+    def connect_and_ask(url: str, **options: object) -> None:
+        api = Api(mode, url, environ, **options)  # the sync API logs in here
+        try:
+            api(api.session.whoami())  # the async API logs in here
+        finally:
+            api.close()
+
+    with pytest.raises(Unauthenticated) as info:
+        connect_and_ask(cluster.url, user="alice", password="hunter2")
+    assert "invalid credentials" in str(info.value) and "hunter2" not in str(info.value)
+    with pytest.raises(TransportError):
+        connect_and_ask("http://127.0.0.1:9", retry=detorm.RetryPolicy(retries=1, backoff=0.01))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_expired_cached_token_falls_back_to_login_in_both_apis(
+    mode: Mode, cluster: Cluster, environ: dict[str, str]
+) -> None:
+    config = Path(environ["XDG_CONFIG_HOME"]) / "determined"
+    config.mkdir(parents=True)
+    (config / "auth.json").write_text(json.dumps(
+        {"version": 2, "masters": {cluster.url: {"active_user": "determined", "tokens": {"determined": "stale"}}}}
+    ))  # fmt: skip
+    api = Api(mode, cluster.url, environ, user=None, password=None)
+    try:
+        users = api.list(api.User.query(api.session).order_by("id"))
+        assert [u.username for u in users] == ["admin", "determined", "alice"]
+        assert api.session.requests_sent == 3  # 401 with the stale token, the login, the retry
+        with pytest.raises(NotFound, match="GET /api/v1/experiments/999999"):
+            api(api.session.get(api.Experiment, 999999))
+    finally:
+        api.close()
