@@ -18,6 +18,7 @@ from detorm.errors import InvalidValue
 from detorm.local import Seeder
 from detorm.local._app import _find_route
 from detorm.local._go import request_path
+from tests.sdk.apis import Api
 from tests.sdk.conftest import Cluster
 
 # (method, template, proto name of {v}, operation): the SDK's templates that take user strings
@@ -107,40 +108,45 @@ def other_session(cluster: Cluster, environ: dict[str, str]) -> detorm.Session:
     ],
 )
 def test_a_label_with_url_syntax_is_added_listed_and_removed(
-    writer: detorm.Session, fresh_cluster: Cluster, environ: dict[str, str], label: str
+    writer_api: Api, fresh_cluster: Cluster, environ: dict[str, str], label: str
 ) -> None:
-    exp = writer.get(Experiment, fresh_cluster.experiments["resnet-base"])
-    before = labels_by_experiment(writer)
+    api = writer_api
+    exp = api(api.session.get(api.Experiment, fresh_cluster.experiments["resnet-base"]))
+    with other_session(fresh_cluster, environ) as other:
+        before = labels_by_experiment(other)
     exp.tags.add(label)
-    writer.commit()
+    api(api.session.commit())
     assert set(exp.tags) == {"prod", "cv", label}
-    assert [e.id for e in Experiment.query(writer).filter(tags__contains=label).all()] == [exp.id]
+    tagged = api(api.Experiment.query(api.session).filter(tags__contains=label).all())
+    assert [e.id for e in tagged] == [exp.id]
     with other_session(fresh_cluster, environ) as other:
         assert labels_by_experiment(other) == {**before, exp.id: {"prod", "cv", label}}
     exp.tags.discard(label)
-    writer.commit()
+    api(api.session.commit())
     with other_session(fresh_cluster, environ) as other:
         assert labels_by_experiment(other) == before
 
 
 def test_a_label_cannot_address_another_experiment(
-    writer: detorm.Session, fresh_cluster: Cluster, environ: dict[str, str]
+    writer_api: Api, fresh_cluster: Cluster, environ: dict[str, str]
 ) -> None:
+    api = writer_api
     victim = fresh_cluster.experiments["bert-base"]
     attack = f"../../{victim}"  # unescaped, httpx resolves it to /api/v1/experiments/<victim>
     with Seeder(fresh_cluster.master.database) as seed:
         carrier = seed.experiment(project=fresh_cluster.projects["vision"], labels=[attack])
-    before = labels_by_experiment(writer)
-    carrying = writer.get(Experiment, carrier)
-    target = writer.get(Experiment, fresh_cluster.experiments["resnet-base"])
+    with other_session(fresh_cluster, environ) as other:
+        before = labels_by_experiment(other)
+    carrying = api(api.session.get(api.Experiment, carrier))
+    target = api(api.session.get(api.Experiment, fresh_cluster.experiments["resnet-base"]))
     carrying.tags.discard(attack)  # a DELETE that would have deleted the victim
     target.tags.add(attack)  # a PUT aimed at the victim
     # Neither label route can carry the label: both go through PatchExperiment's list.
-    assert [f"{p.call.method} {p.call.path}" for p in writer.pending()] == [
+    assert [f"{p.call.method} {p.call.path}" for p in api.session.pending()] == [
         f"PATCH /api/v1/experiments/{carrier}",
         f"PATCH /api/v1/experiments/{target.id}",
     ]
-    writer.commit()
+    api(api.session.commit())
     with other_session(fresh_cluster, environ) as other:
         assert labels_by_experiment(other) == {
             **before,
