@@ -38,7 +38,14 @@ from ._resources._models import (
 )
 from ._transport import DEFAULT_CONCURRENCY, NO_RETRY, Call, RetryPolicy, _Http
 from ._unit_of_work import UnitOfWork
-from .errors import ConfigurationError, Forbidden, InvalidValue, NotFound, Unauthenticated
+from .errors import (
+    ConfigurationError,
+    Forbidden,
+    InvalidType,
+    InvalidValue,
+    NotFound,
+    Unauthenticated,
+)
 
 __all__ = ["SessionBase"]
 
@@ -131,9 +138,16 @@ class SessionBase:
         raise NotImplementedError
 
     def _class_of(self, resource: type[R]) -> type[R]:
-        """This session's class for ``resource`` (a data class, or either API's class)."""
+        """This session's class for ``resource`` (given as its data class or as this API's
+        class); the other API's class is refused (its objects would not be this session's)."""
         check_resource(resource)
-        return self._classes[resource.__name__]  # type: ignore[return-value]
+        cls = self._classes[resource.__name__]
+        if not issubclass(cls, resource):
+            raise InvalidType(
+                f"this {resource.__name__} class is the other API's: {type(self).__name__} "
+                f"reads and returns {type(self).__module__}.{cls.__name__} objects"
+            )
+        return cls
 
     # --- authentication -------------------------------------------------------------------
     @property
@@ -235,6 +249,7 @@ class SessionBase:
         An object already in the identity map with every field loaded is returned as is.
         """
         check_key(resource, key)
+        resource = self._class_of(resource)
         existing = self.identity.get(resource, key)
         if existing is not None and existing._fetched:
             return existing
@@ -243,6 +258,7 @@ class SessionBase:
     def _resolve(self, resource: type[R], key: Any) -> Op[R]:
         """The object with this key from the identity map, fetched once when missing."""
         check_key(resource, key)
+        resource = self._class_of(resource)
         existing = self.identity.get(resource, key)
         return existing if existing is not None else (yield from self._fetch(resource, key))
 

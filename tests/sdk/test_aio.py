@@ -216,9 +216,15 @@ def test_each_api_refuses_the_others_session(cluster: Cluster, environ: dict[str
     with detorm.Session(cluster.url, user="determined", password="", environ=environ) as sync:
         with pytest.raises(InvalidType, match="AsyncSession"):
             detorm.aio.Experiment.query(sync)  # type: ignore[arg-type]
+        with pytest.raises(InvalidType, match="Experiment class is the other API's"):
+            sync.get(detorm.aio.Experiment, cluster.experiments["bert-base"])  # type: ignore[type-var]
         asession = detorm.aio.AsyncSession(cluster.url, environ=environ)
         with pytest.raises(InvalidType, match="detorm.Session"):
             detorm.Experiment.query(asession)  # type: ignore[arg-type]
+        with pytest.raises(
+            InvalidType, match="AsyncSession reads and returns detorm.aio.Experiment"
+        ):
+            asyncio.run(asession.get(detorm.Experiment, cluster.experiments["bert-base"]))
         asyncio.run(asession.close())
 
 

@@ -22,6 +22,7 @@ from detorm._api._sync import RESOURCES
 from detorm._resources._base import Resource, TagSet
 from detorm.errors import CommitError
 from detorm.local import Seeder
+from tests.sdk.apis import Api
 from tests.sdk.conftest import Cluster
 
 
@@ -183,28 +184,29 @@ def _new_value(obj: Resource, name: str, others: dict[str, int]) -> Any:
     ("resource", "name"), _editable_fields(), ids=lambda v: getattr(v, "__name__", v)
 )
 def test_after_a_commit_nothing_is_dirty_and_nothing_is_sent_again(
-    writer: detorm.Session,
+    writer_api: Api,
     fresh_cluster: Cluster,
     registry: dict[type[Resource], Any],
     resource: type[Resource],
     name: str,
 ) -> None:
+    api = writer_api
     key = registry[resource]
     if (resource, name) == (Experiment, "archived"):
         key = fresh_cluster.experiments["resnet-base"]  # only a terminal experiment archives
-    obj = writer.get(resource, key)
+    obj = api(api.session.get(getattr(api, resource.__name__), key))
     with _session(fresh_cluster) as probe:
         spare_workspace = next(w for w in Workspace.query(probe) if w.name == "elsewhere")
         spare_project = next(iter(spare_workspace.projects))
     others = {"project_id": spare_project.id, "workspace_id": spare_workspace.id}
     value = _new_value(obj, name, others)
     setattr(obj, name, value)
-    assert writer.dirty == [obj]
-    writer.commit()
-    assert writer.dirty == [] and writer.pending().calls == ()
-    before = writer.requests_sent
-    assert writer.commit() == []
-    assert writer.requests_sent == before
+    assert api.session.dirty == [obj]
+    api(api.session.commit())
+    assert api.session.dirty == [] and api.session.pending().calls == ()
+    before = api.session.requests_sent
+    assert api(api.session.commit()) == []
+    assert api.session.requests_sent == before
     with _session(fresh_cluster) as check:
         stored = check.get(resource, key).__dict__[name]
         assert (set(stored) if isinstance(stored, TagSet) else stored) == (
