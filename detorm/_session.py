@@ -55,20 +55,8 @@ U = TypeVar("U", bound=User)
 
 class SessionBase:
     """What the sync and async sessions share: a connection to one Determined master, its
-    identity map and its unit of work. The facades add the I/O methods (``detorm._api``).
-
-    Credentials follow the det CLI: explicit arguments, then ``DET_USER``/``DET_PASS``, then
-    ``DET_USER``/``DET_USER_TOKEN``, then the token cached in the det CLI's ``auth.json``, else
-    the user ``determined`` with an empty password. Passwords are sent salted and hashed, as
-    the official client does, and never stored; no repr, error message, log or pickle of the
-    session or of anything reachable from it shows the token or the password hash.
-
-    ``timeout`` (seconds) bounds each call as a whole: every attempt, backoff and
-    ``Retry-After`` wait included (``retry`` says which failures are retried; its ``deadline``
-    replaces ``timeout`` as the budget when set). When it is spent, the last error is raised.
-    For a stream (logs, metrics, downloads) the budget covers getting the response; each read
-    of the body then waits at most ``timeout``, however long the stream runs.
-    """
+    identity map and its unit of work, and the ops their methods run (``detorm._api`` adds
+    the methods; ``detorm.Session`` documents the options and the credential rules)."""
 
     def __init__(
         self,

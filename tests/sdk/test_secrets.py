@@ -3,6 +3,7 @@ user can reach from a session, its objects and its errors, nor in exception text
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import gc
 import logging
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 import detorm
+import detorm.aio
 from detorm import Experiment, Trial
 from detorm._auth import Secret, TokenStore, config_dir, salt_and_hash
 from detorm._transport import Call, RetryPolicy, Transport
@@ -251,3 +253,43 @@ def test_a_pickled_resource_keeps_its_data_and_leaves_the_session(session: detor
     restored = pickle.loads(pickle.dumps(experiment))
     restored.tags.add("local")  # a detached object records nothing
     assert "local" not in experiment.tags and session.dirty == []
+
+
+@pytest.mark.parametrize("login", ["password", "token"])
+def test_nothing_reachable_from_an_async_session_shows_a_secret(
+    login: str, carol: str, environ: dict[str, str]
+) -> None:
+    # The async session logs in on its first request: the token is made inside the event loop.
+    _, token = session_by("token", carol, environ)  # a token of carol's for the token login
+
+    async def use_async() -> tuple[list[object], str]:
+        options: dict[str, Any] = (
+            {"user": "carol", "password": PASSWORD} if login == "password" else {"token": token}
+        )
+        session = detorm.aio.AsyncSession(carol, environ=environ, **options)
+        experiments = await detorm.aio.Experiment.query(session).order_by("id").all()
+        query = detorm.aio.Trial.query(session).filter(experiment_id=experiments[0].id)
+        trials = await query.all()
+        reports = [r async for r in session.metrics(trials, "validation")]
+        experiments[0].tags.add("checked")
+        changes = await session.commit()
+        errors: list[object] = []
+        try:
+            await session.get(detorm.aio.Experiment, 987654)
+        except DetormError as error:
+            errors.append(error)
+        used = (
+            TokenStore(config_dir(environ)).token_for(carol, "carol")
+            if login == "password"
+            else token
+        )
+        assert used
+        held = [session, query, *experiments, *trials, *reports[:3], *changes, *errors]
+        found = leaks(held, [used, PASSWORD, salt_and_hash(PASSWORD)])
+        session.transport.debug_note = used  # type: ignore[attr-defined]  # the walk sees it
+        assert leaks([experiments[0]], [used]) != []
+        await session.close()
+        return found, used
+
+    found, _ = asyncio.run(use_async())
+    assert found == []
