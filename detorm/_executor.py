@@ -19,7 +19,7 @@ from ._conditions import FieldRef, Leaf
 from ._evaluate import matches, sort_key
 from ._inputs import require
 from ._loading import ROW_LOADERS
-from ._ops import Op, collect, emit, send
+from ._ops import Op, collect, emit, gather, send
 from ._planner import (
     EXPERIMENT_TREE,
     Plan,
@@ -286,15 +286,22 @@ def _prefetch_trials(session: Session, experiment_ids: list[int], page_size: int
 
 
 def _prefetch_checkpoints(session: Session, trials: list[Trial]) -> Op[None]:
-    """The checkpoints of a page of trials: one listing per experiment they belong to."""
+    """The checkpoints of a page of trials: one listing per experiment they belong to (the
+    master lists them per experiment or per trial), read concurrently."""
     children: dict[int, list[Resource]] = {t.pk: [] for t in trials}
-    for experiment_id in sorted({t.experiment_id for t in trials}):
-        query = session._query(Checkpoint)._filter((), {"experiment_id": experiment_id})
-        for checkpoint in (yield from rows_of(query)):
+    experiments = sorted({t.experiment_id for t in trials})
+    listings = yield from gather(
+        [
+            rows_of(session._query(Checkpoint)._filter((), {"experiment_id": experiment_id}))
+            for experiment_id in experiments
+        ]
+    )
+    for checkpoints in listings:
+        for checkpoint in checkpoints:
             if checkpoint.trial_id in children:
                 children[checkpoint.trial_id].append(checkpoint)
-    for trial_id, checkpoints in children.items():
-        session._collections[("Trial", trial_id, "checkpoints")] = checkpoints
+    for trial_id, found in children.items():
+        session._collections[("Trial", trial_id, "checkpoints")] = found
 
 
 def load_best_trial(session: Session, experiment: Experiment) -> Op[None]:
