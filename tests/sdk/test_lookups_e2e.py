@@ -52,6 +52,7 @@ from detorm._wire import (
 from detorm.errors import QueryError
 from detorm.local import LocalMaster, Seeder
 from detorm.local import _tables as t
+from tests.sdk.apis import MODES, Api, Mode
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 RESOURCES: dict[str, Any] = {  # the resource classes, by name
@@ -214,13 +215,11 @@ class World:
     read: dict[tuple[str, str], list[Resource]] = field(default_factory=dict)
     scopes: dict[str, list[Scope]] = field(default_factory=dict)
 
-    def session(self) -> detorm.Session:
-        """A fresh session per case: objects loaded by earlier cases cannot help this one. It
-        uses the cached token: a login would change the user's last_auth_at under the test.
-        (Plain HTTP: no certificates to load, which would take most of a case's time.)"""
-        return detorm.Session(
-            self.url, user="determined", environ=self.environ, verify=False, cache=False
-        )
+    def session(self, mode: Mode) -> Api:
+        """A fresh session per case, of either API: objects loaded by earlier cases cannot help
+        this one. It uses the cached token: a login would change the user's last_auth_at under
+        the test. (Plain HTTP: no certificates to load, which would take most of a case's time.)"""
+        return Api(mode, self.url, self.environ, password=None, verify=False, cache=False)
 
 
 @pytest.fixture(scope="module")
@@ -416,13 +415,14 @@ def refused(resource: str, name: str, scope: Scope) -> bool:
     return resource == "Trial" and "experiment_id" not in scope and name in NOT_IN_RUNS
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("resource", "name", "lookup"), FILTER_CASES)
 def test_every_lookup_matches_brute_force(
-    world: World, resource: str, name: str, lookup: str
+    world: World, resource: str, name: str, lookup: str, mode: Mode
 ) -> None:
     column = COLUMNS[resource][name]
-    cls = RESOURCES[resource]
-    with world.session() as s:
+    with world.session(mode) as api:
+        cls, s = getattr(api, resource), api.session
         for scope in scopes(world, resource):
             objects = everything(world, resource, scope)
             for value in cases_for(column, lookup, objects):
@@ -431,11 +431,11 @@ def test_every_lookup_matches_brute_force(
                 if refused(resource, name, scope):
                     sent = s.requests_sent
                     with pytest.raises(QueryError, match=r"filter\(experiment_id=\.\.\.\)"):
-                        query.all()
+                        api(query.all())
                     assert s.requests_sent == sent
                     continue
                 expected = ids([o for o in objects if holds(getattr(o, name), lookup, value)])
-                assert ids(query.all()) == expected, (scope, key, value, str(query.explain()))
+                assert ids(api(query.all())) == expected, (scope, key, value, str(query.explain()))
 
 
 # --- orderings ------------------------------------------------------------------------------------
@@ -529,17 +529,20 @@ ORDER_CASES = [
 ]
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("resource", "name"), ORDER_CASES)
-def test_every_ordering_matches_brute_force(world: World, resource: str, name: str) -> None:
-    cls = RESOURCES[resource]
-    with world.session() as s:
+def test_every_ordering_matches_brute_force(
+    world: World, resource: str, name: str, mode: Mode
+) -> None:
+    with world.session(mode) as api:
+        cls, s = getattr(api, resource), api.session
         for scope in scopes(world, resource):
             objects = everything(world, resource, scope)
             for key in (name, f"-{name}"):
                 query = cls.query(s).filter(**scope).order_by(key)
                 if refused(resource, name, scope):
                     with pytest.raises(QueryError, match=r"filter\(experiment_id=\.\.\.\)"):
-                        query.all()
+                        api(query.all())
                     continue
                 plan = query.plan()
 
@@ -547,7 +550,7 @@ def test_every_ordering_matches_brute_force(world: World, resource: str, name: s
                     return sort_value(plan, name, getattr(obj, name))
 
                 how = rules(plan, name)
-                rows = query.all()
+                rows = api(query.all())
                 expected = brute_sorted(objects, how, value, key.startswith("-"))
                 assert ids(rows) == ids(objects), (scope, key)
                 if how.tie is None:  # ties in any order: compare the values
@@ -693,16 +696,16 @@ COMBINATIONS: dict[str, tuple[str, Scope | None, Condition]] = {
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", sorted(COMBINATIONS))
-def test_combinations_match_brute_force(world: World, name: str) -> None:
+def test_combinations_match_brute_force(world: World, name: str, mode: Mode) -> None:
     resource, scope, condition = COMBINATIONS[name]
-    cls = RESOURCES[resource]
     scope = scope if scope is not None else scopes(world, resource)[1]
     objects = everything(world, resource, scope)
-    with world.session() as s:
-        query = cls.query(s).filter(**scope).filter(condition)
+    with world.session(mode) as api:
+        query = getattr(api, resource).query(api.session).filter(**scope).filter(condition)
         expected = ids([o for o in objects if truth(condition, o)])
-        assert ids(query.all()) == expected, str(query.explain())
+        assert ids(api(query.all())) == expected, str(query.explain())
 
 
 ORDERINGS: dict[str, tuple[str, Scope | None, tuple[Any, ...]]] = {
@@ -719,16 +722,18 @@ ORDERINGS: dict[str, tuple[str, Scope | None, tuple[Any, ...]]] = {
 }  # fmt: skip
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", sorted(ORDERINGS))
-def test_hp_and_metric_orderings_run_and_match_brute_force(world: World, name: str) -> None:
+def test_hp_and_metric_orderings_run_and_match_brute_force(
+    world: World, name: str, mode: Mode
+) -> None:
     resource, scope, keys = ORDERINGS[name]
-    cls = RESOURCES[resource]
     scope = scope if scope is not None else scopes(world, resource)[1]
     objects = everything(world, resource, scope)
-    with world.session() as s:
-        query = cls.query(s).filter(**scope).order_by(*keys)
+    with world.session(mode) as api:
+        query = getattr(api, resource).query(api.session).filter(**scope).order_by(*keys)
         plan = query.plan()
-        rows = query.all()
+        rows = api(query.all())
     expected = list(objects)
     orderings = [parse_ordering(resource, key) for key in keys]
     for index, ordering in enumerate(reversed(orderings)):  # stable sorts, the last key first
