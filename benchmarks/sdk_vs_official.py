@@ -409,21 +409,21 @@ def detorm_async_scenarios(
     async def s12() -> Any:
         exps = await Experiment.query(session).filter(id__in=ids["s12_experiments"]).all()
         before = _rss()
-        peak = [before]
+        peaks = [before] * S12_POLLS  # the peak RSS up to the end of each round of polls
 
         async def wait(exp: Any) -> str:
             for poll in range(S12_POLLS):
                 if poll:
                     await asyncio.sleep(S12_INTERVAL)
                 await exp.refresh()
-                peak[0] = max(peak[0], _rss())
+                peaks[poll] = max(peaks[poll], _rss())
             return str(exp.state)
 
         states = await asyncio.gather(*(wait(exp) for exp in exps))
         return {
             "waits": len(states),
             "polls": len(states) * S12_POLLS,
-            "rss_growth_of_the_waits_mb": (peak[0] - before) / 2**20,
+            "rss_growth_by_poll_mb": [(peak - before) / 2**20 for peak in peaks],
         }
 
     return session, {"S2": s2, "S5": s5, "S10": s10, "S12": s12}
@@ -727,7 +727,9 @@ def print_row(
         waits = aio["result"]
         line += (
             f" {waits['waits']:,} waits x {S12_POLLS} polls; RSS +{aio['rss_growth_mb']:.0f} MB"
-            f" (the waits alone +{waits['rss_growth_of_the_waits_mb']:.1f} MB)"
+            " (the waits alone, after each round of polls: "
+            + ", ".join(f"+{mb:.1f}" for mb in waits["rss_growth_by_poll_mb"])
+            + " MB)"
         )
     print(line, flush=True)
 
