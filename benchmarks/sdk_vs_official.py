@@ -431,7 +431,10 @@ def detorm_async_scenarios(
 
 def raw_floor(scenario: str, url: str, ids: dict[str, Any]) -> dict[str, Any]:
     """The scenario's bytes read with plain httpx (and json.loads for streams): what no client
-    can beat, so that the time above this floor is what a client spends itself."""
+    can beat, so that the time above this floor is what a client spends itself. For S10: the
+    20 trials' log requests all at once (the trial ids known, no parsing)."""
+    if scenario == "S10":
+        return asyncio.run(_logs_floor(url, ids["trials"]["s10-logs"]))
     with _client(url) as http:
         started = time.perf_counter()
         rows = 0
@@ -451,6 +454,21 @@ def raw_floor(scenario: str, url: str, ids: dict[str, Any]) -> dict[str, Any]:
         return {"rows": rows, "seconds": time.perf_counter() - started, "requests": 1}
 
 
+async def _logs_floor(url: str, trial_ids: list[int]) -> dict[str, Any]:
+    import httpx
+
+    with _client(url) as http:
+        token = http.headers["Authorization"]
+    headers = {"Authorization": token}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
+        started = time.perf_counter()
+        responses = await asyncio.gather(
+            *(http.get(f"/api/v1/trials/{t}/logs", params={"limit": 1000}) for t in trial_ids)
+        )
+        rows = sum(r.content.count(b"\n") for r in responses)
+        return {"rows": rows, "seconds": time.perf_counter() - started, "requests": len(responses)}
+
+
 def count_official_requests() -> Callable[[], int]:
     import requests.adapters
 
@@ -466,7 +484,7 @@ def count_official_requests() -> Callable[[], int]:
 
 
 CLUSTER_SCENARIOS = {"S1", "S2", "S3", "S4", "S11", "S12"}
-FLOORS = {"S1", "S8", "S11"}
+FLOORS = {"S1", "S8", "S10", "S11"}
 
 
 def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> dict[str, Any]:
@@ -723,6 +741,12 @@ def print_row(
         rows = ours["result"] if isinstance(ours.get("result"), int) else S11_ROWS
         line += f" floor {extra['rows'] / extra['seconds']:,.0f} rows/s; detorm {rows / ours['seconds']:,.0f} rows/s"
         line += f" ({extra['seconds'] / ours['seconds']:.2f} of floor), RSS +{ours['rss_growth_mb']:.0f} MB"
+    elif scenario == "S10" and extra and "seconds" in official:
+        floor = extra["seconds"]
+        line += (
+            f" raw httpx floor {floor:.3f} s (the {S10_TRIALS} requests at once, unparsed;"
+            f" official / floor = x{official['seconds'] / floor:.1f})"
+        )
     elif scenario == "S12" and aio and isinstance(aio.get("result"), dict):
         waits = aio["result"]
         line += (
