@@ -9,8 +9,13 @@ One detorm.local (a separate process) serves the benchmark cluster: 2 workspaces
 fixtures some scenarios need. Each scenario runs, for each client, in a fresh Python process
 (S9 must start cold), after logging in; the table shows the HTTP requests each client sent
 (counted at its HTTP layer) and the wall time of the scenario. Write scenarios act on disjoint
-but identical data for the two clients. Absolute times on a shared machine are noise: compare
-the two columns of a row.
+but identical data for each client. Absolute times on a shared machine are noise: compare
+the columns of a row.
+
+A third client, ``detorm-async`` (``detorm.aio`` on one event loop), runs the scenarios where
+concurrency is the point: S2, S5, S10 (the 20 trials' logs read at once) and S12, 1,000
+coroutines each waiting on one experiment (3 polls each) on one ``AsyncSession``, which the
+official client cannot do (it has no async API; its cell and sync detorm's are n/a).
 
 On loopback a request costs almost nothing but the server's own work; a real cluster is a network
 away. ``--rtt`` puts a proxy between the clients and detorm.local that delivers every chunk of
@@ -31,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -44,6 +49,9 @@ S8_ROWS = 500
 S10_TRIALS = 20
 S10_LINES = 1500
 S11_ROWS = 1_000_000
+S12_WAITS = 1000
+S12_POLLS = 3
+S12_INTERVAL = 0.05
 TARGETS = {
     "S1": "detorm <= 1/10 of the requests and <= 1/3 of the time",
     "S2": "detorm <= 1/10 of the requests and <= 1/3 of the time",
@@ -54,8 +62,9 @@ TARGETS = {
     "S7": "detorm: 1 request",
     "S8": "detorm <= 2 requests, >= 3x faster",
     "S9": "detorm: 0 requests",
-    "S10": "record",
+    "S10": "detorm (sync and async) >= 5x faster than official at 20 ms RTT",
     "S11": "detorm: peak memory growth < 100 MB, throughput >= 0.7 of httpx+json",
+    "S12": "detorm-async: 1,000 waits on one loop, memory flat",
 }
 DESCRIPTIONS = {
     "S1": "list every experiment (2,000)",
@@ -69,7 +78,11 @@ DESCRIPTIONS = {
     "S9": "S8 again, warm cache, new process",
     "S10": f"first 1,000 log lines of {S10_TRIALS} trials",
     "S11": "stream 1,000,000 metric rows",
+    "S12": f"{S12_WAITS:,} concurrent waits on one event loop",
 }
+CLIENTS = ("official", "detorm", "detorm-async")
+ASYNC_SCENARIOS = {"S2", "S5", "S10", "S12"}
+SYNC_SCENARIOS = set(TARGETS) - {"S12"}
 
 
 # --- the cluster ----------------------------------------------------------------------------
@@ -108,8 +121,10 @@ def seed_fixtures(database: Any) -> None:
 
     with Seeder(database) as seed:
         workspace = seed.workspace("bench-fixtures")
-        for client in ("official", "detorm"):
+        for client in CLIENTS:
             for name, count in (("s5", 200), ("s6-src", 100), ("s7", 300)):
+                if client == "detorm-async" and name != "s5":
+                    continue
                 project = seed.project(f"{name}-{client}", workspace=workspace)
                 for index in range(count):
                     seed.experiment(
@@ -118,7 +133,8 @@ def seed_fixtures(database: Any) -> None:
                         state="COMPLETED",
                         labels=["fixture"],
                     )
-            seed.project(f"s6-dst-{client}", workspace=workspace)
+            if client != "detorm-async":
+                seed.project(f"s6-dst-{client}", workspace=workspace)
         project = seed.project("metrics", workspace=workspace)
         exp = seed.experiment(project=project, name="s8-validation", searcher="random")
         for index in range(S8_TRIALS):
@@ -160,6 +176,9 @@ def fixture_ids(cluster_url: str, fixtures_url: str) -> dict[str, Any]:
             "runs"
         ]
         labels = http.get("/api/v1/experiment/labels").json()["labels"]
+        waited = http.get(
+            "/api/v1/experiments", params={"limit": S12_WAITS, "sortBy": "SORT_BY_ID"}
+        ).json()["experiments"]
     with _client(fixtures_url) as http:
         fixtures = {
             p["name"]: p["id"] for p in http.get("/api/v1/workspaces/0/projects").json()["projects"]
@@ -180,6 +199,7 @@ def fixture_ids(cluster_url: str, fixtures_url: str) -> dict[str, Any]:
     return {
         "cluster": cluster_url, "fixtures": fixtures_url, "projects": fixtures, "trials": trials,
         "bench_projects": bench, "s11_trials": [r["id"] for r in runs], "label": labels[0],
+        "s12_experiments": [e["id"] for e in waited],
     }  # fmt: skip
 
 
@@ -329,10 +349,10 @@ def detorm_scenarios(
         return sum(1 for _ in session.metrics(ids["trials"]["s8-validation"], "validation"))
 
     def s10() -> Any:
-        return sum(
-            sum(1 for _ in session.get(Trial, t).logs(limit=1000))
-            for t in ids["trials"]["s10-logs"]
-        )
+        # The sync API reads one trial's logs at a time (no call takes the logs of many
+        # trials); the trials themselves come in one query.
+        trials = Trial.query(session).filter(id__in=ids["trials"]["s10-logs"]).all()
+        return sum(sum(1 for _ in trial.logs(limit=1000)) for trial in trials)
 
     def s11() -> Any:
         return sum(1 for _ in session.metrics(ids["s11_trials"], "training", cache=False))
@@ -352,9 +372,69 @@ def detorm_scenarios(
     }
 
 
+def detorm_async_scenarios(
+    url: str, ids: dict[str, Any], environ: dict[str, str], cache: Path
+) -> tuple[Any, dict[str, Callable[[], Awaitable[Any]]]]:
+    """The scenarios of ``detorm.aio``, to be awaited on one event loop."""
+    from detorm import aio
+    from detorm.aio import Experiment, Trial
+
+    session = aio.AsyncSession(url, user="determined", password="", environ=environ, cache=cache)
+    projects = ids["projects"]
+    vision = ids["bench_projects"][0]
+
+    async def s2() -> Any:
+        count = 0
+        query = Experiment.query(session).filter(project_id=vision).prefetch("trials")
+        async for exp in query:
+            async for trial in exp.trials:
+                count += len(trial.hparams) + len(trial.summary_metrics)
+        return count
+
+    async def s5() -> Any:
+        rows = await Experiment.query(session).filter(project_id=projects["s5-detorm-async"]).all()
+        for exp in rows:
+            exp.tags.add(LABEL)
+        await session.commit()
+        return len(rows)
+
+    async def s10() -> Any:
+        trials = await Trial.query(session).filter(id__in=ids["trials"]["s10-logs"]).all()
+
+        async def lines(trial: Any) -> int:
+            return sum([1 async for _ in trial.logs(limit=1000)])
+
+        return sum(await asyncio.gather(*(lines(trial) for trial in trials)))
+
+    async def s12() -> Any:
+        exps = await Experiment.query(session).filter(id__in=ids["s12_experiments"]).all()
+        before = _rss()
+        peaks = [before] * S12_POLLS  # the peak RSS up to the end of each round of polls
+
+        async def wait(exp: Any) -> str:
+            for poll in range(S12_POLLS):
+                if poll:
+                    await asyncio.sleep(S12_INTERVAL)
+                await exp.refresh()
+                peaks[poll] = max(peaks[poll], _rss())
+            return str(exp.state)
+
+        states = await asyncio.gather(*(wait(exp) for exp in exps))
+        return {
+            "waits": len(states),
+            "polls": len(states) * S12_POLLS,
+            "rss_growth_by_poll_mb": [(peak - before) / 2**20 for peak in peaks],
+        }
+
+    return session, {"S2": s2, "S5": s5, "S10": s10, "S12": s12}
+
+
 def raw_floor(scenario: str, url: str, ids: dict[str, Any]) -> dict[str, Any]:
     """The scenario's bytes read with plain httpx (and json.loads for streams): what no client
-    can beat, so that the time above this floor is what a client spends itself."""
+    can beat, so that the time above this floor is what a client spends itself. For S10: the
+    20 trials' log requests all at once (the trial ids known, no parsing)."""
+    if scenario == "S10":
+        return asyncio.run(_logs_floor(url, ids["trials"]["s10-logs"]))
     with _client(url) as http:
         started = time.perf_counter()
         rows = 0
@@ -374,6 +454,21 @@ def raw_floor(scenario: str, url: str, ids: dict[str, Any]) -> dict[str, Any]:
         return {"rows": rows, "seconds": time.perf_counter() - started, "requests": 1}
 
 
+async def _logs_floor(url: str, trial_ids: list[int]) -> dict[str, Any]:
+    import httpx
+
+    with _client(url) as http:
+        token = http.headers["Authorization"]
+    headers = {"Authorization": token}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
+        started = time.perf_counter()
+        responses = await asyncio.gather(
+            *(http.get(f"/api/v1/trials/{t}/logs", params={"limit": 1000}) for t in trial_ids)
+        )
+        rows = sum(r.content.count(b"\n") for r in responses)
+        return {"rows": rows, "seconds": time.perf_counter() - started, "requests": len(responses)}
+
+
 def count_official_requests() -> Callable[[], int]:
     import requests.adapters
 
@@ -388,8 +483,8 @@ def count_official_requests() -> Callable[[], int]:
     return lambda: counter["n"]
 
 
-CLUSTER_SCENARIOS = {"S1", "S2", "S3", "S4", "S11"}
-FLOORS = {"S1", "S8", "S11"}
+CLUSTER_SCENARIOS = {"S1", "S2", "S3", "S4", "S11", "S12"}
+FLOORS = {"S1", "S8", "S10", "S11"}
 
 
 def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> dict[str, Any]:
@@ -409,6 +504,8 @@ def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> d
         requests_before = session.requests_sent
         sent = lambda: session.requests_sent
         run = scenarios[scenario]
+    elif client == "detorm-async":
+        return asyncio.run(run_async(scenario, url, ids, environ, workdir / "cache"))
     else:
         return raw_floor(scenario, url, ids)
     sampler = RssSampler()
@@ -422,6 +519,27 @@ def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> d
         "result": result,
         "rss_growth_mb": sampler.growth_mb,
     }
+
+
+async def run_async(
+    scenario: str, url: str, ids: dict[str, Any], environ: dict[str, str], cache: Path
+) -> dict[str, Any]:
+    """run_one for detorm.aio: the session logs in (whoami) before the measure, as the others."""
+    session, scenarios = detorm_async_scenarios(url, ids, environ, cache)
+    async with session:
+        await session.whoami()
+        requests_before = session.requests_sent
+        sampler = RssSampler()
+        started = time.perf_counter()
+        with sampler:
+            result = await scenarios[scenario]()
+        seconds = time.perf_counter() - started
+        return {
+            "requests": session.requests_sent - requests_before,
+            "seconds": seconds,
+            "result": result,
+            "rss_growth_mb": sampler.growth_mb,
+        }
 
 
 class RssSampler:
@@ -547,7 +665,7 @@ def main(argv: list[str]) -> int:
     from detorm.local import LocalMaster
 
     cluster_db = pristine("cluster-v1", seed_cluster)
-    fixtures_db = pristine("fixtures-v1", seed_fixtures)
+    fixtures_db = pristine("fixtures-v2", seed_fixtures)
     with tempfile.TemporaryDirectory(prefix="detorm-bench-") as tmp:
         work = Path(tmp)
         shutil.copyfile(cluster_db, work / "cluster.sqlite")
@@ -564,31 +682,53 @@ def main(argv: list[str]) -> int:
                 print(f"every request through a proxy adding {args.rtt:g} ms round trips\n")
             ids = fixture_ids(*urls)
             print(
-                f"| {'':<4}| {'scenario':<54}| {'official 0.38.1':<26}| {'detorm':<26}| {'':<14}|"
+                f"| {'':<4}| {'scenario':<54}| {'official 0.38.1':<26}| {'detorm':<26}"
+                f"| {'detorm-async':<26}| {'':<29}|"
             )
-            print(f"|{'-' * 5}|{'-' * 55}|{'-' * 27}|{'-' * 27}|{'-' * 15}|")
+            print(f"|{'-' * 5}|{'-' * 55}|{'-' * 27}|{'-' * 27}|{'-' * 27}|{'-' * 30}|")
+            na: dict[str, Any] = {"n/a": True}
             for scenario in args.scenarios:
-                official = child(scenario, "official", ids, work / f"official-{scenario}")
-                ours = child(scenario, "detorm", ids, work / "detorm")
+                official, ours = na, na
+                if scenario in SYNC_SCENARIOS:
+                    official = child(scenario, "official", ids, work / f"official-{scenario}")
+                    ours = child(scenario, "detorm", ids, work / "detorm")
+                aio = (
+                    child(scenario, "detorm-async", ids, work / "detorm-async")
+                    if scenario in ASYNC_SCENARIOS
+                    else None
+                )
                 floor = (
                     child(scenario, "floor", ids, work / "floor") if scenario in FLOORS else None
                 )
-                print_row(scenario, official, ours, floor)
+                print_row(scenario, official, ours, aio, floor)
     return 0
 
 
 def print_row(
-    scenario: str, official: dict[str, Any], ours: dict[str, Any], extra: dict[str, Any] | None
+    scenario: str,
+    official: dict[str, Any],
+    ours: dict[str, Any],
+    aio: dict[str, Any] | None,
+    extra: dict[str, Any] | None,
 ) -> None:
-    def cell(r: dict[str, Any]) -> str:
+    def cell(r: dict[str, Any] | None) -> str:
+        if r is None:
+            return ""
+        if "n/a" in r:
+            return f"{'n/a':>10}"
         if "error" in r:
             return f"error: {r['error'][:60]}"
         return f"{r['requests']:>6} req {r['seconds']:>8.3f} s"
 
-    ratio = ""
-    if "seconds" in official and "seconds" in ours and ours["seconds"] > 0:
-        ratio = f"x{official['seconds'] / ours['seconds']:.1f} faster"
-    line = f"| {scenario:<4}| {DESCRIPTIONS[scenario]:<54}| {cell(official):<26}| {cell(ours):<26}| {ratio:<14}|"
+    ratios = []
+    for name, r in (("", ours), ("async ", aio)):
+        if r and "seconds" in official and "seconds" in r and r["seconds"] > 0:
+            ratios.append(f"{name}x{official['seconds'] / r['seconds']:.1f}")
+    ratio = ", ".join(ratios) + " faster" if ratios else ""
+    line = (
+        f"| {scenario:<4}| {DESCRIPTIONS[scenario]:<54}| {cell(official):<26}| {cell(ours):<26}"
+        f"| {cell(aio):<26}| {ratio:<29}|"
+    )
     if extra and "error" in extra:
         line += f" floor: {extra['error'][:80]}"
     elif scenario in ("S1", "S8") and extra and "seconds" in ours and "seconds" in official:
@@ -601,6 +741,20 @@ def print_row(
         rows = ours["result"] if isinstance(ours.get("result"), int) else S11_ROWS
         line += f" floor {extra['rows'] / extra['seconds']:,.0f} rows/s; detorm {rows / ours['seconds']:,.0f} rows/s"
         line += f" ({extra['seconds'] / ours['seconds']:.2f} of floor), RSS +{ours['rss_growth_mb']:.0f} MB"
+    elif scenario == "S10" and extra and "seconds" in official:
+        floor = extra["seconds"]
+        line += (
+            f" raw httpx floor {floor:.3f} s (the {S10_TRIALS} requests at once, unparsed;"
+            f" official / floor = x{official['seconds'] / floor:.1f})"
+        )
+    elif scenario == "S12" and aio and isinstance(aio.get("result"), dict):
+        waits = aio["result"]
+        line += (
+            f" {waits['waits']:,} waits x {S12_POLLS} polls; RSS +{aio['rss_growth_mb']:.0f} MB"
+            " (the waits alone, after each round of polls: "
+            + ", ".join(f"+{mb:.1f}" for mb in waits["rss_growth_by_poll_mb"])
+            + " MB)"
+        )
     print(line, flush=True)
 
 
