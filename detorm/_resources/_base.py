@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import core_schema
 
-from .._inputs import check_id, check_iterable, check_json_object, check_text, require, shown
+from ._inputs import check_id, check_iterable, check_json_object, check_text, require, shown
 from ..errors import ConfigurationError, InvalidAttribute, InvalidType, InvalidValue, NotLoaded
 from ._relations import ToMany, ToOne
 
 if TYPE_CHECKING:
-    from .._session import SessionBase
+    from .._state._session import SessionBase
 
 __all__ = ["Resource", "TagSet", "TrackedDict", "construct"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Final, Literal
 
-from .._inputs import INT32_MAX, check_int, check_json_object, check_number, shown
+from ._inputs import INT32_MAX, check_int, check_json_object, check_number, shown
 from .._wire import (
     CheckpointState,
     ExperimentState,

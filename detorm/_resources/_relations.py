@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Never, TypeVar, overload
 
-from .._inputs import require
+from ._inputs import require
 from ..errors import InvalidAttribute, QueryError
 
 if TYPE_CHECKING:
-    from .._query import QueryBase
-    from .._session import SessionBase
+    from .._plan._query import QueryBase
+    from .._state._session import SessionBase
     from ._base import Resource
 
 __all__ = ["SettableToOne", "ToMany", "ToOne"]

@@ -28,7 +28,7 @@ from detorm import (
     User,
     Workspace,
 )
-from detorm._identity import IdentityMap
+from detorm._state._identity import IdentityMap
 from detorm._resources._base import Resource
 from detorm.local import LocalMaster, Seeder
 from tests.sdk.conftest import Cluster, seed_cluster

@@ -22,7 +22,7 @@ from ._conditions import (
     parse_ordering,
     unwrap,
 )
-from ._inputs import INT32_MAX, check_int, require
+from .._resources._inputs import INT32_MAX, check_int, require
 from ._lookups import (
     CheckpointLookups,
     CheckpointOrderKey,
@@ -42,13 +42,13 @@ from ._lookups import (
     WorkspaceOrderKey,
 )
 from ._planner import DEFAULT_PAGE_SIZE, Plan, plan_query
-from ._resources._base import Resource, TagSet
-from ._transport import Call
-from ._wire import WireEnum
-from .errors import QueryError
+from .._resources._base import Resource, TagSet
+from ._call import Call
+from .._wire import WireEnum
+from ..errors import QueryError
 
 if TYPE_CHECKING:
-    from ._session import SessionBase
+    from .._state._session import SessionBase
 
 __all__ = ["Explanation", "QueryBase"]
 

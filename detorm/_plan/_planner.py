@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from . import _wire as w
+from .. import _wire as w
 from ._conditions import And, Condition, FieldRef, Leaf, Not, Or, Ordering
-from ._transport import Call, path, query_items
-from .errors import QueryError
+from ._call import Call, path, query_items
+from ..errors import QueryError
 
 if TYPE_CHECKING:
     from ._query import QueryBase as Query

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from . import _wire as w
-from ._inputs import check_id, require, shown
-from ._resources._base import Resource
-from ._resources._models import (
+from .. import _wire as w
+from .._resources._inputs import check_id, require, shown
+from .._resources._base import Resource
+from .._resources._models import (
     Checkpoint,
     Experiment,
     Model,
@@ -20,11 +20,11 @@ from ._resources._models import (
     User,
     Workspace,
 )
-from ._transport import Call, path
-from .errors import InvalidType, InvalidValue, QueryError
+from ._call import Call, path
+from ..errors import InvalidType, InvalidValue, QueryError
 
 if TYPE_CHECKING:
-    from ._session import SessionBase as Session
+    from .._state._session import SessionBase as Session
 
 __all__ = ["ROW_LOADERS", "check_key", "check_resource", "refetch", "single_fetch"]
 

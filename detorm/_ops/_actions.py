@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import _wire as w
-from ._edits import BulkAction, BulkResult, Change, plan_bulk
+from .. import _wire as w
+from .._plan._edits import BulkAction, BulkResult, Change, plan_bulk
 from ._executor import rows_of
-from ._inputs import check_id
-from ._ops import Op, send
-from ._resources._base import Resource
-from ._resources._models import Checkpoint, Experiment
-from ._transport import Call, path
+from .._resources._inputs import check_id
+from ._effects import Op, send
+from .._resources._base import Resource
+from .._resources._models import Checkpoint, Experiment
+from .._plan._call import Call, path
 
 if TYPE_CHECKING:
-    from ._query import QueryBase as Query
-    from ._session import SessionBase as Session
+    from .._plan._query import QueryBase as Query
+    from .._state._session import SessionBase as Session
 
 __all__ = ["bulk_action", "delete_checkpoint", "experiment_action"]
 

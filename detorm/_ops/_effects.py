@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
 if TYPE_CHECKING:
     import httpx
 
-    from ._transport import Call, RetryPolicy
+    from .._plan._call import Call, RetryPolicy
 
 __all__ = [
     "Attempt",
