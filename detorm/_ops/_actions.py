@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import _wire as w
-from .._plan._edits import BulkAction, BulkResult, Change, plan_bulk
-from ._executor import rows_of
-from .._resources._inputs import check_id
-from ._effects import Op, send
-from .._resources._base import Resource
-from .._resources._models import Checkpoint, Experiment
 from .._plan._call import Call, path
+from .._plan._edits import BulkAction, BulkResult, Change, plan_bulk
+from .._resources._base import Resource
+from .._resources._inputs import check_id
+from .._resources._models import Checkpoint, Experiment
+from ._effects import Op, send
+from ._executor import rows_of
 
 if TYPE_CHECKING:
     from .._plan._query import QueryBase as Query

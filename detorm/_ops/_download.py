@@ -36,10 +36,10 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 from .. import _wire as w
 from .._io._archive import Extraction, Limits, extract_into, staging
-from ._effects import Op, blocking, close, open_stream, read, send
 from .._plan._call import Call
 from .._plan._call import path as url_path  # download_code has a parameter named path
 from ..errors import DownloadError, InvalidType, InvalidValue, StreamInterrupted, UnsafeArchive
+from ._effects import Op, blocking, close, open_stream, read, send
 
 if TYPE_CHECKING:
     from .._resources._models import Checkpoint, Experiment

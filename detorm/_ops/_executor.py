@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic_core import from_json
 
 from .. import _wire as w
+from .._plan._call import Call
 from .._plan._conditions import FieldRef, Leaf
 from .._plan._evaluate import matches, sort_key
-from .._resources._inputs import require
 from .._plan._loading import ROW_LOADERS
-from ._effects import Op, collect, emit, send
 from .._plan._planner import EXPERIMENT_TREE, Plan, Source, TreeCompiler, encode_filter, runs_source
 from .._plan._query import query_offset, record
 from .._resources._base import Resource
+from .._resources._inputs import require
 from .._resources._models import Checkpoint, Experiment, Trial
-from .._plan._call import Call
 from ..errors import BadRequest, NotFound, QueryError
+from ._effects import Op, collect, emit, send
 
 if TYPE_CHECKING:
     from .._plan._query import QueryBase as Query

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Final
 from pydantic_core import from_json
 
 from .. import _wire as w
-from .._resources._inputs import INT32_MAX, check_int, check_iterable, require
-from ._effects import Op, Rows, collect, emit, relay
 from .._plan._call import Call, path, query_items
+from .._resources._inputs import INT32_MAX, check_int, check_iterable, require
 from ..errors import QueryError
+from ._effects import Op, Rows, collect, emit, relay
 
 if TYPE_CHECKING:
     from .._state._session import SessionBase as Session

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any, Final
 from pydantic_core import from_json
 
 from .. import _wire as w
-from ._executor import Pager, no_gc_pauses, rows_of
-from .._resources._inputs import check_id, check_iterable, require
-from ._effects import Op, Rows, blocking, collect, emit
+from .._plan._call import Call
 from .._plan._planner import runs_source
 from .._plan._query import QueryBase
+from .._resources._inputs import check_id, check_iterable, require
 from .._resources._models import Trial
 from .._resources._values import MetricSummary, summary_from_wire
-from .._plan._call import Call
 from ..errors import ConfigurationError, InvalidValue
+from ._effects import Op, Rows, blocking, collect, emit
+from ._executor import Pager, no_gc_pauses, rows_of
 
 if TYPE_CHECKING:
     from .._state._session import SessionBase as Session

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from ._columns import COLUMNS, LOOKUPS, SUPPORTS_HP_AND_METRICS, Column
 from .._resources._inputs import (
     INT32_MAX,
     INT64_MAX,
@@ -31,6 +30,7 @@ from .._resources._inputs import (
 )
 from .._wire import Timestamp
 from ..errors import QueryError
+from ._columns import COLUMNS, LOOKUPS, SUPPORTS_HP_AND_METRICS, Column
 
 __all__ = [
     "And",

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Final, Literal
 
+from .._resources._base import Resource, TagSet
+from ._call import Call, path
 from ._conditions import Condition, Leaf
 from ._loading import refetch
 from ._planner import conjuncts, experiment_states
-from .._resources._base import Resource, TagSet
-from ._call import Call, path
 
 __all__ = [
     "BulkPlan",

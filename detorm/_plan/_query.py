@@ -12,6 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, Unpack
 
+from .._resources._base import Resource, TagSet
+from .._resources._inputs import INT32_MAX, check_int, require
+from .._wire import WireEnum
+from ..errors import QueryError
+from ._call import Call
 from ._conditions import (
     And,
     Condition,
@@ -22,7 +27,6 @@ from ._conditions import (
     parse_ordering,
     unwrap,
 )
-from .._resources._inputs import INT32_MAX, check_int, require
 from ._lookups import (
     CheckpointLookups,
     CheckpointOrderKey,
@@ -42,10 +46,6 @@ from ._lookups import (
     WorkspaceOrderKey,
 )
 from ._planner import DEFAULT_PAGE_SIZE, Plan, plan_query
-from .._resources._base import Resource, TagSet
-from ._call import Call
-from .._wire import WireEnum
-from ..errors import QueryError
 
 if TYPE_CHECKING:
     from .._state._session import SessionBase

@@ -17,25 +17,25 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from .._io import _auth
 from .. import _wire as w
+from .._io import _auth
 from .._io._auth import Secret
 from .._io._cache import DiskCache, default_cache_dir
-from .._plan._edits import Change, FlushPlan
-from .._ops._executor import rows_of
-from ._identity import IdentityMap
-from .._resources._inputs import INT32_MAX, check_int, check_seconds, require
-from .._plan._loading import check_key, check_resource, refetch, single_fetch, trial_values
-from .._ops._metrics import TrialSummary, chosen_trials, read_summaries
 from .._ops._effects import Op, blocking, send
+from .._ops._executor import rows_of
+from .._ops._http import DEFAULT_CONCURRENCY, _Http
+from .._ops._metrics import TrialSummary, chosen_trials, read_summaries
+from .._plan._call import NO_RETRY, Call, RetryPolicy
+from .._plan._edits import Change, FlushPlan
+from .._plan._loading import check_key, check_resource, refetch, single_fetch, trial_values
 from .._plan._query import QueryBase
 from .._resources._base import Resource, TagSet, TrackedDict, construct
-from .._resources._relations import ToMany, ToOne
+from .._resources._inputs import INT32_MAX, check_int, check_seconds, require
 from .._resources._models import Trial, User
-from .._ops._http import DEFAULT_CONCURRENCY, _Http
-from .._plan._call import NO_RETRY, Call, RetryPolicy
-from ._unit_of_work import UnitOfWork
+from .._resources._relations import ToMany, ToOne
 from ..errors import ConfigurationError, Forbidden, InvalidValue, NotFound, Unauthenticated
+from ._identity import IdentityMap
+from ._unit_of_work import UnitOfWork
 
 __all__ = ["SessionBase"]
 

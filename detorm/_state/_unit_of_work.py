@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import _wire as w
-from .._plan._edits import Change, FlushPlan, PlannedCall, plan_flush
-from ._identity import IdentityMap
 from .._ops._effects import Op, gather_outcomes, send
+from .._plan._edits import Change, FlushPlan, PlannedCall, plan_flush
 from .._resources._base import Resource, TagSet
 from .._resources._models import Experiment, Project
 from ..errors import APIError, CommitError, TransportError
+from ._identity import IdentityMap
 
 if TYPE_CHECKING:
     from ._session import SessionBase as Session

@@ -16,10 +16,10 @@ import pytest
 
 import detorm
 from detorm import Experiment, Trial, hp
+from detorm._api._drivers import Transport
 from detorm._io._auth import Secret
 from detorm._ops._effects import Op
 from detorm._plan._call import IDEMPOTENT, Call, RetryPolicy, parse_retry_after
-from detorm._api._drivers import Transport
 from detorm.errors import (
     APIError,
     BadRequest,
