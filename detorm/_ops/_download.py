@@ -43,7 +43,7 @@ from ._effects import Op, blocking, close, open_stream, read, send
 
 if TYPE_CHECKING:
     from .._resources._models import Checkpoint, Experiment
-    from .._state._session import SessionBase as Session
+    from ._protocols import OpsSession as Session
 
 __all__ = [
     "CHECKPOINT_MAX_SIZE",

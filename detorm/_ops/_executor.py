@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic_core import from_json
 
@@ -29,7 +29,7 @@ from ._effects import Op, collect, emit, send
 
 if TYPE_CHECKING:
     from .._plan._query import QueryBase as Query
-    from .._state._session import SessionBase as Session
+    from ._protocols import OpsSession as Session
 
 __all__ = [
     "Pager", "at", "best_trial", "count", "exists", "first", "get", "iterate", "load_best_trial",
@@ -154,7 +154,9 @@ def query_rows(query: Query[Any]) -> Op[None]:
             yield from emit(children)
             return
     plan = query.plan()
-    session = query.session
+    # A query knows its session as a QuerySession (its layer cannot name the ops' types); every
+    # session is a SessionBase, which _api hands to the ops as an OpsSession (checked there).
+    session = cast("Session", query.session)
     if plan.server_paging:
         yield from iterate(session, plan, plan.offset, plan.limit)
         return

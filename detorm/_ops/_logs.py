@@ -27,7 +27,7 @@ from ..errors import QueryError
 from ._effects import Op, Rows, collect, emit, relay
 
 if TYPE_CHECKING:
-    from .._state._session import SessionBase as Session
+    from ._protocols import OpsSession as Session
 
 __all__ = ["LogEntry", "read_logs"]
 

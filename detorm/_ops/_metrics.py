@@ -29,7 +29,7 @@ from ._effects import Op, Rows, blocking, collect, emit
 from ._executor import Pager, no_gc_pauses, rows_of
 
 if TYPE_CHECKING:
-    from .._state._session import SessionBase as Session
+    from ._protocols import OpsSession as Session
 
 __all__ = [
     "MetricReport", "MetricsReader", "TrialSummary", "chosen_trials", "read_summaries", "to_pandas",

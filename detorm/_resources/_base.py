@@ -34,7 +34,7 @@ class IdentityLike(Protocol):
 
 
 class SessionLike(Protocol):
-    """What the layers below the session need of it (``SessionLike`` in ``_state``, which imports
+    """What the layers below the session need of it (``SessionBase`` in ``_state``, which imports
     this module): its identity map, merging values into it, and hearing of edits."""
 
     @property
