@@ -33,11 +33,12 @@ from ._api._sync import (
     default_session,
     set_default_session,
 )
-from ._conditions import Q, hp, metrics
-from ._edits import BulkResult, Change, FlushPlan
-from ._logs import LogEntry
-from ._metrics import MetricReport, TrialSummary
-from ._query import Explanation
+from ._ops._logs import LogEntry
+from ._ops._metrics import MetricReport, TrialSummary
+from ._plan._call import Call, RetryPolicy
+from ._plan._conditions import Q, hp, metrics
+from ._plan._edits import BulkResult, Change, FlushPlan
+from ._plan._query import Explanation
 from ._resources._base import TagSet
 from ._resources._values import (
     CheckpointSummary,
@@ -47,7 +48,6 @@ from ._resources._values import (
     Note,
     Validation,
 )
-from ._transport import Call, RetryPolicy
 from ._version import __version__
 from ._wire import (
     CheckpointState,

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "cache":
         from pathlib import Path
 
-        from detorm._cache import DiskCache
+        from detorm._io._cache import DiskCache
 
         disk = DiskCache(Path(args.dir) if args.dir else None)
         removed = disk.clear()

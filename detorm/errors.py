@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._unit_of_work import Change
+    from ._plan._edits import Change
 
 __all__ = [
     "APIError",

@@ -1,4 +1,4 @@
-"""Generate detorm/_collation_table.py: the en_US.UTF-8 collation weights of glibc.
+"""Generate detorm/_plan/_collation_table.py: the en_US.UTF-8 collation weights of glibc.
 
 The master's Postgres orders text with its database's collation, en_US.UTF-8 in the official
 images (``postgres:10.14`` in the Helm chart and ``det deploy``, ``postgres:14`` in the docs: both
@@ -21,7 +21,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
-OUTPUT = Path(__file__).resolve().parent.parent / "detorm" / "_collation_table.py"
+OUTPUT = Path(__file__).resolve().parent.parent / "detorm" / "_plan" / "_collation_table.py"
 RANGES = (
     (0x0000, 0x0250),  # C0 and C1 controls, ASCII, Latin-1, Latin Extended-A and -B
     (0x0250, 0x02B0),  # IPA extensions

@@ -1,4 +1,4 @@
-"""detorm._auth: master URLs, credentials precedence and the det CLI token cache (auth.json).
+"""detorm._io._auth: master URLs, credentials precedence and the det CLI token cache (auth.json).
 
 The official client (determined 0.38.1) is the oracle: URL canonicalization, the password hash
 and the config directory are compared with its functions, and auth.json is written by one client
@@ -24,7 +24,7 @@ from determined.common.api import _util as official_api_util
 from determined.common.api import authentication as official_auth
 from determined.common.api import errors as official_errors
 
-from detorm._auth import (
+from detorm._io._auth import (
     DEFAULT_MASTER,
     Credentials,
     CredentialSource,

@@ -1,4 +1,4 @@
-"""``detorm/_lookups.py`` is generated from ``detorm/_columns.py`` and must be up to date."""
+"""``detorm/_plan/_lookups.py`` is generated from ``_plan/_columns.py`` and must be up to date."""
 
 from __future__ import annotations
 
@@ -14,6 +14,6 @@ def test_generated_lookups_are_current() -> None:
     assert spec is not None and spec.loader is not None
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
-    assert (ROOT / "detorm" / "_lookups.py").read_text() == generator.render(), (
+    assert (ROOT / "detorm" / "_plan" / "_lookups.py").read_text() == generator.render(), (
         "run: python scripts/gen_lookups.py"
     )

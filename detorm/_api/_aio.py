@@ -20,15 +20,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 
-from .. import _executor
-from .._actions import bulk_action, delete_checkpoint, experiment_action
-from .._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
-from .._edits import BulkResult, Change
-from .._inputs import require
-from .._logs import LogEntry, read_logs
-from .._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
-from .._ops import Op, Rows
-from .._query import (
+from .._ops import _executor
+from .._ops._actions import bulk_action, delete_checkpoint, experiment_action
+from .._ops._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
+from .._ops._effects import Op, Rows
+from .._ops._logs import LogEntry, read_logs
+from .._ops._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
+from .._plan._edits import BulkResult, Change
+from .._plan._query import (
     CheckpointFilters,
     ExperimentFilters,
     ModelFilters,
@@ -40,13 +39,14 @@ from .._query import (
     WorkspaceFilters,
 )
 from .._resources import _models as m
-from .._resources._base import Resource
+from .._resources._base import Resource, SessionLike
+from .._resources._inputs import require
 from .._resources._relations import SettableToOne, ToMany, ToOne
-from .._session import SessionBase
-from .._transport import AsyncTransport
+from .._state._session import SessionBase
 from .._wire import LogLevel
 from ..errors import NotLoaded
 from . import _sync
+from ._drivers import AsyncTransport
 
 __all__ = [
     "AsyncCheckpointQuery",
@@ -564,7 +564,7 @@ class ModelVersion(_Async, m.ModelVersion):
     checkpoint = ToOne(lambda: Checkpoint, "checkpoint_uuid")
 
 
-def _aio(session: SessionBase | None) -> AsyncSession | None:
+def _aio(session: SessionLike | None) -> AsyncSession | None:
     assert session is None or isinstance(session, AsyncSession)
     return session
 

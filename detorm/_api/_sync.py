@@ -15,15 +15,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 
-from .. import _executor
-from .._actions import bulk_action, delete_checkpoint, experiment_action
-from .._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
-from .._edits import BulkResult, Change
-from .._inputs import require
-from .._logs import LogEntry, read_logs
-from .._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
-from .._ops import Op, Rows
-from .._query import (
+from .._ops import _executor
+from .._ops._actions import bulk_action, delete_checkpoint, experiment_action
+from .._ops._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
+from .._ops._effects import Op, Rows
+from .._ops._logs import LogEntry, read_logs
+from .._ops._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
+from .._plan._edits import BulkResult, Change
+from .._plan._query import (
     CheckpointFilters,
     ExperimentFilters,
     ModelFilters,
@@ -35,11 +34,12 @@ from .._query import (
     WorkspaceFilters,
 )
 from .._resources import _models as m
-from .._resources._base import Resource
+from .._resources._base import Resource, SessionLike
+from .._resources._inputs import require
 from .._resources._relations import SettableToOne, ToMany, ToOne
-from .._session import SessionBase
-from .._transport import Transport
+from .._state._session import SessionBase
 from .._wire import LogLevel
+from ._drivers import Transport
 
 __all__ = [
     "Checkpoint",
@@ -631,7 +631,7 @@ class Checkpoint(_Sync, m.Checkpoint):
         cache: bool = True,
         max_size: int = CHECKPOINT_MAX_SIZE,
     ) -> Path:
-        """Download the checkpoint's files into ``path`` (see ``detorm._download``): directly
+        """Download the checkpoint's files into ``path`` (see ``detorm._ops._download``): directly
         from shared storage when this machine can read it, else through the master (a
         COMPLETED checkpoint is then kept in the disk cache and downloaded only once).
 
@@ -668,7 +668,7 @@ class ModelVersion(_Sync, m.ModelVersion):
     """The registered checkpoint (identity map; fetched once)."""
 
 
-def _sync(session: SessionBase | None) -> Session | None:
+def _sync(session: SessionLike | None) -> Session | None:
     assert session is None or isinstance(session, Session)
     return session
 

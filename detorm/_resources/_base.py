@@ -13,21 +13,34 @@ import types
 import typing
 from collections.abc import Iterable, Iterator, MutableSet
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import core_schema
 
-from .._inputs import check_id, check_iterable, check_json_object, check_text, require, shown
 from ..errors import ConfigurationError, InvalidAttribute, InvalidType, InvalidValue, NotLoaded
+from ._inputs import check_id, check_iterable, check_json_object, check_text, require, shown
 from ._relations import ToMany, ToOne
 
-if TYPE_CHECKING:
-    from .._session import SessionBase
-
-__all__ = ["Resource", "TagSet", "TrackedDict", "construct"]
+__all__ = ["Resource", "SessionLike", "TagSet", "TrackedDict", "construct"]
 
 R = TypeVar("R", bound="Resource")
+
+
+class IdentityLike(Protocol):
+    """The identity map as resources and loaders read it (``IdentityMap`` in ``_state``)."""
+
+    def get(self, cls: type[R], key: Any) -> R | None: ...
+
+
+class SessionLike(Protocol):
+    """What the layers below the session need of it (``SessionBase`` in ``_state``, which imports
+    this module): its identity map, merging values into it, and hearing of edits."""
+
+    @property
+    def identity(self) -> IdentityLike: ...
+    def merge(self, resource: type[R], values: dict[str, Any]) -> R: ...
+    def _record_edit(self, obj: Resource, name: str, old: Any) -> None: ...
 
 
 class TagSet(MutableSet[str]):
@@ -189,7 +202,7 @@ class Resource(BaseModel):
         ignored_types=(ToOne, ToMany),  # relationships are descriptors, not fields
     )
 
-    _session: SessionBase | None = PrivateAttr(default=None)
+    _session: SessionLike | None = PrivateAttr(default=None)
     # True once a single-object GET filled the object (list rows may lack some fields).
     _fetched: bool = PrivateAttr(default=False)
     # Objects this one needs while it lives, held strongly (the identity map holds weakly): an
@@ -207,7 +220,7 @@ class Resource(BaseModel):
         return self.__dict__[self._key_field]
 
     @property
-    def session(self) -> SessionBase:
+    def session(self) -> SessionLike:
         """The session this object belongs to."""
         if self._session is None:
             raise ConfigurationError(f"this {type(self).__name__} is not attached to a session")
@@ -348,7 +361,7 @@ def _check_common(where: str, name: str, value: Any) -> None:
         check_id(where, value)
 
 
-def construct(cls: type[R], values: dict[str, Any], session: SessionBase | None) -> R:
+def construct(cls: type[R], values: dict[str, Any], session: SessionLike | None) -> R:
     """Build a resource from already-typed values without validating them again (fast path).
 
     Fields absent from ``values`` are "not loaded".

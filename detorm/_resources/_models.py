@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Final, Literal
 
-from .._inputs import INT32_MAX, check_int, check_json_object, check_number, shown
 from .._wire import (
     CheckpointState,
     ExperimentState,
@@ -23,6 +22,7 @@ from .._wire import _experiments as wx
 from .._wire import _registry as wr
 from ..errors import InvalidValue
 from ._base import Resource, TagSet
+from ._inputs import INT32_MAX, check_int, check_json_object, check_number, shown
 from ._values import (
     CheckpointSummary,
     ExperimentConfig,

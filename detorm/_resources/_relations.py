@@ -10,21 +10,27 @@ iterated, and children a prefetch loaded answer it directly.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, Never, TypeVar, overload
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, Never, Protocol, Self, TypeVar, overload
 
-from .._inputs import require
 from ..errors import InvalidAttribute, QueryError
+from ._inputs import require
 
 if TYPE_CHECKING:
-    from .._query import QueryBase
-    from .._session import SessionBase
-    from ._base import Resource
+    from ._base import Resource, SessionLike
 
 __all__ = ["SettableToOne", "ToMany", "ToOne"]
 
+
+class QueryLike(Protocol):
+    """What ``ToMany`` needs of the query it makes (``QueryBase`` in ``_plan``, above)."""
+
+    def _filter(self, conditions: Sequence[Never], lookups: dict[str, Any]) -> Self: ...
+    def _as_children(self, parent: Resource, relation: str) -> Self: ...
+
+
 P = TypeVar("P", bound="Resource")
-Q = TypeVar("Q", bound="QueryBase[Any]")
+Q = TypeVar("Q", bound="QueryLike")
 
 
 class ToOne(Generic[P]):
@@ -73,7 +79,7 @@ class SettableToOne(ToOne[P]):
 class ToMany(Generic[Q]):
     """``parent.children``: a query of the objects whose ``key_field`` is the parent's id."""
 
-    def __init__(self, query: Callable[[SessionBase | None], Q], key_field: str) -> None:
+    def __init__(self, query: Callable[[SessionLike | None], Q], key_field: str) -> None:
         self._query = query
         self._key_field = key_field
         self._name = ""

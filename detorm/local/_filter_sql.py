@@ -37,7 +37,7 @@ from sqlmodel import Session
 
 from detorm._wire import STORED_EXPERIMENT_STATES, STORED_TRIAL_STATES
 
-from .._collation import text_compare
+from .._plan._collation import text_compare
 from . import _go
 from ._errors import ApiError, Code, invalid_argument
 from ._jsonpb import unmarshal

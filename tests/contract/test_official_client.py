@@ -19,7 +19,7 @@ from determined.common.api import errors
 from determined.common.experimental.trial import LogLevel
 from determined.experimental import Determined, client
 
-from detorm._collation import collation_key
+from detorm._plan._collation import collation_key
 from tests.contract.conftest import Demo, connect
 
 # --- authentication -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from detorm._collation import collation_key, text_compare
+from detorm._plan._collation import collation_key, text_compare
 from detorm.local import LocalMaster, Seeder
 from tests.conftest import login
 

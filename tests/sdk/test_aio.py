@@ -15,8 +15,9 @@ import pytest
 import detorm
 import detorm.aio
 from detorm import LogLevel
-from detorm._ops import gather, send
-from detorm._transport import AsyncTransport, Call, Transport
+from detorm._api._drivers import AsyncTransport, Transport
+from detorm._ops._effects import gather, send
+from detorm._plan._call import Call
 from detorm.errors import ConfigurationError, InvalidType, QueryError
 from detorm.local import LocalMaster, Seeder
 from tests.sdk.apis import MODES, Api

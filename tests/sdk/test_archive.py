@@ -1,4 +1,4 @@
-"""Safe extraction (``detorm._archive``): good archives land whole, malicious ones leave nothing."""
+"""Safe extraction (``detorm._io._archive``): good archives land whole, malicious ones leave nothing."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detorm import _archive
-from detorm._archive import (
+from detorm._io import _archive
+from detorm._io._archive import (
     ArchiveFormat,
     Extraction,
     Limits,

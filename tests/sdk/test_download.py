@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 import detorm
-from detorm import Checkpoint, Experiment, RetryPolicy, _download
-from detorm._ops import Attempt
+from detorm import Checkpoint, Experiment, RetryPolicy
+from detorm._ops import _download
+from detorm._ops._effects import Attempt
 from detorm.errors import (
     DownloadError,
     InvalidType,

@@ -1,14 +1,14 @@
 """Every lookup and ordering of every field of every resource, end to end against detorm.local.
 
 The cases are generated from the catalog the typed lookups are generated from
-(``detorm/_columns.py``): each filter runs through the SDK against a seeded detorm.local and the
+(``detorm/_plan/_columns.py``): each filter runs through the SDK against a seeded detorm.local and the
 ids it returns are compared with a brute-force evaluation of the same condition over the full
 list of objects, read without a filter; each ordering with a brute-force sort under the rules of
 the endpoint the planner chose. The evaluator here is written from the master's semantics, not
 from the SDK's: SQL NULL logic (a comparison with a missing value is not true), ``contains`` as
 ``ILIKE '%v%'`` on text and as membership on tag sets, ``isnull`` as the master's ``isEmpty``
 (NULL, ``''`` or ``'[]'``; an empty tag set), text compared with the master's database collation
-(``detorm/_collation.py``), NaN above every number. A sample of combinations (``|``, ``~``) and
+(``detorm/_plan/_collation.py``), NaN above every number. A sample of combinations (``|``, ``~``) and
 of hyperparameter and metric expressions is checked the same way.
 """
 
@@ -38,9 +38,9 @@ from detorm import (
     hp,
     metrics,
 )
-from detorm._collation import collation_key
-from detorm._columns import COLUMNS, Column
-from detorm._conditions import And, Condition, FieldRef, Leaf, Not, Or, parse_ordering
+from detorm._plan._collation import collation_key
+from detorm._plan._columns import COLUMNS, Column
+from detorm._plan._conditions import And, Condition, FieldRef, Leaf, Not, Or, parse_ordering
 from detorm._resources._base import Resource, TagSet
 from detorm._wire import (
     STORED_EXPERIMENT_STATES,

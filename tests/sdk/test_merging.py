@@ -28,8 +28,8 @@ from detorm import (
     User,
     Workspace,
 )
-from detorm._identity import IdentityMap
 from detorm._resources._base import Resource
+from detorm._state._identity import IdentityMap
 from detorm.local import LocalMaster, Seeder
 from tests.sdk.conftest import Cluster, seed_cluster
 

@@ -13,7 +13,7 @@ import pytest
 
 import detorm
 from detorm import LogLevel, Trial
-from detorm._ops import Attempt
+from detorm._ops._effects import Attempt
 from detorm.errors import QueryError, TransportError
 from detorm.local import LocalMaster, Seeder
 from tests.sdk.conftest import Cluster, seed_cluster
@@ -253,7 +253,7 @@ def test_summaries_of_many_trials_cached_when_final(
 
 
 def test_special_float_strings_are_read_as_floats_wherever_they_are() -> None:
-    from detorm._metrics import _parse_reports
+    from detorm._ops._metrics import _parse_reports
 
     line = (
         b'{"metrics":[{"trialId":3,"totalBatches":10,"group":"training","metrics":{"avg_metrics":'

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 import detorm
 from detorm import Checkpoint, Experiment, Model, ModelVersion
-from detorm._loading import single_fetch
+from detorm._plan._call import Call, path
+from detorm._plan._loading import single_fetch
 from detorm._resources._base import Resource
-from detorm._transport import Call, path
 from detorm.errors import InvalidValue
 from detorm.local import Seeder
 from detorm.local._app import _find_route

@@ -221,7 +221,7 @@ def test_queries_are_immutable() -> None:
 def test_bulk_actions_filter_on_the_stored_states(
     states: list[str], sent: list[str] | None
 ) -> None:
-    from detorm._edits import plan_bulk
+    from detorm._plan._edits import plan_bulk
 
     query = Experiment.query(None).filter(state__in=states)
     plan = plan_bulk(query._where, "pause", ordered_or_sliced=False)

@@ -21,8 +21,9 @@ import pytest
 import detorm
 import detorm.aio
 from detorm import Experiment, Trial
-from detorm._auth import Secret, TokenStore, config_dir, salt_and_hash
-from detorm._transport import Call, RetryPolicy, Transport
+from detorm._api._drivers import Transport
+from detorm._io._auth import Secret, TokenStore, config_dir, salt_and_hash
+from detorm._plan._call import Call, RetryPolicy
 from detorm.errors import ConfigurationError, DetormError, TransportError
 from detorm.local import Seeder
 

@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 import detorm
-from detorm import Experiment, Trial, _transport, hp
-from detorm._auth import Secret
-from detorm._ops import Op
-from detorm._transport import Call, RetryPolicy, Transport, parse_retry_after
+from detorm import Experiment, Trial, hp
+from detorm._api._drivers import Transport
+from detorm._io._auth import Secret
+from detorm._ops._effects import Op
+from detorm._plan._call import IDEMPOTENT, Call, RetryPolicy, parse_retry_after
 from detorm.errors import (
     APIError,
     BadRequest,
@@ -543,4 +544,4 @@ def test_the_token_is_a_per_request_header_and_the_auth_cookie_is_not_kept() -> 
 def test_retry_constants_are_what_the_docs_say() -> None:
     assert RetryPolicy().statuses == frozenset({429, 502, 503, 504})
     assert RetryPolicy().deadline is None  # the session's timeout
-    assert _transport.IDEMPOTENT == frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+    assert IDEMPOTENT == frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})

@@ -27,7 +27,7 @@ from typing import Any, Final
 from pydantic_core import from_json
 from sqlmodel import Session
 
-from detorm._collation import collation_key
+from detorm._plan._collation import collation_key
 from detorm._wire import ExperimentSortBy, ExperimentState, OrderBy, PatchExperiment
 
 from .. import _tables as t

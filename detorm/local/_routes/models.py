@@ -18,7 +18,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from detorm import _wire as w
-from detorm._collation import collation_key
+from detorm._plan._collation import collation_key
 from detorm._wire import (
     Model,
     ModelSortBy,

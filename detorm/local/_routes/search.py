@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from sqlmodel import Session
 
-from detorm._collation import collation_key
+from detorm._plan._collation import collation_key
 from detorm._wire import MoveRunsRequest, RunActionRequest, SearchRequest, TableType
 
 from .._app import Ctx, rpc

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from detorm._collation import collation_key
+from detorm._plan._collation import collation_key
 from detorm._wire import AgentUserGroup, OrderBy, User, UserResponse, UserSortBy, UsersResponse
 from detorm.local._views import ts
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from detorm._collation import collation_key
+from detorm._plan._collation import collation_key
 from detorm._wire import (
     AgentUserGroup,
     OrderBy,

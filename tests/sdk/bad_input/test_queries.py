@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from detorm import Checkpoint, ModelVersion, Q, Query, hp, metrics
 from detorm._api._sync import RESOURCES
-from detorm._columns import COLUMNS, Column
-from detorm._conditions import Condition, Ordering
+from detorm._plan._columns import COLUMNS, Column
+from detorm._plan._conditions import Condition, Ordering
 from detorm._wire import WireEnum
 from detorm.errors import NotFound
 

@@ -17,28 +17,24 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from . import _auth
-from . import _wire as w
-from ._auth import Secret
-from ._cache import DiskCache, default_cache_dir
-from ._edits import Change, FlushPlan
-from ._executor import rows_of
-from ._identity import IdentityMap
-from ._inputs import INT32_MAX, check_int, check_seconds, require
-from ._loading import check_key, check_resource, refetch, single_fetch, trial_values
-from ._logs import LogEntry, read_logs
-from ._metrics import TrialSummary, chosen_trials, read_summaries, trials_of
-from ._ops import Op, blocking, collect, gather, send
-from ._query import QueryBase
-from ._resources._base import Resource, TagSet, TrackedDict, construct
-from ._resources._relations import ToMany, ToOne
-from ._resources._models import (
-    Trial,
-    User,
-)
-from ._transport import DEFAULT_CONCURRENCY, NO_RETRY, Call, RetryPolicy, _Http
-from ._unit_of_work import UnitOfWork
-from .errors import (
+from .. import _wire as w
+from .._io import _auth
+from .._io._auth import Secret
+from .._io._cache import DiskCache, default_cache_dir
+from .._ops._effects import Op, blocking, collect, gather, send
+from .._ops._executor import rows_of
+from .._ops._http import DEFAULT_CONCURRENCY, _Http
+from .._ops._logs import LogEntry, read_logs
+from .._ops._metrics import TrialSummary, chosen_trials, read_summaries, trials_of
+from .._plan._call import NO_RETRY, Call, RetryPolicy
+from .._plan._edits import Change, FlushPlan
+from .._plan._loading import check_key, check_resource, refetch, single_fetch, trial_values
+from .._plan._query import QueryBase
+from .._resources._base import Resource, TagSet, TrackedDict, construct
+from .._resources._inputs import INT32_MAX, check_int, check_seconds, require
+from .._resources._models import Trial, User
+from .._resources._relations import ToMany, ToOne
+from ..errors import (
     ConfigurationError,
     Forbidden,
     InvalidType,
@@ -46,6 +42,8 @@ from .errors import (
     NotFound,
     Unauthenticated,
 )
+from ._identity import IdentityMap
+from ._unit_of_work import UnitOfWork
 
 __all__ = ["SessionBase"]
 

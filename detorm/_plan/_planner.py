@@ -13,20 +13,38 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
-from . import _wire as w
+from .. import _wire as w
+from .._resources._base import Resource
+from ..errors import QueryError
+from ._call import Call, path, query_items
 from ._conditions import And, Condition, FieldRef, Leaf, Not, Or, Ordering
-from ._transport import Call, path, query_items
-from .errors import QueryError
-
-if TYPE_CHECKING:
-    from ._query import QueryBase as Query
 
 __all__ = ["NEGATED", "Plan", "Source", "like_escape", "plan_query"]
 
 Paging = Literal["sql", "memory"]
 DEFAULT_PAGE_SIZE: Final = 2000
+
+
+class Query(Protocol):
+    """What the planner reads of a query (``QueryBase`` in ``_query.py``, which imports this
+    module)."""
+
+    @property
+    def resource(self) -> type[Resource]: ...
+    @property
+    def _where(self) -> Condition | None: ...
+    @property
+    def _order(self) -> tuple[Ordering, ...]: ...
+    @property
+    def _offset(self) -> int: ...
+    @property
+    def _limit(self) -> int | None: ...
+    @property
+    def _page_size(self) -> int: ...
+    @property
+    def _prefetch(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -488,7 +506,7 @@ def encode_filter(node: w.FilterNode | None, *, show_archived: bool) -> str:
 
 
 # --- per-resource planning ------------------------------------------------------------------
-def plan_query(query: Query[Any]) -> Plan:
+def plan_query(query: Query) -> Plan:
     """The plan of a query (no request is sent)."""
     planner = _PLANNERS[query.resource.__name__]
     return planner(query)
@@ -502,7 +520,7 @@ def _ordering_notes(plan_order: Sequence[Ordering]) -> tuple[str, ...]:
     )
 
 
-def _finish(query: Query[Any], source: Source, residual: Condition | None,
+def _finish(query: Query, source: Source, residual: Condition | None,
             client_order: Sequence[Ordering], notes: Sequence[str] = (),
             experiment: int | None = None) -> Plan:  # fmt: skip
     extra: list[str] = list(notes)
@@ -653,14 +671,14 @@ class _GetExperimentsParams:
         return True
 
 
-def _plan_experiments(query: Query[Any]) -> Plan:
+def _plan_experiments(query: Query) -> Plan:
     get_plan = _experiments_via_get(query)
     if get_plan is not None:
         return get_plan
     return _experiments_via_search(query)
 
 
-def _experiments_via_get(query: Query[Any]) -> Plan | None:
+def _experiments_via_get(query: Query) -> Plan | None:
     """GetExperiments when every conjunct and the ordering fit its parameters."""
     if len(query._order) > 1:
         return None
@@ -690,7 +708,7 @@ def _experiments_via_get(query: Query[Any]) -> Plan | None:
     return _finish(query, source, _join(pusher.residual), ())
 
 
-def _experiments_via_search(query: Query[Any]) -> Plan:
+def _experiments_via_search(query: Query) -> Plan:
     compiler = TreeCompiler("Experiment", EXPERIMENT_TREE, "LOCATION_TYPE_HYPERPARAMETERS")
     scope = scope_leaf(query._where, "project_id")
     project = None if scope is None else scope.value
@@ -744,14 +762,14 @@ _TRIAL_SORT: Final = {
 _NOT_IN_RUNS: Final = frozenset({"restarts", "total_batches_processed"})
 
 
-def _plan_trials(query: Query[Any]) -> Plan:
+def _plan_trials(query: Query) -> Plan:
     scope = scope_leaf(query._where, "experiment_id")
     if scope is not None:
         return _trials_of_experiment(query, scope)
     return _trials_via_runs(query)
 
 
-def _trials_of_experiment(query: Query[Any], scope: Leaf) -> Plan:
+def _trials_of_experiment(query: Query, scope: Leaf) -> Plan:
     """GetExperimentTrials: full trial objects; states and one ordering are pushed down."""
     params: dict[str, Any] = {}
     residual: list[Condition] = []
@@ -796,7 +814,7 @@ def _fields(condition: Condition | None, order: Sequence[Ordering]) -> set[str]:
     return {ref.name for ref in refs if ref.kind == "column"}
 
 
-def _trials_via_runs(query: Query[Any]) -> Plan:
+def _trials_via_runs(query: Query) -> Plan:
     compiler = TreeCompiler("Trial", RUN_TREE, "LOCATION_TYPE_RUN_HYPERPARAMETERS")
     node, left = compiler.compile(query._where) if query._where is not None else (None, None)
     sort, client_order = _tree_sort(compiler, query._order)
@@ -831,7 +849,7 @@ _CHECKPOINT_SORT: Final = {
 }  # fmt: skip
 
 
-def _plan_checkpoints(query: Query[Any]) -> Plan:
+def _plan_checkpoints(query: Query) -> Plan:
     trial = scope_leaf(query._where, "trial_id")
     experiment = scope_leaf(query._where, "experiment_id")
     if trial is not None:
@@ -924,7 +942,7 @@ class _SimpleParams:
 
 
 def _simple_sort(
-    query: Query[Any], table: Mapping[str, w.WireEnum], params: dict[str, Any]
+    query: Query, table: Mapping[str, w.WireEnum], params: dict[str, Any]
 ) -> tuple[Ordering, ...]:
     if not query._order:
         return ()
@@ -937,7 +955,7 @@ def _simple_sort(
     return query._order
 
 
-def _plan_workspaces(query: Query[Any]) -> Plan:
+def _plan_workspaces(query: Query) -> Plan:
     pusher = _SimpleParams(
         exact={"name": "nameCaseSensitive", "archived": "archived", "pinned": "pinned"},
         many={"username": "users", "user_id": "userIds"},
@@ -954,7 +972,7 @@ def _plan_workspaces(query: Query[Any]) -> Plan:
     return _finish(query, source, _join(pusher.residual), client_order)
 
 
-def _plan_projects(query: Query[Any]) -> Plan:
+def _plan_projects(query: Query) -> Plan:
     scope = scope_leaf(query._where, "workspace_id")
     if scope is not None and scope.value == 0:
         scope = None  # /workspaces/0/projects lists the projects of every workspace
@@ -989,7 +1007,7 @@ def _plan_projects(query: Query[Any]) -> Plan:
     return _finish(query, source, _join(residual + pusher.residual), client_order)
 
 
-def _plan_models(query: Query[Any]) -> Plan:
+def _plan_models(query: Query) -> Plan:
     pusher = _SimpleParams(
         exact={"archived": "archived", "id": "id"},
         many={"username": "users", "user_id": "userIds", "workspace_id": "workspaceIds"},
@@ -1016,7 +1034,7 @@ def _plan_models(query: Query[Any]) -> Plan:
     return _finish(query, source, _join(residual + pusher.residual), client_order)
 
 
-def _plan_model_versions(query: Query[Any]) -> Plan:
+def _plan_model_versions(query: Query) -> Plan:
     scope = scope_leaf(query._where, "model_id") or scope_leaf(query._where, "model_name")
     if scope is None:
         raise QueryError(
@@ -1041,7 +1059,7 @@ def _plan_model_versions(query: Query[Any]) -> Plan:
     return _finish(query, source, _join(rest), client_order)
 
 
-def _plan_users(query: Query[Any]) -> Plan:
+def _plan_users(query: Query) -> Plan:
     pusher = _SimpleParams(exact={"admin": "admin", "active": "active"})
     residual: list[Condition] = []
     for cond in conjuncts(query._where):
@@ -1068,7 +1086,7 @@ def _plan_users(query: Query[Any]) -> Plan:
     return _finish(query, source, _join(residual + pusher.residual), client_order)
 
 
-_PLANNERS: Final[dict[str, Callable[[Query[Any]], Plan]]] = {
+_PLANNERS: Final[dict[str, Callable[[Query], Plan]]] = {
     "Experiment": _plan_experiments,
     "Trial": _plan_trials,
     "Checkpoint": _plan_checkpoints,

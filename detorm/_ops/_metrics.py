@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic_core import from_json
 
-from . import _wire as w
+from .. import _wire as w
+from .._plan._call import Call
+from .._plan._planner import runs_source
+from .._plan._query import QueryBase
+from .._resources._inputs import check_id, check_iterable, require
+from .._resources._models import Trial
+from .._resources._values import MetricSummary, summary_from_wire
+from ..errors import ConfigurationError, InvalidValue
+from ._effects import Op, Rows, blocking, collect, emit
 from ._executor import Pager, no_gc_pauses, rows_of
-from ._inputs import check_id, check_iterable, require
-from ._ops import Op, Rows, blocking, collect, emit
-from ._planner import runs_source
-from ._query import QueryBase
-from ._resources._models import Trial
-from ._resources._values import MetricSummary, summary_from_wire
-from ._transport import Call
-from .errors import ConfigurationError, InvalidValue
 
 if TYPE_CHECKING:
-    from ._session import SessionBase as Session
+    from ._protocols import OpsSession as Session
 
 __all__ = [
     "MetricReport", "MetricsReader", "TrialSummary", "chosen_trials", "read_summaries", "to_pandas",

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Final, Literal
 
+from .._resources._base import Resource, TagSet
+from ._call import Call, path
 from ._conditions import Condition, Leaf
 from ._loading import refetch
 from ._planner import conjuncts, experiment_states
-from ._resources._base import Resource, TagSet
-from ._transport import Call, path
 
 __all__ = [
     "BulkPlan",
@@ -474,7 +474,7 @@ class BulkResult:
 
     def raise_for_errors(self) -> BulkResult:
         """Raise :class:`~detorm.errors.BulkActionError` if any id failed; else return self."""
-        from .errors import BulkActionError
+        from ..errors import BulkActionError
 
         if self.failed:
             raise BulkActionError(self.action, self.failed, self.succeeded)

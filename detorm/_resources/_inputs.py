@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from .errors import DetormError, InvalidType, InvalidValue
+from ..errors import DetormError, InvalidType, InvalidValue
 
 __all__ = [
     "INT32_MAX",

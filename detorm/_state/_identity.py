@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from ._resources._base import Resource
+from .._resources._base import Resource
 
 __all__ = ["IdentityMap"]
 

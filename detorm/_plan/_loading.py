@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from . import _wire as w
-from ._inputs import check_id, require, shown
-from ._resources._base import Resource
-from ._resources._models import (
+from .. import _wire as w
+from .._resources._base import Resource
+from .._resources._base import SessionLike as Session
+from .._resources._inputs import check_id, require, shown
+from .._resources._models import (
     Checkpoint,
     Experiment,
     Model,
@@ -20,15 +21,12 @@ from ._resources._models import (
     User,
     Workspace,
 )
-from ._transport import Call, path
-from .errors import InvalidType, InvalidValue, QueryError
-
-if TYPE_CHECKING:
-    from ._session import SessionBase as Session
+from ..errors import InvalidType, InvalidValue, QueryError
+from ._call import Call, path
 
 __all__ = ["ROW_LOADERS", "check_key", "check_resource", "refetch", "single_fetch"]
 
-RowLoader = Callable[["Session", Any], Resource]
+RowLoader = Callable[[Session, Any], Resource]
 
 # Merging a row sets only the fields its route carries; the others keep the value another route
 # loaded. These routes send some fields as zero values because their queries do not select them:

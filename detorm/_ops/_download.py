@@ -8,7 +8,7 @@ experiment config when this machine can read it (``shared_fs`` at its host or co
 through the master otherwise. The checkpoint's metadata is written to ``metadata.json`` when the
 checkpoint has none, as the official client does.
 
-Unlike the official client, every download is checked (see :mod:`detorm._archive`): a
+Unlike the official client, every download is checked (see :mod:`detorm._io._archive`): a
 checkpoint's files, through the master or copied directly, must be exactly those its
 ``resources`` list (names and sizes); code, and a checkpoint without ``resources``, are capped
 by ``max_size`` and by the compression ratio. The destination is checked, and the staging
@@ -34,16 +34,16 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
-from . import _wire as w
-from ._archive import Extraction, Limits, extract_into, staging
-from ._ops import Op, blocking, close, open_stream, read, send
-from ._transport import Call
-from ._transport import path as url_path  # download_code has a parameter named path
-from .errors import DownloadError, InvalidType, InvalidValue, StreamInterrupted, UnsafeArchive
+from .. import _wire as w
+from .._io._archive import Extraction, Limits, extract_into, staging
+from .._plan._call import Call
+from .._plan._call import path as url_path  # download_code has a parameter named path
+from ..errors import DownloadError, InvalidType, InvalidValue, StreamInterrupted, UnsafeArchive
+from ._effects import Op, blocking, close, open_stream, read, send
 
 if TYPE_CHECKING:
-    from ._resources._models import Checkpoint, Experiment
-    from ._session import SessionBase as Session
+    from .._resources._models import Checkpoint, Experiment
+    from ._protocols import OpsSession as Session
 
 __all__ = [
     "CHECKPOINT_MAX_SIZE",
@@ -142,7 +142,7 @@ def _cache_key(wire: w.Checkpoint) -> tuple[str, str] | None:
 def _current_checkpoint(session: Session, uuid: str) -> Op[w.Checkpoint]:
     """GetCheckpoint: the state, metadata and storage as they are now (merged into the
     session's identity map)."""
-    from ._resources._models import Checkpoint
+    from .._resources._models import Checkpoint
 
     call = Call("GET", url_path("/api/v1/checkpoints/{uuid}", uuid=uuid))
     response = yield from send(call)

@@ -23,18 +23,15 @@ import copy
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
-from . import _wire as w
-from ._edits import Change, FlushPlan, PlannedCall, plan_flush
+from .. import _wire as w
+from .._ops._effects import Op, gather_outcomes, send
+from .._plan._edits import Change, FlushPlan, PlannedCall, plan_flush
+from .._resources._base import Resource, TagSet
+from .._resources._models import Experiment, Project
+from ..errors import APIError, CommitError, TransportError
 from ._identity import IdentityMap
-from ._ops import Op, gather_outcomes, send
-from ._resources._base import Resource, TagSet
-from ._resources._models import Experiment, Project
-from .errors import APIError, CommitError, TransportError
-
-if TYPE_CHECKING:
-    from ._session import SessionBase as Session
 
 __all__ = ["Change", "UnitOfWork", "outcome_unknown"]
 
@@ -58,6 +55,21 @@ def outcome_unknown(error: Exception) -> bool:
     if isinstance(error, TransportError):
         return error.request_sent
     return isinstance(error, APIError) and error.status in _MAYBE_APPLIED_STATUSES
+
+
+R = TypeVar("R", bound=Resource)
+
+
+class Session(Protocol):
+    """What the unit of work needs of its session (``SessionBase`` in ``_session.py``, which
+    imports this module): its identity map, watching objects, refreshing them, and forgetting
+    loaded collections."""
+
+    @property
+    def identity(self) -> IdentityMap: ...
+    def _watch(self, obj: Resource) -> None: ...
+    def _refresh(self, obj: R) -> Op[R]: ...
+    def _forget_collections(self, parent: str) -> None: ...
 
 
 # --- collections: this session's intents over the master's value -----------------------------

@@ -17,13 +17,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from .._resources._base import Resource, TagSet
+from .._resources._models import Checkpoint, Experiment, Trial
+from .._wire import ExperimentState, WireEnum
+from ..errors import QueryError
 from ._collation import collation_key
 from ._conditions import And, Condition, FieldRef, Leaf, Not, Or, Ordering
 from ._planner import NEGATED
-from ._resources._base import Resource, TagSet
-from ._resources._models import Checkpoint, Experiment, Trial
-from ._wire import ExperimentState, WireEnum
-from .errors import QueryError
 
 __all__ = ["matches", "sort_key", "value_of"]
 

@@ -2,7 +2,7 @@
 
 This catalog is the single source of the query surface: the planner validates lookups against
 it before anything is sent, and ``scripts/gen_lookups.py`` generates the typed keyword
-dictionaries of ``filter()`` and the ``order_by()`` literals (``detorm/_lookups.py``) from it.
+dictionaries of ``filter()`` and the ``order_by()`` literals (``detorm/_plan/_lookups.py``) from it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from ._wire import CheckpointState, ExperimentState, TrialState, WireEnum, WorkspaceState
+from .._wire import CheckpointState, ExperimentState, TrialState, WireEnum, WorkspaceState
 
 __all__ = ["COLUMNS", "Column", "Kind", "LOOKUPS", "SCALAR_LOOKUPS", "column"]
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
 if TYPE_CHECKING:
     import httpx
 
-    from ._transport import Call, RetryPolicy
+    from .._plan._call import Call, RetryPolicy
 
 __all__ = [
     "Attempt",
@@ -184,11 +184,11 @@ def send(
 
 
 def open_stream(call: Call, headers: Mapping[str, str] | None = None) -> Op[Opened]:
-    return cast(Opened, (yield Open(call, headers)))
+    return cast("Opened", (yield Open(call, headers)))
 
 
 def read(stream: Opened) -> Op[bytes]:
-    return cast(bytes, (yield Read(stream)))
+    return cast("bytes", (yield Read(stream)))
 
 
 def close(stream: Opened) -> Op[None]:
@@ -213,7 +213,7 @@ def gather_outcomes(ops: Sequence[Op[T]]) -> Op[list[T | Exception]]:
 
 
 def blocking(function: Callable[..., T], *args: Any) -> Op[T]:
-    return cast(T, (yield Blocking(function, args)))
+    return cast("T", (yield Blocking(function, args)))
 
 
 def emit(items: Sequence[Any]) -> Op[None]:

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic_core import from_json
 
-from . import _wire as w
-from ._inputs import INT32_MAX, check_int, check_iterable, require
-from ._ops import Op, Rows, collect, emit, relay
-from ._transport import Call, path, query_items
-from .errors import QueryError
+from .. import _wire as w
+from .._plan._call import Call, path, query_items
+from .._resources._inputs import INT32_MAX, check_int, check_iterable, require
+from ..errors import QueryError
+from ._effects import Op, Rows, collect, emit, relay
 
 if TYPE_CHECKING:
-    from ._session import SessionBase as Session
+    from ._protocols import OpsSession as Session
 
 __all__ = ["LogEntry", "read_logs"]
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from ._columns import COLUMNS, LOOKUPS, SUPPORTS_HP_AND_METRICS, Column
-from ._inputs import (
+from .._resources._inputs import (
     INT32_MAX,
     INT64_MAX,
     check_int,
@@ -29,8 +28,9 @@ from ._inputs import (
     check_text,
     require,
 )
-from ._wire import Timestamp
-from .errors import QueryError
+from .._wire import Timestamp
+from ..errors import QueryError
+from ._columns import COLUMNS, LOOKUPS, SUPPORTS_HP_AND_METRICS, Column
 
 __all__ = [
     "And",

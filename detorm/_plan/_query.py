@@ -10,8 +10,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, Unpack
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, Unpack
 
+from .._resources._base import Resource, SessionLike, TagSet
+from .._resources._inputs import INT32_MAX, check_int, require
+from .._wire import WireEnum
+from ..errors import QueryError
+from ._call import Call
 from ._conditions import (
     And,
     Condition,
@@ -22,7 +27,6 @@ from ._conditions import (
     parse_ordering,
     unwrap,
 )
-from ._inputs import INT32_MAX, check_int, require
 from ._lookups import (
     CheckpointLookups,
     CheckpointOrderKey,
@@ -42,17 +46,19 @@ from ._lookups import (
     WorkspaceOrderKey,
 )
 from ._planner import DEFAULT_PAGE_SIZE, Plan, plan_query
-from ._resources._base import Resource, TagSet
-from ._transport import Call
-from ._wire import WireEnum
-from .errors import QueryError
-
-if TYPE_CHECKING:
-    from ._session import SessionBase
 
 __all__ = ["Explanation", "QueryBase"]
 
 R = TypeVar("R", bound=Resource)
+
+
+class QuerySession(SessionLike, Protocol):
+    """What queries, and the reads that run them, need of their session (``SessionBase`` in
+    ``_state``, which imports this module)."""
+
+    def _query(self, resource: type[R]) -> QueryBase[R]: ...
+    def _loaded_children(self, key: tuple[str, Any, str]) -> list[Resource] | None: ...
+
 
 PREFETCHABLE = {"Experiment": frozenset({"trials"}), "Trial": frozenset({"checkpoints"})}
 
@@ -90,7 +96,7 @@ class QueryBase(Generic[R]):
     def __init__(
         self,
         resource: type[R],
-        session: SessionBase | None = None,
+        session: QuerySession | None = None,
         *,
         where: Condition | None = None,
         order: tuple[Ordering, ...] = (),
@@ -128,14 +134,14 @@ class QueryBase(Generic[R]):
     _session_kind: ClassVar[str] = "a session"
 
     @classmethod
-    def _session_type(cls) -> type[SessionBase]:
+    def _session_type(cls) -> type[QuerySession]:
         raise NotImplementedError
 
-    def _default_session(self) -> SessionBase:
+    def _default_session(self) -> QuerySession:
         raise NotImplementedError
 
     @property
-    def session(self) -> SessionBase:
+    def session(self) -> QuerySession:
         """The session this query runs in (the default session when none was given)."""
         return self._session if self._session is not None else self._default_session()
 

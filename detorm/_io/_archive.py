@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, Literal, Protocol, Self
 
-from .errors import DownloadError, InvalidValue, UnsafeArchive
+from ..errors import DownloadError, InvalidValue, UnsafeArchive
 
 __all__ = [
     "MAX_RATIO",

@@ -7,20 +7,20 @@ Afterwards the session's objects reflect what the master did.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from . import _wire as w
-from ._edits import BulkAction, BulkResult, Change, plan_bulk
+from .. import _wire as w
+from .._plan._call import Call, path
+from .._plan._edits import BulkAction, BulkResult, Change, plan_bulk
+from .._resources._base import Resource
+from .._resources._inputs import check_id
+from .._resources._models import Checkpoint, Experiment
+from ._effects import Op, send
 from ._executor import rows_of
-from ._inputs import check_id
-from ._ops import Op, send
-from ._resources._base import Resource
-from ._resources._models import Checkpoint, Experiment
-from ._transport import Call, path
 
 if TYPE_CHECKING:
-    from ._query import QueryBase as Query
-    from ._session import SessionBase as Session
+    from .._plan._query import QueryBase as Query
+    from ._protocols import OpsSession as Session
 
 __all__ = ["bulk_action", "delete_checkpoint", "experiment_action"]
 
@@ -29,7 +29,9 @@ def bulk_action(
     query: Query[Any], action: BulkAction, destination: int | None = None
 ) -> Op[BulkResult]:
     """Run ``action`` on every experiment the query matches; per-id results."""
-    session = query.session
+    # A query knows its session as a QuerySession (its layer cannot name the ops' types); every
+    # session is a SessionBase, which _api hands to the ops as an OpsSession (checked there).
+    session = cast("Session", query.session)
     _check_destination(action, destination)
     sliced = bool(query._order) or query._limit is not None or query._offset != 0
     plan = plan_bulk(query._where, action, ordered_or_sliced=sliced, destination=destination)

@@ -10,33 +10,26 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic_core import from_json
 
-from . import _wire as w
-from ._conditions import FieldRef, Leaf
-from ._evaluate import matches, sort_key
-from ._inputs import require
-from ._loading import ROW_LOADERS
-from ._ops import Op, collect, emit, gather, send
-from ._planner import (
-    EXPERIMENT_TREE,
-    Plan,
-    Source,
-    TreeCompiler,
-    encode_filter,
-    runs_source,
-)
-from ._query import query_offset, record
-from ._resources._base import Resource
-from ._resources._models import Checkpoint, Experiment, Trial
-from ._transport import Call
-from .errors import BadRequest, NotFound, QueryError
+from .. import _wire as w
+from .._plan._call import Call
+from .._plan._conditions import FieldRef, Leaf
+from .._plan._evaluate import matches, sort_key
+from .._plan._loading import ROW_LOADERS
+from .._plan._planner import EXPERIMENT_TREE, Plan, Source, TreeCompiler, encode_filter, runs_source
+from .._plan._query import query_offset, record
+from .._resources._base import Resource
+from .._resources._inputs import require
+from .._resources._models import Checkpoint, Experiment, Trial
+from ..errors import BadRequest, NotFound, QueryError
+from ._effects import Op, collect, emit, gather, send
 
 if TYPE_CHECKING:
-    from ._query import QueryBase as Query
-    from ._session import SessionBase as Session
+    from .._plan._query import QueryBase as Query
+    from ._protocols import OpsSession as Session
 
 __all__ = [
     "Pager", "at", "best_trial", "count", "exists", "first", "get", "iterate", "load_best_trial",
@@ -161,7 +154,9 @@ def query_rows(query: Query[Any]) -> Op[None]:
             yield from emit(children)
             return
     plan = query.plan()
-    session = query.session
+    # A query knows its session as a QuerySession (its layer cannot name the ops' types); every
+    # session is a SessionBase, which _api hands to the ops as an OpsSession (checked there).
+    session = cast("Session", query.session)
     if plan.server_paging:
         yield from iterate(session, plan, plan.offset, plan.limit)
         return

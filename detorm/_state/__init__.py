@@ -1,0 +1,2 @@
+"""Session state: the identity map, the unit of work and ``SessionBase``. Imports ``_ops`` and
+below."""
