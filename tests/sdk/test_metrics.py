@@ -16,6 +16,7 @@ from detorm import LogLevel, Trial
 from detorm._ops._effects import Attempt
 from detorm.errors import QueryError, TransportError
 from detorm.local import LocalMaster, Seeder
+from tests.sdk.apis import MODES, Api, Mode
 from tests.sdk.conftest import Cluster, seed_cluster
 
 
@@ -52,15 +53,22 @@ def session_for(cluster: Cluster, tmp_path: Path, cache_dir: str = "cache") -> d
     )  # fmt: skip
 
 
+def api_for(cluster: Cluster, tmp_path: Path, mode: Mode, cache_dir: str = "cache") -> Api:
+    """``session_for`` in either API."""
+    environ = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return Api(mode, cluster.url, environ, cache=tmp_path / cache_dir)
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_many_trials_in_one_stream_in_order(
-    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path
+    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path, mode: Mode
 ) -> None:
     cluster, done, running = metrics_cluster
-    with session_for(cluster, tmp_path) as session:
-        trials = [session.get(Trial, t) for t in done + running]
-        before = session.requests_sent
-        reports = list(session.metrics(trials, "validation"))
-        assert session.requests_sent - before == 1
+    with api_for(cluster, tmp_path, mode) as api:
+        trials = [api(api.session.get(api.Trial, t)) for t in done + running]
+        before = api.session.requests_sent
+        reports = api.list(api.session.metrics(trials, "validation"))
+        assert api.session.requests_sent - before == 1
     assert len(reports) == 3 * 2500 + 1
     assert [r.trial_id for r in reports] == sorted(r.trial_id for r in reports)
     first = reports[0]
@@ -74,23 +82,25 @@ def test_many_trials_in_one_stream_in_order(
     assert math.isnan(reports[5].values["validation_loss"])  # "NaN" on the wire
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_finished_trials_are_cached_across_sessions(
-    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path
+    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path, mode: Mode
 ) -> None:
     cluster, done, running = metrics_cluster
-    with session_for(cluster, tmp_path) as session:
-        first = list(session.metrics(done + running, "validation"))
-        assert session.requests_sent == 3  # login, the states of the trials, the stream
-    with session_for(cluster, tmp_path) as again:
-        before = again.requests_sent
-        warm = list(again.metrics(done, "validation"))
-        assert again.requests_sent == before  # every trial from the disk cache
+    with api_for(cluster, tmp_path, mode) as api:
+        first = api.list(api.session.metrics(done + running, "validation"))
+        assert api.session.requests_sent == 3  # login, the states of the trials, the stream
+    with api_for(cluster, tmp_path, mode) as again:
+        again(again.session.whoami())  # logged in (the async session logs in when first used)
+        before = again.session.requests_sent
+        warm = again.list(again.session.metrics(done, "validation"))
+        assert again.session.requests_sent == before  # every trial from the disk cache
         assert warm == [r for r in first if r.trial_id in done]
-        mixed = list(again.metrics(done + running, "validation"))
+        mixed = again.list(again.session.metrics(done + running, "validation"))
         assert mixed == first  # the running trial is read again, and order is kept
-        assert again.requests_sent == before + 2
-        uncached = list(again.metrics(done, "validation", cache=False))
-        assert uncached == warm and again.requests_sent == before + 3
+        assert again.session.requests_sent == before + 2
+        uncached = again.list(again.session.metrics(done, "validation", cache=False))
+        assert uncached == warm and again.session.requests_sent == before + 3
 
 
 def test_corrupt_cache_entry_is_refetched(
@@ -234,22 +244,25 @@ def test_cli_cache_clear(
         assert len(session.cache) == 0
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_summaries_of_many_trials_cached_when_final(
-    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path
+    metrics_cluster: tuple[Cluster, list[int], list[int]], tmp_path: Path, mode: Mode
 ) -> None:
     cluster, done, running = metrics_cluster
-    with session_for(cluster, tmp_path) as session:
-        before = session.requests_sent
-        first = session.summaries(done + running)
-        assert session.requests_sent - before == 1
+    with api_for(cluster, tmp_path, mode) as api:
+        api(api.session.whoami())
+        before = api.session.requests_sent
+        first = api(api.session.summaries(done + running))
+        assert api.session.requests_sent - before == 1
         assert first[done[0]].hparams == {"lr": 0.1}
         assert first[done[0]].summary_metrics["validation"]["validation_loss"].count == 2500
-    with session_for(cluster, tmp_path) as again:
-        before = again.requests_sent
-        assert again.summaries(done) == {t: first[t] for t in done}
-        assert again.requests_sent == before
-        again.summaries(done + running)
-        assert again.requests_sent == before + 1  # only the running trial is read
+    with api_for(cluster, tmp_path, mode) as again:
+        again(again.session.whoami())
+        before = again.session.requests_sent
+        assert again(again.session.summaries(done)) == {t: first[t] for t in done}
+        assert again.session.requests_sent == before
+        again(again.session.summaries(done + running))
+        assert again.session.requests_sent == before + 1  # only the running trial is read
 
 
 def test_special_float_strings_are_read_as_floats_wherever_they_are() -> None:
