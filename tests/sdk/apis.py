@@ -74,6 +74,10 @@ class Api:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def of(self, resource: type[Any]) -> Any:
+        """This API's class of a resource given by either API's class."""
+        return getattr(self.mod, resource.__name__)
+
     def __getattr__(self, name: str) -> Any:
         # The API's classes: api.Experiment, api.Trial...
         return getattr(self.mod, name)

@@ -31,9 +31,10 @@ from detorm import (
 from detorm._resources._base import Resource
 from detorm._state._identity import IdentityMap
 from detorm.local import LocalMaster, Seeder
+from tests.sdk.apis import MODES, Api, Mode
 from tests.sdk.conftest import Cluster, seed_cluster
 
-Load = Callable[[detorm.Session], object]
+Load = Callable[[Api], object]
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def registry_cluster() -> Iterator[tuple[Cluster, int, int]]:
 
 
 def _single(resource: type[Resource], key: Any) -> Load:
-    return lambda s: s.get(resource, key).refresh()
+    return lambda a: a(a(a.session.get(a.of(resource), key)).refresh())
 
 
 def targets(cluster: Cluster, model: int, trial: int) -> list[Target]:
@@ -76,46 +77,46 @@ def targets(cluster: Cluster, model: int, trial: int) -> list[Target]:
     return [
         Target(Experiment, experiment, {
             "GetExperiment": _single(Experiment, experiment),
-            "GetExperiments": lambda s: Experiment.query(s).filter(id=experiment).all(),
-            "SearchExperiments": lambda s: Experiment.query(s).filter(search).all(),
+            "GetExperiments": lambda a: a(a.of(Experiment).query(a.session).filter(id=experiment).all()),
+            "SearchExperiments": lambda a: a(a.of(Experiment).query(a.session).filter(search).all()),
         }),
         Target(Trial, best.id, {
             "GetTrial": _single(Trial, best.id),
-            "GetExperimentTrials": lambda s: Trial.query(s).filter(experiment_id=experiment).all(),
-            "SearchRuns": lambda s: Trial.query(s).filter(id=best.id).all(),
-            "SearchExperiments.bestTrial": lambda s: Experiment.query(s).filter(search).all(),
+            "GetExperimentTrials": lambda a: a(a.of(Trial).query(a.session).filter(experiment_id=experiment).all()),
+            "SearchRuns": lambda a: a(a.of(Trial).query(a.session).filter(id=best.id).all()),
+            "SearchExperiments.bestTrial": lambda a: a(a.of(Experiment).query(a.session).filter(search).all()),
         }),
         Target(Checkpoint, uuid, {
             "GetCheckpoint": _single(Checkpoint, uuid),
-            "GetTrialCheckpoints": lambda s: Checkpoint.query(s).filter(trial_id=trial).all(),
-            "GetExperimentCheckpoints": lambda s: Checkpoint.query(s)
+            "GetTrialCheckpoints": lambda a: a(a.of(Checkpoint).query(a.session).filter(trial_id=trial).all()),
+            "GetExperimentCheckpoints": lambda a: a(a.of(Checkpoint).query(a.session)
             .filter(experiment_id=experiment)
-            .all(),
-            "GetModelVersions.checkpoint": lambda s: ModelVersion.query(s)
+            .all()),
+            "GetModelVersions.checkpoint": lambda a: a(a.of(ModelVersion).query(a.session)
             .filter(model_id=model)
-            .all(),
+            .all()),
         }),
         Target(Workspace, workspace, {
             "GetWorkspace": _single(Workspace, workspace),
-            "GetWorkspaces": lambda s: Workspace.query(s).all(),
+            "GetWorkspaces": lambda a: a(a.of(Workspace).query(a.session).all()),
         }),
         Target(Project, project, {
             "GetProject": _single(Project, project),
-            "GetWorkspaceProjects": lambda s: Project.query(s).all(),
+            "GetWorkspaceProjects": lambda a: a(a.of(Project).query(a.session).all()),
         }),
         Target(Model, model, {
             "GetModel": _single(Model, model),
-            "GetModels": lambda s: Model.query(s).all(),
-            "GetModelVersions.model": lambda s: ModelVersion.query(s).filter(model_id=model).all(),
+            "GetModels": lambda a: a(a.of(Model).query(a.session).all()),
+            "GetModelVersions.model": lambda a: a(a.of(ModelVersion).query(a.session).filter(model_id=model).all()),
         }),
         Target(ModelVersion, (model, version.version), {
-            "GetModelVersion": lambda s: s.get(ModelVersion, (model, version.version)).refresh(),
-            "GetModelVersions": lambda s: ModelVersion.query(s).filter(model_id=model).all(),
+            "GetModelVersion": _single(ModelVersion, (model, version.version)),
+            "GetModelVersions": lambda a: a(a.of(ModelVersion).query(a.session).filter(model_id=model).all()),
         }),
         Target(User, user, {
             "GetUser": _single(User, user),
-            "GetUsers": lambda s: User.query(s).all(),
-            "GetMe": lambda s: s.whoami(),
+            "GetUsers": lambda a: a(a.of(User).query(a.session).all()),
+            "GetMe": lambda a: a(a.session.whoami()),
         }),
     ]  # fmt: skip
 
@@ -126,23 +127,25 @@ def _pairs(cluster: Cluster, model: int, trial: int) -> Iterator[tuple[Target, s
             yield target, first, second
 
 
-def _held(session: detorm.Session, target: Target) -> Resource:
-    key = target.key
+def _held(api: Api, target: Target) -> Resource:
+    key, session = target.key, api.session
     if target.resource is ModelVersion:
         found = [
-            v for v in session.identity if isinstance(v, ModelVersion) and v.model_id == key[0]
+            v
+            for v in session.identity
+            if isinstance(v, api.of(ModelVersion)) and v.model_id == key[0]
         ]
         assert found, "the route did not return the model version"
         return found[0]
-    obj = session.identity.get(target.resource, key)
+    obj = session.identity.get(api.of(target.resource), key)
     assert obj is not None, "the route did not return the object"
     return obj
 
 
-def _hold_everything(session: detorm.Session) -> None:
+def _hold_everything(api: Api) -> None:
     """Pin every object the session merges: the identity map holds objects weakly, and a row a
     route merged without returning it (a search's best trial) would be gone before we look."""
-    identity = session.identity
+    identity = api.session.identity
 
     def add_and_pin(obj: Resource) -> None:
         IdentityMap.add(identity, obj)
@@ -165,17 +168,22 @@ def test_every_resource_has_several_routes(
     assert all(len(t.routes) >= 2 for t in found)
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_a_second_route_never_erases_what_the_first_loaded(
-    registry_cluster: tuple[Cluster, int, int],
+    registry_cluster: tuple[Cluster, int, int], mode: Mode
 ) -> None:
     cluster = registry_cluster[0]
     problems: list[str] = []
+
+    def session() -> Api:
+        return Api(mode, cluster.url, {"HOME": "/nonexistent"}, cache=False)
+
     for target, first, second in _pairs(*registry_cluster):
-        with detorm.Session(cluster.url, user="determined", password="", cache=False) as truth_s:
+        with session() as truth_s:
             _hold_everything(truth_s)
             target.routes[next(iter(target.routes))](truth_s)  # the single GET
             truth = _loaded(_held(truth_s, target))
-        with detorm.Session(cluster.url, user="determined", password="", cache=False) as s:
+        with session() as s:
             _hold_everything(s)
             target.routes[first](s)
             before = _loaded(_held(s, target))
