@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from detorm import LogLevel
 from detorm._api._drivers import AsyncTransport, Transport
 from detorm._ops._effects import gather, send
 from detorm._plan._call import Call
-from detorm.errors import ConfigurationError, InvalidType, QueryError
+from detorm.errors import ConfigurationError, InvalidType, InvalidValue, QueryError
 from detorm.local import LocalMaster, Seeder
 from tests.sdk.apis import MODES, Api
 from tests.sdk.conftest import Cluster
@@ -232,3 +233,43 @@ def test_each_api_refuses_the_others_session(cluster: Cluster, environ: dict[str
 def test_bad_options_are_refused_at_once(environ: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError, match="concurrency"):
         detorm.aio.AsyncSession("http://127.0.0.1:9", concurrency=0, environ=environ)
+
+
+def test_bad_input_is_refused_before_anything_is_sent(
+    cluster: Cluster, environ: dict[str, str]
+) -> None:
+    # The async twins of the bad-input suite's cases: the same typed errors, raised when the
+    # call is made (or awaited), before any request.
+    async def main() -> None:
+        async with detorm.aio.AsyncSession(
+            cluster.url, user="determined", password="", environ=environ
+        ) as session:
+            exp = await session.get(detorm.aio.Experiment, cluster.experiments["resnet-base"])
+            trial = await session.get(detorm.aio.Trial, cluster.trials["resnet-base"][0])
+            before = session.requests_sent
+            refusals: list[tuple[type[Exception], Any]] = [
+                (InvalidType, lambda: session.get(int, 1)),
+                (InvalidType, lambda: session.get(detorm.aio.Experiment, "one")),
+                (InvalidType, lambda: session.summaries(["a"])),
+                (InvalidType, lambda: session.logs([trial], limit="10")),
+                (QueryError, lambda: session.logs([trial], limit=1, tail=1)),
+                (InvalidType, lambda: exp.move_to("elsewhere")),
+                (InvalidType, lambda: session.commit("not a resource")),
+                (InvalidValue, lambda: session.load(exp, "nope")),
+            ]
+            for error, call in refusals:
+                with pytest.raises(error):
+                    await call()
+            for error, call in [
+                (InvalidType, lambda: session.query(int)),
+                (InvalidType, lambda: session.metrics(["a"], "validation")),
+                (QueryError, lambda: trial.logs(levels=["LOUD"])),
+                (QueryError, lambda: exp.trials.filter(nope=1)),
+                (InvalidType, lambda: setattr(exp, "archived", "yes")),
+            ]:
+                with pytest.raises(error):
+                    call()
+            assert session.requests_sent == before
+            assert session.dirty == []
+
+    asyncio.run(main())
