@@ -273,3 +273,30 @@ def test_bad_input_is_refused_before_anything_is_sent(
             assert session.dirty == []
 
     asyncio.run(main())
+
+
+def test_download_destinations_limits_and_cache(
+    storage_api: tuple[Api, int, str], tmp_path: Path
+) -> None:
+    api, experiment_id, uuid = storage_api
+    checkpoint = api(api.session.get(api.Checkpoint, uuid))
+    experiment = api(api.session.get(api.Experiment, experiment_id))
+    (tmp_path / "file").write_text("mine")
+    before = api.session.requests_sent
+    with pytest.raises(InvalidValue, match="it is a file"):
+        api(checkpoint.download(tmp_path / "file"))
+    with pytest.raises(InvalidValue, match="max_size"):
+        api(checkpoint.download(tmp_path / "c", max_size=0))
+    with pytest.raises(InvalidValue, match="it is a file"):
+        api(experiment.download_code(tmp_path / "file"))
+    assert api.session.requests_sent == before  # refused before anything was sent
+    # Through the master, a COMPLETED checkpoint is downloaded once, then read from the cache.
+    api(checkpoint.download(tmp_path / "m1", mode="master"))
+    sent = api.session.requests_sent
+    second = api(checkpoint.download(tmp_path / "m2", mode="master"))
+    assert api.session.requests_sent - sent == 1  # the state check only
+    assert files_of(second) == files_of(tmp_path / "m1")
+    api(experiment.download_code(tmp_path / "code1"))
+    sent = api.session.requests_sent
+    api(experiment.download_code(tmp_path / "code2"))
+    assert api.session.requests_sent == sent  # code never changes: from the cache
