@@ -169,6 +169,18 @@ class Transport(_Http):
     # --- running ops ----------------------------------------------------------------------
     def run(self, op: Op[T]) -> T:
         """Run an op to its end and return its result."""
+        result: list[T] = []
+        for _ in self._drive(op, result, emitting=False):
+            pass  # nothing: an Emit outside an iteration is refused (_perform)
+        return result[0]
+
+    def iterate(self, rows: Rows[T]) -> Iterator[T]:
+        """The items an iterating op emits, as it emits them."""
+        return self._drive(rows.make(), [], emitting=True)
+
+    def _drive(self, op: Op[Any], result: list[Any], *, emitting: bool) -> Iterator[Any]:
+        """Perform each effect of ``op`` and send its result in; yield what it emits; put its
+        return value in ``result``. Streams it left open are closed when it ends."""
         opened = _Stack()
         try:
             value: Any = None
@@ -177,31 +189,10 @@ class Transport(_Http):
                 try:
                     effect = op.send(value) if error is None else op.throw(error)
                 except StopIteration as stop:
-                    return cast(T, stop.value)
-                value, error = None, None
-                try:
-                    value = self._perform(effect, opened)
-                except Exception as err:
-                    error = err
-        finally:
-            op.close()
-            for response in opened.open.values():
-                response.close()
-
-    def iterate(self, rows: Rows[T]) -> Iterator[T]:
-        """The items an iterating op emits, as it emits them."""
-        op = rows.make()
-        opened = _Stack()
-        try:
-            value: Any = None
-            error: BaseException | None = None
-            while True:
-                try:
-                    effect = op.send(value) if error is None else op.throw(error)
-                except StopIteration:
+                    result.append(stop.value)
                     return
                 value, error = None, None
-                if isinstance(effect, Emit):
+                if emitting and isinstance(effect, Emit):
                     yield from effect.items
                     continue
                 try:
@@ -328,6 +319,18 @@ class AsyncTransport(_Http):
     # --- running ops ----------------------------------------------------------------------
     async def run(self, op: Op[T]) -> T:
         """Run an op to its end and return its result."""
+        result: list[T] = []
+        async for _ in self._drive(op, result, emitting=False):
+            pass  # nothing: an Emit outside an iteration is refused (_perform)
+        return result[0]
+
+    def iterate(self, rows: Rows[T]) -> AsyncIterator[T]:
+        """The items an iterating op emits, as it emits them."""
+        return self._drive(rows.make(), [], emitting=True)
+
+    async def _drive(self, op: Op[Any], result: list[Any], *, emitting: bool) -> AsyncIterator[Any]:
+        """Perform each effect of ``op`` and send its result in; yield what it emits; put its
+        return value in ``result``. Streams it left open are closed when it ends."""
         opened = _Stack()
         try:
             value: Any = None
@@ -336,31 +339,10 @@ class AsyncTransport(_Http):
                 try:
                     effect = op.send(value) if error is None else op.throw(error)
                 except StopIteration as stop:
-                    return cast(T, stop.value)
-                value, error = None, None
-                try:
-                    value = await self._perform(effect, opened)
-                except Exception as err:
-                    error = err
-        finally:
-            op.close()
-            for response in opened.open.values():
-                await response.aclose()
-
-    async def iterate(self, rows: Rows[T]) -> AsyncIterator[T]:
-        """The items an iterating op emits, as it emits them."""
-        op = rows.make()
-        opened = _Stack()
-        try:
-            value: Any = None
-            error: BaseException | None = None
-            while True:
-                try:
-                    effect = op.send(value) if error is None else op.throw(error)
-                except StopIteration:
+                    result.append(stop.value)
                     return
                 value, error = None, None
-                if isinstance(effect, Emit):
+                if emitting and isinstance(effect, Emit):
                     for item in effect.items:
                         yield item
                     continue
