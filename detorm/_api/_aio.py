@@ -24,7 +24,7 @@ from .._ops import _executor
 from .._ops._actions import bulk_action, delete_checkpoint, experiment_action
 from .._ops._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
 from .._ops._effects import Op, Rows
-from .._ops._logs import LogEntry, read_logs
+from .._ops._logs import LogEntry, log_reader
 from .._ops._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
 from .._plan._edits import BulkResult, Change
 from .._plan._query import (
@@ -172,11 +172,11 @@ class AsyncSession(SessionBase):
         limit: int | None = None,
         tail: int | None = None,
     ) -> dict[int, list[LogEntry]]:
-        options = {
-            "follow": follow, "search": search, "regex": regex, "levels": levels,
-            "since": since, "until": until, "limit": limit, "tail": tail,
-        }  # fmt: skip
-        return await self.transport.run(self._logs_of_many(trials, options))
+        reader = log_reader(
+            follow=follow, search=search, regex=regex, levels=levels, since=since, until=until,
+            limit=limit, tail=tail,
+        )  # fmt: skip
+        return await self.transport.run(self._logs_of_many(trials, reader))
 
     async def summaries(
         self, trials: Iterable[Trial | int] | AsyncTrialQuery, *, cache: bool = True
@@ -515,10 +515,11 @@ class Trial(_Async, m.Trial):
         limit: int | None = None,
         tail: int | None = None,
     ) -> AsyncIterator[LogEntry]:
-        return self.session.transport.iterate(read_logs(
-            self.session, self.id, follow=follow, search=search, regex=regex,
-            levels=levels, since=since, until=until, limit=limit, tail=tail,
-        ))  # fmt: skip
+        reader = log_reader(
+            follow=follow, search=search, regex=regex, levels=levels, since=since, until=until,
+            limit=limit, tail=tail,
+        )  # fmt: skip
+        return self.session.transport.iterate(reader(self.session, self.id))
 
 
 class Checkpoint(_Async, m.Checkpoint):

@@ -19,7 +19,7 @@ from .._ops import _executor
 from .._ops._actions import bulk_action, delete_checkpoint, experiment_action
 from .._ops._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
 from .._ops._effects import Op, Rows
-from .._ops._logs import LogEntry, read_logs
+from .._ops._logs import LogEntry, log_reader
 from .._ops._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
 from .._plan._edits import BulkResult, Change
 from .._plan._query import (
@@ -198,11 +198,11 @@ class Session(SessionBase):
         """The log entries of many trials, by trial id, filtered as ``Trial.logs`` filters
         them (``limit`` and ``tail`` count per trial). The master streams one trial per
         request: they are read concurrently, ``concurrency`` at a time (default 8)."""
-        options = {
-            "follow": follow, "search": search, "regex": regex, "levels": levels,
-            "since": since, "until": until, "limit": limit, "tail": tail,
-        }  # fmt: skip
-        return self.transport.run(self._logs_of_many(trials, options))
+        reader = log_reader(
+            follow=follow, search=search, regex=regex, levels=levels, since=since, until=until,
+            limit=limit, tail=tail,
+        )  # fmt: skip
+        return self.transport.run(self._logs_of_many(trials, reader))
 
     def summaries(
         self, trials: Iterable[Trial | int] | TrialQuery, *, cache: bool = True
@@ -602,10 +602,11 @@ class Trial(_Sync, m.Trial):
         ``levels`` the levels to keep; ``since``/``until`` bound the timestamps; ``limit``
         keeps the first entries and ``tail`` the last ones.
         """
-        return self.session.transport.iterate(read_logs(
-            self.session, self.id, follow=follow, search=search, regex=regex,
-            levels=levels, since=since, until=until, limit=limit, tail=tail,
-        ))  # fmt: skip
+        reader = log_reader(
+            follow=follow, search=search, regex=regex, levels=levels, since=since, until=until,
+            limit=limit, tail=tail,
+        )  # fmt: skip
+        return self.session.transport.iterate(reader(self.session, self.id))
 
 
 class Checkpoint(_Sync, m.Checkpoint):

@@ -13,7 +13,7 @@ here, after the master's other filters.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -29,7 +29,7 @@ from ._effects import Op, Rows, collect, emit, relay
 if TYPE_CHECKING:
     from ._protocols import OpsSession as Session
 
-__all__ = ["LogEntry", "read_logs"]
+__all__ = ["LogEntry", "log_reader"]
 
 RESUME_OVERLAP: Final = timedelta(seconds=1)
 _LEVELS: Final = {level.value: level for level in w.LogLevel}
@@ -127,9 +127,7 @@ def _check_arguments(
         raise QueryError("tail and follow cannot be combined; use limit with follow")
 
 
-def read_logs(
-    session: Session,
-    trial_id: int,
+def log_reader(
     *,
     follow: bool = False,
     search: str | None = None,
@@ -139,8 +137,9 @@ def read_logs(
     until: datetime | str | None = None,
     limit: int | None = None,
     tail: int | None = None,
-) -> Rows[LogEntry]:
-    """Validate the arguments (before anything is sent); an op that emits the entries."""
+) -> Callable[[Session, int], Rows[LogEntry]]:
+    """Validate the arguments (before anything is sent), once for any number of trials; the
+    reader of one trial's entries that they describe."""
     _check_arguments(follow=follow, search=search, regex=regex, limit=limit, tail=tail)
     pattern = None
     if regex and search:
@@ -162,29 +161,30 @@ def read_logs(
         params["limit"], params["orderBy"] = tail, w.OrderBy.DESC.value
     elif limit is not None and not limit_here:
         params["limit"] = limit
-    left = limit if limit_here else None
 
-    def select(entries: list[LogEntry]) -> tuple[list[LogEntry], bool]:
-        # Stops as soon as the limit is reached: no wait for one more line of a followed stream.
-        nonlocal left
-        if pattern is not None:
-            entries = [e for e in entries if pattern.search(e.message)]
-        if left is None:
-            return entries, True
-        entries = entries[:left]
-        left -= len(entries)
-        return entries, left > 0
-
-    def entries() -> Op[None]:
+    def entries(session: Session, trial_id: int) -> Op[None]:
         if limit == 0 or tail == 0:
             return  # the master reads limit=0 as "no limit"
         stream = _stream(session, trial_id, params, follow=follow)
         if tail is not None:
             yield from emit((yield from collect(stream))[::-1])
-        else:
-            yield from relay(stream, select)
+            return
+        left = limit if limit_here else None
 
-    return Rows(entries)
+        def select(found: list[LogEntry]) -> tuple[list[LogEntry], bool]:
+            # Stops as soon as the limit is reached: no wait for one more line when following.
+            nonlocal left
+            if pattern is not None:
+                found = [e for e in found if pattern.search(e.message)]
+            if left is None:
+                return found, True
+            found = found[:left]
+            left -= len(found)
+            return found, left > 0
+
+        yield from relay(stream, select)
+
+    return lambda session, trial_id: Rows(lambda: entries(session, trial_id))
 
 
 def _call(trial_id: int, params: dict[str, Any]) -> Call:

@@ -146,7 +146,7 @@ class MetricsReader:
         if not group:
             raise InvalidValue("name the metric group: 'training', 'validation', or another")
         self._session = session
-        self._trials = trials if isinstance(trials, QueryBase) else chosen_trials(trials)
+        self._trials = chosen_trials(trials)
         self._group = group
         self._cache = cache
 
@@ -287,9 +287,13 @@ def trials_of(trials: list[Trial | int] | QueryBase[Any]) -> Op[list[Trial | int
     return trials
 
 
-def chosen_trials(trials: Iterable[Trial | int]) -> list[Trial | int]:
-    """The trials of a metrics or summaries read: Trial objects or trial ids (a trial query is
-    run), refused before anything is sent when one is neither."""
+def chosen_trials(
+    trials: Iterable[Trial | int] | QueryBase[Any],
+) -> list[Trial | int] | QueryBase[Any]:
+    """The trials of a metrics, summaries or logs read: Trial objects or trial ids, refused
+    before anything is sent when one is neither, or a trial query (run by :func:`trials_of`)."""
+    if isinstance(trials, QueryBase):
+        return trials
     chosen = check_iterable("trials", trials, "Trial objects or trial ids, or a trial query")
     for trial in chosen:
         if not isinstance(trial, Trial):

@@ -11,7 +11,7 @@ import functools
 import inspect
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -21,10 +21,10 @@ from .. import _wire as w
 from .._io import _auth
 from .._io._auth import Secret
 from .._io._cache import DiskCache, default_cache_dir
-from .._ops._effects import Op, blocking, collect, gather, send
+from .._ops._effects import Op, Rows, blocking, collect, gather, send
 from .._ops._executor import rows_of
 from .._ops._http import DEFAULT_CONCURRENCY, _Http
-from .._ops._logs import LogEntry, read_logs
+from .._ops._logs import LogEntry
 from .._ops._metrics import TrialSummary, chosen_trials, read_summaries, trials_of
 from .._plan._call import NO_RETRY, Call, RetryPolicy
 from .._plan._edits import Change, FlushPlan
@@ -336,25 +336,26 @@ class SessionBase:
         self, trials: Iterable[Trial | int] | QueryBase[Any], cache: bool
     ) -> Op[dict[int, TrialSummary]]:
         """Hyperparameters and summary metrics of many trials, by trial id (see the facades)."""
-        chosen = trials if isinstance(trials, QueryBase) else chosen_trials(trials)
-        return read_summaries(self, chosen, cache=self._use_cache(cache))
+        return read_summaries(self, chosen_trials(trials), cache=self._use_cache(cache))
 
     def _logs_of_many(
-        self, trials: Iterable[Trial | int] | QueryBase[Any], options: dict[str, Any]
+        self,
+        trials: Iterable[Trial | int] | QueryBase[Any],
+        reader: Callable[[SessionBase, int], Rows[LogEntry]],
     ) -> Op[dict[int, list[LogEntry]]]:
         """The log entries of many trials, by trial id: one stream per trial (the master has
         no multi-trial logs route), read concurrently within the session's ``concurrency``."""
-        read_logs(self, 0, **options)  # checks the arguments before anything is sent
-        chosen = trials if isinstance(trials, QueryBase) else chosen_trials(trials)
-        return self._read_logs_of(chosen, options)
+        return self._read_logs_of(chosen_trials(trials), reader)
 
     def _read_logs_of(
-        self, trials: list[Trial | int] | QueryBase[Any], options: dict[str, Any]
+        self,
+        trials: list[Trial | int] | QueryBase[Any],
+        reader: Callable[[SessionBase, int], Rows[LogEntry]],
     ) -> Op[dict[int, list[LogEntry]]]:
         chosen = yield from trials_of(trials)
         ids = list(dict.fromkeys(t if isinstance(t, int) else t.id for t in chosen))
         reads: list[Op[list[LogEntry]]] = [
-            collect(read_logs(self, trial_id, **options).make()) for trial_id in ids
+            collect(reader(self, trial_id).make()) for trial_id in ids
         ]
         return dict(zip(ids, (yield from gather(reads)), strict=True))
 
