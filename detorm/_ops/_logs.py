@@ -52,24 +52,32 @@ class LogEntry:
     stdtype: str | None
 
     @classmethod
-    def from_wire(cls, raw: bytes) -> LogEntry:
-        # Read straight from the parsed dict (a trial can print millions of lines): three times
-        # faster than validating a TrialLogsResponse, with the same absent/null/zero rules.
-        line = from_json(raw)
+    def many_from_wire(cls, raws: list[bytes]) -> list[LogEntry]:
+        """The entries of a batch of messages, read straight from the parsed JSON (a trial can
+        print millions of lines): one parse for the whole batch, and no TrialLogsResponse
+        validation, with the same absent/null/zero rules. Three times faster."""
+        try:
+            lines = from_json(b"[" + b",".join(raws) + b"]")
+        except ValueError:
+            lines = [from_json(raw) for raw in raws]  # raises on the line that is not JSON
+        return [cls._from_line(line, raw) for line, raw in zip(lines, raws, strict=True)]
+
+    @classmethod
+    def _from_line(cls, line: Any, raw: bytes) -> LogEntry:
         if not isinstance(line, dict):
             raise ValueError(f"a log message must be a JSON object, not {raw[:80]!r}")
         ident, stamp, log = line.get("id"), line.get("timestamp"), line.get("log")
         return cls(
-            id=int(ident) if isinstance(ident, str) and ident.isdigit() else 0,
-            trial_id=int(line.get("trialId") or 0),
-            timestamp=w.Timestamp.parse(stamp) if stamp else None,
-            level=_level(line.get("level")),
-            message=log if log is not None else line.get("message") or "",
-            agent_id=line.get("agentId"),
-            container_id=line.get("containerId"),
-            rank_id=line.get("rankId"),
-            source=line.get("source"),
-            stdtype=line.get("stdtype"),
+            int(ident) if isinstance(ident, str) and ident.isdigit() else 0,
+            int(line.get("trialId") or 0),
+            w.Timestamp.parse(stamp) if stamp else None,
+            _level(line.get("level")),
+            log if log is not None else line.get("message") or "",
+            line.get("agentId"),
+            line.get("containerId"),
+            line.get("rankId"),
+            line.get("source"),
+            line.get("stdtype"),
         )
 
     def __str__(self) -> str:
@@ -212,13 +220,12 @@ def _stream(session: Session, trial_id: int, params: dict[str, Any], *, follow: 
     resumes = MAX_RECONNECTS if follow else None
     reader = session.transport.results(_call(trial_id, params), resume, resumes=resumes)
     while (batch := (yield from reader.batch())) is not None:
-        entries = []
-        for raw in batch:
-            entry = LogEntry.from_wire(raw)
-            if seen_up_to is not None and entry.id and _seen(entry.id, seen_up_to, descending):
-                continue  # received before the connection dropped (log ids only grow)
-            last = entry
-            entries.append(entry)
+        entries = LogEntry.many_from_wire(batch)
+        if seen_up_to is not None:
+            # received before the connection dropped (log ids only grow)
+            entries = [e for e in entries if not (e.id and _seen(e.id, seen_up_to, descending))]
+        if entries:
+            last = entries[-1]
         yield from emit(entries)
 
 

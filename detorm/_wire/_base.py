@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Final, Self
+from typing import Annotated, Any, ClassVar, Final, Self, SupportsIndex
 
 from pydantic import (
     BaseModel,
@@ -190,13 +190,14 @@ class Timestamp(datetime):
     (jsonpb writes 0, 3, 6 or 9 fraction digits, the fewest that hold the value).
     """
 
-    _nanosecond: int
+    _nanosecond: int = 0  # set on an instance only when not 0: most timestamps have none
 
     def __new__(cls, *args: Any, nanosecond: int = 0, **kwargs: Any) -> Self:
         self = super().__new__(cls, *args, **kwargs)
         if not 0 <= nanosecond <= 999:
             raise ValueError("nanosecond must be in 0..999")
-        self._nanosecond = nanosecond
+        if nanosecond:
+            self._nanosecond = nanosecond
         return self
 
     @property
@@ -214,9 +215,10 @@ class Timestamp(datetime):
             except ValueError:
                 pass
             else:
-                return cls(
-                    parsed.year, parsed.month, parsed.day, parsed.hour, parsed.minute,
-                    parsed.second, parsed.microsecond, tzinfo=UTC,
+                # datetime's own constructor: no nanoseconds to check (logs parse millions).
+                return datetime.__new__(
+                    cls, parsed.year, parsed.month, parsed.day, parsed.hour, parsed.minute,
+                    parsed.second, parsed.microsecond, UTC,
                 )  # fmt: skip
         match = _RFC3339.match(text.strip())
         if match is None:
@@ -265,8 +267,9 @@ class Timestamp(datetime):
             return f"{base}.{nanos // 1000:06d}Z"
         return f"{base}.{nanos:09d}Z"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # datetime pickles by state bytes, which would drop the nanoseconds (the disk cache pickles).
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        # datetime pickles (and copies) by state bytes, which would drop the nanoseconds (the
+        # disk cache pickles). __reduce_ex__, not __reduce__: datetime defines its own.
         return (Timestamp.parse, (self.rfc3339(),))
 
     def __repr__(self) -> str:

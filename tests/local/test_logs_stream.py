@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from determined.common.api import bindings, logs
 from determined.common.api._session import Session
+from hypothesis import given
+from hypothesis import strategies as st
 
 from detorm._wire import Timestamp
 from detorm.local import LocalMaster, Seeder
@@ -394,3 +396,32 @@ def test_fields_follow_until_the_trial_ends(world: World, local_master: LocalMas
             pass
         end_trial(local_master, world.other)
         assert all("result" in json.loads(line) for line in lines)
+
+
+# --- the hand-written message --------------------------------------------------------------
+_texts = st.none() | st.text()
+
+
+@given(
+    text=st.text(), agent=_texts, container=_texts, source=_texts, stdtype=_texts,
+    rank=st.none() | st.integers(-(2**31), 2**31 - 1),
+    level=st.none() | st.sampled_from(["LOG_LEVEL_INFO", "LOG_LEVEL_UNSPECIFIED", "bogus"]),
+)  # fmt: skip
+def test_a_message_is_written_as_json_dumps_writes_its_fields(
+    text: str,
+    agent: str | None,
+    container: str | None,
+    source: str | None,
+    stdtype: str | None,
+    rank: int | None,
+    level: str | None,
+) -> None:
+    row = (12, "2025-01-01 00:00:04.500000", level, text, agent, container, rank, source, stdtype)
+    written = bytes(logs_routes._log_message(7, row))
+    fields = json.loads(written)
+    assert fields["log"] == text and fields["trialId"] == 7 and fields["id"] == "12"
+    assert fields.get("agentId") == agent and fields.get("rankId") == rank
+    assert fields.get("containerId") == container and fields.get("stdtype") == stdtype
+    assert fields.get("source") == source
+    # Byte for byte what json.dumps writes for those fields, in the master's order.
+    assert written == json.dumps(fields, separators=(",", ":")).encode()
