@@ -1,13 +1,12 @@
-"""The async API against detorm.local: what each API does for metrics, logs, downloads and
-deletes (both modes, through ``api``), and what only the event loop brings: one login for
-many first requests, the per-session concurrency bound, many waits at once, the default
-session, and operations that are refused before anything is sent."""
+"""The async API against detorm.local: what each API does for metrics and logs (both modes,
+through ``api``; downloads and checkpoint deletes are in test_download.py, in both modes), and
+what only the event loop brings: one login for many first requests, the per-session
+concurrency bound, many waits at once, the default session, and operations that are refused
+before anything is sent."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,10 +19,9 @@ from detorm._api._drivers import AsyncTransport, Transport
 from detorm._ops._effects import gather, send
 from detorm._plan._call import Call
 from detorm.errors import ConfigurationError, InvalidType, InvalidValue, QueryError
-from detorm.local import LocalMaster, Seeder
+from detorm.local import Seeder
 from tests.sdk.apis import MODES, Api
 from tests.sdk.conftest import Cluster
-from tests.sdk.test_download import RESOURCES, files_of
 
 
 def test_metrics_and_summaries(api: Api, cluster: Cluster) -> None:
@@ -81,38 +79,6 @@ def test_logs(mode: str, cluster: Cluster, environ: dict[str, str]) -> None:
             api(api.session.logs([trial], limit=1, tail=1))
     finally:
         api.close()
-
-
-@pytest.fixture(params=MODES)
-def storage_api(
-    request: pytest.FixtureRequest, local_master: LocalMaster, environ: dict[str, str]
-) -> Iterator[tuple[Api, int, str]]:
-    with Seeder(local_master.database) as seed:
-        experiment = seed.experiment(name="downloads")
-        trial = seed.trial(experiment)
-        checkpoint = seed.checkpoint(trial, total_batches=100, resources=RESOURCES)
-    api = Api(request.param, local_master.url, environ)
-    yield api, experiment, checkpoint
-    api.close()
-
-
-@pytest.mark.parametrize("mode", ["direct", "master"])
-def test_downloads(storage_api: tuple[Api, int, str], tmp_path: Path, mode: str) -> None:
-    api, experiment_id, uuid = storage_api
-    checkpoint = api(api.session.get(api.Checkpoint, uuid))
-    result = api(checkpoint.download(tmp_path / "ckpt", mode=mode, cache=False))
-    sizes = {name: len(data) for name, data in files_of(result).items()}
-    assert sizes == {n: size for n, size in RESOURCES.items() if not n.endswith("/")}
-    experiment = api(api.session.get(api.Experiment, experiment_id))
-    code = api(experiment.download_code(tmp_path / "code"))
-    assert sorted(files_of(code)) == ["const.yaml", "model_def.py"]
-
-
-def test_checkpoint_delete(storage_api: tuple[Api, int, str]) -> None:
-    api, _, uuid = storage_api
-    checkpoint = api(api.session.get(api.Checkpoint, uuid))
-    api(checkpoint.delete())
-    assert checkpoint.state in ("STATE_DELETED", "STATE_PARTIALLY_DELETED")
 
 
 def test_concurrent_first_requests_log_in_once(cluster: Cluster, environ: dict[str, str]) -> None:
@@ -273,30 +239,3 @@ def test_bad_input_is_refused_before_anything_is_sent(
             assert session.dirty == []
 
     asyncio.run(main())
-
-
-def test_download_destinations_limits_and_cache(
-    storage_api: tuple[Api, int, str], tmp_path: Path
-) -> None:
-    api, experiment_id, uuid = storage_api
-    checkpoint = api(api.session.get(api.Checkpoint, uuid))
-    experiment = api(api.session.get(api.Experiment, experiment_id))
-    (tmp_path / "file").write_text("mine")
-    before = api.session.requests_sent
-    with pytest.raises(InvalidValue, match="it is a file"):
-        api(checkpoint.download(tmp_path / "file"))
-    with pytest.raises(InvalidValue, match="max_size"):
-        api(checkpoint.download(tmp_path / "c", max_size=0))
-    with pytest.raises(InvalidValue, match="it is a file"):
-        api(experiment.download_code(tmp_path / "file"))
-    assert api.session.requests_sent == before  # refused before anything was sent
-    # Through the master, a COMPLETED checkpoint is downloaded once, then read from the cache.
-    api(checkpoint.download(tmp_path / "m1", mode="master"))
-    sent = api.session.requests_sent
-    second = api(checkpoint.download(tmp_path / "m2", mode="master"))
-    assert api.session.requests_sent - sent == 1  # the state check only
-    assert files_of(second) == files_of(tmp_path / "m1")
-    api(experiment.download_code(tmp_path / "code1"))
-    sent = api.session.requests_sent
-    api(experiment.download_code(tmp_path / "code2"))
-    assert api.session.requests_sent == sent  # code never changes: from the cache

@@ -1,22 +1,30 @@
 """Retries, deadlines, error mapping and stream framing, with faults forced by a mock transport.
 
-Time is a fake clock: sleeping advances it at once, and a "hanging" server advances it by the
-attempt's read timeout, so deadlines are checked exactly and without waiting.
+Every test of driver behaviour runs against both drivers (``[sync]``: :class:`Transport`,
+``[async]``: :class:`AsyncTransport`) through one calling convention (:class:`Driver`), so the
+async driver is held to the same retries, waits, deadlines, errors and re-login as the sync one.
+
+Time is a fake clock: sleeping advances it at once (the async driver's sleep too), and a
+"hanging" server advances it by the attempt's read timeout, so deadlines are checked exactly and
+without waiting.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import httpx
 import pytest
 
 import detorm
 from detorm import Experiment, Trial, hp
-from detorm._api._drivers import Transport
+from detorm._api._drivers import AsyncTransport, Transport
 from detorm._io._auth import Secret
 from detorm._ops._effects import Op
 from detorm._plan._call import IDEMPOTENT, Call, RetryPolicy, parse_retry_after
@@ -34,8 +42,10 @@ from detorm.errors import (
     TransportError,
     Unauthenticated,
 )
+from tests.sdk.apis import MODES, Mode
 
 Handler = Callable[[httpx.Request], httpx.Response]
+MASTER = "http://master.test"
 GET = Call("GET", "/api/v1/experiments")
 SEARCH = Call("POST", "/api/v1/experiments-search", body={"limit": 1}, read_only=True)
 ROUNDING = 1e-9  # deadline - now + now is not always exactly the deadline in floating point
@@ -56,20 +66,119 @@ class Clock:
         self.now += seconds
 
 
-def make(
-    handler: Handler, clock: Clock | None = None, *, timeout: float = 60.0, **retry: object
-) -> Transport:
-    policy = RetryPolicy(**{"retries": 3, "backoff": 0.01, **retry})  # type: ignore[arg-type]
-    transport = Transport(
-        "http://master.test",
-        timeout=timeout,
-        retry=policy,
-        http_transport=httpx.MockTransport(handler),
-        token=Secret("secret-token"),
-    )
-    clock = clock or Clock()
-    transport._clock, transport._sleep = clock.monotonic, clock.sleep
-    return transport
+class Driver:
+    """Either driver over a mock master, in the sync driver's calling convention: ``send``,
+    ``json`` and ``stream`` give what :class:`Transport`'s give, the async driver's awaited (or
+    iterated) on a loop of its own. Both sleep and read the time on ``clock``."""
+
+    def __init__(
+        self, mode: Mode, handler: Handler, clock: Clock, *, timeout: float, retry: RetryPolicy
+    ) -> None:
+        self.mode = mode
+        mock = httpx.MockTransport(handler)  # serves a sync handler to both clients
+        options: dict[str, Any] = {
+            "timeout": timeout,
+            "retry": retry,
+            "token": Secret("secret-token"),
+        }
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.driver: Transport | AsyncTransport
+        if mode == "sync":
+            self.driver = Transport(MASTER, http_transport=mock, **options)
+            self.driver._sleep = lambda seconds: clock.sleep(seconds)
+        else:
+            self._loop = asyncio.new_event_loop()
+            self.driver = AsyncTransport(MASTER, http_transport=mock, **options)
+
+            async def sleep(seconds: float) -> None:
+                clock.sleep(seconds)
+                await asyncio.sleep(0)  # a sleep suspends the task, however short
+
+            self.driver._sleep = sleep
+        self.driver._clock = clock.monotonic
+
+    def _result(self, value: Any) -> Any:
+        if self._loop is None:
+            assert not inspect.isawaitable(value)
+            return value
+        assert inspect.isawaitable(value), f"{value!r} should be awaited in the async driver"
+        return self._loop.run_until_complete(value)
+
+    def send(self, call: Call, **options: Any) -> httpx.Response:
+        response: httpx.Response = self._result(self.driver.send(call, **options))
+        return response
+
+    def json(self, call: Call) -> Any:
+        if isinstance(self.driver, Transport):
+            return self.driver.json(call)
+        return self.send(call).json()  # the async driver has no json(): its send's body
+
+    def stream(self, call: Call) -> Iterator[bytes]:
+        """The stream's results, yielded one by one as the driver gives them."""
+        if isinstance(self.driver, Transport):
+            return self.driver.stream(call)
+        results = self.driver.stream(call)
+        assert hasattr(results, "__aiter__") and not hasattr(results, "__iter__")
+        return self._each(results)
+
+    def _each(self, results: AsyncIterator[bytes]) -> Iterator[bytes]:
+        assert self._loop is not None
+        end = object()
+        try:
+            while (item := self._loop.run_until_complete(_next(results, end))) is not end:
+                yield item
+        finally:
+            self._loop.run_until_complete(results.aclose())  # type: ignore[attr-defined]
+
+    @property
+    def requests_sent(self) -> int:
+        return self.driver.requests_sent
+
+    @property
+    def retries(self) -> int:
+        return self.driver.retries
+
+    def close(self) -> None:
+        if isinstance(self.driver, Transport):
+            self.driver.close()
+            return
+        assert self._loop is not None
+        self._loop.run_until_complete(self.driver.aclose())
+        self._loop.close()
+
+
+async def _next(results: AsyncIterator[Any], end: object) -> Any:
+    return await anext(results, end)
+
+
+class Make(Protocol):
+    def __call__(
+        self, handler: Handler, clock: Clock | None = None, *, timeout: float = 60.0,
+        **retry: object,
+    ) -> Driver: ...  # fmt: skip
+
+
+@pytest.fixture(params=MODES)
+def make(request: pytest.FixtureRequest) -> Iterator[Make]:
+    """Builds the driver of this test's mode over a handler (closed at the end of the test)."""
+    made: list[Driver] = []
+
+    def driver(
+        handler: Handler, clock: Clock | None = None, *, timeout: float = 60.0, **retry: object
+    ) -> Driver:
+        policy = RetryPolicy(**{"retries": 3, "backoff": 0.01, **retry})  # type: ignore[arg-type]
+        made.append(Driver(request.param, handler, clock or Clock(), timeout=timeout, retry=policy))
+        return made[-1]
+
+    yield driver
+    for each in made:
+        each.close()
+
+
+def fresh(response: httpx.Response) -> httpx.Response:
+    """A new copy of a response shared between tests: a response once sent is bound to the
+    client (sync or async) that received it."""
+    return httpx.Response(response.status_code, headers=response.headers, content=response.content)
 
 
 def answers(*responses: httpx.Response) -> Handler:
@@ -91,7 +200,7 @@ def fail_with(kind: type[httpx.TransportError]) -> Handler:
 
 
 # --- which calls are retried --------------------------------------------------------------------
-def test_idempotent_requests_retry_on_gateway_errors() -> None:
+def test_idempotent_requests_retry_on_gateway_errors(make: Make) -> None:
     clock = Clock()
     transport = make(
         answers(httpx.Response(503), httpx.Response(502), httpx.Response(200, json={"ok": 1})),
@@ -103,7 +212,7 @@ def test_idempotent_requests_retry_on_gateway_errors() -> None:
     assert all(0 <= s <= 0.01 * 2**i for i, s in enumerate(clock.sleeps))  # full jitter
 
 
-def test_read_only_posts_are_retried_like_gets() -> None:
+def test_read_only_posts_are_retried_like_gets(make: Make) -> None:
     transport = make(
         answers(
             httpx.Response(503), httpx.Response(502), httpx.Response(504),
@@ -122,7 +231,7 @@ def test_the_planner_marks_its_searches_read_only(session: detorm.Session) -> No
 
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
 @pytest.mark.parametrize("status", [502, 503, 504])
-def test_writes_are_not_retried_on_a_proxy_maybe(method: str, status: int) -> None:
+def test_writes_are_not_retried_on_a_proxy_maybe(make: Make, method: str, status: int) -> None:
     transport = make(lambda request: httpx.Response(status, json={"message": "bad gateway"}))
     with pytest.raises(ServerError):
         transport.send(Call(method, "/api/v1/experiments/1", body={}))
@@ -135,15 +244,17 @@ def test_writes_are_not_retried_on_a_proxy_maybe(method: str, status: int) -> No
     [httpx.Response(429), httpx.Response(503, headers={"Retry-After": "0"})],
     ids=["429", "503 with Retry-After"],
 )
-def test_writes_are_retried_when_refused(method: str, refusal: httpx.Response) -> None:
-    transport = make(answers(refusal, httpx.Response(200, json={})))
+def test_writes_are_retried_when_refused(make: Make, method: str, refusal: httpx.Response) -> None:
+    transport = make(answers(fresh(refusal), httpx.Response(200, json={})))
     assert transport.send(Call(method, "/api/v1/experiments/1", body={})).json() == {}
     assert transport.requests_sent == 2
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
 @pytest.mark.parametrize("kind", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout])
-def test_writes_are_retried_when_never_sent(method: str, kind: type[httpx.TransportError]) -> None:
+def test_writes_are_retried_when_never_sent(
+    make: Make, method: str, kind: type[httpx.TransportError]
+) -> None:
     attempts = {"n": 0}
 
     def flaky(request: httpx.Request) -> httpx.Response:
@@ -159,7 +270,7 @@ def test_writes_are_retried_when_never_sent(method: str, kind: type[httpx.Transp
 @pytest.mark.parametrize(
     "kind", [httpx.ReadError, httpx.ReadTimeout, httpx.WriteError, httpx.RemoteProtocolError]
 )
-def test_writes_are_not_retried_once_sent(kind: type[httpx.TransportError]) -> None:
+def test_writes_are_not_retried_once_sent(make: Make, kind: type[httpx.TransportError]) -> None:
     transport = make(fail_with(kind))
     with pytest.raises(TransportError, match="POST /api/v1/runs/move") as info:
         transport.send(Call("POST", "/api/v1/runs/move", body={}))
@@ -181,7 +292,7 @@ def test_writes_are_not_retried_once_sent(kind: type[httpx.TransportError]) -> N
     ],
 )
 def test_request_sent_says_whether_the_master_may_have_it(
-    kind: type[httpx.TransportError], sent: bool
+    make: Make, kind: type[httpx.TransportError], sent: bool
 ) -> None:
     transport = make(fail_with(kind), retries=0)
     with pytest.raises(TransportError) as info:
@@ -194,7 +305,7 @@ def test_request_sent_says_whether_the_master_may_have_it(
     assert error.__context__ is None and error.__cause__ is None
 
 
-def test_an_invalid_url_is_a_transport_error_never_sent() -> None:
+def test_an_invalid_url_is_a_transport_error_never_sent(make: Make) -> None:
     transport = make(lambda request: httpx.Response(200), retries=0)
     with pytest.raises(TransportError) as info:
         transport.send(Call("GET", "/api/v1/\x00"))
@@ -202,7 +313,7 @@ def test_an_invalid_url_is_a_transport_error_never_sent() -> None:
 
 
 # --- 429 and Retry-After -------------------------------------------------------------------------
-def test_429_is_retried_as_retry_after_asks() -> None:
+def test_429_is_retried_as_retry_after_asks(make: Make) -> None:
     clock = Clock()
     transport = make(
         answers(httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json={})),
@@ -212,7 +323,7 @@ def test_429_is_retried_as_retry_after_asks() -> None:
     assert clock.sleeps == [3.0] and transport.retries == 1
 
 
-def test_429_without_end_raises_rate_limited() -> None:
+def test_429_without_end_raises_rate_limited(make: Make) -> None:
     transport = make(lambda request: unary_error(429, 8, "ResourceExhausted", "slow down"))
     with pytest.raises(RateLimited, match="429 ResourceExhausted: slow down"):
         transport.send(GET)
@@ -228,7 +339,9 @@ def test_429_without_end_raises_rate_limited() -> None:
         ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a past date: no wait
     ],
 )
-def test_retry_after_seconds_and_dates_are_honoured(header: str, expected: float) -> None:
+def test_retry_after_seconds_and_dates_are_honoured(
+    make: Make, header: str, expected: float
+) -> None:
     clock = Clock()
     transport = make(
         answers(httpx.Response(503, headers={"Retry-After": header}), httpx.Response(200)), clock
@@ -238,7 +351,7 @@ def test_retry_after_seconds_and_dates_are_honoured(header: str, expected: float
 
 
 @pytest.mark.parametrize("header", ["soon", "-1", "1.5", "nan", "inf", "", "١", "²", "Mon, 99"])
-def test_a_garbled_retry_after_falls_back_to_backoff(header: str) -> None:
+def test_a_garbled_retry_after_falls_back_to_backoff(make: Make, header: str) -> None:
     clock = Clock()
     transport = make(
         answers(httpx.Response(429, headers={"Retry-After": header.encode()}), httpx.Response(200)),
@@ -249,7 +362,7 @@ def test_a_garbled_retry_after_falls_back_to_backoff(header: str) -> None:
 
 
 @pytest.mark.parametrize("header", ["99999", "9" * 400, "Fri, 31 Dec 9999 23:59:59 GMT"])
-def test_a_wait_longer_than_the_deadline_raises_at_once(header: str) -> None:
+def test_a_wait_longer_than_the_deadline_raises_at_once(make: Make, header: str) -> None:
     clock = Clock()
     transport = make(
         lambda request: httpx.Response(429, headers={"Retry-After": header}), clock, retries=10
@@ -259,7 +372,7 @@ def test_a_wait_longer_than_the_deadline_raises_at_once(header: str) -> None:
     assert transport.requests_sent == 1 and clock.sleeps == []
 
 
-def test_retry_after_is_capped() -> None:
+def test_retry_after_is_capped(make: Make) -> None:
     clock = Clock()
     transport = make(
         answers(httpx.Response(503, headers={"Retry-After": "3000"}), httpx.Response(200)),
@@ -292,7 +405,7 @@ def slow(clock: Clock, seconds: float, answer: httpx.Response | None = None) -> 
             clock.now += timeouts["read"]
             raise httpx.ReadTimeout("timed out", request=request)
         clock.now += seconds
-        return answer
+        return fresh(answer)
 
     return handler
 
@@ -302,7 +415,7 @@ UNAVAILABLE = unary_error(503, 14, "Unavailable", "try later")
 
 
 @pytest.mark.parametrize("call", [GET, SEARCH], ids=["GET", "read-only POST"])
-def test_a_hanging_master_costs_the_timeout_once(call: Call) -> None:
+def test_a_hanging_master_costs_the_timeout_once(make: Make, call: Call) -> None:
     clock = Clock()
     transport = make(slow(clock, math.inf), clock, timeout=DEADLINE, retries=5, backoff=0.5)
     with pytest.raises(TransportError, match="ReadTimeout") as info:
@@ -312,7 +425,7 @@ def test_a_hanging_master_costs_the_timeout_once(call: Call) -> None:
 
 
 @pytest.mark.parametrize("seconds", [0.0, 0.05, 0.3])
-def test_a_master_always_unavailable_costs_the_timeout_at_most(seconds: float) -> None:
+def test_a_master_always_unavailable_costs_the_timeout_at_most(make: Make, seconds: float) -> None:
     clock = Clock()
     transport = make(slow(clock, seconds, UNAVAILABLE), clock, timeout=DEADLINE, retries=100)
     with pytest.raises((ServerError, TransportError)):
@@ -322,7 +435,7 @@ def test_a_master_always_unavailable_costs_the_timeout_at_most(seconds: float) -
     assert transport.retries == transport.requests_sent - 1
 
 
-def test_the_policy_deadline_overrides_the_timeout() -> None:
+def test_the_policy_deadline_overrides_the_timeout(make: Make) -> None:
     clock = Clock()
     seen: list[float] = []
 
@@ -337,24 +450,27 @@ def test_the_policy_deadline_overrides_the_timeout() -> None:
     assert seen == [2.0, 2.0, 1.0] and clock.now == 5.0
 
 
-def test_no_attempt_starts_after_a_sleep_that_overran() -> None:
-    clock = Clock()
+class Oversleeping(Clock):
+    """A machine too busy to wake up in time: each sleep lasts 1.5 s more than asked."""
 
-    def oversleep(seconds: float) -> None:
-        clock.now += seconds + 1.5  # a machine too busy to wake up in time
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds + 1.5)
 
+
+def test_no_attempt_starts_after_a_sleep_that_overran(make: Make) -> None:
+    clock = Oversleeping()
     transport = make(
         answers(httpx.Response(503, headers={"Retry-After": "0"}), httpx.Response(200)),
         clock, timeout=DEADLINE,
     )  # fmt: skip
-    transport._sleep = oversleep
     with pytest.raises(ServerError):
         transport.send(GET)
     assert transport.requests_sent == 1 and transport.retries == 0
+    assert clock.sleeps == [1.5] and clock.now == 1.5
 
 
 @pytest.mark.parametrize("seconds", [0.0, 0.1])
-def test_a_stream_gets_its_response_within_the_deadline(seconds: float) -> None:
+def test_a_stream_gets_its_response_within_the_deadline(make: Make, seconds: float) -> None:
     clock = Clock()
     transport = make(slow(clock, seconds, UNAVAILABLE), clock, timeout=DEADLINE, retries=100)
     with pytest.raises((ServerError, TransportError)):
@@ -362,7 +478,7 @@ def test_a_stream_gets_its_response_within_the_deadline(seconds: float) -> None:
     assert transport.requests_sent > 2 and clock.now <= DEADLINE + ROUNDING
 
 
-def test_streams_are_retried_before_the_first_line() -> None:
+def test_streams_are_retried_before_the_first_line(make: Make) -> None:
     transport = make(
         answers(httpx.Response(502), httpx.Response(200, content=b'{"result":{"a":1}}\n'))
     )
@@ -421,9 +537,9 @@ def test_a_bad_retry_policy_is_refused(
     ],
 )
 def test_errors_are_typed_and_say_what_happened(
-    response: httpx.Response, kind: type[APIError]
+    make: Make, response: httpx.Response, kind: type[APIError]
 ) -> None:
-    transport = make(lambda request: response, retries=0)
+    transport = make(lambda request: fresh(response), retries=0)
     with pytest.raises(kind) as info:
         transport.send(Call("GET", "/api/v1/experiments/9", (("limit", "5"),)))
     error = info.value
@@ -437,7 +553,7 @@ def stream_of(*lines: bytes) -> Handler:
     return lambda request: httpx.Response(200, content=b"".join(lines))
 
 
-def test_stream_yields_results_then_raises_the_error_line() -> None:
+def test_stream_yields_results_then_raises_the_error_line(make: Make) -> None:
     error = json.dumps(
         {
             "error": {
@@ -457,7 +573,7 @@ def test_stream_yields_results_then_raises_the_error_line() -> None:
     assert [json.loads(r) for r in received] == [{"a": 1}, {"a": 2}]
 
 
-def test_a_cut_stream_is_interrupted_after_the_complete_lines() -> None:
+def test_a_cut_stream_is_interrupted_after_the_complete_lines(make: Make) -> None:
     transport = make(stream_of(b'{"result":{"a":1}}\n', b'{"result":{"a":'))
     received = []
     with pytest.raises(StreamInterrupted, match="middle of a message"):
@@ -468,13 +584,19 @@ def test_a_cut_stream_is_interrupted_after_the_complete_lines() -> None:
     assert received == [b'{"a":1}']
 
 
-class _Broken(httpx.SyncByteStream):
-    def __iter__(self):  # type: ignore[no-untyped-def]
+class _Broken(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body whose connection is reset after its first line (for either client)."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b'{"result":{"a":1}}\n'
+        raise httpx.ReadError("connection reset")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         yield b'{"result":{"a":1}}\n'
         raise httpx.ReadError("connection reset")
 
 
-def test_a_lost_connection_is_interrupted_without_chaining_httpx() -> None:
+def test_a_lost_connection_is_interrupted_without_chaining_httpx(make: Make) -> None:
     transport = make(lambda request: httpx.Response(200, stream=_Broken()))
     received = []
     with pytest.raises(StreamInterrupted, match="broke off: ReadError") as info:
@@ -484,7 +606,7 @@ def test_a_lost_connection_is_interrupted_without_chaining_httpx() -> None:
     assert info.value.__context__ is None and info.value.request_sent
 
 
-def test_error_before_the_first_line_uses_the_status() -> None:
+def test_error_before_the_first_line_uses_the_status(make: Make) -> None:
     body = {
         "error": {
             "grpcCode": 16,
@@ -499,7 +621,7 @@ def test_error_before_the_first_line_uses_the_status() -> None:
         list(transport.stream(Call("GET", "/api/v1/trials/3/logs", stream=True)))
 
 
-def test_a_401_logs_in_again_once() -> None:
+def test_a_401_logs_in_again_once(make: Make) -> None:
     seen: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -513,17 +635,17 @@ def test_a_401_logs_in_again_once() -> None:
     transport = make(handler)
 
     def relogin() -> Op[bool]:
-        transport.token = Secret("fresh")
+        transport.driver.token = Secret("fresh")
         return True
         yield  # an op: a generator (that sends nothing here)
 
-    transport.on_unauthenticated = relogin
+    transport.driver.on_unauthenticated = relogin
     assert transport.json(Call("GET", "/api/v1/me")) == {}
     assert seen == ["Bearer secret-token", "Bearer fresh"]
 
 
 # --- the token stays out of the client ------------------------------------------------------------
-def test_the_token_is_a_per_request_header_and_the_auth_cookie_is_not_kept() -> None:
+def test_the_token_is_a_per_request_header_and_the_auth_cookie_is_not_kept(make: Make) -> None:
     seen: list[httpx.Request] = []
 
     def master(request: httpx.Request) -> httpx.Response:
@@ -536,9 +658,11 @@ def test_the_token_is_a_per_request_header_and_the_auth_cookie_is_not_kept() -> 
     transport.send(Call("POST", "/api/v1/auth/login", body={}))
     transport.send(GET)
     assert seen[1].headers["Cookie"] == "lb=node-2"  # other cookies (a load balancer's) stay
-    assert "secret-token" not in repr(transport._client.cookies)
-    assert "authorization" not in transport._client.headers
-    assert repr(transport) == "<detorm Transport http://master.test>"
+    client = transport.driver._client
+    assert "secret-token" not in repr(client.cookies)
+    assert "authorization" not in client.headers
+    name = {"sync": "Transport", "async": "AsyncTransport"}[transport.mode]
+    assert repr(transport.driver) == f"<detorm {name} http://master.test>"
 
 
 def test_retry_constants_are_what_the_docs_say() -> None:
