@@ -52,6 +52,9 @@ S11_ROWS = 1_000_000
 S12_WAITS = 1000
 S12_POLLS = 3
 S12_INTERVAL = 0.05
+S13_COMMANDS = 1000
+S14_KILLS = 100
+S15_WAITS = 50
 TARGETS = {
     "S1": "detorm <= 1/10 of the requests and <= 1/3 of the time",
     "S2": "detorm <= 1/10 of the requests and <= 1/3 of the time",
@@ -65,6 +68,9 @@ TARGETS = {
     "S10": "detorm (sync and async) >= 5x faster than official at 20 ms RTT",
     "S11": "detorm: peak memory growth < 100 MB, throughput >= 0.7 of httpx+json",
     "S12": "detorm-async: 1,000 waits on one loop, memory flat",
+    "S13": "detorm: 1 request",
+    "S14": "detorm: 1 + 100 requests, 8 in flight",
+    "S15": "detorm: polling bounded (<= 8 polls per command for a 5 s run)",
 }
 DESCRIPTIONS = {
     "S1": "list every experiment (2,000)",
@@ -79,10 +85,17 @@ DESCRIPTIONS = {
     "S10": f"first 1,000 log lines of {S10_TRIALS} trials",
     "S11": "stream 1,000,000 metric rows",
     "S12": f"{S12_WAITS:,} concurrent waits on one event loop",
+    "S13": f"list every command ({S13_COMMANDS:,} and the others)",
+    "S14": f"kill the {S14_KILLS} commands matching a filter",
+    "S15": f"launch {S15_WAITS} commands, wait for all to finish",
 }
 CLIENTS = ("official", "detorm", "detorm-async")
-ASYNC_SCENARIOS = {"S2", "S5", "S10", "S12"}
+ASYNC_SCENARIOS = {"S2", "S5", "S10", "S12", "S13", "S14", "S15"}
 SYNC_SCENARIOS = set(TARGETS) - {"S12"}
+# The official SDK has no commands: S13 and S14 use its generated bindings (the det CLI's way),
+# and nothing of it waits on a command.
+OFFICIAL_NA = {"S15"}
+TASK_SCENARIOS = {"S13", "S14", "S15"}
 
 
 # --- the cluster ----------------------------------------------------------------------------
@@ -153,6 +166,18 @@ def seed_fixtures(database: Any) -> None:
             )
 
 
+def seed_tasks(url: str) -> None:
+    """Commands that wait (8 slots each, on a cluster of 8): S13's, and S14's for each client.
+    Launched through the API, as the master keeps them."""
+    with _client(url) as http:
+        names = [f"s13-{i:04d}" for i in range(S13_COMMANDS)]
+        # "<client>." ends the description: no client's filter matches another's commands.
+        names += [f"s14-{i:03d}-{c}." for c in CLIENTS for i in range(S14_KILLS)]
+        for name in names:
+            config = {"entrypoint": ["sleep 600"], "description": name, "resources": {"slots": 8}}
+            http.post("/api/v1/commands", json={"config": config}).raise_for_status()
+
+
 @contextlib.contextmanager
 def _client(url: str) -> Iterator[Any]:
     import httpx
@@ -205,9 +230,12 @@ def fixture_ids(cluster_url: str, fixtures_url: str) -> dict[str, Any]:
 
 # --- scenarios ------------------------------------------------------------------------------
 def official_scenarios(url: str, ids: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    from determined.common.api import bindings
     from determined.experimental import client
 
     client.login(master=url, user="determined", password="")
+    assert client._determined is not None
+    bindings_session = client._determined._session
     projects = ids["projects"]
     vision = ids["bench_projects"][0]
 
@@ -263,6 +291,16 @@ def official_scenarios(url: str, ids: dict[str, Any]) -> dict[str, Callable[[], 
             for _ in client.iter_trials_metrics(ids["trials"]["s8-validation"], group="validation")
         )
 
+    def s13() -> Any:
+        return len(bindings.get_GetCommands(bindings_session).commands)
+
+    def s14() -> Any:
+        listed = bindings.get_GetCommands(bindings_session).commands
+        chosen = [c for c in listed if "-official." in c.description]
+        for command in chosen:
+            bindings.post_KillCommand(bindings_session, commandId=command.id)
+        return len(chosen)
+
     def s10() -> Any:
         total = 0
         for trial_id in ids["trials"]["s10-logs"]:
@@ -284,6 +322,8 @@ def official_scenarios(url: str, ids: dict[str, Any]) -> dict[str, Callable[[], 
         "S9": s8,
         "S10": s10,
         "S11": s11,
+        "S13": s13,
+        "S14": s14,
     }
 
 
@@ -291,7 +331,7 @@ def detorm_scenarios(
     url: str, ids: dict[str, Any], environ: dict[str, str], cache: Path
 ) -> tuple[Any, dict[str, Callable[[], Any]]]:
     import detorm
-    from detorm import Experiment, Project, Trial
+    from detorm import Command, Experiment, Project, Trial
 
     warm = bool(environ.get("DETORM_BENCH_WARM"))
     session = detorm.Session(
@@ -357,6 +397,22 @@ def detorm_scenarios(
     def s11() -> Any:
         return sum(1 for _ in session.metrics(ids["s11_trials"], "training", cache=False))
 
+    def s13() -> Any:
+        return len(Command.query(session).all())
+
+    def s14() -> Any:
+        return len(Command.query(session).filter(description__contains="-detorm.").kill())
+
+    def s15() -> Any:
+        commands = [
+            Command.launch(f"echo {i}", config={"resources": {"slots": 0}}, session=session)
+            for i in range(S15_WAITS)
+        ]
+        launched = session.requests_sent
+        for command in commands:
+            command.wait(timeout=600)
+        return _polls(commands, session.requests_sent - launched)
+
     return session, {
         "S1": s1,
         "S2": s2,
@@ -369,7 +425,15 @@ def detorm_scenarios(
         "S9": s8,
         "S10": s10,
         "S11": s11,
+        "S13": s13,
+        "S14": s14,
+        "S15": s15,
     }
+
+
+def _polls(commands: list[Any], polls: int) -> dict[str, Any]:
+    states = {str(c.state) for c in commands}
+    return {"commands": len(commands), "polls": polls, "states": sorted(states)}
 
 
 def detorm_async_scenarios(
@@ -377,7 +441,7 @@ def detorm_async_scenarios(
 ) -> tuple[Any, dict[str, Callable[[], Awaitable[Any]]]]:
     """The scenarios of ``detorm.aio``, to be awaited on one event loop."""
     from detorm import aio
-    from detorm.aio import Experiment, Trial
+    from detorm.aio import Command, Experiment, Trial
 
     session = aio.AsyncSession(url, user="determined", password="", environ=environ, cache=cache)
     projects = ids["projects"]
@@ -426,7 +490,25 @@ def detorm_async_scenarios(
             "rss_growth_by_poll_mb": [(peak - before) / 2**20 for peak in peaks],
         }
 
-    return session, {"S2": s2, "S5": s5, "S10": s10, "S12": s12}
+    async def s13() -> Any:
+        return len(await Command.query(session).all())
+
+    async def s14() -> Any:
+        query = Command.query(session).filter(description__contains="-detorm-async.")
+        return len(await query.kill())
+
+    async def s15() -> Any:
+        zero = {"resources": {"slots": 0}}
+        commands = await asyncio.gather(
+            *(Command.launch(f"echo {i}", config=zero, session=session) for i in range(S15_WAITS))
+        )
+        launched = session.requests_sent
+        await asyncio.gather(*(c.wait(timeout=600) for c in commands))
+        return _polls(list(commands), session.requests_sent - launched)
+
+    return session, {
+        "S2": s2, "S5": s5, "S10": s10, "S12": s12, "S13": s13, "S14": s14, "S15": s15,
+    }  # fmt: skip
 
 
 def raw_floor(scenario: str, url: str, ids: dict[str, Any]) -> dict[str, Any]:
@@ -490,6 +572,8 @@ FLOORS = {"S1", "S8", "S10", "S11"}
 def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """Runs in the child process: set up, measure one scenario, report JSON."""
     url = ids["cluster"] if scenario in CLUSTER_SCENARIOS else ids["fixtures"]
+    if scenario in TASK_SCENARIOS:
+        url = ids["tasks"]
     environ = {"HOME": str(workdir), "XDG_CONFIG_HOME": str(workdir / "config")}
     if client == "official":
         os.environ["DET_DEBUG_CONFIG_PATH"] = str(workdir / "det-config")
@@ -673,14 +757,18 @@ def main(argv: list[str]) -> int:
         with (
             LocalMaster(db_path=work / "cluster.sqlite") as cluster,
             LocalMaster(db_path=work / "fixtures.sqlite") as fixtures,
+            LocalMaster(db_path=work / "tasks.sqlite") as tasks,
             contextlib.ExitStack() as proxies,
         ):
-            urls = [cluster.url, fixtures.url]
+            if TASK_SCENARIOS & set(args.scenarios):
+                seed_tasks(tasks.url)  # about 40 s: every launch schedules the whole queue
+            urls = [cluster.url, fixtures.url, tasks.url]
             if args.rtt > 0:
                 one_way = args.rtt / 2000
                 urls = [proxies.enter_context(LatencyProxy(url, one_way)).url for url in urls]
                 print(f"every request through a proxy adding {args.rtt:g} ms round trips\n")
-            ids = fixture_ids(*urls)
+            ids = fixture_ids(*urls[:2])
+            ids["tasks"] = urls[2]
             print(
                 f"| {'':<4}| {'scenario':<54}| {'official 0.38.1':<26}| {'detorm':<26}"
                 f"| {'detorm-async':<26}| {'':<29}|"
@@ -690,7 +778,8 @@ def main(argv: list[str]) -> int:
             for scenario in args.scenarios:
                 official, ours = na, na
                 if scenario in SYNC_SCENARIOS:
-                    official = child(scenario, "official", ids, work / f"official-{scenario}")
+                    if scenario not in OFFICIAL_NA:
+                        official = child(scenario, "official", ids, work / f"official-{scenario}")
                     ours = child(scenario, "detorm", ids, work / "detorm")
                 aio = (
                     child(scenario, "detorm-async", ids, work / "detorm-async")
@@ -755,6 +844,15 @@ def print_row(
             + ", ".join(f"+{mb:.1f}" for mb in waits["rss_growth_by_poll_mb"])
             + " MB)"
         )
+    if scenario == "S15":
+        for name, r in (("detorm", ours), ("async", aio)):
+            if r and isinstance(r.get("result"), dict):
+                waited = r["result"]
+                line += (
+                    f" {name}: {waited['polls']} polls for {waited['commands']} commands"
+                    f" ({waited['polls'] / waited['commands']:.1f} each, "
+                    f"{waited['polls'] / r['seconds']:.1f}/s), ended {','.join(waited['states'])};"
+                )
     print(line, flush=True)
 
 

@@ -12,17 +12,30 @@ from . import errors
 from ._api._sync import (
     Checkpoint,
     CheckpointQuery,
+    Command,
+    CommandQuery,
     Experiment,
     ExperimentQuery,
+    Job,
+    JobQuery,
     MetricsStream,
     Model,
     ModelQuery,
     ModelVersion,
     ModelVersionQuery,
+    Notebook,
+    NotebookQuery,
     Project,
     ProjectQuery,
     Query,
     Session,
+    Shell,
+    ShellQuery,
+    Task,
+    Template,
+    TemplateQuery,
+    Tensorboard,
+    TensorboardQuery,
     Trial,
     TrialQuery,
     User,
@@ -34,12 +47,14 @@ from ._api._sync import (
     set_default_session,
 )
 from ._ops._logs import LogEntry
+from ._ops._tasks import QueueStats
 from ._ops._metrics import MetricReport, TrialSummary
 from ._plan._call import Call, RetryPolicy
 from ._plan._conditions import Q, hp, metrics
 from ._plan._edits import BulkResult, Change, FlushPlan
 from ._plan._query import Explanation
 from ._resources._base import TagSet
+from ._resources._tasks import AllocationInfo, ContainerInfo
 from ._resources._values import (
     CheckpointSummary,
     ExperimentConfig,
@@ -52,14 +67,19 @@ from ._version import __version__
 from ._wire import (
     CheckpointState,
     ExperimentState,
+    JobState,
+    JobType,
     LogLevel,
     OrderBy,
+    TaskState,
+    TaskType,
     Timestamp,
     TrialState,
     WorkspaceState,
 )
 
 __all__ = [
+    "AllocationInfo",
     "BulkResult",
     "Call",
     "Change",
@@ -67,6 +87,9 @@ __all__ = [
     "CheckpointQuery",
     "CheckpointState",
     "CheckpointSummary",
+    "Command",
+    "CommandQuery",
+    "ContainerInfo",
     "Experiment",
     "ExperimentConfig",
     "ExperimentQuery",
@@ -74,6 +97,10 @@ __all__ = [
     "Explanation",
     "FlushPlan",
     "JSONValue",
+    "Job",
+    "JobQuery",
+    "JobState",
+    "JobType",
     "LogEntry",
     "LogLevel",
     "MetricReport",
@@ -84,14 +111,26 @@ __all__ = [
     "ModelVersion",
     "ModelVersionQuery",
     "Note",
+    "Notebook",
+    "NotebookQuery",
     "OrderBy",
     "Project",
     "ProjectQuery",
     "Q",
     "Query",
+    "QueueStats",
     "RetryPolicy",
     "Session",
+    "Shell",
+    "ShellQuery",
     "TagSet",
+    "Task",
+    "TaskState",
+    "TaskType",
+    "Template",
+    "TemplateQuery",
+    "Tensorboard",
+    "TensorboardQuery",
     "Timestamp",
     "Trial",
     "TrialQuery",

@@ -32,6 +32,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds a client has to send a whole request (default: 60)",
     )
+    serve.add_argument(
+        "--slots",
+        type=int,
+        default=8,
+        help="slots of the simulated agent that runs commands, notebooks and experiments"
+        " (default: 8)",
+    )
+    serve.add_argument(
+        "--execute-commands",
+        action="store_true",
+        help="run commands' entrypoints as local processes (loopback addresses only)",
+    )
     serve.add_argument("--enable-test-faults", action="store_true", help=argparse.SUPPRESS)
 
     password = commands.add_parser(
@@ -83,6 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, db_path=args.db, demo=args.demo,
             demo_seed=args.seed, enable_faults=args.enable_test_faults,
             read_timeout=DEFAULT_READ_TIMEOUT if args.read_timeout is None else args.read_timeout,
+            slots=args.slots, execute_commands=args.execute_commands,
         )  # fmt: skip
     except ConfigurationError as err:
         print(f"detorm serve: {err}", file=sys.stderr)

@@ -9,6 +9,8 @@
     │   └── InvalidType         a value of the wrong type (also a TypeError)
     ├── InvalidAttribute        an attribute that does not exist or is read-only (AttributeError)
     ├── NotLoaded               a field this object was not loaded with (also an AttributeError)
+    ├── ContextError            a context directory that cannot be sent: too large, missing,
+    │                           duplicate paths, unsafe (also a ValueError)
     ├── TransportError          the master could not be reached (after retries)
     │   └── StreamInterrupted   a stream ended before it was complete
     ├── APIError                the master answered with an error status
@@ -20,7 +22,7 @@
     │   ├── RateLimited         429 (after retries honouring Retry-After)
     │   └── ServerError         5xx
     ├── CommitError             some changes of a flush failed or have an unknown outcome
-    ├── BulkActionError         a bulk action failed for some experiments
+    ├── BulkActionError         a bulk action failed for some experiments or tasks
     ├── DownloadError           a download that cannot be done (state, storage, corrupt archive)
     └── UnsafeArchive           an archive refused: outside its destination, too large, not
                                 what the master says the checkpoint holds
@@ -29,13 +31,14 @@ Messages name what was asked (method and path), what the master said (status, gR
 message) and, where it helps, what to do. They never contain a token or a password.
 
 Errors about the caller's input (``ConfigurationError``, ``QueryError``, ``InvalidValue``,
-``InvalidType``, ``InvalidAttribute``) are raised before anything is sent, and also derive from
-the built-in exception a Python user expects, so ``except ValueError`` keeps working.
+``InvalidType``, ``InvalidAttribute``, ``ContextError``) are raised before anything is sent, and
+also derive from the built-in exception a Python user expects, so ``except ValueError`` keeps
+working.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ __all__ = [
     "CommitError",
     "ConfigurationError",
     "Conflict",
+    "ContextError",
     "DetormError",
     "DownloadError",
     "Forbidden",
@@ -63,6 +67,7 @@ __all__ = [
     "TransportError",
     "Unauthenticated",
     "UnsafeArchive",
+    "WaitTimeout",
 ]
 
 
@@ -97,6 +102,12 @@ class NotLoaded(DetormError, AttributeError):
     Some list endpoints return fewer fields than a single-object GET (for example a trial read
     through the runs search). detorm never fetches silently: call ``obj.refresh()`` first.
     """
+
+
+class ContextError(DetormError, ValueError):
+    """A context directory (and includes) that cannot be sent: too large, missing, duplicate
+    paths at its top, an unreadable ``.detignore``, or unsafe (a symbolic link to outside the
+    directory, a FIFO or device). Nothing was sent."""
 
 
 class TransportError(DetormError):
@@ -225,20 +236,27 @@ class CommitError(DetormError):
 
 
 class BulkActionError(DetormError):
-    """A bulk action (``query.archive()``...) that failed for some experiments.
+    """A bulk action (``query.archive()``, ``Command.query().kill()``...) that failed for some
+    objects.
 
     ``failed`` maps each failed id to the master's message; ``succeeded`` lists the others.
     """
 
-    def __init__(self, action: str, failed: dict[int, str], succeeded: Sequence[int]) -> None:
+    def __init__(
+        self, action: str, failed: Mapping[int, str] | Mapping[str, str],
+        succeeded: Sequence[int] | Sequence[str],
+    ) -> None:  # fmt: skip
         self.action = action
-        self.failed = dict(failed)
-        self.succeeded = list(succeeded)
-        lines = [
-            f"{action} failed for {len(self.failed)} experiment(s), {len(self.succeeded)} succeeded:"
-        ]
+        self.failed: dict[Any, str] = dict(failed)
+        self.succeeded: list[Any] = list(succeeded)
+        noun = "task(s)" if any(isinstance(k, str) for k in self.failed) else "experiment(s)"
+        lines = [f"{action} failed for {len(self.failed)} {noun}, {len(self.succeeded)} succeeded:"]
         lines += [f"  {key}: {message}" for key, message in sorted(self.failed.items())]
         super().__init__("\n".join(lines))
+
+
+class WaitTimeout(DetormError, TimeoutError):
+    """``wait(timeout=...)`` gave up: the task had not reached a terminal state."""
 
 
 class DownloadError(DetormError):

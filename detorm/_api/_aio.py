@@ -26,45 +26,78 @@ from .._ops._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkp
 from .._ops._effects import Op, Rows
 from .._ops._logs import LogEntry, log_reader
 from .._ops._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
+from .._ops._tasks import (
+    QueueStats,
+    create_template,
+    delete_template,
+    kill_all,
+    kill_task,
+    launch,
+    launch_body,
+    move_priority,
+    queue_stats,
+    rename_template,
+    wait_for,
+)
 from .._plan._edits import BulkResult, Change
 from .._plan._query import (
     CheckpointFilters,
+    CommandFilters,
     ExperimentFilters,
+    JobFilters,
     ModelFilters,
     ModelVersionFilters,
+    NotebookFilters,
     ProjectFilters,
     QueryBase,
+    ShellFilters,
+    TemplateFilters,
+    TensorboardFilters,
     TrialFilters,
     UserFilters,
     WorkspaceFilters,
 )
 from .._resources import _models as m
+from .._resources import _tasks as t
 from .._resources._base import Resource, SessionLike
 from .._resources._inputs import require
 from .._resources._relations import SettableToOne, ToMany, ToOne
 from .._state._session import SessionBase
-from .._wire import LogLevel
+from .._wire import LogLevel, TaskState
 from ..errors import NotLoaded
 from . import _sync
 from ._drivers import AsyncTransport
 
 __all__ = [
     "AsyncCheckpointQuery",
+    "AsyncCommandQuery",
     "AsyncExperimentQuery",
+    "AsyncJobQuery",
     "AsyncMetricsStream",
     "AsyncModelQuery",
     "AsyncModelVersionQuery",
+    "AsyncNotebookQuery",
     "AsyncProjectQuery",
     "AsyncQuery",
     "AsyncSession",
+    "AsyncShellQuery",
+    "AsyncTemplateQuery",
+    "AsyncTensorboardQuery",
     "AsyncTrialQuery",
     "AsyncUserQuery",
     "AsyncWorkspaceQuery",
     "Checkpoint",
+    "Command",
     "Experiment",
+    "Job",
     "Model",
     "ModelVersion",
+    "Notebook",
     "Project",
+    "Shell",
+    "Task",
+    "Template",
+    "Tensorboard",
     "Trial",
     "User",
     "Workspace",
@@ -75,6 +108,7 @@ __all__ = [
 
 R = TypeVar("R", bound=Resource)
 P = TypeVar("P", bound=Resource)
+G = TypeVar("G", bound=t.GenericTask)
 T = TypeVar("T")
 
 
@@ -133,6 +167,18 @@ class AsyncSession(SessionBase):
     def query(self, resource: type[ModelVersion]) -> AsyncModelVersionQuery: ...
     @overload
     def query(self, resource: type[User]) -> AsyncUserQuery: ...
+    @overload
+    def query(self, resource: type[Command]) -> AsyncCommandQuery: ...
+    @overload
+    def query(self, resource: type[Shell]) -> AsyncShellQuery: ...
+    @overload
+    def query(self, resource: type[Notebook]) -> AsyncNotebookQuery: ...
+    @overload
+    def query(self, resource: type[Tensorboard]) -> AsyncTensorboardQuery: ...
+    @overload
+    def query(self, resource: type[Template]) -> AsyncTemplateQuery: ...
+    @overload
+    def query(self, resource: type[Job]) -> AsyncJobQuery: ...
 
     def query(self, resource: type[Resource]) -> AsyncQuery[Any]:
         return self._query(resource)
@@ -182,6 +228,9 @@ class AsyncSession(SessionBase):
         self, trials: Iterable[Trial | int] | AsyncTrialQuery, *, cache: bool = True
     ) -> dict[int, TrialSummary]:
         return await self.transport.run(self._summaries(trials, cache))
+
+    async def queue_stats(self, pools: Iterable[str] | None = None) -> dict[str, QueueStats]:
+        return await self.transport.run(queue_stats(pools))
 
     async def commit(self, *objects: Resource) -> list[Change]:
         return await self.transport.run(self._commit(objects))
@@ -313,28 +362,28 @@ class AsyncQuery(QueryBase[R]):
 
 
 class AsyncExperimentQuery(ExperimentFilters["Experiment"], AsyncQuery["Experiment"]):
-    async def archive(self) -> BulkResult:
+    async def archive(self) -> BulkResult[int]:
         return await self._run(bulk_action(self, "archive"))
 
-    async def unarchive(self) -> BulkResult:
+    async def unarchive(self) -> BulkResult[int]:
         return await self._run(bulk_action(self, "unarchive"))
 
-    async def pause(self) -> BulkResult:
+    async def pause(self) -> BulkResult[int]:
         return await self._run(bulk_action(self, "pause"))
 
-    async def activate(self) -> BulkResult:
+    async def activate(self) -> BulkResult[int]:
         return await self._run(bulk_action(self, "activate"))
 
-    async def cancel(self) -> BulkResult:
+    async def cancel(self) -> BulkResult[int]:
         return await self._run(bulk_action(self, "cancel"))
 
-    async def kill(self) -> BulkResult:
+    async def kill(self) -> BulkResult[int]:
         return await self._run(bulk_action(self, "kill"))
 
-    async def delete(self) -> BulkResult:
+    async def delete(self) -> BulkResult[int]:
         return await self._run(bulk_action(self, "delete"))
 
-    async def move_to(self, project: m.Project | int) -> BulkResult:
+    async def move_to(self, project: m.Project | int) -> BulkResult[int]:
         destination = project.id if isinstance(project, m.Project) else project
         return await self._run(bulk_action(self, "move", destination))
 
@@ -364,6 +413,35 @@ class AsyncModelVersionQuery(ModelVersionFilters["ModelVersion"], AsyncQuery["Mo
 
 
 class AsyncUserQuery(UserFilters["User"], AsyncQuery["User"]):
+    pass
+
+
+class _AsyncTaskQuery(AsyncQuery[R]):
+    async def kill(self) -> BulkResult[str]:
+        return await self._run(kill_all(self))
+
+
+class AsyncCommandQuery(CommandFilters["Command"], _AsyncTaskQuery["Command"]):
+    pass
+
+
+class AsyncShellQuery(ShellFilters["Shell"], _AsyncTaskQuery["Shell"]):
+    pass
+
+
+class AsyncNotebookQuery(NotebookFilters["Notebook"], _AsyncTaskQuery["Notebook"]):
+    pass
+
+
+class AsyncTensorboardQuery(TensorboardFilters["Tensorboard"], _AsyncTaskQuery["Tensorboard"]):
+    pass
+
+
+class AsyncTemplateQuery(TemplateFilters["Template"], AsyncQuery["Template"]):
+    pass
+
+
+class AsyncJobQuery(JobFilters["Job"], AsyncQuery["Job"]):
     pass
 
 
@@ -434,6 +512,10 @@ class Workspace(_Async, m.Workspace):
 
     projects = ToMany(lambda s: Project.query(_aio(s)), "workspace_id")
     models = ToMany(lambda s: Model.query(_aio(s)), "workspace_id")
+    commands = ToMany(lambda s: Command.query(_aio(s)), "workspace_id")
+    shells = ToMany(lambda s: Shell.query(_aio(s)), "workspace_id")
+    notebooks = ToMany(lambda s: Notebook.query(_aio(s)), "workspace_id")
+    tensorboards = ToMany(lambda s: Tensorboard.query(_aio(s)), "workspace_id")
 
 
 class Project(_Async, m.Project):
@@ -492,17 +574,7 @@ class Experiment(_Async, m.Experiment):
         return await self.session.transport.run(op)
 
 
-class Trial(_Async, m.Trial):
-    @classmethod
-    def query(cls, session: AsyncSession | None = None) -> AsyncTrialQuery:
-        return AsyncTrialQuery(cls, session)
-
-    experiment = ToOne(lambda: Experiment, "experiment_id")
-    checkpoints = ToMany(lambda s: Checkpoint.query(_aio(s)), "trial_id")
-
-    def metrics(self, group: str = "validation", *, cache: bool = True) -> AsyncMetricsStream:
-        return self.session.metrics([self], group, cache=cache)
-
+class _Logs(_Async):
     def logs(
         self,
         *,
@@ -519,7 +591,20 @@ class Trial(_Async, m.Trial):
             follow=follow, search=search, regex=regex, levels=levels, since=since, until=until,
             limit=limit, tail=tail,
         )  # fmt: skip
-        return self.session.transport.iterate(reader(self.session, self.id))
+        return self.session.transport.iterate(reader(self.session, self.pk))
+
+
+class Trial(_Logs, m.Trial):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncTrialQuery:
+        return AsyncTrialQuery(cls, session)
+
+    experiment = ToOne(lambda: Experiment, "experiment_id")
+    checkpoints = ToMany(lambda s: Checkpoint.query(_aio(s)), "trial_id")
+    task = ToOne(lambda: Task, "task_id")
+
+    def metrics(self, group: str = "validation", *, cache: bool = True) -> AsyncMetricsStream:
+        return self.session.metrics([self], group, cache=cache)
 
 
 class Checkpoint(_Async, m.Checkpoint):
@@ -565,18 +650,180 @@ class ModelVersion(_Async, m.ModelVersion):
     checkpoint = ToOne(lambda: Checkpoint, "checkpoint_uuid")
 
 
+class Task(_Logs, t.Task):
+    pass
+
+
+class _TaskControl(_Logs, t.GenericTask):
+    workspace = ToOne(lambda: Workspace, "workspace_id")
+    user = ToOne(lambda: User, "user_id")
+    task = ToOne(lambda: Task, "id")
+    job = ToOne(lambda: Job, "job_id")
+
+    async def kill(self) -> None:
+        await self.session.transport.run(kill_task(self.session, self))
+
+    async def wait(
+        self, timeout: float | None = None, *, interval: float | None = None
+    ) -> TaskState:
+        return await self.session.transport.run(wait_for(self.session, self, timeout, interval))
+
+
+async def _launch(
+    cls: type[G],
+    session: AsyncSession | None,
+    query: AsyncExperimentQuery | None = None,
+    **arguments: Any,
+) -> G:
+    session = session or default_session()
+    body = launch_body(cls, query=query is not None, **arguments)
+    return await session.transport.run(launch(session, session._class_of(cls), body, query))
+
+
+class Command(_TaskControl, t.Command):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncCommandQuery:
+        return AsyncCommandQuery(cls, session)
+
+    @classmethod
+    async def launch(
+        cls,
+        entrypoint: str | Iterable[str],
+        *,
+        config: dict[str, Any] | None = None,
+        template: Template | str | None = None,
+        workspace: Workspace | int | None = None,
+        session: AsyncSession | None = None,
+    ) -> Command:
+        return await _launch(
+            cls, session, entrypoint=entrypoint, config=config, template=template,
+            workspace=workspace,
+        )  # fmt: skip
+
+
+class Shell(_TaskControl, t.Shell):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncShellQuery:
+        return AsyncShellQuery(cls, session)
+
+    @classmethod
+    async def launch(
+        cls,
+        *,
+        config: dict[str, Any] | None = None,
+        template: Template | str | None = None,
+        workspace: Workspace | int | None = None,
+        session: AsyncSession | None = None,
+    ) -> Shell:
+        return await _launch(cls, session, config=config, template=template, workspace=workspace)
+
+
+class Notebook(_TaskControl, t.Notebook):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncNotebookQuery:
+        return AsyncNotebookQuery(cls, session)
+
+    @classmethod
+    async def launch(
+        cls,
+        *,
+        config: dict[str, Any] | None = None,
+        template: Template | str | None = None,
+        workspace: Workspace | int | None = None,
+        session: AsyncSession | None = None,
+    ) -> Notebook:
+        return await _launch(cls, session, config=config, template=template, workspace=workspace)
+
+    @property
+    def url(self) -> str:
+        return _sync.proxy_url(self.session, self.service_address)
+
+
+class Tensorboard(_TaskControl, t.Tensorboard):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncTensorboardQuery:
+        return AsyncTensorboardQuery(cls, session)
+
+    @classmethod
+    async def launch(
+        cls,
+        *,
+        experiments: Iterable[Experiment | int] | None = None,
+        trials: Iterable[Trial | int] | None = None,
+        query: AsyncExperimentQuery | None = None,
+        config: dict[str, Any] | None = None,
+        template: Template | str | None = None,
+        workspace: Workspace | int | None = None,
+        session: AsyncSession | None = None,
+    ) -> Tensorboard:
+        return await _launch(
+            cls, session, query, experiments=experiments, trials=trials, config=config,
+            template=template, workspace=workspace,
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return _sync.proxy_url(self.session, self.service_address)
+
+    @property
+    def experiments(self) -> AsyncExperimentQuery:
+        return Experiment.query(self.session).filter(id__in=list(self.experiment_ids))
+
+
+class Template(_Async, t.Template):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncTemplateQuery:
+        return AsyncTemplateQuery(cls, session)
+
+    @classmethod
+    async def create(
+        cls,
+        name: str,
+        config: dict[str, Any],
+        *,
+        workspace: Workspace | int | None = None,
+        session: AsyncSession | None = None,
+    ) -> Template:
+        session = session or default_session()
+        op = create_template(session, session._class_of(cls), name, config, workspace)
+        return await session.transport.run(op)
+
+    async def delete(self) -> None:
+        await self.session.transport.run(delete_template(self.session, self))
+
+    async def rename(self, new_name: str) -> None:
+        await self.session.transport.run(rename_template(self.session, self, new_name))
+
+
+class Job(_Async, t.Job):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncJobQuery:
+        return AsyncJobQuery(cls, session)
+
+    workspace = ToOne(lambda: Workspace, "workspace_id")
+
+    def move(self, *, ahead_of: Job | None = None, behind_of: Job | None = None) -> None:
+        self.priority = move_priority(self, ahead_of, behind_of)
+
+
 def _aio(session: SessionLike | None) -> AsyncSession | None:
     assert session is None or isinstance(session, AsyncSession)
     return session
 
 
-RESOURCES = (User, Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion)
+RESOURCES = (
+    User, Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion, Command, Shell,
+    Notebook, Tensorboard, Task, Template, Job,
+)  # fmt: skip
 AsyncSession._classes = {cls.__name__: cls for cls in RESOURCES}
 _QUERIES: dict[str, type[AsyncQuery[Any]]] = {
     "User": AsyncUserQuery, "Workspace": AsyncWorkspaceQuery, "Project": AsyncProjectQuery,
     "Experiment": AsyncExperimentQuery, "Trial": AsyncTrialQuery,
     "Checkpoint": AsyncCheckpointQuery, "Model": AsyncModelQuery,
-    "ModelVersion": AsyncModelVersionQuery,
+    "ModelVersion": AsyncModelVersionQuery, "Command": AsyncCommandQuery,
+    "Shell": AsyncShellQuery, "Notebook": AsyncNotebookQuery,
+    "Tensorboard": AsyncTensorboardQuery, "Template": AsyncTemplateQuery,
+    "Job": AsyncJobQuery,
 }  # fmt: skip
 
 
@@ -585,6 +832,8 @@ def _copy_docs() -> None:
     pairs: list[tuple[type, type]] = [
         (AsyncSession, _sync.Session), (_Async, _sync._Sync),
         (AsyncMetricsStream, _sync.MetricsStream), (AsyncQuery, _sync.Query),
+        (_TaskControl, _sync._TaskControl), (_AsyncTaskQuery, _sync._TaskQuery),
+        (_Logs, _sync._Logs),
         *((q, getattr(_sync, q.__name__.removeprefix("Async"))) for q in _QUERIES.values()),
         *((cls, getattr(_sync, cls.__name__)) for cls in RESOURCES),
     ]  # fmt: skip

@@ -21,40 +21,73 @@ from .._ops._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkp
 from .._ops._effects import Op, Rows
 from .._ops._logs import LogEntry, log_reader
 from .._ops._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
+from .._ops._tasks import (
+    QueueStats,
+    create_template,
+    delete_template,
+    kill_all,
+    kill_task,
+    launch,
+    launch_body,
+    move_priority,
+    queue_stats,
+    rename_template,
+    wait_for,
+)
 from .._plan._edits import BulkResult, Change
 from .._plan._query import (
     CheckpointFilters,
+    CommandFilters,
     ExperimentFilters,
+    JobFilters,
     ModelFilters,
     ModelVersionFilters,
+    NotebookFilters,
     ProjectFilters,
     QueryBase,
+    ShellFilters,
+    TemplateFilters,
+    TensorboardFilters,
     TrialFilters,
     UserFilters,
     WorkspaceFilters,
 )
 from .._resources import _models as m
+from .._resources import _tasks as t
 from .._resources._base import Resource, SessionLike
 from .._resources._inputs import require
 from .._resources._relations import SettableToOne, ToMany, ToOne
 from .._state._session import SessionBase
-from .._wire import LogLevel
+from .._wire import LogLevel, TaskState
 from ._drivers import Transport
 
 __all__ = [
     "Checkpoint",
     "CheckpointQuery",
+    "Command",
+    "CommandQuery",
     "Experiment",
     "ExperimentQuery",
+    "Job",
+    "JobQuery",
     "MetricsStream",
     "Model",
     "ModelQuery",
     "ModelVersion",
     "ModelVersionQuery",
+    "Notebook",
+    "NotebookQuery",
     "Project",
     "ProjectQuery",
     "Query",
     "Session",
+    "Shell",
+    "ShellQuery",
+    "Task",
+    "Template",
+    "TemplateQuery",
+    "Tensorboard",
+    "TensorboardQuery",
     "Trial",
     "TrialQuery",
     "User",
@@ -68,6 +101,7 @@ __all__ = [
 
 R = TypeVar("R", bound=Resource)
 P = TypeVar("P", bound=Resource)
+G = TypeVar("G", bound=t.GenericTask)
 T = TypeVar("T")
 
 
@@ -139,6 +173,18 @@ class Session(SessionBase):
     def query(self, resource: type[ModelVersion]) -> ModelVersionQuery: ...
     @overload
     def query(self, resource: type[User]) -> UserQuery: ...
+    @overload
+    def query(self, resource: type[Command]) -> CommandQuery: ...
+    @overload
+    def query(self, resource: type[Shell]) -> ShellQuery: ...
+    @overload
+    def query(self, resource: type[Notebook]) -> NotebookQuery: ...
+    @overload
+    def query(self, resource: type[Tensorboard]) -> TensorboardQuery: ...
+    @overload
+    def query(self, resource: type[Template]) -> TemplateQuery: ...
+    @overload
+    def query(self, resource: type[Job]) -> JobQuery: ...
 
     def query(self, resource: type[Resource]) -> Query[Any]:
         """A query of ``resource`` in this session."""
@@ -213,6 +259,11 @@ class Session(SessionBase):
         those that have finished are cached, so asking again costs nothing, in any process.
         """
         return self.transport.run(self._summaries(trials, cache))
+
+    def queue_stats(self, pools: Iterable[str] | None = None) -> dict[str, QueueStats]:
+        """Queued and scheduled jobs by resource pool (``GetJobQueueStats``; every pool unless
+        ``pools`` names some)."""
+        return self.transport.run(queue_stats(pools))
 
     def commit(self, *objects: Resource) -> list[Change]:
         """Send pending edits (of ``objects`` only, if given); return the applied changes.
@@ -364,30 +415,30 @@ class Query(QueryBase[R]):
 class ExperimentQuery(ExperimentFilters["Experiment"], Query["Experiment"]):
     # Bulk actions: one request with the query's filter when the bulk endpoints' filters can
     # express it exactly, else the matching ids are read first. Each returns per-id results.
-    def archive(self) -> BulkResult:
+    def archive(self) -> BulkResult[int]:
         """Archive every match (terminal experiments only, as on the master)."""
         return self._run(bulk_action(self, "archive"))
 
-    def unarchive(self) -> BulkResult:
+    def unarchive(self) -> BulkResult[int]:
         return self._run(bulk_action(self, "unarchive"))
 
-    def pause(self) -> BulkResult:
+    def pause(self) -> BulkResult[int]:
         return self._run(bulk_action(self, "pause"))
 
-    def activate(self) -> BulkResult:
+    def activate(self) -> BulkResult[int]:
         return self._run(bulk_action(self, "activate"))
 
-    def cancel(self) -> BulkResult:
+    def cancel(self) -> BulkResult[int]:
         return self._run(bulk_action(self, "cancel"))
 
-    def kill(self) -> BulkResult:
+    def kill(self) -> BulkResult[int]:
         return self._run(bulk_action(self, "kill"))
 
-    def delete(self) -> BulkResult:
+    def delete(self) -> BulkResult[int]:
         """Delete every match (terminal experiments; the master finishes deleting later)."""
         return self._run(bulk_action(self, "delete"))
 
-    def move_to(self, project: m.Project | int) -> BulkResult:
+    def move_to(self, project: m.Project | int) -> BulkResult[int]:
         """Move every match to ``project`` (one request)."""
         destination = project.id if isinstance(project, m.Project) else project
         return self._run(bulk_action(self, "move", destination))
@@ -418,6 +469,37 @@ class ModelVersionQuery(ModelVersionFilters["ModelVersion"], Query["ModelVersion
 
 
 class UserQuery(UserFilters["User"], Query["User"]):
+    pass
+
+
+class _TaskQuery(Query[R]):
+    def kill(self) -> BulkResult[str]:
+        """Kill every match: one request per task (the master has no bulk kill for these),
+        ``concurrency`` at a time; per-id results (a task that already ended says so)."""
+        return self._run(kill_all(self))
+
+
+class CommandQuery(CommandFilters["Command"], _TaskQuery["Command"]):
+    pass
+
+
+class ShellQuery(ShellFilters["Shell"], _TaskQuery["Shell"]):
+    pass
+
+
+class NotebookQuery(NotebookFilters["Notebook"], _TaskQuery["Notebook"]):
+    pass
+
+
+class TensorboardQuery(TensorboardFilters["Tensorboard"], _TaskQuery["Tensorboard"]):
+    pass
+
+
+class TemplateQuery(TemplateFilters["Template"], Query["Template"]):
+    pass
+
+
+class JobQuery(JobFilters["Job"], Query["Job"]):
     pass
 
 
@@ -488,6 +570,14 @@ class Workspace(_Sync, m.Workspace):
     """This workspace's projects (a query: nothing is sent until it is iterated)."""
     models = ToMany(lambda s: Model.query(_sync(s)), "workspace_id")
     """The models registered in this workspace (a query)."""
+    commands = ToMany(lambda s: Command.query(_sync(s)), "workspace_id")
+    """This workspace's commands (a query)."""
+    shells = ToMany(lambda s: Shell.query(_sync(s)), "workspace_id")
+    """This workspace's shells (a query)."""
+    notebooks = ToMany(lambda s: Notebook.query(_sync(s)), "workspace_id")
+    """This workspace's notebooks (a query)."""
+    tensorboards = ToMany(lambda s: Tensorboard.query(_sync(s)), "workspace_id")
+    """This workspace's TensorBoards (a query)."""
 
 
 class Project(_Sync, m.Project):
@@ -565,24 +655,9 @@ class Experiment(_Sync, m.Experiment):
         return self.session.transport.run(op)
 
 
-class Trial(_Sync, m.Trial):
-    @classmethod
-    def query(cls, session: Session | None = None) -> TrialQuery:
-        """Trials of the whole cluster (the runs search); ``exp.trials`` for one experiment."""
-        return TrialQuery(cls, session)
-
-    experiment = ToOne(lambda: Experiment, "experiment_id")
-    """The trial's experiment (identity map; fetched once)."""
-
-    checkpoints = ToMany(lambda s: Checkpoint.query(_sync(s)), "trial_id")
-    """The trial's checkpoints (a query)."""
-
-    def metrics(self, group: str = "validation", *, cache: bool = True) -> MetricsStream:
-        """This trial's reports of ``group`` (``"training"``, ``"validation"``, ``"gpu"``...).
-
-        Lazy: iterate it, or call ``to_pandas()``. Finished trials are cached on disk.
-        """
-        return self.session.metrics([self], group, cache=cache)
+class _Logs(_Sync):
+    """A trial's or a task's logs (a trial by its int id, a task by its str id: TrialLogs is
+    TaskLogs on the master)."""
 
     def logs(
         self,
@@ -596,7 +671,8 @@ class Trial(_Sync, m.Trial):
         limit: int | None = None,
         tail: int | None = None,
     ) -> Iterator[LogEntry]:
-        """This trial's log entries, filtered on the master; ``follow`` waits for new ones.
+        """The log entries, filtered on the master; ``follow`` waits for new ones (until the
+        trial or task ends).
 
         ``search`` is a substring (case-insensitive) or, with ``regex=True``, a pattern;
         ``levels`` the levels to keep; ``since``/``until`` bound the timestamps; ``limit``
@@ -606,7 +682,30 @@ class Trial(_Sync, m.Trial):
             follow=follow, search=search, regex=regex, levels=levels, since=since, until=until,
             limit=limit, tail=tail,
         )  # fmt: skip
-        return self.session.transport.iterate(reader(self.session, self.id))
+        return self.session.transport.iterate(reader(self.session, self.pk))
+
+
+class Trial(_Logs, m.Trial):
+    @classmethod
+    def query(cls, session: Session | None = None) -> TrialQuery:
+        """Trials of the whole cluster (the runs search); ``exp.trials`` for one experiment."""
+        return TrialQuery(cls, session)
+
+    experiment = ToOne(lambda: Experiment, "experiment_id")
+    """The trial's experiment (identity map; fetched once)."""
+
+    checkpoints = ToMany(lambda s: Checkpoint.query(_sync(s)), "trial_id")
+    """The trial's checkpoints (a query)."""
+
+    task = ToOne(lambda: Task, "task_id")
+    """The trial's current task: its allocations and times (identity map; fetched once)."""
+
+    def metrics(self, group: str = "validation", *, cache: bool = True) -> MetricsStream:
+        """This trial's reports of ``group`` (``"training"``, ``"validation"``, ``"gpu"``...).
+
+        Lazy: iterate it, or call ``to_pandas()``. Finished trials are cached on disk.
+        """
+        return self.session.metrics([self], group, cache=cache)
 
 
 class Checkpoint(_Sync, m.Checkpoint):
@@ -669,15 +768,213 @@ class ModelVersion(_Sync, m.ModelVersion):
     """The registered checkpoint (identity map; fetched once)."""
 
 
+class Task(_Logs, t.Task):
+    """Task information (``GET /api/v1/tasks/{id}``): ``session.get(Task, task_id)``,
+    ``trial.task``, ``command.task``."""
+
+
+class _TaskControl(_Logs, t.GenericTask):
+    """What commands, shells, notebooks and TensorBoards can do (launches are per type)."""
+
+    workspace = ToOne(lambda: Workspace, "workspace_id")
+    """The workspace the task runs in (identity map; fetched once)."""
+    user = ToOne(lambda: User, "user_id")
+    """The user who launched it (identity map; fetched once)."""
+    task = ToOne(lambda: Task, "id")
+    """Its task information: allocations, times (identity map; fetched once)."""
+    job = ToOne(lambda: Job, "job_id")
+    """Its job in the queue (found in the default pool's queue; fetched once)."""
+
+    def kill(self) -> None:
+        """Kill it now; the object takes the state the master answers with."""
+        self.session.transport.run(kill_task(self.session, self))
+
+    def wait(self, timeout: float | None = None, *, interval: float | None = None) -> TaskState:
+        """Poll until the task is TERMINATED and return that state (``WaitTimeout`` after
+        ``timeout`` seconds). Polls back off from 0.25 s to every 5 s unless ``interval``
+        fixes the period."""
+        return self.session.transport.run(wait_for(self.session, self, timeout, interval))
+
+
+def _launch(
+    cls: type[G], session: Session | None, query: ExperimentQuery | None = None, **arguments: Any
+) -> G:
+    session = session or default_session()
+    body = launch_body(cls, query=query is not None, **arguments)
+    return session.transport.run(launch(session, session._class_of(cls), body, query))
+
+
+class Command(_TaskControl, t.Command):
+    @classmethod
+    def query(cls, session: Session | None = None) -> CommandQuery:
+        """Commands (``GET /api/v1/commands``): running ones, and those ended within 24 h."""
+        return CommandQuery(cls, session)
+
+    @classmethod
+    def launch(
+        cls,
+        entrypoint: str | Iterable[str],
+        *,
+        config: dict[str, Any] | None = None,
+        template: Template | str | None = None,
+        workspace: Workspace | int | None = None,
+        session: Session | None = None,
+    ) -> Command:
+        """Run ``entrypoint`` (a shell command line, or its argv) on the cluster; ``config``
+        and ``template`` as for ``det cmd run``. Returns the command, fully loaded."""
+        return _launch(
+            cls, session, entrypoint=entrypoint, config=config, template=template,
+            workspace=workspace,
+        )  # fmt: skip
+
+
+class Shell(_TaskControl, t.Shell):
+    @classmethod
+    def query(cls, session: Session | None = None) -> ShellQuery:
+        """Shells (``GET /api/v1/shells``)."""
+        return ShellQuery(cls, session)
+
+    @classmethod
+    def launch(
+        cls,
+        *,
+        config: dict[str, Any] | None = None,
+        template: Template | str | None = None,
+        workspace: Workspace | int | None = None,
+        session: Session | None = None,
+    ) -> Shell:
+        """Start a shell (connect to it with ``det shell open``)."""
+        return _launch(cls, session, config=config, template=template, workspace=workspace)
+
+
+class Notebook(_TaskControl, t.Notebook):
+    @classmethod
+    def query(cls, session: Session | None = None) -> NotebookQuery:
+        """Notebooks (``GET /api/v1/notebooks``)."""
+        return NotebookQuery(cls, session)
+
+    @classmethod
+    def launch(
+        cls,
+        *,
+        config: dict[str, Any] | None = None,
+        template: Template | str | None = None,
+        workspace: Workspace | int | None = None,
+        session: Session | None = None,
+    ) -> Notebook:
+        """Start a Jupyter notebook; open ``url`` once it is RUNNING."""
+        return _launch(cls, session, config=config, template=template, workspace=workspace)
+
+    @property
+    def url(self) -> str:
+        """Where the notebook answers: the master's proxy address (no request sent)."""
+        return proxy_url(self.session, self.service_address)
+
+
+class Tensorboard(_TaskControl, t.Tensorboard):
+    @classmethod
+    def query(cls, session: Session | None = None) -> TensorboardQuery:
+        """TensorBoards (``GET /api/v1/tensorboards``)."""
+        return TensorboardQuery(cls, session)
+
+    @classmethod
+    def launch(
+        cls,
+        *,
+        experiments: Iterable[Experiment | int] | None = None,
+        trials: Iterable[Trial | int] | None = None,
+        query: ExperimentQuery | None = None,
+        config: dict[str, Any] | None = None,
+        template: Template | str | None = None,
+        workspace: Workspace | int | None = None,
+        session: Session | None = None,
+    ) -> Tensorboard:
+        """Start a TensorBoard of ``experiments``, ``trials``, or the experiments ``query``
+        matches (sent as the master's ``filters`` when they can express it, else its ids)."""
+        return _launch(
+            cls, session, query, experiments=experiments, trials=trials, config=config,
+            template=template, workspace=workspace,
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """Where the TensorBoard answers: the master's proxy address (no request sent)."""
+        return proxy_url(self.session, self.service_address)
+
+    @property
+    def experiments(self) -> ExperimentQuery:
+        """The experiments it shows (a query: nothing is sent until it is iterated)."""
+        return Experiment.query(self.session).filter(id__in=list(self.experiment_ids))
+
+
+def proxy_url(session: SessionBase, service_address: str) -> str:
+    """The master's proxy address of a notebook or TensorBoard (both APIs)."""
+    return session.master.rstrip("/") + service_address
+
+
+class Template(_Sync, t.Template):
+    @classmethod
+    def query(cls, session: Session | None = None) -> TemplateQuery:
+        """Templates (``GET /api/v1/templates``)."""
+        return TemplateQuery(cls, session)
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        config: dict[str, Any],
+        *,
+        workspace: Workspace | int | None = None,
+        session: Session | None = None,
+    ) -> Template:
+        """A new template (``PostTemplate``; the master refuses a name that exists)."""
+        session = session or default_session()
+        op = create_template(session, session._class_of(cls), name, config, workspace)
+        return session.transport.run(op)
+
+    def delete(self) -> None:
+        """Delete this template now."""
+        self.session.transport.run(delete_template(self.session, self))
+
+    def rename(self, new_name: str) -> None:
+        """Rename it now (``PatchTemplateName``): the name is the template's key, so this is not
+        an edit the unit of work holds."""
+        self.session.transport.run(rename_template(self.session, self, new_name))
+
+
+class Job(_Sync, t.Job):
+    @classmethod
+    def query(cls, session: Session | None = None) -> JobQuery:
+        """Jobs of a resource pool's queue, in queue order (``GET /api/v1/job-queues-v2``;
+        the default pool unless filtered on ``resource_pool``)."""
+        return JobQuery(cls, session)
+
+    workspace = ToOne(lambda: Workspace, "workspace_id")
+    """The workspace of the job (identity map; fetched once)."""
+
+    def move(self, *, ahead_of: Job | None = None, behind_of: Job | None = None) -> None:
+        """Put this job ahead of (or behind) another of its pool: a pending priority edit, sent
+        by ``commit()`` with the other queue edits in one ``UpdateJobQueue`` (the master 0.38.1
+        refuses the deprecated ``aheadOf``/``behindOf``; the scheduler runs smaller priorities
+        first)."""
+        self.priority = move_priority(self, ahead_of, behind_of)
+
+
 def _sync(session: SessionLike | None) -> Session | None:
     assert session is None or isinstance(session, Session)
     return session
 
 
-RESOURCES = (User, Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion)
+RESOURCES = (
+    User, Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion, Command, Shell,
+    Notebook, Tensorboard, Task, Template, Job,
+)  # fmt: skip
 Session._classes = {cls.__name__: cls for cls in RESOURCES}
 _QUERIES: dict[str, type[Query[Any]]] = {
     "User": UserQuery, "Workspace": WorkspaceQuery, "Project": ProjectQuery,
     "Experiment": ExperimentQuery, "Trial": TrialQuery, "Checkpoint": CheckpointQuery,
-    "Model": ModelQuery, "ModelVersion": ModelVersionQuery,
+    "Model": ModelQuery, "ModelVersion": ModelVersionQuery, "Command": CommandQuery,
+    "Shell": ShellQuery, "Notebook": NotebookQuery, "Tensorboard": TensorboardQuery,
+    "Template": TemplateQuery,
+    "Job": JobQuery,
 }  # fmt: skip

@@ -27,7 +27,7 @@ __all__ = ["bulk_action", "delete_checkpoint", "experiment_action"]
 
 def bulk_action(
     query: Query[Any], action: BulkAction, destination: int | None = None
-) -> Op[BulkResult]:
+) -> Op[BulkResult[int]]:
     """Run ``action`` on every experiment the query matches; per-id results."""
     # A query knows its session as a QuerySession (its layer cannot name the ops' types); every
     # session is a SessionBase, which _api hands to the ops as an OpsSession (checked there).

@@ -38,7 +38,8 @@ MAX_RECONNECTS: Final = 20
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One log line of a trial."""
+    """One log line of a trial or a task (``trial_id`` is 0 for the logs of a command, shell,
+    notebook or TensorBoard; ``task_id`` and ``allocation_id`` are set for those)."""
 
     id: int
     trial_id: int
@@ -50,6 +51,8 @@ class LogEntry:
     rank_id: int | None
     source: str | None
     stdtype: str | None
+    task_id: str | None = None
+    allocation_id: str | None = None
 
     @classmethod
     def many_from_wire(cls, raws: list[bytes]) -> list[LogEntry]:
@@ -78,6 +81,8 @@ class LogEntry:
             line.get("rankId"),
             line.get("source"),
             line.get("stdtype"),
+            line.get("taskId"),
+            line.get("allocationId"),
         )
 
     def __str__(self) -> str:
@@ -145,9 +150,10 @@ def log_reader(
     until: datetime | str | None = None,
     limit: int | None = None,
     tail: int | None = None,
-) -> Callable[[Session, int], Rows[LogEntry]]:
-    """Validate the arguments (before anything is sent), once for any number of trials; the
-    reader of one trial's entries that they describe."""
+) -> Callable[[Session, int | str], Rows[LogEntry]]:
+    """Validate the arguments (before anything is sent), once for any number of trials or
+    tasks; the reader of one's entries that they describe (a trial by its id, an int; a task by
+    its id, a str: TrialLogs is TaskLogs on the master, with the same parameters)."""
     _check_arguments(follow=follow, search=search, regex=regex, limit=limit, tail=tail)
     pattern = None
     if regex and search:
@@ -170,10 +176,10 @@ def log_reader(
     elif limit is not None and not limit_here:
         params["limit"] = limit
 
-    def entries(session: Session, trial_id: int) -> Op[None]:
+    def entries(session: Session, key: int | str) -> Op[None]:
         if limit == 0 or tail == 0:
             return  # the master reads limit=0 as "no limit"
-        stream = _stream(session, trial_id, params, follow=follow)
+        stream = _stream(session, key, params, follow=follow)
         if tail is not None:
             yield from emit((yield from collect(stream))[::-1])
             return
@@ -192,16 +198,15 @@ def log_reader(
 
         yield from relay(stream, select)
 
-    return lambda session, trial_id: Rows(lambda: entries(session, trial_id))
+    return lambda session, key: Rows(lambda: entries(session, key))
 
 
-def _call(trial_id: int, params: dict[str, Any]) -> Call:
-    return Call(
-        "GET", path("/api/v1/trials/{id}/logs", id=trial_id), query_items(params), stream=True
-    )
+def _call(key: int | str, params: dict[str, Any]) -> Call:
+    route = "/api/v1/tasks/{id}/logs" if isinstance(key, str) else "/api/v1/trials/{id}/logs"
+    return Call("GET", path(route, id=key), query_items(params), stream=True)
 
 
-def _stream(session: Session, trial_id: int, params: dict[str, Any], *, follow: bool) -> Op[None]:
+def _stream(session: Session, key: int | str, params: dict[str, Any], *, follow: bool) -> Op[None]:
     descending = params.get("orderBy") == w.OrderBy.DESC.value
     last: LogEntry | None = None
     seen_up_to: int | None = None  # after a reconnect: the id of the last entry handed out
@@ -209,16 +214,16 @@ def _stream(session: Session, trial_id: int, params: dict[str, Any], *, follow: 
     def resume() -> Call:
         nonlocal seen_up_to
         if last is None:
-            return _call(trial_id, params)
+            return _call(key, params)
         seen_up_to = last.id
         if not follow or last.timestamp is None:
-            return _call(trial_id, params)  # read again from the start, skipping what was seen
+            return _call(key, params)  # read again from the start, skipping what was seen
         # A followed stream may run for days: resume a little before the last entry.
         resume_at = w.Timestamp.from_datetime(last.timestamp - RESUME_OVERLAP).rfc3339()
-        return _call(trial_id, dict(params, timestampAfter=resume_at))
+        return _call(key, dict(params, timestampAfter=resume_at))
 
     resumes = MAX_RECONNECTS if follow else None
-    reader = session.transport.results(_call(trial_id, params), resume, resumes=resumes)
+    reader = session.transport.results(_call(key, params), resume, resumes=resumes)
     while (batch := (yield from reader.batch())) is not None:
         entries = LogEntry.many_from_wire(batch)
         if seen_up_to is not None:

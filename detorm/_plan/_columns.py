@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from .._wire import CheckpointState, ExperimentState, TrialState, WireEnum, WorkspaceState
+from .._wire import (
+    CheckpointState,
+    ExperimentState,
+    JobState,
+    JobType,
+    TaskState,
+    TrialState,
+    WireEnum,
+    WorkspaceState,
+)
 
 __all__ = ["COLUMNS", "Column", "Kind", "LOOKUPS", "SCALAR_LOOKUPS", "column"]
 
@@ -116,7 +125,26 @@ COLUMNS: Final[dict[str, dict[str, Column]]] = {
         Column("active", B), Column("remote", B), Column("modified_at", T),
         Column("last_auth_at", T, nullable=True),
     ),
+    "Template": _cols(Column("name", S), Column("workspace_id", I)),
+    "Job": _cols(
+        Column("id", S), Column("type", "enum", JobType), Column("state", "enum", JobState),
+        Column("jobs_ahead", I), Column("resource_pool", S), Column("priority", I),
+        Column("weight", F), Column("requested_slots", I), Column("allocated_slots", I),
+        Column("workspace_id", I), Column("limited", B), Column("name", S),
+        Column("username", S), Column("user_id", I), Column("entity_id", S),
+        Column("submission_time", T, nullable=True),
+    ),
 }  # fmt: skip
+
+# Commands, shells, notebooks and TensorBoards: the fields every list row carries.
+_GENERIC_TASK: Final = _cols(
+    Column("id", S), Column("description", S), Column("state", "enum", TaskState),
+    Column("start_time", T), Column("username", S), Column("user_id", I),
+    Column("display_name", S), Column("workspace_id", I), Column("resource_pool", S),
+    Column("job_id", S), Column("exit_status", S, nullable=True),
+)  # fmt: skip
+for _name in ("Command", "Shell", "Notebook", "Tensorboard"):
+    COLUMNS[_name] = dict(_GENERIC_TASK)
 
 # Resources that can filter and sort on hyperparameters and metric summaries.
 SUPPORTS_HP_AND_METRICS: Final = frozenset({"Experiment", "Trial"})

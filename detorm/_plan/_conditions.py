@@ -433,6 +433,12 @@ def _check_names(ref: FieldRef) -> None:
     parts = [ref.group, *ref.name.split(".")] if ref.kind == "metric" else ref.name.split(".")
     if not all(parts):
         raise QueryError(f"{ref}: a name or one of its dotted parts is empty")
+    # The master reads a metric column with `([[:print:]]+?)\.([[:print:]]+)\.(min|max|...)`,
+    # searched anywhere in the text: any other character fails, or worse, moves the match.
+    if ref.kind == "metric" and not all(" " <= c <= "~" for part in parts for c in part):
+        raise QueryError(
+            f"{ref}: the master's metric names are printable ASCII (space to '~') only"
+        )
 
 
 def _free_value(ref: FieldRef, lookup: str, value: Any) -> Any:

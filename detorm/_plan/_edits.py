@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from typing import Any, Final, Literal
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from .._resources._base import Resource, TagSet
 from ._call import Call, path
@@ -117,10 +117,11 @@ class FlushPlan:
 
 # --- flushing edits --------------------------------------------------------------------------
 # Collections whose only write route replaces them whole (PatchModel, PatchModelVersion,
-# PostCheckpointMetadata): sent after a fresh read, so that others' edits are kept.
+# PostCheckpointMetadata, PatchTemplateConfig): sent after a fresh read, so that others' edits
+# are kept.
 _REPLACED_WHOLE: Final = frozenset({
     ("Model", "labels"), ("Model", "metadata"), ("ModelVersion", "labels"),
-    ("ModelVersion", "metadata"), ("Checkpoint", "metadata"),
+    ("ModelVersion", "metadata"), ("Checkpoint", "metadata"), ("Template", "config"),
 })  # fmt: skip
 
 
@@ -152,7 +153,12 @@ def plan_flush(changes: Sequence[Change], *, reread: Iterable[Resource] = ()) ->
     calls: list[PlannedCall] = []
     archive: dict[bool, list[Change]] = defaultdict(list)
     moves: dict[int, list[Change]] = defaultdict(list)
+    queue = [c for c in changes if c.resource == "Job"]
+    if queue:
+        calls.append(_queue_update(queue))
     for (resource, _), object_changes in by_object.items():
+        if resource == "Job":
+            continue
         for change in object_changes:
             if resource == "Experiment" and change.field == "archived":
                 archive[bool(change.new)].append(change)
@@ -169,6 +175,17 @@ def plan_flush(changes: Sequence[Change], *, reread: Iterable[Resource] = ()) ->
         calls.append(_bulk_move(group, destination))
     reads = dict.fromkeys([*reread, *(c.obj for c in changes if needs_fresh_read(c))])
     return FlushPlan(tuple(sorted(calls, key=lambda c: c.stage)), tuple(reads))
+
+
+_QUEUE_FIELDS: Final = {"priority": "priority", "weight": "weight", "resource_pool": "resourcePool"}
+
+
+def _queue_update(changes: Sequence[Change]) -> PlannedCall:
+    """Every queue edit of the commit in one ``UpdateJobQueue``: one ``QueueControl`` per
+    changed field (its action is a oneof), applied by the master in order."""
+    updates = [{"jobId": c.key, _QUEUE_FIELDS[c.field]: c.new} for c in changes]
+    call = Call("POST", "/api/v1/job-queues", body={"updates": updates})
+    return PlannedCall(call, "patch", EDIT, tuple(changes))
 
 
 def _source_project(changes: Sequence[Change]) -> int:
@@ -354,6 +371,26 @@ def _plain(value: Any) -> Any:
     return sorted(value) if isinstance(value, TagSet) else value
 
 
+def _template_calls(changes: Sequence[Change]) -> list[PlannedCall]:
+    (change,) = changes  # config is the only field edited through the unit of work
+    call = Call("PATCH", path("/api/v1/templates/{name}", name=change.key), body=change.new)
+    return [_patch_call(call, changes)]
+
+
+def _generic_task_calls(changes: Sequence[Change]) -> list[PlannedCall]:
+    (change,) = changes  # priority: SetCommandPriority and its siblings
+    collection = type(change.obj)._collection  # type: ignore[attr-defined]
+    call = Call(
+        "POST", path(f"/api/v1/{collection}/{{id}}/set_priority", id=change.key),
+        body={"priority": change.new},
+    )  # fmt: skip
+    return [_patch_call(call, changes)]
+
+
+def _patch_call(call: Call, changes: Sequence[Change]) -> PlannedCall:
+    return PlannedCall(call, "patch", EDIT, tuple(changes))
+
+
 _OBJECT_PLANNERS: Final = {
     "Experiment": _experiment_calls,
     "Project": _project_calls,
@@ -361,6 +398,11 @@ _OBJECT_PLANNERS: Final = {
     "Model": _model_calls,
     "ModelVersion": _model_version_calls,
     "Checkpoint": _checkpoint_calls,
+    "Template": _template_calls,
+    "Command": _generic_task_calls,
+    "Shell": _generic_task_calls,
+    "Notebook": _generic_task_calls,
+    "Tensorboard": _generic_task_calls,
 }
 
 
@@ -457,22 +499,26 @@ def plan_bulk(
     return BulkPlan(action, project, filters, destination)
 
 
+K = TypeVar("K", int, str)
+
+
 @dataclass(frozen=True)
-class BulkResult:
-    """The per-id outcome of a bulk action: an empty message means success."""
+class BulkResult(Generic[K]):
+    """The per-id outcome of a bulk action: an empty message means success (ids are ints for
+    experiments, task ids for commands and their siblings)."""
 
     action: str
-    outcomes: dict[int, str]
+    outcomes: dict[K, str]
 
     @property
-    def succeeded(self) -> list[int]:
+    def succeeded(self) -> list[K]:
         return sorted(k for k, error in self.outcomes.items() if not error)
 
     @property
-    def failed(self) -> dict[int, str]:
+    def failed(self) -> dict[K, str]:
         return {k: error for k, error in sorted(self.outcomes.items()) if error}
 
-    def raise_for_errors(self) -> BulkResult:
+    def raise_for_errors(self) -> BulkResult[K]:
         """Raise :class:`~detorm.errors.BulkActionError` if any id failed; else return self."""
         from ..errors import BulkActionError
 

@@ -10,7 +10,7 @@ from typing import Any, Final
 from .. import _wire as w
 from .._resources._base import Resource
 from .._resources._base import SessionLike as Session
-from .._resources._inputs import check_id, require, shown
+from .._resources._inputs import check_id, check_text, require, shown
 from .._resources._models import (
     Checkpoint,
     Experiment,
@@ -21,10 +21,25 @@ from .._resources._models import (
     User,
     Workspace,
 )
-from ..errors import InvalidType, InvalidValue, QueryError
+from .._resources._tasks import (
+    GENERIC_TASKS,
+    GenericTask,
+    Job,
+    Task,
+    Template,
+    check_template_name,
+)
+from ..errors import InvalidType, InvalidValue, NotFound, QueryError
 from ._call import Call, path
 
-__all__ = ["ROW_LOADERS", "check_key", "check_resource", "refetch", "single_fetch"]
+__all__ = [
+    "GENERIC_TASK_RESPONSES",
+    "ROW_LOADERS",
+    "check_key",
+    "check_resource",
+    "refetch",
+    "single_fetch",
+]
 
 RowLoader = Callable[[Session, Any], Resource]
 
@@ -99,6 +114,10 @@ def _model_version(session: Session, row: w.ModelVersion) -> Resource:
     return session.merge(ModelVersion, ModelVersion.values_from_wire(row))
 
 
+def _generic_task_row(cls: type[GenericTask]) -> RowLoader:
+    return lambda session, row: session.merge(cls, cls.values_from_wire(row))
+
+
 ROW_LOADERS: Final[dict[str, RowLoader]] = {
     "GetExperiments": lambda s, r: s.merge(Experiment, Experiment.values_from_wire(r, view="list")),
     "SearchExperiments": _search_experiment,
@@ -113,6 +132,10 @@ ROW_LOADERS: Final[dict[str, RowLoader]] = {
     "GetModels": lambda s, r: s.merge(Model, Model.values_from_wire(r)),
     "GetModelVersions": _model_version,
     "GetUsers": lambda s, r: s.merge(User, User.values_from_wire(r)),
+    "GetTemplates": lambda s, r: s.merge(Template, Template.values_from_wire(r)),
+    "GetJobsV2": lambda s, r: s.merge(Job, Job.values_from_wire(r)),
+    # List rows carry no config (nor the priority in it): those stay as loaded.
+    **{f"Get{cls._collection.capitalize()}": _generic_task_row(cls) for cls in GENERIC_TASKS},
 }
 
 
@@ -127,13 +150,32 @@ class _Single:
     response: type[w.WireModel]
     field: str
     values: Callable[[Any], dict[str, Any]]
+    # Commands and their siblings: the answer's config goes with the object.
+    with_config: bool = False
 
     def parse(self, content: bytes) -> dict[str, Any]:
-        found = getattr(self.response.model_validate_json(content), self.field)
+        response = self.response.model_validate_json(content)
+        found = getattr(response, self.field)
         if found is None:
             raise QueryError(f"the master's answer holds no {self.field}")
+        if self.with_config:
+            return generic_task_values(found, getattr(response, "config", None) or {})
         return self.values(found)
 
+
+def generic_task_values(wire: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """A command's (shell's...) values from an answer that carries its config."""
+    cls = _GENERIC_BY_WIRE[type(wire).__name__]
+    return cls.values_from_wire(wire, config)
+
+
+_GENERIC_BY_WIRE: Final[dict[str, type[GenericTask]]] = {c.__name__: c for c in GENERIC_TASKS}
+
+
+GENERIC_TASK_RESPONSES: Final[dict[str, type[w.WireModel]]] = {
+    "Command": w.CommandResponse, "Shell": w.ShellResponse, "Notebook": w.NotebookResponse,
+    "Tensorboard": w.TensorboardResponse,
+}  # fmt: skip
 
 _SINGLE: Final = {
     "Experiment": _Single(
@@ -155,6 +197,17 @@ _SINGLE: Final = {
         ModelVersion.values_from_wire,
     ),
     "User": _Single("/api/v1/users/{key}", w.UserResponse, "user", User.values_from_wire),
+    "Task": _Single("/api/v1/tasks/{key}", w.GetTaskResponse, "task", Task.values_from_wire),
+    "Template": _Single(
+        "/api/v1/templates/{key}", w.TemplateResponse, "template", Template.values_from_wire
+    ),
+    **{
+        cls.__name__: _Single(
+            f"/api/v1/{cls._collection}/{{key}}", GENERIC_TASK_RESPONSES[cls.__name__],
+            cls.__name__.lower(), cls.values_from_wire, with_config=True,
+        )
+        for cls in GENERIC_TASKS
+    },
 }  # fmt: skip
 
 
@@ -163,11 +216,19 @@ def check_resource(resource: object) -> None:
     if not (
         isinstance(resource, type)
         and issubclass(resource, Resource)
-        and resource.__name__ in _SINGLE
+        and (resource.__name__ in _SINGLE or resource.__name__ == "Job")
     ):
         raise InvalidType(
-            f"expected a resource class ({', '.join(sorted(_SINGLE))}), not {shown(resource)}"
+            f"expected a resource class ({', '.join(sorted([*_SINGLE, 'Job']))}), not "
+            f"{shown(resource)}"
         )
+
+
+_QUEUE_PATH: Final = "/api/v1/job-queues-v2"
+_QUEUE_LIMIT: Final = 100_000  # in-memory pagination: the whole queue in one answer
+
+# Task ids: uuids for commands and their siblings, "<experiment>.<trial>..." for trials.
+_TEXT_KEYS: Final = frozenset({"Task", "Job", *(cls.__name__ for cls in GENERIC_TASKS)})
 
 
 def check_key(resource: type[Resource], key: object) -> None:
@@ -188,6 +249,14 @@ def check_key(resource: type[Resource], key: object) -> None:
             check_id(where, key)
         elif not key:
             raise InvalidValue(f"{where} must be a model id or a non-empty name, not ''")
+    elif name == "Template":
+        check_template_name(where, key)
+    elif name in _TEXT_KEYS:
+        require(where, key, str, f"a {name.lower()} id (a str)")
+        assert isinstance(key, str)
+        if not key:
+            raise InvalidValue(f"{where} must be a non-empty id, not ''")
+        check_text(where, key)
     elif name == "ModelVersion":
         if not (isinstance(key, tuple) and len(key) == 2):
             raise InvalidType(
@@ -199,9 +268,28 @@ def check_key(resource: type[Resource], key: object) -> None:
         check_id(where, key, what="an id (an int)")
 
 
+def _job_in_queue(key: str) -> Callable[[bytes], dict[str, Any]]:
+    def parse(content: bytes) -> dict[str, Any]:
+        for row in w.GetJobsV2Response.model_validate_json(content).jobs:
+            job = row.full or row.limited
+            if job is not None and job.job_id == key:
+                return Job.values_from_wire(row)
+        raise NotFound(
+            method="GET", path=_QUEUE_PATH, status=404,
+            message=f"job '{key}' is not in the default pool's queue (it ended, or it waits "
+            "in another pool: Job.query().filter(resource_pool=...) finds it there)",
+        )  # fmt: skip
+
+    return parse
+
+
 def single_fetch(cls: type[Resource], key: Any) -> tuple[Call, Callable[[bytes], dict[str, Any]]]:
     """The GET that loads one object completely, and how to read its values from the answer
-    (``key`` was checked by :func:`check_key`, or comes from the object itself)."""
+    (``key`` was checked by :func:`check_key`, or comes from the object itself). The master
+    has no GET of one job: a job is found in its pool's queue (one request)."""
+    if cls.__name__ == "Job":
+        params = (("limit", str(_QUEUE_LIMIT)),)
+        return Call("GET", _QUEUE_PATH, params, read_only=True), _job_in_queue(key)
     spec = _SINGLE[cls.__name__]
     if cls.__name__ == "ModelVersion":
         return Call("GET", path(spec.path, model=key[0], version=key[1])), spec.parse
@@ -209,6 +297,10 @@ def single_fetch(cls: type[Resource], key: Any) -> tuple[Call, Callable[[bytes],
 
 
 def refetch(obj: Resource) -> tuple[Call, Callable[[bytes], dict[str, Any]]]:
-    """The GET that reads ``obj`` again (a model version by its model and number)."""
+    """The GET that reads ``obj`` again (a model version by its model and number; a job in
+    its own pool's queue)."""
+    if isinstance(obj, Job):
+        params = (("resourcePool", obj.resource_pool), ("limit", str(_QUEUE_LIMIT)))
+        return Call("GET", _QUEUE_PATH, params, read_only=True), _job_in_queue(obj.id)
     key = (obj.model_id, obj.version) if isinstance(obj, ModelVersion) else obj.pk
     return single_fetch(type(obj), key)

@@ -9,11 +9,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal, TypedDict
 
-from .._wire import CheckpointState, ExperimentState, TrialState, WorkspaceState
+from .._wire import CheckpointState, ExperimentState, JobState, JobType, TaskState, TrialState, WorkspaceState
 
 CheckpointStateName = Literal["UNSPECIFIED", "ACTIVE", "COMPLETED", "ERROR", "DELETED", "PARTIALLY_DELETED"]
 
 ExperimentStateName = Literal["UNSPECIFIED", "ACTIVE", "PAUSED", "STOPPING_COMPLETED", "STOPPING_CANCELED", "STOPPING_ERROR", "COMPLETED", "CANCELED", "ERROR", "DELETED", "DELETING", "DELETE_FAILED", "STOPPING_KILLED", "QUEUED", "PULLING", "STARTING", "RUNNING"]
+
+JobStateName = Literal["UNSPECIFIED", "QUEUED", "SCHEDULED", "SCHEDULED_BACKFILLED"]
+
+JobTypeName = Literal["UNSPECIFIED", "EXPERIMENT", "NOTEBOOK", "TENSORBOARD", "SHELL", "COMMAND", "CHECKPOINT_GC", "EXTERNAL", "GENERIC"]
+
+TaskStateName = Literal["UNSPECIFIED", "PULLING", "STARTING", "RUNNING", "TERMINATED", "TERMINATING", "QUEUED", "WAITING"]
 
 TrialStateName = Literal["UNSPECIFIED", "ACTIVE", "PAUSED", "STOPPING_CANCELED", "STOPPING_KILLED", "STOPPING_COMPLETED", "STOPPING_ERROR", "CANCELED", "COMPLETED", "ERROR", "QUEUED", "PULLING", "STARTING", "RUNNING"]
 
@@ -676,3 +682,484 @@ class UserLookups(TypedDict, total=False):
 
 
 UserOrderKey = Literal["id", "-id", "username", "-username", "display_name", "-display_name", "admin", "-admin", "active", "-active", "remote", "-remote", "modified_at", "-modified_at", "last_auth_at", "-last_auth_at"]
+
+class TemplateLookups(TypedDict, total=False):
+    """Keyword lookups of ``Template.query().filter()``."""
+
+    name: str
+    name__contains: str
+    name__gt: str
+    name__gte: str
+    name__in: Iterable[str]
+    name__lt: str
+    name__lte: str
+    name__ne: str
+    workspace_id: int
+    workspace_id__gt: int
+    workspace_id__gte: int
+    workspace_id__in: Iterable[int]
+    workspace_id__lt: int
+    workspace_id__lte: int
+    workspace_id__ne: int
+
+
+TemplateOrderKey = Literal["name", "-name", "workspace_id", "-workspace_id"]
+
+class JobLookups(TypedDict, total=False):
+    """Keyword lookups of ``Job.query().filter()``."""
+
+    id: str
+    id__contains: str
+    id__gt: str
+    id__gte: str
+    id__in: Iterable[str]
+    id__lt: str
+    id__lte: str
+    id__ne: str
+    type: JobType | JobTypeName
+    type__in: Iterable[JobType | JobTypeName]
+    type__ne: JobType | JobTypeName
+    state: JobState | JobStateName
+    state__in: Iterable[JobState | JobStateName]
+    state__ne: JobState | JobStateName
+    jobs_ahead: int
+    jobs_ahead__gt: int
+    jobs_ahead__gte: int
+    jobs_ahead__in: Iterable[int]
+    jobs_ahead__lt: int
+    jobs_ahead__lte: int
+    jobs_ahead__ne: int
+    resource_pool: str
+    resource_pool__contains: str
+    resource_pool__gt: str
+    resource_pool__gte: str
+    resource_pool__in: Iterable[str]
+    resource_pool__lt: str
+    resource_pool__lte: str
+    resource_pool__ne: str
+    priority: int
+    priority__gt: int
+    priority__gte: int
+    priority__in: Iterable[int]
+    priority__lt: int
+    priority__lte: int
+    priority__ne: int
+    weight: float
+    weight__gt: float
+    weight__gte: float
+    weight__in: Iterable[float]
+    weight__lt: float
+    weight__lte: float
+    weight__ne: float
+    requested_slots: int
+    requested_slots__gt: int
+    requested_slots__gte: int
+    requested_slots__in: Iterable[int]
+    requested_slots__lt: int
+    requested_slots__lte: int
+    requested_slots__ne: int
+    allocated_slots: int
+    allocated_slots__gt: int
+    allocated_slots__gte: int
+    allocated_slots__in: Iterable[int]
+    allocated_slots__lt: int
+    allocated_slots__lte: int
+    allocated_slots__ne: int
+    workspace_id: int
+    workspace_id__gt: int
+    workspace_id__gte: int
+    workspace_id__in: Iterable[int]
+    workspace_id__lt: int
+    workspace_id__lte: int
+    workspace_id__ne: int
+    limited: bool
+    limited__ne: bool
+    name: str
+    name__contains: str
+    name__gt: str
+    name__gte: str
+    name__in: Iterable[str]
+    name__lt: str
+    name__lte: str
+    name__ne: str
+    username: str
+    username__contains: str
+    username__gt: str
+    username__gte: str
+    username__in: Iterable[str]
+    username__lt: str
+    username__lte: str
+    username__ne: str
+    user_id: int
+    user_id__gt: int
+    user_id__gte: int
+    user_id__in: Iterable[int]
+    user_id__lt: int
+    user_id__lte: int
+    user_id__ne: int
+    entity_id: str
+    entity_id__contains: str
+    entity_id__gt: str
+    entity_id__gte: str
+    entity_id__in: Iterable[str]
+    entity_id__lt: str
+    entity_id__lte: str
+    entity_id__ne: str
+    submission_time: datetime | str
+    submission_time__gt: datetime | str
+    submission_time__gte: datetime | str
+    submission_time__isnull: bool
+    submission_time__lt: datetime | str
+    submission_time__lte: datetime | str
+    submission_time__ne: datetime | str
+
+
+JobOrderKey = Literal["id", "-id", "type", "-type", "state", "-state", "jobs_ahead", "-jobs_ahead", "resource_pool", "-resource_pool", "priority", "-priority", "weight", "-weight", "requested_slots", "-requested_slots", "allocated_slots", "-allocated_slots", "workspace_id", "-workspace_id", "limited", "-limited", "name", "-name", "username", "-username", "user_id", "-user_id", "entity_id", "-entity_id", "submission_time", "-submission_time"]
+
+class CommandLookups(TypedDict, total=False):
+    """Keyword lookups of ``Command.query().filter()``."""
+
+    id: str
+    id__contains: str
+    id__gt: str
+    id__gte: str
+    id__in: Iterable[str]
+    id__lt: str
+    id__lte: str
+    id__ne: str
+    description: str
+    description__contains: str
+    description__gt: str
+    description__gte: str
+    description__in: Iterable[str]
+    description__lt: str
+    description__lte: str
+    description__ne: str
+    state: TaskState | TaskStateName
+    state__in: Iterable[TaskState | TaskStateName]
+    state__ne: TaskState | TaskStateName
+    start_time: datetime | str
+    start_time__gt: datetime | str
+    start_time__gte: datetime | str
+    start_time__lt: datetime | str
+    start_time__lte: datetime | str
+    start_time__ne: datetime | str
+    username: str
+    username__contains: str
+    username__gt: str
+    username__gte: str
+    username__in: Iterable[str]
+    username__lt: str
+    username__lte: str
+    username__ne: str
+    user_id: int
+    user_id__gt: int
+    user_id__gte: int
+    user_id__in: Iterable[int]
+    user_id__lt: int
+    user_id__lte: int
+    user_id__ne: int
+    display_name: str
+    display_name__contains: str
+    display_name__gt: str
+    display_name__gte: str
+    display_name__in: Iterable[str]
+    display_name__lt: str
+    display_name__lte: str
+    display_name__ne: str
+    workspace_id: int
+    workspace_id__gt: int
+    workspace_id__gte: int
+    workspace_id__in: Iterable[int]
+    workspace_id__lt: int
+    workspace_id__lte: int
+    workspace_id__ne: int
+    resource_pool: str
+    resource_pool__contains: str
+    resource_pool__gt: str
+    resource_pool__gte: str
+    resource_pool__in: Iterable[str]
+    resource_pool__lt: str
+    resource_pool__lte: str
+    resource_pool__ne: str
+    job_id: str
+    job_id__contains: str
+    job_id__gt: str
+    job_id__gte: str
+    job_id__in: Iterable[str]
+    job_id__lt: str
+    job_id__lte: str
+    job_id__ne: str
+    exit_status: str
+    exit_status__contains: str
+    exit_status__gt: str
+    exit_status__gte: str
+    exit_status__in: Iterable[str]
+    exit_status__isnull: bool
+    exit_status__lt: str
+    exit_status__lte: str
+    exit_status__ne: str
+
+
+CommandOrderKey = Literal["id", "-id", "description", "-description", "state", "-state", "start_time", "-start_time", "username", "-username", "user_id", "-user_id", "display_name", "-display_name", "workspace_id", "-workspace_id", "resource_pool", "-resource_pool", "job_id", "-job_id", "exit_status", "-exit_status"]
+
+class ShellLookups(TypedDict, total=False):
+    """Keyword lookups of ``Shell.query().filter()``."""
+
+    id: str
+    id__contains: str
+    id__gt: str
+    id__gte: str
+    id__in: Iterable[str]
+    id__lt: str
+    id__lte: str
+    id__ne: str
+    description: str
+    description__contains: str
+    description__gt: str
+    description__gte: str
+    description__in: Iterable[str]
+    description__lt: str
+    description__lte: str
+    description__ne: str
+    state: TaskState | TaskStateName
+    state__in: Iterable[TaskState | TaskStateName]
+    state__ne: TaskState | TaskStateName
+    start_time: datetime | str
+    start_time__gt: datetime | str
+    start_time__gte: datetime | str
+    start_time__lt: datetime | str
+    start_time__lte: datetime | str
+    start_time__ne: datetime | str
+    username: str
+    username__contains: str
+    username__gt: str
+    username__gte: str
+    username__in: Iterable[str]
+    username__lt: str
+    username__lte: str
+    username__ne: str
+    user_id: int
+    user_id__gt: int
+    user_id__gte: int
+    user_id__in: Iterable[int]
+    user_id__lt: int
+    user_id__lte: int
+    user_id__ne: int
+    display_name: str
+    display_name__contains: str
+    display_name__gt: str
+    display_name__gte: str
+    display_name__in: Iterable[str]
+    display_name__lt: str
+    display_name__lte: str
+    display_name__ne: str
+    workspace_id: int
+    workspace_id__gt: int
+    workspace_id__gte: int
+    workspace_id__in: Iterable[int]
+    workspace_id__lt: int
+    workspace_id__lte: int
+    workspace_id__ne: int
+    resource_pool: str
+    resource_pool__contains: str
+    resource_pool__gt: str
+    resource_pool__gte: str
+    resource_pool__in: Iterable[str]
+    resource_pool__lt: str
+    resource_pool__lte: str
+    resource_pool__ne: str
+    job_id: str
+    job_id__contains: str
+    job_id__gt: str
+    job_id__gte: str
+    job_id__in: Iterable[str]
+    job_id__lt: str
+    job_id__lte: str
+    job_id__ne: str
+    exit_status: str
+    exit_status__contains: str
+    exit_status__gt: str
+    exit_status__gte: str
+    exit_status__in: Iterable[str]
+    exit_status__isnull: bool
+    exit_status__lt: str
+    exit_status__lte: str
+    exit_status__ne: str
+
+
+ShellOrderKey = Literal["id", "-id", "description", "-description", "state", "-state", "start_time", "-start_time", "username", "-username", "user_id", "-user_id", "display_name", "-display_name", "workspace_id", "-workspace_id", "resource_pool", "-resource_pool", "job_id", "-job_id", "exit_status", "-exit_status"]
+
+class NotebookLookups(TypedDict, total=False):
+    """Keyword lookups of ``Notebook.query().filter()``."""
+
+    id: str
+    id__contains: str
+    id__gt: str
+    id__gte: str
+    id__in: Iterable[str]
+    id__lt: str
+    id__lte: str
+    id__ne: str
+    description: str
+    description__contains: str
+    description__gt: str
+    description__gte: str
+    description__in: Iterable[str]
+    description__lt: str
+    description__lte: str
+    description__ne: str
+    state: TaskState | TaskStateName
+    state__in: Iterable[TaskState | TaskStateName]
+    state__ne: TaskState | TaskStateName
+    start_time: datetime | str
+    start_time__gt: datetime | str
+    start_time__gte: datetime | str
+    start_time__lt: datetime | str
+    start_time__lte: datetime | str
+    start_time__ne: datetime | str
+    username: str
+    username__contains: str
+    username__gt: str
+    username__gte: str
+    username__in: Iterable[str]
+    username__lt: str
+    username__lte: str
+    username__ne: str
+    user_id: int
+    user_id__gt: int
+    user_id__gte: int
+    user_id__in: Iterable[int]
+    user_id__lt: int
+    user_id__lte: int
+    user_id__ne: int
+    display_name: str
+    display_name__contains: str
+    display_name__gt: str
+    display_name__gte: str
+    display_name__in: Iterable[str]
+    display_name__lt: str
+    display_name__lte: str
+    display_name__ne: str
+    workspace_id: int
+    workspace_id__gt: int
+    workspace_id__gte: int
+    workspace_id__in: Iterable[int]
+    workspace_id__lt: int
+    workspace_id__lte: int
+    workspace_id__ne: int
+    resource_pool: str
+    resource_pool__contains: str
+    resource_pool__gt: str
+    resource_pool__gte: str
+    resource_pool__in: Iterable[str]
+    resource_pool__lt: str
+    resource_pool__lte: str
+    resource_pool__ne: str
+    job_id: str
+    job_id__contains: str
+    job_id__gt: str
+    job_id__gte: str
+    job_id__in: Iterable[str]
+    job_id__lt: str
+    job_id__lte: str
+    job_id__ne: str
+    exit_status: str
+    exit_status__contains: str
+    exit_status__gt: str
+    exit_status__gte: str
+    exit_status__in: Iterable[str]
+    exit_status__isnull: bool
+    exit_status__lt: str
+    exit_status__lte: str
+    exit_status__ne: str
+
+
+NotebookOrderKey = Literal["id", "-id", "description", "-description", "state", "-state", "start_time", "-start_time", "username", "-username", "user_id", "-user_id", "display_name", "-display_name", "workspace_id", "-workspace_id", "resource_pool", "-resource_pool", "job_id", "-job_id", "exit_status", "-exit_status"]
+
+class TensorboardLookups(TypedDict, total=False):
+    """Keyword lookups of ``Tensorboard.query().filter()``."""
+
+    id: str
+    id__contains: str
+    id__gt: str
+    id__gte: str
+    id__in: Iterable[str]
+    id__lt: str
+    id__lte: str
+    id__ne: str
+    description: str
+    description__contains: str
+    description__gt: str
+    description__gte: str
+    description__in: Iterable[str]
+    description__lt: str
+    description__lte: str
+    description__ne: str
+    state: TaskState | TaskStateName
+    state__in: Iterable[TaskState | TaskStateName]
+    state__ne: TaskState | TaskStateName
+    start_time: datetime | str
+    start_time__gt: datetime | str
+    start_time__gte: datetime | str
+    start_time__lt: datetime | str
+    start_time__lte: datetime | str
+    start_time__ne: datetime | str
+    username: str
+    username__contains: str
+    username__gt: str
+    username__gte: str
+    username__in: Iterable[str]
+    username__lt: str
+    username__lte: str
+    username__ne: str
+    user_id: int
+    user_id__gt: int
+    user_id__gte: int
+    user_id__in: Iterable[int]
+    user_id__lt: int
+    user_id__lte: int
+    user_id__ne: int
+    display_name: str
+    display_name__contains: str
+    display_name__gt: str
+    display_name__gte: str
+    display_name__in: Iterable[str]
+    display_name__lt: str
+    display_name__lte: str
+    display_name__ne: str
+    workspace_id: int
+    workspace_id__gt: int
+    workspace_id__gte: int
+    workspace_id__in: Iterable[int]
+    workspace_id__lt: int
+    workspace_id__lte: int
+    workspace_id__ne: int
+    resource_pool: str
+    resource_pool__contains: str
+    resource_pool__gt: str
+    resource_pool__gte: str
+    resource_pool__in: Iterable[str]
+    resource_pool__lt: str
+    resource_pool__lte: str
+    resource_pool__ne: str
+    job_id: str
+    job_id__contains: str
+    job_id__gt: str
+    job_id__gte: str
+    job_id__in: Iterable[str]
+    job_id__lt: str
+    job_id__lte: str
+    job_id__ne: str
+    exit_status: str
+    exit_status__contains: str
+    exit_status__gt: str
+    exit_status__gte: str
+    exit_status__in: Iterable[str]
+    exit_status__isnull: bool
+    exit_status__lt: str
+    exit_status__lte: str
+    exit_status__ne: str
+
+
+TensorboardOrderKey = Literal["id", "-id", "description", "-description", "state", "-state", "start_time", "-start_time", "username", "-username", "user_id", "-user_id", "display_name", "-display_name", "workspace_id", "-workspace_id", "resource_pool", "-resource_pool", "job_id", "-job_id", "exit_status", "-exit_status"]

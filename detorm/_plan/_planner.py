@@ -1086,6 +1086,104 @@ def _plan_users(query: Query) -> Plan:
     return _finish(query, source, _join(residual + pusher.residual), client_order)
 
 
+# Commands, shells, notebooks, TensorBoards, templates -----------------------------------------
+_GENERIC_TASK_SOURCES: Final[dict[str, tuple[str, str, type[w.WireModel], str]]] = {
+    "Command": ("GetCommands", "/api/v1/commands", w.CommandsResponse, "commands"),
+    "Shell": ("GetShells", "/api/v1/shells", w.ShellsResponse, "shells"),
+    "Notebook": ("GetNotebooks", "/api/v1/notebooks", w.NotebooksResponse, "notebooks"),
+    "Tensorboard": (
+        "GetTensorboards", "/api/v1/tensorboards", w.TensorboardsResponse, "tensorboards"
+    ),
+}  # fmt: skip
+# SORT_BY_WORKSPACE_ID names a field (5) none of the four messages has: the master's api.Sort
+# fails on it (a nil dereference, 500) once two tasks are listed, so it is sorted here.
+_GENERIC_TASK_SORT: Final = {
+    "id": w.TaskSortBy.ID, "description": w.TaskSortBy.DESCRIPTION,
+    "start_time": w.TaskSortBy.START_TIME,
+}  # fmt: skip
+
+
+def _plan_generic_tasks(query: Query) -> Plan:
+    # The command service lists a type's tasks (running, and ended within 24 hours), keeps
+    # those of `users` OR `userIds` (either list alone filters; both make a union), and those of
+    # `workspaceId` (0: every workspace).
+    pusher = _SimpleParams(exact={"workspace_id": "workspaceId"})
+    for cond in conjuncts(query._where):
+        if not _push_task_user(cond, pusher.params):
+            pusher.push_all(cond)
+    client_order = _simple_sort(query, _GENERIC_TASK_SORT, pusher.params)
+    operation, list_path, response, rows = _GENERIC_TASK_SOURCES[query.resource.__name__]
+    source = Source(
+        query.resource.__name__, operation, "GET", list_path, "memory", response, rows,
+        params=query_items(pusher.params),
+    )  # fmt: skip
+    return _finish(query, source, _join(pusher.residual), client_order)
+
+
+def _push_task_user(cond: Condition, params: dict[str, Any]) -> bool:
+    """Push one user filter, as ``users`` or ``userIds``: never both (a union)."""
+    if "users" in params or "userIds" in params:
+        return False
+    for column, param in (("username", "users"), ("user_id", "userIds")):
+        leaf = _column_leaf(cond, column, ("exact", "in"))
+        if leaf is not None:
+            values = list(leaf.value) if leaf.lookup == "in" else [leaf.value]
+            if values and _listable(*values):
+                params[param] = values
+                return True
+    return False
+
+
+def _plan_templates(query: Query) -> Plan:
+    # name= is ILIKE '%v%' (the client checks the exact match and the case); the master sorts
+    # by name only (its default order).
+    pusher = _SimpleParams(many={"workspace_id": "workspaceIds"})
+    residual: list[Condition] = []
+    for cond in conjuncts(query._where):
+        leaf = _column_leaf(cond, "name", ("exact", "contains"))
+        if leaf is not None and "name" not in pusher.params:
+            if leaf.value:
+                pusher.params["name"] = like_escape(leaf.value)
+            residual.append(cond)
+        else:
+            pusher.push_all(cond)
+    client_order = _simple_sort(query, {"name": w.TemplateSortBy.NAME}, pusher.params)
+    source = Source(
+        "Template", "GetTemplates", "GET", "/api/v1/templates", "sql", w.TemplatesResponse,
+        "templates", params=query_items(pusher.params),
+    )  # fmt: skip
+    return _finish(query, source, _join(residual + pusher.residual), client_order)
+
+
+def _plan_jobs(query: Query) -> Plan:
+    # GetJobsV2 lists one pool's queue (the default pool without resourcePool), in queue order
+    # (orderBy reverses it), keeps `states`, and pages in memory (limit 0 means 100).
+    params: dict[str, Any] = {}
+    residual: list[Condition] = []
+    for cond in conjuncts(query._where):
+        pool = _column_leaf(cond, "resource_pool")
+        states = _column_leaf(cond, "state", ("exact", "in"))
+        if pool is not None and "resourcePool" not in params and pool.value:
+            params["resourcePool"] = pool.value
+        elif states is not None and "states" not in params:
+            values = list(states.value) if states.lookup == "in" else [states.value]
+            if not values:
+                residual.append(cond)
+                continue
+            params["states"] = values
+        else:
+            residual.append(cond)
+    client_order: tuple[Ordering, ...] = query._order
+    if len(query._order) == 1 and query._order[0].field.name == "jobs_ahead":
+        params["orderBy"] = w.OrderBy.DESC if query._order[0].descending else w.OrderBy.ASC
+        client_order = ()
+    source = Source(
+        "Job", "GetJobsV2", "GET", "/api/v1/job-queues-v2", "memory", w.GetJobsV2Response,
+        "jobs", params=query_items(params),
+    )  # fmt: skip
+    return _finish(query, source, _join(residual), client_order)
+
+
 _PLANNERS: Final[dict[str, Callable[[Query], Plan]]] = {
     "Experiment": _plan_experiments,
     "Trial": _plan_trials,
@@ -1095,6 +1193,12 @@ _PLANNERS: Final[dict[str, Callable[[Query], Plan]]] = {
     "Model": _plan_models,
     "ModelVersion": _plan_model_versions,
     "User": _plan_users,
+    "Command": _plan_generic_tasks,
+    "Shell": _plan_generic_tasks,
+    "Notebook": _plan_generic_tasks,
+    "Tensorboard": _plan_generic_tasks,
+    "Template": _plan_templates,
+    "Job": _plan_jobs,
 }
 
 

@@ -30,14 +30,26 @@ from ._conditions import (
 from ._lookups import (
     CheckpointLookups,
     CheckpointOrderKey,
+    CommandLookups,
+    CommandOrderKey,
     ExperimentLookups,
     ExperimentOrderKey,
+    JobLookups,
+    JobOrderKey,
     ModelLookups,
     ModelOrderKey,
     ModelVersionLookups,
     ModelVersionOrderKey,
+    NotebookLookups,
+    NotebookOrderKey,
     ProjectLookups,
     ProjectOrderKey,
+    ShellLookups,
+    ShellOrderKey,
+    TemplateLookups,
+    TemplateOrderKey,
+    TensorboardLookups,
+    TensorboardOrderKey,
     TrialLookups,
     TrialOrderKey,
     UserLookups,
@@ -399,4 +411,88 @@ class UserFilters(QueryBase[R]):
 
     def order_by(self, *keys: UserOrderKey | Ordering) -> Self:
         """Sort by fields (``"-name"`` descends), ``hp``/``metrics`` orderings; replaces any order."""
+        return self._order_by(keys)
+
+
+class CommandFilters(QueryBase[R]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[CommandLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[CommandLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: CommandOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends); replaces any order."""
+        return self._order_by(keys)
+
+
+class ShellFilters(QueryBase[R]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[ShellLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[ShellLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: ShellOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends); replaces any order."""
+        return self._order_by(keys)
+
+
+class NotebookFilters(QueryBase[R]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[NotebookLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[NotebookLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: NotebookOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends); replaces any order."""
+        return self._order_by(keys)
+
+
+class TensorboardFilters(QueryBase[R]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[TensorboardLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[TensorboardLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: TensorboardOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends); replaces any order."""
+        return self._order_by(keys)
+
+
+class TemplateFilters(QueryBase[R]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[TemplateLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[TemplateLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: TemplateOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends); replaces any order."""
+        return self._order_by(keys)
+
+
+class JobFilters(QueryBase[R]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[JobLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[JobLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: JobOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends); replaces any order."""
         return self._order_by(keys)

@@ -137,7 +137,12 @@ class TrackedDict(dict[str, Any]):
 
     def _edit(self, apply: Any) -> Any:
         before = dict(self)
-        result = apply()
+        try:
+            result = apply()
+        except TypeError as err:  # an unhashable key (update() may have taken the items before)
+            super().clear()
+            super().update(before)
+            raise InvalidType(f"metadata keys must be str: {err}") from None
         try:
             check_json_object("metadata", dict(self))
         except InvalidValue:

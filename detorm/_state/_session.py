@@ -305,6 +305,18 @@ class SessionBase:
             self._apply(existing, values)
             return existing
 
+    def _forget(self, obj: Resource) -> None:
+        """The master no longer has ``obj`` (deleted): drop it from the identity map."""
+        with self._lock:
+            self.identity.discard(obj)
+
+    def _rekey(self, obj: Resource, value: Any) -> None:
+        """The master renamed ``obj`` (its key field): file it under its new key."""
+        with self._lock:
+            self.identity.discard(obj)
+            obj.__dict__[obj._key_field] = value
+            self.identity.add(obj)
+
     def _apply(self, obj: Resource, values: dict[str, Any]) -> None:
         tracked = self._uow.tracked_fields(obj)
         for name, value in values.items():

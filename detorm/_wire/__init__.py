@@ -11,3 +11,4 @@ from ._enums import *
 from ._experiments import *
 from ._filter import *
 from ._registry import *
+from ._tasks import *

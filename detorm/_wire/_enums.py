@@ -19,6 +19,8 @@ __all__ = [
     "ColumnType",
     "ExperimentSortBy",
     "ExperimentState",
+    "JobState",
+    "JobType",
     "LocationType",
     "LogLevel",
     "MetricType",
@@ -27,7 +29,10 @@ __all__ = [
     "OrderBy",
     "ProjectSortBy",
     "TableType",
+    "TaskSortBy",
     "TaskState",
+    "TaskType",
+    "TemplateSortBy",
     "TrialSortBy",
     "TrialState",
     "UserSortBy",
@@ -383,3 +388,57 @@ class TableType(WireEnum):
     UNSPECIFIED = "TABLE_TYPE_UNSPECIFIED", 0
     EXPERIMENT = "TABLE_TYPE_EXPERIMENT", 1
     RUN = "TABLE_TYPE_RUN", 2
+
+
+class TaskType(WireEnum):
+    """``taskv1.TaskType``."""
+
+    UNSPECIFIED = "TASK_TYPE_UNSPECIFIED", 0
+    TRIAL = "TASK_TYPE_TRIAL", 1
+    NOTEBOOK = "TASK_TYPE_NOTEBOOK", 2
+    SHELL = "TASK_TYPE_SHELL", 3
+    COMMAND = "TASK_TYPE_COMMAND", 4
+    TENSORBOARD = "TASK_TYPE_TENSORBOARD", 5
+    CHECKPOINT_GC = "TASK_TYPE_CHECKPOINT_GC", 6
+    GENERIC = "TASK_TYPE_GENERIC", 7
+
+
+class JobType(WireEnum):
+    """``jobv1.Type``."""
+
+    UNSPECIFIED = "TYPE_UNSPECIFIED", 0
+    EXPERIMENT = "TYPE_EXPERIMENT", 1
+    NOTEBOOK = "TYPE_NOTEBOOK", 2
+    TENSORBOARD = "TYPE_TENSORBOARD", 3
+    SHELL = "TYPE_SHELL", 4
+    COMMAND = "TYPE_COMMAND", 5
+    CHECKPOINT_GC = "TYPE_CHECKPOINT_GC", 6
+    EXTERNAL = "TYPE_EXTERNAL", 7
+    GENERIC = "TYPE_GENERIC", 8
+
+
+class JobState(WireEnum):
+    """``jobv1.State``."""
+
+    UNSPECIFIED = "STATE_UNSPECIFIED", 0
+    QUEUED = "STATE_QUEUED", 1
+    SCHEDULED = "STATE_SCHEDULED", 2
+    SCHEDULED_BACKFILLED = "STATE_SCHEDULED_BACKFILLED", 3
+
+
+class TaskSortBy(WireEnum):
+    """``GetTensorboardsRequest.SortBy``, which the generated bindings share with commands,
+    shells and notebooks (identical enums)."""
+
+    UNSPECIFIED = "SORT_BY_UNSPECIFIED", 0
+    ID = "SORT_BY_ID", 1
+    DESCRIPTION = "SORT_BY_DESCRIPTION", 2
+    START_TIME = "SORT_BY_START_TIME", 4
+    WORKSPACE_ID = "SORT_BY_WORKSPACE_ID", 5
+
+
+class TemplateSortBy(WireEnum):
+    """``GetTemplatesRequest.SortBy``."""
+
+    UNSPECIFIED = "SORT_BY_UNSPECIFIED", 0
+    NAME = "SORT_BY_NAME", 1

@@ -67,6 +67,8 @@ from ._faults import FAULTY_IDS, apply_faults
 from ._go import GoError, request_path
 from ._params import QueryParams, parse_int
 from ._route_table import ROUTES, STREAMING, UNAUTHENTICATED
+from ._runner import Runner
+from ._scheduler import DEFAULT_SLOTS, Cluster
 
 __all__ = ["Ctx", "LocalApp", "MessageBatch", "RawJSON", "echo", "rpc"]
 
@@ -235,12 +237,28 @@ def _validation_message(err: ValidationError) -> str:
 class LocalApp:
     """The ASGI app serving one :class:`Database`."""
 
-    def __init__(self, database: Database, *, enable_faults: bool = False) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        enable_faults: bool = False,
+        slots: int = DEFAULT_SLOTS,
+        execute_commands: bool = False,
+    ) -> None:
         self.db = database
         self.enable_faults = enable_faults
         self.lock = threading.RLock()
+        # the simulated agent and scheduler (_scheduler.py); with execute_commands, a runner
+        # thread runs commands' entrypoints for real (_runner.py)
+        self.cluster = Cluster(slots=slots, execute_commands=execute_commands)
+        self.runner: Runner | None = Runner(database, self.cluster) if execute_commands else None
         # importing the routes registers their handlers
         from . import _routes  # noqa: F401
+
+    def close(self) -> None:
+        """Stop what the app runs besides requests (the command runner and its processes)."""
+        if self.runner is not None:
+            self.runner.stop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

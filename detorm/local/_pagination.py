@@ -4,6 +4,9 @@
 limit 0 means 100, -1 everything, -2 only the pagination; an offset out of range gives an empty
 page. ``api.Paginate`` (in memory: checkpoints, models, workspaces, projects, users): limit 0 means
 everything, and an offset out of range is a 400.
+
+``bunutils.Paginate`` (GetTemplates) computes the indices as ``page_info`` does, but bun writes no
+``LIMIT`` unless it is positive: see :func:`bun_page`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from detorm._wire import Pagination
 
 from ._errors import internal, invalid_argument
 
-__all__ = ["Page", "in_memory_page", "sql_page"]
+__all__ = ["Page", "bun_page", "in_memory_page", "sql_page"]
 
 T = TypeVar("T")
 
@@ -64,6 +67,31 @@ def in_memory_page(offset: int, limit: int, total: int) -> Page:
     if end < start:
         raise internal(f"runtime error: slice bounds out of range [{start}:{end}]")
     return Page(start, end, _pagination(offset, limit, start, end, total))
+
+
+def bun_page(offset: int, limit: int, total: int) -> Page:
+    """``bunutils.Paginate`` (``master/internal/db/bunutils/paginate.go``): the indices of
+    ``page_info``, then ``q.Offset(start).Limit(end - start)``. bun v1.2.0 writes ``LIMIT`` only
+    when it is positive, so a page of no rows by its indices (limit -2, or any limit below it,
+    whose end index is ``start + limit``) lists every row from ``start`` on; nothing fails."""
+    if offset > total or offset < -total:
+        start = total
+    elif offset < 0:
+        start = total + offset
+    else:
+        start = offset
+    if limit == -2:
+        end = start
+    elif limit == -1:
+        end = total
+    elif limit == 0:
+        end = min(start + SQL_DEFAULT_LIMIT, total)
+    elif start + limit > total:
+        end = total
+    else:
+        end = start + limit
+    rows_end = end if end > start else total
+    return Page(start, rows_end, _pagination(offset, limit, start, end, total))
 
 
 def _pagination(offset: int, limit: int, start: int, end: int, total: int) -> Pagination:

@@ -23,6 +23,7 @@ from detorm.errors import ConfigurationError
 
 from ._app import LocalApp
 from ._db import Database
+from ._scheduler import DEFAULT_SLOTS
 
 __all__ = ["LocalMaster", "default_db_path", "serve"]
 
@@ -136,37 +137,74 @@ def serve(
     demo_seed: int = 0,
     enable_faults: bool = False,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
+    slots: int = DEFAULT_SLOTS,
+    execute_commands: bool = False,
 ) -> None:
     """Serve until interrupted (``detorm serve``). Prints the URL once it accepts requests.
 
     ``read_timeout`` is the time a client has to send a whole request (see
-    :func:`_http_protocol`). Raises :class:`~detorm.errors.ConfigurationError`, before serving,
-    when ``host`` is not a loopback address and an active user has an empty password."""
+    :func:`_http_protocol`). ``slots`` is the simulated agent's slot count; with
+    ``execute_commands`` commands run their entrypoints as local processes (``_runner.py``).
+    Raises :class:`~detorm.errors.ConfigurationError`, before serving, when ``host`` is not a
+    loopback address and an active user has an empty password, or commands would be executed
+    there."""
+    _check_cluster_options(slots, execute_commands)
     database = Database(db_path or default_db_path())
+    app: LocalApp | None = None
     try:
         if demo:
             from ._demo import seed_demo
 
             seed_demo(database, seed=demo_seed)
-        server = _server(LocalApp(database, enable_faults=enable_faults), read_timeout)
-        sock = _listen(database, host, port, db_path)
+        app = LocalApp(
+            database, enable_faults=enable_faults, slots=slots, execute_commands=execute_commands
+        )
+        server = _server(app, read_timeout)
+        sock = _listen(database, host, port, db_path, execute_commands=execute_commands)
+        if app.runner is not None:
+            app.runner.ensure_started()
         actual_port = sock.getsockname()[1]
         print(f"{READY_PREFIX}http://{host}:{actual_port}", flush=True)
         asyncio.run(server.serve(sockets=[sock]))
     finally:
+        if app is not None:
+            app.close()
         database.dispose()
 
 
+def _check_cluster_options(slots: int, execute_commands: bool) -> None:
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < 0:
+        raise ConfigurationError(
+            f"slots must be a whole number of slots (0 or more), not {slots!r}"
+        )
+
+
 def _listen(
-    database: Database, host: str, port: int, db_path: str | os.PathLike[str] | None
+    database: Database,
+    host: str,
+    port: int,
+    db_path: str | os.PathLike[str] | None,
+    *,
+    execute_commands: bool = False,
 ) -> socket.socket:
     sock = _bind(host, port)
     try:
-        _refuse_open_accounts(database, host, sock.getsockname()[0], db_path)
+        address = sock.getsockname()[0]
+        if execute_commands and not _is_loopback(address):
+            raise ConfigurationError(
+                f"refusing to serve on {host} with --execute-commands ({address} is not a"
+                " loopback address): anyone who can reach it could run programs on this"
+                " machine. Serve on 127.0.0.1."
+            )
+        _refuse_open_accounts(database, host, address, db_path)
     except ConfigurationError:
         sock.close()
         raise
     return sock
+
+
+def _is_loopback(address: str) -> bool:
+    return ipaddress.ip_address(address.split("%")[0]).is_loopback
 
 
 def _refuse_open_accounts(
@@ -174,7 +212,7 @@ def _refuse_open_accounts(
 ) -> None:
     """Anyone who reaches a non-loopback address could log in as a user without a password
     (a fresh master has two: admin and determined)."""
-    if ipaddress.ip_address(address.split("%")[0]).is_loopback:
+    if _is_loopback(address):
         return
     users = database.users_without_password()
     if not users:
@@ -210,7 +248,10 @@ class LocalMaster:
         enable_faults: bool = False,
         host: str = "127.0.0.1",
         read_timeout: float = DEFAULT_READ_TIMEOUT,
+        slots: int = DEFAULT_SLOTS,
+        execute_commands: bool = False,
     ) -> None:
+        _check_cluster_options(slots, execute_commands)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if db_path is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="detorm-local-")
@@ -221,10 +262,13 @@ class LocalMaster:
         self.enable_faults = enable_faults
         self.host = host
         self.read_timeout = read_timeout
+        self.slots = slots
+        self.execute_commands = execute_commands
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
         self._uvicorn: uvicorn.Server | None = None
+        self._app: LocalApp | None = None
         self._database: Database | None = None
 
     @property
@@ -250,6 +294,10 @@ class LocalMaster:
             command.append("--demo")
         if self.enable_faults:
             command.append("--enable-test-faults")
+        if self.slots != DEFAULT_SLOTS:
+            command += ["--slots", str(self.slots)]
+        if self.execute_commands:
+            command.append("--execute-commands")
         self._proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -267,9 +315,18 @@ class LocalMaster:
             from ._demo import seed_demo
 
             seed_demo(database)
-        server = _server(LocalApp(database, enable_faults=self.enable_faults), self.read_timeout)
-        sock = _listen(database, self.host, 0, self.db_path)
+        app = LocalApp(
+            database,
+            enable_faults=self.enable_faults,
+            slots=self.slots,
+            execute_commands=self.execute_commands,
+        )
+        server = _server(app, self.read_timeout)
+        sock = _listen(database, self.host, 0, self.db_path, execute_commands=self.execute_commands)
         port = sock.getsockname()[1]
+        self._app = app
+        if app.runner is not None:
+            app.runner.ensure_started()
         self._uvicorn = server
         self._thread = threading.Thread(
             target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True
@@ -306,6 +363,9 @@ class LocalMaster:
             self._uvicorn.should_exit = True
             self._thread.join(timeout=10)
             self._uvicorn = None
+        if self._app is not None:
+            self._app.close()
+            self._app = None
         if self._database is not None:
             self._database.dispose()
             self._database = None

@@ -16,6 +16,7 @@ from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "AllocationRow",
     "CheckpointRow",
     "ExperimentRow",
     "FaultRow",
@@ -25,6 +26,9 @@ __all__ = [
     "ModelVersionRow",
     "ProjectRow",
     "RunHparamRow",
+    "TaskLogRow",
+    "TaskRow",
+    "TemplateRow",
     "TrialLogRow",
     "TrialRow",
     "UserRow",
@@ -309,3 +313,104 @@ class FaultRow(SQLModel, table=True):
     message: str = "injected fault"
     ids: Any = _json()  # bulk actions: fail only these ids, inside a 200 response
     remaining: int | None = None  # None = until cleared
+
+
+class TemplateRow(SQLModel, table=True):
+    """``templates`` (``20200401000000_initial``, ``20230511153117_add-template-workspace``): the
+    name is the primary key (case-sensitive). ``config`` is the stored jsonb as the master sends
+    it back: Go's JSON text of the Struct (keys sorted), written as is into responses."""
+
+    __tablename__ = "templates"
+
+    name: str = Field(primary_key=True)
+    config: str = Field(sa_column=Column(Text, nullable=False))
+    workspace_id: int = Field(foreign_key="workspaces.id", index=True)
+
+
+# --- tasks and the simulated cluster (_scheduler.py, _routes/commands.py, _routes/tasks.py) ---------
+
+
+class TaskRow(SQLModel, table=True):
+    """A command, notebook, shell or TensorBoard: the master's ``tasks`` row (id, type, times)
+    with its ``command_snapshots`` spec and ``jobs`` row folded in. A trial's task is its trial
+    (``trials.task_id``) and has no row here."""
+
+    __tablename__ = "tasks"
+
+    task_id: str = Field(primary_key=True)
+    task_type: str  # COMMAND, NOTEBOOK, SHELL, TENSORBOARD (model.TaskType)
+    job_id: str = Field(index=True)
+    owner_id: int = Field(foreign_key="users.id")
+    # no foreign key: deleting a workspace kills its tasks and keeps their rows
+    workspace_id: int = Field(index=True)
+    start_time: datetime  # the registered time, truncated to milliseconds
+    end_time: datetime | None = None
+    description: str = ""
+    config: Any = _json(nullable=False)  # the CommandConfig as the master marshals it
+    resource_pool: str = "default"
+    slots: int = 1
+    priority: int = 42
+    weight: float = 1.0
+    context_directory: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    experiment_ids: Any = _json()  # TensorBoards: the request's ids
+    trial_ids: Any = _json()
+    private_key: str | None = None  # shells
+    public_key: str | None = None
+    notebook_token: str | None = None
+    proxy_port: int | None = None  # notebooks, shells, TensorBoards
+    agent_user_group: Any = _json()
+    exit_status: str | None = None  # AllocationExited.String() once the allocation exited
+    execute: bool = False  # `detorm serve --execute-commands`: a real subprocess
+    owner_session: str | None = None  # the task's user session token (deleted on exit)
+
+
+class AllocationRow(SQLModel, table=True):
+    """``allocations``, with what the resource manager knows of the request: the simulated
+    scheduler's state. Trials' allocations are here too (``job_id`` their experiment's)."""
+
+    __tablename__ = "allocations"
+
+    allocation_id: str = Field(primary_key=True)
+    task_id: str = Field(index=True)
+    job_id: str = Field(index=True)
+    name: str = ""
+    resource_pool: str = "default"
+    slots: int = 0
+    # model.AllocationState: PENDING, ASSIGNED, PULLING, STARTING, RUNNING, TERMINATING, TERMINATED
+    state: str = Field(default="PENDING", index=True)
+    requested_at: datetime  # AllocateRequest.RequestTime
+    submitted_at: datetime  # the job's submission time: its queue position
+    assigned_at: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    is_ready: bool | None = None
+    exit_reason: str | None = None
+    exit_err: str | None = None
+    status_code: int | None = None
+    container_id: str | None = None
+    devices: Any = _json()  # the agent's device ids it holds
+    # the simulation, fixed when the allocation is requested
+    pull_seconds: float = 0.0
+    start_seconds: float = 0.0
+    run_seconds: float | None = None  # None: runs until killed
+    kill_at: datetime | None = None  # a kill's resources exit then
+    exit_code: int | None = None  # an executed command's real exit status
+
+
+class TaskLogRow(SQLModel, table=True):
+    """``task_logs`` of commands, notebooks, shells and TensorBoards (a trial's are in
+    ``trial_logs``)."""
+
+    __tablename__ = "task_logs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True)
+    allocation_id: str | None = None
+    timestamp: datetime
+    level: str | None = None  # LOG_LEVEL_INFO...; None: no level (a task's own lines)
+    log: str = ""
+    agent_id: str | None = None
+    container_id: str | None = None
+    rank_id: int | None = None
+    source: str | None = None
+    stdtype: str | None = None

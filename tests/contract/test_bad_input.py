@@ -791,11 +791,11 @@ def test_unknown_routes_and_methods(world: World, unchanged: None) -> None:
 
 def test_unimplemented_rpcs_still_parse_first(world: World, unchanged: None) -> None:
     """An RPC detorm.local does not serve answers 501 only once the gateway has parsed it."""
-    bad_query = world.anonymous.get("/api/v1/agents", params={"orderBy": "SIDEWAYS"})
+    bad_query = world.anonymous.get("/api/v1/tokens", params={"orderBy": "SIDEWAYS"})
     assert (bad_query.status_code, bad_query.json()) == bad_request(
         "SIDEWAYS is not a valid apiv1.OrderBy"
     )
-    served_nowhere = world.api.get("/api/v1/agents")
+    served_nowhere = world.api.get("/api/v1/tokens")
     assert served_nowhere.status_code == 501
     assert served_nowhere.json()["error"]["code"] == 12
 

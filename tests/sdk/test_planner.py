@@ -16,13 +16,18 @@ from syrupy.assertion import SnapshotAssertion
 
 from detorm import (
     Checkpoint,
+    Command,
     Experiment,
     ExperimentState,
     Model,
     ModelVersion,
+    Notebook,
     Project,
     Q,
     Query,
+    Shell,
+    Template,
+    Tensorboard,
     Trial,
     User,
     Workspace,
@@ -137,6 +142,22 @@ CASES: dict[str, Callable[[], Query[Any]]] = {
         User.query(None).filter(active=True, admin=True).order_by("username")
     ),
     "users_by_name": lambda: User.query(None).filter(username__contains="ali"),
+    "commands_of_user_in_workspace": lambda: (
+        Command.query(None).filter(username="alice", workspace_id=2).order_by("-start_time")
+    ),
+    "commands_running_client": lambda: Command.query(None).filter(state="RUNNING"),
+    "commands_user_ids_and_names_one_pushed": lambda: (
+        Command.query(None).filter(user_id__in=[1, 2]).filter(username="bob")
+    ),
+    "shells_by_description_client": lambda: (
+        Shell.query(None).filter(description__contains="debug").order_by("description")
+    ),
+    "notebooks_order_client": lambda: Notebook.query(None).order_by("username"),
+    "tensorboards_of_workspace": lambda: Tensorboard.query(None).filter(workspace_id=3)[:10],
+    "templates_by_name": lambda: (
+        Template.query(None).filter(name__contains="gpu_%").order_by("-name")
+    ),
+    "templates_of_workspaces": lambda: Template.query(None).filter(workspace_id__in=[1, 2]),
 }
 
 

@@ -49,6 +49,8 @@ BATCH_SIZE: Final = 1000  # taskLogsBatchSize
 _CONTAINER_WIDTH: Final = 8  # containerIDMaxLength
 _TERMINAL: Final = frozenset({"COMPLETED", "CANCELED", "ERROR"})  # model.TerminalStates
 _COLUMNS: Final = "id, timestamp, level, log, agent_id, container_id, rank_id, source, stdtype"
+# task_logs (TaskLogs, api_tasks.go) add the allocation; a trial's logs have none here
+_TASK_COLUMNS: Final = _COLUMNS + ", allocation_id"
 _UNSPECIFIED: Final = LogLevel.UNSPECIFIED.value
 _KNOWN_LEVELS: Final = frozenset(level.value for level in LogLevel)
 # json.dumps' own string writer (ensure_ascii, the C version when available).
@@ -57,7 +59,8 @@ _json_str: Final[Callable[[str], str]] = json.encoder.encode_basestring_ascii
 
 @dataclass(frozen=True)
 class LogsRequest:
-    """The filters of an ``apiv1.TrialLogsRequest``."""
+    """The filters of an ``apiv1.TrialLogsRequest`` (or ``TaskLogsRequest``: then ``table`` is
+    ``task_logs`` and ``task_id`` names the task, or it reads a trial's ``trial_logs``)."""
 
     trial_id: int
     limit: int = 0
@@ -72,6 +75,9 @@ class LogsRequest:
     timestamp_after: Timestamp | None = None
     descending: bool = False
     search_text: str = ""
+    table: str = "trial_logs"
+    task_id: str | None = None
+    allocation_ids: Sequence[str] = ()
 
 
 # --- TrialLogs ------------------------------------------------------------------------------
@@ -134,13 +140,33 @@ def _wrapped(task_id: str, message: str) -> str:
     return f"getting trial logs for task ID {task_id}: 1 error occurred:\n\t* {message}\n\n"
 
 
-def _batches(database: Database, request: LogsRequest) -> Iterator[MessageBatch]:
-    """``taskLogs`` run by ``api.BatchStreamProcessor``."""
+def _batches(
+    database: Database,
+    request: LogsRequest,
+    *,
+    ended: Callable[[], bool] | None = None,
+    message: Callable[[tuple[Any, ...]], RawJSON] | None = None,
+    authorize: Callable[[], None] | None = None,
+) -> Iterator[MessageBatch]:
+    """``taskLogs`` run by ``api.BatchStreamProcessor``. TaskLogs passes its own termination
+    check, message and the access check its first fetch runs (TrialLogs checked before)."""
     where, params = _filters(request)
     try:
-        (total,) = _query(database, f"SELECT count(*) FROM trial_logs WHERE {where}", params)[0]
+        count_sql = f"SELECT count(*) FROM {request.table} WHERE {where}"
+        (total,) = _query(database, count_sql, params)[0]
     except Exception as err:
         raise _as_error(err, "getting log count from backend") from None
+    if authorize is not None:
+        try:
+            authorize()
+        except Exception as err:
+            raise _as_error(err, "failed to fetch batch") from None
+    if ended is None:
+        trial_id = request.trial_id
+        ended = lambda: _ended(database, trial_id)  # noqa: E731
+    if message is None:
+        trial_id = request.trial_id
+        message = lambda row: _log_message(trial_id, row)  # noqa: E731
     remaining = _effective_limit(request.limit, total)
     last_id: int | None = None
     while True:
@@ -148,19 +174,21 @@ def _batches(database: Database, request: LogsRequest) -> Iterator[MessageBatch]
         rows: list[tuple[Any, ...]] = []
         if size > 0:
             try:
-                rows = fetch_logs(database, where, params, last_id, request.descending, size)
+                rows = fetch_logs(
+                    database, where, params, last_id, request.descending, size, request.table
+                )
             except Exception as err:
                 raise _as_error(err, "failed to fetch batch") from None
         if not rows:
             if not request.follow:
                 return
-            if _ended(database, request.trial_id):
+            if ended():
                 return
             time.sleep(FOLLOW_POLL_SECONDS)
             continue
         remaining -= len(rows)
         last_id = rows[-1][0]
-        yield MessageBatch(_log_message(request.trial_id, row) for row in rows)
+        yield MessageBatch(message(row) for row in rows)
         if not request.follow and remaining <= 0:
             return
 
@@ -183,14 +211,23 @@ def _effective_limit(limit: int, total: int) -> int:
 def _filters(request: LogsRequest) -> tuple[str, list[Any]]:
     """``constructTaskLogsFilters`` + ``filtersToSQL``, fragment for fragment (precedence and
     all): the ``WHERE`` text after the trial, and its parameters."""
-    fragments = ["trial_id = ?"]
-    params: list[Any] = [request.trial_id]
+    if request.table == "task_logs":
+        fragments = ["task_id = ?"]
+        params: list[Any] = [request.task_id]
+    else:
+        fragments = ["trial_id = ?"]
+        params = [request.trial_id]
 
     if request.rank_ids:
         ranks, rank_params = in_list(request.rank_ids)
         null_rank = "rank_id IS NULL OR " if -1 in request.rank_ids else ""
         fragments.append(f"AND {null_rank}rank_id IN {ranks}")
         params += rank_params
+    if request.allocation_ids:  # TaskLogs only; a trial's rows here have no allocation
+        listed, listed_params = in_list(request.allocation_ids)
+        column = "allocation_id" if request.table == "task_logs" else "NULL"
+        fragments.append(f"AND {column} IN {listed}")
+        params += listed_params
     for column, values in (
         ("agent_id", request.agent_ids), ("container_id", request.container_ids),
         ("stdtype", request.stdtypes), ("source", request.sources),
@@ -230,14 +267,16 @@ def fetch_logs(
     after_id: int | None,
     descending: bool,
     limit: int,
+    table: str = "trial_logs",
 ) -> list[tuple[Any, ...]]:
     """``PgDB.TaskLogs``: one batch, after the id of the last row of the previous batch."""
     follow = "" if after_id is None else "\nAND id > ?"
     extra = [] if after_id is None else [after_id]
     order = "DESC" if descending else "ASC"
+    columns = _TASK_COLUMNS if table == "task_logs" else _COLUMNS
     return _query(
         database,
-        f"SELECT {_COLUMNS} FROM trial_logs WHERE {where}{follow} ORDER BY id {order} LIMIT ?",
+        f"SELECT {columns} FROM {table} WHERE {where}{follow} ORDER BY id {order} LIMIT ?",
         [*params, *extra, limit],
     )
 
@@ -296,6 +335,36 @@ def _log_message(trial_id: int, row: tuple[Any, ...]) -> RawJSON:
         f',"level":{_json_str(level if level in _KNOWN_LEVELS else _UNSPECIFIED)}',
         f',"trialId":{trial_id}',
     ]
+    if agent_id is not None:
+        parts.append(f',"agentId":{_json_str(agent_id)}')
+    if container_id is not None:
+        parts.append(f',"containerId":{_json_str(container_id)}')
+    if rank_id is not None:
+        parts.append(f',"rankId":{int(rank_id)}')
+    parts.append(f',"log":{_json_str(text)}')
+    if source is not None:
+        parts.append(f',"source":{_json_str(source)}')
+    if stdtype is not None:
+        parts.append(f',"stdtype":{_json_str(stdtype)}')
+    parts.append("}")
+    return RawJSON("".join(parts).encode())
+
+
+def task_log_message(task_id: str, row: tuple[Any, ...]) -> RawJSON:
+    """A ``TaskLogsResponse``: the trial message's fields with ``taskId`` and the allocation
+    (a row of ``trial_logs`` has none)."""
+    log_id, stamp, level, text, agent_id, container_id, rank_id, source, stdtype = row[:9]
+    allocation_id = row[9] if len(row) > 9 else None
+    wire_time, legacy_time = _times(str(stamp))
+    has_level = level is not None and level != _UNSPECIFIED
+    legacy = _legacy_line(legacy_time, container_id, rank_id, level if has_level else None, text)
+    parts = [
+        f'{{"id":"{log_id}","timestamp":"{wire_time}","message":{_json_str(legacy)}',
+        f',"level":{_json_str(level if level in _KNOWN_LEVELS else _UNSPECIFIED)}',
+        f',"taskId":{_json_str(task_id)}',
+    ]
+    if allocation_id is not None:
+        parts.append(f',"allocationId":{_json_str(allocation_id)}')
     if agent_id is not None:
         parts.append(f',"agentId":{_json_str(agent_id)}')
     if container_id is not None:
@@ -381,16 +450,29 @@ def _fields_error(task_id: str, err: Exception) -> str:
 def _fields(database: Database, trial_id: int) -> dict[str, list[Any]]:
     """``get_task_logs_fields.sql``: distinct non-null values. The master merges them through Go
     maps (random order); they are sorted here."""
+    return log_fields(database, "trial_logs", "trial_id", trial_id)
+
+
+def log_fields(
+    database: Database, table: str, key_column: str, key: Any, *, allocations: bool = False
+) -> dict[str, list[Any]]:
+    """The distinct values of a trial's or task's logs (``allocations``: TaskLogsFields' first
+    field, which a trial's ``trial_logs`` rows lack)."""
     values: dict[str, list[Any]] = {}
-    for key, column in (
-        ("agentIds", "agent_id"), ("containerIds", "container_id"), ("rankIds", "rank_id"),
-        ("stdtypes", "stdtype"), ("sources", "source"),
+    if allocations:
+        values["allocationIds"] = []
+    for name, column in (
+        ("allocationIds", "allocation_id"), ("agentIds", "agent_id"),
+        ("containerIds", "container_id"), ("rankIds", "rank_id"), ("stdtypes", "stdtype"),
+        ("sources", "source"),
     ):  # fmt: skip
+        if column == "allocation_id" and (not allocations or table != "task_logs"):
+            continue
         rows = _query(
             database,
-            f"SELECT DISTINCT {column} FROM trial_logs WHERE trial_id = ? AND {column} IS NOT NULL"
+            f"SELECT DISTINCT {column} FROM {table} WHERE {key_column} = ? AND {column} IS NOT NULL"
             f" ORDER BY {column}",
-            [trial_id],
+            [key],
         )
-        values[key] = [row[0] for row in rows]
+        values[name] = [row[0] for row in rows]
     return values

@@ -54,6 +54,7 @@ from .projects import (
     usernames,
     workspace_state,
 )
+from .templates import delete_workspace_templates
 
 __all__ = ["workspace_view"]
 
@@ -391,6 +392,7 @@ def delete_workspace(ctx: Ctx) -> dict[str, Any]:
     for project_id in project_ids:
         assert project_id is not None
         delete_project_rows(ctx.db, project_id)
+    delete_workspace_templates(ctx.db, workspace_id)
     ctx.db.execute(
         delete(t.WorkspacePinRow).where(col(t.WorkspacePinRow.workspace_id) == workspace_id)
     )

@@ -1,6 +1,6 @@
-"""Fixtures of the bad-input tests: one seeded detorm.local for the package, and the property
-every test checks: a call returns a result or refuses its input with a typed error, before
-anything is sent."""
+"""Fixtures of the bad-input tests: one seeded detorm.local for the package, a world on it for
+each API (sync and async: every test runs in both), and the property every test checks: a call
+returns a result or refuses its input with a typed error, before anything is sent."""
 
 from __future__ import annotations
 
@@ -12,7 +12,25 @@ import pytest
 from hypothesis import HealthCheck, event, settings
 
 import detorm
-from detorm import Checkpoint, Experiment, Model, ModelVersion, Project, Trial, User, Workspace
+from detorm import (
+    Checkpoint,
+    Command,
+    Experiment,
+    Job,
+    Model,
+    ModelVersion,
+    Notebook,
+    Project,
+    Shell,
+    Task,
+    Template,
+    Tensorboard,
+    Trial,
+    User,
+    Workspace,
+)
+from detorm._api import _aio, _sync
+from detorm._state._session import SessionBase
 from detorm.errors import (
     ConfigurationError,
     DetormError,
@@ -22,6 +40,7 @@ from detorm.errors import (
     QueryError,
 )
 from detorm.local import LocalMaster, Seeder
+from tests.sdk.apis import MODES, Api, Mode
 from tests.sdk.conftest import Cluster, seed_cluster
 
 # Deterministic and quick: the same examples on every run, no example database.
@@ -35,19 +54,61 @@ GENERATED = settings(
 
 INPUT_ERRORS = (ConfigurationError, QueryError, InvalidValue, InvalidAttribute)
 
+RESOURCES: dict[Mode, tuple[type[Any], ...]] = {"sync": _sync.RESOURCES, "async": _aio.RESOURCES}
+"""Each API's resource classes."""
+
+
+@dataclass
+class Seeded:
+    """The package's seeded master: the cluster of ``tests.sdk``, a model with a version, and
+    a trial with logs and a checkpoint."""
+
+    cluster: Cluster
+    model: int
+    trial: int
+
 
 @dataclass
 class World:
-    """A session on the seeded master and one loaded object of every resource."""
+    """One API (sync or async) on the seeded master, and one loaded object of every resource,
+    of that API's classes."""
 
     cluster: Cluster
-    session: detorm.Session
+    api: Api
     objects: dict[type[Any], Any]
+
+    @property
+    def mode(self) -> Mode:
+        return self.api.mode
+
+    @property
+    def session(self) -> Any:
+        """The API's session: a detorm.Session or a detorm.aio.AsyncSession."""
+        return self.api.session
+
+    @property
+    def resources(self) -> tuple[type[Any], ...]:
+        return RESOURCES[self.mode]
+
+    def __getitem__(self, resource: type[Any]) -> Any:
+        """The loaded object of ``resource`` (given by either API's class)."""
+        return self.objects[self.api.of(resource)]
+
+    def rollback(self) -> None:
+        self.api(self.session.rollback())
+
+
+@pytest.fixture(scope="package", params=MODES)
+def mode(request: pytest.FixtureRequest) -> Mode:
+    """The API under test: every test of the package runs through both."""
+    mode: Mode = request.param
+    return mode
 
 
 @pytest.fixture(scope="package")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    home = tmp_path_factory.mktemp("bad-input")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    """One seeded detorm.local shared by both APIs' worlds (no test changes it)."""
+    home = tmp_path_factory.mktemp("bad-input-seed")
     environ = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "config")}
     with LocalMaster(process=False) as master:
         cluster = seed_cluster(master)
@@ -56,29 +117,53 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             trial = cluster.trials["resnet-base"][0]
             seed.logs(trial, ["loading data", "epoch 1 done", "epoch 2 done"])
         with detorm.Session(master.url, user="determined", password="", environ=environ) as s:
-            experiment = s.get(Experiment, cluster.experiments["resnet-base"])
             checkpoint = s.get(Trial, trial).checkpoints.first()
             assert checkpoint is not None
-            with Seeder(master.database) as seed:
-                seed.model_version(model, checkpoint.uuid, name="v1")
-            objects = {
-                Experiment: experiment,
-                Trial: s.get(Trial, trial),
-                Checkpoint: checkpoint,
-                Project: s.get(Project, experiment.project_id),
-                Workspace: s.get(Workspace, cluster.workspaces["research"]),
-                Model: s.get(Model, model),
-                ModelVersion: s.get(ModelVersion, (model, 1)),
-                User: s.whoami(),
-            }
-            yield World(cluster, s, objects)
+        with Seeder(master.database) as seed:
+            seed.model_version(model, checkpoint.uuid, name="v1")
+        yield Seeded(cluster, model, trial)
 
 
-def refused_or_done(session: detorm.Session, action: Callable[[], Any]) -> Any:
+@pytest.fixture(scope="package")
+def world(mode: Mode, seeded: Seeded, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    home = tmp_path_factory.mktemp(f"bad-input-{mode}")
+    environ = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "config")}
+    cluster = seeded.cluster
+    with Api(mode, cluster.url, environ) as api:
+        s = api.session
+        experiment = api(s.get(api.of(Experiment), cluster.experiments["resnet-base"]))
+        trial = api(s.get(api.of(Trial), seeded.trial))
+        checkpoint = api(trial.checkpoints.first())
+        assert checkpoint is not None
+        loaded = {
+            Experiment: experiment,
+            Trial: trial,
+            Checkpoint: checkpoint,
+            Project: api(s.get(api.of(Project), experiment.project_id)),
+            Workspace: api(s.get(api.of(Workspace), cluster.workspaces["research"])),
+            Model: api(s.get(api.of(Model), seeded.model)),
+            ModelVersion: api(s.get(api.of(ModelVersion), (seeded.model, 1))),
+            User: api(s.whoami()),
+            Template: api(api.of(Template).create(f"bad-input-{mode}", {}, session=s)),
+            Command: api(api.of(Command).launch("true", session=s)),
+            Shell: api(api.of(Shell).launch(session=s)),
+            Notebook: api(api.of(Notebook).launch(session=s)),
+            Tensorboard: api(api.of(Tensorboard).launch(experiments=[experiment], session=s)),
+        }
+        loaded[Task] = api(s.get(api.of(Task), loaded[Command].id))
+        loaded[Job] = api(s.load(loaded[Command], "job"))
+        objects = {api.of(cls): obj for cls, obj in loaded.items()}
+        assert all(isinstance(obj, cls) for cls, obj in objects.items())
+        yield World(cluster, api, objects)
+
+
+def refused_or_done(session: SessionBase, action: Callable[[], Any]) -> Any:
     """Run ``action``: its result, or the input error it raised before sending anything.
 
     Anything else fails the test: an untyped exception, an API error (the bad input reached the
-    master), or an input error raised after a request was sent.
+    master), or an input error raised after a request was sent. Through the async API the
+    action awaits (``api(...)``): an error raised when the call is made and one raised when it
+    is awaited both count, if nothing was sent.
     """
     before = session.requests_sent
     try:
@@ -93,7 +178,7 @@ def refused_or_done(session: detorm.Session, action: Callable[[], Any]) -> Any:
     return result
 
 
-def refused_as_type(session: detorm.Session, action: Callable[[], Any]) -> InvalidType:
+def refused_as_type(session: SessionBase, action: Callable[[], Any]) -> InvalidType:
     """``action`` must refuse a value of the wrong type: InvalidType, also a TypeError."""
     outcome = refused_or_done(session, action)
     assert isinstance(outcome, InvalidType), f"a value of the wrong type gave {outcome!r}"

@@ -13,17 +13,19 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detorm import Checkpoint, ModelVersion, Q, Query, hp, metrics
-from detorm._api._sync import RESOURCES
+from detorm import Checkpoint, ModelVersion, Q, hp, metrics
 from detorm._plan._columns import COLUMNS, Column
 from detorm._plan._conditions import Condition, Ordering
+from detorm._plan._query import QueryBase
 from detorm._wire import WireEnum
 from detorm.errors import NotFound
+from tests.sdk.apis import MODES
 
-from .conftest import GENERATED, World, refused_as_type, refused_or_done
+from .conftest import GENERATED, RESOURCES, World, refused_as_type, refused_or_done
 from .strategies import ANY_VALUE, EDGE_INTS, NUMBERS, ODD_TEXT, mostly, values_for
 
-BY_NAME = {cls.__name__: cls for cls in RESOURCES}
+BY_NAME = {mode: {cls.__name__: cls for cls in RESOURCES[mode]} for mode in MODES}
+"""Each API's resource classes by name."""
 FILTERS = [
     (resource, column, lookup)
     for resource, columns in COLUMNS.items()
@@ -32,19 +34,20 @@ FILTERS = [
 ]
 
 
-def base_query(world: World, resource: str) -> Query[Any]:
-    """A query of ``resource`` the master can answer (some lists need a parent)."""
-    query: Query[Any] = BY_NAME[resource].query(world.session)
+def base_query(world: World, resource: str) -> QueryBase[Any]:
+    """A query of ``resource`` (in the world's API) the master can answer (some lists need a
+    parent)."""
+    query: QueryBase[Any] = BY_NAME[world.mode][resource].query(world.session)
     if resource == "Checkpoint":
-        return query._filter((), {"trial_id": world.objects[Checkpoint].trial_id})
+        return query._filter((), {"trial_id": world[Checkpoint].trial_id})
     if resource == "ModelVersion":
-        return query._filter((), {"model_id": world.objects[ModelVersion].model_id})
+        return query._filter((), {"model_id": world[ModelVersion].model_id})
     return query
 
 
-def run(query: Query[Any]) -> list[Any]:
+def run(world: World, query: QueryBase[Any]) -> list[Any]:
     try:
-        return list(query.limit(3))
+        return world.api.list(query.limit(3))
     except NotFound:
         return []  # a well-formed id of a parent that does not exist (experiment_id=0)
 
@@ -103,7 +106,7 @@ def test_every_field_and_lookup(
 
     def build_and_run() -> Any:
         built = getattr(query, method)((), {key: value})
-        return run(built)
+        return run(world, built)
 
     if expect_type_error:
         refused_as_type(world.session, build_and_run)
@@ -148,7 +151,7 @@ def test_hp_and_metric_expressions(
             condition = compare(metrics[name].loss.last, operator, value)
         else:
             condition = Q(**{f"hp__{name}__gt": value}) if isinstance(name, str) else Q(name)
-        return run(base_query(world, resource).filter(condition))
+        return run(world, base_query(world, resource).filter(condition))
 
     refused_or_done(world.session, build_and_run)
 
@@ -165,7 +168,7 @@ def test_q_objects_and_combinations(world: World, parts: list[Any]) -> None:
         combined = Q(*parts)
         for part in parts:
             combined = (combined | part) & ~combined
-        return run(base_query(world, "Experiment").filter(combined))
+        return run(world, base_query(world, "Experiment").filter(combined))
 
     if all(isinstance(p, Condition) for p in parts):
         refused_or_done(world.session, build_and_run)
@@ -185,9 +188,9 @@ ORDER_KEYS = st.one_of(
 def test_order_by(world: World, resource: str, keys: list[Any]) -> None:
     query = base_query(world, resource)
     if keys and not isinstance(keys[0], str | Ordering):  # keys are read in order
-        refused_as_type(world.session, lambda: run(query._order_by(keys)))
+        refused_as_type(world.session, lambda: run(world, query._order_by(keys)))
     else:
-        refused_or_done(world.session, lambda: run(query._order_by(keys)))
+        refused_or_done(world.session, lambda: run(world, query._order_by(keys)))
 
 
 BOUNDS = mostly(st.one_of(st.none(), EDGE_INTS, st.integers()))
@@ -203,10 +206,10 @@ def test_indexes_and_slices(world: World, resource: str, index: Any) -> None:
 
     def read() -> Any:
         try:
-            found = query[index]
+            found = query[index]  # a query for a slice; a row, or in the async API its awaitable
+            return world.api.list(found) if isinstance(found, QueryBase) else world.api(found)
         except IndexError:
             return None  # past the last row, as for a list
-        return list(found) if isinstance(found, Query) else found
 
     if not isinstance(index, slice) and not _is_int(index):
         refused_as_type(world.session, read)
@@ -223,7 +226,7 @@ def test_indexes_and_slices(world: World, resource: str, index: Any) -> None:
 def test_limits_offsets_page_sizes(world: World, resource: str, method: str, value: Any) -> None:
     query = base_query(world, resource)
     takes_none = method == "limit"
-    action = lambda: run(getattr(query, method)(value))  # noqa: E731
+    action = lambda: run(world, getattr(query, method)(value))  # noqa: E731
     if not (_is_int(value) or (takes_none and value is None) or method == "prefetch"):
         refused_as_type(world.session, action)
     else:

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 import detorm
 from detorm import Experiment, LogLevel, Trial
-from detorm._api._sync import RESOURCES
 from detorm.errors import InvalidType
 
 from .conftest import GENERATED, World, refused_as_type, refused_or_done
@@ -35,20 +34,23 @@ KEYS = mostly(
 
 
 @GENERATED
-@given(resource=st.sampled_from([*RESOURCES, int, None, "Experiment"]), key=KEYS)
-def test_get_by_key(world: World, resource: Any, key: Any) -> None:
+@given(data=st.data(), key=KEYS)
+def test_get_by_key(world: World, data: st.DataObject, key: Any) -> None:
+    resource = data.draw(
+        st.sampled_from([*world.resources, int, None, "Experiment"]), label="resource"
+    )
     session = world.session
-    if resource not in RESOURCES:
-        refused_as_type(session, lambda: session.get(resource, key))
+    if resource not in world.resources:
+        refused_as_type(session, lambda: world.api(session.get(resource, key)))
         return
-    outcome = refused_or_done(session, lambda: _get_or_none(session, resource, key))
+    outcome = refused_or_done(session, lambda: _get_or_none(world, resource, key))
     if outcome is not None and not isinstance(outcome, Exception):
         assert isinstance(outcome, resource) and outcome.pk is not None
 
 
-def _get_or_none(session: detorm.Session, resource: Any, key: Any) -> Any:
+def _get_or_none(world: World, resource: Any, key: Any) -> Any:
     try:
-        return session.get(resource, key)
+        return world.api(world.session.get(resource, key))
     except detorm.errors.NotFound:
         return None  # a well-formed key of no object: the master says so
 
@@ -72,12 +74,12 @@ TRIALS = mostly(st.lists(st.one_of(EDGE_INTS, st.sampled_from([1, 2, 3])), max_s
 def test_metrics_and_summaries(
     world: World, read: str, trials: Any, group: Any, cache: Any
 ) -> None:
-    session = world.session
+    session, api = world.session, world.api
 
     def run() -> Any:
         if read == "metrics":
-            return list(session.metrics(trials, group, cache=cache))
-        return session.summaries(trials, cache=cache)
+            return api.list(session.metrics(trials, group, cache=cache))
+        return api(session.summaries(trials, cache=cache))
 
     given_trials = list(trials) if isinstance(trials, list) else None
     outcome = refused_or_done(session, run)
@@ -111,8 +113,8 @@ def test_trial_logs(
     if broken is not None:
         arguments[broken] = anything  # one argument of any value, the others of their type
     assume(arguments["follow"] is not True)  # a followed stream waits for the trial's end
-    trial = world.objects[Trial]
-    outcome = refused_or_done(world.session, lambda: list(trial.logs(**arguments)))
+    trial = world[Trial]
+    outcome = refused_or_done(world.session, lambda: world.api.list(trial.logs(**arguments)))
     if not isinstance(outcome, Exception):
         for name in ("limit", "tail"):
             if arguments[name] is not None:
@@ -127,16 +129,16 @@ def test_trial_logs(
 def test_moves_to_a_bad_project(world: World, how: str, project: Any) -> None:
     # A valid destination would really move the shared experiment: only bad ones here.
     assume(how != "experiment" or not (_is_int(project) and 0 < project < 2**31))
-    session = world.session
-    experiment = world.objects[Experiment]
+    session, api = world.session, world.api
+    experiment = world[Experiment]
     # A query matching nothing: a move with a valid destination sends nothing either.
-    nothing = Experiment.query(session).filter(name="no such experiment", id=10**6)
+    nothing = api.of(Experiment).query(session).filter(name="no such experiment", id=10**6)
 
     def move() -> Any:
         if how == "experiment":
-            return experiment.move_to(project)
+            return api(experiment.move_to(project))
         if how == "query":
-            return nothing.move_to(project)
+            return api(nothing.move_to(project))
         experiment.project = project
         return None
 
@@ -145,7 +147,7 @@ def test_moves_to_a_bad_project(world: World, how: str, project: Any) -> None:
         if not _is_int(project):
             assert isinstance(outcome, InvalidType)
     finally:
-        session.rollback()
+        world.rollback()
 
 
 def _move_or_not_found(move: Any) -> Any:
@@ -161,9 +163,11 @@ def _move_or_not_found(move: Any) -> Any:
     objects=st.lists(ANY_VALUE, min_size=1, max_size=2),
 )
 def test_objects_given_to_the_unit_of_work(world: World, method: str, objects: list[Any]) -> None:
-    session = world.session
+    session, api = world.session, world.api
     if method == "set_default_session":
         assume(objects[0] is not None)  # None forgets the default session
-        refused_as_type(session, lambda: detorm.set_default_session(objects[0]))
-    else:
-        refused_as_type(session, lambda: getattr(session, method)(*objects))
+        refused_as_type(session, lambda: api.set_default_session(objects[0]))
+    elif method == "pending":  # a plan, at once, in both APIs
+        refused_as_type(session, lambda: session.pending(*objects))
+    else:  # commit and rollback are awaited in the async API
+        refused_as_type(session, lambda: api(getattr(session, method)(*objects)))

@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 import detorm
+import detorm.aio
 from detorm import Experiment, Model, Trial, Workspace, hp
 from detorm.errors import (
     ConfigurationError,
@@ -20,6 +22,7 @@ from detorm.errors import (
     InvalidValue,
     QueryError,
 )
+from tests.sdk.apis import Mode
 
 from .conftest import World
 
@@ -29,55 +32,63 @@ def environ(tmp_path: Path) -> dict[str, str]:
     return {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
 
 
-def open_session(environ: dict[str, str], **options: Any) -> detorm.Session:
-    return detorm.Session("http://127.0.0.1:9", token="t", environ=environ, **options)
+def api_module(mode: Mode) -> ModuleType:
+    return detorm if mode == "sync" else detorm.aio
+
+
+def session_class(mode: Mode) -> Any:
+    return detorm.Session if mode == "sync" else detorm.aio.AsyncSession
+
+
+def open_session(mode: Mode, environ: dict[str, str], **options: Any) -> Any:
+    return session_class(mode)("http://127.0.0.1:9", token="t", environ=environ, **options)
 
 
 # --- session options ---------------------------------------------------------------------------
-def test_retry_that_is_not_a_retry_policy(environ: dict[str, str]) -> None:
+def test_retry_that_is_not_a_retry_policy(mode: Mode, environ: dict[str, str]) -> None:
     with pytest.raises(InvalidType, match="retry must be a detorm.RetryPolicy or None, not str"):
-        open_session(environ, retry="x")
+        open_session(mode, environ, retry="x")
 
 
 @pytest.mark.parametrize("timeout", [-1, 0, math.nan, math.inf])
-def test_timeout_that_cannot_work(environ: dict[str, str], timeout: float) -> None:
+def test_timeout_that_cannot_work(mode: Mode, environ: dict[str, str], timeout: float) -> None:
     with pytest.raises(ConfigurationError, match="timeout must be a"):
-        open_session(environ, timeout=timeout)
+        open_session(mode, environ, timeout=timeout)
 
 
-def test_timeout_of_the_wrong_type(environ: dict[str, str]) -> None:
+def test_timeout_of_the_wrong_type(mode: Mode, environ: dict[str, str]) -> None:
     with pytest.raises(InvalidType, match="timeout must be a number, not str"):
-        open_session(environ, timeout="abc")
+        open_session(mode, environ, timeout="abc")
     with pytest.raises(InvalidType, match="timeout"):
-        detorm.connect("http://127.0.0.1:9", token="t", timeout="abc")  # type: ignore[arg-type]
+        api_module(mode).connect("http://127.0.0.1:9", token="t", timeout="abc")
 
 
-def test_cache_neither_bool_nor_path(environ: dict[str, str], tmp_path: Path) -> None:
+def test_cache_neither_bool_nor_path(mode: Mode, environ: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(InvalidType, match="cache must be True, False or a directory path"):
-        open_session(environ, cache=123)
+        open_session(mode, environ, cache=123)
     with pytest.raises(ConfigurationError, match="names no directory"):
-        open_session(environ, cache="")
+        open_session(mode, environ, cache="")
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ConfigurationError, match="is not a directory"):
-        open_session(environ, cache=tmp_path / "a-file")
+        open_session(mode, environ, cache=tmp_path / "a-file")
 
 
-def test_verify_with_a_missing_ca_file(environ: dict[str, str]) -> None:
+def test_verify_with_a_missing_ca_file(mode: Mode, environ: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError, match="no CA bundle file or directory"):
-        open_session(environ, verify="/missing.pem")
+        open_session(mode, environ, verify="/missing.pem")
 
 
-def test_max_connections(environ: dict[str, str]) -> None:
+def test_max_connections(mode: Mode, environ: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError, match="max_connections"):
-        open_session(environ, max_connections=0)
+        open_session(mode, environ, max_connections=0)
     with pytest.raises(InvalidType, match="max_connections must be an int, not str"):
-        open_session(environ, max_connections="x")
+        open_session(mode, environ, max_connections="x")
 
 
 @pytest.mark.parametrize("master", ["", "http://host\x00name", "http://a\x01b"])
-def test_malformed_master_urls(environ: dict[str, str], master: str) -> None:
+def test_malformed_master_urls(mode: Mode, environ: dict[str, str], master: str) -> None:
     with pytest.raises(ConfigurationError, match="invalid master URL"):
-        detorm.Session(master, token="t", environ=environ)
+        session_class(mode)(master, token="t", environ=environ)
 
 
 @pytest.mark.parametrize(
@@ -90,11 +101,11 @@ def test_malformed_master_urls(environ: dict[str, str], master: str) -> None:
     ],
 )
 def test_secrets_of_the_wrong_type_are_not_shown(
-    environ: dict[str, str], options: dict[str, object], named: str
+    mode: Mode, environ: dict[str, str], options: dict[str, object], named: str
 ) -> None:
     options = {"master": "http://127.0.0.1:9", "environ": environ, **options}
     with pytest.raises(InvalidType) as info:
-        detorm.Session(**options)  # type: ignore[arg-type]
+        session_class(mode)(**options)
     assert named in str(info.value) and "hunter2" not in str(info.value)
 
 
@@ -111,58 +122,63 @@ def test_retry_policy_fields() -> None:
 def test_progress_compared_with_infinity(world: World) -> None:
     before = world.session.requests_sent
     with pytest.raises(QueryError, match="Experiment.progress must be a finite number"):
-        Experiment.query(world.session).filter(progress__gt=float("inf")).first()
+        query = world.api.Experiment.query(world.session)
+        world.api(query.filter(progress__gt=float("inf")).first())
     assert world.session.requests_sent == before
 
 
-def test_values_of_the_wrong_type_in_filters() -> None:
+def test_values_of_the_wrong_type_in_filters(mode: Mode) -> None:
+    experiments = api_module(mode).Experiment.query(None)
     with pytest.raises(InvalidType, match="Experiment.id must be an int, not str"):
-        Experiment.query(None).filter(id="3")  # type: ignore[arg-type]
+        experiments.filter(id="3")
     with pytest.raises(InvalidType, match="compares the whole set"):
-        Experiment.query(None).filter(tags="a")
+        experiments.filter(tags="a")
 
 
-def test_ids_beyond_int32_in_filters() -> None:
+def test_ids_beyond_int32_in_filters(mode: Mode) -> None:
     with pytest.raises(QueryError, match=r"Experiment.id must be an int in -2147483648\.\."):
-        Experiment.query(None).filter(id__gt=2**31)
+        api_module(mode).Experiment.query(None).filter(id__gt=2**31)
 
 
 def test_hyperparameters_compared_with_a_bool(world: World) -> None:
     before = world.session.requests_sent
     with pytest.raises(InvalidType, match="hp.lr must be a number or a str, not bool"):
-        Experiment.query(world.session).filter(hp.lr == False).first()  # noqa: E712
+        query = world.api.Experiment.query(world.session)
+        world.api(query.filter(hp.lr == False).first())  # noqa: E712
     assert world.session.requests_sent == before
 
 
-def test_ordering_experiments_by_run_metadata() -> None:
+def test_ordering_experiments_by_run_metadata(mode: Mode) -> None:
     with pytest.raises(QueryError, match="Experiment cannot be ordered by run metadata"):
-        Experiment.query(None).order_by("metadata.team")  # type: ignore[arg-type]
+        api_module(mode).Experiment.query(None).order_by("metadata.team")
 
 
 def test_index_past_the_end_of_an_in_memory_listing(world: World) -> None:
-    workspaces = Workspace.query(world.session)
+    api = world.api
+    workspaces = api.Workspace.query(world.session)
     with pytest.raises(IndexError):
-        workspaces[50]
+        api(workspaces[50])
     with pytest.raises(IndexError):
-        workspaces[-50]
-    everything = [w.id for w in workspaces]
-    assert [w.id for w in workspaces[-50:]] == everything
-    assert list(workspaces[50:]) == []
+        api(workspaces[-50])
+    everything = [w.id for w in api.list(workspaces)]
+    assert [w.id for w in api.list(workspaces[-50:])] == everything
+    assert api.list(workspaces[50:]) == []
 
 
 def test_negative_slice_start_before_the_first_row(world: World) -> None:
-    experiments = Experiment.query(world.session).order_by("id")
-    assert [e.id for e in experiments[-50:]] == [e.id for e in experiments]
+    api = world.api
+    experiments = api.Experiment.query(world.session).order_by("id")
+    assert [e.id for e in api.list(experiments[-50:])] == [e.id for e in api.list(experiments)]
 
 
 def test_offsets_beyond_int32(world: World) -> None:
     with pytest.raises(QueryError, match="the query index must be an int in"):
-        Experiment.query(world.session)[2**31]
+        world.api(world.api.Experiment.query(world.session)[2**31])
 
 
 # --- assignments -------------------------------------------------------------------------------
 def test_max_slots_beyond_int32(world: World) -> None:
-    exp = world.objects[Experiment]
+    exp = world[Experiment]
     int32 = re.escape("Experiment.max_slots must be an int in 0..2147483647, not 2147483648")
     with pytest.raises(InvalidValue, match=int32):
         exp.max_slots = 2**31
@@ -172,9 +188,9 @@ def test_max_slots_beyond_int32(world: World) -> None:
 
 
 def test_archived_yes_is_not_an_archive(world: World) -> None:
-    exp = world.objects[Experiment]
+    exp = world[Experiment]
     with pytest.raises(InvalidType, match="Experiment.archived must be bool, not str"):
-        exp.archived = "yes"  # type: ignore[assignment]
+        exp.archived = "yes"
     assert len(world.session.pending()) == 0 and exp.archived is False
 
 
@@ -183,49 +199,49 @@ def test_archived_yes_is_not_an_archive(world: World) -> None:
 )
 def test_no_lax_conversion(world: World, name: str, value: object) -> None:
     with pytest.raises(InvalidType, match=f"Experiment.{name} must be"):
-        setattr(world.objects[Experiment], name, value)
+        setattr(world[Experiment], name, value)
     assert world.session.dirty == []
 
 
 @pytest.mark.parametrize("name", ["two  spaces", "a/b", "a\\b", "123"])
 def test_model_names_the_master_refuses(world: World, name: str) -> None:
     with pytest.raises(InvalidValue, match="a model name cannot hold"):
-        world.objects[Model].name = name
+        world[Model].name = name
     assert world.session.dirty == []
 
 
 def test_workspace_name_longer_than_80_bytes(world: World) -> None:
     with pytest.raises(InvalidValue, match="Workspace.name must be at most 80 bytes"):
-        world.objects[Workspace].name = "é" * 41
-    world.objects[Workspace].name = "x" * 80  # the longest name the master takes
-    world.session.rollback()
+        world[Workspace].name = "é" * 41
+    world[Workspace].name = "x" * 80  # the longest name the master takes
+    world.rollback()
 
 
 def test_weight_that_json_cannot_carry(world: World) -> None:
     with pytest.raises(InvalidValue, match="Experiment.weight must be a finite number"):
-        world.objects[Experiment].weight = math.inf
+        world[Experiment].weight = math.inf
     assert world.session.dirty == []
 
 
 def test_read_only_and_unknown_attributes(world: World) -> None:
-    exp = world.objects[Experiment]
+    exp = world[Experiment]
     with pytest.raises(InvalidAttribute, match="Experiment.state is read-only; editable fields"):
-        exp.state = "ACTIVE"  # type: ignore[assignment]
+        exp.state = "ACTIVE"
     with pytest.raises(InvalidAttribute, match="Experiment has no attribute 'nmae'; editable"):
         exp.nmae = "x"
     with pytest.raises(InvalidAttribute, match="Trial.experiment is read-only"):
-        world.objects[Trial].experiment = exp  # type: ignore[misc]
+        world[Trial].experiment = exp
 
 
 def test_metadata_edited_in_place_with_nan(world: World) -> None:
-    model = world.objects[Model]
+    model = world[Model]
     with pytest.raises(InvalidValue, match=r"metadata\['score'\] must be a finite number"):
         model.metadata["score"] = math.nan
     assert "score" not in model.metadata and world.session.dirty == []
 
 
 def test_tags_added_in_place_change_nothing_when_one_is_bad(world: World) -> None:
-    tags = world.objects[Experiment].tags
+    tags = world[Experiment].tags
     before = set(tags)
     with pytest.raises(InvalidValue, match="non-empty"):
         tags |= {"fine", ""}
@@ -234,47 +250,50 @@ def test_tags_added_in_place_change_nothing_when_one_is_bad(world: World) -> Non
 
 # --- reads and actions ---------------------------------------------------------------------------
 def test_metrics_of_things_that_are_not_trials(world: World) -> None:
-    before = world.session.requests_sent
+    session, api = world.session, world.api
+    before = session.requests_sent
     with pytest.raises(InvalidType, match="each trial must be a Trial or a trial id"):
-        world.session.metrics(["a"])  # type: ignore[list-item]
+        session.metrics(["a"])  # refused when called: a stream is never made
     with pytest.raises(InvalidType, match="each trial must be a Trial or a trial id"):
-        world.session.summaries([None])  # type: ignore[list-item]
-    assert world.session.requests_sent == before
+        api(session.summaries([None]))
+    assert session.requests_sent == before
 
 
 def test_get_with_a_key_of_the_wrong_type(world: World) -> None:
     before = world.session.requests_sent
     with pytest.raises(InvalidType, match="the Experiment key must be an id"):
-        world.session.get(Experiment, "abc")
+        world.api(world.session.get(world.api.Experiment, "abc"))
     assert world.session.requests_sent == before
 
 
 def test_move_to_a_project_that_is_not_one(world: World) -> None:
+    api = world.api
     before = world.session.requests_sent
     with pytest.raises(InvalidType, match=r"move_to\(project\) must be a Project or its id"):
-        world.objects[Experiment].move_to("x")  # type: ignore[arg-type]
+        api(world[Experiment].move_to("x"))
     with pytest.raises(InvalidType, match=r"move_to\(project\)"):
-        Experiment.query(world.session).move_to(None)  # type: ignore[arg-type]
+        api(api.Experiment.query(world.session).move_to(None))
     assert world.session.requests_sent == before
 
 
 def test_logs_limit_zero_is_no_lines(world: World) -> None:
-    trial = world.objects[Trial]
+    trial, api = world[Trial], world.api
     before = world.session.requests_sent
-    assert list(trial.logs(limit=0)) == [] and list(trial.logs(tail=0)) == []
+    assert api.list(trial.logs(limit=0)) == [] and api.list(trial.logs(tail=0)) == []
     assert world.session.requests_sent == before
 
 
 def test_logs_limit_applies_to_a_followed_stream(world: World) -> None:
     # The master's batch processor ignores the limit of a followed stream.
-    assert [e.message for e in world.objects[Trial].logs(follow=True, limit=1)] == ["loading data"]
+    entries = world.api.list(world[Trial].logs(follow=True, limit=1))
+    assert [e.message for e in entries] == ["loading data"]
 
 
 def test_logs_arguments_of_the_wrong_type(world: World) -> None:
-    trial = world.objects[Trial]
+    trial = world[Trial]
     with pytest.raises(InvalidType, match="follow must be True or False"):
-        trial.logs(follow="yes")  # type: ignore[arg-type]
+        trial.logs(follow="yes")
     with pytest.raises(InvalidType, match="levels must be a list"):
         trial.logs(levels="INFO")
     with pytest.raises(InvalidType, match="each level must be a LogLevel or a level name"):
-        trial.logs(levels=[5])  # type: ignore[list-item]
+        trial.logs(levels=[5])

@@ -1,11 +1,15 @@
 """Session, connect and RetryPolicy arguments: a wrong type is an InvalidType naming the option,
-a value that cannot work a ConfigurationError, both before anything is set up or sent."""
+a value that cannot work a ConfigurationError, both before anything is set up or sent. Sessions
+of both APIs (``detorm.Session`` and ``detorm.aio.AsyncSession``) are checked."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import detorm
+import detorm.aio
 from detorm.errors import ConfigurationError, InvalidType
+from tests.sdk.apis import Mode
 
 from .conftest import GENERATED
 from .strategies import ANY_VALUE, EDGE_INTS, ODD_FLOATS, ODD_TEXT
@@ -43,21 +49,35 @@ OPTION_TYPES: dict[str, Any] = {
 }
 
 
-def open_session(tmp: Path, **options: Any) -> detorm.Session:
+def open_session(mode: Mode, tmp: Path, **options: Any) -> Any:
+    """A session of the ``mode`` API: a detorm.Session or a detorm.aio.AsyncSession."""
     options.setdefault("environ", {"HOME": str(tmp), "XDG_CONFIG_HOME": str(tmp / "config")})
     if "password" not in options and "user" not in options:
         options.setdefault("token", "a-token")
-    return detorm.Session(options.pop("master", UNREACHABLE), **options)
+    factory = detorm.Session if mode == "sync" else detorm.aio.AsyncSession
+    return factory(options.pop("master", UNREACHABLE), **options)
+
+
+@contextmanager
+def opened(session: Any) -> Iterator[Any]:
+    """``session``, closed on exit (an AsyncSession is closed on an event loop of its own)."""
+    try:
+        yield session
+    finally:
+        if isinstance(session, detorm.aio.AsyncSession):
+            asyncio.run(session.close())
+        else:
+            session.close()
 
 
 @GENERATED
 @given(option=st.sampled_from(sorted(OPTION_TYPES)), value=ANY_VALUE)
 def test_an_option_of_the_wrong_type_is_refused_by_name(
-    option: str, value: object, tmp_path: Path
+    mode: Mode, option: str, value: object, tmp_path: Path
 ) -> None:
     assume(not OPTION_TYPES[option](value))
     with pytest.raises(InvalidType) as info:
-        open_session(tmp_path, **{option: value})
+        open_session(mode, tmp_path, **{option: value})
     assert option in str(info.value)
     assert isinstance(info.value, TypeError)
 
@@ -68,15 +88,15 @@ def test_an_option_of_the_wrong_type_is_refused_by_name(
     value=st.one_of(EDGE_INTS, ODD_FLOATS, st.floats(), st.integers()),
 )
 def test_a_number_option_is_accepted_only_when_it_can_work(
-    option: str, value: float, tmp_path: Path
+    mode: Mode, option: str, value: float, tmp_path: Path
 ) -> None:
     assume(OPTION_TYPES[option](value))
     try:
-        session = open_session(tmp_path, **{option: value})
+        session = open_session(mode, tmp_path, **{option: value})
     except ConfigurationError as err:
         assert option in str(err) and session_never_opened(err)
         return
-    with session:
+    with opened(session):
         transport = session.transport
         if option == "timeout":
             assert math.isfinite(transport.timeout) and 0 < transport.timeout
@@ -92,14 +112,14 @@ def session_never_opened(err: ConfigurationError) -> bool:
 @settings(GENERATED, max_examples=25)
 @given(option=st.sampled_from(["verify", "cache", "master"]), value=st.one_of(ODD_TEXT, st.text()))
 def test_a_text_option_is_accepted_only_when_it_can_work(
-    option: str, value: str, tmp_path: Path
+    mode: Mode, option: str, value: str, tmp_path: Path
 ) -> None:
     try:
-        session = open_session(tmp_path, **{option: value})
+        session = open_session(mode, tmp_path, **{option: value})
     except ConfigurationError as err:
         assert session_never_opened(err)
         return
-    with session:
+    with opened(session):
         if option == "verify":
             assert os.path.exists(value)
         elif option == "cache":
