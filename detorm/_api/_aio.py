@@ -34,6 +34,7 @@ from .._ops._tasks import (
     kill_task,
     launch,
     launch_body,
+    launch_context,
     move_priority,
     queue_stats,
     rename_template,
@@ -673,11 +674,15 @@ async def _launch(
     cls: type[G],
     session: AsyncSession | None,
     query: AsyncExperimentQuery | None = None,
+    context: str | os.PathLike[str] | None = None,
+    includes: Iterable[str | os.PathLike[str]] = (),
     **arguments: Any,
 ) -> G:
     session = session or default_session()
     body = launch_body(cls, query=query is not None, **arguments)
-    return await session.transport.run(launch(session, session._class_of(cls), body, query))
+    files = launch_context(cls.__name__, context, includes)
+    op = launch(session, session._class_of(cls), body, query, files)
+    return await session.transport.run(op)
 
 
 class Command(_TaskControl, t.Command):
@@ -693,11 +698,13 @@ class Command(_TaskControl, t.Command):
         config: dict[str, Any] | None = None,
         template: Template | str | None = None,
         workspace: Workspace | int | None = None,
+        context: str | os.PathLike[str] | None = None,
+        includes: Iterable[str | os.PathLike[str]] = (),
         session: AsyncSession | None = None,
     ) -> Command:
         return await _launch(
-            cls, session, entrypoint=entrypoint, config=config, template=template,
-            workspace=workspace,
+            cls, session, context=context, includes=includes, entrypoint=entrypoint,
+            config=config, template=template, workspace=workspace,
         )  # fmt: skip
 
 
@@ -713,9 +720,14 @@ class Shell(_TaskControl, t.Shell):
         config: dict[str, Any] | None = None,
         template: Template | str | None = None,
         workspace: Workspace | int | None = None,
+        context: str | os.PathLike[str] | None = None,
+        includes: Iterable[str | os.PathLike[str]] = (),
         session: AsyncSession | None = None,
     ) -> Shell:
-        return await _launch(cls, session, config=config, template=template, workspace=workspace)
+        return await _launch(
+            cls, session, context=context, includes=includes, config=config, template=template,
+            workspace=workspace,
+        )  # fmt: skip
 
 
 class Notebook(_TaskControl, t.Notebook):
@@ -730,9 +742,14 @@ class Notebook(_TaskControl, t.Notebook):
         config: dict[str, Any] | None = None,
         template: Template | str | None = None,
         workspace: Workspace | int | None = None,
+        context: str | os.PathLike[str] | None = None,
+        includes: Iterable[str | os.PathLike[str]] = (),
         session: AsyncSession | None = None,
     ) -> Notebook:
-        return await _launch(cls, session, config=config, template=template, workspace=workspace)
+        return await _launch(
+            cls, session, context=context, includes=includes, config=config, template=template,
+            workspace=workspace,
+        )  # fmt: skip
 
     @property
     def url(self) -> str:

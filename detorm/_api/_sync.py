@@ -29,6 +29,7 @@ from .._ops._tasks import (
     kill_task,
     launch,
     launch_body,
+    launch_context,
     move_priority,
     queue_stats,
     rename_template,
@@ -797,11 +798,17 @@ class _TaskControl(_Logs, t.GenericTask):
 
 
 def _launch(
-    cls: type[G], session: Session | None, query: ExperimentQuery | None = None, **arguments: Any
+    cls: type[G],
+    session: Session | None,
+    query: ExperimentQuery | None = None,
+    context: str | os.PathLike[str] | None = None,
+    includes: Iterable[str | os.PathLike[str]] = (),
+    **arguments: Any,
 ) -> G:
     session = session or default_session()
     body = launch_body(cls, query=query is not None, **arguments)
-    return session.transport.run(launch(session, session._class_of(cls), body, query))
+    files = launch_context(cls.__name__, context, includes)
+    return session.transport.run(launch(session, session._class_of(cls), body, query, files))
 
 
 class Command(_TaskControl, t.Command):
@@ -818,13 +825,17 @@ class Command(_TaskControl, t.Command):
         config: dict[str, Any] | None = None,
         template: Template | str | None = None,
         workspace: Workspace | int | None = None,
+        context: str | os.PathLike[str] | None = None,
+        includes: Iterable[str | os.PathLike[str]] = (),
         session: Session | None = None,
     ) -> Command:
-        """Run ``entrypoint`` (a shell command line, or its argv) on the cluster; ``config``
-        and ``template`` as for ``det cmd run``. Returns the command, fully loaded."""
+        """Run ``entrypoint`` (a shell command line, or its argv) on the cluster; ``config``,
+        ``template``, ``context`` (a directory uploaded as the det CLI does: ``.detignore``,
+        the master's size limit) and ``includes`` as for ``det cmd run -c ... -i ...``.
+        Returns the command, fully loaded."""
         return _launch(
-            cls, session, entrypoint=entrypoint, config=config, template=template,
-            workspace=workspace,
+            cls, session, context=context, includes=includes, entrypoint=entrypoint,
+            config=config, template=template, workspace=workspace,
         )  # fmt: skip
 
 
@@ -841,10 +852,15 @@ class Shell(_TaskControl, t.Shell):
         config: dict[str, Any] | None = None,
         template: Template | str | None = None,
         workspace: Workspace | int | None = None,
+        context: str | os.PathLike[str] | None = None,
+        includes: Iterable[str | os.PathLike[str]] = (),
         session: Session | None = None,
     ) -> Shell:
         """Start a shell (connect to it with ``det shell open``)."""
-        return _launch(cls, session, config=config, template=template, workspace=workspace)
+        return _launch(
+            cls, session, context=context, includes=includes, config=config, template=template,
+            workspace=workspace,
+        )  # fmt: skip
 
 
 class Notebook(_TaskControl, t.Notebook):
@@ -860,10 +876,15 @@ class Notebook(_TaskControl, t.Notebook):
         config: dict[str, Any] | None = None,
         template: Template | str | None = None,
         workspace: Workspace | int | None = None,
+        context: str | os.PathLike[str] | None = None,
+        includes: Iterable[str | os.PathLike[str]] = (),
         session: Session | None = None,
     ) -> Notebook:
         """Start a Jupyter notebook; open ``url`` once it is RUNNING."""
-        return _launch(cls, session, config=config, template=template, workspace=workspace)
+        return _launch(
+            cls, session, context=context, includes=includes, config=config, template=template,
+            workspace=workspace,
+        )  # fmt: skip
 
     @property
     def url(self) -> str:

@@ -9,6 +9,7 @@ task's GET with backoff (see :data:`WAIT_INTERVALS`) until it is TERMINATED.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
@@ -28,8 +29,9 @@ from .._resources._tasks import (
     Tensorboard,
     check_template_name,
 )
-from ..errors import APIError, InvalidValue, WaitTimeout
-from ._effects import Op, gather_outcomes, send, sleep
+from .._io._context import read_context
+from ..errors import APIError, InvalidType, InvalidValue, WaitTimeout
+from ._effects import Op, blocking, gather_outcomes, send, sleep
 from ._executor import rows_of
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ T = TypeVar("T", bound=Template)
 
 __all__ = [
     "WAIT_INTERVALS",
+    "Context",
     "QueueStats",
     "create_template",
     "delete_template",
@@ -48,6 +51,7 @@ __all__ = [
     "kill_task",
     "launch",
     "launch_body",
+    "launch_context",
     "move_priority",
     "queue_stats",
     "rename_template",
@@ -109,6 +113,28 @@ def launch_body(
     return body
 
 
+@dataclass(frozen=True)
+class Context:
+    """The local files a launch sends: a directory and extra paths (``det cmd run -c/-i``)."""
+
+    root: str | os.PathLike[str] | None
+    includes: tuple[str | os.PathLike[str], ...] = ()
+
+
+def launch_context(
+    name: str, root: str | os.PathLike[str] | None, includes: Iterable[str | os.PathLike[str]]
+) -> Context:
+    """The paths checked before anything is read or sent (their files are read by launch)."""
+    if root is not None:
+        require(f"{name}.launch(context)", root, (str, os.PathLike), "a directory path")
+    if isinstance(includes, str | bytes | os.PathLike):
+        raise InvalidType(f"{name}.launch(includes) must be a list of paths, not one path")
+    listed = tuple(check_iterable(f"{name}.launch(includes)", includes, "a list of paths"))
+    for path in listed:
+        require(f"{name}.launch(includes) item", path, (str, os.PathLike), "a path")
+    return Context(root, listed)
+
+
 def _entrypoint(name: str, entrypoint: object) -> list[str]:
     """The master's entrypoint is a list: a str becomes its one element, which runs under
     ``/bin/sh -c`` in the container (command-entrypoint.sh), as ``det cmd run 'a; b'`` sends it."""
@@ -137,11 +163,21 @@ def _ids(where: str, values: object, cls: type[Resource]) -> list[int]:
 
 
 def launch(
-    session: Session, cls: type[G], body: dict[str, Any], query: Query[Any] | None = None
+    session: Session,
+    cls: type[G],
+    body: dict[str, Any],
+    query: Query[Any] | None = None,
+    context: Context | None = None,
 ) -> Op[G]:
     """POST the launch; the answer's task (with its config) as a complete object of ``cls``
     (the API's class). A TensorBoard's experiment ``query`` goes as the master's ``filters``
-    when they express it exactly, else as the ids it matches (read first)."""
+    when they express it exactly, else as the ids it matches (read first). A ``context``
+    directory is read as the det CLI reads it (``.detignore``, the size limit), off the event
+    loop."""
+    if context is not None and (context.root is not None or context.includes):
+        files = yield from blocking(read_context, context.root, context.includes)
+        if files:
+            body = dict(body, files=files)
     if query is not None:
         sliced = bool(query._order) or query._limit is not None or query._offset != 0
         filters = None if sliced else bulk_filters(query._where)

@@ -4,18 +4,21 @@ against detorm.local's simulated scheduler."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from detorm import TaskState, TaskType
 from detorm.errors import (
     CommitError,
+    ContextError,
     InvalidType,
     InvalidValue,
     NotFound,
     WaitTimeout,
 )
-from tests.sdk.apis import Api
+from detorm.local import LocalMaster
+from tests.sdk.apis import MODES, Api, Mode
 from tests.sdk.conftest import Cluster
 
 
@@ -249,3 +252,43 @@ def test_a_refused_queue_edit_stays_pending(writer_api: Api) -> None:
     api(api.session.rollback())
     assert job.resource_pool == "default" and api.session.dirty == []
     api(command.kill())
+
+
+@pytest.fixture
+def executing(environ: dict[str, str]) -> Iterator[str]:
+    """A detorm.local that really runs commands (``--execute-commands``)."""
+    with LocalMaster(process=False, execute_commands=True) as master:
+        yield master.url
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_context_is_uploaded_as_the_det_cli_does(
+    mode: Mode, executing: str, environ: dict[str, str], tmp_path: Path
+) -> None:
+    context = tmp_path / "context"
+    (context / "data").mkdir(parents=True)
+    (context / "hello.txt").write_text("hello from the context\n")
+    (context / "data" / "big.bin").write_bytes(b"x" * 10)
+    (context / ".detignore").write_text("data/\n")
+    extra = tmp_path / "extra.txt"
+    extra.write_text("included\n")
+    with Api(mode, executing, environ) as api:
+        command = api(
+            api.Command.launch(
+                "cat hello.txt extra.txt; ls data 2>&1 || echo no-data",
+                context=context, includes=[extra], session=api.session,
+            )
+        )  # fmt: skip
+        assert api(command.wait(timeout=60, interval=0.1)) == TaskState.TERMINATED
+        printed = [entry.message.rstrip("\n") for entry in api.list(command.logs())]
+        assert "hello from the context" in printed and "included" in printed
+        assert "no-data" in printed  # .detignore kept data/ out
+        outside = tmp_path / "secret"
+        outside.write_text("not yours")
+        (context / "link").symlink_to(outside)
+        sent = api.session.requests_sent
+        with pytest.raises(ContextError):  # a link out of the context is not followed
+            api(api.Command.launch("true", context=context, session=api.session))
+        with pytest.raises(ContextError):
+            api(api.Command.launch("true", context=tmp_path / "missing", session=api.session))
+        assert api.session.requests_sent == sent
