@@ -24,7 +24,7 @@ from .._plan._query import query_offset, record
 from .._resources._base import Resource
 from .._resources._inputs import require
 from .._resources._models import Checkpoint, Experiment, Trial
-from ..errors import BadRequest, NotFound, QueryError
+from ..errors import APIError, BadRequest, NotFound, QueryError
 from ._effects import Op, collect, emit, gather, send
 
 if TYPE_CHECKING:
@@ -92,11 +92,11 @@ class Pager:
             size = self._page_size if remaining is None else min(self._page_size, remaining)
             try:
                 rows, pagination = yield from _page(source, offset, size)
-            except NotFound:
-                if source.scoped:
+            except APIError as err:
+                if source.matches_nothing(err):
                     break  # the parent does not exist: nothing matches
-                raise
-            except BadRequest as err:
+                if not isinstance(err, BadRequest):
+                    raise
                 # api.Paginate (the in-memory listings) refuses an offset out of bounds with a
                 # 400 where SQL paging answers an empty page.
                 memory = source.paging == "memory" and err.message == "offset out of bounds"
@@ -254,8 +254,8 @@ def count(query: Query[Any]) -> Op[int]:
         return len((yield from rows_of(query)))
     try:
         content = (yield from send(plan.source.count_call())).content
-    except NotFound:
-        if not plan.source.scoped:
+    except APIError as err:
+        if not plan.source.matches_nothing(err):
             raise
         return 0
     pagination = getattr(plan.source.response.model_validate_json(content), "pagination", None)

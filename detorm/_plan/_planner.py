@@ -17,7 +17,7 @@ from typing import Any, Final, Literal, Protocol
 
 from .. import _wire as w
 from .._resources._base import Resource
-from ..errors import QueryError
+from ..errors import APIError, NotFound, QueryError
 from ._call import Call, path, query_items
 from ._conditions import And, Condition, FieldRef, Leaf, Not, Or, Ordering
 
@@ -65,6 +65,15 @@ class Source:
     # Listed under a parent (an experiment, a trial, a model, a project, a workspace): the
     # master answers 404 when it does not exist, which means that nothing matches.
     scoped: bool = False
+    # The same for a parent the master reports missing with another status (a resource pool:
+    # a 500 naming it): an error whose message holds this text means nothing matches.
+    missing_parent: str = ""
+
+    def matches_nothing(self, error: APIError) -> bool:
+        """Whether ``error`` says that the parent this listing names does not exist."""
+        if self.missing_parent:
+            return self.missing_parent in error.message
+        return self.scoped and isinstance(error, NotFound)
 
     def call(self, offset: int, limit: int) -> Call:
         # A list endpoint only reads, even the POSTs (experiments-search, runs search): each
@@ -1115,7 +1124,7 @@ def _plan_generic_tasks(query: Query) -> Plan:
     operation, list_path, response, rows = _GENERIC_TASK_SOURCES[query.resource.__name__]
     source = Source(
         query.resource.__name__, operation, "GET", list_path, "memory", response, rows,
-        params=query_items(pusher.params),
+        params=query_items(pusher.params), scoped="workspaceId" in pusher.params,
     )  # fmt: skip
     return _finish(query, source, _join(pusher.residual), client_order)
 
@@ -1177,9 +1186,11 @@ def _plan_jobs(query: Query) -> Plan:
     if len(query._order) == 1 and query._order[0].field.name == "jobs_ahead":
         params["orderBy"] = w.OrderBy.DESC if query._order[0].descending else w.OrderBy.ASC
         client_order = ()
+    # An unknown pool is a 500 naming it (rm.GetJobQ): no job is in it.
+    missing = "cannot find resource pool" if "resourcePool" in params else ""
     source = Source(
         "Job", "GetJobsV2", "GET", "/api/v1/job-queues-v2", "memory", w.GetJobsV2Response,
-        "jobs", params=query_items(params),
+        "jobs", params=query_items(params), missing_parent=missing,
     )  # fmt: skip
     return _finish(query, source, _join(residual), client_order)
 

@@ -10,11 +10,17 @@ from the SDK's: SQL NULL logic (a comparison with a missing value is not true), 
 (NULL, ``''`` or ``'[]'``; an empty tag set), text compared with the master's database collation
 (``detorm/_plan/_collation.py``), NaN above every number. A sample of combinations (``|``, ``~``) and
 of hyperparameter and metric expressions is checked the same way.
+
+Commands, shells, notebooks, TensorBoards, templates and queue edits are made through the SDK by
+several users, on detorm.local's simulated cluster with its durations at 0: every task has
+settled (running, queued for slots that never free up, or terminated) before anything is read,
+and the fixture checks at the end that nothing changed while the cases ran.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,11 +33,17 @@ from sqlmodel import select
 import detorm
 from detorm import (
     Checkpoint,
+    Command,
     Experiment,
+    Job,
     Model,
     ModelVersion,
+    Notebook,
     Project,
     Q,
+    Shell,
+    Template,
+    Tensorboard,
     Trial,
     User,
     Workspace,
@@ -46,19 +58,28 @@ from detorm._wire import (
     STORED_EXPERIMENT_STATES,
     STORED_TRIAL_STATES,
     ExperimentState,
+    JobState,
+    JobType,
+    TaskState,
     TrialState,
     WireEnum,
 )
 from detorm.errors import QueryError
 from detorm.local import LocalMaster, Seeder
+from detorm.local import _scheduler as sim
 from detorm.local import _tables as t
+from detorm.local._db import utcnow
+from detorm.local._routes import commands as command_routes
 from tests.sdk.apis import MODES, Api, Mode
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 RESOURCES: dict[str, Any] = {  # the resource classes, by name
     "Experiment": Experiment, "Trial": Trial, "Checkpoint": Checkpoint, "Workspace": Workspace,
     "Project": Project, "Model": Model, "ModelVersion": ModelVersion, "User": User,
+    "Command": Command, "Shell": Shell, "Notebook": Notebook, "Tensorboard": Tensorboard,
+    "Template": Template, "Job": Job,
 }  # fmt: skip
+GENERIC_TASKS = ("Command", "Shell", "Notebook", "Tensorboard")
 
 
 # --- the dataset ------------------------------------------------------------------------------
@@ -107,6 +128,9 @@ SPECS: tuple[Spec, ...] = (
          owner="Émile", losses=((0.45,), (0.45,))),
     Spec("gpt_mini", "nlp", labels=("nlp",), description="GPT mini", parent=0,
          smaller_is_better=False, external="ext-2", losses=((), (0.1, 0.2))),
+    # Its trial holds one slot of the default pool: an experiment job in the queue.
+    Spec("sweep 50%", "nlp", labels=("gen",), state="ACTIVE", owner="alice", progress=0.5,
+         losses=((0.6, 0.55),)),
 )  # fmt: skip
 
 
@@ -132,6 +156,7 @@ def seed(master: LocalMaster) -> None:
         research = s.workspace("research", owner="alice")
         lab = s.workspace("Research Lab")
         s.workspace("_TestWS", archived=True, owner="Émile")
+        s.workspace("ops ñ", owner="zed_ops")  # the last: one id above it names no workspace
         projects = {
             "Uncategorized": 1,
             "vision": s.project("vision", workspace=research, description="computer vision"),
@@ -201,6 +226,167 @@ def _registry(s: Seeder, workspace: int) -> None:
         )  # fmt: skip
 
 
+# --- commands, shells, notebooks, TensorBoards, templates and the job queue ---------------------
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task launched through the SDK by ``user`` in ``workspace``, in this order."""
+
+    kind: str  # Command, Shell, Notebook, Tensorboard
+    user: str
+    workspace: str
+    description: str = ""  # "": the master's "<Kind> (<petname>)" (always, for TensorBoards)
+    slots: int = 1
+    end: str = ""  # "exit" (status 0), "crash" (status 3), "kill" once running; "": runs on
+    waits: bool = False  # more slots than are left: QUEUED for good
+    priority: int | None = None  # queue edits, sent once everything is launched
+    weight: float | None = None
+    experiments: tuple[int, ...] = (0,)  # a TensorBoard's, by index in SPECS
+
+    @property
+    def state(self) -> TaskState:
+        if self.end:
+            return TaskState.TERMINATED
+        return TaskState.QUEUED if self.waits else TaskState.RUNNING
+
+
+# The default pool has 8 slots: the active experiment's trial holds 1, the tasks that run on 4
+# (TensorBoards and zero-slot shells take aux containers); the last three want more than the 3
+# left, and nothing ever ends to free them.
+TASKS: tuple[TaskSpec, ...] = (
+    TaskSpec("Command", "determined", "Uncategorized", "100% done_ÜNÏ", end="exit"),
+    TaskSpec("Command", "alice", "research", "train_resnet", slots=2, end="exit"),
+    TaskSpec("Command", "Émile", "research", "Crash: naïve café", end="crash"),
+    TaskSpec("Command", "determined", "Research Lab", end="kill"),
+    TaskSpec("Notebook", "determined", "Uncategorized", priority=10),
+    TaskSpec("Notebook", "alice", "research", "Notebook ü_1", slots=2, weight=0.5),
+    TaskSpec("Notebook", "Émile", "ops ñ", "nb 50%", end="kill"),
+    TaskSpec("Shell", "Émile", "research", "ssh_Émile"),
+    TaskSpec("Shell", "determined", "Uncategorized", slots=0, priority=99),
+    TaskSpec("Shell", "alice", "ops ñ", "Shell killed", end="kill"),
+    TaskSpec("Tensorboard", "determined", "Uncategorized", experiments=(0, 1)),
+    TaskSpec("Tensorboard", "alice", "research", weight=2.5, experiments=(2,)),
+    TaskSpec("Tensorboard", "Émile", "ops ñ", end="kill", experiments=(5,)),
+    TaskSpec("Command", "alice", "research", "Queued_4 slots", slots=4, waits=True),
+    TaskSpec("Command", "Émile", "ops ñ", "queued 8 SLOTS", slots=8, waits=True,
+             priority=5),
+    TaskSpec("Shell", "alice", "research", "big shell 6%", slots=6, waits=True, weight=4.0),
+)  # fmt: skip
+# The experiment's job: its queue edits (the experiment's config takes them).
+EXPERIMENT_JOB = {"priority": 30, "weight": 2.0}
+# Names the master gives tasks launched without a description (petname.Generate), made
+# predictable.
+PETNAMES = ("gladly-eager-ünï", "Mostly_100%-Zed", "quietly-brave-otter", "ÉCLAIR_fast-9",
+            "wildly-calm-yak", "truly-odd-émile")  # fmt: skip
+# (name, workspace): names that differ only in case, hold LIKE's wildcards, are not ASCII.
+TEMPLATES = (
+    ("base", "Uncategorized"), ("Base", "research"), ("gpu_8%", "research"),
+    ("gpu-8", "Research Lab"), ("ünï Tpl", "Uncategorized"), ("Zeta", "ops ñ"),
+)  # fmt: skip
+USERS = ("determined", "alice", "Émile")  # who launches (zed_ops is inactive, Bob remote)
+
+
+def launch_tasks(master: LocalMaster, environ: dict[str, str]) -> None:
+    """Templates, tasks and queue edits through the SDK, with the simulated cluster's durations
+    at 0 (a task takes them when launched): everything settles at once, and then nothing
+    changes (no task ends or starts while the cases run)."""
+    sessions = {u: detorm.Session(master.url, user=u, password="", environ=environ) for u in USERS}
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for name in ("PULLING_SECONDS", "STARTING_SECONDS", "COMMAND_SECONDS", "KILL_SECONDS"):
+                mp.setattr(sim, name, 0.0)
+            names = iter(PETNAMES)
+            mp.setattr(command_routes, "petname", lambda: next(names))
+            _launch_all(master, sessions, mp)
+    finally:
+        for session in sessions.values():
+            session.close()
+
+
+def _launch_all(
+    master: LocalMaster, sessions: dict[str, detorm.Session], mp: pytest.MonkeyPatch
+) -> None:
+    s = sessions["determined"]
+    workspaces = {w.name: w.id for w in Workspace.query(s).all()}
+    experiments = sorted(e.id for e in Experiment.query(s).all())
+    for name, workspace in TEMPLATES:
+        config = {"description": f"from {name}", "resources": {"slots": 1}}
+        Template.create(name, config, workspace=workspaces[workspace], session=s)
+    launched: list[tuple[TaskSpec, Any]] = []
+    for spec in TASKS:
+        # a command to crash or kill runs for an hour first (it takes the duration at launch)
+        mp.setattr(sim, "COMMAND_SECONDS", 3600.0 if spec.end in ("crash", "kill") else 0.0)
+        task = _launch(spec, sessions[spec.user], workspaces[spec.workspace], experiments)
+        if spec.end in ("crash", "kill"):
+            _wait_for(task, TaskState.RUNNING)
+            if spec.end == "kill":
+                task.kill()
+            else:
+                _crash(master, task.id, 3)
+        launched.append((spec, task))
+    jobs = {job.id: job for job in Job.query(s).all()}
+    for spec, task in launched:
+        for name in ("priority", "weight"):
+            if getattr(spec, name) is not None:
+                setattr(jobs[task.job_id], name, getattr(spec, name))
+    (experiment_job,) = [job for job in jobs.values() if job.type is JobType.EXPERIMENT]
+    for name, value in EXPERIMENT_JOB.items():
+        setattr(experiment_job, name, value)
+    s.commit()
+    for spec, task in launched:
+        _wait_for(task, spec.state)
+    _check_settled(s)
+
+
+def _launch(spec: TaskSpec, s: detorm.Session, workspace: int, experiments: list[int]) -> Any:
+    config: dict[str, Any] = {"resources": {"slots": spec.slots}}
+    if spec.description:
+        config["description"] = spec.description
+    if spec.kind == "Command":
+        return Command.launch("sleep 3600", config=config, workspace=workspace, session=s)
+    if spec.kind == "Tensorboard":
+        ids = [experiments[index] for index in spec.experiments]
+        return Tensorboard.launch(experiments=ids, workspace=workspace, session=s)
+    cls = Shell if spec.kind == "Shell" else Notebook
+    return cls.launch(config=config, workspace=workspace, session=s)
+
+
+def _wait_for(task: Any, state: TaskState, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while task.refresh().state is not state:
+        assert time.monotonic() < deadline, (task, state)
+        time.sleep(0.02)
+
+
+def _crash(master: LocalMaster, task_id: str, code: int) -> None:
+    """The command's container exits with ``code``, as the runner of ``--execute-commands``
+    reports a process's exit (the simulation's commands always exit with 0)."""
+    with master.database.transaction(write=True) as db:
+        allocation = db.get(t.AllocationRow, f"{task_id}.1")
+        assert allocation is not None and allocation.state == "RUNNING"
+        sim.exit_allocation(db, allocation, utcnow(), "exited", code=code)
+
+
+def snapshot(s: detorm.Session) -> dict[str, Any]:
+    """What could still change: the tasks' states and exits, the queue."""
+    found: dict[str, Any] = {
+        kind: sorted((o.id, o.state, o.exit_status) for o in RESOURCES[kind].query(s).all())
+        for kind in GENERIC_TASKS
+    }
+    found["Job"] = sorted(
+        (j.id, j.state, j.jobs_ahead, j.priority, j.weight, j.allocated_slots)
+        for j in Job.query(s).all()
+    )  # fmt: skip
+    return found
+
+
+def _check_settled(s: detorm.Session) -> None:
+    for kind in GENERIC_TASKS:
+        states = sorted(o.state.number for o in RESOURCES[kind].query(s).all())
+        assert states == sorted(x.state.number for x in TASKS if x.kind == kind), kind
+    jobs = Job.query(s).all()
+    assert len(jobs) == 1 + sum(1 for x in TASKS if not x.end), jobs
+
+
 # --- the cluster and the truth ----------------------------------------------------------------
 Scope = dict[str, Any]  # the filter a resource is listed under (the master lists some per parent)
 
@@ -228,8 +414,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     environ = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "config")}
     with LocalMaster(process=False) as master:
         seed(master)
+        launch_tasks(master, environ)
         with detorm.Session(master.url, user="determined", password="", environ=environ) as s:
+            before = snapshot(s)
             yield World(master.url, environ, s)
+            assert snapshot(s) == before, "the cluster changed while the cases ran"
 
 
 def everything(world: World, resource: str, scope: Scope) -> list[Resource]:
@@ -272,6 +461,8 @@ def _scopes(s: detorm.Session, resource: str) -> list[Scope]:
                 {"trial_id": trial.id}]  # fmt: skip
     if resource == "ModelVersion":
         return [{"model_id": Model.query(s).filter(name="resnet-prod").one().id}]
+    if resource == "Template":  # workspaceIds, with the name's pattern
+        return [{}, {"workspace_id": Workspace.query(s).filter(name="research").one().id}]
     return [{}]
 
 
@@ -330,8 +521,9 @@ def holds(actual: Any, lookup: str, value: Any, *, case_sensitive: bool = False)
 
 
 # --- values to try ------------------------------------------------------------------------------
-def present(objects: Sequence[Resource], name: str) -> list[Any]:
-    """Distinct values the objects hold: the lowest, the highest and a few between."""
+def present(objects: Sequence[Resource], name: str, most: int = 6) -> list[Any]:
+    """Distinct values the objects hold: the lowest, the highest and a few between (``most``
+    in all)."""
     values: list[Any] = []
     for obj in objects:
         if name == "duration" and getattr(obj, "end_time", None) is None:
@@ -339,10 +531,10 @@ def present(objects: Sequence[Resource], name: str) -> list[Any]:
         value = getattr(obj, name)
         if value is not None and not any(same(value, v) and type(value) is type(v) for v in values):
             values.append(value)
-    if len(values) <= 6 or isinstance(values[0], TagSet):
+    if len(values) <= most or isinstance(values[0], TagSet):
         return values
     ordered = sorted(values, key=order_key)
-    return [ordered[i * (len(ordered) - 1) // 5] for i in range(6)]
+    return [ordered[i * (len(ordered) - 1) // (most - 1)] for i in range(most)]
 
 
 def absent(column: Column, values: Sequence[Any]) -> list[Any]:
@@ -365,10 +557,11 @@ def absent(column: Column, values: Sequence[Any]) -> list[Any]:
     return ["zz-absent", "", "%", "_", "Ü"]
 
 
-def variants(column: Column, values: Sequence[Any]) -> list[Any]:
-    """Near misses of present values: another case, a substring, a tag of another case."""
+def variants(column: Column, values: Sequence[Any], near: int = 2) -> list[Any]:
+    """Near misses of the first ``near`` present values: another case, a substring, a tag of
+    another case."""
     out: list[Any] = []
-    for value in values[:2]:
+    for value in values[:near]:
         if column.kind == "str" and value:
             out += [value.swapcase(), value[1:].upper(), value[: max(1, len(value) // 2)]]
         if column.kind == "set":
@@ -376,16 +569,32 @@ def variants(column: Column, values: Sequence[Any]) -> list[Any]:
     return out
 
 
-def cases_for(column: Column, lookup: str, objects: Sequence[Resource]) -> list[Any]:
-    values = present(objects, column.name)
+@dataclass(frozen=True)
+class Sample:
+    """How many values a case tries: present ones, and near misses of the first ones."""
+
+    present: int = 6
+    near: int = 2
+
+
+# Fewer where a request costs more: each request of these lists brings the simulated cluster
+# forward first (a write transaction), some four times a plain list's time, and the filters
+# they are tried with are nearly all evaluated by the client.
+SAMPLES = {name: Sample(present=4, near=1) for name in (*GENERIC_TASKS, "Job")}
+
+
+def cases_for(
+    column: Column, lookup: str, objects: Sequence[Resource], sample: Sample = Sample()
+) -> list[Any]:
+    values, near = present(objects, column.name, sample.present), sample.near
     if lookup == "isnull":
         return [True, False]
     if column.kind == "set":
         tags = sorted({tag for tagset in values for tag in tagset})
         if lookup == "contains":
-            return tags + ["absent", *variants(column, values)]
+            return tags + ["absent", *variants(column, values, near)]
         return [frozenset(v) for v in values] + absent(column, values)
-    tried = values + absent(column, values) + variants(column, values)
+    tried = values + absent(column, values) + variants(column, values, near)
     if lookup == "in":  # pairs of present and absent values
         return [[v, w] for v, w in zip(tried[::3], tried[len(tried) // 2 :: 3], strict=False)]
     if lookup == "contains":
@@ -425,7 +634,8 @@ def test_every_lookup_matches_brute_force(
         cls, s = getattr(api, resource), api.session
         for scope in scopes(world, resource):
             objects = everything(world, resource, scope)
-            for value in cases_for(column, lookup, objects):
+            sample = SAMPLES.get(resource, Sample())
+            for value in cases_for(column, lookup, objects, sample):
                 key = name if lookup == "exact" else f"{name}__{lookup}"
                 query = cls.query(s).filter(**scope).filter(**{key: value})
                 if refused(resource, name, scope):
@@ -481,7 +691,14 @@ def rules(plan: Any, name: str) -> Rules:
         return Rules(tie=lambda o: o.version, tie_follows_direction=True)
     if operation == "GetWorkspaces":  # names and ids are unique
         return Rules(tie=None)
+    if operation in TASK_LISTS:  # api.Sort: sort.Slice, ties in any order
+        return Rules(tie=None)
+    if operation in ("GetTemplates", "GetJobsV2"):  # names, queue places are unique
+        return Rules(tie=None)
     return checkpoint_rules(plan, name)
+
+
+TASK_LISTS = ("GetCommands", "GetShells", "GetNotebooks", "GetTensorboards")
 
 
 def sort_value(plan: Any, name: str, value: Any) -> Any:
@@ -498,8 +715,8 @@ def sort_value(plan: Any, name: str, value: Any) -> Any:
         return value.number
     if name == "progress" and operation in ("GetExperiments", "SearchExperiments"):
         return 0.0 if value is None else value  # COALESCE(progress, 0)
-    if isinstance(value, str) and "Checkpoints" in operation:  # Go compares uuids bytewise
-        return value
+    if isinstance(value, str) and ("Checkpoints" in operation or operation in TASK_LISTS):
+        return value  # Go compares strings bytewise (the code points' order, in UTF-8)
     return order_key(value)
 
 
@@ -693,6 +910,28 @@ COMBINATIONS: dict[str, tuple[str, Scope | None, Condition]] = {
     "trials_of_experiment": (
         "Trial", None, Q(searcher_metric_value__gt=0.3) | Q(restarts=3) | ~(hp.lr < 0.1),
     ),
+    # users (pushed) and the rest (the client's), one user filter sent at most
+    "commands_of_users_not_queued": (
+        "Command", {}, Q(username__in=["alice", "zed_ops"]) & ~Q(state=TaskState.QUEUED),
+    ),
+    "commands_user_twice": ("Command", {}, Q(username="Émile") & Q(username__in=["Émile", "x"])),
+    "commands_user_or_exit": ("Command", {}, Q(username="alice") | Q(exit_status__contains="3")),
+    "shells_user_and_not_terminated": (
+        "Shell", {}, Q(display_name="Alice") & ~Q(state=TaskState.TERMINATED),
+    ),
+    "notebooks_exited_or_determined": (
+        "Notebook", {}, ~Q(exit_status__isnull=True) | Q(username="determined"),
+    ),
+    "tensorboards_not_user": ("Tensorboard", {}, ~Q(username="alice") & Q(id__ne="")),
+    "templates_case_or_wildcard": ("Template", {}, Q(name="Base") | Q(name__contains="_")),
+    "templates_pattern_not_exact": ("Template", None, Q(name__contains="bAs") & ~Q(name="base")),
+    "jobs_queued_not_shell": ("Job", {}, Q(state=JobState.QUEUED) & ~Q(type=JobType.SHELL)),
+    "jobs_pool_and_priority_or_weight": (
+        "Job", {}, Q(resource_pool="default") & (Q(priority__lt=42) | Q(weight__gt=1)),
+    ),
+    "jobs_scheduled_or_name": (
+        "Job", {}, Q(state__in=[JobState.SCHEDULED]) | Q(name__contains="%"),
+    ),
 }  # fmt: skip
 
 
@@ -719,6 +958,9 @@ ORDERINGS: dict[str, tuple[str, Scope | None, tuple[Any, ...]]] = {
     "checkpoints_by_state_then_metric": (
         "Checkpoint", None, ("state", metrics.validation.validation_loss.last.desc()),
     ),
+    "commands_by_state_then_start": ("Command", {}, ("state", "-start_time")),
+    "jobs_by_type_then_priority": ("Job", {}, ("type", "-priority")),
+    "templates_by_workspace_then_name": ("Template", {}, ("-workspace_id", "name")),
 }  # fmt: skip
 
 
