@@ -323,9 +323,25 @@ def _ended(database: Database, trial_id: int) -> bool:
 
 # --- messages -------------------------------------------------------------------------------
 def _log_message(trial_id: int, row: tuple[Any, ...]) -> RawJSON:
+    """A ``TrialLogsResponse``."""
+    return _message(row, f',"trialId":{trial_id}')
+
+
+def task_log_message(task_id: str, row: tuple[Any, ...]) -> RawJSON:
+    """A ``TaskLogsResponse``: the trial message's fields with ``taskId`` and the allocation
+    (a row of ``trial_logs`` has none)."""
+    allocation_id = row[9] if len(row) > 9 else None
+    owner = f',"taskId":{_json_str(task_id)}'
+    if allocation_id is not None:
+        owner += f',"allocationId":{_json_str(allocation_id)}'
+    return _message(row[:9], owner)
+
+
+def _message(row: tuple[Any, ...], owner: str) -> RawJSON:
     """The message as ``json.dumps(..., separators=(",", ":"))`` writes it, assembled by hand:
-    the logs route writes thousands of these per request, and building a dict for each to
-    encode cost as much as the rest of the request."""
+    the logs routes write thousands of these per request, and building a dict for each to
+    encode cost as much as the rest of the request. ``owner``: the trial or task fields, in
+    the master's order after ``level``."""
     log_id, stamp, level, text, agent_id, container_id, rank_id, source, stdtype = row
     wire_time, legacy_time = _times(str(stamp))
     has_level = level is not None and level != _UNSPECIFIED
@@ -333,38 +349,8 @@ def _log_message(trial_id: int, row: tuple[Any, ...]) -> RawJSON:
     parts = [
         f'{{"id":"{log_id}","timestamp":"{wire_time}","message":{_json_str(legacy)}',
         f',"level":{_json_str(level if level in _KNOWN_LEVELS else _UNSPECIFIED)}',
-        f',"trialId":{trial_id}',
+        owner,
     ]
-    if agent_id is not None:
-        parts.append(f',"agentId":{_json_str(agent_id)}')
-    if container_id is not None:
-        parts.append(f',"containerId":{_json_str(container_id)}')
-    if rank_id is not None:
-        parts.append(f',"rankId":{int(rank_id)}')
-    parts.append(f',"log":{_json_str(text)}')
-    if source is not None:
-        parts.append(f',"source":{_json_str(source)}')
-    if stdtype is not None:
-        parts.append(f',"stdtype":{_json_str(stdtype)}')
-    parts.append("}")
-    return RawJSON("".join(parts).encode())
-
-
-def task_log_message(task_id: str, row: tuple[Any, ...]) -> RawJSON:
-    """A ``TaskLogsResponse``: the trial message's fields with ``taskId`` and the allocation
-    (a row of ``trial_logs`` has none)."""
-    log_id, stamp, level, text, agent_id, container_id, rank_id, source, stdtype = row[:9]
-    allocation_id = row[9] if len(row) > 9 else None
-    wire_time, legacy_time = _times(str(stamp))
-    has_level = level is not None and level != _UNSPECIFIED
-    legacy = _legacy_line(legacy_time, container_id, rank_id, level if has_level else None, text)
-    parts = [
-        f'{{"id":"{log_id}","timestamp":"{wire_time}","message":{_json_str(legacy)}',
-        f',"level":{_json_str(level if level in _KNOWN_LEVELS else _UNSPECIFIED)}',
-        f',"taskId":{_json_str(task_id)}',
-    ]
-    if allocation_id is not None:
-        parts.append(f',"allocationId":{_json_str(allocation_id)}')
     if agent_id is not None:
         parts.append(f',"agentId":{_json_str(agent_id)}')
     if container_id is not None:
