@@ -37,10 +37,8 @@ class Page:
         return rows[self.start : self.end]
 
 
-def sql_page(offset: int, limit: int, total: int) -> Page:
-    """``page_info()``; a limit below -2 is a negative SQL LIMIT, which Postgres rejects."""
-    if limit < -2:
-        raise internal("ERROR: LIMIT must not be negative (SQLSTATE 2201W)")
+def _page_info(offset: int, limit: int, total: int) -> tuple[int, int]:
+    """``page_info()``'s start and end indices (a limit below -2 ends before the start)."""
     if offset > total or offset < -total:
         start = total
     elif offset < 0:
@@ -48,13 +46,19 @@ def sql_page(offset: int, limit: int, total: int) -> Page:
     else:
         start = offset
     if limit == -2:
-        end = start
-    elif limit == -1:
-        end = total
-    elif limit == 0:
-        end = min(start + SQL_DEFAULT_LIMIT, total)
-    else:
-        end = min(start + limit, total)
+        return start, start
+    if limit == -1:
+        return start, total
+    if limit == 0:
+        return start, min(start + SQL_DEFAULT_LIMIT, total)
+    return start, min(start + limit, total)
+
+
+def sql_page(offset: int, limit: int, total: int) -> Page:
+    """``page_info()``; a limit below -2 is a negative SQL LIMIT, which Postgres rejects."""
+    if limit < -2:
+        raise internal("ERROR: LIMIT must not be negative (SQLSTATE 2201W)")
+    start, end = _page_info(offset, limit, total)
     return Page(start, end, _pagination(offset, limit, start, end, total))
 
 
@@ -74,22 +78,7 @@ def bun_page(offset: int, limit: int, total: int) -> Page:
     ``page_info``, then ``q.Offset(start).Limit(end - start)``. bun v1.2.0 writes ``LIMIT`` only
     when it is positive, so a page of no rows by its indices (limit -2, or any limit below it,
     whose end index is ``start + limit``) lists every row from ``start`` on; nothing fails."""
-    if offset > total or offset < -total:
-        start = total
-    elif offset < 0:
-        start = total + offset
-    else:
-        start = offset
-    if limit == -2:
-        end = start
-    elif limit == -1:
-        end = total
-    elif limit == 0:
-        end = min(start + SQL_DEFAULT_LIMIT, total)
-    elif start + limit > total:
-        end = total
-    else:
-        end = start + limit
+    start, end = _page_info(offset, limit, total)
     rows_end = end if end > start else total
     return Page(start, rows_end, _pagination(offset, limit, start, end, total))
 

@@ -83,16 +83,22 @@ class LogsRequest:
 # --- TrialLogs ------------------------------------------------------------------------------
 @rpc("TrialLogs", trial_id=int)
 def trial_logs(ctx: Ctx) -> Iterator[MessageBatch]:
-    return _logs_stream(ctx, _parse(ctx))
+    return _logs_stream(ctx, parse_request(ctx))
 
 
-def _parse(ctx: Ctx) -> LogsRequest:
-    # Parsed by the gateway, before the RPC runs: a bad value is a unary error.
+def parse_request(ctx: Ctx, task_id: str | None = None) -> LogsRequest:
+    """A TrialLogs request (the trial of the path), or a TaskLogs one for ``task_id``, which
+    also takes ``allocationIds``. Parsed by the gateway, before the RPC runs: a bad value is a
+    unary error."""
     q = ctx.query
     try:
         q.get_bool("enable_regex")  # parsed, then dropped by TrialLogs
+        owner: dict[str, Any] = {"trial_id": ctx.path["trial_id"]} if task_id is None else {
+            "trial_id": 0, "table": "task_logs", "task_id": task_id,
+            "allocation_ids": q.get_strs("allocation_ids"),
+        }  # fmt: skip
         return LogsRequest(
-            trial_id=ctx.path["trial_id"],
+            **owner,
             limit=q.get_int("limit"),
             follow=q.get_bool("follow"),
             agent_ids=q.get_strs("agent_ids"),

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from sqlmodel import Session, col, select
 
-from detorm._wire import LogLevel, OrderBy, Timestamp
+from detorm._wire import LogLevel, Timestamp
 
 from .. import _scheduler as sim
 from .. import _tables as t
@@ -216,32 +216,6 @@ def get_tasks(ctx: Ctx) -> dict[str, Any]:
 
 
 # --- TaskLogs ---------------------------------------------------------------------------------
-def _parse(ctx: Ctx, task_id: str) -> logs.LogsRequest:
-    q = ctx.query
-    try:
-        q.get_bool("enable_regex")
-        return logs.LogsRequest(
-            trial_id=0,
-            table="task_logs",
-            task_id=task_id,
-            limit=q.get_int("limit"),
-            follow=q.get_bool("follow"),
-            allocation_ids=q.get_strs("allocation_ids"),
-            agent_ids=q.get_strs("agent_ids"),
-            container_ids=q.get_strs("container_ids"),
-            rank_ids=q.get_ints("rank_ids"),
-            levels=q.get_enums("levels", LogLevel, "logv1.LogLevel"),
-            stdtypes=q.get_strs("stdtypes"),
-            sources=q.get_strs("sources"),
-            timestamp_before=q.get_timestamp("timestamp_before"),
-            timestamp_after=q.get_timestamp("timestamp_after"),
-            descending=q.get_enum("order_by", OrderBy, "apiv1.OrderBy") == OrderBy.DESC,
-            search_text=q.get_str("search_text"),
-        )
-    except ApiError as err:
-        raise GatewayError(err.code, err.message) from None
-
-
 def _multierror(message: str) -> str:
     """``processBatches``' go-multierror of one error."""
     return f"1 error occurred:\n\t* {message}\n\n"
@@ -271,7 +245,7 @@ def task_ended(database: Database, cluster: sim.Cluster, task_id: str) -> bool:
 @rpc("TaskLogs")
 def task_logs(ctx: Ctx) -> Iterator[MessageBatch]:
     task_id: str = ctx.path["task_id"]
-    request = _parse(ctx, task_id)
+    request = logs.parse_request(ctx, task_id)
     if request.limit < 0:
         raise invalid_argument("Limit must be >= 0")
     if request.limit != 0 and request.follow:
