@@ -10,6 +10,8 @@ for exp in Experiment.query().filter(state="ACTIVE").order_by("start_time"):
 
 from . import errors
 from ._api._sync import (
+    Agent,
+    AgentQuery,
     Checkpoint,
     CheckpointQuery,
     Command,
@@ -28,10 +30,13 @@ from ._api._sync import (
     Project,
     ProjectQuery,
     Query,
+    ResourcePool,
+    ResourcePoolQuery,
     Session,
     Shell,
     ShellQuery,
     Task,
+    TaskQuery,
     Template,
     TemplateQuery,
     Tensorboard,
@@ -47,14 +52,14 @@ from ._api._sync import (
     set_default_session,
 )
 from ._ops._logs import LogEntry
-from ._ops._tasks import QueueStats
 from ._ops._metrics import MetricReport, TrialSummary
+from ._ops._tasks import QueueStats
 from ._plan._call import Call, RetryPolicy
 from ._plan._conditions import Q, hp, metrics
 from ._plan._edits import BulkResult, Change, FlushPlan
 from ._plan._query import Explanation
 from ._resources._base import TagSet
-from ._resources._tasks import AllocationInfo, ContainerInfo
+from ._resources._tasks import AllocationInfo, AllocationResources, ContainerInfo, SlotInfo
 from ._resources._values import (
     CheckpointSummary,
     ExperimentConfig,
@@ -79,7 +84,10 @@ from ._wire import (
 )
 
 __all__ = [
+    "Agent",
+    "AgentQuery",
     "AllocationInfo",
+    "AllocationResources",
     "BulkResult",
     "Call",
     "Change",
@@ -119,12 +127,16 @@ __all__ = [
     "Q",
     "Query",
     "QueueStats",
+    "ResourcePool",
+    "ResourcePoolQuery",
     "RetryPolicy",
     "Session",
     "Shell",
     "ShellQuery",
+    "SlotInfo",
     "TagSet",
     "Task",
+    "TaskQuery",
     "TaskState",
     "TaskType",
     "Template",

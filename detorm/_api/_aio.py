@@ -42,6 +42,7 @@ from .._ops._tasks import (
 )
 from .._plan._edits import BulkResult, Change
 from .._plan._query import (
+    AgentFilters,
     CheckpointFilters,
     CommandFilters,
     ExperimentFilters,
@@ -51,7 +52,9 @@ from .._plan._query import (
     NotebookFilters,
     ProjectFilters,
     QueryBase,
+    ResourcePoolFilters,
     ShellFilters,
+    TaskFilters,
     TemplateFilters,
     TensorboardFilters,
     TrialFilters,
@@ -70,6 +73,8 @@ from . import _sync
 from ._drivers import AsyncTransport
 
 __all__ = [
+    "Agent",
+    "AsyncAgentQuery",
     "AsyncCheckpointQuery",
     "AsyncCommandQuery",
     "AsyncExperimentQuery",
@@ -80,8 +85,10 @@ __all__ = [
     "AsyncNotebookQuery",
     "AsyncProjectQuery",
     "AsyncQuery",
+    "AsyncResourcePoolQuery",
     "AsyncSession",
     "AsyncShellQuery",
+    "AsyncTaskQuery",
     "AsyncTemplateQuery",
     "AsyncTensorboardQuery",
     "AsyncTrialQuery",
@@ -95,6 +102,7 @@ __all__ = [
     "ModelVersion",
     "Notebook",
     "Project",
+    "ResourcePool",
     "Shell",
     "Task",
     "Template",
@@ -180,6 +188,12 @@ class AsyncSession(SessionBase):
     def query(self, resource: type[Template]) -> AsyncTemplateQuery: ...
     @overload
     def query(self, resource: type[Job]) -> AsyncJobQuery: ...
+    @overload
+    def query(self, resource: type[Task]) -> AsyncTaskQuery: ...
+    @overload
+    def query(self, resource: type[ResourcePool]) -> AsyncResourcePoolQuery: ...
+    @overload
+    def query(self, resource: type[Agent]) -> AsyncAgentQuery: ...
 
     def query(self, resource: type[Resource]) -> AsyncQuery[Any]:
         return self._query(resource)
@@ -446,6 +460,18 @@ class AsyncJobQuery(JobFilters["Job"], AsyncQuery["Job"]):
     pass
 
 
+class AsyncTaskQuery(TaskFilters["Task"], AsyncQuery["Task"]):
+    pass
+
+
+class AsyncResourcePoolQuery(ResourcePoolFilters["ResourcePool"], AsyncQuery["ResourcePool"]):
+    pass
+
+
+class AsyncAgentQuery(AgentFilters["Agent"], AsyncQuery["Agent"]):
+    pass
+
+
 # --- resources -----------------------------------------------------------------------------------
 class _Async(Resource):
     """What every async resource adds to its data: its session, refresh, save, parents."""
@@ -604,6 +630,10 @@ class Trial(_Logs, m.Trial):
     checkpoints = ToMany(lambda s: Checkpoint.query(_aio(s)), "trial_id")
     task = ToOne(lambda: Task, "task_id")
 
+    @property
+    def tasks(self) -> AsyncTaskQuery:
+        return Task.query(self.session).filter(id__in=list(self.task_ids))
+
     def metrics(self, group: str = "validation", *, cache: bool = True) -> AsyncMetricsStream:
         return self.session.metrics([self], group, cache=cache)
 
@@ -652,7 +682,9 @@ class ModelVersion(_Async, m.ModelVersion):
 
 
 class Task(_Logs, t.Task):
-    pass
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncTaskQuery:
+        return AsyncTaskQuery(cls, session)
 
 
 class _TaskControl(_Logs, t.GenericTask):
@@ -823,6 +855,18 @@ class Job(_Async, t.Job):
         self.priority = move_priority(self, ahead_of, behind_of)
 
 
+class ResourcePool(_Async, t.ResourcePool):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncResourcePoolQuery:
+        return AsyncResourcePoolQuery(cls, session)
+
+
+class Agent(_Async, t.Agent):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncAgentQuery:
+        return AsyncAgentQuery(cls, session)
+
+
 def _aio(session: SessionLike | None) -> AsyncSession | None:
     assert session is None or isinstance(session, AsyncSession)
     return session
@@ -830,7 +874,7 @@ def _aio(session: SessionLike | None) -> AsyncSession | None:
 
 RESOURCES = (
     User, Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion, Command, Shell,
-    Notebook, Tensorboard, Task, Template, Job,
+    Notebook, Tensorboard, Task, Template, Job, ResourcePool, Agent,
 )  # fmt: skip
 AsyncSession._classes = {cls.__name__: cls for cls in RESOURCES}
 _QUERIES: dict[str, type[AsyncQuery[Any]]] = {
@@ -840,7 +884,8 @@ _QUERIES: dict[str, type[AsyncQuery[Any]]] = {
     "ModelVersion": AsyncModelVersionQuery, "Command": AsyncCommandQuery,
     "Shell": AsyncShellQuery, "Notebook": AsyncNotebookQuery,
     "Tensorboard": AsyncTensorboardQuery, "Template": AsyncTemplateQuery,
-    "Job": AsyncJobQuery,
+    "Job": AsyncJobQuery, "Task": AsyncTaskQuery, "ResourcePool": AsyncResourcePoolQuery,
+    "Agent": AsyncAgentQuery,
 }  # fmt: skip
 
 

@@ -37,6 +37,7 @@ from .._ops._tasks import (
 )
 from .._plan._edits import BulkResult, Change
 from .._plan._query import (
+    AgentFilters,
     CheckpointFilters,
     CommandFilters,
     ExperimentFilters,
@@ -46,7 +47,9 @@ from .._plan._query import (
     NotebookFilters,
     ProjectFilters,
     QueryBase,
+    ResourcePoolFilters,
     ShellFilters,
+    TaskFilters,
     TemplateFilters,
     TensorboardFilters,
     TrialFilters,
@@ -63,6 +66,8 @@ from .._wire import LogLevel, TaskState
 from ._drivers import Transport
 
 __all__ = [
+    "Agent",
+    "AgentQuery",
     "Checkpoint",
     "CheckpointQuery",
     "Command",
@@ -81,10 +86,13 @@ __all__ = [
     "Project",
     "ProjectQuery",
     "Query",
+    "ResourcePool",
+    "ResourcePoolQuery",
     "Session",
     "Shell",
     "ShellQuery",
     "Task",
+    "TaskQuery",
     "Template",
     "TemplateQuery",
     "Tensorboard",
@@ -186,6 +194,12 @@ class Session(SessionBase):
     def query(self, resource: type[Template]) -> TemplateQuery: ...
     @overload
     def query(self, resource: type[Job]) -> JobQuery: ...
+    @overload
+    def query(self, resource: type[Task]) -> TaskQuery: ...
+    @overload
+    def query(self, resource: type[ResourcePool]) -> ResourcePoolQuery: ...
+    @overload
+    def query(self, resource: type[Agent]) -> AgentQuery: ...
 
     def query(self, resource: type[Resource]) -> Query[Any]:
         """A query of ``resource`` in this session."""
@@ -504,6 +518,18 @@ class JobQuery(JobFilters["Job"], Query["Job"]):
     pass
 
 
+class TaskQuery(TaskFilters["Task"], Query["Task"]):
+    pass
+
+
+class ResourcePoolQuery(ResourcePoolFilters["ResourcePool"], Query["ResourcePool"]):
+    pass
+
+
+class AgentQuery(AgentFilters["Agent"], Query["Agent"]):
+    pass
+
+
 # --- resources -----------------------------------------------------------------------------------
 class _Sync(Resource):
     """What every sync resource adds to its data: its session, refresh, save, parents."""
@@ -701,6 +727,12 @@ class Trial(_Logs, m.Trial):
     task = ToOne(lambda: Task, "task_id")
     """The trial's current task: its allocations and times (identity map; fetched once)."""
 
+    @property
+    def tasks(self) -> TaskQuery:
+        """Every task the trial ran (one per continuation), oldest first: a query, one GetTask
+        per task when iterated."""
+        return Task.query(self.session).filter(id__in=list(self.task_ids))
+
     def metrics(self, group: str = "validation", *, cache: bool = True) -> MetricsStream:
         """This trial's reports of ``group`` (``"training"``, ``"validation"``, ``"gpu"``...).
 
@@ -771,7 +803,13 @@ class ModelVersion(_Sync, m.ModelVersion):
 
 class Task(_Logs, t.Task):
     """Task information (``GET /api/v1/tasks/{id}``): ``session.get(Task, task_id)``,
-    ``trial.task``, ``command.task``."""
+    ``trial.task``, ``trial.tasks``, ``command.task``."""
+
+    @classmethod
+    def query(cls, session: Session | None = None) -> TaskQuery:
+        """The tasks queued or running now (``GET /api/v1/tasks``, then one GetTask per task);
+        filtered on ``id``, those tasks whatever their state."""
+        return TaskQuery(cls, session)
 
 
 class _TaskControl(_Logs, t.GenericTask):
@@ -981,6 +1019,20 @@ class Job(_Sync, t.Job):
         self.priority = move_priority(self, ahead_of, behind_of)
 
 
+class ResourcePool(_Sync, t.ResourcePool):
+    @classmethod
+    def query(cls, session: Session | None = None) -> ResourcePoolQuery:
+        """The cluster's resource pools (``GET /api/v1/resource-pools``)."""
+        return ResourcePoolQuery(cls, session)
+
+
+class Agent(_Sync, t.Agent):
+    @classmethod
+    def query(cls, session: Session | None = None) -> AgentQuery:
+        """The cluster's agents and their slots (``GET /api/v1/agents``)."""
+        return AgentQuery(cls, session)
+
+
 def _sync(session: SessionLike | None) -> Session | None:
     assert session is None or isinstance(session, Session)
     return session
@@ -988,7 +1040,7 @@ def _sync(session: SessionLike | None) -> Session | None:
 
 RESOURCES = (
     User, Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion, Command, Shell,
-    Notebook, Tensorboard, Task, Template, Job,
+    Notebook, Tensorboard, Task, Template, Job, ResourcePool, Agent,
 )  # fmt: skip
 Session._classes = {cls.__name__: cls for cls in RESOURCES}
 _QUERIES: dict[str, type[Query[Any]]] = {
@@ -996,6 +1048,6 @@ _QUERIES: dict[str, type[Query[Any]]] = {
     "Experiment": ExperimentQuery, "Trial": TrialQuery, "Checkpoint": CheckpointQuery,
     "Model": ModelQuery, "ModelVersion": ModelVersionQuery, "Command": CommandQuery,
     "Shell": ShellQuery, "Notebook": NotebookQuery, "Tensorboard": TensorboardQuery,
-    "Template": TemplateQuery,
-    "Job": JobQuery,
+    "Template": TemplateQuery, "Job": JobQuery, "Task": TaskQuery,
+    "ResourcePool": ResourcePoolQuery, "Agent": AgentQuery,
 }  # fmt: skip

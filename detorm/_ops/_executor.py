@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from pydantic_core import from_json
 
@@ -18,12 +18,13 @@ from .. import _wire as w
 from .._plan._call import Call
 from .._plan._conditions import FieldRef, Leaf
 from .._plan._evaluate import matches, sort_key
-from .._plan._loading import ROW_LOADERS
+from .._plan._loading import ROW_LOADERS, single_fetch
 from .._plan._planner import EXPERIMENT_TREE, Plan, Source, TreeCompiler, encode_filter, runs_source
 from .._plan._query import query_offset, record
 from .._resources._base import Resource
 from .._resources._inputs import require
 from .._resources._models import Checkpoint, Experiment, Trial
+from .._resources._tasks import Task
 from ..errors import APIError, BadRequest, NotFound, QueryError
 from ._effects import Op, collect, emit, gather, send
 
@@ -59,6 +60,8 @@ def no_gc_pauses() -> Iterator[None]:
 
 
 def _page(source: Source, offset: int, limit: int) -> Op[tuple[list[Any], w.Pagination]]:
+    if source.paging == "keys":  # nothing to list: the rows are the keys
+        return list(source.keys), w.Pagination(end_index=len(source.keys), total=len(source.keys))
     content = (yield from send(source.call(offset, limit))).content
     # Decoding to Python first and validating the objects is faster than validate_json.
     with no_gc_pauses():
@@ -120,9 +123,56 @@ class Pager:
         return None
 
 
+def _task(
+    session: Session, task_id: str, held: dict[str, w.AllocationSummary]
+) -> Op[Resource | None]:
+    """One task read with GetTask, its held allocations completed from their summaries; None
+    when the master does not know it."""
+    call, _ = single_fetch(Task, task_id)
+    try:
+        content = (yield from send(call)).content
+    except NotFound:
+        return None
+    wire = w.GetTaskResponse.model_validate_json(content).task
+    if wire is None:
+        raise QueryError("the master's answer holds no task")
+    task = session.merge(Task, Task.values_from_wire(wire, held))
+    task._fetched = True
+    return task
+
+
+def _tasks_by_id(session: Session, ids: list[str]) -> Op[list[Resource]]:
+    found = yield from gather([_task(session, task_id, {}) for task_id in ids])
+    return [task for task in found if task is not None]
+
+
+def _held_tasks(session: Session, summaries: list[w.AllocationSummary]) -> Op[list[Resource]]:
+    """The tasks of the allocations GetTasks lists (a task may hold several)."""
+    held: dict[str, dict[str, w.AllocationSummary]] = {}
+    for summary in summaries:
+        held.setdefault(summary.task_id, {})[summary.allocation_id] = summary
+    found = yield from gather([_task(session, task_id, of) for task_id, of in held.items()])
+    return [task for task in found if task is not None]
+
+
+# Sources whose rows only name their objects: each page is completed with more requests.
+_PAGE_LOADERS: Final[dict[str, Callable[[Session, list[Any]], Op[list[Resource]]]]] = {
+    "GetTask": _tasks_by_id,
+    "GetTasks": _held_tasks,
+}
+
+
+def _load_page(session: Session, operation: str, rows: list[Any]) -> Op[list[Resource]]:
+    page_loader = _PAGE_LOADERS.get(operation)
+    if page_loader is not None:
+        return (yield from page_loader(session, rows))
+    load = ROW_LOADERS[operation]
+    with no_gc_pauses():
+        return [load(session, row) for row in rows]
+
+
 def iterate(session: Session, plan: Plan, offset: int, limit: int | None) -> Op[None]:
     """Emit every row of a plan's source as a resource, loading prefetched children per page."""
-    load = ROW_LOADERS[plan.source.operation]
     experiment: Experiment | None = None
     if plan.experiment is not None:
         # It names the trials' searcher metric: held while they are read (the identity map
@@ -133,8 +183,7 @@ def iterate(session: Session, plan: Plan, offset: int, limit: int | None) -> Op[
             return  # the parent does not exist: nothing matches
     pager = Pager(plan.source, offset=offset, limit=limit, page_size=plan.page_size)
     while (rows := (yield from pager.next())) is not None:
-        with no_gc_pauses():
-            objects = [load(session, row) for row in rows]
+        objects = yield from _load_page(session, plan.source.operation, rows)
         for prefetch in plan.prefetch:
             if objects and prefetch.relation == "trials":
                 yield from _prefetch_trials(session, [o.pk for o in objects], plan.page_size)

@@ -17,6 +17,7 @@ from .._wire import (
     JobState,
     JobType,
     TaskState,
+    TaskType,
     TrialState,
     WireEnum,
     WorkspaceState,
@@ -133,6 +134,23 @@ COLUMNS: Final[dict[str, dict[str, Column]]] = {
         Column("workspace_id", I), Column("limited", B), Column("name", S),
         Column("username", S), Column("user_id", I), Column("entity_id", S),
         Column("submission_time", T, nullable=True),
+    ),
+    "Task": _cols(
+        Column("id", S), Column("type", "enum", TaskType), Column("start_time", T, nullable=True),
+        Column("end_time", T, nullable=True), Column("parent_id", S, nullable=True),
+        Column("forked_from", S, nullable=True),
+    ),
+    "ResourcePool": _cols(
+        Column("name", S), Column("description", S), Column("type", S),
+        Column("num_agents", I), Column("slots_available", I), Column("slots_used", I),
+        Column("slot_type", S), Column("default_compute_pool", B),
+        Column("default_aux_pool", B), Column("preemptible", B), Column("scheduler_type", S),
+        Column("location", S), Column("accelerator", S), Column("queued", I),
+        Column("scheduled", I),
+    ),
+    "Agent": _cols(
+        Column("id", S), Column("registered_time", T, nullable=True), Column("enabled", B),
+        Column("draining", B), Column("version", S), Column("num_slots", I),
     ),
 }  # fmt: skip
 

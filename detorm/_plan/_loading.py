@@ -23,8 +23,10 @@ from .._resources._models import (
 )
 from .._resources._tasks import (
     GENERIC_TASKS,
+    Agent,
     GenericTask,
     Job,
+    ResourcePool,
     Task,
     Template,
     check_template_name,
@@ -134,6 +136,8 @@ ROW_LOADERS: Final[dict[str, RowLoader]] = {
     "GetUsers": lambda s, r: s.merge(User, User.values_from_wire(r)),
     "GetTemplates": lambda s, r: s.merge(Template, Template.values_from_wire(r)),
     "GetJobsV2": lambda s, r: s.merge(Job, Job.values_from_wire(r)),
+    "GetResourcePools": lambda s, r: s.merge(ResourcePool, ResourcePool.values_from_wire(r)),
+    "GetAgents": lambda s, r: s.merge(Agent, Agent.values_from_wire(r)),
     # List rows carry no config (nor the priority in it): those stay as loaded.
     **{f"Get{cls._collection.capitalize()}": _generic_task_row(cls) for cls in GENERIC_TASKS},
 }
@@ -201,6 +205,7 @@ _SINGLE: Final = {
     "Template": _Single(
         "/api/v1/templates/{key}", w.TemplateResponse, "template", Template.values_from_wire
     ),
+    "Agent": _Single("/api/v1/agents/{key}", w.AgentResponse, "agent", Agent.values_from_wire),
     **{
         cls.__name__: _Single(
             f"/api/v1/{cls._collection}/{{key}}", GENERIC_TASK_RESPONSES[cls.__name__],
@@ -211,24 +216,31 @@ _SINGLE: Final = {
 }  # fmt: skip
 
 
+# Read from their listing: the master has no GET of one job or one pool.
+_LISTED: Final = ("Job", "ResourcePool")
+
+
 def check_resource(resource: object) -> None:
-    """``resource`` is one of the eight resource classes."""
+    """``resource`` is one of the resource classes."""
     if not (
         isinstance(resource, type)
         and issubclass(resource, Resource)
-        and (resource.__name__ in _SINGLE or resource.__name__ == "Job")
+        and (resource.__name__ in _SINGLE or resource.__name__ in _LISTED)
     ):
         raise InvalidType(
-            f"expected a resource class ({', '.join(sorted([*_SINGLE, 'Job']))}), not "
+            f"expected a resource class ({', '.join(sorted([*_SINGLE, *_LISTED]))}), not "
             f"{shown(resource)}"
         )
 
 
 _QUEUE_PATH: Final = "/api/v1/job-queues-v2"
-_QUEUE_LIMIT: Final = 100_000  # in-memory pagination: the whole queue in one answer
+_POOLS_PATH: Final = "/api/v1/resource-pools"
+_WHOLE_LIST: Final = 100_000  # in-memory pagination: the whole list in one answer
 
 # Task ids: uuids for commands and their siblings, "<experiment>.<trial>..." for trials.
-_TEXT_KEYS: Final = frozenset({"Task", "Job", *(cls.__name__ for cls in GENERIC_TASKS)})
+_TEXT_KEYS: Final = frozenset(
+    {"Task", "Job", "Agent", "ResourcePool", *(cls.__name__ for cls in GENERIC_TASKS)}
+)
 
 
 def check_key(resource: type[Resource], key: object) -> None:
@@ -283,13 +295,30 @@ def _job_in_queue(key: str) -> Callable[[bytes], dict[str, Any]]:
     return parse
 
 
+def _pool_in_list(key: str) -> Callable[[bytes], dict[str, Any]]:
+    def parse(content: bytes) -> dict[str, Any]:
+        for pool in w.ResourcePoolsResponse.model_validate_json(content).resource_pools:
+            if pool.name == key:
+                return ResourcePool.values_from_wire(pool)
+        raise NotFound(
+            method="GET", path=_POOLS_PATH, status=404,
+            message=f"resource pool '{key}' does not exist",
+        )  # fmt: skip
+
+    return parse
+
+
 def single_fetch(cls: type[Resource], key: Any) -> tuple[Call, Callable[[bytes], dict[str, Any]]]:
     """The GET that loads one object completely, and how to read its values from the answer
     (``key`` was checked by :func:`check_key`, or comes from the object itself). The master
-    has no GET of one job: a job is found in its pool's queue (one request)."""
+    has no GET of one job or one pool: a job is found in its pool's queue, a pool in the list
+    of pools (one request)."""
     if cls.__name__ == "Job":
-        params = (("limit", str(_QUEUE_LIMIT)),)
+        params = (("limit", str(_WHOLE_LIST)),)
         return Call("GET", _QUEUE_PATH, params, read_only=True), _job_in_queue(key)
+    if cls.__name__ == "ResourcePool":
+        params = (("limit", str(_WHOLE_LIST)),)
+        return Call("GET", _POOLS_PATH, params, read_only=True), _pool_in_list(key)
     spec = _SINGLE[cls.__name__]
     if cls.__name__ == "ModelVersion":
         return Call("GET", path(spec.path, model=key[0], version=key[1])), spec.parse
@@ -300,7 +329,7 @@ def refetch(obj: Resource) -> tuple[Call, Callable[[bytes], dict[str, Any]]]:
     """The GET that reads ``obj`` again (a model version by its model and number; a job in
     its own pool's queue)."""
     if isinstance(obj, Job):
-        params = (("resourcePool", obj.resource_pool), ("limit", str(_QUEUE_LIMIT)))
+        params = (("resourcePool", obj.resource_pool), ("limit", str(_WHOLE_LIST)))
         return Call("GET", _QUEUE_PATH, params, read_only=True), _job_in_queue(obj.id)
     key = (obj.model_id, obj.version) if isinstance(obj, ModelVersion) else obj.pk
     return single_fetch(type(obj), key)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal, TypedDict
 
-from .._wire import CheckpointState, ExperimentState, JobState, JobType, TaskState, TrialState, WorkspaceState
+from .._wire import CheckpointState, ExperimentState, JobState, JobType, TaskState, TaskType, TrialState, WorkspaceState
 
 CheckpointStateName = Literal["UNSPECIFIED", "ACTIVE", "COMPLETED", "ERROR", "DELETED", "PARTIALLY_DELETED"]
 
@@ -20,6 +20,8 @@ JobStateName = Literal["UNSPECIFIED", "QUEUED", "SCHEDULED", "SCHEDULED_BACKFILL
 JobTypeName = Literal["UNSPECIFIED", "EXPERIMENT", "NOTEBOOK", "TENSORBOARD", "SHELL", "COMMAND", "CHECKPOINT_GC", "EXTERNAL", "GENERIC"]
 
 TaskStateName = Literal["UNSPECIFIED", "PULLING", "STARTING", "RUNNING", "TERMINATED", "TERMINATING", "QUEUED", "WAITING"]
+
+TaskTypeName = Literal["UNSPECIFIED", "TRIAL", "NOTEBOOK", "SHELL", "COMMAND", "TENSORBOARD", "CHECKPOINT_GC", "GENERIC"]
 
 TrialStateName = Literal["UNSPECIFIED", "ACTIVE", "PAUSED", "STOPPING_CANCELED", "STOPPING_KILLED", "STOPPING_COMPLETED", "STOPPING_ERROR", "CANCELED", "COMPLETED", "ERROR", "QUEUED", "PULLING", "STARTING", "RUNNING"]
 
@@ -815,6 +817,201 @@ class JobLookups(TypedDict, total=False):
 
 
 JobOrderKey = Literal["id", "-id", "type", "-type", "state", "-state", "jobs_ahead", "-jobs_ahead", "resource_pool", "-resource_pool", "priority", "-priority", "weight", "-weight", "requested_slots", "-requested_slots", "allocated_slots", "-allocated_slots", "workspace_id", "-workspace_id", "limited", "-limited", "name", "-name", "username", "-username", "user_id", "-user_id", "entity_id", "-entity_id", "submission_time", "-submission_time"]
+
+class TaskLookups(TypedDict, total=False):
+    """Keyword lookups of ``Task.query().filter()``."""
+
+    id: str
+    id__contains: str
+    id__gt: str
+    id__gte: str
+    id__in: Iterable[str]
+    id__lt: str
+    id__lte: str
+    id__ne: str
+    type: TaskType | TaskTypeName
+    type__in: Iterable[TaskType | TaskTypeName]
+    type__ne: TaskType | TaskTypeName
+    start_time: datetime | str
+    start_time__gt: datetime | str
+    start_time__gte: datetime | str
+    start_time__isnull: bool
+    start_time__lt: datetime | str
+    start_time__lte: datetime | str
+    start_time__ne: datetime | str
+    end_time: datetime | str
+    end_time__gt: datetime | str
+    end_time__gte: datetime | str
+    end_time__isnull: bool
+    end_time__lt: datetime | str
+    end_time__lte: datetime | str
+    end_time__ne: datetime | str
+    parent_id: str
+    parent_id__contains: str
+    parent_id__gt: str
+    parent_id__gte: str
+    parent_id__in: Iterable[str]
+    parent_id__isnull: bool
+    parent_id__lt: str
+    parent_id__lte: str
+    parent_id__ne: str
+    forked_from: str
+    forked_from__contains: str
+    forked_from__gt: str
+    forked_from__gte: str
+    forked_from__in: Iterable[str]
+    forked_from__isnull: bool
+    forked_from__lt: str
+    forked_from__lte: str
+    forked_from__ne: str
+
+
+TaskOrderKey = Literal["id", "-id", "type", "-type", "start_time", "-start_time", "end_time", "-end_time", "parent_id", "-parent_id", "forked_from", "-forked_from"]
+
+class ResourcePoolLookups(TypedDict, total=False):
+    """Keyword lookups of ``ResourcePool.query().filter()``."""
+
+    name: str
+    name__contains: str
+    name__gt: str
+    name__gte: str
+    name__in: Iterable[str]
+    name__lt: str
+    name__lte: str
+    name__ne: str
+    description: str
+    description__contains: str
+    description__gt: str
+    description__gte: str
+    description__in: Iterable[str]
+    description__lt: str
+    description__lte: str
+    description__ne: str
+    type: str
+    type__contains: str
+    type__gt: str
+    type__gte: str
+    type__in: Iterable[str]
+    type__lt: str
+    type__lte: str
+    type__ne: str
+    num_agents: int
+    num_agents__gt: int
+    num_agents__gte: int
+    num_agents__in: Iterable[int]
+    num_agents__lt: int
+    num_agents__lte: int
+    num_agents__ne: int
+    slots_available: int
+    slots_available__gt: int
+    slots_available__gte: int
+    slots_available__in: Iterable[int]
+    slots_available__lt: int
+    slots_available__lte: int
+    slots_available__ne: int
+    slots_used: int
+    slots_used__gt: int
+    slots_used__gte: int
+    slots_used__in: Iterable[int]
+    slots_used__lt: int
+    slots_used__lte: int
+    slots_used__ne: int
+    slot_type: str
+    slot_type__contains: str
+    slot_type__gt: str
+    slot_type__gte: str
+    slot_type__in: Iterable[str]
+    slot_type__lt: str
+    slot_type__lte: str
+    slot_type__ne: str
+    default_compute_pool: bool
+    default_compute_pool__ne: bool
+    default_aux_pool: bool
+    default_aux_pool__ne: bool
+    preemptible: bool
+    preemptible__ne: bool
+    scheduler_type: str
+    scheduler_type__contains: str
+    scheduler_type__gt: str
+    scheduler_type__gte: str
+    scheduler_type__in: Iterable[str]
+    scheduler_type__lt: str
+    scheduler_type__lte: str
+    scheduler_type__ne: str
+    location: str
+    location__contains: str
+    location__gt: str
+    location__gte: str
+    location__in: Iterable[str]
+    location__lt: str
+    location__lte: str
+    location__ne: str
+    accelerator: str
+    accelerator__contains: str
+    accelerator__gt: str
+    accelerator__gte: str
+    accelerator__in: Iterable[str]
+    accelerator__lt: str
+    accelerator__lte: str
+    accelerator__ne: str
+    queued: int
+    queued__gt: int
+    queued__gte: int
+    queued__in: Iterable[int]
+    queued__lt: int
+    queued__lte: int
+    queued__ne: int
+    scheduled: int
+    scheduled__gt: int
+    scheduled__gte: int
+    scheduled__in: Iterable[int]
+    scheduled__lt: int
+    scheduled__lte: int
+    scheduled__ne: int
+
+
+ResourcePoolOrderKey = Literal["name", "-name", "description", "-description", "type", "-type", "num_agents", "-num_agents", "slots_available", "-slots_available", "slots_used", "-slots_used", "slot_type", "-slot_type", "default_compute_pool", "-default_compute_pool", "default_aux_pool", "-default_aux_pool", "preemptible", "-preemptible", "scheduler_type", "-scheduler_type", "location", "-location", "accelerator", "-accelerator", "queued", "-queued", "scheduled", "-scheduled"]
+
+class AgentLookups(TypedDict, total=False):
+    """Keyword lookups of ``Agent.query().filter()``."""
+
+    id: str
+    id__contains: str
+    id__gt: str
+    id__gte: str
+    id__in: Iterable[str]
+    id__lt: str
+    id__lte: str
+    id__ne: str
+    registered_time: datetime | str
+    registered_time__gt: datetime | str
+    registered_time__gte: datetime | str
+    registered_time__isnull: bool
+    registered_time__lt: datetime | str
+    registered_time__lte: datetime | str
+    registered_time__ne: datetime | str
+    enabled: bool
+    enabled__ne: bool
+    draining: bool
+    draining__ne: bool
+    version: str
+    version__contains: str
+    version__gt: str
+    version__gte: str
+    version__in: Iterable[str]
+    version__lt: str
+    version__lte: str
+    version__ne: str
+    num_slots: int
+    num_slots__gt: int
+    num_slots__gte: int
+    num_slots__in: Iterable[int]
+    num_slots__lt: int
+    num_slots__lte: int
+    num_slots__ne: int
+
+
+AgentOrderKey = Literal["id", "-id", "registered_time", "-registered_time", "enabled", "-enabled", "draining", "-draining", "version", "-version", "num_slots", "-num_slots"]
 
 class CommandLookups(TypedDict, total=False):
     """Keyword lookups of ``Command.query().filter()``."""

@@ -23,7 +23,9 @@ from ._conditions import And, Condition, FieldRef, Leaf, Not, Or, Ordering
 
 __all__ = ["NEGATED", "Plan", "Source", "like_escape", "plan_query"]
 
-Paging = Literal["sql", "memory"]
+# "sql" and "memory": the master's two pagination algorithms; "none": one unpaged answer;
+# "keys": no listing at all, one GET per key (the source's path names it).
+Paging = Literal["sql", "memory", "none", "keys"]
 DEFAULT_PAGE_SIZE: Final = 2000
 
 
@@ -68,6 +70,8 @@ class Source:
     # The same for a parent the master reports missing with another status (a resource pool:
     # a 500 naming it): an error whose message holds this text means nothing matches.
     missing_parent: str = ""
+    # The objects a "keys" source reads, one GET each.
+    keys: tuple[str, ...] = ()
 
     def matches_nothing(self, error: APIError) -> bool:
         """Whether ``error`` says that the parent this listing names does not exist."""
@@ -75,7 +79,13 @@ class Source:
             return self.missing_parent in error.message
         return self.scoped and isinstance(error, NotFound)
 
+    def key_calls(self) -> tuple[Call, ...]:
+        """The GETs of a "keys" source."""
+        return tuple(Call(self.method, path(self.path, key=k), read_only=True) for k in self.keys)
+
     def call(self, offset: int, limit: int) -> Call:
+        if self.paging == "none":
+            return Call(self.method, self.path, self.params, read_only=True)
         # A list endpoint only reads, even the POSTs (experiments-search, runs search): each
         # page may be retried like a GET.
         if self.body is not None:
@@ -115,7 +125,12 @@ class Plan:
     @property
     def server_paging(self) -> bool:
         """True when offset and limit are sent to the master (nothing left to the client)."""
-        return self.residual is None and not self.client_order
+        paged = self.source.paging in ("sql", "memory")
+        return paged and self.residual is None and not self.client_order
+
+    def first_calls(self) -> tuple[Call, ...]:
+        """What is sent first: the first page's request, or every GET of a keys source."""
+        return self.source.key_calls() if self.source.paging == "keys" else (self.first_call(),)
 
     def first_call(self) -> Call:
         if not self.server_paging:
@@ -1195,6 +1210,60 @@ def _plan_jobs(query: Query) -> Plan:
     return _finish(query, source, _join(residual), client_order)
 
 
+def _plan_tasks(query: Query) -> Plan:
+    # GetTasks takes no parameter and answers every allocation the resource manager holds now
+    # (queued or running), unpaged; a task's own fields come from GetTask. A filter on ids
+    # reads those tasks directly, ended ones included.
+    ids: list[str] | None = None
+    residual: list[Condition] = []
+    for cond in conjuncts(query._where):
+        leaf = _column_leaf(cond, "id", ("exact", "in"))
+        if leaf is not None and ids is None:
+            ids = [leaf.value] if leaf.lookup == "exact" else list(leaf.value)
+        else:
+            residual.append(cond)
+    if ids is not None:
+        # No task id is empty or holds a "/" (one path segment each): those match nothing.
+        keys = tuple(dict.fromkeys(i for i in ids if i and "/" not in i))
+        source = Source(
+            "Task", "GetTask", "GET", "/api/v1/tasks/{key}", "keys", w.GetTaskResponse, "task",
+            keys=keys,
+        )  # fmt: skip
+        note = f"one GetTask per id ({len(keys)}), sent concurrently"
+    else:
+        source = Source(
+            "Task", "GetTasks", "GET", "/api/v1/tasks", "none", w.GetTasksResponse, "allocations"
+        )
+        note = (
+            "GetTasks lists only the tasks with an allocation queued or running now; each is "
+            "then read with GetTask (one request per task, sent concurrently)"
+        )
+    return _finish(query, source, _join(residual), query._order, (note,))
+
+
+def _plan_resource_pools(query: Query) -> Plan:
+    # GetResourcePools filters on nothing but `unbound` (no field of a pool) and does not sort.
+    source = Source(
+        "ResourcePool", "GetResourcePools", "GET", "/api/v1/resource-pools", "memory",
+        w.ResourcePoolsResponse, "resource_pools",
+    )  # fmt: skip
+    return _finish(query, source, query._where, query._order)
+
+
+_AGENT_SORT: Final = {"id": w.AgentSortBy.ID, "registered_time": w.AgentSortBy.TIME}
+
+
+def _plan_agents(query: Query) -> Plan:
+    # GetAgents sorts by id or registration time (api.Sort) and filters on nothing.
+    params: dict[str, Any] = {}
+    client_order = _simple_sort(query, _AGENT_SORT, params)
+    source = Source(
+        "Agent", "GetAgents", "GET", "/api/v1/agents", "memory", w.AgentsResponse, "agents",
+        params=query_items(params),
+    )  # fmt: skip
+    return _finish(query, source, query._where, client_order)
+
+
 _PLANNERS: Final[dict[str, Callable[[Query], Plan]]] = {
     "Experiment": _plan_experiments,
     "Trial": _plan_trials,
@@ -1210,6 +1279,9 @@ _PLANNERS: Final[dict[str, Callable[[Query], Plan]]] = {
     "Tensorboard": _plan_generic_tasks,
     "Template": _plan_templates,
     "Job": _plan_jobs,
+    "Task": _plan_tasks,
+    "ResourcePool": _plan_resource_pools,
+    "Agent": _plan_agents,
 }
 
 

@@ -28,6 +28,8 @@ from ._conditions import (
     unwrap,
 )
 from ._lookups import (
+    AgentLookups,
+    AgentOrderKey,
     CheckpointLookups,
     CheckpointOrderKey,
     CommandLookups,
@@ -44,8 +46,12 @@ from ._lookups import (
     NotebookOrderKey,
     ProjectLookups,
     ProjectOrderKey,
+    ResourcePoolLookups,
+    ResourcePoolOrderKey,
     ShellLookups,
     ShellOrderKey,
+    TaskLookups,
+    TaskOrderKey,
     TemplateLookups,
     TemplateOrderKey,
     TensorboardLookups,
@@ -233,12 +239,15 @@ class QueryBase(Generic[R]):
     def explain(self) -> Explanation:
         """The exact first-page request(s) and what is left to the client."""
         plan = self.plan()
-        calls = [plan.first_call()]
-        paging = (
-            "one request"
-            if plan.limit is not None and plan.server_paging and plan.limit <= plan.page_size
-            else "next pages: offset = pagination.endIndex until endIndex >= total"
-        )
+        calls = list(plan.first_calls())
+        if plan.source.paging == "keys":
+            paging = "one request per key, sent concurrently"
+        elif plan.source.paging == "none":
+            paging = "one request (the master does not page this listing)"
+        elif plan.limit is not None and plan.server_paging and plan.limit <= plan.page_size:
+            paging = "one request"
+        else:
+            paging = "next pages: offset = pagination.endIndex until endIndex >= total"
         return Explanation(
             calls=tuple(calls),
             paging=paging,
@@ -494,5 +503,47 @@ class JobFilters(QueryBase[R]):
         return self._exclude(conditions, dict(lookups))
 
     def order_by(self, *keys: JobOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends); replaces any order."""
+        return self._order_by(keys)
+
+
+class TaskFilters(QueryBase[R]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[TaskLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[TaskLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: TaskOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends); replaces any order."""
+        return self._order_by(keys)
+
+
+class ResourcePoolFilters(QueryBase[R]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[ResourcePoolLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[ResourcePoolLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: ResourcePoolOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends); replaces any order."""
+        return self._order_by(keys)
+
+
+class AgentFilters(QueryBase[R]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[AgentLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[AgentLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: AgentOrderKey | Ordering) -> Self:
         """Sort by fields (``"-name"`` descends); replaces any order."""
         return self._order_by(keys)

@@ -1,13 +1,16 @@
-"""The data of tasks: commands, shells, notebooks, TensorBoards, task information, templates.
+"""The data of tasks: commands, shells, notebooks, TensorBoards, task information, templates,
+the job queue, and the resource pools and agents they run on.
 
 Data only, as in ``_models.py``: the sync and async APIs add behaviour in subclasses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
+from .. import _wire as w
 from .._wire import JobState, JobType, TaskState, TaskType, Timestamp
 from .._wire import _tasks as wt
 from ..errors import InvalidValue
@@ -17,13 +20,17 @@ from ._inputs import check_int, check_json_object, check_text, require
 __all__ = [
     "GENERIC_TASKS",
     "TASK_STATE_TERMINAL",
+    "Agent",
     "AllocationInfo",
+    "AllocationResources",
     "Command",
     "ContainerInfo",
     "GenericTask",
     "Job",
     "Notebook",
+    "ResourcePool",
     "Shell",
+    "SlotInfo",
     "Task",
     "Template",
     "Tensorboard",
@@ -54,8 +61,31 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class AllocationResources:
+    """One container (or pod) of an allocation and the devices it holds on each node
+    (``taskv1.ResourcesSummary``): ``devices`` maps an agent id to its devices."""
+
+    id: str
+    type: str
+    container_id: str | None
+    devices: dict[str, tuple[dict[str, Any], ...]]
+
+    @staticmethod
+    def from_wire(wire: wt.ResourcesSummary) -> AllocationResources:
+        devices = {agent: tuple(d.devices) for agent, d in wire.agent_devices.items()}
+        return AllocationResources(
+            wire.resources_id, wire.resources_type, wire.container_id, devices
+        )
+
+
+@dataclass(frozen=True)
 class AllocationInfo:
-    """One run of a task on the cluster (``taskv1.Allocation``)."""
+    """One run of a task on the cluster (``taskv1.Allocation``).
+
+    ``resource_pool`` and ``resources`` (per node) are what the resource manager holds for an
+    allocation that is queued or running: ``Task.query()`` reads them (GetTasks). GetTask does
+    not carry them, so a task read alone (``session.get``, ``trial.task``) leaves them None.
+    """
 
     id: str
     state: TaskState
@@ -65,12 +95,18 @@ class AllocationInfo:
     slots: int
     exit_reason: str | None
     status_code: int | None
+    resource_pool: str | None = None
+    resources: tuple[AllocationResources, ...] | None = None
 
     @staticmethod
-    def from_wire(wire: wt.Allocation) -> AllocationInfo:
+    def from_wire(wire: wt.Allocation, held: wt.AllocationSummary | None = None) -> AllocationInfo:
+        pool = resources = None
+        if held is not None:
+            pool = held.resource_pool
+            resources = tuple(AllocationResources.from_wire(r) for r in held.resources)
         return AllocationInfo(
             wire.allocation_id, wire.state, wire.is_ready, wire.start_time, wire.end_time,
-            wire.slots, wire.exit_reason, wire.status_code,
+            wire.slots, wire.exit_reason, wire.status_code, pool, resources,
         )  # fmt: skip
 
 
@@ -191,12 +227,18 @@ class Task(Resource):
         return frozenset({"id", "type"})
 
     @staticmethod
-    def values_from_wire(wire: wt.Task) -> dict[str, Any]:
+    def values_from_wire(
+        wire: wt.Task, held: Mapping[str, wt.AllocationSummary] | None = None
+    ) -> dict[str, Any]:
+        """``held``: the summaries of its allocations the resource manager holds (GetTasks)."""
+        held = held or {}
+        allocations = tuple(
+            AllocationInfo.from_wire(a, held.get(a.allocation_id)) for a in wire.allocations
+        )
         return {
             "id": wire.task_id, "type": wire.task_type, "start_time": wire.start_time,
             "end_time": wire.end_time, "parent_id": wire.parent_id,
-            "forked_from": wire.forked_from,
-            "allocations": tuple(AllocationInfo.from_wire(a) for a in wire.allocations),
+            "forked_from": wire.forked_from, "allocations": allocations,
         }  # fmt: skip
 
 
@@ -287,6 +329,108 @@ class Job(Resource):
             submission_time=full.submission_time if full else None,
         )  # fmt: skip
         return values
+
+
+class ResourcePool(Resource):
+    """A resource pool of the cluster (read-only; ``GetResourcePools``). Its name is its key.
+    Enum-valued fields are the master's names without their prefix (``STATIC``, ``CUDA``,
+    ``PRIORITY``); ``queued``/``scheduled`` count its queue's jobs."""
+
+    _key_field: ClassVar[str] = "name"
+
+    name: str
+    description: str
+    type: str
+    num_agents: int
+    slots_available: int
+    slots_used: int
+    slot_type: str
+    aux_container_capacity: int
+    aux_containers_running: int
+    default_compute_pool: bool
+    default_aux_pool: bool
+    preemptible: bool
+    min_agents: int
+    max_agents: int
+    slots_per_agent: int
+    scheduler_type: str
+    scheduler_fitting_policy: str
+    location: str
+    accelerator: str
+    queued: int
+    scheduled: int
+
+    @classmethod
+    def _repr_fields(cls) -> frozenset[str]:
+        return frozenset({"name", "type", "slots_available", "slots_used"})
+
+    @staticmethod
+    def values_from_wire(wire: w.ResourcePool) -> dict[str, Any]:
+        stats = wire.stats or w.ResourcePoolStats()
+        return {
+            "name": wire.name, "description": wire.description,
+            "type": wire.type.removeprefix("RESOURCE_POOL_TYPE_"),
+            "num_agents": wire.num_agents, "slots_available": wire.slots_available,
+            "slots_used": wire.slots_used, "slot_type": wire.slot_type.removeprefix("TYPE_"),
+            "aux_container_capacity": wire.aux_container_capacity,
+            "aux_containers_running": wire.aux_containers_running,
+            "default_compute_pool": wire.default_compute_pool,
+            "default_aux_pool": wire.default_aux_pool, "preemptible": wire.preemptible,
+            "min_agents": wire.min_agents, "max_agents": wire.max_agents,
+            "slots_per_agent": wire.slots_per_agent,
+            "scheduler_type": wire.scheduler_type.removeprefix("SCHEDULER_TYPE_"),
+            "scheduler_fitting_policy": wire.scheduler_fitting_policy.removeprefix(
+                "FITTING_POLICY_"
+            ),
+            "location": wire.location, "accelerator": wire.accelerator,
+            "queued": stats.queued_count, "scheduled": stats.scheduled_count,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    """One device of an agent (``agentv1.Slot``): ``device`` as the master sends it (id,
+    brand, uuid, type), the container holding it if any."""
+
+    id: str
+    device: dict[str, Any]
+    enabled: bool
+    draining: bool
+    container: ContainerInfo | None
+
+    @staticmethod
+    def from_wire(wire: wt.Slot) -> SlotInfo:
+        container = ContainerInfo.from_wire(wire.container)
+        return SlotInfo(wire.id, wire.device or {}, wire.enabled, wire.draining, container)
+
+
+class Agent(Resource):
+    """A node of the cluster (read-only; ``GetAgents``, ``GetAgent``) with its slots."""
+
+    id: str
+    registered_time: Timestamp | None
+    enabled: bool
+    draining: bool
+    version: str
+    addresses: tuple[str, ...]
+    resource_pools: tuple[str, ...]
+    num_slots: int
+    slots: tuple[SlotInfo, ...]
+
+    @classmethod
+    def _repr_fields(cls) -> frozenset[str]:
+        return frozenset({"id", "enabled", "num_slots"})
+
+    @staticmethod
+    def values_from_wire(wire: wt.Agent) -> dict[str, Any]:
+        # The master keys slots by "/agents/<id>/slots/<n>": in device order here.
+        slots = sorted(wire.slots.values(), key=lambda slot: (len(slot.id), slot.id))
+        return {
+            "id": wire.id, "registered_time": wire.registered_time, "enabled": wire.enabled,
+            "draining": wire.draining, "version": wire.version,
+            "addresses": tuple(wire.addresses), "resource_pools": tuple(wire.resource_pools),
+            "num_slots": len(slots), "slots": tuple(SlotInfo.from_wire(s) for s in slots),
+        }  # fmt: skip
 
 
 def check_template_name(where: str, value: object) -> str:

@@ -65,6 +65,7 @@ __all__ = [
     "ProjectResponse",
     "ProjectsResponse",
     "ResourcePool",
+    "ResourcePoolStats",
     "ResourcePoolResponse",
     "ResourcePoolsResponse",
     "RunActionRequest",
@@ -400,9 +401,16 @@ class PatchModelVersion(WireModel):
     notes: str | None = None
 
 
-# --- resource pools (parsed for completeness; detorm.local has a single pool) --------------
+# --- resource pools and agents ------------------------------------------------------------
+class ResourcePoolStats(WireModel):
+    """``jobv1.QueueStats`` of a pool."""
+
+    queued_count: int = 0
+    scheduled_count: int = 0
+
+
 class ResourcePool(WireModel):
-    """``resourcepoolv1.ResourcePool``; the many scheduler and cloud fields are kept as extras."""
+    """``resourcepoolv1.ResourcePool``; the cloud provisioning fields are kept as extras."""
 
     name: str = ""
     description: str = ""
@@ -411,6 +419,20 @@ class ResourcePool(WireModel):
     slots_available: int = 0
     slots_used: int = 0
     slot_type: str = "TYPE_UNSPECIFIED"
+    aux_container_capacity: int = 0
+    aux_containers_running: int = 0
+    default_compute_pool: bool = False
+    default_aux_pool: bool = False
+    preemptible: bool = False
+    min_agents: int = 0
+    max_agents: int = 0
+    slots_per_agent: int = 0
+    scheduler_type: str = "SCHEDULER_TYPE_UNSPECIFIED"
+    scheduler_fitting_policy: str = "FITTING_POLICY_UNSPECIFIED"
+    location: str = ""
+    accelerator: str = ""
+    stats: ResourcePoolStats | None = absent()
+    cluster_name: str = ""
 
 
 class ResourcePoolResponse(WireModel):

@@ -12,6 +12,7 @@ import enum
 from typing import Any, Final, Self
 
 __all__ = [
+    "AgentSortBy",
     "STORED_EXPERIMENT_STATES",
     "STORED_TRIAL_STATES",
     "CheckpointSortBy",
@@ -435,6 +436,14 @@ class TaskSortBy(WireEnum):
     DESCRIPTION = "SORT_BY_DESCRIPTION", 2
     START_TIME = "SORT_BY_START_TIME", 4
     WORKSPACE_ID = "SORT_BY_WORKSPACE_ID", 5
+
+
+class AgentSortBy(WireEnum):
+    """``GetAgentsRequest.SortBy``: the field numbers api.Sort compares (id, registered_time)."""
+
+    UNSPECIFIED = "SORT_BY_UNSPECIFIED", 0
+    ID = "SORT_BY_ID", 1
+    TIME = "SORT_BY_TIME", 2
 
 
 class TemplateSortBy(WireEnum):

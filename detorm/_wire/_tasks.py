@@ -1,6 +1,6 @@
 """Tasks: commands, shells, notebooks and TensorBoards, task information, templates, the job
-queue (``commandv1``, ``shellv1``, ``notebookv1``, ``tensorboardv1``, ``taskv1``,
-``templatev1``, ``jobv1`` and their ``apiv1`` requests and responses)."""
+queue, agents (``commandv1``, ``shellv1``, ``notebookv1``, ``tensorboardv1``, ``taskv1``,
+``templatev1``, ``jobv1``, ``agentv1`` and their ``apiv1`` requests and responses)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from ._enums import JobType, TaskState, TaskType
 from ._experiments import JobSummary
 
 __all__ = [
+    "Agent",
+    "AgentResponse",
+    "AgentsResponse",
     "Allocation",
     "AllocationSummary",
     "Command",
     "CommandResponse",
     "CommandsResponse",
     "Container",
+    "Devices",
     "GetJobQueueStatsResponse",
     "GetJobsV2Response",
     "GetTaskResponse",
@@ -30,9 +34,11 @@ __all__ = [
     "QueueStats",
     "RBACJob",
     "RPQueueStat",
+    "ResourcesSummary",
     "Shell",
     "ShellResponse",
     "ShellsResponse",
+    "Slot",
     "Task",
     "TaskLogsResponse",
     "Template",
@@ -186,6 +192,25 @@ class GetTaskResponse(WireModel):
     task: Task | None = None
 
 
+class Devices(WireModel):
+    """``ResourcesSummary.Devices``: the devices of one agent."""
+
+    devices: list[Struct] = []
+
+
+class ResourcesSummary(WireModel):
+    """``taskv1.ResourcesSummary``: one container (or pod) of an allocation and its devices
+    per agent."""
+
+    resources_id: str = ""
+    resources_type: str = ""
+    allocation_id: str = ""
+    agent_devices: dict[str, Devices] = {}
+    container_id: str | None = absent()
+    started: Struct | None = absent()
+    exited: Struct | None = absent()
+
+
 class AllocationSummary(WireModel):
     """``taskv1.AllocationSummary``: an allocation the resource manager holds now."""
 
@@ -195,7 +220,7 @@ class AllocationSummary(WireModel):
     registered_time: Timestamp | None = None
     resource_pool: str = ""
     slots_needed: int = 0
-    resources: list[Struct] = []
+    resources: list[ResourcesSummary] = []
     scheduler_type: str = ""
     priority: int | None = absent()
     proxy_ports: list[Struct] = []
@@ -205,6 +230,11 @@ class GetTasksResponse(WireModel):
     """GetTasks: the active allocations, by allocation id."""
 
     allocation_id_to_summary: dict[str, AllocationSummary] = {}
+
+    @property
+    def allocations(self) -> list[AllocationSummary]:
+        """The summaries in allocation id order (the master's JSON sorts map keys)."""
+        return [self.allocation_id_to_summary[k] for k in sorted(self.allocation_id_to_summary)]
 
 
 class TaskLogsResponse(WireModel):
@@ -320,3 +350,37 @@ class RPQueueStat(WireModel):
 
 class GetJobQueueStatsResponse(WireModel):
     results: list[RPQueueStat] = []
+
+
+# --- agents ---------------------------------------------------------------------------------
+class Slot(WireModel):
+    """``agentv1.Slot``: one device of an agent and the container holding it."""
+
+    id: str = ""
+    device: Struct | None = absent()
+    enabled: bool = False
+    container: Container | None = absent()
+    draining: bool = False
+
+
+class Agent(WireModel):
+    """``agentv1.Agent``. Slots are keyed ``/agents/<id>/slots/<n>``."""
+
+    id: str = ""
+    registered_time: Timestamp | None = absent()
+    slots: dict[str, Slot] = {}
+    containers: dict[str, Container] = {}
+    addresses: list[str] = []
+    enabled: bool = False
+    draining: bool = False
+    version: str = ""
+    resource_pools: list[str] = []
+    slot_stats: Struct | None = absent()
+
+
+class AgentResponse(WireModel):
+    agent: Agent | None = None
+
+
+class AgentsResponse(Paginated):
+    agents: list[Agent] = []

@@ -15,6 +15,8 @@ the unit of work, errors) is the sync API's.
 """
 
 from .._api._aio import (
+    Agent,
+    AsyncAgentQuery,
     AsyncCheckpointQuery,
     AsyncCommandQuery,
     AsyncExperimentQuery,
@@ -25,8 +27,10 @@ from .._api._aio import (
     AsyncNotebookQuery,
     AsyncProjectQuery,
     AsyncQuery,
+    AsyncResourcePoolQuery,
     AsyncSession,
     AsyncShellQuery,
+    AsyncTaskQuery,
     AsyncTemplateQuery,
     AsyncTensorboardQuery,
     AsyncTrialQuery,
@@ -40,6 +44,7 @@ from .._api._aio import (
     ModelVersion,
     Notebook,
     Project,
+    ResourcePool,
     Shell,
     Task,
     Template,
@@ -53,6 +58,8 @@ from .._api._aio import (
 )
 
 __all__ = [
+    "Agent",
+    "AsyncAgentQuery",
     "AsyncCheckpointQuery",
     "AsyncCommandQuery",
     "AsyncExperimentQuery",
@@ -63,8 +70,10 @@ __all__ = [
     "AsyncNotebookQuery",
     "AsyncProjectQuery",
     "AsyncQuery",
+    "AsyncResourcePoolQuery",
     "AsyncSession",
     "AsyncShellQuery",
+    "AsyncTaskQuery",
     "AsyncTemplateQuery",
     "AsyncTensorboardQuery",
     "AsyncTrialQuery",
@@ -78,6 +87,7 @@ __all__ = [
     "ModelVersion",
     "Notebook",
     "Project",
+    "ResourcePool",
     "Shell",
     "Task",
     "Template",

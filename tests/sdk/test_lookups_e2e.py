@@ -32,6 +32,7 @@ from sqlmodel import select
 
 import detorm
 from detorm import (
+    Agent,
     Checkpoint,
     Command,
     Experiment,
@@ -41,7 +42,9 @@ from detorm import (
     Notebook,
     Project,
     Q,
+    ResourcePool,
     Shell,
+    Task,
     Template,
     Tensorboard,
     Trial,
@@ -77,7 +80,8 @@ RESOURCES: dict[str, Any] = {  # the resource classes, by name
     "Experiment": Experiment, "Trial": Trial, "Checkpoint": Checkpoint, "Workspace": Workspace,
     "Project": Project, "Model": Model, "ModelVersion": ModelVersion, "User": User,
     "Command": Command, "Shell": Shell, "Notebook": Notebook, "Tensorboard": Tensorboard,
-    "Template": Template, "Job": Job,
+    "Template": Template, "Job": Job, "Task": Task, "ResourcePool": ResourcePool,
+    "Agent": Agent,
 }  # fmt: skip
 GENERIC_TASKS = ("Command", "Shell", "Notebook", "Tensorboard")
 

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import detorm
-from detorm import Checkpoint, Experiment, Model, ModelVersion
+from detorm import Agent, Checkpoint, Experiment, Model, ModelVersion, Task
 from detorm._plan._call import Call, path
 from detorm._plan._loading import single_fetch
 from detorm._resources._base import Resource
@@ -71,6 +71,8 @@ def test_single_fetches_keep_a_hostile_key_in_one_segment(value: str) -> None:
         (Model, value, "GetModel", "model_name"),
         (Checkpoint, value, "GetCheckpoint", "checkpoint_uuid"),
         (ModelVersion, (value, 3), "GetModelVersion", "model_name"),
+        (Task, value, "GetTask", "task_id"),
+        (Agent, value, "GetAgent", "agent_id"),
     ]
     for cls, key, operation, name in fetches:
         call, _ = single_fetch(cls, key)

@@ -15,6 +15,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from detorm import (
+    Agent,
     Checkpoint,
     Command,
     Experiment,
@@ -25,7 +26,9 @@ from detorm import (
     Project,
     Q,
     Query,
+    ResourcePool,
     Shell,
+    Task,
     Template,
     Tensorboard,
     Trial,
@@ -158,6 +161,15 @@ CASES: dict[str, Callable[[], Query[Any]]] = {
         Template.query(None).filter(name__contains="gpu_%").order_by("-name")
     ),
     "templates_of_workspaces": lambda: Template.query(None).filter(workspace_id__in=[1, 2]),
+    "tasks_held_now_by_type": lambda: (
+        Task.query(None).filter(type="NOTEBOOK").order_by("-start_time")
+    ),
+    "tasks_by_id_read_one_each": lambda: Task.query(None).filter(
+        id__in=["1.abc", "cmd-1", "1.abc", "a/b", ""], end_time__isnull=True
+    ),
+    "resource_pools_client": lambda: ResourcePool.query(None).filter(slots_used__gt=0)[:5],
+    "agents_by_registration": lambda: Agent.query(None).order_by("-registered_time"),
+    "agents_two_keys_client": lambda: Agent.query(None).order_by("enabled", "id"),
 }
 
 

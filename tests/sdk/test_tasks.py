@@ -1,10 +1,12 @@
-"""Commands, shells, notebooks, TensorBoards, task information and templates through both APIs,
-against detorm.local's simulated scheduler."""
+"""Commands, shells, notebooks, TensorBoards, task information, templates, the job queue,
+resource pools and agents through both APIs, against detorm.local's simulated scheduler."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -292,3 +294,76 @@ def test_the_context_is_uploaded_as_the_det_cli_does(
         with pytest.raises(ContextError):
             api(api.Command.launch("true", context=tmp_path / "missing", session=api.session))
         assert api.session.requests_sent == sent
+
+
+# --- task information, resource pools and agents --------------------------------------------------
+def _until_running(api: Api, task: Any) -> None:
+    deadline = time.monotonic() + 10
+    while api(task.refresh()).state != TaskState.RUNNING:
+        assert time.monotonic() < deadline, task.state
+        time.sleep(0.05)
+
+
+def test_task_query_reads_what_the_scheduler_holds(writer_api: Api) -> None:
+    api = writer_api
+    notebook = api(api.Notebook.launch(session=api.session))
+    _until_running(api, notebook)
+    sent = api.session.requests_sent
+    held = {task.id: task for task in api.list(api.Task.query(api.session))}
+    assert api.session.requests_sent == sent + 1 + len(held)  # GetTasks, then GetTask each
+    task = held[notebook.id]
+    assert task.type == TaskType.NOTEBOOK and task.end_time is None
+    (allocation,) = task.allocations
+    assert allocation.state == TaskState.RUNNING and allocation.resource_pool == "default"
+    assert allocation.resources and all(r.devices for r in allocation.resources)
+    assert api(api.session.get(api.Task, notebook.id)) is task  # the identity map
+    notebooks = api.list(api.Task.query(api.session).filter(type="NOTEBOOK"))
+    assert [t.id for t in notebooks] == [notebook.id]
+    assert api(api.Task.query(api.session).count()) == len(held)
+
+    api(notebook.kill())
+    api(notebook.wait(timeout=30))
+    assert notebook.id not in {t.id for t in api.list(api.Task.query(api.session))}
+    # By id, an ended task is still read (GetTask); its allocation is no longer held.
+    (ended,) = api.list(api.Task.query(api.session).filter(id=notebook.id))
+    assert ended is task and ended.end_time is not None
+    assert ended.allocations[0].resource_pool is None and ended.allocations[0].resources is None
+
+
+def test_trial_tasks_are_read_one_by_one(writer_api: Api, fresh_cluster: Cluster) -> None:
+    api = writer_api
+    trial = api(api.session.get(api.Trial, fresh_cluster.trials["resnet-base"][0]))
+    assert trial.task_ids
+    sent = api.session.requests_sent
+    tasks = api.list(trial.tasks)
+    assert [t.id for t in tasks] == list(trial.task_ids)
+    assert api.session.requests_sent == sent + len(trial.task_ids)
+    assert all(t.type == TaskType.TRIAL for t in tasks)
+    assert api(trial.tasks.first()) is api(api.session.load(trial, "task"))
+    # Ids that name no task (none can be empty or hold a "/") match nothing.
+    sent = api.session.requests_sent
+    assert api.list(api.Task.query(api.session).filter(id__in=["no-such-task", "a/b", ""])) == []
+    assert api.session.requests_sent == sent + 1
+
+
+def test_resource_pools_and_agents(api: Api) -> None:
+    (pool,) = api.list(api.ResourcePool.query(api.session))
+    assert (pool.name, pool.type, pool.scheduler_type) == ("default", "STATIC", "PRIORITY")
+    assert pool.default_compute_pool and pool.slots_available == 8
+    assert api(api.session.get(api.ResourcePool, "default")) is pool
+    (agent,) = api.list(api.Agent.query(api.session).order_by("-registered_time"))
+    assert agent.enabled and "default" in agent.resource_pools
+    assert agent.num_slots == len(agent.slots) == pool.slots_available
+    assert [slot.id for slot in agent.slots] == [str(n) for n in range(agent.num_slots)]
+    assert api(api.session.get(api.Agent, agent.id)) is agent
+    assert api.list(api.Agent.query(api.session).filter(enabled=False)) == []
+    with pytest.raises(NotFound, match="resource pool 'gpu' does not exist"):
+        api(api.session.get(api.ResourcePool, "gpu"))
+    with pytest.raises(NotFound):
+        api(api.session.get(api.Agent, "no-such-agent"))
+    sent = api.session.requests_sent
+    with pytest.raises(InvalidValue):  # not one path segment: refused before sending
+        api(api.session.get(api.Agent, "../agents"))
+    with pytest.raises(InvalidType):
+        api(api.session.get(api.ResourcePool, 1))
+    assert api.session.requests_sent == sent

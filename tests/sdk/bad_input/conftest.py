@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, event, settings
 
 import detorm
 from detorm import (
+    Agent,
     Checkpoint,
     Command,
     Experiment,
@@ -21,6 +22,7 @@ from detorm import (
     ModelVersion,
     Notebook,
     Project,
+    ResourcePool,
     Shell,
     Task,
     Template,
@@ -152,6 +154,8 @@ def world(mode: Mode, seeded: Seeded, tmp_path_factory: pytest.TempPathFactory) 
         }
         loaded[Task] = api(s.get(api.of(Task), loaded[Command].id))
         loaded[Job] = api(s.load(loaded[Command], "job"))
+        loaded[ResourcePool] = api(s.get(api.of(ResourcePool), "default"))
+        loaded[Agent] = api(api.of(Agent).query(s).first())
         objects = {api.of(cls): obj for cls, obj in loaded.items()}
         assert all(isinstance(obj, cls) for cls, obj in objects.items())
         yield World(cluster, api, objects)

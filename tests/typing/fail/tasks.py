@@ -12,3 +12,7 @@ def mistakes(session: detorm.Session) -> None:
     print(ids)
     detorm.Job.query(session).filter(state="RUNNING")  # E: Argument "state" to "filter" of "JobFilters" has incompatible type
     detorm.Job.query(session).first().move(ahead_of=3)  # E: Argument "ahead_of" to "move" of "Job" has incompatible type "int"
+    detorm.Task.query(session).filter(type="TRAINING")  # E: Argument "type" to "filter" of "TaskFilters" has incompatible type
+    detorm.Task.query(session).filter(state="RUNNING")  # E: Unexpected keyword argument "state"
+    detorm.ResourcePool.query(session).order_by("slots")  # E: Argument 1 to "order_by" of "ResourcePoolFilters" has incompatible type
+    detorm.Agent.query(session).filter(num_slots="8")  # E: Argument "num_slots" to "filter" of "AgentFilters" has incompatible type

@@ -39,6 +39,17 @@ def script(session: detorm.Session) -> None:
     assert_type(command.job, detorm.Job)
     assert_type(session.queue_stats()["default"].queued, int)
     session.commit()
+    for task in detorm.Task.query(session).filter(type="NOTEBOOK").order_by("-start_time"):
+        assert_type(task.allocations[0].resources, tuple[detorm.AllocationResources, ...] | None)
+    trial = session.get(detorm.Trial, 1)
+    assert_type(trial.tasks, detorm.TaskQuery)
+    assert_type(trial.tasks.all(), list[detorm.Task])
+    pool = session.get(detorm.ResourcePool, "default")
+    assert_type(pool.slots_available - pool.slots_used, int)
+    assert_type(detorm.ResourcePool.query(session).filter(slots_used__gt=0).first(), detorm.ResourcePool | None)
+    agent = detorm.Agent.query(session).order_by("-registered_time").one()
+    assert_type(agent.slots[0], detorm.SlotInfo)
+    assert_type(session.query(detorm.Agent), detorm.AgentQuery)
 
 
 async def notebook(session: det.AsyncSession) -> None:
@@ -48,3 +59,8 @@ async def notebook(session: det.AsyncSession) -> None:
         assert_type(entry, detorm.LogEntry)
     assert_type(await det.Notebook.query(session).kill(), detorm.BulkResult[str])
     assert_type(await det.Template.query(session).all(), list[det.Template])
+    assert_type(await det.Task.query(session).count(), int)
+    trial = await session.get(det.Trial, 1)
+    assert_type(await trial.tasks.all(), list[det.Task])
+    assert_type(await det.ResourcePool.query(session).all(), list[det.ResourcePool])
+    assert_type(session.query(det.Agent), det.AsyncAgentQuery)
