@@ -218,6 +218,8 @@ class Resource(BaseModel):
     _key_field: ClassVar[str] = "id"
     # Fields the unit of work can change; anything else is read-only.
     _editable: ClassVar[frozenset[str]] = frozenset()
+    # Why a read-only field is, and what changes it instead, where that is not obvious.
+    _read_only_hints: ClassVar[dict[str, str]] = {}
 
     @property
     def pk(self) -> Any:
@@ -277,7 +279,9 @@ class Resource(BaseModel):
                 raise InvalidAttribute(f"{cls.__name__}.{name} is read-only; {_editable(cls)}")
             raise InvalidAttribute(f"{cls.__name__} has no attribute {name!r}; {_editable(cls)}")
         if name not in cls._editable:
-            raise InvalidAttribute(f"{cls.__name__}.{name} is read-only; {_editable(cls)}")
+            hint = cls._read_only_hints.get(name)
+            why = f" ({hint})" if hint else ""
+            raise InvalidAttribute(f"{cls.__name__}.{name} is read-only{why}; {_editable(cls)}")
         had, old = name in self.__dict__, self.__dict__.get(name)
         try:
             # Strict: pydantic's lax mode would turn "yes" into True, and "3" or 3.0 into 3.

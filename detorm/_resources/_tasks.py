@@ -248,6 +248,9 @@ class Template(Resource):
 
     _key_field: ClassVar[str] = "name"
     _editable: ClassVar[frozenset[str]] = frozenset({"config"})
+    _read_only_hints: ClassVar[dict[str, str]] = {
+        "name": "it is the template's key: template.rename(new_name) sends PatchTemplateName at once"
+    }
 
     name: str
     config: dict[str, Any]

@@ -14,6 +14,7 @@ from detorm import TaskState, TaskType
 from detorm.errors import (
     CommitError,
     ContextError,
+    InvalidAttribute,
     InvalidType,
     InvalidValue,
     NotFound,
@@ -123,6 +124,9 @@ def test_templates(writer_api: Api) -> None:
     assert command.description == "from the template" and command.priority == 11
     # The master takes the slots from the request's own config only (ParseJustResources).
     assert command.config["resources"]["slots"] == 1
+    with pytest.raises(InvalidAttribute, match=r"template.s key: template.rename\(new_name\)"):
+        template.name = "gpus-2"  # the identity of a pending object cannot change
+    assert template.name == "two-gpus" and api.session.dirty == []
     api(template.rename("gpus-2"))
     assert template.name == "gpus-2"
     assert api(api.session.get(api.Template, "gpus-2")) is template
