@@ -18,7 +18,7 @@ from .. import _wire as w
 from .._plan._call import Call
 from .._plan._conditions import FieldRef, Leaf
 from .._plan._evaluate import matches, sort_key
-from .._plan._loading import ROW_LOADERS, single_fetch
+from .._plan._loading import ROW_LOADERS
 from .._plan._planner import EXPERIMENT_TREE, Plan, Source, TreeCompiler, encode_filter, runs_source
 from .._plan._query import query_offset, record
 from .._resources._base import Resource
@@ -128,16 +128,13 @@ def _task(
 ) -> Op[Resource | None]:
     """One task read with GetTask, its held allocations completed from their summaries; None
     when the master does not know it."""
-    call, _ = single_fetch(Task, task_id)
     try:
-        content = (yield from send(call)).content
+        task = yield from session._fetch(Task, task_id)
     except NotFound:
         return None
-    wire = w.GetTaskResponse.model_validate_json(content).task
-    if wire is None:
-        raise QueryError("the master's answer holds no task")
-    task = session.merge(Task, Task.values_from_wire(wire, held))
-    task._fetched = True
+    if held:
+        allocations = tuple(a.held_as(held[a.id]) if a.id in held else a for a in task.allocations)
+        session.merge(Task, {"id": task.id, "allocations": allocations})
     return task
 
 

@@ -6,8 +6,7 @@ Data only, as in ``_models.py``: the sync and async APIs add behaviour in subcla
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final
 
 from .. import _wire as w
@@ -99,15 +98,16 @@ class AllocationInfo:
     resources: tuple[AllocationResources, ...] | None = None
 
     @staticmethod
-    def from_wire(wire: wt.Allocation, held: wt.AllocationSummary | None = None) -> AllocationInfo:
-        pool = resources = None
-        if held is not None:
-            pool = held.resource_pool
-            resources = tuple(AllocationResources.from_wire(r) for r in held.resources)
+    def from_wire(wire: wt.Allocation) -> AllocationInfo:
         return AllocationInfo(
             wire.allocation_id, wire.state, wire.is_ready, wire.start_time, wire.end_time,
-            wire.slots, wire.exit_reason, wire.status_code, pool, resources,
+            wire.slots, wire.exit_reason, wire.status_code,
         )  # fmt: skip
+
+    def held_as(self, summary: wt.AllocationSummary) -> AllocationInfo:
+        """This allocation with what the resource manager holds for it (its GetTasks row)."""
+        resources = tuple(AllocationResources.from_wire(r) for r in summary.resources)
+        return replace(self, resource_pool=summary.resource_pool, resources=resources)
 
 
 class GenericTask(Resource):
@@ -227,18 +227,12 @@ class Task(Resource):
         return frozenset({"id", "type"})
 
     @staticmethod
-    def values_from_wire(
-        wire: wt.Task, held: Mapping[str, wt.AllocationSummary] | None = None
-    ) -> dict[str, Any]:
-        """``held``: the summaries of its allocations the resource manager holds (GetTasks)."""
-        held = held or {}
-        allocations = tuple(
-            AllocationInfo.from_wire(a, held.get(a.allocation_id)) for a in wire.allocations
-        )
+    def values_from_wire(wire: wt.Task) -> dict[str, Any]:
         return {
             "id": wire.task_id, "type": wire.task_type, "start_time": wire.start_time,
             "end_time": wire.end_time, "parent_id": wire.parent_id,
-            "forked_from": wire.forked_from, "allocations": allocations,
+            "forked_from": wire.forked_from,
+            "allocations": tuple(AllocationInfo.from_wire(a) for a in wire.allocations),
         }  # fmt: skip
 
 
