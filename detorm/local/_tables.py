@@ -26,6 +26,7 @@ __all__ = [
     "ModelVersionRow",
     "ProjectRow",
     "RunHparamRow",
+    "SimulatedExperimentRow",
     "TaskLogRow",
     "TaskRow",
     "TemplateRow",
@@ -154,6 +155,17 @@ class ExperimentRow(SQLModel, table=True):
     priority: int | None = None
     weight: float = 1.0
     max_slots: int | None = None
+
+
+class SimulatedExperimentRow(SQLModel, table=True):
+    """An experiment whose trials detorm.local runs by simulation: one created by
+    ``CreateExperiment`` (not unmanaged). Seeded experiments have no row and keep the states
+    they were given. A table of its own rather than a column, so that a database written by an
+    earlier detorm.local opens unchanged (``create_all`` adds tables, never columns)."""
+
+    __tablename__ = "simulated_experiments"
+
+    experiment_id: int = Field(foreign_key="experiments.id", primary_key=True)
 
 
 class TrialRow(SQLModel, table=True):
