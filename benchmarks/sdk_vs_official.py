@@ -20,6 +20,10 @@ official client cannot do (it has no async API; its cell and sync detorm's are n
 On loopback a request costs almost nothing but the server's own work; a real cluster is a network
 away. ``--rtt`` puts a proxy between the clients and detorm.local that delivers every chunk of
 bytes half a round trip after it arrived, in each direction (latency only, no bandwidth limit).
+
+S16-S18 create experiments, which detorm.local then trains by simulation: each client runs them
+on a fresh detorm.local of its own (not behind the proxy), so that one client's running trials
+do not load the next one's server.
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ S12_INTERVAL = 0.05
 S13_COMMANDS = 1000
 S14_KILLS = 100
 S15_WAITS = 50
+S16_CREATES = 50
+S17_WAITS = 20
+S17_BATCHES = 2_000  # 4 s of simulated training at detorm.local's default 500 batches/s
+S18_TRIALS = 20
 TARGETS = {
     "S1": "detorm <= 1/10 of the requests and <= 1/3 of the time",
     "S2": "detorm <= 1/10 of the requests and <= 1/3 of the time",
@@ -71,6 +79,9 @@ TARGETS = {
     "S13": "detorm: 1 request",
     "S14": "detorm: 1 + 100 requests, 8 in flight",
     "S15": "detorm: polling bounded (<= 8 polls per command for a 5 s run)",
+    "S16": "detorm: 1 request per experiment, no slower than official",
+    "S17": "detorm: polling bounded (a few requests a second at most)",
+    "S18": "detorm: the files of 20 trials, near a plain copy",
 }
 DESCRIPTIONS = {
     "S1": "list every experiment (2,000)",
@@ -88,14 +99,22 @@ DESCRIPTIONS = {
     "S13": f"list every command ({S13_COMMANDS:,} and the others)",
     "S14": f"kill the {S14_KILLS} commands matching a filter",
     "S15": f"launch {S15_WAITS} commands, wait for all to finish",
+    "S16": f"create {S16_CREATES} experiments from a directory",
+    "S17": f"wait for {S17_WAITS} experiments ({S17_BATCHES:,} batches each)",
+    "S18": f"download the TensorBoard files of {S18_TRIALS} trials",
 }
 CLIENTS = ("official", "detorm", "detorm-async")
-ASYNC_SCENARIOS = {"S2", "S5", "S10", "S12", "S13", "S14", "S15"}
+ASYNC_SCENARIOS = {"S2", "S5", "S10", "S12", "S13", "S14", "S15", "S16", "S17", "S18"}
 SYNC_SCENARIOS = set(TARGETS) - {"S12"}
 # The official SDK has no commands: S13 and S14 use its generated bindings (the det CLI's way),
 # and nothing of it waits on a command.
-OFFICIAL_NA = {"S15"}
+# Nor can it read TensorBoard files (its TensorBoards read them on the cluster): S18's floor is
+# a plain copy of the storage directory.
+OFFICIAL_NA = {"S15", "S18"}
 TASK_SCENARIOS = {"S13", "S14", "S15"}
+# Each client runs these on a fresh detorm.local of its own: created experiments train by
+# simulation, and one client's running trials must not slow the next client's server.
+RUN_SCENARIOS = {"S16", "S17", "S18"}
 
 
 # --- the cluster ----------------------------------------------------------------------------
@@ -164,6 +183,34 @@ def seed_fixtures(database: Any) -> None:
                 trial,
                 [f"[rank={i % 4}] step {i}: loss={1.0 / (i + 1):.5f}" for i in range(S10_LINES)],
             )
+
+
+def run_config(name: str, batches: int, trials: int = 1) -> dict[str, Any]:
+    """A created experiment's config: ``trials`` trials of ``batches`` simulated batches."""
+    searcher: dict[str, Any] = {"name": "single", "metric": "validation_loss"}
+    if trials > 1:
+        searcher = {"name": "random", "metric": "validation_loss", "max_trials": trials,
+                    "max_concurrent_trials": trials}  # fmt: skip
+    searcher["max_length"] = {"batches": batches}
+    return {
+        "name": name,
+        "entrypoint": "python3 train.py",
+        "searcher": searcher,
+        "hyperparameters": {"lr": {"type": "double", "minval": 0.001, "maxval": 0.1}},
+        "resources": {"slots_per_trial": 1},
+        "max_restarts": 0,
+    }
+
+
+def model_dir(workdir: Path) -> Path:
+    """A small model definition: what create uploads."""
+    path = workdir / "model"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "train.py").write_text("print('training')\n" * 200)
+    (path / "model.py").write_text("LAYERS = 4\n" * 500)
+    (path / ".detignore").write_text("*.ckpt\n")
+    (path / "weights.ckpt").write_bytes(b"\0" * 1_000_000)  # ignored by .detignore
+    return path
 
 
 def seed_tasks(url: str) -> None:
@@ -310,7 +357,26 @@ def official_scenarios(url: str, ids: dict[str, Any]) -> dict[str, Callable[[], 
     def s11() -> Any:
         return sum(1 for _ in client.iter_trials_metrics(ids["s11_trials"], group="training"))
 
+    work = Path(ids["workdir"])
+    waited: list[Any] = []
+
+    def s16() -> Any:
+        config, code = run_config("s16", 10**9), str(model_dir(work))
+        return len([client.create_experiment(config, code) for _ in range(S16_CREATES)])
+
+    def s17_prepare() -> None:
+        waited.extend(
+            client.create_experiment(run_config(f"s17-{i}", S17_BATCHES), str(model_dir(work)))
+            for i in range(S17_WAITS)
+        )
+
+    def s17() -> Any:
+        return sorted({str(exp.wait()) for exp in waited})  # its default: a poll every 5 s
+
     return {
+        "S16": s16,
+        "S17:prepare": s17_prepare,
+        "S17": s17,
         "S1": s1,
         "S2": s2,
         "S3": s3,
@@ -414,7 +480,35 @@ def detorm_scenarios(
             command.wait(timeout=600)
         return _polls(commands, session.requests_sent - launched)
 
+    work = Path(ids["workdir"])
+    prepared: list[Any] = []
+
+    def s16() -> Any:
+        config, code = run_config("s16", 10**9), model_dir(work)
+        created = [Experiment.create(config, code, session=session) for _ in range(S16_CREATES)]
+        return len(created)
+
+    def s17_prepare() -> None:
+        prepared.extend(
+            Experiment.create(run_config(f"s17-{i}", S17_BATCHES), model_dir(work), session=session)
+            for i in range(S17_WAITS)
+        )
+
+    def s17() -> Any:
+        return sorted({str(exp.wait(timeout=600)) for exp in prepared})
+
+    def s18_prepare() -> None:
+        prepared.append(_trained(Experiment.create(*_s18_run(work), session=session)))
+
+    def s18() -> Any:
+        return _files(prepared[0].download_tensorboard(work / "tensorboard"))
+
     return session, {
+        "S16": s16,
+        "S17:prepare": s17_prepare,
+        "S17": s17,
+        "S18:prepare": s18_prepare,
+        "S18": s18,
         "S1": s1,
         "S2": s2,
         "S3": s3,
@@ -430,6 +524,21 @@ def detorm_scenarios(
         "S14": s14,
         "S15": s15,
     }
+
+
+def _s18_run(work: Path) -> tuple[dict[str, Any], Path]:
+    return run_config("s18", 1_000, trials=S18_TRIALS), model_dir(work)
+
+
+def _trained(exp: Any) -> Any:
+    state = exp.wait(timeout=600)
+    assert str(state) == "COMPLETED", state
+    return exp
+
+
+def _files(root: Path) -> dict[str, int]:
+    files = [p for p in root.rglob("*") if p.is_file()]
+    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
 
 
 def _polls(commands: list[Any], polls: int) -> dict[str, Any]:
@@ -503,8 +612,43 @@ def detorm_async_scenarios(
         await asyncio.gather(*(c.wait(timeout=600) for c in commands))
         return _polls(list(commands), session.requests_sent - launched)
 
+    work = Path(ids["workdir"])
+    prepared: list[Any] = []
+
+    async def s16() -> Any:
+        config, code = run_config("s16", 10**9), model_dir(work)
+        created = await asyncio.gather(
+            *(Experiment.create(config, code, session=session) for _ in range(S16_CREATES))
+        )
+        return len(created)
+
+    async def s17_prepare() -> None:
+        code = model_dir(work)
+        prepared.extend(
+            await asyncio.gather(
+                *(
+                    Experiment.create(run_config(f"s17-{i}", S17_BATCHES), code, session=session)
+                    for i in range(S17_WAITS)
+                )
+            )
+        )
+
+    async def s17() -> Any:
+        states = await asyncio.gather(*(exp.wait(timeout=600) for exp in prepared))
+        return sorted({str(state) for state in states})
+
+    async def s18_prepare() -> None:
+        exp = await Experiment.create(*_s18_run(work), session=session)
+        assert str(await exp.wait(timeout=600)) == "COMPLETED"
+        prepared.append(exp)
+
+    async def s18() -> Any:
+        return _files(await prepared[0].download_tensorboard(work / "tensorboard"))
+
     return session, {
         "S2": s2, "S5": s5, "S10": s10, "S12": s12, "S13": s13, "S14": s14, "S15": s15,
+        "S16": s16, "S17:prepare": s17_prepare, "S17": s17, "S18:prepare": s18_prepare,
+        "S18": s18,
     }  # fmt: skip
 
 
@@ -514,6 +658,8 @@ def raw_floor(scenario: str, url: str, ids: dict[str, Any]) -> dict[str, Any]:
     20 trials' log requests all at once (the trial ids known, no parsing)."""
     if scenario == "S10":
         return asyncio.run(_logs_floor(url, ids["trials"]["s10-logs"]))
+    if scenario == "S18":
+        return _copy_floor(url, Path(ids["workdir"]))
     with _client(url) as http:
         started = time.perf_counter()
         rows = 0
@@ -548,6 +694,25 @@ async def _logs_floor(url: str, trial_ids: list[int]) -> dict[str, Any]:
         return {"rows": rows, "seconds": time.perf_counter() - started, "requests": len(responses)}
 
 
+def _copy_floor(url: str, work: Path) -> dict[str, Any]:
+    """S18's floor: the experiment trained as for detorm, then its storage's TensorBoard
+    directory copied with shutil (what a script with the storage mounted does by hand)."""
+    import detorm
+    from detorm import Experiment
+
+    with detorm.Session(url, user="determined", password="", environ={"HOME": str(work)}) as s:
+        exp = _trained(Experiment.create(*_s18_run(work), session=s))
+        storage = exp.config["checkpoint_storage"]
+    with _client(url) as http:
+        cluster = http.get("/api/v1/master").json()["clusterId"]
+    source = Path(storage["host_path"], storage.get("storage_path") or "", cluster, "tensorboard",
+                  "experiment", str(exp.id))  # fmt: skip
+    started = time.perf_counter()
+    shutil.copytree(source, work / "tensorboard")
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "requests": 0, "result": _files(work / "tensorboard")}
+
+
 def count_official_requests() -> Callable[[], int]:
     import requests.adapters
 
@@ -563,7 +728,7 @@ def count_official_requests() -> Callable[[], int]:
 
 
 CLUSTER_SCENARIOS = {"S1", "S2", "S3", "S4", "S11", "S12"}
-FLOORS = {"S1", "S8", "S10", "S11"}
+FLOORS = {"S1", "S8", "S10", "S11", "S18"}
 
 
 def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> dict[str, Any]:
@@ -571,17 +736,22 @@ def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> d
     url = ids["cluster"] if scenario in CLUSTER_SCENARIOS else ids["fixtures"]
     if scenario in TASK_SCENARIOS:
         url = ids["tasks"]
+    if scenario in RUN_SCENARIOS:
+        url = ids["run"]  # this client's own fresh detorm.local
+    ids["workdir"] = str(workdir)
     environ = {"HOME": str(workdir), "XDG_CONFIG_HOME": str(workdir / "config")}
     if client == "official":
         os.environ["DET_DEBUG_CONFIG_PATH"] = str(workdir / "det-config")
         sent = count_official_requests()
         scenarios = official_scenarios(url, ids)
+        _prepare(scenarios, scenario)
         requests_before = sent()
         run = scenarios[scenario]
     elif client == "detorm":
         if scenario == "S9":
             environ["DETORM_BENCH_WARM"] = "1"
         session, scenarios = detorm_scenarios(url, ids, environ, workdir / "cache")
+        _prepare(scenarios, scenario)
         requests_before = session.requests_sent
         sent = lambda: session.requests_sent
         run = scenarios[scenario]
@@ -609,6 +779,8 @@ async def run_async(
     session, scenarios = detorm_async_scenarios(url, ids, environ, cache)
     async with session:
         await session.whoami()
+        if f"{scenario}:prepare" in scenarios:
+            await scenarios[f"{scenario}:prepare"]()
         requests_before = session.requests_sent
         sampler = RssSampler()
         started = time.perf_counter()
@@ -621,6 +793,12 @@ async def run_async(
             "result": result,
             "rss_growth_mb": sampler.growth_mb,
         }
+
+
+def _prepare(scenarios: dict[str, Callable[[], Any]], scenario: str) -> None:
+    """What a scenario needs that is not measured (S17's experiments to wait for)."""
+    if f"{scenario}:prepare" in scenarios:
+        scenarios[f"{scenario}:prepare"]()
 
 
 class RssSampler:
@@ -715,6 +893,15 @@ class LatencyProxy:
 
 # --- the driver -----------------------------------------------------------------------------
 def child(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    if scenario in RUN_SCENARIOS:
+        from detorm.local import LocalMaster
+
+        with LocalMaster(db_path=workdir.parent / f"run-{scenario}-{client}.sqlite") as master:
+            return _child(scenario, client, {**ids, "run": master.url}, workdir)
+    return _child(scenario, client, ids, workdir)
+
+
+def _child(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", scenario, client, str(workdir)]
     process = subprocess.run(
         command, input=json.dumps(ids), capture_output=True, text=True, timeout=3600, check=False
@@ -841,6 +1028,12 @@ def print_row(
             + ", ".join(f"+{mb:.1f}" for mb in waits["rss_growth_by_poll_mb"])
             + " MB)"
         )
+    if scenario == "S17":
+        for name, r in (("official", official), ("detorm", ours), ("async", aio)):
+            if r and "seconds" in r:
+                line += f" {name}: {r['requests'] / r['seconds']:.1f} polls/s;"
+    if scenario == "S18" and extra and "seconds" in extra:
+        line += f" plain copy (shutil) {extra['seconds']:.3f} s for {extra['result']};"
     if scenario == "S15":
         for name, r in (("detorm", ours), ("async", aio)):
             if r and isinstance(r.get("result"), dict):

@@ -27,6 +27,7 @@ from ._api._sync import (
     ModelVersionQuery,
     Notebook,
     NotebookQuery,
+    ProfilerStream,
     Project,
     ProjectQuery,
     Query,
@@ -53,6 +54,7 @@ from ._api._sync import (
 )
 from ._ops._logs import LogEntry
 from ._ops._metrics import MetricReport, TrialSummary
+from ._ops._profiler import ProfilerSample, ProfilerSeries
 from ._ops._tasks import QueueStats
 from ._plan._call import Call, RetryPolicy
 from ._plan._conditions import Q, hp, metrics
@@ -122,6 +124,9 @@ __all__ = [
     "Notebook",
     "NotebookQuery",
     "OrderBy",
+    "ProfilerSample",
+    "ProfilerSeries",
+    "ProfilerStream",
     "Project",
     "ProjectQuery",
     "Q",

@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run commands' entrypoints as local processes (loopback addresses only)",
     )
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="speed of the simulated trials of created experiments: 500 batches per second"
+        " times this (default: 1; 0 holds them where they are)",
+    )
     serve.add_argument("--enable-test-faults", action="store_true", help=argparse.SUPPRESS)
 
     password = commands.add_parser(
@@ -96,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
             demo_seed=args.seed, enable_faults=args.enable_test_faults,
             read_timeout=DEFAULT_READ_TIMEOUT if args.read_timeout is None else args.read_timeout,
             slots=args.slots, execute_commands=args.execute_commands,
+            time_scale=args.time_scale,
         )  # fmt: skip
     except ConfigurationError as err:
         print(f"detorm serve: {err}", file=sys.stderr)

@@ -11,6 +11,8 @@
     ├── NotLoaded               a field this object was not loaded with (also an AttributeError)
     ├── ContextError            a context directory that cannot be sent: too large, missing,
     │                           duplicate paths, unsafe (also a ValueError)
+    ├── InvalidState            an operation the object's current state does not allow, as the
+    │                           master would refuse it (also a ValueError)
     ├── TransportError          the master could not be reached (after retries)
     │   └── StreamInterrupted   a stream ended before it was complete
     ├── APIError                the master answered with an error status
@@ -20,12 +22,17 @@
     │   ├── NotFound            404
     │   ├── Conflict            409
     │   ├── RateLimited         429 (after retries honouring Retry-After)
-    │   └── ServerError         5xx
+    │   ├── ServerError         5xx
+    │   └── InvalidConfig       an experiment config the master refused (also a ValueError)
     ├── CommitError             some changes of a flush failed or have an unknown outcome
     ├── BulkActionError         a bulk action failed for some experiments or tasks
     ├── DownloadError           a download that cannot be done (state, storage, corrupt archive)
-    └── UnsafeArchive           an archive refused: outside its destination, too large, not
-                                what the master says the checkpoint holds
+    ├── UnsafeArchive           an archive refused: outside its destination, too large, not
+    │                           what the master says the checkpoint holds
+    └── WaitTimeout             wait(timeout=...) gave up (also a TimeoutError)
+
+Warnings: :class:`LaunchWarning` (the master's launch warnings of a new or continued
+experiment, such as more slots asked for than the cluster has).
 
 Messages name what was asked (method and path), what the master said (status, gRPC reason and
 message) and, where it helps, what to do. They never contain a token or a password.
@@ -56,8 +63,11 @@ __all__ = [
     "DownloadError",
     "Forbidden",
     "InvalidAttribute",
+    "InvalidConfig",
+    "InvalidState",
     "InvalidType",
     "InvalidValue",
+    "LaunchWarning",
     "NotFound",
     "NotLoaded",
     "QueryError",
@@ -108,6 +118,13 @@ class ContextError(DetormError, ValueError):
     """A context directory (and includes) that cannot be sent: too large, missing, duplicate
     paths at its top, an unreadable ``.detignore``, or unsafe (a symbolic link to outside the
     directory, a FIFO or device). Nothing was sent."""
+
+
+class InvalidState(DetormError, ValueError):
+    """An operation the object's current state does not allow, refused before the operation is
+    sent because the master would refuse it too (continuing an experiment that is still active,
+    or one trial of a multi-trial experiment; waiting on a paused experiment). The state is the
+    one just read from the master. The message says what it is and what would allow it."""
 
 
 class TransportError(DetormError):
@@ -188,6 +205,31 @@ class ServerError(APIError):
     """5xx: the master failed (some of its refusals are reported as 500, see the message)."""
 
 
+class InvalidConfig(APIError, ValueError):
+    """The master refused an experiment config (``CreateExperiment``, ``ContinueExperiment``).
+
+    ``errors`` lists the master's messages, one per problem (``<config>.searcher.metric: ...``
+    for the schema's checks, else the master's whole message); ``status`` and ``message`` are
+    the response's (the master reports most config errors as a 500, some as a 400).
+    """
+
+    def __init__(
+        self,
+        *,
+        errors: Sequence[str],
+        method: str,
+        path: str,
+        status: int,
+        message: str,
+        reason: str = "",
+        body: Any = None,
+    ) -> None:
+        self.errors = list(errors)
+        super().__init__(
+            method=method, path=path, status=status, message=message, reason=reason, body=body
+        )
+
+
 _BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequest,
     401: Unauthenticated,
@@ -256,7 +298,14 @@ class BulkActionError(DetormError):
 
 
 class WaitTimeout(DetormError, TimeoutError):
-    """``wait(timeout=...)`` gave up: the task had not reached a terminal state."""
+    """``wait(timeout=...)`` gave up: the task, experiment or trial had not reached a terminal
+    state (``await_first_trial``: the experiment had no trial yet)."""
+
+
+class LaunchWarning(UserWarning):
+    """A warning the master attached to a new or continued experiment (``warnings`` of
+    CreateExperiment and ContinueExperiment), issued with :func:`warnings.warn`: for example
+    that it asks for more slots than the cluster has now, so it waits until it has them."""
 
 
 class DownloadError(DetormError):

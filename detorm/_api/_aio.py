@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +21,22 @@ from types import TracebackType
 from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 
 from .._ops import _executor
+from .._ops import _experiments as xp
 from .._ops._actions import bulk_action, delete_checkpoint, experiment_action
 from .._ops._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
-from .._ops._effects import Op, Rows
+from .._ops._effects import Op, RecordReader, Rows
 from .._ops._logs import LogEntry, log_reader
-from .._ops._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
+from .._ops._metrics import (
+    MetricReport,
+    MetricsReader,
+    TrialSummary,
+    metric_groups,
+    metric_names,
+    to_pandas,
+    to_polars,
+)
+from .._ops._profiler import ProfilerReader, ProfilerSample, ProfilerSeries, series_of
+from .._ops._runs import kill_trial, run_action
 from .._ops._tasks import (
     QueueStats,
     create_template,
@@ -39,6 +50,11 @@ from .._ops._tasks import (
     queue_stats,
     rename_template,
     wait_for,
+)
+from .._ops._tensorboard import (
+    TENSORBOARD_MAX_SIZE,
+    delete_tensorboard_files,
+    download_tensorboard,
 )
 from .._plan._edits import BulkResult, Change
 from .._plan._query import (
@@ -66,8 +82,9 @@ from .._resources import _tasks as t
 from .._resources._base import Resource, SessionLike
 from .._resources._inputs import require
 from .._resources._relations import SettableToOne, ToMany, ToOne
+from .._resources._values import ExperimentConfig
 from .._state._session import SessionBase
-from .._wire import LogLevel, TaskState
+from .._wire import ExperimentState, LogLevel, TaskState, TrialState
 from ..errors import NotLoaded
 from . import _sync
 from ._drivers import AsyncTransport
@@ -83,6 +100,7 @@ __all__ = [
     "AsyncModelQuery",
     "AsyncModelVersionQuery",
     "AsyncNotebookQuery",
+    "AsyncProfilerStream",
     "AsyncProjectQuery",
     "AsyncQuery",
     "AsyncResourcePoolQuery",
@@ -404,7 +422,30 @@ class AsyncExperimentQuery(ExperimentFilters["Experiment"], AsyncQuery["Experime
 
 
 class AsyncTrialQuery(TrialFilters["Trial"], AsyncQuery["Trial"]):
-    pass
+    async def kill(self) -> BulkResult[int]:
+        return await self._run(run_action(self, "kill"))
+
+    async def pause(self) -> BulkResult[int]:
+        return await self._run(run_action(self, "pause"))
+
+    async def resume(self) -> BulkResult[int]:
+        return await self._run(run_action(self, "resume"))
+
+    async def archive(self) -> BulkResult[int]:
+        return await self._run(run_action(self, "archive"))
+
+    async def unarchive(self) -> BulkResult[int]:
+        return await self._run(run_action(self, "unarchive"))
+
+    async def delete(self) -> BulkResult[int]:
+        return await self._run(run_action(self, "delete"))
+
+    async def move_to(
+        self, project: m.Project | int, *, skip_multitrial: bool = False
+    ) -> BulkResult[int]:
+        destination = project.id if isinstance(project, m.Project) else project
+        op = run_action(self, "move", destination, skip_multitrial=skip_multitrial)
+        return await self._run(op)
 
 
 class AsyncCheckpointQuery(CheckpointFilters["Checkpoint"], AsyncQuery["Checkpoint"]):
@@ -503,17 +544,15 @@ class _Async(Resource):
         return loaded
 
 
-class AsyncMetricsStream(MetricsReader):
-    """The reports of a metric group for some trials: ``async for`` over it (lazily, line by
-    line of the stream), or await ``to_records()``. Reading again reads again (from the disk
-    cache for finished trials)."""
+class _AsyncStream(RecordReader[T]):
+    """Rows read lazily by ``async for`` (again on each iteration), or all at once as records."""
 
     @property
     def _transport(self) -> AsyncTransport:
         assert isinstance(self._session, AsyncSession)
         return self._session.transport
 
-    def __aiter__(self) -> AsyncIterator[MetricReport]:
+    def __aiter__(self) -> AsyncIterator[T]:
         return self._transport.iterate(self._rows())
 
     async def to_records(self) -> list[dict[str, Any]]:
@@ -524,6 +563,17 @@ class AsyncMetricsStream(MetricsReader):
 
     async def to_polars(self) -> Any:
         return to_polars(await self.to_records())
+
+
+class AsyncMetricsStream(MetricsReader, _AsyncStream[MetricReport]):
+    """The reports of a metric group for some trials: ``async for`` over it (lazily, line by
+    line of the stream), or await ``to_records()``. Reading again reads again (from the disk
+    cache for finished trials)."""
+
+
+class AsyncProfilerStream(ProfilerReader, _AsyncStream[ProfilerSample]):
+    """A trial's profiler samples: ``async for`` over it (lazily, series after series), or
+    await ``to_records()``. Reading again reads again."""
 
 
 class User(_Async, m.User):
@@ -591,6 +641,74 @@ class Experiment(_Async, m.Experiment):
     async def move_to(self, project: m.Project | int) -> None:
         await self._act("move", project.id if isinstance(project, m.Project) else project)
 
+    async def metric_names(self) -> dict[str, list[str]]:
+        return await self.session.transport.run(metric_names(self.session, self.id))
+
+    @classmethod
+    async def create(
+        cls,
+        config: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[str],
+        model_dir: str | os.PathLike[str] | None = None,
+        *,
+        project: Project | int | None = None,
+        template: Template | str | None = None,
+        activate: bool = True,
+        includes: Iterable[str | os.PathLike[str]] = (),
+        session: AsyncSession | None = None,
+    ) -> Experiment:
+        session = session or default_session()
+        op = xp.create_experiment(
+            session, session._class_of(cls), config, model_dir, includes=includes,
+            project=project, template=template, activate=activate,
+        )  # fmt: skip
+        return await session.transport.run(op)
+
+    @classmethod
+    async def validate_config(
+        cls,
+        config: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[str],
+        *,
+        project: Project | int | None = None,
+        template: Template | str | None = None,
+        session: AsyncSession | None = None,
+    ) -> list[str]:
+        session = session or default_session()
+        op = xp.validate_config(config, project=project, template=template)
+        return await session.transport.run(op)
+
+    async def fork(
+        self,
+        config_overrides: Mapping[str, Any] | None = None,
+        *,
+        project: Project | int | None = None,
+        activate: bool = True,
+    ) -> Experiment:
+        op = xp.fork_experiment(
+            self.session, self, config_overrides, project=project, activate=activate
+        )
+        return await self.session.transport.run(op)
+
+    async def continue_training(
+        self,
+        config_overrides: Mapping[str, Any] | None = None,
+        *,
+        max_length: int | Mapping[str, int] | None = None,
+    ) -> None:
+        op = xp.continue_training(self.session, self, config_overrides, max_length)
+        await self.session.transport.run(op)
+
+    async def wait(
+        self, timeout: float | None = None, *, interval: float | None = None
+    ) -> ExperimentState:
+        op = xp.wait_experiment(self.session, self, timeout, interval)
+        return await self.session.transport.run(op)
+
+    async def await_first_trial(
+        self, timeout: float | None = None, *, interval: float | None = None
+    ) -> Trial:
+        op = xp.await_first_trial(self.session, self, Trial, timeout, interval)
+        return await self.session.transport.run(op)
+
     async def best_trial(self) -> Trial | None:
         return await self.session.transport.run(_executor.best_trial(self.session, self, Trial))
 
@@ -599,6 +717,22 @@ class Experiment(_Async, m.Experiment):
     ) -> Path:
         op = download_code(self.session, self, path, cache=cache, max_size=max_size)
         return await self.session.transport.run(op)
+
+    async def download_tensorboard(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        trials: Iterable[Trial | int] | None = None,
+        progress: bool = False,
+        max_size: int = TENSORBOARD_MAX_SIZE,
+    ) -> Path:
+        op = download_tensorboard(
+            self.session, self, path, trials=trials, progress=progress, max_size=max_size
+        )
+        return await self.session.transport.run(op)
+
+    async def delete_tensorboard_files(self) -> None:
+        await self.session.transport.run(delete_tensorboard_files(self.session, self))
 
 
 class _Logs(_Async):
@@ -634,8 +768,38 @@ class Trial(_Logs, m.Trial):
     def tasks(self) -> AsyncTaskQuery:
         return Task.query(self.session).filter(id__in=list(self.task_ids))
 
+    async def continue_training(
+        self,
+        config_overrides: Mapping[str, Any] | None = None,
+        *,
+        max_length: int | Mapping[str, int] | None = None,
+    ) -> None:
+        op = xp.continue_training(self.session, self, config_overrides, max_length)
+        await self.session.transport.run(op)
+
+    async def wait(
+        self, timeout: float | None = None, *, interval: float | None = None
+    ) -> TrialState:
+        op = xp.wait_trial(self.session, self, timeout, interval)
+        return await self.session.transport.run(op)
+
+    async def kill(self) -> None:
+        await self.session.transport.run(kill_trial(self.session, self))
+
     def metrics(self, group: str = "validation", *, cache: bool = True) -> AsyncMetricsStream:
         return self.session.metrics([self], group, cache=cache)
+
+    async def metric_groups(self) -> dict[str, list[str]]:
+        return await self.session.transport.run(metric_groups(self.session, self))
+
+    async def profiler_series(self) -> list[ProfilerSeries]:
+        return await self.session.transport.run(series_of(self.session, self.id))
+
+    def profiler_metrics(
+        self, names: Iterable[str] | str | None = None, *,
+        groups: Iterable[str] | str | None = None,
+    ) -> AsyncProfilerStream:  # fmt: skip
+        return AsyncProfilerStream(self.session, self.id, names=names, groups=groups)
 
 
 class Checkpoint(_Async, m.Checkpoint):
@@ -893,7 +1057,9 @@ def _copy_docs() -> None:
     """Give each async class and method the docstring of its sync twin (written once)."""
     pairs: list[tuple[type, type]] = [
         (AsyncSession, _sync.Session), (_Async, _sync._Sync),
-        (AsyncMetricsStream, _sync.MetricsStream), (AsyncQuery, _sync.Query),
+        (_AsyncStream, _sync._Stream),
+        (AsyncMetricsStream, _sync.MetricsStream), (AsyncProfilerStream, _sync.ProfilerStream),
+        (AsyncQuery, _sync.Query),
         (_TaskControl, _sync._TaskControl), (_AsyncTaskQuery, _sync._TaskQuery),
         (_Logs, _sync._Logs),
         *((q, getattr(_sync, q.__name__.removeprefix("Async"))) for q in _QUERIES.values()),

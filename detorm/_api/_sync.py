@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -16,11 +16,22 @@ from types import TracebackType
 from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 
 from .._ops import _executor
+from .._ops import _experiments as xp
 from .._ops._actions import bulk_action, delete_checkpoint, experiment_action
 from .._ops._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
-from .._ops._effects import Op, Rows
+from .._ops._effects import Op, RecordReader, Rows
 from .._ops._logs import LogEntry, log_reader
-from .._ops._metrics import MetricReport, MetricsReader, TrialSummary, to_pandas, to_polars
+from .._ops._metrics import (
+    MetricReport,
+    MetricsReader,
+    TrialSummary,
+    metric_groups,
+    metric_names,
+    to_pandas,
+    to_polars,
+)
+from .._ops._profiler import ProfilerReader, ProfilerSample, ProfilerSeries, series_of
+from .._ops._runs import kill_trial, run_action
 from .._ops._tasks import (
     QueueStats,
     create_template,
@@ -34,6 +45,11 @@ from .._ops._tasks import (
     queue_stats,
     rename_template,
     wait_for,
+)
+from .._ops._tensorboard import (
+    TENSORBOARD_MAX_SIZE,
+    delete_tensorboard_files,
+    download_tensorboard,
 )
 from .._plan._edits import BulkResult, Change
 from .._plan._query import (
@@ -61,8 +77,9 @@ from .._resources import _tasks as t
 from .._resources._base import Resource, SessionLike
 from .._resources._inputs import require
 from .._resources._relations import SettableToOne, ToMany, ToOne
+from .._resources._values import ExperimentConfig
 from .._state._session import SessionBase
-from .._wire import LogLevel, TaskState
+from .._wire import ExperimentState, LogLevel, TaskState, TrialState
 from ._drivers import Transport
 
 __all__ = [
@@ -83,6 +100,7 @@ __all__ = [
     "ModelVersionQuery",
     "Notebook",
     "NotebookQuery",
+    "ProfilerStream",
     "Project",
     "ProjectQuery",
     "Query",
@@ -239,7 +257,11 @@ class Session(SessionBase):
 
         ``trials`` is a list of trials or trial ids, or a trial query (run when the stream is
         read). Reports of finished trials come from the disk cache when there (``cache=False``
-        skips it).
+        skips it). The profiler groups (``gpu``, ``cpu``, ``memory``, ``disk``, ``network``),
+        which GetMetrics never returns, are rebuilt from the profiler routes, trial by trial
+        (one request for the series, then one stream per series), one report per time in the
+        harness's shape ``{agent id: {name: value}}`` (``gpu``: ``{agent id: {GPU uuid: {name:
+        value}}}``) with ``step`` None; they are not cached.
         """
         return MetricsStream(self, trials, group, cache=self._use_cache(cache))
 
@@ -460,7 +482,42 @@ class ExperimentQuery(ExperimentFilters["Experiment"], Query["Experiment"]):
 
 
 class TrialQuery(TrialFilters["Trial"], Query["Trial"]):
-    pass
+    # Bulk actions through the runs API: one request per project holding matches (the master
+    # scopes each to one project), with the query's filter when the runs filter can express it
+    # exactly, else with the ids read. Each returns per-id results.
+    def kill(self) -> BulkResult[int]:
+        """Kill every match (a trial that already ended counts as done, as on the master)."""
+        return self._run(run_action(self, "kill"))
+
+    def pause(self) -> BulkResult[int]:
+        """Pause the experiment of every match: the master pauses single-trial experiments
+        only (a trial of a multi-trial experiment fails, saying so)."""
+        return self._run(run_action(self, "pause"))
+
+    def resume(self) -> BulkResult[int]:
+        """Activate the experiment of every match (single-trial experiments, as ``pause``)."""
+        return self._run(run_action(self, "resume"))
+
+    def archive(self) -> BulkResult[int]:
+        """Archive every match (trials that ended, of experiments that are not archived)."""
+        return self._run(run_action(self, "archive"))
+
+    def unarchive(self) -> BulkResult[int]:
+        return self._run(run_action(self, "unarchive"))
+
+    def delete(self) -> BulkResult[int]:
+        """Delete every match that ended, with its logs and metrics (its experiment stays)."""
+        return self._run(run_action(self, "delete"))
+
+    def move_to(
+        self, project: m.Project | int, *, skip_multitrial: bool = False
+    ) -> BulkResult[int]:
+        """Move every match to ``project``. The master moves a trial by moving its experiment,
+        with all its trials (every one is in the results); ``skip_multitrial`` leaves the
+        trials of multi-trial experiments where they are (failed, saying so)."""
+        destination = project.id if isinstance(project, m.Project) else project
+        op = run_action(self, "move", destination, skip_multitrial=skip_multitrial)
+        return self._run(op)
 
 
 class CheckpointQuery(CheckpointFilters["Checkpoint"], Query["Checkpoint"]):
@@ -556,20 +613,19 @@ class _Sync(Resource):
         return parent
 
 
-class MetricsStream(MetricsReader):
-    """The reports of a metric group for some trials; iterate it (lazily, line by line of the
-    stream). Iterating again reads again (from the disk cache for finished trials)."""
+class _Stream(RecordReader[T]):
+    """Rows read lazily when iterated (again on each iteration), or all at once as records."""
 
     @property
     def _transport(self) -> Transport:
         assert isinstance(self._session, Session)
         return self._session.transport
 
-    def __iter__(self) -> Iterator[MetricReport]:
+    def __iter__(self) -> Iterator[T]:
         return self._transport.iterate(self._rows())
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One dict per report: trial_id, trial_run_id, step, time, then the metric values."""
+        """One dict per row (the class says which columns)."""
         return self._transport.run(self._records())
 
     def to_pandas(self) -> Any:
@@ -579,6 +635,23 @@ class MetricsStream(MetricsReader):
     def to_polars(self) -> Any:
         """A polars DataFrame of :meth:`to_records` (needs polars)."""
         return to_polars(self.to_records())
+
+
+class MetricsStream(MetricsReader, _Stream[MetricReport]):
+    """The reports of a metric group for some trials; iterate it (lazily, line by line of the
+    stream). Iterating again reads again (from the disk cache for finished trials).
+
+    ``to_records()``: one dict per report: trial_id, trial_run_id, step, time, then the metric
+    values. A profiler group's report gives one dict per agent (and GPU): ..., time, agent_id,
+    gpu_uuid ("" when not per GPU), then that agent's (GPU's) values."""
+
+
+class ProfilerStream(ProfilerReader, _Stream[ProfilerSample]):
+    """A trial's profiler samples; iterate it (lazily, series after series, each streamed).
+    Iterating again reads again.
+
+    ``to_records()``: one dict per sample: trial_id, group, name, agent_id, gpu_uuid, time,
+    value, batch."""
 
 
 class User(_Sync, m.User):
@@ -662,6 +735,121 @@ class Experiment(_Sync, m.Experiment):
         destination = project.id if isinstance(project, m.Project) else project
         self.session.transport.run(experiment_action(self.session, self, "move", destination))
 
+    def metric_names(self) -> dict[str, list[str]]:
+        """The metric names the experiment's trials reported, by group (``ExpMetricNames``:
+        one message of its stream; profiler groups are not among them)."""
+        return self.session.transport.run(metric_names(self.session, self.id))
+
+    @classmethod
+    def create(
+        cls,
+        config: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[str],
+        model_dir: str | os.PathLike[str] | None = None,
+        *,
+        project: Project | int | None = None,
+        template: Template | str | None = None,
+        activate: bool = True,
+        includes: Iterable[str | os.PathLike[str]] = (),
+        session: Session | None = None,
+    ) -> Experiment:
+        """Submit a new experiment (``CreateExperiment``), as ``det experiment create config
+        model_dir`` does; returns it fully loaded (one request).
+
+        ``config`` is a dict (an :class:`~detorm.ExperimentConfig`) or the path of a YAML or
+        JSON file, sent as its text (the master parses it). ``model_dir`` is uploaded as the
+        det CLI uploads it: ``.detignore`` and its defaults, at most 95 MiB
+        (:class:`~detorm.errors.ContextError` past it, or for a missing directory), and
+        ``includes`` adds files or directories under their names. ``project`` (a Project or
+        its id) is where it goes (else the config's ``workspace``/``project``, else
+        Uncategorized); ``template`` a Template or its name, merged under the config;
+        ``activate=False`` leaves it PAUSED.
+
+        A config the master refuses raises :class:`~detorm.errors.InvalidConfig`, whose
+        ``errors`` list its messages. The master's launch warnings (more slots asked for than
+        the cluster has) are issued as :class:`~detorm.errors.LaunchWarning` warnings.
+        """
+        session = session or default_session()
+        op = xp.create_experiment(
+            session, session._class_of(cls), config, model_dir, includes=includes,
+            project=project, template=template, activate=activate,
+        )  # fmt: skip
+        return session.transport.run(op)
+
+    @classmethod
+    def validate_config(
+        cls,
+        config: ExperimentConfig | Mapping[str, Any] | str | os.PathLike[str],
+        *,
+        project: Project | int | None = None,
+        template: Template | str | None = None,
+        session: Session | None = None,
+    ) -> list[str]:
+        """The master's objections to ``config`` (a dict or a file path, as for
+        :meth:`create`), merged with ``template``: one message per problem, empty when the
+        master would accept it. Nothing is created (``CreateExperiment`` with
+        ``validateOnly``; the model definition is not needed)."""
+        session = session or default_session()
+        op = xp.validate_config(config, project=project, template=template)
+        return session.transport.run(op)
+
+    def fork(
+        self,
+        config_overrides: Mapping[str, Any] | None = None,
+        *,
+        project: Project | int | None = None,
+        activate: bool = True,
+    ) -> Experiment:
+        """A new experiment with this one's code and config, ``config_overrides`` merged in
+        (objects key by key; other values replaced), as the WebUI's fork creates it
+        (``CreateExperiment`` with ``parentId``: the master copies the code, so a fork cannot
+        change it). It goes to ``project``, else to this experiment's project. This
+        experiment is read again first (two requests). Returns the fork, fully loaded."""
+        op = xp.fork_experiment(
+            self.session, self, config_overrides, project=project, activate=activate
+        )
+        return self.session.transport.run(op)
+
+    def continue_training(
+        self,
+        config_overrides: Mapping[str, Any] | None = None,
+        *,
+        max_length: int | Mapping[str, int] | None = None,
+    ) -> None:
+        """Continue this ended experiment (``ContinueExperiment``, as ``det experiment
+        continue``): a single-trial experiment continues its trial, with ``config_overrides``
+        merged into its config and ``searcher.max_length`` set to ``max_length`` (an int, or
+        ``{"batches": n}``, ``{"epochs": n}``, ``{"records": n}``); a grid or random search
+        resumes its unfinished trials (no overrides). The experiment is read again first;
+        :class:`~detorm.errors.InvalidState` when the master would refuse (it is not
+        COMPLETED, CANCELED or ERROR; another searcher; overrides of a search). Afterwards
+        the object holds the master's answer (ACTIVE again)."""
+        op = xp.continue_training(self.session, self, config_overrides, max_length)
+        self.session.transport.run(op)
+
+    def wait(
+        self, timeout: float | None = None, *, interval: float | None = None
+    ) -> ExperimentState:
+        """Poll until the experiment is COMPLETED, CANCELED, ERROR or DELETED and return that
+        state: :class:`~detorm.errors.WaitTimeout` after ``timeout`` seconds,
+        :class:`~detorm.errors.InvalidState` if it is PAUSED (it would never end).
+
+        Each poll is one GET. Polls back off from 0.25 s to one every 5 s (12 requests a
+        minute, about 730 an hour) unless ``interval`` fixes the period (``60 / interval``
+        requests a minute)."""
+        op = xp.wait_experiment(self.session, self, timeout, interval)
+        return self.session.transport.run(op)
+
+    def await_first_trial(
+        self, timeout: float | None = None, *, interval: float | None = None
+    ) -> Trial:
+        """Poll until the master has created this experiment's first trial, and return it,
+        fully loaded: :class:`~detorm.errors.WaitTimeout` after ``timeout`` seconds,
+        :class:`~detorm.errors.InvalidState` if the experiment ends or is PAUSED without one.
+        Polls as :meth:`wait` does (one GET of the experiment each), then one GET of the
+        trial."""
+        op = xp.await_first_trial(self.session, self, Trial, timeout, interval)
+        return self.session.transport.run(op)
+
     def best_trial(self) -> Trial | None:
         """The trial with the best searcher metric, or None (one request unless known).
 
@@ -680,6 +868,32 @@ class Experiment(_Sync, m.Experiment):
         """
         op = download_code(self.session, self, path, cache=cache, max_size=max_size)
         return self.session.transport.run(op)
+
+    def download_tensorboard(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        trials: Iterable[Trial | int] | None = None,
+        progress: bool = False,
+        max_size: int = TENSORBOARD_MAX_SIZE,
+    ) -> Path:
+        """Copy the TensorBoard files of this experiment's trials (all, or ``trials``) into
+        ``path``, as ``<path>/trial/<trial id>/...`` (see ``detorm._ops._tensorboard``).
+
+        Read from the experiment's checkpoint storage: the master 0.38.1 has no route that
+        serves them. ``shared_fs`` storage must be mounted here; S3, GCS and Azure need the
+        ``detorm[s3]``, ``[gcs]`` or ``[azure]`` extra. At most ``max_size`` bytes (default
+        64 GiB); every name and link is checked to stay inside ``path``.
+        """
+        op = download_tensorboard(
+            self.session, self, path, trials=trials, progress=progress, max_size=max_size
+        )
+        return self.session.transport.run(op)
+
+    def delete_tensorboard_files(self) -> None:
+        """Delete the TensorBoard files of this experiment (DeleteTensorboardFiles: the master
+        starts a task that removes them from the checkpoint storage, without waiting for it)."""
+        self.session.transport.run(delete_tensorboard_files(self.session, self))
 
 
 class _Logs(_Sync):
@@ -733,12 +947,68 @@ class Trial(_Logs, m.Trial):
         per task when iterated."""
         return Task.query(self.session).filter(id__in=list(self.task_ids))
 
-    def metrics(self, group: str = "validation", *, cache: bool = True) -> MetricsStream:
-        """This trial's reports of ``group`` (``"training"``, ``"validation"``, ``"gpu"``...).
+    def continue_training(
+        self,
+        config_overrides: Mapping[str, Any] | None = None,
+        *,
+        max_length: int | Mapping[str, int] | None = None,
+    ) -> None:
+        """Continue this trial (``ContinueExperiment`` of its experiment): the master continues
+        the trial of a single-trial experiment only, once the experiment is COMPLETED,
+        CANCELED or ERROR (:class:`~detorm.errors.InvalidState` otherwise; for a trial of a
+        search, ``experiment.fork()`` starts a new one). ``config_overrides`` and
+        ``max_length`` as for :meth:`Experiment.continue_training`. The trial and its
+        experiment are read again afterwards."""
+        op = xp.continue_training(self.session, self, config_overrides, max_length)
+        self.session.transport.run(op)
 
-        Lazy: iterate it, or call ``to_pandas()``. Finished trials are cached on disk.
+    def wait(self, timeout: float | None = None, *, interval: float | None = None) -> TrialState:
+        """Poll until the trial is COMPLETED, CANCELED or ERROR and return that state
+        (:class:`~detorm.errors.WaitTimeout` after ``timeout`` seconds). Polls as
+        :meth:`Experiment.wait` does: one GET of the trial each, from every 0.25 s to every
+        5 s (12 requests a minute) unless ``interval`` fixes the period."""
+        return self.session.transport.run(xp.wait_trial(self.session, self, timeout, interval))
+
+    def kill(self) -> None:
+        """Kill this trial now (``KillTrial``); the object is read again. The master refuses a
+        trial that already ended: NotFound when its experiment ended too, else ServerError
+        ("trial not found")."""
+        self.session.transport.run(kill_trial(self.session, self))
+
+    def metrics(self, group: str = "validation", *, cache: bool = True) -> MetricsStream:
+        """This trial's reports of ``group`` (``"training"``, ``"validation"``, a custom
+        group, or a profiler group: ``"gpu"``, ``"cpu"``, ``"memory"``, ``"disk"``,
+        ``"network"``, see :meth:`Session.metrics`).
+
+        Lazy: iterate it, or call ``to_pandas()``. Finished trials are cached on disk (not
+        the profiler groups).
         """
         return self.session.metrics([self], group, cache=cache)
+
+    def metric_groups(self) -> dict[str, list[str]]:
+        """The metric groups this trial reported and the names in each (``{"training":
+        ["loss"], "validation": [...], "inference": [...]}``), from its summary metrics, read
+        again. Master 0.38.1 has no per-trial metric-names route: ``ExpMetricNames`` reads the
+        same summaries for a whole experiment (``experiment.metric_names()``). Profiler groups
+        have no summary: see :meth:`profiler_series`."""
+        return self.session.transport.run(metric_groups(self.session, self))
+
+    def profiler_series(self) -> list[ProfilerSeries]:
+        """The series of this trial's profiler (system) metrics: name, agent, GPU uuid
+        (``GetTrialProfilerAvailableSeries``; per-mount disk usage is not served)."""
+        return self.session.transport.run(series_of(self.session, self.id))
+
+    def profiler_metrics(
+        self, names: Iterable[str] | str | None = None, *,
+        groups: Iterable[str] | str | None = None,
+    ) -> ProfilerStream:  # fmt: skip
+        """This trial's profiler samples (``gpu_util``, ``cpu_util_simple``, ``memory_free``...),
+        of the series named (every one by default) in the ``groups`` asked (``gpu``, ``cpu``,
+        ``memory``, ``disk``, ``network``), one sample per series and report. Lazy: iterate
+        it, or call ``to_pandas()``; one request for the series, then one stream per series.
+        The master serves these only through its profiler routes (GetMetrics never returns
+        them: they have no step); ``trial.metrics("gpu")`` rebuilds whole reports from them."""
+        return ProfilerStream(self.session, self.id, names=names, groups=groups)
 
 
 class Checkpoint(_Sync, m.Checkpoint):

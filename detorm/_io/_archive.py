@@ -52,6 +52,7 @@ from typing import IO, Any, Final, Literal, Protocol, Self
 from ..errors import DownloadError, InvalidValue, UnsafeArchive
 
 __all__ = [
+    "ENTRY_COST",
     "MAX_RATIO",
     "ArchiveFormat",
     "Extraction",
@@ -70,7 +71,7 @@ MAX_RATIO: Final = 100
 weights compress far less."""
 
 _RATIO_GRACE: Final = 1 << 20  # small archives of repetitive text may expand more than that
-_ENTRY_COST: Final = 512  # what each member counts towards max_size: a header, an inode
+ENTRY_COST: Final = 512  # what each member counts towards max_size: a header, an inode
 _MAX_EXTENDED_HEADER: Final = 1 << 20  # a PAX record set or GNU long name, read into memory
 _MAX_TRAILER: Final = 1 << 20  # zeros after the end-of-archive marker (tar pads to a record)
 _SPOOL_SLACK: Final = 1 << 20  # a spooled zip's headers and central directory
@@ -109,7 +110,7 @@ class Limits:
         """The most a zip archive within these limits can take on disk before extraction."""
         if self.files is None:
             return self.max_size + _SPOOL_SLACK
-        return sum(self.files.values()) + _ENTRY_COST * len(self.files) + _SPOOL_SLACK
+        return sum(self.files.values()) + ENTRY_COST * len(self.files) + _SPOOL_SLACK
 
 
 # --- the staging directory -------------------------------------------------------------------
@@ -445,7 +446,7 @@ class Extraction:
     def _spend(self, key: str, size: int) -> None:
         """Count a member, and check the ``size`` its header declares, before writing it."""
         if self._manifest is None:
-            self._written += _ENTRY_COST
+            self._written += ENTRY_COST
             self._check_total(key, self._written + size)
 
     def _copy(self, key: str, source: Readable, size: int, out: IO[bytes]) -> None:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .._plan._query import QueryBase as Query
     from ._protocols import OpsSession as Session
 
-__all__ = ["bulk_action", "delete_checkpoint", "experiment_action"]
+__all__ = ["bulk_action", "delete_checkpoint", "experiment_action", "reflect_experiments"]
 
 
 def bulk_action(
@@ -43,7 +43,7 @@ def bulk_action(
     response = yield from send(plan.call(ids))
     results = w.BulkActionResponse.model_validate_json(response.content).results
     outcome = BulkResult(action, {r.id: r.error for r in results})
-    yield from _reflect(session, action, outcome.succeeded, destination)
+    yield from reflect_experiments(session, action, outcome.succeeded, destination)
     return outcome
 
 
@@ -61,7 +61,7 @@ def experiment_action(
     else:
         call = Call("POST", path("/api/v1/experiments/{id}/{a}", id=experiment.pk, a=action))
     yield from send(call)
-    yield from _reflect(session, action, [experiment.pk], destination)
+    yield from reflect_experiments(session, action, [experiment.pk], destination)
 
 
 def _check_destination(action: BulkAction, destination: object) -> None:
@@ -69,7 +69,7 @@ def _check_destination(action: BulkAction, destination: object) -> None:
         check_id("move_to(project)", destination, what="a Project or its id (an int)")
 
 
-def _reflect(
+def reflect_experiments(
     session: Session, action: BulkAction, ids: list[int], destination: int | None
 ) -> Op[None]:
     """Bring the experiments this session holds in line with an applied action."""

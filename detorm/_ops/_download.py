@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import functools
 import hashlib
 import importlib.util
 import io
@@ -30,12 +32,13 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 from .. import _wire as w
-from .._io._archive import Extraction, Limits, extract_into, staging
+from .._io._archive import Extraction, Limits, Readable, extract_into, staging
 from .._plan._call import Call
 from .._plan._call import path as url_path  # download_code has a parameter named path
 from ..errors import DownloadError, InvalidType, InvalidValue, StreamInterrupted, UnsafeArchive
@@ -49,9 +52,16 @@ __all__ = [
     "CHECKPOINT_MAX_SIZE",
     "CODE_MAX_SIZE",
     "DownloadMode",
+    "Opened",
+    "SourceFile",
+    "check_max_size",
+    "copy_files",
     "direct_source",
     "download_checkpoint",
     "download_code",
+    "local_files",
+    "progress_bar",
+    "storage_roots",
 ]
 
 DownloadMode = Literal["auto", "direct", "master"]
@@ -96,7 +106,7 @@ def download_checkpoint(
     """
     if mode not in ("auto", "direct", "master"):
         raise InvalidValue(f"unknown download mode {mode!r}: use 'auto', 'direct' or 'master'")
-    _check_max_size(max_size)
+    check_max_size(max_size)
     uuid = checkpoint if isinstance(checkpoint, str) else checkpoint.uuid
     destination = Path(path)
     with staging(destination) as directory:
@@ -123,7 +133,7 @@ def download_checkpoint(
     return destination
 
 
-def _check_max_size(max_size: int) -> None:
+def check_max_size(max_size: int) -> None:
     """``max_size`` is a positive number of bytes."""
     if isinstance(max_size, bool) or not isinstance(max_size, int):
         raise InvalidType(f"max_size must be an int (bytes), not {type(max_size).__name__}")
@@ -161,8 +171,14 @@ def _storage_config(wire: w.Checkpoint) -> Mapping[str, Any] | None:
 def direct_source(storage: Mapping[str, Any] | None, uuid: str) -> Path | None:
     """Where this machine can read the checkpoint directly, if it can (the candidates of the
     official ``_find_shared_fs_path``: the host path, then the container path)."""
+    return next((root / uuid for root in storage_roots(storage) if (root / uuid).is_dir()), None)
+
+
+def storage_roots(storage: Mapping[str, Any] | None) -> list[Path]:
+    """Where a ``shared_fs`` or ``directory`` checkpoint storage may be on this machine, in the
+    order the official client tries them (none for other kinds); they may not exist here."""
     if storage is None:
-        return None
+        return []
     kind = storage.get("type")
     candidates: list[Path] = []
     if kind == "shared_fs":
@@ -171,10 +187,10 @@ def direct_source(storage: Mapping[str, Any] | None, uuid: str) -> Path | None:
             for base in (host, SHARED_FS_CONTAINER_PATH):
                 full = _full_storage_path(host, sub if isinstance(sub, str) else None, base)
                 if full is not None:
-                    candidates.append(Path(full, uuid))
+                    candidates.append(Path(full))
     elif kind == "directory" and isinstance(storage.get("container_path"), str):
-        candidates.append(Path(storage["container_path"], uuid))
-    return next((c for c in candidates if c.is_dir()), None)
+        candidates.append(Path(storage["container_path"]))
+    return candidates
 
 
 def _full_storage_path(host: str, storage_path: str | None, base: str) -> str | None:
@@ -246,7 +262,9 @@ def _fetch_archive(session: Session, uuid: str, file: IO[bytes], progress: bool)
         stream = yield from open_stream(call, {"Accept": "application/x-tar"})
         length = stream.headers.get("content-length")
         try:
-            with _bar(int(length) if length and length.isdigit() else None, progress, uuid) as bar:
+            with progress_bar(
+                int(length) if length and length.isdigit() else None, progress, uuid
+            ) as bar:
                 while chunk := (yield from read(stream)):
                     yield from blocking(file.write, chunk)
                     bar(len(chunk))
@@ -279,26 +297,64 @@ def _keep_archive(session: Session, key: tuple[str, str], archive: Path) -> None
 def _copy_tree(source: Path, extraction: Extraction, progress: bool) -> None:
     """Copy a checkpoint directory with the checks of an archive's members (names, sizes
     against ``resources``, modes); a link must stay inside it, special files are refused."""
-    entries = list(_walk(source))
-    with _bar(sum(size for _, size in entries), progress, source.name) as bar:
-        for relative, size in entries:
-            src = source / relative
-            if src.is_dir() and not src.is_symlink():
-                extraction.directory(relative.as_posix())
-                continue
-            with open(src, "rb") as reader:
-                info = os.fstat(reader.fileno())
-                extraction.file(
-                    relative.as_posix(), size, _Reported(reader, bar),
-                    mode=info.st_mode, mtime=info.st_mtime,
-                )  # fmt: skip
+    copy_files(local_files(source), extraction, progress, source.name)
     extraction.finish()
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A file being copied: its bytes, and the size, mode and time to give the copy."""
+
+    reader: Readable
+    size: int
+    mode: int = 0o644
+    mtime: float | None = None
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One entry of a copy: ``name`` (relative, ``/``-separated, checked again as an archive
+    member) and its size when listed; ``open`` is None for a directory."""
+
+    name: str
+    size: int
+    open: Callable[[], contextlib.AbstractContextManager[Opened]] | None
+
+
+def copy_files(
+    files: Iterable[SourceFile], extraction: Extraction, progress: bool, label: str,
+    *, snapshot: bool = False,
+) -> None:  # fmt: skip
+    """Write ``files`` through ``extraction`` (every name, size and mode checked as an archive
+    member's is), counted on one progress bar. With ``snapshot`` (files that may be written
+    meanwhile), a file is read up to the size it had when opened, so one still being appended to
+    is copied as it was then, and one removed since it was listed (a writer's temporary file,
+    renamed into place) is left out."""
+    entries = list(files)
+    with progress_bar(sum(entry.size for entry in entries), progress, label) as bar:
+        for entry in entries:
+            if entry.open is None:
+                extraction.directory(entry.name)
+                continue
+            with contextlib.ExitStack() as stack:
+                try:
+                    opened = stack.enter_context(entry.open())
+                except FileNotFoundError:
+                    if snapshot:
+                        continue
+                    raise
+                reader: Readable = _Reported(opened.reader, bar)
+                if snapshot:
+                    reader = _Bounded(reader, opened.size)
+                extraction.file(
+                    entry.name, opened.size, reader, mode=opened.mode, mtime=opened.mtime
+                )
 
 
 class _Reported:
     """A file whose reads are counted on a progress bar."""
 
-    def __init__(self, file: IO[bytes], on_bytes: Callable[[int], None]) -> None:
+    def __init__(self, file: Readable, on_bytes: Callable[[int], None]) -> None:
         self._file = file
         self._on_bytes = on_bytes
 
@@ -308,9 +364,49 @@ class _Reported:
         return data
 
 
-def _walk(source: Path) -> Iterator[tuple[Path, int]]:
-    """(relative path, size) of every entry under ``source``, directories first."""
-    base = os.path.realpath(source)
+class _Bounded:
+    """The first ``size`` bytes of a file."""
+
+    def __init__(self, file: Readable, size: int) -> None:
+        self._file = file
+        self._left = size
+
+    def read(self, size: int = -1, /) -> bytes:
+        want = self._left if size < 0 else min(size, self._left)
+        if want <= 0:
+            return b""
+        data = self._file.read(want)
+        self._left -= len(data)
+        return data
+
+
+def local_files(
+    source: Path, *, prefix: str = "", boundary: Path | None = None, what: str = "the checkpoint"
+) -> Iterator[SourceFile]:
+    """The entries under ``source``, named ``prefix`` + their relative path, directories first
+    (see :func:`_walk`: links must stay inside ``boundary``, by default ``source``)."""
+    for relative, size in _walk(source, boundary=boundary, what=what):
+        path = source / relative
+        name = prefix + relative.as_posix()
+        if path.is_dir() and not path.is_symlink():
+            yield SourceFile(name, 0, None)
+        else:
+            yield SourceFile(name, size, functools.partial(_open_local, path))
+
+
+@contextlib.contextmanager
+def _open_local(path: Path) -> Iterator[Opened]:
+    with open(path, "rb") as reader:
+        info = os.fstat(reader.fileno())
+        yield Opened(reader, info.st_size, info.st_mode, info.st_mtime)
+
+
+def _walk(
+    source: Path, *, boundary: Path | None = None, what: str = "the checkpoint"
+) -> Iterator[tuple[Path, int]]:
+    """(relative path, size) of every entry under ``source``, directories first; a symbolic
+    link must resolve inside ``boundary`` (by default ``source``), to a file."""
+    base = os.path.realpath(boundary if boundary is not None else source)
     for root, dirs, files in os.walk(source):
         for name in sorted(dirs) + sorted(files):
             path = Path(root, name)
@@ -319,9 +415,7 @@ def _walk(source: Path) -> Iterator[tuple[Path, int]]:
             if stat.S_ISLNK(info.st_mode):
                 resolved = os.path.realpath(path)
                 if resolved != base and not resolved.startswith(base + os.sep):
-                    raise UnsafeArchive(
-                        str(relative), "symbolic link pointing outside the checkpoint"
-                    )
+                    raise UnsafeArchive(str(relative), f"symbolic link pointing outside {what}")
                 if os.path.isdir(path):
                     raise UnsafeArchive(str(relative), "symbolic link to a directory")
                 info = path.stat()
@@ -350,7 +444,7 @@ def download_code(
     and :class:`~detorm.errors.UnsafeArchive` for an archive that is too large or would write
     outside ``path``.
     """
-    _check_max_size(max_size)
+    check_max_size(max_size)
     experiment_id = experiment if isinstance(experiment, int) else experiment.id
     what = f"the code of experiment {experiment_id}"
     use_cache = cache and session._cache_enabled
@@ -445,5 +539,6 @@ class _Progress:
         self.close()
 
 
-def _bar(total: int | None, enabled: bool, label: str) -> _Progress:
+def progress_bar(total: int | None, enabled: bool, label: str) -> _Progress:
+    """A byte counter on stderr, or one that draws nothing unless ``enabled``."""
     return _Progress(total, label, enabled)

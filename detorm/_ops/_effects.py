@@ -45,6 +45,7 @@ __all__ = [
     "Open",
     "Opened",
     "Read",
+    "RecordReader",
     "Rows",
     "Send",
     "Sleep",
@@ -174,6 +175,19 @@ class Rows(Generic[T_co]):
 
     def __init__(self, make: Callable[[], Op[None]]) -> None:
         self.make = make
+
+
+class RecordReader(Generic[T_co]):
+    """Rows read by an op, and the same rows as flat records (dicts): what each API's stream
+    classes iterate and convert (``MetricsReader``, ``ProfilerReader``)."""
+
+    _session: Any
+
+    def _rows(self) -> Rows[T_co]:
+        raise NotImplementedError
+
+    def _records(self) -> Op[list[dict[str, Any]]]:
+        raise NotImplementedError
 
 
 # --- typed effect helpers ------------------------------------------------------------------------

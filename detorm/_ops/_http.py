@@ -273,6 +273,10 @@ class ResultReader:
                 yield from self._close()
                 return None
 
+    def close(self) -> Op[None]:
+        """Stop reading: close the stream now (a reader left open is closed when its op ends)."""
+        yield from self._close()
+
     def _close(self) -> Op[None]:
         if self._stream is not None:
             stream, self._stream = self._stream, None

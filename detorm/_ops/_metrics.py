@@ -5,6 +5,13 @@ trials in one response: trial after trial in ascending id, batches of up to 1000
 line. Reports are parsed and handed out line by line, so memory does not grow with the total.
 Reports of trials in a terminal state can no longer change: they are kept in the disk cache
 and read from there next time (also by another process).
+
+The profiler groups (``gpu``, ``cpu``, ``memory``, ``disk``, ``network``) are the exception:
+master 0.38.1 stores them without a step (``total_batches`` NULL) and GetMetrics selects
+``total_batches > -1``, so it never returns them. Their reports are rebuilt, trial by trial,
+from the samples of the profiler routes (``_profiler.py``): the samples of one stored report
+share its time. They are read again every time (not cached): rebuilt from one stream per series,
+they have no GetMetrics lines to keep, and a second cached format is not worth it.
 """
 
 from __future__ import annotations
@@ -25,15 +32,16 @@ from .._resources._inputs import check_id, check_iterable, require
 from .._resources._models import Trial
 from .._resources._values import MetricSummary, summary_from_wire
 from ..errors import ConfigurationError, InvalidValue
-from ._effects import Op, Rows, blocking, collect, emit
+from ._effects import Op, RecordReader, Rows, blocking, collect, emit
 from ._executor import Pager, no_gc_pauses, rows_of
+from ._profiler import PROFILER_GROUPS, ProfilerSample, group_samples
 
 if TYPE_CHECKING:
     from ._protocols import OpsSession as Session
 
 __all__ = [
-    "MetricReport", "MetricsReader", "TrialSummary", "chosen_trials", "read_summaries", "to_pandas",
-    "to_polars",
+    "MetricReport", "MetricsReader", "TrialSummary", "chosen_trials", "metric_groups",
+    "metric_names", "read_summaries", "to_pandas", "to_polars",
 ]  # fmt: skip
 
 MAX_URL: Final = 6000  # stay well below common proxy limits on the query string
@@ -52,15 +60,20 @@ def _values(raw: Any) -> dict[str, Any]:
 
 
 class MetricReport:
-    """One report of one metric group by one trial: when, after how many batches, what values."""
+    """One report of one metric group by one trial: when, after how many batches, what values.
+
+    A report of a profiler group (``gpu``, ``cpu``, ``memory``, ``disk``, ``network``) has the
+    harness's shape, ``{agent id: {name: value}}`` (``gpu``: ``{agent id: {GPU uuid: {name:
+    value}}}``), and neither ``step`` nor ``trial_run_id`` (None: the master serves none).
+    """
 
     __slots__ = ("_end", "batch_metrics", "group", "step", "trial_id", "trial_run_id", "values")
 
     def __init__(
         self,
         trial_id: int,
-        trial_run_id: int,
-        step: int,
+        trial_run_id: int | None,
+        step: int | None,
         group: str,
         values: dict[str, Any],
         batch_metrics: list[dict[str, Any]] | None,
@@ -68,7 +81,7 @@ class MetricReport:
     ) -> None:
         self.trial_id = trial_id
         self.trial_run_id = trial_run_id
-        self.step = step  # total batches trained when reported
+        self.step = step  # total batches trained when reported (None: a profiler group)
         self.group = group
         self.values = values
         self.batch_metrics = batch_metrics
@@ -133,7 +146,7 @@ def _parse_reports(line: bytes) -> list[MetricReport]:
     return out
 
 
-class MetricsReader:
+class MetricsReader(RecordReader[MetricReport]):
     """The reports of a metric group for some trials, as an iterating op (each API's
     ``MetricsStream`` iterates it). Reading again reads again (from the disk cache for
     finished trials)."""
@@ -148,7 +161,8 @@ class MetricsReader:
         self._session = session
         self._trials = chosen_trials(trials)
         self._group = group
-        self._cache = cache
+        self._profiler = group in PROFILER_GROUPS
+        self._cache = cache and not self._profiler  # see the module's docstring
 
     def _rows(self) -> Rows[MetricReport]:
         return Rows(self._reports)
@@ -156,6 +170,11 @@ class MetricsReader:
     def _reports(self) -> Op[None]:
         chosen = yield from trials_of(self._trials)
         ids = sorted({t if isinstance(t, int) else t.id for t in chosen})
+        if self._profiler:
+            for trial_id in ids:
+                samples = yield from group_samples(self._session, trial_id, self._group)
+                yield from emit(profiler_reports(trial_id, self._group, samples))
+            return
         finished = {t.id: t.state.is_terminal for t in chosen if not isinstance(t, int)}
         cached = (yield from blocking(self._cached_lines, ids)) if self._cache else {}
         missing = [t for t in ids if t not in cached]
@@ -175,8 +194,12 @@ class MetricsReader:
         yield from emit(cached_before(None))
 
     def _records(self) -> Op[list[dict[str, Any]]]:
-        """One dict per report: trial_id, trial_run_id, step, time, then the metric values."""
+        """One dict per report: trial_id, trial_run_id, step, time, then the metric values.
+        A profiler group's report gives one dict per agent (and GPU): ..., time, agent_id,
+        gpu_uuid ("" when not per GPU), then that agent's (GPU's) values."""
         reports: list[MetricReport] = yield from collect(self._reports())
+        if self._profiler:
+            return [record for r in reports for record in _profiler_records(r)]
         return [
             {
                 "trial_id": r.trial_id,
@@ -267,6 +290,60 @@ class MetricsReader:
         else:
             terminal[trial_id] = False
             del buffers[trial_id]
+
+
+def profiler_reports(
+    trial_id: int, group: str, samples: list[ProfilerSample]
+) -> list[MetricReport]:
+    """One trial's reports of a profiler group, rebuilt from its series' samples.
+
+    Each sample is one value of one stored report, at the report's time: the values at one time
+    are one report, nested as the harness sent them (``{agent: {name: value}}``, ``{agent: {GPU
+    uuid: {name: value}}}``). A series holding two samples at one time (two reports of one
+    agent in the same microsecond) gives two reports, in stored order. Two agents' reports at
+    one time become one report, as the wire does not tell them apart. Values are what the
+    master serves: float32 readings of the reported numbers; disk usage per mount point is not
+    served, and the names listed are those of each agent's latest report.
+    """
+    moments: dict[str, w.Timestamp] = {}
+    rebuilt: dict[tuple[str, int], dict[str, Any]] = {}
+    seen: dict[tuple[str, str, str, str], int] = {}  # (agent, GPU, name, time): samples so far
+    for sample in samples:
+        when = sample.time.rfc3339()
+        moments.setdefault(when, sample.time)
+        series_key = (sample.agent_id, sample.gpu_uuid, sample.name, when)
+        repeat = seen.get(series_key, 0)
+        seen[series_key] = repeat + 1
+        holder = rebuilt.setdefault((when, repeat), {}).setdefault(sample.agent_id, {})
+        if sample.gpu_uuid:
+            holder = holder.setdefault(sample.gpu_uuid, {})
+        holder[sample.name] = sample.value
+
+    def by_time(key: tuple[str, int]) -> tuple[w.Timestamp, int, int]:
+        moment = moments[key[0]]
+        return (moment, moment.nanosecond, key[1])
+
+    return [
+        MetricReport(trial_id, None, None, group, rebuilt[key], None, key[0])
+        for key in sorted(rebuilt, key=by_time)
+    ]
+
+
+def _profiler_records(report: MetricReport) -> list[dict[str, Any]]:
+    """A profiler report as rows: one per agent and GPU (a DataFrame groups by them)."""
+    base = {
+        "trial_id": report.trial_id, "trial_run_id": report.trial_run_id, "step": report.step,
+        "time": report.time,
+    }  # fmt: skip
+    records: list[dict[str, Any]] = []
+    for agent_id, metrics in report.values.items():
+        flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+        if flat:
+            records.append({**base, "agent_id": agent_id, "gpu_uuid": "", **flat})
+        for gpu_uuid, values in metrics.items():
+            if isinstance(values, dict):
+                records.append({**base, "agent_id": agent_id, "gpu_uuid": gpu_uuid, **values})
+    return records
 
 
 def to_pandas(records: list[dict[str, Any]]) -> Any:
@@ -388,3 +465,37 @@ def _keep_summaries(session: Session, payloads: dict[int, bytes]) -> None:
 
 
 _SUMMARY_KIND: Final = "summary"
+
+
+# --- metric names -------------------------------------------------------------------------------
+def metric_names(session: Session, experiment_id: int) -> Op[dict[str, list[str]]]:
+    """``ExpMetricNames`` for one experiment: its first message, by group.
+
+    The route is a stream that the master repeats every ``periodSeconds`` while the experiment
+    is not terminal; its first message already holds every name known, so it is closed then.
+    The names come from the summary metrics of the experiment's trials: every group reported
+    through ReportTrialMetrics, but not the profiler groups (they have no summary).
+    """
+    call = Call(
+        "GET", "/api/v1/experiments/metrics-stream/metric-names",
+        (("ids", str(check_id("experiment", experiment_id))),), stream=True,
+    )  # fmt: skip
+    reader = session.transport.results(call)
+    lines = yield from reader.batch()
+    yield from reader.close()
+    names: dict[str, set[str]] = {}
+    for identifier in (from_json(lines[0]).get("metricNames") or ()) if lines else ():
+        names.setdefault(str(identifier.get("group", "")), set()).add(str(identifier["name"]))
+    # Go ranges over a map: the groups come in random order.
+    return {group: sorted(names[group]) for group in sorted(names)}
+
+
+def metric_groups(session: Session, trial: Trial) -> Op[dict[str, list[str]]]:
+    """A trial's metric groups and the names each holds, from its summary metrics (read again).
+
+    Master 0.38.1 has no per-trial metric-names route; ``ExpMetricNames`` reads the same summary
+    metrics of every trial of an experiment, so one trial's own summary is its exact answer.
+    """
+    yield from session._refresh(trial)
+    summary = trial.summary_metrics
+    return {group: sorted(summary[group]) for group in sorted(summary)}

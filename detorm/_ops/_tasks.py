@@ -4,7 +4,7 @@ delete. Each is one op, run by both APIs.
 A launch is one request (``POST /api/v1/commands`` and siblings); its answer holds the task and
 its merged config, so the object it returns is complete. ``kill`` of many tasks sends one request
 per task (the master has no bulk kill for them), ``concurrency`` at a time. ``wait`` polls the
-task's GET with backoff (see :data:`WAIT_INTERVALS`) until it is TERMINATED.
+task's GET with backoff (``_polling.WAIT_INTERVALS``) until it is TERMINATED.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .. import _wire as w
+from .._io._context import read_context
 from .._plan._call import Call, path
 from .._plan._edits import BulkResult, bulk_filters
 from .._plan._loading import GENERIC_TASK_RESPONSES, generic_task_values
 from .._resources._base import Resource
-from .._resources._inputs import check_id, check_iterable, check_json_object, check_seconds, require
+from .._resources._inputs import check_id, check_iterable, check_json_object, require
 from .._resources._models import Experiment, Trial, Workspace
 from .._resources._tasks import (
     PRIORITY_RANGE,
@@ -29,10 +30,10 @@ from .._resources._tasks import (
     Tensorboard,
     check_template_name,
 )
-from .._io._context import read_context
-from ..errors import APIError, InvalidType, InvalidValue, WaitTimeout
-from ._effects import Op, blocking, gather_outcomes, send, sleep
+from ..errors import APIError, InvalidType, InvalidValue
+from ._effects import Op, blocking, gather_outcomes, send
 from ._executor import rows_of
+from ._polling import WAIT_INTERVALS, poll_until
 
 if TYPE_CHECKING:
     from .._plan._query import QueryBase as Query
@@ -57,10 +58,6 @@ __all__ = [
     "rename_template",
     "wait_for",
 ]
-
-# Polling: the first poll after 0.25 s, each next one 1.5 times later, at most every 5 s: a
-# wait of an hour costs about 730 requests, a command that ends within a second 4.
-WAIT_INTERVALS: Final = (0.25, 1.5, 5.0)
 
 
 def _base(cls: type[GenericTask]) -> str:
@@ -226,25 +223,12 @@ def wait_for(
     session: Session, obj: GenericTask, timeout: float | None, interval: float | None
 ) -> Op[w.TaskState]:
     """Poll the task until it is TERMINATED (or ``timeout`` seconds pass: WaitTimeout)."""
-    if timeout is not None:
-        check_seconds("wait(timeout)", timeout, error=InvalidValue, zero=True)
-    if interval is not None:
-        check_seconds("wait(interval)", interval, error=InvalidValue)
-    clock = session.transport._clock
-    deadline = None if timeout is None else clock() + timeout
-    first, growth, cap = WAIT_INTERVALS
-    delay = first if interval is None else interval
-    while True:
-        yield from session._refresh(obj)
-        if obj.state == w.TaskState.TERMINATED:
-            return obj.state
-        if deadline is not None and clock() + delay > deadline:
-            raise WaitTimeout(
-                f"{type(obj).__name__} {obj.id} is still {obj.state.short} after {timeout} s"
-            )
-        yield from sleep(delay)
-        if interval is None:
-            delay = min(delay * growth, cap)
+    yield from poll_until(
+        session, obj, lambda task: task.state == w.TaskState.TERMINATED,
+        lambda task: f"{type(task).__name__} {task.id} is still {task.state.short}",
+        timeout=timeout, interval=interval,
+    )  # fmt: skip
+    return obj.state
 
 
 # --- the job queue --------------------------------------------------------------------------

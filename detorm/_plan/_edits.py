@@ -24,7 +24,7 @@ from .._resources._base import Resource, TagSet
 from ._call import Call, path
 from ._conditions import Condition, Leaf
 from ._loading import refetch
-from ._planner import conjuncts, experiment_states
+from ._planner import conjuncts, exact_runs_filter, experiment_states
 
 __all__ = [
     "BulkPlan",
@@ -32,9 +32,12 @@ __all__ = [
     "Change",
     "FlushPlan",
     "PlannedCall",
+    "RunAction",
+    "RunPlan",
     "bulk_filters",
     "plan_bulk",
     "plan_flush",
+    "plan_runs",
 ]
 
 Kind = Literal["patch", "label", "bulk", "action", "notes", "metadata"]
@@ -497,6 +500,46 @@ def plan_bulk(
     if filters is not None and condition is None:
         filters = {}
     return BulkPlan(action, project, filters, destination)
+
+
+# The runs API's actions on trials (api_runs.go). Each request is scoped to one project (the
+# master selects `r.project_id = projectId`; there is no global project as for experiments).
+RunAction = Literal["kill", "pause", "resume", "archive", "unarchive", "delete", "move"]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run action: by the query's filter tree when it expresses the query exactly (one
+    request per project holding matches), else by run ids."""
+
+    action: RunAction
+    filter: str | None
+    destination: int | None = None
+    skip_multitrial: bool = False
+
+    def call(self, project: int, run_ids: Iterable[int] = ()) -> Call:
+        body: dict[str, Any] = {}
+        if self.filter is not None:
+            # Delete, archive, pause and their twins refuse ids next to a filter.
+            body["filter"] = self.filter
+        else:
+            body["runIds"] = sorted(run_ids)
+        if self.action == "move":
+            body["sourceProjectId"] = project
+            body["destinationProjectId"] = self.destination
+            body["skipMultitrial"] = self.skip_multitrial
+        else:
+            body["projectId"] = project
+        return Call("POST", path("/api/v1/runs/{a}", a=self.action), body=body)
+
+
+def plan_runs(
+    condition: Condition | None, action: RunAction, *, ordered_or_sliced: bool,
+    destination: int | None = None, skip_multitrial: bool = False,
+) -> RunPlan:  # fmt: skip
+    """The filter when it expresses the query exactly; otherwise ids (the query is read)."""
+    run_filter = None if ordered_or_sliced else exact_runs_filter(condition)
+    return RunPlan(action, run_filter, destination, skip_multitrial)
 
 
 K = TypeVar("K", int, str)

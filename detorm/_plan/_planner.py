@@ -1290,8 +1290,23 @@ def runs_source(column: Literal["id", "experiment_id"], values: Sequence[int]) -
     compiler = TreeCompiler("Trial", RUN_TREE, "LOCATION_TYPE_RUN_HYPERPARAMETERS")
     pushed = compiler.tree(Leaf(FieldRef("column", column), "in", list(values)))
     assert pushed is not None
-    body = {"filter": encode_filter(pushed.node, show_archived=True), "sort": "id=asc"}
+    return runs_filter_source(encode_filter(pushed.node, show_archived=True))
+
+
+def runs_filter_source(filter_text: str) -> Source:
+    """The runs search for the trials an encoded filter tree matches, by id."""
+    body = {"filter": filter_text, "sort": "id=asc"}
     return Source(
         "Trial", "SearchRuns", "POST", "/api/v1/runs", "sql", w.SearchRunsResponse, "runs",
         body=body, partial=True,
     )  # fmt: skip
+
+
+def exact_runs_filter(condition: Condition | None) -> str | None:
+    """The encoded filter tree (archived runs included) matching exactly the trials that
+    ``condition`` selects, or None when part of it is left to the client."""
+    if condition is None:
+        return encode_filter(None, show_archived=True)
+    compiler = TreeCompiler("Trial", RUN_TREE, "LOCATION_TYPE_RUN_HYPERPARAMETERS")
+    node, residual = compiler.compile(condition)
+    return None if residual is not None else encode_filter(node, show_archived=True)

@@ -220,6 +220,8 @@ class Resource(BaseModel):
     _editable: ClassVar[frozenset[str]] = frozenset()
     # Why a read-only field is, and what changes it instead, where that is not obvious.
     _read_only_hints: ClassVar[dict[str, str]] = {}
+    # Fields that only some of the master's routes send (refresh() does not load them): which.
+    _not_loaded_hints: ClassVar[dict[str, str]] = {}
 
     @property
     def pk(self) -> Any:
@@ -250,9 +252,11 @@ class Resource(BaseModel):
         # Only reached when normal lookup fails: a declared field missing from __dict__ was not
         # loaded by the endpoint this object came from.
         if name in type(self).model_fields:
+            hint = type(self)._not_loaded_hints.get(name)
+            remedy = hint or "call .refresh() to load every field"
             raise NotLoaded(
                 f"{type(self).__name__}.{name} was not loaded by the request that returned this "
-                f"object; call .refresh() to load every field"
+                f"object; {remedy}"
             )
         return super().__getattr__(name)  # type: ignore[misc]
 

@@ -198,6 +198,9 @@ class Experiment(Resource):
     best_trial_id: int | None
     best_trial_searcher_metric: float | None
     unmanaged: bool
+    # An unmanaged experiment's external id (PutExperiment), and the external id of its best
+    # trial (the lists join the runs table on best_trial_id). Only the lists and the search
+    # send them: the single GET (getExperimentTx) selects neither.
     external_experiment_id: str | None
     external_trial_id: str | None
     model_definition_size: int | None
@@ -217,6 +220,12 @@ class Experiment(Resource):
             raise InvalidValue(f"Experiment.weight must be a finite number > 0, not {value}")
         if name == "max_slots":
             check_int("Experiment.max_slots", value, low=0, high=INT32_MAX)
+
+    _not_loaded_hints: ClassVar[dict[str, str]] = {
+        name: "the single GET does not send it (getExperimentTx selects it not); the lists do: "
+        "read the experiment through Experiment.query().filter(id=...)"
+        for name in ("external_experiment_id", "external_trial_id")
+    }
 
     # Fields a list endpoint does not send: GetExperiments and SearchExperiments replace notes
     # with "omitted", leave trialIds empty and select neither originalConfig nor the model
@@ -269,6 +278,8 @@ class Experiment(Resource):
             if wire.best_trial_searcher_metric is None:
                 del values["best_trial_searcher_metric"]
         else:
+            # not selected by getExperimentTx: keep what a list loaded (None is no answer)
+            del values["external_experiment_id"], values["external_trial_id"]
             Experiment._complete_single_view(values, config)
         return values
 
@@ -318,6 +329,16 @@ class Trial(Resource):
     searcher_metric_value: float | None
     log_retention_days: int | None
     metadata: dict[str, Any]
+    # An unmanaged trial's external id (PutTrial's externalTrialId, the runs table's
+    # external_run_id). trialv1.Trial has no such field: only a runs search (FlatRun's
+    # externalRunId) sends it, so GetTrial and an experiment's trials leave it not loaded.
+    external_trial_id: str | None
+
+    _not_loaded_hints: ClassVar[dict[str, str]] = {
+        "external_trial_id": "GetTrial and an experiment's trial list do not send it (the "
+        "master's Trial message has no such field); a runs search does: read the trial "
+        "through Trial.query().filter(id=...)"
+    }
 
     @property
     def best_validation_metrics(self) -> dict[str, Any]:
@@ -358,7 +379,7 @@ class Trial(Resource):
             "checkpoint_count": wire.checkpoint_count,
             "summary_metrics": summary_from_wire(wire.summary_metrics),
             "searcher_metric_value": wire.searcher_metric_value,
-            "metadata": wire.metadata or {},
+            "metadata": wire.metadata or {}, "external_trial_id": wire.external_run_id,
         }  # fmt: skip
 
 

@@ -29,11 +29,14 @@ __all__ = [
     "BulkExperimentFilters",
     "CheckpointResponse",
     "CheckpointsResponse",
+    "ContinueExperimentResponse",
+    "CreateExperimentResponse",
     "DeleteCheckpointsRequest",
     "DeleteResponse",
     "ExperimentResponse",
     "ExperimentsResponse",
     "GetExperimentResponse",
+    "GetMasterResponse",
     "GetMetricsResponse",
     "GetModelVersionsResponse",
     "LabelsResponse",
@@ -182,6 +185,23 @@ class GetExperimentResponse(WireModel):
     config: Struct | None = None
 
 
+class CreateExperimentResponse(WireModel):
+    """CreateExperiment: the experiment as GetExperiment shows it, its active config and the
+    launch warnings (``LAUNCH_WARNING_CURRENT_SLOTS_EXCEEDED``). With ``validateOnly`` the
+    master answers an empty experiment."""
+
+    experiment: Experiment | None = None
+    config: Struct | None = None
+    warnings: list[str] = []
+
+
+class ContinueExperimentResponse(WireModel):
+    """ContinueExperiment: the experiment as GetExperiment shows it (no config) and warnings."""
+
+    experiment: Experiment | None = None
+    warnings: list[str] = []
+
+
 class ExperimentResponse(WireModel):
     """PatchExperiment."""
 
@@ -290,6 +310,13 @@ class MoveRunsRequest(WireModel):
     destination_project_id: int = 0
     filter: str | None = absent()
     skip_multitrial: bool = False
+
+
+class GetMasterResponse(WireModel):
+    """GetMaster (``GET /api/v1/master``): only what the SDK reads; the rest is kept as extra
+    fields."""
+
+    cluster_id: str = ""
 
 
 class ModelDefResponse(WireModel):

@@ -69,6 +69,7 @@ from ._params import QueryParams, parse_int
 from ._route_table import ROUTES, STREAMING, UNAUTHENTICATED
 from ._runner import Runner
 from ._scheduler import DEFAULT_SLOTS, Cluster
+from ._simulation import Ticker
 
 __all__ = ["Ctx", "LocalApp", "MessageBatch", "RawJSON", "echo", "rpc"]
 
@@ -244,21 +245,36 @@ class LocalApp:
         enable_faults: bool = False,
         slots: int = DEFAULT_SLOTS,
         execute_commands: bool = False,
+        time_scale: float = 1.0,
     ) -> None:
         self.db = database
         self.enable_faults = enable_faults
         self.lock = threading.RLock()
         # the simulated agent and scheduler (_scheduler.py); with execute_commands, a runner
-        # thread runs commands' entrypoints for real (_runner.py)
-        self.cluster = Cluster(slots=slots, execute_commands=execute_commands)
+        # thread runs commands' entrypoints for real (_runner.py); created experiments' trials
+        # train by simulation (_simulation.py), brought to now before each request and by a
+        # ticker thread (for followed streams)
+        self.cluster = Cluster(
+            slots=slots, execute_commands=execute_commands, time_scale=time_scale,
+            enable_faults=enable_faults,
+        )  # fmt: skip
         self.runner: Runner | None = Runner(database, self.cluster) if execute_commands else None
+        self.ticker = Ticker(database, self.cluster)
         # importing the routes registers their handlers
         from . import _routes  # noqa: F401
 
     def close(self) -> None:
-        """Stop what the app runs besides requests (the command runner and its processes)."""
+        """Stop what the app runs besides requests (the command runner and its processes, the
+        simulation's ticker)."""
         if self.runner is not None:
             self.runner.stop()
+        self.ticker.stop()
+
+    def start_background(self) -> None:
+        """Start what the app runs besides requests."""
+        if self.runner is not None:
+            self.runner.ensure_started()
+        self.ticker.ensure_started()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -339,11 +355,17 @@ class LocalApp:
         except ApiError as err:
             return _error_response(err)
         query = QueryParams(prepared.query)
+        # simulated trials are brought to now first, so that what a request sees (and changes)
+        # does not depend on when it comes (_simulation.py)
+        self.ticker.advance_if_live()
         if route.op in STREAMING:
             return await self._stream(spec, request, params, query, body, prepared.body)
         # Unary handlers run on the event loop: SQLite serialises writers anyway, and a thread
         # hand-off per request cost more than most handlers. Streams run in worker threads.
-        return self._unary(spec, request, params, query, body, prepared.body)
+        response = self._unary(spec, request, params, query, body, prepared.body)
+        if request.method != "GET":  # what it changed (a pause, an activation) applies now
+            self.ticker.advance_if_live()
+        return response
 
     def _context(
         self, db: Session, spec: _Spec, request: Request, params: dict[str, Any],

@@ -35,7 +35,7 @@ from sqlmodel import select
 
 from . import _tables as t
 from ._db import Database
-from ._seed import Seeder, default_config
+from ._seed import MetricReport, Seeder, default_config
 
 __all__ = ["seed_benchmark", "seed_demo"]
 
@@ -98,6 +98,7 @@ def seed_demo(database: Database, seed: int = 0) -> None:
         demo.users()
         demo.cluster()
         demo.models()
+        demo.profiler(random.Random(seed + 1))
 
 
 # --- hyperparameters ------------------------------------------------------------------------
@@ -195,6 +196,45 @@ class _Demo:
         self.rng = rng
         self.checkpoints: list[tuple[str, float, str]] = []  # (uuid, best metric, workspace)
         self.workspace_ids: dict[str, int] = {}
+
+    def profiler(self, rng: random.Random) -> None:
+        """System metrics of the first trial of each completed experiment, as the harness's
+        profiler reports them (groups gpu, cpu and memory, by agent, GPUs by uuid), every 30 s.
+        Seeded last, from a generator of its own, so that the rest of the demo is unchanged."""
+        rows = self.s.db.exec(
+            select(t.TrialRow.experiment_id, t.TrialRow.id, t.TrialRow.start_time)
+            .join(t.ExperimentRow, t.ExperimentRow.id == t.TrialRow.experiment_id)  # type: ignore[arg-type]
+            .where(t.ExperimentRow.state == "COMPLETED")
+            .order_by(t.TrialRow.experiment_id, t.TrialRow.id)  # type: ignore[arg-type]
+        ).all()
+        first: dict[int, tuple[int, datetime]] = {}
+        for experiment_id, trial_id, start in rows:
+            assert trial_id is not None
+            first.setdefault(experiment_id, (trial_id, start))
+        for trial_id, start in first.values():
+            agent = f"agent-{rng.randint(0, 3)}"
+            gpus = [f"GPU-{rng.getrandbits(32):08x}" for _ in range(2)]
+            gpu: list[MetricReport] = []
+            cpu: list[MetricReport] = []
+            memory: list[MetricReport] = []
+            for step in range(8):
+                when = start + timedelta(seconds=30 * (step + 1))
+                by_gpu = {
+                    uuid: {
+                        "gpu_util": round(rng.uniform(60, 98), 1),
+                        "gpu_free_memory": float(rng.randint(2, 12) * 2**30),
+                    }
+                    for uuid in gpus
+                }
+                gpu.append((None, {agent: by_gpu}, when))
+                cpu.append(
+                    (None, {agent: {"cpu_util_simple": round(rng.uniform(20, 90), 1)}}, when)
+                )
+                memory.append(
+                    (None, {agent: {"memory_free": float(rng.randint(8, 60) * 2**30)}}, when)
+                )
+            for group, reports in (("gpu", gpu), ("cpu", cpu), ("memory", memory)):
+                self.s.metrics(trial_id, group, reports)
 
     def users(self) -> None:
         for username, password, admin, display in _USERS:

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Final
+from collections.abc import Iterator
+from typing import Final, TypeVar
 
 __all__ = [
     "ApiError",
     "Code",
     "GatewayError",
     "already_exists",
+    "batch_errors_wrapped",
     "failed_precondition",
     "internal",
     "invalid_argument",
+    "multierror",
     "not_found",
     "permission_denied",
     "unauthenticated",
@@ -189,3 +192,22 @@ def internal(message: str) -> ApiError:
 
 def unimplemented(message: str = "Not Implemented") -> ApiError:
     return ApiError(Code.UNIMPLEMENTED, message)
+
+
+def multierror(message: str) -> str:
+    """``processBatches``' go-multierror of one error."""
+    return f"1 error occurred:\n\t* {message}\n\n"
+
+
+_Batch = TypeVar("_Batch")
+
+
+def batch_errors_wrapped(stream: Iterator[_Batch]) -> Iterator[_Batch]:
+    """A batch stream's error as ``processBatches`` returns it: in a multierror, keeping the
+    code of a wrapped status (grpc does); any other exception is Unknown."""
+    try:
+        yield from stream
+    except ApiError as err:
+        raise ApiError(err.code, multierror(err.message)) from None
+    except Exception as err:
+        raise ApiError(Code.UNKNOWN, multierror(str(err) or type(err).__name__)) from None

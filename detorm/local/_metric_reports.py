@@ -12,6 +12,10 @@ A port of ``addTrialMetrics`` (``master/internal/db/postgres_trial.go``) and its
    metric), best validation (``setTrialBestValidation``), and the experiment's best trial (the
    ``autoupdate_exp_best_trial_metrics`` trigger).
 
+Reports of a profiling group (``gpu``, ``cpu``, ``memory``, ``disk``, ``network``) take none of
+these steps but the run id check (``_addTrialProfilingMetricsTx``): their values are stored bare in
+``system_metrics`` with ``total_batches`` NULL, whatever step was reported.
+
 Many reports at once (seeding) take a bulk path: one multi-row insert, and summaries folded per
 metric name. It writes exactly what reporting them one by one would, and is only taken when no
 report can roll back or merge.
@@ -49,6 +53,8 @@ __all__ = [
     "encode_document",
     "encode_documents",
     "group_condition",
+    "next_metric_id",
+    "partition",
     "record_reports",
     "wire_values",
 ]
@@ -93,10 +99,15 @@ def partition(group: str) -> str:
 
 
 def group_condition(group: str) -> tuple[str, list[str]]:
-    """The rows of ``group`` as ``db.GetMetrics`` selects them: by partition, and by name only
-    for generic groups (a profiling group therefore reads every profiling group)."""
+    """The rows of ``metrics`` in ``group`` as ``db.GetMetrics`` selects them: by partition, and
+    by name only for generic groups.
+
+    A profiling group selects nothing: its rows live in ``system_metrics`` with ``total_batches``
+    NULL, which ``GetMetrics``' ``total_batches > ?`` never matches, so the master streams no
+    profiling report (they are read through the profiler routes, ``_routes/profiler.py``).
+    """
     if partition(group) == "PROFILING":
-        return f"metric_group IN ({', '.join('?' * len(PROFILING_GROUPS))})", list(PROFILING_GROUPS)
+        return "0", []
     return "metric_group = ?", [group]
 
 
@@ -514,9 +525,17 @@ def _can_append(
     return existing.isdisjoint(steps)
 
 
-def _next_id(cursor: sqlite3.Cursor) -> int:
-    (current,) = cursor.execute("SELECT max(id) FROM metrics").fetchone()
+def next_metric_id(cursor: sqlite3.Cursor) -> int:
+    """The next value of ``metrics_id_seq``, which every partition of ``metrics`` (and so
+    ``system_metrics``) draws its ids from."""
+    (current,) = cursor.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM metrics), 0),"
+        " coalesce((SELECT max(id) FROM system_metrics), 0))"
+    ).fetchone()
     return int(current or 0) + 1
+
+
+_next_id = next_metric_id
 
 
 def _append(cursor: sqlite3.Cursor, state: _Trial, group: str, reports: Sequence[Report]) -> None:
@@ -599,11 +618,13 @@ def _record_one(
 
 
 def _insert_profiling(cursor: sqlite3.Cursor, state: _Trial, group: str, report: Report) -> None:
-    # _addTrialProfilingMetricsTx: the bare values, no step, no bookkeeping.
+    # _addTrialProfilingMetricsTx: the bare values in system_metrics, total_batches NULL
+    # whatever step was reported, no rollback, merge or bookkeeping.
     cursor.execute(
-        _INSERT,
+        "INSERT INTO system_metrics (id, trial_id, trial_run_id, total_batches, end_time,"
+        " metric_group, metrics, archived) VALUES (?, ?, ?, NULL, ?, ?, ?, 0)",
         (
-            _next_id(cursor), state.id, report.trial_run_id, 0, db_time(report.end_time), group,
+            _next_id(cursor), state.id, report.trial_run_id, db_time(report.end_time), group,
             encode_document(group, report.avg_metrics, None),
         ),
     )  # fmt: skip

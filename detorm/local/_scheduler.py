@@ -19,8 +19,10 @@ What it reproduces (``master/internal/rm/agentrm/priority.go``, ``rm/tasklist/jo
 * Each transition writes the master's task-log lines, timestamped when it happened.
 * The tasks of a workspace that was deleted are killed (``DeleteWorkspaceNTSC``).
 * Trials of ``ACTIVE`` experiments (their ``ACTIVE``/``RUNNING`` trials) hold allocations in the
-  same queue (``slots_per_trial`` slots each; an allocation starts ``RUNNING``). detorm.local does
-  not drive trials: an experiment's and its trials' states stay as stored.
+  same queue (``slots_per_trial`` slots each; an allocation starts ``RUNNING``). The trials of
+  created experiments train by simulation (``_simulation.py``): their reports, checkpoints,
+  logs, restarts and ends are events of the same replay. Seeded experiments' trials are not
+  driven: their states stay as stored.
 
 Time is the wall clock: :func:`advance` brings the cluster to now, replaying every transition
 due since in time order (so the result does not depend on who looks when). Every task, job,
@@ -40,6 +42,7 @@ from typing import Any, Final
 
 from sqlmodel import Session, col, select
 
+from . import _simulation as simulation
 from . import _tables as t
 from ._db import utcnow
 
@@ -54,6 +57,7 @@ __all__ = [
     "kill",
     "ordered_requests",
     "priorities",
+    "request_trial_allocation",
     "schedule",
     "simulated_output",
     "truncate_ms",
@@ -112,6 +116,8 @@ class Cluster:
     slots: int = DEFAULT_SLOTS
     execute_commands: bool = False
     booted_at: datetime = field(default_factory=utcnow)
+    time_scale: float = 1.0  # simulated trials train BATCHES_PER_SECOND * time_scale batches/s
+    enable_faults: bool = False  # --enable-test-faults: simulated trials' faults apply
 
     def device(self, index: int) -> dict[str, Any]:
         """An artificial slot (``detect.go``: ``--artificial-slots``): a CPU, brand
@@ -166,8 +172,10 @@ def write_log(
 def _master_log(
     db: Session, allocation: t.AllocationRow, at: datetime, text: str, level: str = "INFO"
 ) -> None:
-    if _task(db, allocation) is not None:  # trials' logs are not simulated
+    if _task(db, allocation) is not None:
         write_log(db, allocation.task_id, at, text + "\n", level=f"LOG_LEVEL_{level}")
+    else:  # a trial's: only simulated trials have their logs written
+        simulation.trial_log(db, allocation.task_id, at, text + "\n", level=f"LOG_LEVEL_{level}")
 
 
 def _task(db: Session, allocation: t.AllocationRow) -> t.TaskRow | None:
@@ -211,6 +219,7 @@ def advance(db: Session, cluster: Cluster, now: datetime | None = None) -> datet
     now = utcnow() if now is None else now
     _replay(db, cluster, now)
     _reconcile_workspaces(db, cluster, now)
+    simulation.settle(db, cluster, now)
     _reconcile_trials(db, now)
     schedule(db, cluster, now)
     _replay(db, cluster, now)  # what the last pass started, with durations of 0
@@ -221,11 +230,15 @@ def advance(db: Session, cluster: Cluster, now: datetime | None = None) -> datet
 def _replay(db: Session, cluster: Cluster, now: datetime) -> None:
     """Every transition due by ``now``, in time order, with a scheduling pass after each exit."""
     while True:
+        trials = simulation.next_events(db, cluster)  # simulated trials' allocations
         due: list[tuple[datetime, t.AllocationRow]] = []
         for allocation in db.exec(
             select(t.AllocationRow).where(col(t.AllocationRow.state).in_(STARTED))
         ).all():
-            when = _next_event(allocation)
+            if allocation.allocation_id in trials:
+                when = trials[allocation.allocation_id]
+            else:
+                when = _next_event(allocation)
             if when is not None and when <= now:
                 due.append((when, allocation))
         if not due:
@@ -233,7 +246,11 @@ def _replay(db: Session, cluster: Cluster, now: datetime) -> None:
         first = min(when for when, _ in due)
         freed = False
         for when, allocation in sorted(due, key=lambda pair: (pair[0], pair[1].allocation_id)):
-            if when == first:
+            if when != first:
+                continue
+            if allocation.allocation_id in trials:
+                freed |= simulation.step(db, cluster, allocation, first)
+            else:
                 freed |= _step(db, cluster, allocation, first)
         db.flush()
         if freed:
@@ -489,8 +506,10 @@ def _assign(db: Session, allocation: t.AllocationRow, devices: list[int], at: da
     allocation.start_time = truncate_ms(at)
     allocation.devices = devices
     allocation.container_id = str(uuidlib.uuid4())
-    if _task(db, allocation) is None:
-        allocation.state = "RUNNING"  # a trial: not simulated further
+    if _task(db, allocation) is None:  # a trial: its container starts at once
+        allocation.state = "RUNNING"
+        _master_log(db, allocation, at, f"{allocation.name} was assigned to an agent")
+        _master_log(db, allocation, at, f"Resources for {allocation.name} have started")
     else:
         allocation.state = "PULLING"
         _master_log(db, allocation, at, f"{allocation.name} was assigned to an agent")
@@ -549,26 +568,69 @@ def _reconcile_trials(db: Session, now: datetime) -> None:
     ) in live.items():
         if task_id in held:
             continue
-        count = len(
-            db.exec(select(t.AllocationRow.allocation_id).where(t.AllocationRow.task_id == task_id))
-            .all()
+        _request(
+            db, task_id, trial_id, _stored(trial_start), exp_id, job_id, _stored(exp_start),
+            config, pool, now,
         )  # fmt: skip
-        document = json.loads(config) if isinstance(config, str) else config
-        resources = document.get("resources") if isinstance(document, dict) else None
-        slots = resources.get("slots_per_trial", 1) if isinstance(resources, dict) else 1
-        db.add(
-            t.AllocationRow(
-                allocation_id=f"{task_id}.{count + 1}",
-                task_id=task_id,
-                job_id=job_id,
-                name=f"Trial {trial_id} (Experiment {exp_id})",
-                resource_pool=pool or POOL,
-                slots=slots if isinstance(slots, int) and slots >= 0 else 1,
-                requested_at=_stored(trial_start) if count == 0 else now,
-                submitted_at=_stored(exp_start),
-            )
-        )
     db.flush()
+
+
+def request_trial_allocation(
+    db: Session, trial: t.TrialRow, experiment: t.ExperimentRow, at: datetime
+) -> None:
+    """A trial's next allocation, requested at ``at`` (a simulated trial's restart)."""
+    assert trial.id is not None and experiment.id is not None
+    _request(
+        db, trial.task_id, trial.id, as_utc(trial.start_time), experiment.id, experiment.job_id,
+        as_utc(experiment.start_time), experiment.config, experiment.resource_pool, at,
+    )  # fmt: skip
+    db.flush()
+
+
+def _request(
+    db: Session,
+    task_id: str,
+    trial_id: int,
+    trial_start: datetime,
+    exp_id: int,
+    job_id: str,
+    exp_start: datetime,
+    config: Any,
+    pool: str | None,
+    now: datetime,
+) -> None:
+    """``maybeAllocateTask``: the allocation ``<task id>.<n>``; a simulated trial's run id
+    counts it (``t.runID++``) and its log says so."""
+    count = len(
+        db.exec(select(t.AllocationRow.allocation_id).where(t.AllocationRow.task_id == task_id))
+        .all()
+    )  # fmt: skip
+    document = json.loads(config) if isinstance(config, str) else config
+    resources = document.get("resources") if isinstance(document, dict) else None
+    slots = resources.get("slots_per_trial", 1) if isinstance(resources, dict) else 1
+    requested = trial_start if count == 0 else now
+    allocation = t.AllocationRow(
+        allocation_id=f"{task_id}.{count + 1}",
+        task_id=task_id,
+        job_id=job_id,
+        name=f"Trial {trial_id} (Experiment {exp_id})",
+        resource_pool=pool or POOL,
+        slots=slots if isinstance(slots, int) and slots >= 0 else 1,
+        requested_at=requested,
+        submitted_at=exp_start,
+    )
+    db.add(allocation)
+    if simulation.simulated_trial(db, task_id) is not None:
+        trial = db.get(t.TrialRow, trial_id)
+        assert trial is not None
+        trial.run_id += 1
+        db.add(trial)
+        _master_log(
+            db,
+            allocation,
+            requested,
+            f"Scheduling {allocation.name} (id: {allocation.allocation_id})",
+        )
 
 
 def _stored(value: Any) -> datetime:

@@ -32,10 +32,11 @@ from ._db import Database, client_hash, hash_password, utcnow
 from ._metric_reports import Report, db_time, driver_cursor, record_reports
 from ._storage import CheckpointStorage, default_model_definition
 
-__all__ = ["Seeder", "MetricReport", "default_config"]
+__all__ = ["Seeder", "MetricReport", "add_trial", "default_config", "trials_in_project"]
 
-MetricReport = tuple[int, Mapping[str, Any]] | tuple[int, Mapping[str, Any], datetime]
-"""``(total_batches, values)`` or ``(total_batches, values, end_time)``."""
+MetricReport = tuple[int | None, Mapping[str, Any]] | tuple[int | None, Mapping[str, Any], datetime]
+"""``(total_batches, values)`` or ``(total_batches, values, end_time)``; ``total_batches`` is None
+for the profiler groups' reports, which have no step."""
 
 _TERMINAL_TRIAL_STATES: Final = {"COMPLETED", "CANCELED", "ERROR"}
 _EXPERIMENT_TO_TRIAL_STATE: Final = {
@@ -293,40 +294,17 @@ class Seeder:
         start = start_time or exp.start_time + timedelta(seconds=5)
         terminal = trial_state in _TERMINAL_TRIAL_STATES
         values = dict(hparams) if hparams is not None else _const_values(exp.config)
-        local_id = self._next_local_id(exp.project_id)
-        task_uuid = uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"task/{experiment}/{local_id}")
-        row = t.TrialRow(
-            experiment_id=experiment, state=trial_state, start_time=start,
+        return add_trial(
+            self.db, exp, hparams=values, state=trial_state, start_time=start,
             end_time=end_time or (start + timedelta(minutes=20) if terminal else None),
-            restarts=restarts, hparams=values, task_id=f"{experiment}.{task_uuid}",
-            summary_metrics={}, metadata_=dict(metadata) if metadata else None, local_id=local_id,
+            local_id=self._next_local_id(exp.project_id), restarts=restarts, metadata=metadata,
         )  # fmt: skip
-        self.db.add(row)
-        self.db.flush()
-        assert row.id is not None
-        self._index_hparams(row.id, values)
-        if exp.searcher_type == "single":
-            # AddTrial: a single-trial experiment's best trial is its trial from the start;
-            # otherwise it is set when a validation is reported (_metric_reports).
-            exp.best_trial_id = row.id
-        return row.id
 
     def _next_local_id(self, project: int) -> int:
         if project not in self._trials_in_project:
-            self._trials_in_project[project] = len(
-                self.db.exec(
-                    select(t.TrialRow.id)
-                    .join(t.ExperimentRow)
-                    .where(t.ExperimentRow.project_id == project)
-                ).all()
-            )
+            self._trials_in_project[project] = trials_in_project(self.db, project)
         self._trials_in_project[project] += 1
         return self._trials_in_project[project]
-
-    def _index_hparams(self, trial_id: int, hparams: Mapping[str, Any]) -> None:
-        records = list(_hparam_records(trial_id, hparams))
-        if records:
-            self.db.connection().execute(insert(t.RunHparamRow), records)
 
     # --- metrics ----------------------------------------------------------------------------
     def metrics(
@@ -492,6 +470,49 @@ class Seeder:
         )
         self.db.flush()
         return row.version
+
+
+def trials_in_project(db: Session, project: int) -> int:
+    """How many trials the project's experiments hold: the last local id handed out there."""
+    return len(
+        db.exec(
+            select(t.TrialRow.id).join(t.ExperimentRow).where(t.ExperimentRow.project_id == project)
+        ).all()
+    )
+
+
+def add_trial(
+    db: Session,
+    exp: t.ExperimentRow,
+    *,
+    hparams: Mapping[str, Any],
+    state: str,
+    start_time: datetime,
+    local_id: int,
+    end_time: datetime | None = None,
+    restarts: int = 0,
+    metadata: Mapping[str, Any] | None = None,
+) -> int:
+    """Write a trial of ``exp`` (the Seeder's and CreateExperiment's): its row, its task id,
+    its hparams in the runs index, and a single-trial experiment's best trial."""
+    assert exp.id is not None
+    task_uuid = uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"task/{exp.id}/{local_id}")
+    row = t.TrialRow(
+        experiment_id=exp.id, state=state, start_time=start_time, end_time=end_time,
+        restarts=restarts, hparams=dict(hparams), task_id=f"{exp.id}.{task_uuid}",
+        summary_metrics={}, metadata_=dict(metadata) if metadata else None, local_id=local_id,
+    )  # fmt: skip
+    db.add(row)
+    db.flush()
+    assert row.id is not None
+    records = list(_hparam_records(row.id, hparams))
+    if records:
+        db.connection().execute(insert(t.RunHparamRow), records)
+    if exp.searcher_type == "single":
+        # AddTrial: a single-trial experiment's best trial is its trial from the start;
+        # otherwise it is set when a validation is reported (_metric_reports).
+        exp.best_trial_id = row.id
+    return row.id
 
 
 def refresh_checkpoint_sizes(db: Session, trial: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import os
 import shlex
 import socket
@@ -139,16 +140,19 @@ def serve(
     read_timeout: float = DEFAULT_READ_TIMEOUT,
     slots: int = DEFAULT_SLOTS,
     execute_commands: bool = False,
+    time_scale: float = 1.0,
 ) -> None:
     """Serve until interrupted (``detorm serve``). Prints the URL once it accepts requests.
 
     ``read_timeout`` is the time a client has to send a whole request (see
     :func:`_http_protocol`). ``slots`` is the simulated agent's slot count; with
     ``execute_commands`` commands run their entrypoints as local processes (``_runner.py``).
+    ``time_scale`` multiplies the speed of simulated trials (``_simulation.py``: 500 batches
+    per second at 1; 0 holds them where they are).
     Raises :class:`~detorm.errors.ConfigurationError`, before serving, when ``host`` is not a
     loopback address and an active user has an empty password, or commands would be executed
     there."""
-    _check_cluster_options(slots, execute_commands)
+    _check_cluster_options(slots, execute_commands, time_scale)
     database = Database(db_path or default_db_path())
     app: LocalApp | None = None
     try:
@@ -157,12 +161,12 @@ def serve(
 
             seed_demo(database, seed=demo_seed)
         app = LocalApp(
-            database, enable_faults=enable_faults, slots=slots, execute_commands=execute_commands
-        )
+            database, enable_faults=enable_faults, slots=slots, execute_commands=execute_commands,
+            time_scale=time_scale,
+        )  # fmt: skip
         server = _server(app, read_timeout)
         sock = _listen(database, host, port, db_path, execute_commands=execute_commands)
-        if app.runner is not None:
-            app.runner.ensure_started()
+        app.start_background()
         actual_port = sock.getsockname()[1]
         print(f"{READY_PREFIX}http://{host}:{actual_port}", flush=True)
         asyncio.run(server.serve(sockets=[sock]))
@@ -172,10 +176,19 @@ def serve(
         database.dispose()
 
 
-def _check_cluster_options(slots: int, execute_commands: bool) -> None:
+def _check_cluster_options(slots: int, execute_commands: bool, time_scale: float = 1.0) -> None:
     if isinstance(slots, bool) or not isinstance(slots, int) or slots < 0:
         raise ConfigurationError(
             f"slots must be a whole number of slots (0 or more), not {slots!r}"
+        )
+    if (
+        isinstance(time_scale, bool)
+        or not isinstance(time_scale, (int, float))
+        or not math.isfinite(time_scale)
+        or time_scale < 0
+    ):
+        raise ConfigurationError(
+            f"time_scale must be a finite number, 0 or more, not {time_scale!r}"
         )
 
 
@@ -250,8 +263,9 @@ class LocalMaster:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         slots: int = DEFAULT_SLOTS,
         execute_commands: bool = False,
+        time_scale: float = 1.0,
     ) -> None:
-        _check_cluster_options(slots, execute_commands)
+        _check_cluster_options(slots, execute_commands, time_scale)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if db_path is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="detorm-local-")
@@ -264,6 +278,7 @@ class LocalMaster:
         self.read_timeout = read_timeout
         self.slots = slots
         self.execute_commands = execute_commands
+        self.time_scale = time_scale
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
@@ -298,6 +313,8 @@ class LocalMaster:
             command += ["--slots", str(self.slots)]
         if self.execute_commands:
             command.append("--execute-commands")
+        if self.time_scale != 1.0:
+            command += ["--time-scale", repr(float(self.time_scale))]
         self._proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -320,13 +337,13 @@ class LocalMaster:
             enable_faults=self.enable_faults,
             slots=self.slots,
             execute_commands=self.execute_commands,
+            time_scale=self.time_scale,
         )
         server = _server(app, self.read_timeout)
         sock = _listen(database, self.host, 0, self.db_path, execute_commands=self.execute_commands)
         port = sock.getsockname()[1]
         self._app = app
-        if app.runner is not None:
-            app.runner.ensure_started()
+        app.start_background()
         self._uvicorn = server
         self._thread = threading.Thread(
             target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True

@@ -27,10 +27,14 @@ __all__ = [
     "ProjectRow",
     "RunHparamRow",
     "SimulatedExperimentRow",
+    "SimulatedTrialRow",
+    "StorageBackendRow",
+    "SystemMetricRow",
     "TaskLogRow",
     "TaskRow",
     "TemplateRow",
     "TrialLogRow",
+    "TrialProfilerMetricsRow",
     "TrialRow",
     "UserRow",
     "UserSessionRow",
@@ -168,6 +172,35 @@ class SimulatedExperimentRow(SQLModel, table=True):
     experiment_id: int = Field(foreign_key="experiments.id", primary_key=True)
 
 
+class SimulatedTrialRow(SQLModel, table=True):
+    """Where the simulation (``_simulation.py``) has brought a trial of a simulated experiment:
+    the allocation it trains in, when and from which batch that allocation started, the rate
+    it trains at, and the last batch it processed."""
+
+    __tablename__ = "simulated_trials"
+
+    trial_id: int = Field(foreign_key="trials.id", ondelete="CASCADE", primary_key=True)
+    allocation_id: str = ""
+    started_at: datetime
+    start_batches: int = 0
+    batches: int = 0
+    batches_per_second: float = 0.0
+
+
+class TrialFaultRow(SQLModel, table=True):
+    """A test-only fault of a simulated trial (``--enable-test-faults``): when the trial reaches
+    ``at_batches`` its container exits with ``exit_code``; ``remaining`` counts the crashes left
+    (None: every time it gets there)."""
+
+    __tablename__ = "trial_faults"
+
+    id: int | None = Field(default=None, primary_key=True)
+    trial_id: int = Field(foreign_key="trials.id", ondelete="CASCADE", index=True)
+    at_batches: int = 0
+    exit_code: int = 1
+    remaining: int | None = None
+
+
 class TrialRow(SQLModel, table=True):
     """A trial, which the runs API calls a run."""
 
@@ -232,6 +265,48 @@ class MetricRow(SQLModel, table=True):
             "ix_metrics_trial_group", "trial_id", "metric_group", "trial_run_id", "total_batches"
         ),
     )
+
+
+class SystemMetricRow(SQLModel, table=True):
+    """A report of a profiling group (``gpu``, ``cpu``, ``memory``, ``disk``, ``network``): the
+    master's ``system_metrics`` partition of ``metrics``, which keeps ``total_batches`` NULL and
+    the reported values bare (``_addTrialProfilingMetricsTx``). Its ids come from the sequence
+    of ``metrics`` (:func:`detorm.local._metric_reports.next_metric_id`). A table of its own, so
+    that older databases open unchanged."""
+
+    __tablename__ = "system_metrics"
+
+    id: int = Field(primary_key=True)
+    trial_id: int = Field(foreign_key="trials.id", index=True)
+    trial_run_id: int = 0
+    total_batches: int | None = None
+    end_time: datetime
+    metric_group: str
+    metrics: str = Field(sa_column=Column(Text, nullable=False))  # wire JSON text
+    archived: bool = False
+
+
+class StorageBackendRow(SQLModel, table=True):
+    """``storage_backend``: a checkpoint storage config, added once (``storage.AddBackend``) by
+    ``RunPrepareForReporting``; its id is what checkpoints report as ``storageId``."""
+
+    __tablename__ = "storage_backends"
+
+    id: int | None = Field(default=None, primary_key=True)
+    config: str = Field(sa_column=Column(Text, nullable=False, unique=True))  # canonical JSON
+
+
+class TrialProfilerMetricsRow(SQLModel, table=True):
+    """``trial_profiler_metrics``: what ``PostTrialProfilerMetricsBatch`` inserts. Nothing reads
+    it on the master 0.38.1 (the profiler streams read ``system_metrics``)."""
+
+    __tablename__ = "trial_profiler_metrics"
+
+    id: int | None = Field(default=None, primary_key=True)
+    values: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of float32
+    batches: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of int32
+    ts: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of RFC 3339 times
+    labels: str = Field(sa_column=Column(Text, nullable=False))  # protojson of the labels
 
 
 class CheckpointRow(SQLModel, table=True):

@@ -88,3 +88,28 @@ def logs(api: httpx.Client, task_id: str, **params: Any) -> list[dict[str, Any]]
 
 def log_lines(api: httpx.Client, task_id: str, **params: Any) -> list[str]:
     return [entry["log"] for entry in logs(api, task_id, **params)]
+
+
+class Clock:
+    """The simulated cluster's clock, frozen where a test puts it: the time replay
+    (``_scheduler.advance``) reads it, so trials train exactly as far as the test moves it."""
+
+    def __init__(self) -> None:
+        from detorm.local._db import utcnow
+
+        self.now = utcnow()
+
+    def __call__(self) -> Any:
+        return self.now
+
+    def skip(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Freeze the simulated cluster's clock at now; ``clock.skip(s)`` moves it forward."""
+    clock = Clock()
+    monkeypatch.setattr(sim, "utcnow", clock)
+    return clock

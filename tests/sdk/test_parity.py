@@ -17,7 +17,7 @@ from detorm._resources._relations import ToMany, ToOne
 
 # Classes whose async twin has another name; the resources keep theirs.
 RENAMED = {"Session": "AsyncSession", "Query": "AsyncQuery", "MetricsStream": "AsyncMetricsStream",
-           "Transport": "AsyncTransport"}  # fmt: skip
+           "ProfilerStream": "AsyncProfilerStream", "Transport": "AsyncTransport"}  # fmt: skip
 RENAMED |= {q: f"Async{q}" for q in detorm.__all__ if q.endswith("Query") and q != "Query"}
 # What only the sync API needs: context-manager hooks have async names (``__aenter__``...).
 SYNC_ONLY = {"__enter__", "__exit__", "__iter__"}
@@ -107,7 +107,9 @@ def test_operations_that_do_io_are_awaited_and_the_others_are_not() -> None:
     session, query = detorm.aio.AsyncSession, detorm.aio.AsyncQuery
     for cls, name in [(session, "get"), (session, "commit"), (query, "all"), (query, "count"),
                       (detorm.aio.Experiment, "refresh"), (detorm.aio.Checkpoint, "download"),
-                      (detorm.aio.AsyncExperimentQuery, "archive")]:  # fmt: skip
+                      (detorm.aio.AsyncExperimentQuery, "archive"),
+                      (detorm.aio.Experiment, "download_tensorboard"),
+                      (detorm.aio.Experiment, "delete_tensorboard_files")]:  # fmt: skip
         assert inspect.iscoroutinefunction(getattr(cls, name)), f"{cls.__name__}.{name}"
     for cls, name in [(query, "filter"), (query, "explain"), (session, "pending"),
                       (session, "query"), (detorm.aio.Trial, "logs")]:  # fmt: skip

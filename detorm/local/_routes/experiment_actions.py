@@ -22,7 +22,10 @@ through STOPPING_* states while its trials' allocations stop, and deletes experi
 background (DELETING, then gone). detorm.local has no scheduler, so the end state is reached at
 once: pause ACTIVE -> PAUSED (and its live trials), activate PAUSED -> ACTIVE, cancel or kill of a
 live experiment -> CANCELED with its unfinished trials, delete -> the experiment, its trials,
-metrics, logs and checkpoints are gone when the response is sent.
+metrics, logs and checkpoints are gone when the response is sent. A created (simulated)
+experiment's trials train in the simulated cluster (``_simulation.py``): a pause or an activation
+stops or starts their allocations there, and a cancel or kill leaves it in STOPPING_* until the
+cluster's next step has ended its trials' allocations (at once: every request takes that step).
 """
 
 from __future__ import annotations
@@ -275,6 +278,13 @@ def _stop(db: Session, experiment_id: int, current: str, *, kill: bool) -> ApiEr
         return None
     if stopping not in _TRANSITIONS.get(current, frozenset()):
         return _incompatible(current)
+    if fetch(db, "SELECT 1 FROM simulated_experiments WHERE experiment_id = ?", [experiment_id]):
+        # a simulated experiment stops as the master's does: its trials' allocations end at the
+        # cluster's next step (_simulation.settle), then trials and experiment are CANCELED
+        _set_state(db, experiment_id, stopping)
+        listed, params = in_list(_live_trials(db, experiment_id, ["ACTIVE", "PAUSED"]))
+        execute(db, f"UPDATE trials SET state = ? WHERE id IN {listed}", [stopping, *params])
+        return None
     _set_state(db, experiment_id, "CANCELED")
     live = _live_trials(db, experiment_id, ["ACTIVE", "PAUSED", "RUNNING", "STOPPING_CANCELED", "STOPPING_KILLED",
                                             "STOPPING_COMPLETED", "STOPPING_ERROR"])  # fmt: skip

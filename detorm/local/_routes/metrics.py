@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Final
 
+from detorm._plan._collation import collation_key
 from detorm._wire import Metrics, Struct, Timestamp, WireModel, absent
 
+from .. import _scheduler as sim
 from .._app import Ctx, RawJSON, rpc
-from .._db import utcnow
+from .._db import Database, utcnow
 from .._errors import ApiError, GatewayError, invalid_argument, not_found
 from .._metric_reports import Report, driver_cursor, group_condition, record_reports
+from .._sql_lists import in_list
 
 BATCH_SIZE: Final = 1000  # streamMetrics: `const size = 1000`
 
@@ -174,3 +178,111 @@ def _report(ctx: Ctx, trial_id: int, metrics: TrialMetricsBody, group: str) -> N
         batch_metrics=batches or None,
     )  # fmt: skip
     record_reports(ctx.db, trial_id, group, [report], check_run_id=True)
+
+
+# --- metric names -----------------------------------------------------------------------------
+# Waits of the master (api_experiment.go), module attributes so that tests can shorten them.
+DEFAULT_METRICS_STREAM_PERIOD: float = 30.0  # defaultMetricsStreamPeriod
+_TERMINAL_EXPERIMENT: Final = frozenset({"COMPLETED", "CANCELED", "ERROR"})  # model.TerminalStates
+
+
+@rpc("ExpMetricNames")
+def exp_metric_names(ctx: Ctx) -> Iterator[RawJSON]:
+    """``ExpMetricNames``: a first message with the experiments' searcher metrics and every
+    metric name of their trials' summaries, then, every ``periodSeconds`` (default 30) while an
+    experiment is not terminal, a message of the names not sent before (possibly none)."""
+    try:
+        ids = sorted(set(ctx.query.get_ints("ids")))
+        period = ctx.query.get_int("period_seconds")
+    except ApiError as err:
+        raise GatewayError(err.code, err.message) from None
+    database, cluster = ctx.app.db, ctx.app.cluster
+    ctx.db.close()  # the stream lasts as long as the experiments run
+    return _metric_names_stream(database, cluster, ids, period or DEFAULT_METRICS_STREAM_PERIOD)
+
+
+def _metric_names_stream(
+    database: Database, cluster: sim.Cluster, ids: list[int], period: float
+) -> Iterator[RawJSON]:
+    if not ids:
+        raise invalid_argument("must specify at least one experiment id")
+    seen_searcher: set[str] = set()
+    seen: dict[str, set[str]] = {}
+    first = True
+    while True:
+        message: dict[str, Any] = {
+            "searcherMetrics": [], "trainingMetrics": [], "validationMetrics": [],
+            "metricNames": [],
+        }  # fmt: skip
+        with database.transaction(write=False) as db:
+            cursor = driver_cursor(db)
+            if first:  # getExperimentAndCheckCanDoActions; the searcher metrics once
+                for metric in _searcher_metrics(cursor, ids):
+                    if metric not in seen_searcher:
+                        seen_searcher.add(metric)
+                        message["searcherMetrics"].append(metric)
+                first = False
+            names = metric_names(cursor, ids)
+        for group, key in (("training", "trainingMetrics"), ("validation", "validationMetrics")):
+            known = seen.get(group, set())
+            message[key] = [name for name in names.get(group, []) if name not in known]
+        for group, group_names in names.items():
+            known = seen.setdefault(group, set())
+            for name in group_names:
+                if name not in known:
+                    known.add(name)
+                    message["metricNames"].append({"group": group, "name": name})
+        yield RawJSON(json.dumps(message, separators=(",", ":")).encode())
+        if not _any_running(database, cluster, ids):
+            return
+        time.sleep(max(period, 0.0))
+
+
+def _searcher_metrics(cursor: sqlite3.Cursor, ids: list[int]) -> list[str]:
+    metrics = []
+    for experiment_id in ids:
+        row = cursor.execute(
+            "SELECT searcher_metric FROM experiments WHERE id = ?", (experiment_id,)
+        ).fetchone()
+        if row is None:
+            raise not_found(f"experiment '{experiment_id}' not found")
+        metrics.append(str(row[0] or ""))
+    return metrics
+
+
+def metric_names(cursor: sqlite3.Cursor, ids: list[int]) -> dict[str, list[str]]:
+    """``db.MetricNames``: the distinct (summary key, metric name) pairs of the experiments'
+    runs, ordered by key then name (text order), keyed by group (``TrialSummaryMetricGroup``:
+    ``avg_metrics`` is training, ``validation_metrics`` validation)."""
+    pairs: set[tuple[str, str]] = set()
+    ids_sql, params = in_list(ids)
+    for (text,) in cursor.execute(
+        f"SELECT summary_metrics FROM trials WHERE experiment_id IN {ids_sql}"
+        " AND summary_metrics IS NOT NULL",
+        params,
+    ):
+        summary = json.loads(text) if isinstance(text, str) else text
+        if not isinstance(summary, dict):
+            continue
+        for key, group_summary in summary.items():
+            if isinstance(group_summary, dict):
+                pairs.update((key, name) for name in group_summary)
+    names: dict[str, list[str]] = {}
+    for key, name in sorted(pairs, key=lambda p: (collation_key(p[0]), collation_key(p[1]))):
+        group = {"avg_metrics": "training", "validation_metrics": "validation"}.get(key, key)
+        names.setdefault(group, []).append(name)
+    return names
+
+
+def _any_running(database: Database, cluster: sim.Cluster, ids: list[int]) -> bool:
+    """``GetNonTerminalExperimentCount`` > 0 (the simulated cluster brought to now first)."""
+    with database.transaction(write=True) as db:
+        sim.advance(db, cluster)
+        ids_sql, params = in_list(ids)
+        states = [
+            row[0]
+            for row in driver_cursor(db).execute(
+                f"SELECT state FROM experiments WHERE id IN {ids_sql}", params
+            )
+        ]
+    return any(state not in _TERMINAL_EXPERIMENT for state in states)

@@ -147,7 +147,7 @@ def delete_experiments(db: Session, experiment_ids: Sequence[int]) -> None:
             .values(trial_id=None)
         )
         db.execute(delete(t.CheckpointRow).where(orm_in(t.CheckpointRow.trial_id, trial_ids)))
-        for table in (t.MetricRow, t.TrialLogRow):
+        for table in (t.MetricRow, t.SystemMetricRow, t.TrialLogRow):
             db.execute(delete(table).where(orm_in(table.trial_id, trial_ids)))
         db.execute(delete(t.RunHparamRow).where(orm_in(t.RunHparamRow.run_id, trial_ids)))
         db.execute(

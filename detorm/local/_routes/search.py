@@ -356,7 +356,9 @@ def _delete_runs(db: Session, run_ids: Sequence[int]) -> None:
     """Delete runs with their logs, metrics and hyperparameter rows. Their experiment stays; the
     checkpoints stay too, no longer attached to a run (``run_checkpoints`` rows go on the master)."""
     runs, params = in_list(run_ids)
-    for table, column in (("trial_logs", "trial_id"), ("metrics", "trial_id"), ("run_hparams", "run_id"),
+    # system_metrics: the master's foreign key to runs cascades (migration 20241023165301).
+    for table, column in (("trial_logs", "trial_id"), ("metrics", "trial_id"),
+                          ("system_metrics", "trial_id"), ("run_hparams", "run_id"),
                           ("local_id_redirect", "run_id")):  # fmt: skip
         execute(db, f"DELETE FROM {table} WHERE {column} IN {runs}", params)
     execute(db, f"UPDATE checkpoints SET trial_id = NULL WHERE trial_id IN {runs}", params)

@@ -30,7 +30,15 @@ from .. import _scheduler as sim
 from .. import _tables as t
 from .._app import Ctx, MessageBatch, RawJSON, rpc
 from .._db import Database, utcnow
-from .._errors import ApiError, Code, GatewayError, invalid_argument, not_found
+from .._errors import (
+    ApiError,
+    Code,
+    GatewayError,
+    batch_errors_wrapped,
+    invalid_argument,
+    multierror,
+    not_found,
+)
 from . import logs
 from .commands import cluster_session, wire_time
 
@@ -216,11 +224,6 @@ def get_tasks(ctx: Ctx) -> dict[str, Any]:
 
 
 # --- TaskLogs ---------------------------------------------------------------------------------
-def _multierror(message: str) -> str:
-    """``processBatches``' go-multierror of one error."""
-    return f"1 error occurred:\n\t* {message}\n\n"
-
-
 def task_ended(database: Database, cluster: sim.Cluster, task_id: str) -> bool:
     """``isTaskTerminalFunc``: the task ended more than the grace period ago (the cluster
     advanced first: a simulated task ends only when time is brought forward)."""
@@ -273,18 +276,9 @@ def task_logs(ctx: Ctx) -> Iterator[MessageBatch]:
         except ApiError as err:
             raise ApiError(err.code, f"failed to check the termination status: {err.message}")
 
-    return _errors_wrapped(
+    return batch_errors_wrapped(
         logs._batches(database, request, ended=ended, message=message, authorize=authorize)
     )
-
-
-def _errors_wrapped(stream: Iterator[MessageBatch]) -> Iterator[MessageBatch]:
-    try:
-        yield from stream
-    except ApiError as err:
-        raise ApiError(err.code, _multierror(err.message)) from None
-    except Exception as err:
-        raise ApiError(Code.UNKNOWN, _multierror(str(err) or type(err).__name__)) from None
 
 
 @rpc("TaskLogsFields")
@@ -311,7 +305,7 @@ def _fields_stream(
         if task is None:
             raise ApiError(
                 Code.NOT_FOUND,
-                _multierror(f"failed to fetch batch: task '{task_id}' not found"),
+                multierror(f"failed to fetch batch: task '{task_id}' not found"),
             )
         if task.trial_id is not None:
             fields = logs.log_fields(database, "trial_logs", "trial_id", task.trial_id)
