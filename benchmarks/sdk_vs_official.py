@@ -932,8 +932,8 @@ def main(argv: list[str]) -> int:
 
     from detorm.local import LocalMaster
 
-    cluster_db = pristine("cluster-v1", seed_cluster)
-    fixtures_db = pristine("fixtures-v2", seed_fixtures)
+    cluster_db = pristine("cluster-v2", seed_cluster)
+    fixtures_db = pristine("fixtures-v3", seed_fixtures)
     with tempfile.TemporaryDirectory(prefix="detorm-bench-") as tmp:
         work = Path(tmp)
         shutil.copyfile(cluster_db, work / "cluster.sqlite")

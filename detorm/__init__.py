@@ -46,12 +46,15 @@ from ._api._sync import (
     TrialQuery,
     User,
     UserQuery,
+    Webhook,
+    WebhookQuery,
     Workspace,
     WorkspaceQuery,
     connect,
     default_session,
     set_default_session,
 )
+from ._ops._cluster import ClusterMessage, MasterInfo, MasterLogEntry, SSOProvider
 from ._ops._logs import LogEntry
 from ._ops._metrics import MetricReport, TrialSummary
 from ._ops._profiler import ProfilerSample, ProfilerSeries
@@ -61,6 +64,7 @@ from ._plan._conditions import Q, hp, metrics
 from ._plan._edits import BulkResult, Change, FlushPlan
 from ._plan._query import Explanation
 from ._resources._base import TagSet
+from ._resources._cluster import Trigger
 from ._resources._tasks import AllocationInfo, AllocationResources, ContainerInfo, SlotInfo
 from ._resources._values import (
     CheckpointSummary,
@@ -82,6 +86,9 @@ from ._wire import (
     TaskType,
     Timestamp,
     TrialState,
+    TriggerType,
+    WebhookMode,
+    WebhookType,
     WorkspaceState,
 )
 
@@ -97,6 +104,7 @@ __all__ = [
     "CheckpointQuery",
     "CheckpointState",
     "CheckpointSummary",
+    "ClusterMessage",
     "Command",
     "CommandQuery",
     "ContainerInfo",
@@ -113,6 +121,8 @@ __all__ = [
     "JobType",
     "LogEntry",
     "LogLevel",
+    "MasterInfo",
+    "MasterLogEntry",
     "MetricReport",
     "MetricSummary",
     "MetricsStream",
@@ -135,6 +145,7 @@ __all__ = [
     "ResourcePool",
     "ResourcePoolQuery",
     "RetryPolicy",
+    "SSOProvider",
     "Session",
     "Shell",
     "ShellQuery",
@@ -153,9 +164,15 @@ __all__ = [
     "TrialQuery",
     "TrialState",
     "TrialSummary",
+    "Trigger",
+    "TriggerType",
     "User",
     "UserQuery",
     "Validation",
+    "Webhook",
+    "WebhookMode",
+    "WebhookQuery",
+    "WebhookType",
     "Workspace",
     "WorkspaceQuery",
     "WorkspaceState",

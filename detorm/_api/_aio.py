@@ -15,14 +15,28 @@ import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 
+from .._ops import _create as cr
 from .._ops import _executor
 from .._ops import _experiments as xp
+from .._ops import _rp_bindings as rp
 from .._ops._actions import bulk_action, delete_checkpoint, experiment_action
+from .._ops._cluster import (
+    ClusterMessage,
+    MasterInfo,
+    MasterLogEntry,
+    clear_cluster_message,
+    cluster_message,
+    log_out,
+    master_config,
+    master_info,
+    master_log_reader,
+    set_cluster_message,
+)
 from .._ops._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
 from .._ops._effects import Op, RecordReader, Rows
 from .._ops._logs import LogEntry, log_reader
@@ -56,6 +70,7 @@ from .._ops._tensorboard import (
     delete_tensorboard_files,
     download_tensorboard,
 )
+from .._ops._webhooks import create_webhook, delete_webhook, test_webhook, webhook_body
 from .._plan._edits import BulkResult, Change
 from .._plan._query import (
     AgentFilters,
@@ -75,16 +90,19 @@ from .._plan._query import (
     TensorboardFilters,
     TrialFilters,
     UserFilters,
+    WebhookFilters,
     WorkspaceFilters,
 )
+from .._resources import _cluster as c
 from .._resources import _models as m
 from .._resources import _tasks as t
 from .._resources._base import Resource, SessionLike
+from .._resources._cluster import Trigger
 from .._resources._inputs import require
 from .._resources._relations import SettableToOne, ToMany, ToOne
 from .._resources._values import ExperimentConfig
 from .._state._session import SessionBase
-from .._wire import ExperimentState, LogLevel, TaskState, TrialState
+from .._wire import ExperimentState, LogLevel, TaskState, TrialState, WebhookMode, WebhookType
 from ..errors import NotLoaded
 from . import _sync
 from ._drivers import AsyncTransport
@@ -111,6 +129,7 @@ __all__ = [
     "AsyncTensorboardQuery",
     "AsyncTrialQuery",
     "AsyncUserQuery",
+    "AsyncWebhookQuery",
     "AsyncWorkspaceQuery",
     "Checkpoint",
     "Command",
@@ -127,6 +146,7 @@ __all__ = [
     "Tensorboard",
     "Trial",
     "User",
+    "Webhook",
     "Workspace",
     "connect",
     "default_session",
@@ -212,6 +232,8 @@ class AsyncSession(SessionBase):
     def query(self, resource: type[ResourcePool]) -> AsyncResourcePoolQuery: ...
     @overload
     def query(self, resource: type[Agent]) -> AsyncAgentQuery: ...
+    @overload
+    def query(self, resource: type[Webhook]) -> AsyncWebhookQuery: ...
 
     def query(self, resource: type[Resource]) -> AsyncQuery[Any]:
         return self._query(resource)
@@ -264,6 +286,38 @@ class AsyncSession(SessionBase):
 
     async def queue_stats(self, pools: Iterable[str] | None = None) -> dict[str, QueueStats]:
         return await self.transport.run(queue_stats(pools))
+
+    async def master_info(self) -> MasterInfo:
+        return await self.transport.run(master_info())
+
+    async def master_config(self) -> dict[str, Any]:
+        return await self.transport.run(master_config())
+
+    def master_logs(
+        self, *, follow: bool = False, limit: int | None = None, offset: int | None = None
+    ) -> AsyncIterator[MasterLogEntry]:
+        reader = master_log_reader(follow=follow, limit=limit, offset=offset)
+        return self.transport.iterate(reader(self.transport))
+
+    async def cluster_message(self) -> ClusterMessage | None:
+        return await self.transport.run(cluster_message())
+
+    async def set_cluster_message(
+        self,
+        message: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        duration: timedelta | str | None = None,
+    ) -> None:
+        op = set_cluster_message(message, start=start, end=end, duration=duration)
+        await self.transport.run(op)
+
+    async def clear_cluster_message(self) -> None:
+        await self.transport.run(clear_cluster_message())
+
+    async def logout(self) -> None:
+        await self.transport.run(log_out(self))
 
     async def commit(self, *objects: Resource) -> list[Change]:
         return await self.transport.run(self._commit(objects))
@@ -509,6 +563,10 @@ class AsyncResourcePoolQuery(ResourcePoolFilters["ResourcePool"], AsyncQuery["Re
     pass
 
 
+class AsyncWebhookQuery(WebhookFilters["Webhook"], AsyncQuery["Webhook"]):
+    pass
+
+
 class AsyncAgentQuery(AgentFilters["Agent"], AsyncQuery["Agent"]):
     pass
 
@@ -581,8 +639,44 @@ class User(_Async, m.User):
     def query(cls, session: AsyncSession | None = None) -> AsyncUserQuery:
         return AsyncUserQuery(cls, session)
 
+    @classmethod
+    async def create(
+        cls,
+        username: str,
+        *,
+        password: str | None = None,
+        admin: bool = False,
+        active: bool = True,
+        display_name: str = "",
+        remote: bool = False,
+        session: AsyncSession | None = None,
+    ) -> User:
+        session = session or default_session()
+        op = cr.create_user(
+            session, session._class_of(cls), username, password=password, admin=admin,
+            active=active, display_name=display_name, remote=remote,
+        )  # fmt: skip
+        return await session.transport.run(op)
+
+    async def set_password(self, password: str) -> None:
+        await self.session.transport.run(cr.set_password(self.session, self, password))
+
 
 class Workspace(_Async, m.Workspace):
+    # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
+    def __init__(
+        self,
+        *,
+        name: str,
+        checkpoint_storage_config: dict[str, Any] | None = None,
+        default_compute_pool: str = "",
+        default_aux_pool: str = "",
+    ) -> None:
+        m.Workspace.__init__(
+            self, name=name, checkpoint_storage_config=checkpoint_storage_config,
+            default_compute_pool=default_compute_pool, default_aux_pool=default_aux_pool,
+        )  # fmt: skip
+
     @classmethod
     def query(cls, session: AsyncSession | None = None) -> AsyncWorkspaceQuery:
         return AsyncWorkspaceQuery(cls, session)
@@ -594,14 +688,69 @@ class Workspace(_Async, m.Workspace):
     notebooks = ToMany(lambda s: Notebook.query(_aio(s)), "workspace_id")
     tensorboards = ToMany(lambda s: Tensorboard.query(_aio(s)), "workspace_id")
 
+    @classmethod
+    async def create(
+        cls,
+        name: str,
+        *,
+        checkpoint_storage_config: Mapping[str, Any] | None = None,
+        default_compute_pool: str | None = None,
+        default_aux_pool: str | None = None,
+        session: AsyncSession | None = None,
+    ) -> Workspace:
+        session = session or default_session()
+        op = cr.create_workspace(
+            session, session._class_of(cls), name,
+            checkpoint_storage_config=checkpoint_storage_config,
+            default_compute_pool=default_compute_pool, default_aux_pool=default_aux_pool,
+        )  # fmt: skip
+        return await session.transport.run(op)
+
+    async def delete(self) -> None:
+        await self.session.transport.run(cr.delete_workspace(self.session, self))
+
+    async def resource_pools(self) -> list[str]:
+        return await self.session.transport.run(rp.resource_pools(self.session, self))
+
+    async def bind_resource_pools(self, *names: str) -> None:
+        await self.session.transport.run(rp.bind_resource_pools(self.session, self, names))
+
+    async def unbind_resource_pools(self, *names: str) -> None:
+        await self.session.transport.run(rp.unbind_resource_pools(self.session, self, names))
+
 
 class Project(_Async, m.Project):
+    # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
+    def __init__(
+        self, *, name: str, workspace: m.Workspace | int, description: str = "", key: str = ""
+    ) -> None:
+        m.Project.__init__(self, name=name, workspace=workspace, description=description, key=key)
+
     @classmethod
     def query(cls, session: AsyncSession | None = None) -> AsyncProjectQuery:
         return AsyncProjectQuery(cls, session)
 
     workspace = SettableToOne(lambda: Workspace, "workspace_id")
     experiments = ToMany(lambda s: Experiment.query(_aio(s)), "project_id")
+
+    @classmethod
+    async def create(
+        cls,
+        workspace: Workspace | int,
+        name: str,
+        *,
+        description: str = "",
+        key: str | None = None,
+        session: AsyncSession | None = None,
+    ) -> Project:
+        session = session or _session_of(workspace)
+        op = cr.create_project(
+            session, session._class_of(cls), workspace, name, description=description, key=key
+        )
+        return await session.transport.run(op)
+
+    async def delete(self) -> None:
+        await self.session.transport.run(cr.delete_project(self.session, self))
 
 
 class Experiment(_Async, m.Experiment):
@@ -828,12 +977,67 @@ class Checkpoint(_Async, m.Checkpoint):
 
 
 class Model(_Async, m.Model):
+    # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
+    def __init__(
+        self,
+        *,
+        name: str,
+        workspace: m.Workspace | int | None = None,
+        description: str = "",
+        notes: str = "",
+        labels: Iterable[str] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        m.Model.__init__(
+            self, name=name, workspace=workspace, description=description, notes=notes, labels=labels,
+            metadata=metadata,
+        )  # fmt: skip
+
     @classmethod
     def query(cls, session: AsyncSession | None = None) -> AsyncModelQuery:
         return AsyncModelQuery(cls, session)
 
     workspace = SettableToOne(lambda: Workspace, "workspace_id")
     versions = ToMany(lambda s: ModelVersion.query(_aio(s)), "model_id")
+
+    @classmethod
+    async def create(
+        cls,
+        name: str,
+        *,
+        workspace: Workspace | int | None = None,
+        description: str = "",
+        notes: str = "",
+        labels: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        session: AsyncSession | None = None,
+    ) -> Model:
+        session = session or _session_of(workspace)
+        op = cr.create_model(
+            session, session._class_of(cls), name, workspace=workspace,
+            description=description, notes=notes, labels=labels, metadata=metadata,
+        )  # fmt: skip
+        return await session.transport.run(op)
+
+    async def register_version(
+        self,
+        checkpoint: Checkpoint | str,
+        *,
+        name: str = "",
+        comment: str = "",
+        notes: str = "",
+        labels: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        session = self.session
+        op = cr.register_version(
+            session, session._class_of(ModelVersion), self, checkpoint, name=name,
+            comment=comment, notes=notes, labels=labels, metadata=metadata,
+        )  # fmt: skip
+        return await session.transport.run(op)
+
+    async def delete(self) -> None:
+        await self.session.transport.run(cr.delete_model(self.session, self))
 
 
 class ModelVersion(_Async, m.ModelVersion):
@@ -843,6 +1047,9 @@ class ModelVersion(_Async, m.ModelVersion):
 
     model = ToOne(lambda: Model, "model_id")
     checkpoint = ToOne(lambda: Checkpoint, "checkpoint_uuid")
+
+    async def delete(self) -> None:
+        await self.session.transport.run(cr.delete_model_version(self.session, self))
 
 
 class Task(_Logs, t.Task):
@@ -1031,6 +1238,44 @@ class Agent(_Async, t.Agent):
         return AsyncAgentQuery(cls, session)
 
 
+class Webhook(_Async, c.Webhook):
+    @classmethod
+    def query(cls, session: AsyncSession | None = None) -> AsyncWebhookQuery:
+        return AsyncWebhookQuery(cls, session)
+
+    @classmethod
+    async def create(
+        cls,
+        url: str,
+        *,
+        triggers: Iterable[Trigger],
+        webhook_type: WebhookType | str = "DEFAULT",
+        name: str | None = None,
+        workspace: Workspace | int | None = None,
+        mode: WebhookMode | str = "WORKSPACE",
+        session: AsyncSession | None = None,
+    ) -> Webhook:
+        body = webhook_body(
+            url, triggers=triggers, webhook_type=webhook_type, name=name, workspace=workspace,
+            mode=mode,
+        )  # fmt: skip
+        session = session or default_session()
+        return await session.transport.run(create_webhook(session, session._class_of(cls), body))
+
+    async def delete(self) -> None:
+        await self.session.transport.run(delete_webhook(self.session, self))
+
+    async def test(self) -> None:
+        await self.session.transport.run(test_webhook(self))
+
+
+def _session_of(parent: Resource | int | None) -> AsyncSession:
+    """The session of a parent object given to a create, else the default session."""
+    if isinstance(parent, Resource) and isinstance(parent._session, AsyncSession):
+        return parent._session
+    return default_session()
+
+
 def _aio(session: SessionLike | None) -> AsyncSession | None:
     assert session is None or isinstance(session, AsyncSession)
     return session
@@ -1038,7 +1283,7 @@ def _aio(session: SessionLike | None) -> AsyncSession | None:
 
 RESOURCES = (
     User, Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion, Command, Shell,
-    Notebook, Tensorboard, Task, Template, Job, ResourcePool, Agent,
+    Notebook, Tensorboard, Task, Template, Job, ResourcePool, Agent, Webhook,
 )  # fmt: skip
 AsyncSession._classes = {cls.__name__: cls for cls in RESOURCES}
 _QUERIES: dict[str, type[AsyncQuery[Any]]] = {
@@ -1049,7 +1294,7 @@ _QUERIES: dict[str, type[AsyncQuery[Any]]] = {
     "Shell": AsyncShellQuery, "Notebook": AsyncNotebookQuery,
     "Tensorboard": AsyncTensorboardQuery, "Template": AsyncTemplateQuery,
     "Job": AsyncJobQuery, "Task": AsyncTaskQuery, "ResourcePool": AsyncResourcePoolQuery,
-    "Agent": AsyncAgentQuery,
+    "Agent": AsyncAgentQuery, "Webhook": AsyncWebhookQuery,
 }  # fmt: skip
 
 

@@ -10,14 +10,28 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 
+from .._ops import _create as cr
 from .._ops import _executor
 from .._ops import _experiments as xp
+from .._ops import _rp_bindings as rp
 from .._ops._actions import bulk_action, delete_checkpoint, experiment_action
+from .._ops._cluster import (
+    ClusterMessage,
+    MasterInfo,
+    MasterLogEntry,
+    clear_cluster_message,
+    cluster_message,
+    log_out,
+    master_config,
+    master_info,
+    master_log_reader,
+    set_cluster_message,
+)
 from .._ops._download import CHECKPOINT_MAX_SIZE, CODE_MAX_SIZE, download_checkpoint, download_code
 from .._ops._effects import Op, RecordReader, Rows
 from .._ops._logs import LogEntry, log_reader
@@ -51,6 +65,7 @@ from .._ops._tensorboard import (
     delete_tensorboard_files,
     download_tensorboard,
 )
+from .._ops._webhooks import create_webhook, delete_webhook, test_webhook, webhook_body
 from .._plan._edits import BulkResult, Change
 from .._plan._query import (
     AgentFilters,
@@ -70,16 +85,19 @@ from .._plan._query import (
     TensorboardFilters,
     TrialFilters,
     UserFilters,
+    WebhookFilters,
     WorkspaceFilters,
 )
+from .._resources import _cluster as c
 from .._resources import _models as m
 from .._resources import _tasks as t
 from .._resources._base import Resource, SessionLike
+from .._resources._cluster import Trigger
 from .._resources._inputs import require
 from .._resources._relations import SettableToOne, ToMany, ToOne
 from .._resources._values import ExperimentConfig
 from .._state._session import SessionBase
-from .._wire import ExperimentState, LogLevel, TaskState, TrialState
+from .._wire import ExperimentState, LogLevel, TaskState, TrialState, WebhookMode, WebhookType
 from ._drivers import Transport
 
 __all__ = [
@@ -119,6 +137,8 @@ __all__ = [
     "TrialQuery",
     "User",
     "UserQuery",
+    "Webhook",
+    "WebhookQuery",
     "Workspace",
     "WorkspaceQuery",
     "connect",
@@ -218,6 +238,8 @@ class Session(SessionBase):
     def query(self, resource: type[ResourcePool]) -> ResourcePoolQuery: ...
     @overload
     def query(self, resource: type[Agent]) -> AgentQuery: ...
+    @overload
+    def query(self, resource: type[Webhook]) -> WebhookQuery: ...
 
     def query(self, resource: type[Resource]) -> Query[Any]:
         """A query of ``resource`` in this session."""
@@ -301,6 +323,53 @@ class Session(SessionBase):
         """Queued and scheduled jobs by resource pool (``GetJobQueueStats``; every pool unless
         ``pools`` names some)."""
         return self.transport.run(queue_stats(pools))
+
+    def master_info(self) -> MasterInfo:
+        """The master's version, cluster id and name, features and cluster message
+        (``GetMaster``)."""
+        return self.transport.run(master_info())
+
+    def master_config(self) -> dict[str, Any]:
+        """The master's configuration as the master prints it (``GetMasterConfig``; admins
+        only: others get the master's 403 as ``Forbidden``)."""
+        return self.transport.run(master_config())
+
+    def master_logs(
+        self, *, follow: bool = False, limit: int | None = None, offset: int | None = None
+    ) -> Iterator[MasterLogEntry]:
+        """The master's own log lines (``MasterLogs``): ``offset`` skips that many (counted
+        from the end when negative), ``limit`` keeps that many, ``follow`` waits for new ones
+        until the limit or until you stop iterating."""
+        reader = master_log_reader(follow=follow, limit=limit, offset=offset)
+        return self.transport.iterate(reader(self.transport))
+
+    def cluster_message(self) -> ClusterMessage | None:
+        """The cluster-wide message, None when there is none (admins only)."""
+        return self.transport.run(cluster_message())
+
+    def set_cluster_message(
+        self,
+        message: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        duration: timedelta | str | None = None,
+    ) -> None:
+        """Show ``message`` cluster-wide from ``start`` (now by default) until ``end``, or for
+        ``duration`` (a timedelta or a Go duration such as ``"90m"``), or with no end (admins
+        only; it replaces the current one)."""
+        op = set_cluster_message(message, start=start, end=end, duration=duration)
+        self.transport.run(op)
+
+    def clear_cluster_message(self) -> None:
+        """Remove the cluster-wide message (admins only)."""
+        self.transport.run(clear_cluster_message())
+
+    def logout(self) -> None:
+        """End this session's login on the master (``POST /api/v1/auth/logout``) and drop its
+        token from the det CLI's token cache, as ``det user logout`` does. A later request
+        logs in again if the session has a password; otherwise it raises ``Unauthenticated``."""
+        self.transport.run(log_out(self))
 
     def commit(self, *objects: Resource) -> list[Change]:
         """Send pending edits (of ``objects`` only, if given); return the applied changes.
@@ -583,6 +652,10 @@ class ResourcePoolQuery(ResourcePoolFilters["ResourcePool"], Query["ResourcePool
     pass
 
 
+class WebhookQuery(WebhookFilters["Webhook"], Query["Webhook"]):
+    pass
+
+
 class AgentQuery(AgentFilters["Agent"], Query["Agent"]):
     pass
 
@@ -660,8 +733,49 @@ class User(_Sync, m.User):
         """All users (``GET /api/v1/users``)."""
         return UserQuery(cls, session)
 
+    @classmethod
+    def create(
+        cls,
+        username: str,
+        *,
+        password: str | None = None,
+        admin: bool = False,
+        active: bool = True,
+        display_name: str = "",
+        remote: bool = False,
+        session: Session | None = None,
+    ) -> User:
+        """A new user, now (``PostUser``; admins only). The password is sent once and never
+        kept, logged or shown."""
+        session = session or default_session()
+        op = cr.create_user(
+            session, session._class_of(cls), username, password=password, admin=admin,
+            active=active, display_name=display_name, remote=remote,
+        )  # fmt: skip
+        return session.transport.run(op)
+
+    def set_password(self, password: str) -> None:
+        """Set this user's password now (``SetUserPassword``; the user's own, or any as an
+        admin). The master ends the user's other sessions."""
+        self.session.transport.run(cr.set_password(self.session, self, password))
+
 
 class Workspace(_Sync, m.Workspace):
+    # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
+    def __init__(
+        self,
+        *,
+        name: str,
+        checkpoint_storage_config: dict[str, Any] | None = None,
+        default_compute_pool: str = "",
+        default_aux_pool: str = "",
+    ) -> None:
+        """A new workspace: ``session.add(ws)``, then ``session.commit()`` creates it."""
+        m.Workspace.__init__(
+            self, name=name, checkpoint_storage_config=checkpoint_storage_config,
+            default_compute_pool=default_compute_pool, default_aux_pool=default_aux_pool,
+        )  # fmt: skip
+
     @classmethod
     def query(cls, session: Session | None = None) -> WorkspaceQuery:
         return WorkspaceQuery(cls, session)
@@ -679,8 +793,60 @@ class Workspace(_Sync, m.Workspace):
     tensorboards = ToMany(lambda s: Tensorboard.query(_sync(s)), "workspace_id")
     """This workspace's TensorBoards (a query)."""
 
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        checkpoint_storage_config: Mapping[str, Any] | None = None,
+        default_compute_pool: str | None = None,
+        default_aux_pool: str | None = None,
+        session: Session | None = None,
+    ) -> Workspace:
+        """A new workspace, now (``PostWorkspace``; a name another workspace has is refused
+        with :class:`~detorm.errors.Conflict`)."""
+        session = session or default_session()
+        op = cr.create_workspace(
+            session, session._class_of(cls), name,
+            checkpoint_storage_config=checkpoint_storage_config,
+            default_compute_pool=default_compute_pool, default_aux_pool=default_aux_pool,
+        )  # fmt: skip
+        return session.transport.run(op)
+
+    def delete(self) -> None:
+        """Delete this workspace now, with its projects and their experiments
+        (``DeleteWorkspace``; waits while the master deletes them in the background). The
+        master refuses a workspace that holds models."""
+        self.session.transport.run(cr.delete_workspace(self.session, self))
+
+    def resource_pools(self) -> list[str]:
+        """The resource pools this workspace may use, bound to it or unbound to any
+        (``ListRPsBoundToWorkspace``)."""
+        return self.session.transport.run(rp.resource_pools(self.session, self))
+
+    def bind_resource_pools(self, *names: str) -> None:
+        """Bind these pools to this workspace now (``BindRPToWorkspace``, one per pool; an
+        admin's action). Sent at once, not through the unit of work: a binding belongs to the
+        pool, it is no field of the workspace. The master refuses a default pool and an unknown
+        one (:class:`~detorm.errors.ServerError` with its message)."""
+        self.session.transport.run(rp.bind_resource_pools(self.session, self, names))
+
+    def unbind_resource_pools(self, *names: str) -> None:
+        """Unbind these pools from this workspace now (``UnbindRPFromWorkspace``, one per pool;
+        at once, as :meth:`bind_resource_pools`). The master refuses a binding that does not
+        exist (:class:`~detorm.errors.ServerError`)."""
+        self.session.transport.run(rp.unbind_resource_pools(self.session, self, names))
+
 
 class Project(_Sync, m.Project):
+    # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
+    def __init__(
+        self, *, name: str, workspace: m.Workspace | int, description: str = "", key: str = ""
+    ) -> None:
+        """A new project in ``workspace`` (existing, its id, or new: created first); ``session.add``
+        then ``session.commit()`` creates it (without a key the master makes one)."""
+        m.Project.__init__(self, name=name, workspace=workspace, description=description, key=key)
+
     @classmethod
     def query(cls, session: Session | None = None) -> ProjectQuery:
         return ProjectQuery(cls, session)
@@ -690,6 +856,29 @@ class Project(_Sync, m.Project):
 
     experiments = ToMany(lambda s: Experiment.query(_sync(s)), "project_id")
     """This project's experiments (a query)."""
+
+    @classmethod
+    def create(
+        cls,
+        workspace: Workspace | int,
+        name: str,
+        *,
+        description: str = "",
+        key: str | None = None,
+        session: Session | None = None,
+    ) -> Project:
+        """A new project in ``workspace``, now (``PostProject``; a name taken in the workspace,
+        or a key taken anywhere, is refused with :class:`~detorm.errors.Conflict`)."""
+        session = session or _session_of(workspace)
+        op = cr.create_project(
+            session, session._class_of(cls), workspace, name, description=description, key=key
+        )
+        return session.transport.run(op)
+
+    def delete(self) -> None:
+        """Delete this project and its experiments now (``DeleteProject``; waits while the
+        master deletes them in the background)."""
+        self.session.transport.run(cr.delete_project(self.session, self))
 
 
 class Experiment(_Sync, m.Experiment):
@@ -1047,6 +1236,24 @@ class Checkpoint(_Sync, m.Checkpoint):
 
 
 class Model(_Sync, m.Model):
+    # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
+    def __init__(
+        self,
+        *,
+        name: str,
+        workspace: m.Workspace | int | None = None,
+        description: str = "",
+        notes: str = "",
+        labels: Iterable[str] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """A new model (in ``workspace``, else Uncategorized); ``session.add`` then
+        ``session.commit()`` creates it."""
+        m.Model.__init__(
+            self, name=name, workspace=workspace, description=description, notes=notes, labels=labels,
+            metadata=metadata,
+        )  # fmt: skip
+
     @classmethod
     def query(cls, session: Session | None = None) -> ModelQuery:
         """Registered models (``GET /api/v1/models``)."""
@@ -1057,6 +1264,50 @@ class Model(_Sync, m.Model):
 
     versions = ToMany(lambda s: ModelVersion.query(_sync(s)), "model_id")
     """The model's versions (a query)."""
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        workspace: Workspace | int | None = None,
+        description: str = "",
+        notes: str = "",
+        labels: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        session: Session | None = None,
+    ) -> Model:
+        """A new registered model, now (``PostModel``; in the Uncategorized workspace unless
+        ``workspace``; a name any model has is refused with :class:`~detorm.errors.Conflict`)."""
+        session = session or _session_of(workspace)
+        op = cr.create_model(
+            session, session._class_of(cls), name, workspace=workspace,
+            description=description, notes=notes, labels=labels, metadata=metadata,
+        )  # fmt: skip
+        return session.transport.run(op)
+
+    def register_version(
+        self,
+        checkpoint: Checkpoint | str,
+        *,
+        name: str = "",
+        comment: str = "",
+        notes: str = "",
+        labels: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Register a COMPLETED checkpoint (or its uuid) as this model's next version, now
+        (``PostModelVersion``)."""
+        session = self.session
+        op = cr.register_version(
+            session, session._class_of(ModelVersion), self, checkpoint, name=name,
+            comment=comment, notes=notes, labels=labels, metadata=metadata,
+        )  # fmt: skip
+        return session.transport.run(op)
+
+    def delete(self) -> None:
+        """Delete this model and its versions now (``DeleteModel``; the checkpoints stay)."""
+        self.session.transport.run(cr.delete_model(self.session, self))
 
 
 class ModelVersion(_Sync, m.ModelVersion):
@@ -1069,6 +1320,10 @@ class ModelVersion(_Sync, m.ModelVersion):
     """The model this version belongs to (identity map; fetched once)."""
     checkpoint = ToOne(lambda: Checkpoint, "checkpoint_uuid")
     """The registered checkpoint (identity map; fetched once)."""
+
+    def delete(self) -> None:
+        """Delete this version now (``DeleteModelVersion``; the checkpoint stays)."""
+        self.session.transport.run(cr.delete_model_version(self.session, self))
 
 
 class Task(_Logs, t.Task):
@@ -1303,6 +1558,54 @@ class Agent(_Sync, t.Agent):
         return AgentQuery(cls, session)
 
 
+def _session_of(parent: Resource | int | None) -> Session:
+    """The session of a parent object given to a create, else the default session."""
+    if isinstance(parent, Resource) and isinstance(parent._session, Session):
+        return parent._session
+    return default_session()
+
+
+class Webhook(_Sync, c.Webhook):
+    @classmethod
+    def query(cls, session: Session | None = None) -> WebhookQuery:
+        """Every webhook you may see (``GET /api/v1/webhooks``, one answer: filters and order
+        are applied here)."""
+        return WebhookQuery(cls, session)
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        *,
+        triggers: Iterable[Trigger],
+        webhook_type: WebhookType | str = "DEFAULT",
+        name: str | None = None,
+        workspace: Workspace | int | None = None,
+        mode: WebhookMode | str = "WORKSPACE",
+        session: Session | None = None,
+    ) -> Webhook:
+        """A new webhook (``PostWebhook``), created now: the master POSTs to ``url`` when one
+        of ``triggers`` fires. ``webhook_type`` ``DEFAULT`` or ``SLACK`` (the payload's
+        shape); ``workspace`` limits it to one workspace (default: all); ``mode``
+        ``WORKSPACE`` (every experiment there) or ``SPECIFIC`` (experiments whose config
+        names it; needed by CUSTOM triggers)."""
+        body = webhook_body(
+            url, triggers=triggers, webhook_type=webhook_type, name=name, workspace=workspace,
+            mode=mode,
+        )  # fmt: skip
+        session = session or default_session()
+        return session.transport.run(create_webhook(session, session._class_of(cls), body))
+
+    def delete(self) -> None:
+        """Delete this webhook now."""
+        self.session.transport.run(delete_webhook(self.session, self))
+
+    def test(self) -> None:
+        """Have the master send a test event to the URL now (``TestWebhook``); a URL that
+        cannot be reached or answers an error status raises ``BadRequest``."""
+        self.session.transport.run(test_webhook(self))
+
+
 def _sync(session: SessionLike | None) -> Session | None:
     assert session is None or isinstance(session, Session)
     return session
@@ -1310,7 +1613,7 @@ def _sync(session: SessionLike | None) -> Session | None:
 
 RESOURCES = (
     User, Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion, Command, Shell,
-    Notebook, Tensorboard, Task, Template, Job, ResourcePool, Agent,
+    Notebook, Tensorboard, Task, Template, Job, ResourcePool, Agent, Webhook,
 )  # fmt: skip
 Session._classes = {cls.__name__: cls for cls in RESOURCES}
 _QUERIES: dict[str, type[Query[Any]]] = {
@@ -1319,5 +1622,5 @@ _QUERIES: dict[str, type[Query[Any]]] = {
     "Model": ModelQuery, "ModelVersion": ModelVersionQuery, "Command": CommandQuery,
     "Shell": ShellQuery, "Notebook": NotebookQuery, "Tensorboard": TensorboardQuery,
     "Template": TemplateQuery, "Job": JobQuery, "Task": TaskQuery,
-    "ResourcePool": ResourcePoolQuery, "Agent": AgentQuery,
+    "ResourcePool": ResourcePoolQuery, "Agent": AgentQuery, "Webhook": WebhookQuery,
 }  # fmt: skip

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, Literal, Protocol, Self
 
-from ..errors import DownloadError, InvalidValue, UnsafeArchive
+from ..errors import DownloadError, InvalidType, InvalidValue, UnsafeArchive
 
 __all__ = [
     "ENTRY_COST",
@@ -58,6 +58,7 @@ __all__ = [
     "Extraction",
     "Limits",
     "Readable",
+    "destination_path",
     "extract_into",
     "member_path",
     "staging",
@@ -116,6 +117,19 @@ class Limits:
 # --- the staging directory -------------------------------------------------------------------
 
 
+def destination_path(path: object, where: str = "path") -> Path:
+    """The ``path`` a download was given, checked before anything is sent: a str or a path
+    object, without NUL (no OS takes one: the os calls would raise a bare ValueError)."""
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidType(
+            f"{where} must be a directory path (a str or a path object), not {type(path).__name__}"
+        )
+    target = Path(path)
+    if "\x00" in str(target):
+        raise InvalidValue(f"cannot download into {str(target)!r}: a path cannot hold a NUL")
+    return target
+
+
 @contextlib.contextmanager
 def staging(destination: str | os.PathLike[str], *, merge: bool = True) -> Iterator[Path]:
     """An empty directory next to ``destination`` that becomes its content on success.
@@ -127,7 +141,7 @@ def staging(destination: str | os.PathLike[str], *, merge: bool = True) -> Itera
     links inside are checked, then the directory is renamed to ``destination`` (or merged into
     it); on an exception everything created here, missing parents included, is removed.
     """
-    target = Path(destination).absolute()
+    target = destination_path(destination).absolute()
     created_parents = _missing_parents(target)
     _check_destination(target, merge=merge)
     try:

@@ -59,15 +59,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..errors import ContextError, InvalidType
+from ..errors import ContextError, InvalidType, InvalidValue
 from ._wildmatch import PathSpec, PatternError
 
 __all__ = [
     "DEFAULT_DETIGNORE",
     "MAX_CONTEXT_SIZE",
     "ContextWarning",
+    "check_context_path",
     "read_context",
 ]
+
+
+def check_context_path(where: str, value: object, what: str) -> None:
+    """A model directory or include path, checked before anything is read or sent: a str or a
+    path object of one, without NUL (no OS takes one: os.path.realpath would raise a bare
+    ValueError)."""
+    path = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+    if not isinstance(path, str):
+        shown = type(value if path is None else path).__name__
+        raise InvalidType(f"{where} must be {what} (a str or a path object), not {shown}")
+    if "\x00" in path:
+        raise InvalidValue(f"{where} cannot contain a NUL character (\\x00): {path!r}")
+
 
 # determined.common.constants: the master takes requests and websocket messages of up to
 # 128 MiB, base64 costs 4 bytes per 3, and 1 MiB is left for the rest of the message.

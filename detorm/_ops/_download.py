@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 from .. import _wire as w
-from .._io._archive import Extraction, Limits, Readable, extract_into, staging
+from .._io._archive import Extraction, Limits, Readable, destination_path, extract_into, staging
 from .._plan._call import Call
 from .._plan._call import path as url_path  # download_code has a parameter named path
 from ..errors import DownloadError, InvalidType, InvalidValue, StreamInterrupted, UnsafeArchive
@@ -108,7 +108,7 @@ def download_checkpoint(
         raise InvalidValue(f"unknown download mode {mode!r}: use 'auto', 'direct' or 'master'")
     check_max_size(max_size)
     uuid = checkpoint if isinstance(checkpoint, str) else checkpoint.uuid
-    destination = Path(path)
+    destination = destination_path(path)
     with staging(destination) as directory:
         wire = yield from _current_checkpoint(session, uuid)
         if wire.state not in _DOWNLOADABLE:

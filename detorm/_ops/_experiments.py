@@ -37,9 +37,16 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from .. import _wire as w
-from .._io._context import read_context
+from .._io._context import check_context_path, read_context
 from .._plan._call import Call
-from .._resources._inputs import check_int, check_iterable, check_json_object, require, shown
+from .._resources._inputs import (
+    check_int,
+    check_iterable,
+    check_json_object,
+    check_text,
+    require,
+    shown,
+)
 from .._resources._models import Experiment, Project, Trial
 from .._resources._tasks import Template, check_template_name
 from ..errors import APIError, InvalidConfig, InvalidState, InvalidType, InvalidValue, LaunchWarning
@@ -113,6 +120,7 @@ def _read_config_file(where: str, source: str | os.PathLike[str]) -> str:
     path = os.fspath(source)
     if not isinstance(path, str):
         raise InvalidType(f"{where} must be a str path, not {type(path).__name__}")
+    check_text(where, path)
     if not os.path.isfile(path):
         state = "is a directory" if os.path.isdir(path) else "does not exist"
         raise InvalidValue(
@@ -141,7 +149,7 @@ def _json(value: Any) -> str:
     # json.dumps formats floats with float.__repr__ whatever their class: hence this writer.
     if isinstance(value, float):
         return _BARE_EXPONENT.sub(r"\1.0\2", json.dumps(value))
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # any mapping, as check_json_object takes (not only dicts)
         items = (f"{json.dumps(key, ensure_ascii=False)}: {_json(v)}" for key, v in value.items())
         return "{" + ", ".join(items) + "}"
     if isinstance(value, list | tuple):
@@ -246,12 +254,12 @@ def _model_paths(where: str, model_dir: object, includes: object) -> list[str | 
     """The include paths, after the types of ``model_dir`` and ``includes`` are checked (the
     files are read when the op runs: missing ones are a ContextError then)."""
     if model_dir is not None:
-        require(f"{where}(model_dir)", model_dir, (str, os.PathLike), "a directory path")
+        check_context_path(f"{where}(model_dir)", model_dir, "a directory path")
     if isinstance(includes, str | bytes | os.PathLike):
         raise InvalidType(f"{where}(includes) must be a list of paths, not one path")
     listed = check_iterable(f"{where}(includes)", includes, "a list of paths")
     for path in listed:
-        require(f"{where}(includes) item", path, (str, os.PathLike), "a path")
+        check_context_path(f"{where}(includes) item", path, "a path")
     return listed
 
 
@@ -297,6 +305,12 @@ def validate_config(
     return []
 
 
+def _as_dict(overrides: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A mapping of overrides as a dict (the signatures take any Mapping; check_json_object
+    checks what else it is)."""
+    return dict(overrides) if isinstance(overrides, Mapping) else overrides
+
+
 # --- fork -----------------------------------------------------------------------------------
 def fork_experiment(
     session: Session,
@@ -312,7 +326,10 @@ def fork_experiment(
     project."""
     where = "Experiment.fork"
     if overrides is not None:
+        overrides = _as_dict(overrides)
         check_json_object(f"{where}(config_overrides)", overrides)
+    # Checked again in create_body, but before the parent is read: bad input sends nothing.
+    create_body(where, "", project=project, template=None, activate=activate)
     yield from session._refresh(parent)
     # The parent's config names the project it was created in, which it may have left since.
     base = {k: v for k, v in parent.config.items() if k not in ("project", "workspace")}
@@ -351,6 +368,7 @@ def continue_overrides(
     """The override config: ``overrides`` with ``searcher.max_length`` set when given."""
     result: dict[str, Any] = {}
     if overrides is not None:
+        overrides = _as_dict(overrides)
         check_json_object(f"{where}(config_overrides)", overrides)
         for key in ("project", "workspace"):
             if key in overrides:

@@ -160,6 +160,7 @@ def _groups(groups: Iterable[str] | str | None) -> frozenset[str] | None:
         "groups", groups, f"profiler groups, among {', '.join(PROFILER_GROUPS)}"
     )  # fmt: skip
     for group in chosen:
+        require("each group", group, str, f"a profiler group, among {', '.join(PROFILER_GROUPS)}")
         if group not in PROFILER_GROUPS:
             raise InvalidValue(
                 f"{group!r} is not a profiler group: the master serves {', '.join(PROFILER_GROUPS)}"

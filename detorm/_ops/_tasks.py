@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .. import _wire as w
-from .._io._context import read_context
+from .._io._context import check_context_path, read_context
 from .._plan._call import Call, path
 from .._plan._edits import BulkResult, bulk_filters
 from .._plan._loading import GENERIC_TASK_RESPONSES, generic_task_values
@@ -123,12 +123,12 @@ def launch_context(
 ) -> Context:
     """The paths checked before anything is read or sent (their files are read by launch)."""
     if root is not None:
-        require(f"{name}.launch(context)", root, (str, os.PathLike), "a directory path")
+        check_context_path(f"{name}.launch(context)", root, "a directory path")
     if isinstance(includes, str | bytes | os.PathLike):
         raise InvalidType(f"{name}.launch(includes) must be a list of paths, not one path")
     listed = tuple(check_iterable(f"{name}.launch(includes)", includes, "a list of paths"))
     for path in listed:
-        require(f"{name}.launch(includes) item", path, (str, os.PathLike), "a path")
+        check_context_path(f"{name}.launch(includes) item", path, "a path")
     return Context(root, listed)
 
 

@@ -37,10 +37,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .. import _wire as w
-from .._io._archive import ENTRY_COST, Extraction, Limits, Readable, member_path, staging
+from .._io._archive import (
+    ENTRY_COST,
+    Extraction,
+    Limits,
+    Readable,
+    destination_path,
+    member_path,
+    staging,
+)
 from .._plan._call import Call
 from .._plan._call import path as url_path  # download_tensorboard has a parameter named path
-from .._resources._inputs import check_id, check_iterable
+from .._resources._inputs import check_id, check_iterable, require
 from .._resources._models import Experiment, Trial
 from ..errors import ConfigurationError, DetormError, DownloadError, InvalidValue, UnsafeArchive
 from ._download import (
@@ -129,9 +137,10 @@ def download_tensorboard(
     ``max_size`` bytes, or a file, object key or link that would land outside ``path``.
     """
     check_max_size(max_size)
+    destination = destination_path(path, "download_tensorboard(path)")
+    require("download_tensorboard(progress)", progress, bool, "True or False")
     experiment_id = _experiment_id(experiment)
     wanted = _wanted_trials(trials, experiment_id)
-    destination = Path(path)
     with staging(destination) as directory:
         exp = yield from session._fetch(Experiment, experiment_id)
         _check_trials(exp, wanted)

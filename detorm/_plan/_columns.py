@@ -19,6 +19,8 @@ from .._wire import (
     TaskState,
     TaskType,
     TrialState,
+    WebhookMode,
+    WebhookType,
     WireEnum,
     WorkspaceState,
 )
@@ -151,6 +153,11 @@ COLUMNS: Final[dict[str, dict[str, Column]]] = {
     "Agent": _cols(
         Column("id", S), Column("registered_time", T, nullable=True), Column("enabled", B),
         Column("draining", B), Column("version", S), Column("num_slots", I),
+    ),
+    "Webhook": _cols(
+        Column("id", I), Column("name", S), Column("url", S),
+        Column("webhook_type", "enum", WebhookType), Column("mode", "enum", WebhookMode),
+        Column("workspace_id", I),
     ),
 }  # fmt: skip
 

@@ -40,8 +40,13 @@ __all__ = [
     "plan_runs",
 ]
 
-Kind = Literal["patch", "label", "bulk", "action", "notes", "metadata"]
+Kind = Literal["patch", "label", "bulk", "action", "notes", "metadata", "create", "delete"]
 UNARCHIVE, EDIT, ARCHIVE = 0, 1, 2
+# Deletions come after every edit (a move out of a project precedes its deletion), children
+# before their parents (a version before its model, a model or project before its workspace).
+DELETE_CHILDREN, DELETE_PARENTS, DELETE_WORKSPACES = 3, 4, 5
+# The pseudo-fields of a creation and a deletion in a Change.
+CREATED, DELETED = "<created>", "<deleted>"
 GLOBAL_PROJECT: Final = -1  # experiment.GlobalProjectID: bulk actions across every project
 
 
@@ -58,6 +63,10 @@ class Change:
 
     def __str__(self) -> str:
         where = f"{self.resource} {self.key}"
+        if self.field == CREATED:
+            return f"create {self.resource} {self.new!r}"
+        if self.field == DELETED:
+            return f"delete {where}"
         if isinstance(self.new, TagSet) or isinstance(self.old, TagSet):
             added = sorted(set(self.new) - set(self.old or ()))
             removed = sorted(set(self.old or ()) - set(self.new))
@@ -125,6 +134,7 @@ class FlushPlan:
 _REPLACED_WHOLE: Final = frozenset({
     ("Model", "labels"), ("Model", "metadata"), ("ModelVersion", "labels"),
     ("ModelVersion", "metadata"), ("Checkpoint", "metadata"), ("Template", "config"),
+    ("Workspace", "checkpoint_storage_config"),
 })  # fmt: skip
 
 
@@ -147,9 +157,19 @@ def _label_routes_carry(change: Change) -> bool:
     return not any("/" in label or ":" in label for label in edited)
 
 
-def plan_flush(changes: Sequence[Change], *, reread: Iterable[Resource] = ()) -> FlushPlan:
+def plan_flush(
+    changes: Sequence[Change],
+    *,
+    reread: Iterable[Resource] = (),
+    deletions: Sequence[Change] = (),
+    creations: Sequence[PlannedCall] = (),
+) -> FlushPlan:
     """The calls that apply ``changes`` (grouped per object, per bulk action, per destination),
-    after reading ``reread`` and the objects :func:`needs_fresh_read` names."""
+    after reading ``reread`` and the objects :func:`needs_fresh_read` names; then
+    ``deletions``. ``creations`` (already planned: they run first, level by level) are shown
+    first."""
+    deleted = {(c.resource, c.key) for c in deletions}
+    changes = [c for c in changes if (c.resource, c.key) not in deleted]  # no use sending
     by_object: dict[tuple[str, Any], list[Change]] = defaultdict(list)
     for change in changes:
         by_object[(change.resource, change.key)].append(change)
@@ -176,8 +196,112 @@ def plan_flush(changes: Sequence[Change], *, reread: Iterable[Resource] = ()) ->
         calls.append(_bulk_archive(group, archived))
     for destination, group in sorted(moves.items()):
         calls.append(_bulk_move(group, destination))
+    calls.extend(_deletion_calls(deletions))
     reads = dict.fromkeys([*reread, *(c.obj for c in changes if needs_fresh_read(c))])
-    return FlushPlan(tuple(sorted(calls, key=lambda c: c.stage)), tuple(reads))
+    ordered = (*creations, *sorted(calls, key=lambda c: c.stage))
+    return FlushPlan(ordered, tuple(reads))
+
+
+# --- deletions ---------------------------------------------------------------------------------
+def deletion(obj: Resource) -> Change:
+    """The pending deletion of ``obj`` as a change."""
+    return Change(type(obj).__name__, obj.pk, DELETED, False, True, obj)
+
+
+def _deletion_calls(deletions: Sequence[Change]) -> list[PlannedCall]:
+    """One request per object, but experiments in one DeleteExperiments per source project and
+    checkpoints in one DeleteCheckpoints: the fewest the API allows."""
+    calls: list[PlannedCall] = []
+    experiments: dict[int, list[Change]] = defaultdict(list)
+    checkpoints = [c for c in deletions if c.resource == "Checkpoint"]
+    for change in deletions:
+        if change.resource == "Experiment":
+            experiments[int(change.obj.__dict__.get("project_id", GLOBAL_PROJECT))].append(change)
+        elif change.resource != "Checkpoint":
+            calls.append(_delete_one(change))
+    for project, group in sorted(experiments.items()):
+        body = {"experimentIds": sorted(c.key for c in group), "projectId": project}
+        call = Call("DELETE", path("/api/v1/projects/{p}/experiments/delete", p=project), body=body)
+        calls.append(PlannedCall(call, "bulk", DELETE_CHILDREN, tuple(group)))
+    if checkpoints:
+        body = {"checkpointUuids": sorted(c.key for c in checkpoints)}
+        call = Call("DELETE", "/api/v1/checkpoints", body=body)
+        calls.append(PlannedCall(call, "delete", DELETE_CHILDREN, tuple(checkpoints)))
+    return calls
+
+
+def _delete_one(change: Change) -> PlannedCall:
+    values = change.obj.__dict__
+    resource, stage = change.resource, DELETE_PARENTS
+    if resource == "Workspace":
+        where, stage = path("/api/v1/workspaces/{id}", id=change.key), DELETE_WORKSPACES
+    elif resource == "Project":
+        where = path("/api/v1/projects/{id}", id=change.key)
+    elif resource == "Model":
+        where = path("/api/v1/models/{id}", id=change.key)
+    elif resource == "ModelVersion":
+        where = path("/api/v1/models/{m}/versions/{v}", m=values["model_id"], v=values["version"])
+        stage = DELETE_CHILDREN
+    elif resource == "Template":
+        where, stage = path("/api/v1/templates/{name}", name=change.key), DELETE_CHILDREN
+    else:
+        raise AssertionError(f"{resource} cannot be deleted through the unit of work")
+    return PlannedCall(Call("DELETE", where), "delete", stage, (change,))
+
+
+DELETABLE: Final = frozenset(
+    {"Workspace", "Project", "Model", "ModelVersion", "Experiment", "Checkpoint", "Template"}
+)
+
+
+# --- creations ---------------------------------------------------------------------------------
+CREATABLE: Final = frozenset({"Workspace", "Project", "Model"})
+
+
+def creation(obj: Resource) -> Change:
+    """The pending creation of the new object ``obj`` as a change (``new``: its name)."""
+    return Change(type(obj).__name__, None, CREATED, None, obj.__dict__.get("name"), obj)
+
+
+def creation_call(obj: Resource, parent: int | None) -> PlannedCall:
+    """The POST that creates the new ``obj``; ``parent``: its workspace's id (None: a model in
+    the Uncategorized workspace; for display only, a placeholder while the workspace is new)."""
+    values = obj.__dict__
+    resource = type(obj).__name__
+    if resource == "Workspace":
+        body: dict[str, Any] = {"name": values["name"]}
+        if values.get("checkpoint_storage_config") is not None:
+            body["checkpointStorageConfig"] = values["checkpoint_storage_config"]
+        for name, wire in (
+            ("default_compute_pool", "defaultComputePool"), ("default_aux_pool", "defaultAuxPool")
+        ):  # fmt: skip
+            if values.get(name):
+                body[wire] = values[name]
+        call = Call("POST", "/api/v1/workspaces", body=body)
+    elif resource == "Project":
+        body = {"name": values["name"], "description": values["description"]}
+        body["workspaceId"] = parent
+        if values.get("key"):
+            body["key"] = values["key"]
+        where = (
+            path("/api/v1/workspaces/{id}/projects", id=parent)
+            if parent is not None
+            else "/api/v1/workspaces/(new)/projects"
+        )
+        call = Call("POST", where, body=body)
+    elif resource == "Model":
+        body = {
+            "name": values["name"], "description": values["description"],
+            "notes": values["notes"], "labels": sorted(values["labels"]),
+        }  # fmt: skip
+        if values["metadata"]:
+            body["metadata"] = dict(values["metadata"])
+        if parent is not None:
+            body["workspaceId"] = parent
+        call = Call("POST", "/api/v1/models", body=body)
+    else:
+        raise AssertionError(f"{resource} cannot be created through the unit of work")
+    return PlannedCall(call, "create", UNARCHIVE - 1, (creation(obj),))
 
 
 _QUEUE_FIELDS: Final = {"priority": "priority", "weight": "weight", "resource_pool": "resourcePool"}
@@ -305,7 +429,7 @@ def _project_calls(changes: Sequence[Change]) -> list[PlannedCall]:
     key = changes[0].key
     base = path("/api/v1/projects/{id}", id=key)
     calls: list[PlannedCall] = []
-    patched = [fields[f] for f in ("name", "description") if f in fields]
+    patched = [fields[f] for f in ("name", "description", "key") if f in fields]
     if patched:
         calls.append(_patch(base, {c.field: c.new for c in patched}, patched))
     if "notes" in fields:
@@ -324,11 +448,48 @@ def _workspace_calls(changes: Sequence[Change]) -> list[PlannedCall]:
     fields = _by_field(changes)
     base = path("/api/v1/workspaces/{id}", id=changes[0].key)
     calls: list[PlannedCall] = []
-    if "name" in fields:
-        calls.append(_patch(base, {"name": fields["name"].new}, [fields["name"]]))
+    body: dict[str, Any] = {}
+    carried: list[Change] = []
+    for name, wire in _WORKSPACE_PATCH.items():
+        if name in fields:
+            new = fields[name].new
+            # an empty object clears the workspace's storage (None is not sent: "unchanged")
+            body[wire] = {} if name == "checkpoint_storage_config" and new is None else new
+            carried.append(fields[name])
+    if carried:
+        calls.append(_patch(base, body, carried))
     if "archived" in fields:
         calls.append(_archive(base, fields["archived"]))
     return calls
+
+
+# PatchWorkspace's fields (the pools by their non-deprecated names).
+_WORKSPACE_PATCH: Final = {
+    "name": "name",
+    "checkpoint_storage_config": "checkpointStorageConfig",
+    "default_compute_pool": "defaultComputeResourcePool",
+    "default_aux_pool": "defaultAuxResourcePool",
+}
+_AGENT_FIELDS: Final = {
+    "agent_uid": "agentUid", "agent_gid": "agentGid", "agent_user": "agentUser",
+    "agent_group": "agentGroup",
+}  # fmt: skip
+
+
+def _user_calls(changes: Sequence[Change]) -> list[PlannedCall]:
+    """One PatchUser. The agent user and group travel together (PatchUser's AgentUserGroup
+    replaces all four), from the object's values."""
+    fields = _by_field(changes)
+    values = changes[0].obj.__dict__
+    body: dict[str, Any] = {}
+    for name, wire in (("display_name", "displayName"), ("active", "active"), ("admin", "admin")):
+        if name in fields:
+            body[wire] = fields[name].new
+    if any(name in fields for name in _AGENT_FIELDS):
+        group = {wire: values.get(name) for name, wire in _AGENT_FIELDS.items()}
+        body["agentUserGroup"] = {k: v for k, v in group.items() if v is not None}
+    call = Call("PATCH", path("/api/v1/users/{id}", id=changes[0].key), body=body)
+    return [_patch_call(call, changes)]
 
 
 def _model_calls(changes: Sequence[Change]) -> list[PlannedCall]:
@@ -398,6 +559,7 @@ _OBJECT_PLANNERS: Final = {
     "Experiment": _experiment_calls,
     "Project": _project_calls,
     "Workspace": _workspace_calls,
+    "User": _user_calls,
     "Model": _model_calls,
     "ModelVersion": _model_version_calls,
     "Checkpoint": _checkpoint_calls,

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal, TypedDict
 
-from .._wire import CheckpointState, ExperimentState, JobState, JobType, TaskState, TaskType, TrialState, WorkspaceState
+from .._wire import CheckpointState, ExperimentState, JobState, JobType, TaskState, TaskType, TrialState, WebhookMode, WebhookType, WorkspaceState
 
 CheckpointStateName = Literal["UNSPECIFIED", "ACTIVE", "COMPLETED", "ERROR", "DELETED", "PARTIALLY_DELETED"]
 
@@ -24,6 +24,10 @@ TaskStateName = Literal["UNSPECIFIED", "PULLING", "STARTING", "RUNNING", "TERMIN
 TaskTypeName = Literal["UNSPECIFIED", "TRIAL", "NOTEBOOK", "SHELL", "COMMAND", "TENSORBOARD", "CHECKPOINT_GC", "GENERIC"]
 
 TrialStateName = Literal["UNSPECIFIED", "ACTIVE", "PAUSED", "STOPPING_CANCELED", "STOPPING_KILLED", "STOPPING_COMPLETED", "STOPPING_ERROR", "CANCELED", "COMPLETED", "ERROR", "QUEUED", "PULLING", "STARTING", "RUNNING"]
+
+WebhookModeName = Literal["UNSPECIFIED", "WORKSPACE", "SPECIFIC"]
+
+WebhookTypeName = Literal["UNSPECIFIED", "DEFAULT", "SLACK"]
 
 WorkspaceStateName = Literal["UNSPECIFIED", "DELETING", "DELETE_FAILED", "DELETED"]
 
@@ -1012,6 +1016,49 @@ class AgentLookups(TypedDict, total=False):
 
 
 AgentOrderKey = Literal["id", "-id", "registered_time", "-registered_time", "enabled", "-enabled", "draining", "-draining", "version", "-version", "num_slots", "-num_slots"]
+
+class WebhookLookups(TypedDict, total=False):
+    """Keyword lookups of ``Webhook.query().filter()``."""
+
+    id: int
+    id__gt: int
+    id__gte: int
+    id__in: Iterable[int]
+    id__lt: int
+    id__lte: int
+    id__ne: int
+    name: str
+    name__contains: str
+    name__gt: str
+    name__gte: str
+    name__in: Iterable[str]
+    name__lt: str
+    name__lte: str
+    name__ne: str
+    url: str
+    url__contains: str
+    url__gt: str
+    url__gte: str
+    url__in: Iterable[str]
+    url__lt: str
+    url__lte: str
+    url__ne: str
+    webhook_type: WebhookType | WebhookTypeName
+    webhook_type__in: Iterable[WebhookType | WebhookTypeName]
+    webhook_type__ne: WebhookType | WebhookTypeName
+    mode: WebhookMode | WebhookModeName
+    mode__in: Iterable[WebhookMode | WebhookModeName]
+    mode__ne: WebhookMode | WebhookModeName
+    workspace_id: int
+    workspace_id__gt: int
+    workspace_id__gte: int
+    workspace_id__in: Iterable[int]
+    workspace_id__lt: int
+    workspace_id__lte: int
+    workspace_id__ne: int
+
+
+WebhookOrderKey = Literal["id", "-id", "name", "-name", "url", "-url", "webhook_type", "-webhook_type", "mode", "-mode", "workspace_id", "-workspace_id"]
 
 class CommandLookups(TypedDict, total=False):
     """Keyword lookups of ``Command.query().filter()``."""

@@ -1264,6 +1264,15 @@ def _plan_agents(query: Query) -> Plan:
     return _finish(query, source, query._where, client_order)
 
 
+def _plan_webhooks(query: Query) -> Plan:
+    # GetWebhooks answers every webhook the user may see at once: no filter, no sort, no paging.
+    source = Source(
+        "Webhook", "GetWebhooks", "GET", "/api/v1/webhooks", "none", w.WebhooksResponse,
+        "webhooks",
+    )  # fmt: skip
+    return _finish(query, source, query._where, query._order)
+
+
 _PLANNERS: Final[dict[str, Callable[[Query], Plan]]] = {
     "Experiment": _plan_experiments,
     "Trial": _plan_trials,
@@ -1281,6 +1290,7 @@ _PLANNERS: Final[dict[str, Callable[[Query], Plan]]] = {
     "Job": _plan_jobs,
     "Task": _plan_tasks,
     "ResourcePool": _plan_resource_pools,
+    "Webhook": _plan_webhooks,
     "Agent": _plan_agents,
 }
 

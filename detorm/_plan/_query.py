@@ -60,6 +60,8 @@ from ._lookups import (
     TrialOrderKey,
     UserLookups,
     UserOrderKey,
+    WebhookLookups,
+    WebhookOrderKey,
     WorkspaceLookups,
     WorkspaceOrderKey,
 )
@@ -531,6 +533,20 @@ class ResourcePoolFilters(QueryBase[R]):
         return self._exclude(conditions, dict(lookups))
 
     def order_by(self, *keys: ResourcePoolOrderKey | Ordering) -> Self:
+        """Sort by fields (``"-name"`` descends); replaces any order."""
+        return self._order_by(keys)
+
+
+class WebhookFilters(QueryBase[R]):
+    def filter(self, *conditions: Condition, **lookups: Unpack[WebhookLookups]) -> Self:
+        """Keep the rows matching every condition and lookup (``field__lookup=value``)."""
+        return self._filter(conditions, dict(lookups))
+
+    def exclude(self, *conditions: Condition, **lookups: Unpack[WebhookLookups]) -> Self:
+        """Drop the rows matching all the given conditions and lookups together."""
+        return self._exclude(conditions, dict(lookups))
+
+    def order_by(self, *keys: WebhookOrderKey | Ordering) -> Self:
         """Sort by fields (``"-name"`` descends); replaces any order."""
         return self._order_by(keys)
 

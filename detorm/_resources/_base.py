@@ -22,7 +22,7 @@ from ..errors import ConfigurationError, InvalidAttribute, InvalidType, InvalidV
 from ._inputs import check_id, check_iterable, check_json_object, check_text, require, shown
 from ._relations import ToMany, ToOne
 
-__all__ = ["Resource", "SessionLike", "TagSet", "TrackedDict", "construct"]
+__all__ = ["Resource", "SessionLike", "TagSet", "TrackedDict", "construct", "init_new"]
 
 R = TypeVar("R", bound="Resource")
 
@@ -41,6 +41,7 @@ class SessionLike(Protocol):
     def identity(self) -> IdentityLike: ...
     def merge(self, resource: type[R], values: dict[str, Any]) -> R: ...
     def _record_edit(self, obj: Resource, name: str, old: Any) -> None: ...
+    def _refer_to_new(self, obj: Resource, key_field: str, parent: Resource) -> None: ...
 
 
 class TagSet(MutableSet[str]):
@@ -213,6 +214,9 @@ class Resource(BaseModel):
     # Objects this one needs while it lives, held strongly (the identity map holds weakly): an
     # experiment read by a search holds its best trial, whose metrics are the experiment's.
     _held: tuple[Resource, ...] = PrivateAttr(default=())
+    # A new object (made by its constructor, not yet created on the master): the new objects
+    # it needs created first, by field (a project's new workspace); None for others.
+    _creating: dict[str, Resource] | None = PrivateAttr(default=None)
 
     # The field that identifies an object on the master ("id" for most, "uuid" for checkpoints).
     _key_field: ClassVar[str] = "id"
@@ -226,7 +230,16 @@ class Resource(BaseModel):
     @property
     def pk(self) -> Any:
         """The identity of this object on its master (``id``, or ``uuid`` for checkpoints)."""
-        return self.__dict__[self._key_field]
+        try:
+            return self.__dict__[self._key_field]
+        except KeyError:
+            raise NotLoaded(_not_created(self, self._key_field)) from None
+
+    @property
+    def is_new(self) -> bool:
+        """Whether this object was made by its constructor and is not created on the master yet
+        (``session.add(obj)`` then ``session.commit()`` creates it and fills its server fields)."""
+        return self._key_field not in self.__dict__
 
     @property
     def session(self) -> SessionLike:
@@ -252,6 +265,8 @@ class Resource(BaseModel):
         # Only reached when normal lookup fails: a declared field missing from __dict__ was not
         # loaded by the endpoint this object came from.
         if name in type(self).model_fields:
+            if self.is_new:
+                raise NotLoaded(_not_created(self, name))
             hint = type(self)._not_loaded_hints.get(name)
             remedy = hint or "call .refresh() to load every field"
             raise NotLoaded(
@@ -328,10 +343,13 @@ class Resource(BaseModel):
         if type(other) is not type(self):
             return NotImplemented
         assert isinstance(other, Resource)
+        if self.is_new or other.is_new:
+            return self is other
         return self.pk == other.pk and self._session is other._session
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.pk))
+        # A new object hashes by identity until it is created (keep it out of sets until then).
+        return id(self) if self.is_new else hash((type(self).__name__, self.pk))
 
 
 def _editable(cls: type[Resource]) -> str:
@@ -374,6 +392,33 @@ def _check_common(where: str, name: str, value: Any) -> None:
         check_id(where, value)
 
 
+def _not_created(obj: Resource, name: str) -> str:
+    return (
+        f"this new {type(obj).__name__} has no {name} until it is created: session.add() it, "
+        "then session.commit()"
+    )
+
+
+def init_new(obj: Resource, values: dict[str, Any], creating: dict[str, Resource]) -> None:
+    """Make ``obj`` a new object holding ``values`` (what its creation will send), checked as
+    an assignment would check them; ``creating``: the new objects it needs created first."""
+    cls = type(obj)
+    object.__setattr__(obj, "__dict__", {})
+    object.__setattr__(obj, "__pydantic_fields_set__", set())
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(
+        obj, "__pydantic_private__",
+        {"_session": None, "_fetched": False, "_held": (), "_creating": creating},
+    )  # fmt: skip
+    for name, value in values.items():
+        try:
+            obj.__pydantic_validator__.validate_assignment(obj, name, value, strict=True)
+        except ValidationError as err:
+            raise _refusal(cls, name, value, err) from None
+        _check_common(f"{cls.__name__}({name})", name, obj.__dict__[name])
+        obj._check(name, obj.__dict__[name])
+
+
 def construct(cls: type[R], values: dict[str, Any], session: SessionLike | None) -> R:
     """Build a resource from already-typed values without validating them again (fast path).
 
@@ -384,6 +429,8 @@ def construct(cls: type[R], values: dict[str, Any], session: SessionLike | None)
     object.__setattr__(obj, "__pydantic_fields_set__", set(values))
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(
-        obj, "__pydantic_private__", {"_session": session, "_fetched": False, "_held": ()}
+        obj,
+        "__pydantic_private__",
+        {"_session": session, "_fetched": False, "_held": (), "_creating": None},
     )
     return obj

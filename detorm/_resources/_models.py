@@ -8,6 +8,7 @@ Internal code uses these data classes: ``isinstance(obj, Experiment)`` holds for
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar, Final, Literal
 
 from .._wire import (
@@ -21,8 +22,8 @@ from .._wire import _common as wc
 from .._wire import _experiments as wx
 from .._wire import _registry as wr
 from ..errors import InvalidValue
-from ._base import Resource, TagSet
-from ._inputs import INT32_MAX, check_int, check_json_object, check_number, shown
+from ._base import Resource, TagSet, init_new
+from ._inputs import INT32_MAX, check_id, check_int, check_json_object, check_number, shown
 from ._values import (
     CheckpointSummary,
     ExperimentConfig,
@@ -46,7 +47,12 @@ __all__ = [
 
 
 class User(Resource):
-    """A Determined user."""
+    """A Determined user. ``display_name``, ``active``, ``admin`` and the agent user and group
+    are edited through the unit of work (``PatchUser``); ``set_password`` sends at once."""
+
+    _editable: ClassVar[frozenset[str]] = frozenset(
+        {"display_name", "active", "admin", "agent_uid", "agent_gid", "agent_user", "agent_group"}
+    )
 
     id: int
     username: str
@@ -60,6 +66,12 @@ class User(Resource):
     agent_gid: int | None
     agent_user: str | None
     agent_group: str | None
+
+    def _check(self, name: str, value: Any) -> None:
+        super()._check(name, value)
+        # AgentUserGroup's agent_uid and agent_gid are int32 (user.proto)
+        if name in ("agent_uid", "agent_gid") and value is not None:
+            check_int(f"User.{name}", value, low=-INT32_MAX - 1, high=INT32_MAX)
 
     @staticmethod
     def values_from_wire(wire: wc.User) -> dict[str, Any]:
@@ -78,7 +90,10 @@ class User(Resource):
 class Workspace(Resource):
     """A workspace: a group of projects and models."""
 
-    _editable: ClassVar[frozenset[str]] = frozenset({"name", "archived"})
+    _editable: ClassVar[frozenset[str]] = frozenset(
+        {"name", "archived", "checkpoint_storage_config", "default_compute_pool",
+         "default_aux_pool"}
+    )  # fmt: skip
 
     id: int
     name: str
@@ -95,6 +110,22 @@ class Workspace(Resource):
     default_compute_pool: str
     default_aux_pool: str
     checkpoint_storage_config: dict[str, Any] | None
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        checkpoint_storage_config: dict[str, Any] | None = None,
+        default_compute_pool: str = "",
+        default_aux_pool: str = "",
+    ) -> None:
+        """A new workspace, created by ``session.add(ws)`` then ``session.commit()``
+        (``Workspace.create(...)`` creates one at once)."""
+        values = {
+            "name": name, "checkpoint_storage_config": checkpoint_storage_config,
+            "default_compute_pool": default_compute_pool, "default_aux_pool": default_aux_pool,
+        }  # fmt: skip
+        init_new(self, values, {})
 
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
@@ -120,7 +151,7 @@ class Project(Resource):
     """A project: a group of experiments inside a workspace."""
 
     _editable: ClassVar[frozenset[str]] = frozenset(
-        {"name", "description", "notes", "archived", "workspace_id"}
+        {"name", "description", "notes", "archived", "workspace_id", "key"}
     )
 
     id: int
@@ -140,6 +171,15 @@ class Project(Resource):
     last_experiment_started_at: Timestamp | None
     state: WorkspaceState
     error_message: str
+
+    def __init__(
+        self, *, name: str, workspace: Workspace | int, description: str = "", key: str = ""
+    ) -> None:
+        """A new project in ``workspace`` (an existing one, its id, or a new one added to the
+        same session: created first), created by ``session.add(p)`` then ``session.commit()``.
+        Without a key the master makes one from the name."""
+        values: dict[str, Any] = {"name": name, "description": description, "key": key}
+        init_new(self, values, _parent_of(self, "workspace_id", workspace, Workspace))
 
     @staticmethod
     def values_from_wire(wire: wr.Project) -> dict[str, Any]:
@@ -455,6 +495,28 @@ class Model(Resource):
     last_updated_time: Timestamp | None
     num_versions: int
 
+    def __init__(
+        self,
+        *,
+        name: str,
+        workspace: Workspace | int | None = None,
+        description: str = "",
+        notes: str = "",
+        labels: Iterable[str] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """A new model (in ``workspace``: an existing one, its id, or a new one added to the
+        same session; else the Uncategorized workspace), created by ``session.add(m)`` then
+        ``session.commit()``."""
+        values: dict[str, Any] = {
+            "name": name, "description": description, "notes": notes,
+            "labels": TagSet(labels), "metadata": dict(metadata or {}),
+        }  # fmt: skip
+        creating = (
+            {} if workspace is None else _parent_of(self, "workspace_id", workspace, Workspace)
+        )
+        init_new(self, values, creating)
+
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
         if name == "metadata":
@@ -526,3 +588,20 @@ class ModelVersion(Resource):
 
 
 RESOURCES: Final = (User, Workspace, Project, Experiment, Trial, Checkpoint, Model, ModelVersion)
+
+
+def _parent_of(
+    obj: Resource, key_field: str, parent: Resource | int, cls: type[Resource]
+) -> dict[str, Resource]:
+    """A new object's parent: an existing one (or its id) is its key now; a new one is created
+    first, and its id filled in then."""
+    where = f"{type(obj).__name__}({key_field.removesuffix('_id')})"
+    if isinstance(parent, cls) and parent.is_new:
+        return {key_field: parent}
+    key = (
+        parent.pk
+        if isinstance(parent, cls)
+        else check_id(where, parent, what=f"a {cls.__name__} or its id")
+    )
+    obj.__dict__[key_field] = key
+    return {}

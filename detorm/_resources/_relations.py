@@ -68,6 +68,10 @@ class SettableToOne(ToOne[P]):
 
     def __set__(self, obj: Resource, value: P | int) -> None:
         target = self._target()
+        if isinstance(value, target) and value.is_new and not obj.is_new:
+            # a new project or workspace: the move is made once the commit created it
+            obj.session._refer_to_new(obj, self._key_field, value)
+            return
         if isinstance(value, target):
             value = value.pk
         else:

@@ -401,6 +401,32 @@ class SessionBase:
         _check_objects(objects)
         self._uow.rollback(objects or None)
 
+    def add(self, obj: Resource) -> None:
+        """Create the new object ``obj`` (made by its constructor: ``Workspace(name=...)``) at
+        the next commit, with the new objects it needs (its workspace), in dependency order:
+        workspaces, then the projects and models in them, then the edits (moves into them),
+        then the deletions. Its ``id`` and server fields are filled in then."""
+        require("session.add(obj)", obj, Resource, "a new Workspace, Project or Model")
+        if obj._session is not None and obj._session is not self:
+            raise InvalidValue("this object belongs to another session")
+        self._uow.add(obj)
+
+    def delete(self, obj: Resource) -> None:
+        """Delete ``obj`` at the next commit (after the edits: moves out of it go first). A new
+        object that was added is simply not created."""
+        require("session.delete(obj)", obj, Resource, "a resource (an Experiment, a Model...)")
+        if obj._session is not self and not obj.is_new:
+            raise InvalidValue("this object belongs to another session")
+        self._uow.delete(obj)
+
+    def _refer_to_new(self, obj: Resource, key_field: str, parent: Resource) -> None:
+        if obj._session is not self:
+            raise InvalidValue(
+                f"{type(obj).__name__}.{key_field.removesuffix('_id')} can name a new object "
+                "only on an object of a session"
+            )
+        self._uow.refer_to_new(obj, key_field, parent)
+
     def _record_edit(self, obj: Resource, name: str, old: Any) -> None:
         self._uow.record(obj, name, old)
         self._watch(obj)

@@ -27,10 +27,21 @@ from typing import Any, Final, Protocol, TypeVar
 
 from .. import _wire as w
 from .._ops._effects import Op, gather_outcomes, send
-from .._plan._edits import Change, FlushPlan, PlannedCall, plan_flush
+from .._plan._edits import (
+    CREATABLE,
+    DELETABLE,
+    DELETED,
+    Change,
+    FlushPlan,
+    PlannedCall,
+    creation,
+    creation_call,
+    deletion,
+    plan_flush,
+)
 from .._resources._base import Resource, TagSet
-from .._resources._models import Experiment, Project
-from ..errors import APIError, CommitError, TransportError
+from .._resources._models import Experiment, Model, Project, Workspace
+from ..errors import APIError, CommitError, InvalidState, InvalidValue, TransportError
 from ._identity import IdentityMap
 
 __all__ = ["Change", "UnitOfWork", "outcome_unknown"]
@@ -70,6 +81,7 @@ class Session(Protocol):
     def _watch(self, obj: Resource) -> None: ...
     def _refresh(self, obj: R) -> Op[R]: ...
     def _forget_collections(self, parent: str) -> None: ...
+    def _forget(self, obj: Resource) -> None: ...
 
 
 # --- collections: this session's intents over the master's value -----------------------------
@@ -193,11 +205,73 @@ class UnitOfWork:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._pending: dict[Key, _Pending] = {}
+        # New objects to create, in the order they were added; objects to delete; edits that
+        # name a new object (``exp.project = new_project``), made once it is created.
+        self._new: list[Resource] = []
+        self._deleted: dict[Key, Resource] = {}
+        self._references: dict[tuple[int, str], tuple[Resource, str, Resource]] = {}
         self._lock = threading.RLock()
+
+    # --- creations and deletions --------------------------------------------------------------
+    def add(self, obj: Resource) -> None:
+        """Create the new ``obj`` at the next commit (its new parents first)."""
+        if not obj.is_new:
+            raise InvalidValue(
+                f"{type(obj).__name__} {obj.pk} exists on the master already: only a new object "
+                "(made by its constructor) can be added"
+            )
+        if type(obj).__name__ not in CREATABLE:
+            raise InvalidValue(
+                f"a new {type(obj).__name__} cannot be added: the unit of work creates "
+                f"{', '.join(sorted(CREATABLE))}"
+            )
+        with self._lock:
+            for parent in (obj._creating or {}).values():
+                if all(parent is not o for o in self._new):
+                    self.add(parent)  # a new parent goes with its child
+            if all(obj is not o for o in self._new):
+                obj._session = self._session  # type: ignore[assignment]
+                self._new.append(obj)
+
+    def delete(self, obj: Resource) -> None:
+        """Delete ``obj`` at the next commit, after the edits (moves out of it first)."""
+        with self._lock:
+            if obj.is_new:
+                if all(obj is not o for o in self._new):
+                    raise InvalidValue(f"this new {type(obj).__name__} was never added")
+                self._new = [o for o in self._new if o is not obj]
+                return
+            if type(obj).__name__ not in DELETABLE:
+                raise InvalidValue(
+                    f"a {type(obj).__name__} cannot be deleted through the session; it deletes "
+                    f"{', '.join(sorted(DELETABLE))}"
+                )
+            key = IdentityMap.key_of(obj)
+            self._deleted[key] = obj
+            self._session.identity.pin(obj)
+
+    def refer_to_new(self, obj: Resource, key_field: str, parent: Resource) -> None:
+        """``obj.key_field`` is to hold the id of the new ``parent`` once it is created."""
+        with self._lock:
+            self.add(parent)
+            self._references[(id(obj), key_field)] = (obj, key_field, parent)
+            self._session.identity.pin(obj)
+
+    def _deletions(self, objects: Iterable[Resource] | None) -> list[Change]:
+        chosen = self._deleted.values() if objects is None else _among(self._deleted, objects)
+        return [deletion(obj) for obj in chosen]
+
+    def _creations(self, objects: Iterable[Resource] | None) -> list[Resource]:
+        if objects is None:
+            return list(self._new)
+        wanted = list(objects)
+        return [o for o in self._new if any(o is w for w in wanted)]
 
     # --- recording ----------------------------------------------------------------------------
     def record(self, obj: Resource, name: str, old: Any) -> None:
         """Called after ``obj.name`` changed from ``old`` (assignment or in-place edit)."""
+        if obj.is_new:
+            return  # its creation sends what it holds then
         key = IdentityMap.key_of(obj)
         with self._lock:
             pending = self._pending.get(key)
@@ -206,8 +280,14 @@ class UnitOfWork:
                 self._session.identity.pin(obj)
             new = obj.__dict__[name]
             intents = pending.intents.get(name)
+            if intents is not None and _intents_for(new) is None:
+                # a collection replaced by None (a workspace's storage cleared): a plain edit
+                # of the master's last known value from now on
+                pending.baselines[name] = _snapshot(intents.server)
+                del pending.intents[name]
+                intents = None
             if intents is None and name not in pending.baselines:
-                intents = _intents_for(old)
+                intents = _intents_for(old) if _intents_for(new) is not None else None
                 if intents is None:
                     pending.baselines[name] = _snapshot(old)
                 else:
@@ -263,7 +343,8 @@ class UnitOfWork:
     @property
     def dirty(self) -> list[Resource]:
         with self._lock:
-            return [p.obj for p in self._pending.values() if p.fields()]
+            edited = [p.obj for p in self._pending.values() if p.fields()]
+            return [*self._new, *edited, *(o for o in self._deleted.values() if o not in edited)]
 
     def _selected(self, objects: Iterable[Resource] | None) -> list[_Pending]:
         if objects is None:
@@ -275,16 +356,38 @@ class UnitOfWork:
         with self._lock:
             return [p.change(name) for p in self._selected(objects) for name in sorted(p.fields())]
 
-    def plan(self, objects: Iterable[Resource] | None = None) -> FlushPlan:
+    def plan(
+        self, objects: Iterable[Resource] | None = None, *, creations: bool = True
+    ) -> FlushPlan:
+        """What a commit sends; the creations come first (shown with their parents' ids as far
+        as they are known), then the edits, then the deletions."""
         with self._lock:
             selected = self._selected(objects)
             reread = [p.obj for p in selected if p.reread]
-        return plan_flush(self.changes(objects), reread=reread)
+            deletions = self._deletions(objects)
+            new = self._creations(objects) if creations else []
+            calls = [creation_call(obj, _parent_id(obj)) for obj in new]
+        return plan_flush(
+            self.changes(objects), reread=reread, deletions=deletions, creations=calls
+        )
 
     # --- rollback -----------------------------------------------------------------------------
     def rollback(self, objects: Iterable[Resource] | None = None) -> None:
-        """Restore every edited field to its last confirmed value."""
+        """Restore every edited field to its last confirmed value; forget pending creations and
+        deletions."""
         with self._lock:
+            chosen = None if objects is None else list(objects)
+            dropped = self._creations(chosen)
+            self._new = [o for o in self._new if all(o is not d for d in dropped)]
+            for change in self._deletions(chosen):
+                del self._deleted[IdentityMap.key_of(change.obj)]
+                if IdentityMap.key_of(change.obj) not in self._pending:
+                    self._session.identity.unpin(change.obj)
+            self._references = {
+                k: ref for k, ref in self._references.items()
+                if chosen is not None and all(ref[0] is not o for o in chosen)
+            }  # fmt: skip
+            objects = chosen
             for pending in self._selected(objects):
                 values = pending.obj.__dict__
                 for name, old in pending.baselines.items():
@@ -301,16 +404,23 @@ class UnitOfWork:
         applied: list[Change] = []
         failed: list[tuple[Change, Exception]] = []
         unknown: list[tuple[Change, Exception]] = []
-        plan = self.plan(objects)
+        objects = None if objects is None else list(objects)
+        yield from self._create(objects, applied, failed, unknown)
+        failed += self._resolve_references()
+        plan = self.plan(objects, creations=False)
         if plan.reads:
             unread = yield from self._read_first(plan)
-            plan = self.plan(objects)
+            plan = self.plan(objects, creations=False)
             for planned in plan:
                 for change in planned.changes:
                     if change.obj in unread:
                         failed.append((change, unread[change.obj]))
             plan = plan.without(unread)
         for stage in plan.stages():
+            held = [p for p in stage if _held_back(p, [*failed, *unknown])]
+            for planned in held:
+                failed += [(c, _kept(c)) for c in planned.changes]
+            stage = [p for p in stage if p not in held]
             outcomes = yield from gather_outcomes([self._send(planned) for planned in stage])
             for planned, outcome in zip(stage, outcomes, strict=True):
                 ok, refused, maybe = self._apply(planned, outcome)
@@ -323,6 +433,70 @@ class UnitOfWork:
         if failed or unknown:
             raise CommitError(_once(failed), applied, _once(unknown))
         return applied
+
+    def _create(
+        self,
+        objects: list[Resource] | None,
+        applied: list[Change],
+        failed: list[tuple[Change, Exception]],
+        unknown: list[tuple[Change, Exception]],
+    ) -> Op[None]:
+        """Create the new objects level by level: those whose parents exist, concurrently; then
+        those whose parents were just created. A child of a failed creation is not sent."""
+        waiting = self._creations(objects)
+        while waiting:
+            ready = [o for o in waiting if _parent_id(o) is not None or not o._creating]
+            blocked = [o for o in waiting if o not in ready]
+            if not ready:
+                for obj in blocked:
+                    failed.append((creation(obj), _parent_not_created(obj)))
+                return
+            calls = [creation_call(obj, _parent_id(obj)) for obj in ready]
+            outcomes = yield from gather_outcomes([self._send(planned) for planned in calls])
+            for obj, planned, outcome in zip(ready, calls, outcomes, strict=True):
+                (change,) = planned.changes
+                if isinstance(outcome, Exception):
+                    target = unknown if outcome_unknown(outcome) else failed
+                    target.append((change, outcome))
+                    blocked = [o for o in blocked if not _needs(o, obj)]
+                    for child in [o for o in waiting if _needs(o, obj)]:
+                        failed.append((creation(child), _parent_not_created(child)))
+                else:
+                    self._created(obj, outcome)
+                    applied.append(change)
+            waiting = blocked
+
+    def _created(self, obj: Resource, content: bytes) -> None:
+        """The master created ``obj``: fill in its server fields from the answer, and file it in
+        the identity map. Fields the POST's answer does not carry stay not loaded."""
+        values = _created_values(obj, content)
+        with self._lock:
+            workspace = (obj._creating or {}).get("workspace_id")
+            if isinstance(obj, Project) and workspace is None:
+                workspace = self._session.identity.get(Workspace, values["workspace_id"])
+            if isinstance(obj, Project) and workspace is not None and "name" in workspace.__dict__:
+                values["workspace_name"] = workspace.__dict__["name"]
+            obj.__dict__.update(values)
+            obj.__pydantic_fields_set__.update(values)
+            obj._creating = None
+            self._new = [o for o in self._new if o is not obj]
+            self._session.identity.add(obj)
+            self._session._watch(obj)
+            self._session._forget_collections("Workspace")
+
+    def _resolve_references(self) -> list[tuple[Change, Exception]]:
+        """Edits naming a new object become edits of its id once it exists."""
+        refused: list[tuple[Change, Exception]] = []
+        with self._lock:
+            for ref_key, (obj, key_field, parent) in list(self._references.items()):
+                if parent.is_new:
+                    old = obj.__dict__.get(key_field)
+                    change = Change(type(obj).__name__, obj.pk, key_field, old, parent, obj)
+                    refused.append((change, _parent_not_created(obj, parent)))
+                    continue
+                del self._references[ref_key]
+                setattr(obj, key_field, parent.pk)  # recorded as an ordinary edit
+        return refused
 
     def _read_first(self, plan: FlushPlan) -> Op[dict[Resource, Exception]]:
         """Read the objects the plan needs fresh; the objects that could not be read."""
@@ -347,6 +521,10 @@ class UnitOfWork:
                 self._mark_reread(planned.changes)
                 return [], [], pairs
             return [], pairs, []
+        if planned.kind == "delete":
+            for change in planned.changes:
+                self._deleted_now(change.obj)
+            return list(planned.changes), [], []
         with self._lock:
             if planned.kind == "bulk":
                 ok, refused = self._apply_bulk(planned, outcome)
@@ -359,6 +537,16 @@ class UnitOfWork:
                     self.confirm(change.obj, change.field, change.new)
                     self.after_move(change)
             return list(planned.changes), [], []
+
+    def _deleted_now(self, obj: Resource) -> None:
+        """The master deleted ``obj`` (or is deleting it, for workspaces and projects with
+        experiments: state DELETING, then gone): nothing of it is pending any more."""
+        with self._lock:
+            key = IdentityMap.key_of(obj)
+            self._deleted.pop(key, None)
+            self._pending.pop(key, None)
+            self._session._forget(obj)
+            self._session._forget_collections(type(obj).__name__)
 
     def _mark_reread(self, changes: Iterable[Change]) -> None:
         with self._lock:
@@ -377,6 +565,9 @@ class UnitOfWork:
             error = results.get(change.key, "the master did not report this experiment")
             if error:
                 failed.append((change, _bulk_error(planned, change, error)))
+            elif change.field == DELETED:
+                self._deleted_now(change.obj)
+                applied.append(change)
             else:
                 self.confirm(change.obj, change.field, change.new)
                 self.after_move(change)
@@ -413,14 +604,86 @@ class UnitOfWork:
             for name in ("project_name", "workspace_id", "workspace_name", "parent_archived"):
                 obj.__dict__.pop(name, None)
             if destination is not None:
-                obj.__dict__["project_name"] = destination.name
-                obj.__dict__["workspace_id"] = destination.workspace_id
-                obj.__dict__["workspace_name"] = destination.workspace_name
-                obj.__dict__["parent_archived"] = destination.archived
+                # (a project just created lacks the fields its POST's answer does not carry)
+                known = destination.__dict__
+                for name, source in (
+                    ("project_name", "name"), ("workspace_id", "workspace_id"),
+                    ("workspace_name", "workspace_name"), ("parent_archived", "archived"),
+                ):  # fmt: skip
+                    if source in known:
+                        obj.__dict__[name] = known[source]
             self._session._forget_collections("Project")
         elif isinstance(obj, Project) and change.field == "workspace_id":
             obj.__dict__.pop("workspace_name", None)
             self._session._forget_collections("Workspace")
+
+
+# A deletion of a parent is held back while a move out of it did not go through: the master
+# deletes a project's experiments (a workspace's projects) with it.
+_MOVES_OUT: Final = {
+    "Project": {("Experiment", "project_id")},
+    "Workspace": {("Project", "workspace_id"), ("Model", "workspace_id")},
+}
+
+
+def _held_back(planned: PlannedCall, pending: list[tuple[Change, Exception]]) -> bool:
+    for change in planned.changes:
+        moves = _MOVES_OUT.get(change.resource, set())
+        if change.field == DELETED and any(
+            (c.resource, c.field) in moves and c.old == change.key for c, _ in pending
+        ):
+            return True
+    return False
+
+
+def _kept(change: Change) -> InvalidState:
+    return InvalidState(
+        f"not deleted: moves out of {change.resource} {change.key} did not go through (its "
+        "deletion would take what they move with it)"
+    )
+
+
+def _among(deleted: dict[Key, Resource], objects: Iterable[Resource]) -> list[Resource]:
+    wanted = [IdentityMap.key_of(o) for o in objects if not o.is_new]
+    return [deleted[k] for k in wanted if k in deleted]
+
+
+def _parent_id(obj: Resource) -> int | None:
+    """The id of a new object's workspace (None: not created yet, or a model given none)."""
+    parent = (obj._creating or {}).get("workspace_id")
+    if parent is not None:
+        return None if parent.is_new else int(parent.pk)
+    value = obj.__dict__.get("workspace_id")
+    return value if isinstance(value, int) else None
+
+
+def _needs(child: Resource, parent: Resource) -> bool:
+    return any(p is parent for p in (child._creating or {}).values())
+
+
+def _parent_not_created(obj: Resource, parent: Resource | None = None) -> InvalidState:
+    if parent is None:
+        parent = next(iter((obj._creating or {}).values()))
+    name = parent.__dict__.get("name")
+    return InvalidState(
+        f"the new {type(parent).__name__} {name!r} it needs was not created (see its own error)"
+    )
+
+
+# What each POST answers with (its wire model), and the fields its answer leaves out (the
+# master's POST answers are the inserted row's proto: no counts, no names of other tables).
+_CREATED: Final[dict[str, tuple[Any, str, type[Resource], set[str]]]] = {
+    "Workspace": (w.WorkspaceResponse, "workspace", Workspace, {"pinned_at"}),
+    "Project": (w.ProjectResponse, "project", Project, {"workspace_name"}),
+    "Model": (w.ModelResponse, "model", Model, {"user_id"}),
+}
+
+
+def _created_values(obj: Resource, content: bytes) -> dict[str, Any]:
+    response, attribute, data_class, missing = _CREATED[type(obj).__name__]
+    wire = getattr(response.model_validate_json(content), attribute)
+    values: dict[str, Any] = data_class.values_from_wire(wire)  # type: ignore[attr-defined]
+    return {k: v for k, v in values.items() if k not in missing}
 
 
 def _once(pairs: list[tuple[Change, Exception]]) -> list[tuple[Change, Exception]]:

@@ -6,6 +6,7 @@ Names follow the proto messages without their ``v1`` prefix. See ``_base`` for t
 
 from ._api import *
 from ._base import *
+from ._cluster import *
 from ._common import *
 from ._enums import *
 from ._experiments import *

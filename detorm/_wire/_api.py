@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._base import Double, Struct, WireModel, absent
+from ._cluster import ClusterMessage, SSOProvider
 from ._common import Pagination, User
 from ._enums import ExperimentState
 from ._experiments import (
@@ -40,6 +41,7 @@ __all__ = [
     "GetMetricsResponse",
     "GetModelVersionsResponse",
     "LabelsResponse",
+    "ListRPsBoundToWorkspaceResponse",
     "LoginRequest",
     "LoginResponse",
     "ModelDefResponse",
@@ -121,6 +123,12 @@ class WorkspaceResponse(WireModel):
 
 class WorkspacesResponse(Paginated):
     workspaces: list[Workspace] = []
+
+
+class ListRPsBoundToWorkspaceResponse(Paginated):
+    """ListRPsBoundToWorkspace: the names of the pools a workspace may use."""
+
+    resource_pools: list[str] = []
 
 
 class PostWorkspaceRequest(WireModel):
@@ -313,10 +321,24 @@ class MoveRunsRequest(WireModel):
 
 
 class GetMasterResponse(WireModel):
-    """GetMaster (``GET /api/v1/master``): only what the SDK reads; the rest is kept as extra
-    fields."""
+    """GetMaster (``GET /api/v1/master``), every field of master 0.38.1."""
 
+    version: str = ""
+    master_id: str = ""
     cluster_id: str = ""
+    cluster_name: str = ""
+    telemetry_enabled: bool = False
+    sso_providers: list[SSOProvider] = []
+    external_login_uri: str = ""
+    external_logout_uri: str = ""
+    branding: str = ""
+    rbac_enabled: bool = False
+    product: str = "PRODUCT_UNSPECIFIED"  # GetMasterResponse.Product
+    feature_switches: list[str] = []
+    user_management_enabled: bool = False
+    strict_job_queue_control: bool = False
+    cluster_message: ClusterMessage | None = absent()  # proto3 optional
+    has_custom_logo: bool = False
 
 
 class ModelDefResponse(WireModel):

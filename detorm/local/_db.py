@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Dialect, Engine, Integer, Table, event
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from . import _tables as t
@@ -59,6 +60,49 @@ def verify_password(stored: str | None, client_hash: str) -> bool:
     return secrets.compare_digest(digest.hex(), expected)
 
 
+def _generated_id_tables() -> list[Table]:
+    """Tables whose key is one integer column SQLite generates (Postgres: a SERIAL)."""
+    tables = []
+    for table in SQLModel.metadata.sorted_tables:
+        key = list(table.primary_key.columns)
+        if len(key) == 1 and key[0].autoincrement in ("auto", True):
+            if isinstance(key[0].type, Integer):
+                tables.append(table)
+    return tables
+
+
+def _never_reuse_ids() -> None:
+    """``AUTOINCREMENT`` on every generated id: the master's sequences never hand an id out
+    twice, while SQLite's default ``max(id) + 1`` reuses the id of a deleted newest row (a
+    deleted model's or workspace's id would name the next one)."""
+    for table in _generated_id_tables():
+        table.dialect_options["sqlite"]["autoincrement"] = True
+
+
+def _lacks_autoincrement(cursor: Any, name: str) -> bool:
+    found = cursor.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return found is not None and "AUTOINCREMENT" not in str(found[0]).upper()
+
+
+def _rebuild(cursor: Any, table: Table, dialect: Dialect) -> None:
+    """Recreate ``table`` from the metadata (with ``AUTOINCREMENT``), keeping its rows."""
+    old_columns = {row[1] for row in cursor.execute(f'PRAGMA table_info("{table.name}")')}
+    columns = ", ".join(f'"{c.name}"' for c in table.columns if c.name in old_columns)
+    temporary = f"{table.name}__rebuilt"
+    create = str(CreateTable(table).compile(dialect=dialect)).strip()
+    prefix = f"CREATE TABLE {table.name} ("
+    if not create.startswith(prefix):
+        raise RuntimeError(f"unexpected DDL for {table.name}: {create[:80]}")
+    cursor.execute(f'CREATE TABLE "{temporary}" (' + create[len(prefix) :])
+    cursor.execute(f'INSERT INTO "{temporary}" ({columns}) SELECT {columns} FROM "{table.name}"')
+    cursor.execute(f'DROP TABLE "{table.name}"')  # its indexes go with it
+    cursor.execute(f'ALTER TABLE "{temporary}" RENAME TO "{table.name}"')
+    for index in table.indexes:
+        cursor.execute(str(CreateIndex(index).compile(dialect=dialect)))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -92,7 +136,9 @@ class Database:
         self._write_lock = threading.RLock()
         self._local = threading.local()
         event.listen(self.engine, "begin", self._begin)
+        _never_reuse_ids()
         SQLModel.metadata.create_all(self.engine)
+        self._rebuild_reusing_tables()
         self._bootstrap()
 
     def _begin(self, connection: Any) -> None:
@@ -145,6 +191,40 @@ class Database:
             user.password_hash = hash_password(client_hash(password)) if password else None
             user.modified_at = utcnow()
             db.add(user)
+
+    def _rebuild_reusing_tables(self) -> None:
+        """Give tables of an older file, created without ``AUTOINCREMENT``, the keyword.
+
+        ``create_all`` never alters an existing table, and without the keyword SQLite hands out
+        ``max(id) + 1``: deleting the newest row would free its id. Each such table is rebuilt
+        once (SQLite's "make other kinds of table schema changes" procedure: create, copy,
+        drop, rename, with foreign keys off, in one transaction); ``sqlite_sequence`` then
+        starts from the largest id the file still holds (ids deleted before the upgrade cannot
+        be known).
+        """
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()  # the driver's own: autocommit, no implicit BEGIN
+            stale = [t for t in _generated_id_tables() if _lacks_autoincrement(cursor, t.name)]
+            if not stale:
+                return
+            cursor.execute("PRAGMA foreign_keys=OFF")
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    for table in stale:
+                        _rebuild(cursor, table, self.engine.dialect)
+                    problems = cursor.execute("PRAGMA foreign_key_check").fetchall()
+                    if problems:
+                        raise RuntimeError(f"foreign keys broken by the rebuild: {problems[:5]}")
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            finally:
+                cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            connection.close()
 
     def _bootstrap(self) -> None:
         # A fresh master has "admin" and "determined", both without a password, and the

@@ -78,6 +78,10 @@ def prepare(op: str, path_params: dict[str, str], query: str, body: bytes) -> Pr
     request, body_field, params, reads_query = ROUTES[op]
     document: dict[str, Any] | None = None
     message = body_type(op)
+    if message == "":
+        # a scalar body field (SetUserPassword's `password`): the gateway json-decodes the
+        # bare value into it; the handler reads the raw body (_routes/users.py)
+        message = None
     if message is not None:
         try:
             document = decode(body, message)

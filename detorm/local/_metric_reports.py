@@ -528,9 +528,12 @@ def _can_append(
 def next_metric_id(cursor: sqlite3.Cursor) -> int:
     """The next value of ``metrics_id_seq``, which every partition of ``metrics`` (and so
     ``system_metrics``) draws its ids from."""
+    # sqlite_sequence remembers ids of deleted rows too (the tables are AUTOINCREMENT, _db.py)
     (current,) = cursor.execute(
         "SELECT max(coalesce((SELECT max(id) FROM metrics), 0),"
-        " coalesce((SELECT max(id) FROM system_metrics), 0))"
+        " coalesce((SELECT max(id) FROM system_metrics), 0),"
+        " coalesce((SELECT max(seq) FROM sqlite_sequence"
+        " WHERE name IN ('metrics', 'system_metrics')), 0))"
     ).fetchone()
     return int(current or 0) + 1
 

@@ -418,6 +418,25 @@ class Seeder:
         if records:
             self.db.connection().execute(insert(t.TrialLogRow), records)
 
+    def trial_fault(
+        self, trial: int, at_batches: int, *, exit_code: int = 1, times: int | None = 1
+    ) -> None:
+        """Make a simulated trial's container crash with ``exit_code`` when it reaches
+        ``at_batches``, ``times`` times (None: every time it gets there). The trial restarts
+        from its latest checkpoint while its experiment's ``max_restarts`` allows, then ends in
+        ERROR. Only a master started with ``--enable-test-faults`` (``LocalMaster(
+        enable_faults=True)``) acts on it."""
+        row = self.db.get(t.TrialRow, trial)
+        assert row is not None, f"no trial {trial}"
+        if at_batches < 0 or (times is not None and times < 1):
+            raise ValueError(
+                f"at_batches must be >= 0 and times >= 1 or None, not {at_batches}, {times}"
+            )
+        fault = t.TrialFaultRow(
+            trial_id=trial, at_batches=at_batches, exit_code=exit_code, remaining=times
+        )
+        self.db.add(fault)
+
     # --- model registry ---------------------------------------------------------------------
     def model(
         self,

@@ -24,6 +24,7 @@ from detorm.errors import ConfigurationError
 
 from ._app import LocalApp
 from ._db import Database
+from ._master_log import LOGGER, install_log_buffer
 from ._scheduler import DEFAULT_SLOTS
 
 __all__ = ["LocalMaster", "default_db_path", "serve"]
@@ -168,6 +169,8 @@ def serve(
         sock = _listen(database, host, port, db_path, execute_commands=execute_commands)
         app.start_background()
         actual_port = sock.getsockname()[1]
+        install_log_buffer()  # uvicorn's logging config dropped the handlers (MasterLogs)
+        LOGGER.info("detorm.local serving http://%s:%s", host, actual_port)
         print(f"{READY_PREFIX}http://{host}:{actual_port}", flush=True)
         asyncio.run(server.serve(sockets=[sock]))
     finally:

@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "AllocationRow",
     "CheckpointRow",
+    "ClusterMessageRow",
     "ExperimentRow",
     "FaultRow",
     "LocalIdRedirectRow",
@@ -31,6 +32,7 @@ __all__ = [
     "StorageBackendRow",
     "SystemMetricRow",
     "TaskLogRow",
+    "TaskConfigPolicyRow",
     "TaskRow",
     "TemplateRow",
     "TrialLogRow",
@@ -38,6 +40,9 @@ __all__ = [
     "TrialRow",
     "UserRow",
     "UserSessionRow",
+    "WebhookRow",
+    "WebhookTestEventRow",
+    "WebhookTriggerRow",
     "WorkspacePinRow",
     "WorkspaceRow",
 ]
@@ -65,6 +70,20 @@ class UserRow(SQLModel, table=True):
     agent_gid: int | None = None
     agent_user: str | None = None
     agent_group: str | None = None
+
+
+class ClusterMessageRow(SQLModel, table=True):
+    """``cluster_messages``: every message set, the newest (largest id) the current one; a new
+    message or a clear ends the open ones (``end_time`` = now)."""
+
+    __tablename__ = "cluster_messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_by: int
+    message: str
+    start_time: datetime
+    end_time: datetime | None = None
+    created_time: datetime
 
 
 class UserSessionRow(SQLModel, table=True):
@@ -501,3 +520,62 @@ class TaskLogRow(SQLModel, table=True):
     rank_id: int | None = None
     source: str | None = None
     stdtype: str | None = None
+
+
+class WebhookRow(SQLModel, table=True):
+    """``webhooks``: ``workspace_id`` NULL for a global webhook; the master's unique index
+    ``name_workspace_key`` (name, workspace_id) lets global webhooks share a name (NULLs are
+    distinct in SQLite as in Postgres). Ids are never reused (SERIAL)."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (
+        UniqueConstraint("name", "workspace_id", name="name_workspace_key"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_type: str  # DEFAULT, SLACK
+    url: str
+    mode: str  # WORKSPACE, SPECIFIC
+    workspace_id: int | None = None
+    name: str
+
+
+class WebhookTriggerRow(SQLModel, table=True):
+    """``webhook_triggers`` (deleted with their webhook: ON DELETE CASCADE on the master)."""
+
+    __tablename__ = "webhook_triggers"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    trigger_type: str  # EXPERIMENT_STATE_CHANGE, METRIC_THRESHOLD_EXCEEDED, TASK_LOG, CUSTOM
+    condition: Any = _json(nullable=False)
+    webhook_id: int = Field(index=True)
+
+
+class WebhookTestEventRow(SQLModel, table=True):
+    """TestWebhook's requests, recorded instead of sent: detorm.local sends nothing off the
+    machine (not a table of the master)."""
+
+    __tablename__ = "webhook_test_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(index=True)
+    url: str
+    payload: str  # the JSON body the master would have POSTed
+    created_at: datetime
+
+
+class TaskConfigPolicyRow(SQLModel, table=True):
+    """``task_config_policies``: one row per (workspace or global, workload type); the policies
+    are kept as the JSON text the master stores (``json.Marshal`` of each part)."""
+
+    __tablename__ = "task_config_policies"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: int | None = Field(default=None, index=True)  # None: global
+    workload_type: str  # EXPERIMENT, NTSC
+    last_updated_by: int
+    last_updated_time: datetime
+    invariant_config: str | None = None
+    constraints: str | None = None

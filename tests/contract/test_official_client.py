@@ -823,9 +823,12 @@ def test_reloads(demo: Demo, det: Determined) -> None:
 
 def test_calls_detorm_local_does_not_serve_fail_cleanly(det: Determined) -> None:
     """RPCs without a handler answer 501 Unimplemented, which the client raises as an
-    APIException (user administration, resource pools)."""
+    APIException (user groups, telemetry)."""
+    from determined.common.api import bindings
+
     with pytest.raises(errors.APIException) as failure:
-        det.create_user("eve", admin=False, password="Secret-Password-1")
+        bindings.post_CreateGroup(det._session, body=bindings.v1CreateGroupRequest(name="g"))
     assert failure.value.status_code == 501
-    with pytest.raises(errors.APIException):
-        det.get_workspace("Research").list_pools()
+    with pytest.raises(errors.APIException) as failure:
+        bindings.get_GetTelemetry(det._session)
+    assert failure.value.status_code == 501

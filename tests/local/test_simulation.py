@@ -462,7 +462,7 @@ def test_killing_one_trial_leaves_the_others(
 
 def fault(master: LocalMaster, trial_id: int, at_batches: int, remaining: int | None) -> None:
     with Seeder(master.database) as seed:
-        seed.db.add(t.TrialFaultRow(trial_id=trial_id, at_batches=at_batches, remaining=remaining))
+        seed.trial_fault(trial_id, at_batches, times=remaining)
 
 
 def test_a_crashed_trial_restarts_from_its_checkpoint(

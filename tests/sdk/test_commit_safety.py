@@ -30,6 +30,7 @@ from detorm import (
     Shell,
     Template,
     Tensorboard,
+    User,
     Workspace,
 )
 from detorm._api._sync import RESOURCES
@@ -84,6 +85,7 @@ def registry(fresh_cluster: Cluster) -> dict[type[Resource], Any]:
             Tensorboard: Tensorboard.launch(experiments=[1], session=s).id,
         }
         launched[Job] = s.get(Command, launched[Command]).job_id
+        launched[User] = s.whoami().id
     return {
         **launched,
         Experiment: fresh_cluster.experiments["vit-small"],
@@ -179,11 +181,19 @@ def test_a_label_both_sessions_remove_is_not_put_back(
 # detorm.local has one resource pool, so a job cannot change pool there (test_tasks.py checks
 # the request, and that the master's refusal leaves the edit pending).
 _ONE_POOL: Final = {("Job", "resource_pool")}
+# The session's user is not an admin: a user's activity, admin flag and agent user and group are
+# an admin's to change (test_users_writes.py edits them as one).
+_ADMIN_ONLY: Final = {
+    ("User", n) for n in ("active", "admin", "agent_uid", "agent_gid", "agent_user", "agent_group")
+}
 
 
 def _editable_fields() -> list[tuple[type[Resource], str]]:
     return [
-        (r, n) for r in RESOURCES for n in sorted(r._editable) if (r.__name__, n) not in _ONE_POOL
+        (r, n)
+        for r in RESOURCES
+        for n in sorted(r._editable)
+        if (r.__name__, n) not in _ONE_POOL | _ADMIN_ONLY
     ]
 
 
@@ -196,6 +206,12 @@ def _new_value(obj: Resource, name: str, others: dict[str, int]) -> Any:
         return others[name]
     if name == "priority":
         return (current or 0) % 98 + 1
+    if name == "key":
+        return "EDKEY"  # a project key: at most 5 letters or digits, unique
+    if name in ("default_compute_pool", "default_aux_pool"):
+        return "" if current else "default"  # detorm.local's one pool
+    if name == "checkpoint_storage_config":
+        return {"type": "shared_fs", "host_path": "/tmp/edited"}
     if name in ("weight", "max_slots"):
         return (current or 1) + 1
     if annotation is bool:

@@ -48,7 +48,9 @@ from detorm import (
     Template,
     Tensorboard,
     Trial,
+    Trigger,
     User,
+    Webhook,
     Workspace,
     hp,
     metrics,
@@ -81,7 +83,7 @@ RESOURCES: dict[str, Any] = {  # the resource classes, by name
     "Project": Project, "Model": Model, "ModelVersion": ModelVersion, "User": User,
     "Command": Command, "Shell": Shell, "Notebook": Notebook, "Tensorboard": Tensorboard,
     "Template": Template, "Job": Job, "Task": Task, "ResourcePool": ResourcePool,
-    "Agent": Agent,
+    "Agent": Agent, "Webhook": Webhook,
 }  # fmt: skip
 GENERIC_TASKS = ("Command", "Shell", "Notebook", "Tensorboard")
 
@@ -306,6 +308,27 @@ def launch_tasks(master: LocalMaster, environ: dict[str, str]) -> None:
             session.close()
 
 
+WEBHOOKS = (  # name, url, type, mode, workspace (None: global)
+    ("deploy", "https://hooks.example.com/a", "DEFAULT", "WORKSPACE", None),
+    ("Deploy ñ", "https://hooks.example.com/B", "SLACK", "SPECIFIC", "research"),
+    ("gpu_8%", "http://127.0.0.1:9/x", "DEFAULT", "SPECIFIC", "Research Lab"),
+    ("", "https://hooks.example.com/empty", "SLACK", "WORKSPACE", "research"),
+)  # fmt: skip
+
+
+def _create_webhooks(master: LocalMaster, workspaces: dict[str, int]) -> None:
+    """Global webhooks need an admin; the cases' user sees the global ones and its own."""
+    with detorm.Session(
+        master.url, user="admin", password="", environ={"HOME": "/nonexistent"}
+    ) as admin:
+        for name, url, kind, mode, workspace in WEBHOOKS:
+            Webhook.create(
+                url, triggers=[Trigger("EXPERIMENT_STATE_CHANGE", {"state": "COMPLETED"})],
+                webhook_type=kind, name=name, mode=mode,
+                workspace=None if workspace is None else workspaces[workspace], session=admin,
+            )  # fmt: skip
+
+
 def _launch_all(
     master: LocalMaster, sessions: dict[str, detorm.Session], mp: pytest.MonkeyPatch
 ) -> None:
@@ -315,6 +338,7 @@ def _launch_all(
     for name, workspace in TEMPLATES:
         config = {"description": f"from {name}", "resources": {"slots": 1}}
         Template.create(name, config, workspace=workspaces[workspace], session=s)
+    _create_webhooks(master, workspaces)
     launched: list[tuple[TaskSpec, Any]] = []
     for spec in TASKS:
         # a command to crash or kill runs for an hour first (it takes the duration at launch)

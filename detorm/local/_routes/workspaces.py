@@ -44,6 +44,7 @@ from .._errors import (
 )
 from .._pagination import in_memory_page
 from .._sql_lists import orm_in
+from .config_policies import delete_workspace_policies
 from .projects import (
     delete_project_rows,
     find_workspace,
@@ -393,6 +394,7 @@ def delete_workspace(ctx: Ctx) -> dict[str, Any]:
         assert project_id is not None
         delete_project_rows(ctx.db, project_id)
     delete_workspace_templates(ctx.db, workspace_id)
+    delete_workspace_policies(ctx.db, workspace_id)  # ON DELETE CASCADE
     ctx.db.execute(
         delete(t.WorkspacePinRow).where(col(t.WorkspacePinRow.workspace_id) == workspace_id)
     )

@@ -28,7 +28,9 @@ from detorm import (
     Template,
     Tensorboard,
     Trial,
+    Trigger,
     User,
+    Webhook,
     Workspace,
 )
 from detorm._api import _aio, _sync
@@ -116,6 +118,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         cluster = seed_cluster(master)
         with Seeder(master.database) as seed:
             model = seed.model("classifier", labels=["prod"], metadata={"team": "cv"})
+            # webhooks: a workspace's owner may create them there (authz_basic_impl.go)
+            cluster.workspaces["hooks"] = seed.workspace("hooks", owner="determined")
             trial = cluster.trials["resnet-base"][0]
             seed.logs(trial, ["loading data", "epoch 1 done", "epoch 2 done"])
         with detorm.Session(master.url, user="determined", password="", environ=environ) as s:
@@ -156,6 +160,11 @@ def world(mode: Mode, seeded: Seeded, tmp_path_factory: pytest.TempPathFactory) 
         loaded[Job] = api(s.load(loaded[Command], "job"))
         loaded[ResourcePool] = api(s.get(api.of(ResourcePool), "default"))
         loaded[Agent] = api(api.of(Agent).query(s).first())
+        loaded[Webhook] = api(api.of(Webhook).create(
+            f"https://bad-input.example.com/{mode}", triggers=[Trigger("CUSTOM")],
+            mode="SPECIFIC", workspace=cluster.workspaces["hooks"], name=f"bad-input-{mode}",
+            session=s,
+        ))  # fmt: skip
         objects = {api.of(cls): obj for cls, obj in loaded.items()}
         assert all(isinstance(obj, cls) for cls, obj in objects.items())
         yield World(cluster, api, objects)

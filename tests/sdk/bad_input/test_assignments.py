@@ -36,11 +36,16 @@ def attributes(cls: type[Any]) -> list[str]:
 
 TYPED: dict[Any, st.SearchStrategy[Any]] = {
     str: st.one_of(ODD_TEXT, st.text(max_size=8)),
+    str | None: st.one_of(ODD_TEXT, st.text(max_size=8), st.none()),  # a user's agent user
     bool: st.booleans(),
     int: st.one_of(EDGE_INTS, st.integers()),
     int | None: st.one_of(EDGE_INTS, st.integers(), st.none()),
     float | None: st.one_of(NUMBERS, st.none()),
+    float: NUMBERS,  # a job's weight
     dict[str, Any]: st.dictionaries(st.text(max_size=4), SCALARS, max_size=3),
+    dict[str, Any] | None: st.one_of(  # a workspace's checkpoint storage (None clears it)
+        st.dictionaries(st.text(max_size=4), SCALARS, max_size=3), st.none()
+    ),
     TagSet: TAGS,
     tuple[Note, ...]: st.lists(
         st.builds(Note, st.text(max_size=4), st.text(max_size=4)), max_size=2

@@ -7,14 +7,14 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import pytest
 
 import detorm
 import detorm.aio
-from detorm import Experiment, Model, Trial, Workspace, hp
+from detorm import Checkpoint, Experiment, Model, Trial, Workspace, hp
 from detorm.errors import (
     ConfigurationError,
     InvalidAttribute,
@@ -297,3 +297,84 @@ def test_logs_arguments_of_the_wrong_type(world: World) -> None:
         trial.logs(levels="INFO")
     with pytest.raises(InvalidType, match="each level must be a LogLevel or a level name"):
         trial.logs(levels=[5])
+
+
+# --- runs and experiments ---------------------------------------------------------------------
+def test_fork_checks_project_and_activate_before_reading_the_parent(world: World) -> None:
+    exp, api = world[Experiment], world.api
+    before = world.session.requests_sent
+    with pytest.raises(InvalidType, match=r"Experiment.fork\(activate\) must be a bool"):
+        api(exp.fork(activate=None))
+    with pytest.raises(InvalidType, match=r"Experiment.fork\(project\) must be a Project or its"):
+        api(exp.fork(project="vision"))
+    with pytest.raises(InvalidValue, match=r"Experiment.fork\(project\) must be an int in 1\.\."):
+        api(exp.fork(project=2**31))
+    assert world.session.requests_sent == before
+
+
+def test_download_paths_and_progress_of_the_wrong_type(world: World, tmp_path: Path) -> None:
+    # Path(None) raised a bare TypeError in the three downloads.
+    exp, api = world[Experiment], world.api
+    before = world.session.requests_sent
+    with pytest.raises(InvalidType, match="path must be a directory path"):
+        api(exp.download_code(None))
+    with pytest.raises(InvalidType, match="path must be a directory path"):
+        api(world[Checkpoint].download(3))
+    with pytest.raises(InvalidType, match=r"download_tensorboard\(path\) must be a directory path"):
+        api(exp.download_tensorboard(None))
+    with pytest.raises(InvalidType, match=r"download_tensorboard\(path\) must be a directory path"):
+        api(exp.download_tensorboard(b"out"))
+    with pytest.raises(InvalidType, match=r"download_tensorboard\(progress\) must be True or"):
+        api(exp.download_tensorboard(tmp_path / "out", progress="yes"))
+    assert world.session.requests_sent == before and not (tmp_path / "out").exists()
+
+
+def test_paths_with_a_nul(world: World, tmp_path: Path) -> None:
+    # The os calls raised a bare ValueError ("embedded null byte") for these.
+    api, session, exp = world.api, world.session, world[Experiment]
+    (tmp_path / "model").mkdir()
+    config = {"name": "x", "entrypoint": "python3 train.py"}
+    before = session.requests_sent
+
+    def create(*args: Any, **kwargs: Any) -> Any:
+        return api(api.Experiment.create(*args, **kwargs, activate=False, session=session))
+
+    with pytest.raises(InvalidValue, match=r"Experiment.create\(model_dir\) cannot contain a NUL"):
+        create(config, str(tmp_path / "mo\x00del"))
+    with pytest.raises(InvalidValue, match=r"Experiment.create\(includes\) item cannot contain"):
+        create(config, tmp_path / "model", includes=[str(tmp_path / "a\x00b")])
+    with pytest.raises(InvalidValue, match=r"Experiment.create\(config\) cannot contain a NUL"):
+        create(str(tmp_path / "config\x00.yaml"), tmp_path / "model")
+    with pytest.raises(InvalidValue, match=r"Command.launch\(context\) cannot contain a NUL"):
+        api(api.Command.launch("true", context=str(tmp_path / "a\x00b"), session=session))
+    with pytest.raises(InvalidValue, match="a path cannot hold a NUL"):
+        api(exp.download_tensorboard(str(tmp_path / "tb\x00")))
+    with pytest.raises(InvalidValue, match="a path cannot hold a NUL"):
+        api(exp.download_code(str(tmp_path / "code\x00")))
+    assert session.requests_sent == before and sorted(tmp_path.iterdir()) == [tmp_path / "model"]
+
+
+def test_configs_and_overrides_of_any_mapping(world: World) -> None:
+    # A mapping inside a config escaped the JSON writer as a TypeError; overrides given as a
+    # Mapping (as the signatures say) were refused for not being a dict.
+    api, session, exp = world.api, world.session, world[Experiment]
+    config = {
+        "name": "x", "entrypoint": "python3 train.py",
+        "searcher": {"name": "single", "metric": "loss", "max_length": 1},
+        "hyperparameters": MappingProxyType({"lr": 0.1}),
+    }  # fmt: skip
+    assert api(api.Experiment.validate_config(config, session=session)) == []
+    before = session.requests_sent
+    with pytest.raises(InvalidValue, match=r"fork\(config_overrides\)\['lr'\] must be a finite"):
+        api(exp.fork(MappingProxyType({"lr": math.nan})))
+    with pytest.raises(InvalidValue, match=r"continue_training\(config_overrides\) cannot set"):
+        api(exp.continue_training(MappingProxyType({"project": "other"})))
+    assert session.requests_sent == before
+
+
+def test_profiler_groups_that_are_not_names(world: World) -> None:
+    trial = world[Trial]
+    with pytest.raises(InvalidType, match="each group must be a profiler group, among cpu"):
+        trial.profiler_metrics(groups=[None])
+    with pytest.raises(InvalidValue, match="'GPU' is not a profiler group"):
+        trial.profiler_metrics(groups=["GPU"])
