@@ -3,6 +3,13 @@
     python benchmarks/sdk_vs_official.py            # every scenario
     python benchmarks/sdk_vs_official.py S1 S8 S9   # some of them
     python benchmarks/sdk_vs_official.py --rtt 20   # through a proxy adding 20 ms round trips
+    python benchmarks/sdk_vs_official.py I1 L1      # the import and the lazy-iteration rows
+
+Two rows are not scenarios of the table: I1 (``benchmarks/imports.py``: ``import detorm``
+against ``import determined.experimental.client``, fresh processes, medians, and detorm's first
+use up to its second request) and L1 (``benchmarks/lazy_iteration.py``: 1,000,000 experiments
+iterated lazily from a synthetic paging master, against a bare httpx + json floor). They are
+printed after the table.
 
 One detorm.local (a separate process) serves the benchmark cluster: 2 workspaces x 5 projects x
 200 experiments x 4 trials, each trial with 3 checkpoints and 500 metric reports, plus the
@@ -917,7 +924,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("scenarios", nargs="*", default=list(TARGETS))
+    parser.add_argument("scenarios", nargs="*", default=[*TARGETS, *EXTRA_ROWS])
     parser.add_argument("--rtt", type=float, default=0.0, help="added round-trip time, in ms")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -932,6 +939,8 @@ def main(argv: list[str]) -> int:
 
     from detorm.local import LocalMaster
 
+    extra_rows = [s for s in args.scenarios if s in EXTRA_ROWS]
+    args.scenarios = [s for s in args.scenarios if s not in EXTRA_ROWS]
     cluster_db = pristine("cluster-v2", seed_cluster)
     fixtures_db = pristine("fixtures-v3", seed_fixtures)
     with tempfile.TemporaryDirectory(prefix="detorm-bench-") as tmp:
@@ -974,7 +983,34 @@ def main(argv: list[str]) -> int:
                     child(scenario, "floor", ids, work / "floor") if scenario in FLOORS else None
                 )
                 print_row(scenario, official, ours, aio, floor)
+            for row in extra_rows:
+                print(f"{row}: {EXTRA_ROWS[row]}: {extra_row(row, cluster.url)}", flush=True)
     return 0
+
+
+EXTRA_ROWS = {
+    "I1": "import time (fresh processes, medians)",
+    "L1": "iterate 1,000,000 experiments lazily (synthetic paging master)",
+}
+
+
+def extra_row(row: str, cluster_url: str) -> str:
+    """The figures of row I1 or L1, as one line."""
+    if row == "I1":
+        from benchmarks import imports
+
+        figures = imports.measure()
+        first = imports.first_use(cluster_url)
+        official, ours = figures["official"], figures["detorm"]
+        return (
+            f"official {official['wall'] * 1000:.1f} ms ({official['cpu'] * 1000:.1f} ms CPU),"
+            f" detorm {ours['wall'] * 1000:.1f} ms ({ours['cpu'] * 1000:.1f} ms CPU); detorm's"
+            " first use: "
+            + ", ".join(f"{step} {seconds * 1000:.1f} ms" for step, seconds in first.items())
+        )
+    from benchmarks import lazy_iteration
+
+    return lazy_iteration.describe(lazy_iteration.measure(S11_ROWS))
 
 
 def print_row(

@@ -8,89 +8,100 @@ for exp in Experiment.query().filter(state="ACTIVE").order_by("start_time"):
     print(exp.id, exp.name, sorted(exp.tags))
 """
 
+import importlib as _importlib
+import logging as _logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from . import errors
-from ._api._sync import (
-    Agent,
-    AgentQuery,
-    Checkpoint,
-    CheckpointQuery,
-    Command,
-    CommandQuery,
-    Experiment,
-    ExperimentQuery,
-    Job,
-    JobQuery,
-    MetricsStream,
-    Model,
-    ModelQuery,
-    ModelVersion,
-    ModelVersionQuery,
-    Notebook,
-    NotebookQuery,
-    ProfilerStream,
-    Project,
-    ProjectQuery,
-    Query,
-    ResourcePool,
-    ResourcePoolQuery,
-    Session,
-    Shell,
-    ShellQuery,
-    Task,
-    TaskQuery,
-    Template,
-    TemplateQuery,
-    Tensorboard,
-    TensorboardQuery,
-    Trial,
-    TrialQuery,
-    User,
-    UserQuery,
-    Webhook,
-    WebhookQuery,
-    Workspace,
-    WorkspaceQuery,
-    connect,
-    default_session,
-    set_default_session,
-)
-from ._ops._cluster import ClusterMessage, MasterInfo, MasterLogEntry, SSOProvider
-from ._ops._logs import LogEntry
-from ._ops._metrics import MetricReport, TrialSummary
-from ._ops._profiler import ProfilerSample, ProfilerSeries
-from ._ops._tasks import QueueStats
-from ._plan._call import Call, RetryPolicy
-from ._plan._conditions import Q, hp, metrics
-from ._plan._edits import BulkResult, Change, FlushPlan
-from ._plan._query import Explanation
-from ._resources._base import TagSet
-from ._resources._cluster import Trigger
-from ._resources._tasks import AllocationInfo, AllocationResources, ContainerInfo, SlotInfo
-from ._resources._values import (
-    CheckpointSummary,
-    ExperimentConfig,
-    JSONValue,
-    MetricSummary,
-    Note,
-    Validation,
-)
 from ._version import __version__
-from ._wire import (
-    CheckpointState,
-    ExperimentState,
-    JobState,
-    JobType,
-    LogLevel,
-    OrderBy,
-    TaskState,
-    TaskType,
-    Timestamp,
-    TrialState,
-    TriggerType,
-    WebhookMode,
-    WebhookType,
-    WorkspaceState,
-)
+
+# A library's logger (stdlib logging): its records (detorm.http: requests at DEBUG, retries and
+# new logins at WARNING) go where the application's logging config sends them, else nowhere.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+# The public names are imported on first use (PEP 562 ``__getattr__`` below): ``import detorm``
+# stays cheap, and type checkers read the imports here.
+if _TYPE_CHECKING:
+    from ._api._sync import (
+        Agent,
+        AgentQuery,
+        Checkpoint,
+        CheckpointQuery,
+        Command,
+        CommandQuery,
+        Experiment,
+        ExperimentQuery,
+        Job,
+        JobQuery,
+        MetricsStream,
+        Model,
+        ModelQuery,
+        ModelVersion,
+        ModelVersionQuery,
+        Notebook,
+        NotebookQuery,
+        ProfilerStream,
+        Project,
+        ProjectQuery,
+        Query,
+        ResourcePool,
+        ResourcePoolQuery,
+        Session,
+        Shell,
+        ShellQuery,
+        Task,
+        TaskQuery,
+        Template,
+        TemplateQuery,
+        Tensorboard,
+        TensorboardQuery,
+        Trial,
+        TrialQuery,
+        User,
+        UserQuery,
+        Webhook,
+        WebhookQuery,
+        Workspace,
+        WorkspaceQuery,
+        connect,
+        default_session,
+        set_default_session,
+    )
+    from ._ops._cluster import ClusterMessage, MasterInfo, MasterLogEntry, SSOProvider
+    from ._ops._logs import LogEntry
+    from ._ops._metrics import MetricReport, TrialSummary
+    from ._ops._profiler import ProfilerSample, ProfilerSeries
+    from ._ops._tasks import QueueStats
+    from ._plan._call import Call, RetryPolicy
+    from ._plan._conditions import Q, hp, metrics
+    from ._plan._edits import BulkResult, Change, FlushPlan
+    from ._plan._query import Explanation
+    from ._resources._base import TagSet
+    from ._resources._cluster import Trigger
+    from ._resources._tasks import AllocationInfo, AllocationResources, ContainerInfo, SlotInfo
+    from ._resources._values import (
+        CheckpointSummary,
+        ExperimentConfig,
+        JSONValue,
+        MetricSummary,
+        Note,
+        Validation,
+    )
+    from ._wire import (
+        CheckpointState,
+        ExperimentState,
+        JobState,
+        JobType,
+        LogLevel,
+        OrderBy,
+        TaskState,
+        TaskType,
+        Timestamp,
+        TrialState,
+        TriggerType,
+        WebhookMode,
+        WebhookType,
+        WorkspaceState,
+    )
 
 __all__ = [
     "Agent",
@@ -185,13 +196,18 @@ __all__ = [
     "set_default_session",
 ]
 
-# Public names report the short path (detorm.Experiment), as httpx does. Pydantic models keep
-# their module: pydantic resolves annotations against it.
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("detorm._") and not hasattr(_obj, "model_fields"):
-        try:
-            _obj.__module__ = "detorm"
-        except (AttributeError, TypeError):
-            pass
-del _name, _obj
+
+def __getattr__(name: str) -> object:
+    # First use of a public name: import the SDK (detorm/_surface.py) and hand out its names.
+    # Other names are not looked up here: the import system probes private ones (submodules).
+    if name not in __all__:
+        raise AttributeError(f"module 'detorm' has no attribute {name!r}")
+    surface = _importlib.import_module("detorm._surface")
+    for public in __all__:
+        if public not in globals():
+            globals()[public] = getattr(surface, public)
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,13 +7,19 @@ import getpass
 import sys
 from collections.abc import Sequence
 
+from detorm._terminal import QUERY_COMMANDS, descending_orders
+
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
+    from detorm._terminal import add_query_commands
+    from detorm._version import __version__
+
     parser = argparse.ArgumentParser(
         prog="detorm", description="detorm: a typed SDK for Determined"
     )
+    parser.add_argument("--version", action="version", version=f"detorm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run detorm.local, a Determined-compatible master")
@@ -66,11 +72,19 @@ def _parser() -> argparse.ArgumentParser:
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
     clear = cache_commands.add_parser("clear", help="remove every cached entry")
     clear.add_argument("--dir", default=None, help="cache directory (default: the user cache dir)")
+    add_query_commands(commands)  # ls, show, metrics, logs, tag, archive... (detorm._terminal)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(descending_orders(sys.argv[1:] if argv is None else argv))
+    if args.command in QUERY_COMMANDS:
+        from detorm._terminal import run_query_command
+
+        return run_query_command(args, parser)
+    if args.command in _LOCAL_COMMANDS and _local_extra_missing(args.command):
+        return 2
     if args.command == "serve":
         return _serve(args)
     if args.command == "set-password":
@@ -90,6 +104,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"removed {removed} cached entries from {disk.directory}")
         return 0
     return 2
+
+
+_LOCAL_COMMANDS = ("serve", "set-password", "demo")
+# The modules of the ``local`` extra (pyproject.toml); detorm.local imports some only when used.
+_LOCAL_EXTRA = ("sqlmodel", "starlette", "uvicorn", "httptools", "yaml")
+
+
+def _local_extra_missing(command: str) -> bool:
+    """detorm.local's stack (SQLModel, Starlette, uvicorn, PyYAML) is the ``local`` extra: without
+    it, say which extra to install instead of showing an import traceback."""
+    import importlib
+
+    try:
+        for module in _LOCAL_EXTRA:
+            importlib.import_module(module)
+        import detorm.local  # noqa: F401
+    except ModuleNotFoundError as err:
+        if err.name is None or err.name.split(".")[0] == "detorm":
+            raise  # a module of detorm itself missing is a bug, not a missing extra
+        print(
+            f"detorm {command}: detorm.local needs the 'local' extra (no module named"
+            f" {err.name!r}): pip install 'detorm[local]'",
+            file=sys.stderr,
+        )
+        return True
+    return False
 
 
 def _serve(args: argparse.Namespace) -> int:

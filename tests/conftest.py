@@ -14,6 +14,10 @@ from syrupy.location import PyTestLocation
 
 from detorm.local import LocalMaster
 
+# pytest's own fixture for running pytest on test files (tests/plugin: detorm's pytest plugin);
+# pytest refuses pytest_plugins in a conftest.py below the top one.
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOTS = ROOT / "snapshots"
 

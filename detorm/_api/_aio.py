@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import threading
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -23,7 +22,6 @@ from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 from .._ops import _create as cr
 from .._ops import _executor
 from .._ops import _experiments as xp
-from .._ops import _rp_bindings as rp
 from .._ops._actions import bulk_action, delete_checkpoint, experiment_action
 from .._ops._cluster import (
     ClusterMessage,
@@ -100,8 +98,10 @@ from .._resources._base import Resource, SessionLike
 from .._resources._cluster import Trigger
 from .._resources._inputs import require
 from .._resources._relations import SettableToOne, ToMany, ToOne
+from .._resources._unsaved import New, S
+from .._resources._unsaved import saved as _saved
 from .._resources._values import ExperimentConfig
-from .._state._session import SessionBase
+from .._state._session import DefaultSession, SessionBase
 from .._wire import ExperimentState, LogLevel, TaskState, TrialState, WebhookMode, WebhookType
 from ..errors import NotLoaded
 from . import _sync
@@ -179,13 +179,13 @@ class AsyncSession(SessionBase):
         assert isinstance(self._http, AsyncTransport)
         return self._http
 
+    def _opened(self) -> None:
+        _defaults.opened(self)
+
     async def close(self) -> None:
-        global _default
         await self.transport.aclose()
         self.cache.close()
-        with _default_lock:
-            if _default is self:
-                _default = None
+        _defaults.closed(self)
 
     async def __aenter__(self) -> Self:
         return self
@@ -256,9 +256,11 @@ class AsyncSession(SessionBase):
 
     def metrics(
         self, trials: Iterable[Trial | int] | AsyncTrialQuery, group: str = "validation", *,
-        cache: bool = True,
+        cache: bool = True, progress: bool | None = None,
     ) -> AsyncMetricsStream:  # fmt: skip
-        return AsyncMetricsStream(self, trials, group, cache=self._use_cache(cache))
+        return AsyncMetricsStream(
+            self, trials, group, cache=self._use_cache(cache), progress=progress
+        )
 
     async def logs(
         self,
@@ -336,8 +338,8 @@ class AsyncSession(SessionBase):
         await self.commit()
 
 
-_default: AsyncSession | None = None
-_default_lock = threading.Lock()
+# The default session and the open sessions of this API (the rule: DefaultSession).
+_defaults: DefaultSession[AsyncSession] = DefaultSession("detorm.aio", lambda: AsyncSession())
 
 
 def connect(
@@ -349,34 +351,27 @@ def connect(
     verify: bool | str = True,
     timeout: float = 60.0,
 ) -> AsyncSession:
-    """Open an async session (it logs in on its first request); the first one connected
-    becomes the default async session. Arguments as for :func:`detorm.connect`."""
-    global _default
+    """Open an async session (it logs in on its first request); the first async session
+    opened (``connect()`` or ``AsyncSession(...)``) becomes the default async session while
+    there is none. Arguments as for :func:`detorm.connect`."""
     session = AsyncSession(
         master, user=user, password=password, token=token, verify=verify, timeout=timeout
     )
-    with _default_lock:
-        if _default is None:
-            _default = session
-    return session
+    return session  # the default if there was none (Session._opened)
 
 
 def default_session() -> AsyncSession:
-    """The default async session: the first one connected, or one from the environment."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = AsyncSession()
-        return _default
+    """The default async session: the first one opened while there was none; with no session
+    open, one from the environment; with sessions open but no default, a ConfigurationError
+    naming them (the rule of :func:`detorm.default_session`)."""
+    return _defaults.get()
 
 
 def set_default_session(session: AsyncSession | None) -> None:
     """Make ``session`` the default async session (None: forget the current one)."""
-    global _default
     if session is not None:
         require("session", session, AsyncSession, "a detorm.aio.AsyncSession or None")
-    with _default_lock:
-        _default = session
+    _defaults.set(session)
 
 
 # --- queries -------------------------------------------------------------------------------------
@@ -662,10 +657,10 @@ class User(_Async, m.User):
         await self.session.transport.run(cr.set_password(self.session, self, password))
 
 
-class Workspace(_Async, m.Workspace):
+class Workspace(_Async, m.Workspace[S]):
     # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
     def __init__(
-        self,
+        self: Workspace[New],
         *,
         name: str,
         checkpoint_storage_config: dict[str, Any] | None = None,
@@ -679,7 +674,7 @@ class Workspace(_Async, m.Workspace):
 
     @classmethod
     def query(cls, session: AsyncSession | None = None) -> AsyncWorkspaceQuery:
-        return AsyncWorkspaceQuery(cls, session)
+        return AsyncWorkspaceQuery(_saved(cls), session)
 
     projects = ToMany(lambda s: Project.query(_aio(s)), "workspace_id")
     models = ToMany(lambda s: Model.query(_aio(s)), "workspace_id")
@@ -700,35 +695,31 @@ class Workspace(_Async, m.Workspace):
     ) -> Workspace:
         session = session or default_session()
         op = cr.create_workspace(
-            session, session._class_of(cls), name,
+            session, session._class_of(_saved(cls)), name,
             checkpoint_storage_config=checkpoint_storage_config,
             default_compute_pool=default_compute_pool, default_aux_pool=default_aux_pool,
         )  # fmt: skip
         return await session.transport.run(op)
 
-    async def delete(self) -> None:
+    async def delete(self: Workspace) -> None:
         await self.session.transport.run(cr.delete_workspace(self.session, self))
 
-    async def resource_pools(self) -> list[str]:
-        return await self.session.transport.run(rp.resource_pools(self.session, self))
 
-    async def bind_resource_pools(self, *names: str) -> None:
-        await self.session.transport.run(rp.bind_resource_pools(self.session, self, names))
-
-    async def unbind_resource_pools(self, *names: str) -> None:
-        await self.session.transport.run(rp.unbind_resource_pools(self.session, self, names))
-
-
-class Project(_Async, m.Project):
+class Project(_Async, m.Project[S]):
     # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
     def __init__(
-        self, *, name: str, workspace: m.Workspace | int, description: str = "", key: str = ""
+        self: Project[New],
+        *,
+        name: str,
+        workspace: m.Workspace[Any] | int,
+        description: str = "",
+        key: str = "",
     ) -> None:
         m.Project.__init__(self, name=name, workspace=workspace, description=description, key=key)
 
     @classmethod
     def query(cls, session: AsyncSession | None = None) -> AsyncProjectQuery:
-        return AsyncProjectQuery(cls, session)
+        return AsyncProjectQuery(_saved(cls), session)
 
     workspace = SettableToOne(lambda: Workspace, "workspace_id")
     experiments = ToMany(lambda s: Experiment.query(_aio(s)), "project_id")
@@ -745,11 +736,16 @@ class Project(_Async, m.Project):
     ) -> Project:
         session = session or _session_of(workspace)
         op = cr.create_project(
-            session, session._class_of(cls), workspace, name, description=description, key=key
+            session,
+            session._class_of(_saved(cls)),
+            workspace,
+            name,
+            description=description,
+            key=key,
         )
         return await session.transport.run(op)
 
-    async def delete(self) -> None:
+    async def delete(self: Project) -> None:
         await self.session.transport.run(cr.delete_project(self.session, self))
 
 
@@ -872,7 +868,7 @@ class Experiment(_Async, m.Experiment):
         path: str | os.PathLike[str],
         *,
         trials: Iterable[Trial | int] | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
         max_size: int = TENSORBOARD_MAX_SIZE,
     ) -> Path:
         op = download_tensorboard(
@@ -935,8 +931,10 @@ class Trial(_Logs, m.Trial):
     async def kill(self) -> None:
         await self.session.transport.run(kill_trial(self.session, self))
 
-    def metrics(self, group: str = "validation", *, cache: bool = True) -> AsyncMetricsStream:
-        return self.session.metrics([self], group, cache=cache)
+    def metrics(
+        self, group: str = "validation", *, cache: bool = True, progress: bool | None = None
+    ) -> AsyncMetricsStream:
+        return self.session.metrics([self], group, cache=cache, progress=progress)
 
     async def metric_groups(self) -> dict[str, list[str]]:
         return await self.session.transport.run(metric_groups(self.session, self))
@@ -966,7 +964,7 @@ class Checkpoint(_Async, m.Checkpoint):
         path: str | os.PathLike[str],
         *,
         mode: Literal["auto", "direct", "master"] = "auto",
-        progress: bool = False,
+        progress: bool | None = None,
         cache: bool = True,
         max_size: int = CHECKPOINT_MAX_SIZE,
     ) -> Path:
@@ -976,13 +974,13 @@ class Checkpoint(_Async, m.Checkpoint):
         return await self.session.transport.run(op)
 
 
-class Model(_Async, m.Model):
+class Model(_Async, m.Model[S]):
     # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
     def __init__(
-        self,
+        self: Model[New],
         *,
         name: str,
-        workspace: m.Workspace | int | None = None,
+        workspace: m.Workspace[Any] | int | None = None,
         description: str = "",
         notes: str = "",
         labels: Iterable[str] = (),
@@ -995,7 +993,7 @@ class Model(_Async, m.Model):
 
     @classmethod
     def query(cls, session: AsyncSession | None = None) -> AsyncModelQuery:
-        return AsyncModelQuery(cls, session)
+        return AsyncModelQuery(_saved(cls), session)
 
     workspace = SettableToOne(lambda: Workspace, "workspace_id")
     versions = ToMany(lambda s: ModelVersion.query(_aio(s)), "model_id")
@@ -1014,13 +1012,13 @@ class Model(_Async, m.Model):
     ) -> Model:
         session = session or _session_of(workspace)
         op = cr.create_model(
-            session, session._class_of(cls), name, workspace=workspace,
+            session, session._class_of(_saved(cls)), name, workspace=workspace,
             description=description, notes=notes, labels=labels, metadata=metadata,
         )  # fmt: skip
         return await session.transport.run(op)
 
     async def register_version(
-        self,
+        self: Model,
         checkpoint: Checkpoint | str,
         *,
         name: str = "",
@@ -1036,7 +1034,7 @@ class Model(_Async, m.Model):
         )  # fmt: skip
         return await session.transport.run(op)
 
-    async def delete(self) -> None:
+    async def delete(self: Model) -> None:
         await self.session.transport.run(cr.delete_model(self.session, self))
 
 
@@ -1321,6 +1319,11 @@ def _copy_docs() -> None:
             original = getattr(original, "fget", original)
             if inspect.isfunction(function) and function.__doc__ is None and original is not None:
                 function.__doc__ = original.__doc__
+            # A property keeps the docstring its getter had when it was made: remake it.
+            if isinstance(member, property) and member.__doc__ is None and original is not None:
+                setattr(
+                    cls, name, property(member.fget, member.fset, member.fdel, original.__doc__)
+                )
 
 
 _copy_docs()

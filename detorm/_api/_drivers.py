@@ -102,13 +102,10 @@ def _client_options(base_url: str, verify: bool | str, max_connections: int) -> 
     }
 
 
-def _transport_error(call: Call, err: Exception) -> TransportError:
+def _transport_error(http: _Http, call: Call, err: Exception) -> TransportError:
     # Returned, not raised in the except block: raised there it would chain httpx's error as
     # its __context__, and with it the request and its Authorization header.
-    return TransportError(
-        f"{call.method} {call.path}: {type(err).__name__}: {err}",
-        method=call.method, path=call.path, request_sent=not isinstance(err, _NEVER_SENT),
-    )  # fmt: skip
+    return http.transport_error(call, err, request_sent=not isinstance(err, _NEVER_SENT))
 
 
 def _interrupted(call: Call, err: Exception) -> StreamInterrupted:
@@ -242,7 +239,7 @@ class Transport(_Http):
                 if response.status_code >= 300 and attempt.stream:
                     response.read()  # small, and needed to decide on a retry and to report it
         except (httpx.TransportError, httpx.InvalidURL) as err:
-            return _transport_error(attempt.call, err)
+            return _transport_error(self, attempt.call, err)
         return response
 
     @staticmethod
@@ -394,7 +391,7 @@ class AsyncTransport(_Http):
                 if response.status_code >= 300 and attempt.stream:
                     await response.aread()
         except (httpx.TransportError, httpx.InvalidURL) as err:
-            return _transport_error(attempt.call, err)
+            return _transport_error(self, attempt.call, err)
         return response
 
     @staticmethod

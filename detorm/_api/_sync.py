@@ -7,7 +7,6 @@ twin, and ``tests/sdk/test_parity.py`` checks that the two offer the same operat
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -18,7 +17,6 @@ from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 from .._ops import _create as cr
 from .._ops import _executor
 from .._ops import _experiments as xp
-from .._ops import _rp_bindings as rp
 from .._ops._actions import bulk_action, delete_checkpoint, experiment_action
 from .._ops._cluster import (
     ClusterMessage,
@@ -95,8 +93,10 @@ from .._resources._base import Resource, SessionLike
 from .._resources._cluster import Trigger
 from .._resources._inputs import require
 from .._resources._relations import SettableToOne, ToMany, ToOne
+from .._resources._unsaved import New, S
+from .._resources._unsaved import saved as _saved
 from .._resources._values import ExperimentConfig
-from .._state._session import SessionBase
+from .._state._session import DefaultSession, SessionBase
 from .._wire import ExperimentState, LogLevel, TaskState, TrialState, WebhookMode, WebhookType
 from ._drivers import Transport
 
@@ -184,14 +184,14 @@ class Session(SessionBase):
         assert isinstance(self._http, Transport)
         return self._http
 
+    def _opened(self) -> None:
+        _defaults.opened(self)
+
     def close(self) -> None:
         """Close the connection pool and the disk cache (and stop being the default session)."""
-        global _default
         self.transport.close()
         self.cache.close()
-        with _default_lock:
-            if _default is self:
-                _default = None
+        _defaults.closed(self)
 
     def __enter__(self) -> Self:
         return self
@@ -273,7 +273,7 @@ class Session(SessionBase):
 
     def metrics(
         self, trials: Iterable[Trial | int] | TrialQuery, group: str = "validation", *,
-        cache: bool = True,
+        cache: bool = True, progress: bool | None = None,
     ) -> MetricsStream:  # fmt: skip
         """The reports of ``group`` for many trials, read in one streamed request.
 
@@ -283,9 +283,11 @@ class Session(SessionBase):
         which GetMetrics never returns, are rebuilt from the profiler routes, trial by trial
         (one request for the series, then one stream per series), one report per time in the
         harness's shape ``{agent id: {name: value}}`` (``gpu``: ``{agent id: {GPU uuid: {name:
-        value}}}``) with ``step`` None; they are not cached.
+        value}}}``) with ``step`` None; they are not cached. ``progress``: a bar counting the
+        trials read (None: the session's option, else only with tqdm on a terminal or in a
+        notebook; True: always; False: never).
         """
-        return MetricsStream(self, trials, group, cache=self._use_cache(cache))
+        return MetricsStream(self, trials, group, cache=self._use_cache(cache), progress=progress)
 
     def logs(
         self,
@@ -394,8 +396,8 @@ class Session(SessionBase):
         self.commit()
 
 
-_default: Session | None = None
-_default_lock = threading.Lock()
+# The default session and the open sessions of this API (the rule: DefaultSession).
+_defaults: DefaultSession[Session] = DefaultSession("detorm", lambda: Session())
 
 
 def connect(
@@ -409,35 +411,32 @@ def connect(
 ) -> Session:
     """Open a session to ``master`` (else ``DET_MASTER``, else ``http://127.0.0.1:8080``).
 
-    The first session connected becomes the default session. ``timeout`` (seconds) bounds each
+    The first session opened (by ``connect()`` or ``Session(...)``) becomes the default session
+    while there is none (see :func:`default_session`). ``timeout`` (seconds) bounds each
     call as a whole, retries and their waits included (see :class:`Session`).
     """
-    global _default
     session = Session(
         master, user=user, password=password, token=token, verify=verify, timeout=timeout
     )
-    with _default_lock:
-        if _default is None:
-            _default = session
-    return session
+    return session  # the default if there was none (Session._opened)
 
 
 def default_session() -> Session:
-    """The default session: the first one connected, or one connected from the environment."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = Session()
-        return _default
+    """The default session, used by ``Experiment.query()`` and friends without a session.
+
+    It is the first session opened (``connect()`` or ``Session(...)``) while there was none;
+    closing it forgets it. With no default and no session open, one is connected from the
+    environment (``DET_MASTER``...). With no default while sessions are open, raises
+    :class:`~detorm.errors.ConfigurationError` naming them: pass ``session=`` or call
+    :func:`set_default_session`, rather than silently reading another master."""
+    return _defaults.get()
 
 
 def set_default_session(session: Session | None) -> None:
     """Make ``session`` the default session (None: forget the current one)."""
-    global _default
     if session is not None:
         require("session", session, Session, "a detorm.Session or None")
-    with _default_lock:
-        _default = session
+    _defaults.set(session)
 
 
 # --- queries -------------------------------------------------------------------------------------
@@ -526,18 +525,23 @@ class ExperimentQuery(ExperimentFilters["Experiment"], Query["Experiment"]):
         return self._run(bulk_action(self, "archive"))
 
     def unarchive(self) -> BulkResult[int]:
+        """Unarchive every match."""
         return self._run(bulk_action(self, "unarchive"))
 
     def pause(self) -> BulkResult[int]:
+        """Pause every active match."""
         return self._run(bulk_action(self, "pause"))
 
     def activate(self) -> BulkResult[int]:
+        """Activate every paused match."""
         return self._run(bulk_action(self, "activate"))
 
     def cancel(self) -> BulkResult[int]:
+        """Cancel every match that has not ended (its trials stop after a checkpoint)."""
         return self._run(bulk_action(self, "cancel"))
 
     def kill(self) -> BulkResult[int]:
+        """Kill every match that has not ended (its trials stop at once)."""
         return self._run(bulk_action(self, "kill"))
 
     def delete(self) -> BulkResult[int]:
@@ -572,6 +576,7 @@ class TrialQuery(TrialFilters["Trial"], Query["Trial"]):
         return self._run(run_action(self, "archive"))
 
     def unarchive(self) -> BulkResult[int]:
+        """Unarchive every match."""
         return self._run(run_action(self, "unarchive"))
 
     def delete(self) -> BulkResult[int]:
@@ -760,10 +765,10 @@ class User(_Sync, m.User):
         self.session.transport.run(cr.set_password(self.session, self, password))
 
 
-class Workspace(_Sync, m.Workspace):
+class Workspace(_Sync, m.Workspace[S]):
     # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
     def __init__(
-        self,
+        self: Workspace[New],
         *,
         name: str,
         checkpoint_storage_config: dict[str, Any] | None = None,
@@ -778,7 +783,8 @@ class Workspace(_Sync, m.Workspace):
 
     @classmethod
     def query(cls, session: Session | None = None) -> WorkspaceQuery:
-        return WorkspaceQuery(cls, session)
+        """A query of every workspace the user may see, in ``session`` (else the default session)."""
+        return WorkspaceQuery(_saved(cls), session)
 
     projects = ToMany(lambda s: Project.query(_sync(s)), "workspace_id")
     """This workspace's projects (a query: nothing is sent until it is iterated)."""
@@ -807,41 +813,28 @@ class Workspace(_Sync, m.Workspace):
         with :class:`~detorm.errors.Conflict`)."""
         session = session or default_session()
         op = cr.create_workspace(
-            session, session._class_of(cls), name,
+            session, session._class_of(_saved(cls)), name,
             checkpoint_storage_config=checkpoint_storage_config,
             default_compute_pool=default_compute_pool, default_aux_pool=default_aux_pool,
         )  # fmt: skip
         return session.transport.run(op)
 
-    def delete(self) -> None:
+    def delete(self: Workspace) -> None:
         """Delete this workspace now, with its projects and their experiments
         (``DeleteWorkspace``; waits while the master deletes them in the background). The
         master refuses a workspace that holds models."""
         self.session.transport.run(cr.delete_workspace(self.session, self))
 
-    def resource_pools(self) -> list[str]:
-        """The resource pools this workspace may use, bound to it or unbound to any
-        (``ListRPsBoundToWorkspace``)."""
-        return self.session.transport.run(rp.resource_pools(self.session, self))
 
-    def bind_resource_pools(self, *names: str) -> None:
-        """Bind these pools to this workspace now (``BindRPToWorkspace``, one per pool; an
-        admin's action). Sent at once, not through the unit of work: a binding belongs to the
-        pool, it is no field of the workspace. The master refuses a default pool and an unknown
-        one (:class:`~detorm.errors.ServerError` with its message)."""
-        self.session.transport.run(rp.bind_resource_pools(self.session, self, names))
-
-    def unbind_resource_pools(self, *names: str) -> None:
-        """Unbind these pools from this workspace now (``UnbindRPFromWorkspace``, one per pool;
-        at once, as :meth:`bind_resource_pools`). The master refuses a binding that does not
-        exist (:class:`~detorm.errors.ServerError`)."""
-        self.session.transport.run(rp.unbind_resource_pools(self.session, self, names))
-
-
-class Project(_Sync, m.Project):
+class Project(_Sync, m.Project[S]):
     # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
     def __init__(
-        self, *, name: str, workspace: m.Workspace | int, description: str = "", key: str = ""
+        self: Project[New],
+        *,
+        name: str,
+        workspace: m.Workspace[Any] | int,
+        description: str = "",
+        key: str = "",
     ) -> None:
         """A new project in ``workspace`` (existing, its id, or new: created first); ``session.add``
         then ``session.commit()`` creates it (without a key the master makes one)."""
@@ -849,7 +842,8 @@ class Project(_Sync, m.Project):
 
     @classmethod
     def query(cls, session: Session | None = None) -> ProjectQuery:
-        return ProjectQuery(cls, session)
+        """A query of every project the user may see, in ``session`` (else the default session)."""
+        return ProjectQuery(_saved(cls), session)
 
     workspace = SettableToOne(lambda: Workspace, "workspace_id")
     """The workspace holding this project (identity map; fetched once). Assign one to move it."""
@@ -871,11 +865,16 @@ class Project(_Sync, m.Project):
         or a key taken anywhere, is refused with :class:`~detorm.errors.Conflict`)."""
         session = session or _session_of(workspace)
         op = cr.create_project(
-            session, session._class_of(cls), workspace, name, description=description, key=key
+            session,
+            session._class_of(_saved(cls)),
+            workspace,
+            name,
+            description=description,
+            key=key,
         )
         return session.transport.run(op)
 
-    def delete(self) -> None:
+    def delete(self: Project) -> None:
         """Delete this project and its experiments now (``DeleteProject``; waits while the
         master deletes them in the background)."""
         self.session.transport.run(cr.delete_project(self.session, self))
@@ -886,6 +885,7 @@ class Experiment(_Sync, m.Experiment):
 
     @classmethod
     def query(cls, session: Session | None = None) -> ExperimentQuery:
+        """A query of every experiment the user may see, in ``session`` (else the default session)."""
         return ExperimentQuery(cls, session)
 
     project = SettableToOne(lambda: Project, "project_id")
@@ -899,24 +899,31 @@ class Experiment(_Sync, m.Experiment):
 
     # Actions are sent at once (the unit of work is for attribute edits); the object follows.
     def archive(self) -> None:
+        """Archive this experiment now (ArchiveExperiment; terminal experiments only)."""
         self.session.transport.run(experiment_action(self.session, self, "archive"))
 
     def unarchive(self) -> None:
+        """Unarchive this experiment now (UnarchiveExperiment)."""
         self.session.transport.run(experiment_action(self.session, self, "unarchive"))
 
     def pause(self) -> None:
+        """Pause this experiment now (PauseExperiment)."""
         self.session.transport.run(experiment_action(self.session, self, "pause"))
 
     def activate(self) -> None:
+        """Activate this experiment now (ActivateExperiment)."""
         self.session.transport.run(experiment_action(self.session, self, "activate"))
 
     def cancel(self) -> None:
+        """Cancel this experiment now: its trials stop after a checkpoint (CancelExperiment)."""
         self.session.transport.run(experiment_action(self.session, self, "cancel"))
 
     def kill(self) -> None:
+        """Kill this experiment now: its trials stop at once (KillExperiment)."""
         self.session.transport.run(experiment_action(self.session, self, "kill"))
 
     def delete(self) -> None:
+        """Delete this experiment now (DeleteExperiment; the master finishes in the background)."""
         self.session.transport.run(experiment_action(self.session, self, "delete"))
 
     def move_to(self, project: m.Project | int) -> None:
@@ -1063,7 +1070,7 @@ class Experiment(_Sync, m.Experiment):
         path: str | os.PathLike[str],
         *,
         trials: Iterable[Trial | int] | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
         max_size: int = TENSORBOARD_MAX_SIZE,
     ) -> Path:
         """Copy the TensorBoard files of this experiment's trials (all, or ``trials``) into
@@ -1072,7 +1079,9 @@ class Experiment(_Sync, m.Experiment):
         Read from the experiment's checkpoint storage: the master 0.38.1 has no route that
         serves them. ``shared_fs`` storage must be mounted here; S3, GCS and Azure need the
         ``detorm[s3]``, ``[gcs]`` or ``[azure]`` extra. At most ``max_size`` bytes (default
-        64 GiB); every name and link is checked to stay inside ``path``.
+        64 GiB); every name and link is checked to stay inside ``path``. ``progress``: a bar
+        of the bytes copied (None: the session's ``progress`` option, else only with tqdm on a
+        terminal or in a notebook; True: always; False: never).
         """
         op = download_tensorboard(
             self.session, self, path, trials=trials, progress=progress, max_size=max_size
@@ -1164,15 +1173,17 @@ class Trial(_Logs, m.Trial):
         ("trial not found")."""
         self.session.transport.run(kill_trial(self.session, self))
 
-    def metrics(self, group: str = "validation", *, cache: bool = True) -> MetricsStream:
+    def metrics(
+        self, group: str = "validation", *, cache: bool = True, progress: bool | None = None
+    ) -> MetricsStream:
         """This trial's reports of ``group`` (``"training"``, ``"validation"``, a custom
         group, or a profiler group: ``"gpu"``, ``"cpu"``, ``"memory"``, ``"disk"``,
         ``"network"``, see :meth:`Session.metrics`).
 
         Lazy: iterate it, or call ``to_pandas()``. Finished trials are cached on disk (not
-        the profiler groups).
+        the profiler groups). ``progress``: see :meth:`Session.metrics`.
         """
-        return self.session.metrics([self], group, cache=cache)
+        return self.session.metrics([self], group, cache=cache, progress=progress)
 
     def metric_groups(self) -> dict[str, list[str]]:
         """The metric groups this trial reported and the names in each (``{"training":
@@ -1219,7 +1230,7 @@ class Checkpoint(_Sync, m.Checkpoint):
         path: str | os.PathLike[str],
         *,
         mode: Literal["auto", "direct", "master"] = "auto",
-        progress: bool = False,
+        progress: bool | None = None,
         cache: bool = True,
         max_size: int = CHECKPOINT_MAX_SIZE,
     ) -> Path:
@@ -1228,20 +1239,22 @@ class Checkpoint(_Sync, m.Checkpoint):
         COMPLETED checkpoint is then kept in the disk cache and downloaded only once).
 
         The files must be exactly those the checkpoint's ``resources`` list; ``max_size``
-        (default 64 GiB) caps a checkpoint that has no ``resources``."""
+        (default 64 GiB) caps a checkpoint that has no ``resources``. ``progress``: a bar of the
+        bytes read (None: the session's ``progress`` option, else only with tqdm on a terminal
+        or in a notebook; True: always; False: never)."""
         op = download_checkpoint(
             self.session, self, path, mode=mode, progress=progress, cache=cache, max_size=max_size
         )
         return self.session.transport.run(op)
 
 
-class Model(_Sync, m.Model):
+class Model(_Sync, m.Model[S]):
     # Declared here too: pydantic's mypy plugin would type a constructor taking every field.
     def __init__(
-        self,
+        self: Model[New],
         *,
         name: str,
-        workspace: m.Workspace | int | None = None,
+        workspace: m.Workspace[Any] | int | None = None,
         description: str = "",
         notes: str = "",
         labels: Iterable[str] = (),
@@ -1257,7 +1270,7 @@ class Model(_Sync, m.Model):
     @classmethod
     def query(cls, session: Session | None = None) -> ModelQuery:
         """Registered models (``GET /api/v1/models``)."""
-        return ModelQuery(cls, session)
+        return ModelQuery(_saved(cls), session)
 
     workspace = SettableToOne(lambda: Workspace, "workspace_id")
     """The model's workspace (identity map; fetched once). Assign one to move the model."""
@@ -1281,13 +1294,13 @@ class Model(_Sync, m.Model):
         ``workspace``; a name any model has is refused with :class:`~detorm.errors.Conflict`)."""
         session = session or _session_of(workspace)
         op = cr.create_model(
-            session, session._class_of(cls), name, workspace=workspace,
+            session, session._class_of(_saved(cls)), name, workspace=workspace,
             description=description, notes=notes, labels=labels, metadata=metadata,
         )  # fmt: skip
         return session.transport.run(op)
 
     def register_version(
-        self,
+        self: Model,
         checkpoint: Checkpoint | str,
         *,
         name: str = "",
@@ -1305,7 +1318,7 @@ class Model(_Sync, m.Model):
         )  # fmt: skip
         return session.transport.run(op)
 
-    def delete(self) -> None:
+    def delete(self: Model) -> None:
         """Delete this model and its versions now (``DeleteModel``; the checkpoints stay)."""
         self.session.transport.run(cr.delete_model(self.session, self))
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, NoReturn, TypedDict
+from typing import Final, NoReturn, Protocol, TypedDict
 from urllib import parse
 
 __all__ = [
@@ -41,14 +41,23 @@ __all__ = [
     "DEFAULT_USER",
     "CredentialSource",
     "Credentials",
+    "MasterOrigin",
+    "MemoryTokenStore",
     "Secret",
+    "TokenCache",
     "TokenCacheWarning",
     "TokenStore",
     "canonicalize_master_url",
+    "check_master_url",
     "config_dir",
     "default_master",
+    "forget_ephemeral_master",
+    "is_ephemeral_master",
+    "master_origin",
+    "register_ephemeral_master",
     "resolve_credentials",
     "salt_and_hash",
+    "token_cache_for",
 ]
 
 # The official client falls back to "localhost:8080" (common/api/_util.py); detorm uses the
@@ -134,6 +143,94 @@ def _forbidden_parts(parsed: parse.ParseResult) -> str:
     if parsed.fragment:
         parts.append("a fragment")
     return ", ".join(parts)
+
+
+# A scheme-like prefix ("htp:/", "ftp://", "HTTP://"): the official client would prepend
+# "http://" and send to a host named after the scheme; detorm refuses it (see check_master_url).
+_SCHEME_PREFIX: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):/")
+_SCHEMES: Final = ("http", "https")
+_URL_FORMS: Final = "a master URL is http://host:port, https://host:port or host:port"
+
+
+def check_master_url(url: str) -> None:
+    """Refuse a master URL that the official client would turn into a request to the wrong
+    host, and one it refuses (``canonicalize_master_url``): a ``ValueError`` naming the value
+    (a password in it masked) and the forms that work.
+
+    What the det CLI accepts keeps working: ``host``, ``host:port``, ``http://host[:port][/path]``
+    and ``https://...``. Refused beyond the official's checks: a scheme other than ``http`` or
+    ``https`` (``ftp://``, ``HTTP://``, a typo such as ``htp:/oops``) and ``http:/`` with one
+    slash, which the official would read as a host named ``http`` (or ``htp``) on port 8080.
+    """
+    match = _SCHEME_PREFIX.match(url)
+    if match is not None:
+        scheme = match.group(1)
+        shown = _masked(url)
+        if scheme in _SCHEMES and not url.startswith(f"{scheme}://"):
+            raise ValueError(
+                f"invalid master URL {shown}: {scheme}: must be followed by two slashes "
+                f"({scheme}://host:port)"
+            )
+        if scheme not in _SCHEMES:
+            hint = (
+                f" (schemes are lowercase: {scheme.lower()}://)"
+                if scheme.lower() in _SCHEMES
+                else ""
+            )
+            raise ValueError(
+                f"invalid master URL {shown}: its scheme {scheme!r} is not http or https{hint};"
+                f" {_URL_FORMS}"
+            )
+    canonicalize_master_url(url)
+
+
+def _masked(url: str) -> str:
+    """``url`` for an error message, any user info (a password), query or fragment masked."""
+    url = _QUERY_OR_FRAGMENT.sub(lambda match: f"{match.group(0)[0]}***", url, count=1)
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return repr(url)
+    scheme, sep, _ = head.partition("://")
+    return repr(f"{scheme}{sep}***@{tail}" if sep else f"***@{tail}")
+
+
+_QUERY_OR_FRAGMENT: Final = re.compile(r"[?#].*", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class MasterOrigin:
+    """Where a session's master URL came from, for messages: ``url`` is the canonical URL,
+    ``source`` e.g. "the master argument", "DET_MASTER", or "the default"."""
+
+    url: str
+    source: str
+
+    def describe(self) -> str:
+        """E.g. "http://host:8080 (from DET_MASTER)"."""
+        return f"{self.url} (from {self.source})"
+
+
+def master_origin(master: str | None, environ: Mapping[str, str]) -> MasterOrigin:
+    """The master to use and where it came from: the argument, else ``DET_MASTER``, else
+    ``DET_MASTER_ADDR``, else :data:`DEFAULT_MASTER`. A malformed value raises ``ValueError``
+    naming where it came from (see :func:`check_master_url`)."""
+    if master is not None:
+        # An explicit "" is a malformed URL, not "use the default".
+        return MasterOrigin(_checked(master, "master"), "the master argument")
+    for name in ("DET_MASTER", "DET_MASTER_ADDR"):
+        value = environ.get(name)
+        if value:  # an empty variable counts as unset (the official would fail on it)
+            return MasterOrigin(_checked(value, name), name)
+    source = "the default: neither a master argument nor DET_MASTER was given"
+    return MasterOrigin(canonicalize_master_url(DEFAULT_MASTER), source)
+
+
+def _checked(url: str, name: str) -> str:
+    try:
+        check_master_url(url)
+        return canonicalize_master_url(url)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
 
 
 def default_master(environ: Mapping[str, str]) -> str:
@@ -430,6 +527,80 @@ def _store_json(masters: _Masters) -> str:
     # Same layout as the official's json.dump(store, f, indent=4, sort_keys=True); ASCII only,
     # so the official reads it whatever its locale encoding is.
     return json.dumps({"masters": masters, "version": _STORE_VERSION}, indent=4, sort_keys=True)
+
+
+class TokenCache(Protocol):
+    """What a session needs of a token cache: :class:`TokenStore` (the det CLI's auth.json) or
+    :class:`MemoryTokenStore` (a local master's: never on disk)."""
+
+    def token_for(self, master: str, username: str) -> str | None: ...
+    def active_user(self, master: str) -> str | None: ...
+    def store(self, master: str, username: str, token: str, *, make_active: bool) -> None: ...
+    def drop(self, master: str, username: str) -> None: ...
+
+
+class MemoryTokenStore:
+    """Tokens kept in this process only: the cache of sessions to a detorm.local master
+    started by this process (:func:`register_ephemeral_master`), whose tokens must never reach
+    the user's real det CLI cache (its port changes every run, and a test's logins are not the
+    user's). It never reads or writes a file."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str], str] = {}
+        self._active: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return "MemoryTokenStore()"
+
+    def token_for(self, master: str, username: str) -> str | None:
+        return self._tokens.get((canonicalize_master_url(master), username))
+
+    def active_user(self, master: str) -> str | None:
+        return self._active.get(canonicalize_master_url(master))
+
+    def store(self, master: str, username: str, token: str, *, make_active: bool) -> None:
+        if not username or not token:
+            raise ValueError("MemoryTokenStore.store needs a non-empty user name and token")
+        url = canonicalize_master_url(master)
+        self._tokens[(url, username)] = token
+        if make_active:
+            self._active[url] = username
+
+    def drop(self, master: str, username: str) -> None:
+        self._tokens.pop((canonicalize_master_url(master), username), None)
+
+
+# Masters this process started for a test or a script (detorm.local's LocalMaster), by
+# canonical URL, each with the in-memory token cache its sessions share.
+_EPHEMERAL: Final[dict[str, MemoryTokenStore]] = {}
+
+
+def register_ephemeral_master(url: str) -> None:
+    """Sessions to ``url`` keep their tokens in memory, not in auth.json, until
+    :func:`forget_ephemeral_master` (LocalMaster calls both)."""
+    _EPHEMERAL.setdefault(canonicalize_master_url(url), MemoryTokenStore())
+
+
+def forget_ephemeral_master(url: str) -> None:
+    _EPHEMERAL.pop(canonicalize_master_url(url), None)
+
+
+def is_ephemeral_master(url: str) -> bool:
+    return canonicalize_master_url(url) in _EPHEMERAL
+
+
+def token_cache_for(master: str, environ: Mapping[str, str]) -> TokenCache:
+    """The token cache of a session to ``master`` reading ``environ``: the in-memory one of a
+    local master this process started, when ``environ`` names the user's real det CLI config
+    directory (that of ``os.environ``); else ``auth.json`` in ``environ``'s config directory.
+
+    An ``environ`` naming another config directory (a test's) keeps the file, so that the
+    token cache itself can be tested against a local master."""
+    directory = config_dir(environ, None)
+    ephemeral = _EPHEMERAL.get(canonicalize_master_url(master))
+    if ephemeral is not None and directory == config_dir(os.environ, None):
+        return ephemeral
+    return TokenStore(directory)
 
 
 class TokenStore:
@@ -729,7 +900,7 @@ def resolve_credentials(
     password: str | None = None,
     token: str | None = None,
     environ: Mapping[str, str],
-    store: TokenStore | None,
+    store: TokenCache | None,
 ) -> Credentials:
     """Pick the credentials for ``master`` (None: ``default_master(environ)``).
 
@@ -746,7 +917,7 @@ def resolve_credentials(
 
 
 def _from_arguments(
-    url: str, user: str | None, password: str | None, token: str | None, store: TokenStore | None
+    url: str, user: str | None, password: str | None, token: str | None, store: TokenCache | None
 ) -> Credentials | None:
     if token is not None:
         if password is not None:
@@ -778,7 +949,7 @@ def _from_environment(url: str, environ: Mapping[str, str]) -> Credentials | Non
     return None
 
 
-def _from_active_user(url: str, store: TokenStore | None) -> Credentials | None:
+def _from_active_user(url: str, store: TokenCache | None) -> Credentials | None:
     if store is None:
         return None
     active_user = store.active_user(url)

@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     from .._plan._query import QueryBase as Query
     from ._protocols import OpsSession as Session
 
-__all__ = ["bulk_action", "delete_checkpoint", "experiment_action", "reflect_experiments"]
+__all__ = [
+    "bulk_action",
+    "bulk_call",
+    "delete_checkpoint",
+    "experiment_action",
+    "reflect_experiments",
+]
 
 
 def bulk_action(
@@ -32,6 +38,22 @@ def bulk_action(
     # A query knows its session as a QuerySession (its layer cannot name the ops' types); every
     # session is a SessionBase, which _api hands to the ops as an OpsSession (checked there).
     session = cast("Session", query.session)
+    call = yield from bulk_call(query, action, destination)
+    if call is None:
+        return BulkResult(action, {})
+    response = yield from send(call)
+    results = w.BulkActionResponse.model_validate_json(response.content).results
+    outcome = BulkResult(action, {r.id: r.error for r in results})
+    yield from reflect_experiments(session, action, outcome.succeeded, destination)
+    return outcome
+
+
+def bulk_call(
+    query: Query[Any], action: BulkAction, destination: int | None = None
+) -> Op[Call | None]:
+    """The one request of a bulk action (None: nothing matches); sends only the read of the
+    matching ids when the bulk filters cannot express the query (``detorm archive --dry-run``
+    prints it without sending it)."""
     _check_destination(action, destination)
     sliced = bool(query._order) or query._limit is not None or query._offset != 0
     plan = plan_bulk(query._where, action, ordered_or_sliced=sliced, destination=destination)
@@ -39,12 +61,8 @@ def bulk_action(
     if plan.filters is None:
         ids = [e.pk for e in (yield from rows_of(query))]
         if not ids:
-            return BulkResult(action, {})
-    response = yield from send(plan.call(ids))
-    results = w.BulkActionResponse.model_validate_json(response.content).results
-    outcome = BulkResult(action, {r.id: r.error for r in results})
-    yield from reflect_experiments(session, action, outcome.succeeded, destination)
-    return outcome
+            return None
+    return plan.call(ids)
 
 
 def experiment_action(

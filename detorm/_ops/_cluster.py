@@ -28,7 +28,7 @@ from ..errors import InvalidValue, QueryError, Unauthenticated
 from ._effects import Op, Rows, blocking, emit, send
 
 if TYPE_CHECKING:
-    from .._io._auth import Secret, TokenStore
+    from .._io._auth import Secret, TokenCache
     from ._http import _Http
 
 __all__ = [
@@ -63,6 +63,7 @@ class ClusterMessage:
 
     @classmethod
     def from_wire(cls, raw: w.ClusterMessage) -> ClusterMessage:
+        """The message from the master's JSON."""
         return cls(raw.message, raw.start_time, raw.end_time, raw.created_time)
 
 
@@ -97,6 +98,7 @@ class MasterInfo:
 
     @classmethod
     def from_wire(cls, raw: w.GetMasterResponse) -> MasterInfo:
+        """The master's information from GetMaster's JSON."""
         providers = tuple(
             SSOProvider(p.name, p.sso_url, p.type, p.always_redirect) for p in raw.sso_providers
         )
@@ -264,7 +266,7 @@ class LoggingOut(Protocol):
     @property
     def username(self) -> str | None: ...
     @property
-    def _store(self) -> TokenStore: ...
+    def _store(self) -> TokenCache: ...
 
 
 def log_out(session: LoggingOut) -> Op[None]:
@@ -288,7 +290,7 @@ def log_out(session: LoggingOut) -> Op[None]:
                             token)  # fmt: skip
 
 
-def _drop_if_cached(store: TokenStore, master: str, username: str, token: Secret) -> None:
+def _drop_if_cached(store: TokenCache, master: str, username: str, token: Secret) -> None:
     # Only this session's token: another login of the same user (a det CLI login, another
     # session's) stays cached. The token stays a Secret until compared (never in a repr).
     try:

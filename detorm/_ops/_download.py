@@ -24,23 +24,22 @@ import binascii
 import contextlib
 import functools
 import hashlib
-import importlib.util
 import io
 import json
 import os
 import stat
-import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
+from .. import _progress
 from .. import _wire as w
 from .._io._archive import Extraction, Limits, Readable, destination_path, extract_into, staging
 from .._plan._call import Call
 from .._plan._call import path as url_path  # download_code has a parameter named path
+from .._progress import Bar, check_progress, choose
 from ..errors import DownloadError, InvalidType, InvalidValue, StreamInterrupted, UnsafeArchive
 from ._effects import Op, blocking, close, open_stream, read, send
 
@@ -86,7 +85,7 @@ def download_checkpoint(
     path: str | os.PathLike[str],
     *,
     mode: DownloadMode = "auto",
-    progress: bool = False,
+    progress: bool | None = None,
     cache: bool = True,
     max_size: int = CHECKPOINT_MAX_SIZE,
 ) -> Op[Path]:
@@ -107,6 +106,7 @@ def download_checkpoint(
     if mode not in ("auto", "direct", "master"):
         raise InvalidValue(f"unknown download mode {mode!r}: use 'auto', 'direct' or 'master'")
     check_max_size(max_size)
+    progress = choose(check_progress("download(progress)", progress), session.progress)
     uuid = checkpoint if isinstance(checkpoint, str) else checkpoint.uuid
     destination = destination_path(path)
     with staging(destination) as directory:
@@ -231,7 +231,7 @@ def _via_master(
     uuid: str,
     directory: Path,
     limits: Limits,
-    progress: bool,
+    progress: bool | None,
     cache_key: tuple[str, str] | None,
 ) -> Op[None]:
     """The archive the master builds, downloaded whole next to ``directory`` (and kept in the
@@ -251,7 +251,7 @@ def _via_master(
             yield from blocking(_keep_archive, session, cache_key, Path(archive.name))
 
 
-def _fetch_archive(session: Session, uuid: str, file: IO[bytes], progress: bool) -> Op[None]:
+def _fetch_archive(session: Session, uuid: str, file: IO[bytes], progress: bool | None) -> Op[None]:
     """``GET /checkpoints/{uuid}`` into ``file``, from the start again when it breaks off (the
     master has no ranges for checkpoints), as often as the retry policy allows."""
     call = Call("GET", url_path("/checkpoints/{uuid}", uuid=uuid))
@@ -294,7 +294,7 @@ def _keep_archive(session: Session, key: tuple[str, str], archive: Path) -> None
 # --- from shared storage -------------------------------------------------------------------------
 
 
-def _copy_tree(source: Path, extraction: Extraction, progress: bool) -> None:
+def _copy_tree(source: Path, extraction: Extraction, progress: bool | None) -> None:
     """Copy a checkpoint directory with the checks of an archive's members (names, sizes
     against ``resources``, modes); a link must stay inside it, special files are refused."""
     copy_files(local_files(source), extraction, progress, source.name)
@@ -322,7 +322,7 @@ class SourceFile:
 
 
 def copy_files(
-    files: Iterable[SourceFile], extraction: Extraction, progress: bool, label: str,
+    files: Iterable[SourceFile], extraction: Extraction, progress: bool | None, label: str,
     *, snapshot: bool = False,
 ) -> None:  # fmt: skip
     """Write ``files`` through ``extraction`` (every name, size and mode checked as an archive
@@ -488,57 +488,7 @@ def _model_definition(experiment_id: int) -> Op[bytes]:
 # --- progress ------------------------------------------------------------------------------------------
 
 
-class _Progress:
-    """A byte counter drawn on stderr: tqdm when installed, else a plain text bar."""
-
-    def __init__(self, total: int | None, label: str, enabled: bool) -> None:
-        self.total = total
-        self.label = label
-        self.done = 0
-        self._enabled = enabled
-        self._tqdm: Any = None
-        self._drawn = 0.0
-        if enabled and importlib.util.find_spec("tqdm") is not None:
-            from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
-
-            self._tqdm = tqdm(total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr)
-
-    def __call__(self, count: int) -> None:
-        self.done += count
-        if not self._enabled:
-            return
-        if self._tqdm is not None:
-            self._tqdm.update(count)
-        elif time.monotonic() - self._drawn >= 0.1:
-            self._draw()
-
-    def _draw(self, end: str = "") -> None:
-        self._drawn = time.monotonic()
-        megabytes = f"{self.done / 1e6:.1f}"
-        if self.total:
-            share = min(1.0, self.done / self.total)
-            bar = "#" * int(share * 30)
-            line = f"\r{self.label} [{bar:<30}] {share:4.0%} {megabytes}/{self.total / 1e6:.1f} MB"
-        else:
-            line = f"\r{self.label} {megabytes} MB"
-        sys.stderr.write(line + end)
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if not self._enabled:
-            return
-        if self._tqdm is not None:
-            self._tqdm.close()
-        else:
-            self._draw("\n")
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def progress_bar(total: int | None, enabled: bool, label: str) -> _Progress:
-    """A byte counter on stderr, or one that draws nothing unless ``enabled``."""
-    return _Progress(total, label, enabled)
+def progress_bar(total: int | None, choice: bool | None, label: str) -> Bar:
+    """A byte counter on stderr as ``choice`` asks (``detorm._progress``: None draws one only
+    where someone watches)."""
+    return _progress.progress_bar(total, label, unit="B", choice=choice)

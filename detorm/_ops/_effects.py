@@ -28,6 +28,8 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
 
+from .. import _display
+
 if TYPE_CHECKING:
     import httpx
 
@@ -54,6 +56,7 @@ __all__ = [
     "collect",
     "emit",
     "gather",
+    "observed",
     "open_stream",
     "read",
     "relay",
@@ -189,6 +192,21 @@ class RecordReader(Generic[T_co]):
     def _records(self) -> Op[list[dict[str, Any]]]:
         raise NotImplementedError
 
+    def _facts(self) -> list[tuple[str, Any]]:
+        """What the stream reads, as its displays show it (no request is sent)."""
+        raise NotImplementedError
+
+    def _first_calls(self) -> list[Call]:
+        """The request(s) an iteration starts with, when known without sending any."""
+        return []
+
+    def __repr__(self) -> str:
+        return _display.stream_repr(self, self._facts())
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: what the stream reads and its first request (nothing is read)."""
+        return _display.stream_html(self, self._first_calls(), self._facts())
+
 
 # --- typed effect helpers ------------------------------------------------------------------------
 def send(
@@ -257,6 +275,29 @@ def relay(op: Op[None], select: Callable[[list[Any]], tuple[Sequence[Any], bool]
                 value = yield effect
             except Exception as err:  # handed to the inner op, which may handle it
                 error = err
+    finally:
+        op.close()
+
+
+def observed(op: Op[T], seen: Callable[[Effect, Any], None]) -> Op[T]:
+    """``op`` unchanged, with ``seen(effect, result)`` called after each of its effects was
+    performed (progress bars count an op's requests and rows this way); an effect that failed
+    is not seen."""
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                effect = op.send(value) if error is None else op.throw(error)
+            except StopIteration as stop:
+                return cast("T", stop.value)
+            value, error = None, None
+            try:
+                value = yield effect
+            except Exception as err:  # noqa: BLE001 (handed to the inner op, which may handle it)
+                error = err
+                continue
+            seen(effect, value)
     finally:
         op.close()
 

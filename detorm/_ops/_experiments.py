@@ -213,7 +213,7 @@ def _warn(experiment_id: int, codes: Iterable[str]) -> None:
 # --- create, validate -----------------------------------------------------------------------
 def _project_id(where: str, project: object) -> int:
     if isinstance(project, Project):
-        return int(project.id)
+        return int(project.pk)  # a new project (no id yet) raises NotLoaded
     return check_int(where, project, low=1, high=2**31 - 1, what="a Project or its id (an int)")
 
 

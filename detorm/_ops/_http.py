@@ -15,11 +15,17 @@ no wait is started that would end past it, so retries never multiply the caller'
 Secrets. The token is a :class:`~detorm._io._auth.Secret`, revealed only to build each request's
 ``Authorization`` header (never a default header of the client); the master's ``auth`` cookie is
 not kept, and httpcore's debug records of response headers are redacted.
+
+Logging (the ``detorm.http`` logger; both drivers run these ops, so both log alike): each attempt
+at DEBUG (method, path, status or error, milliseconds, attempt number), each retry, new login
+and stream resume at WARNING. Records name the path only: never a query string (it may carry
+user data), a header, a body or a token.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,12 +33,15 @@ from typing import Any, Final, TypeVar
 
 import httpx
 
-from .._io._auth import Secret
+from .._io._auth import MasterOrigin, Secret
 from .._plan._call import Call, RetryPolicy, parse_retry_after
 from ..errors import StreamInterrupted, TransportError, api_error_class
 from ._effects import Attempt, Discard, Op, Opened, Rows, Sleep, close, emit, open_stream, read
 
 T = TypeVar("T")
+LOGGER: Final = logging.getLogger("detorm.http")
+# Between a transport error and the hint that follows it when no connection could be made.
+_HINT_SEPARATOR: Final = ". Could not connect to the master at "
 # A master that accepts no connection in 10 s is down: fail the attempt and retry sooner.
 _CONNECT_TIMEOUT: Final = 10.0
 _RESULT_PREFIX: Final = b'{"result":'
@@ -77,6 +86,24 @@ def _error_message(response: httpx.Response) -> tuple[str, str, Any]:
     return json.dumps(body)[:500], "", body
 
 
+def _outcome_text(call: Call, outcome: httpx.Response | TransportError) -> str:
+    """The status ("200 OK"), or the transport error without the call and the hint."""
+    if isinstance(outcome, TransportError):
+        text = str(outcome).removeprefix(f"{call.method} {call.path}: ")
+        return text.partition(_HINT_SEPARATOR)[0]
+    return f"{outcome.status_code} {outcome.reason_phrase}".rstrip()
+
+
+def _log_attempt(
+    call: Call, outcome: httpx.Response | TransportError, seconds: float, attempt: int
+) -> None:
+    if LOGGER.isEnabledFor(logging.DEBUG):
+        LOGGER.debug(
+            "%s %s -> %s in %.1f ms (attempt %d)",
+            call.method, call.path, _outcome_text(call, outcome), seconds * 1000, attempt + 1,
+        )  # fmt: skip
+
+
 def raise_for_status(call: Call, response: httpx.Response) -> None:
     if response.status_code < 300:
         return
@@ -116,6 +143,8 @@ class _Http:
         # when it was made (an async session: its constructor cannot await).
         self.log_in: Callable[[], Op[None]] | None = None
         self._logging_in = False
+        # Where the master URL came from (the session sets it): named when it cannot be reached.
+        self.origin: MasterOrigin | None = None
         self.requests_sent = 0
         self.retries = 0
         self._count_lock = threading.Lock()
@@ -146,6 +175,9 @@ class _Http:
         if response.status_code == 401 and reauthenticate and self.on_unauthenticated:
             # A cached token may have expired: log in again once, unless another request
             # already did while this one was out. A new call: the budget starts again.
+            LOGGER.warning(
+                "%s %s -> 401: the token was refused; logging in again", call.method, call.path
+            )
             if self.token is not token or (yield from self.on_unauthenticated()):
                 response = yield from self._with_retries(call, policy, stream, headers)
         if response.status_code >= 300:
@@ -171,10 +203,17 @@ class _Http:
         deadline = self._clock() + remaining
         attempt = 0
         while True:
+            started = self._clock()
             outcome = yield Attempt(call, min(self.timeout, remaining), stream, headers)
+            _log_attempt(call, outcome, self._clock() - started, attempt)
             delay = self._retry_delay(call, policy, attempt, outcome, deadline)
             if delay is None:
                 break
+            LOGGER.warning(
+                "%s %s -> %s; retrying in %.2f s (retry %d of at most %d)",
+                call.method, call.path, _outcome_text(call, outcome), delay, attempt + 1,
+                policy.retries,
+            )  # fmt: skip
             if isinstance(outcome, httpx.Response):
                 yield Discard(outcome)
             yield Sleep(delay)
@@ -187,6 +226,26 @@ class _Http:
             raise outcome
         assert isinstance(outcome, httpx.Response)
         return outcome
+
+    def transport_error(self, call: Call, err: Exception, *, request_sent: bool) -> TransportError:
+        """The TransportError standing for httpx's ``err`` (the drivers' one message): when no
+        connection could be made, it names the master, where its URL came from, and how to
+        start a local one."""
+        message = f"{call.method} {call.path}: {type(err).__name__}: {err}"
+        if isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout)):
+            message += self._unreachable()
+        return TransportError(
+            message, method=call.method, path=call.path, request_sent=request_sent
+        )
+
+    def _unreachable(self) -> str:
+        where = self.origin.describe() if self.origin is not None else self.base_url
+        return (
+            f"{_HINT_SEPARATOR}{where}: is it running and reachable? "
+            "To try detorm on this machine, start a local master with `detorm serve` (or "
+            "`python -m detorm serve`), or pass another master (the master argument or "
+            "DET_MASTER)"
+        )
 
     def _retry_delay(
         self, call: Call, policy: RetryPolicy, attempt: int,
@@ -202,9 +261,15 @@ class _Http:
         delay = policy.delay(attempt) if asked is None else min(asked, policy.max_retry_after)
         return delay if delay < remaining else None
 
-    def back_off(self, attempt: int) -> Op[None]:
-        """Wait before retry ``attempt`` (from 0) of something that broke off, and count it."""
-        yield Sleep(self.retry.delay(attempt))
+    def back_off(self, attempt: int, call: Call | None = None) -> Op[None]:
+        """Wait before retry ``attempt`` (from 0) of something that broke off (``call``, the
+        stream, named in the warning logged), and count it."""
+        delay = self.retry.delay(attempt)
+        what = "a stream" if call is None else f"{call.method} {call.path}"
+        LOGGER.warning(
+            "%s broke off; reading it again in %.2f s (retry %d)", what, delay, attempt + 1
+        )
+        yield Sleep(delay)
         self._count(retry=True)
 
     def results(
@@ -263,7 +328,7 @@ class ResultReader:
                 yield from self._close()
                 if self._resume is None or self._resumed >= self._left:
                     raise
-                yield from self._http.back_off(self._resumed)
+                yield from self._http.back_off(self._resumed, self._call)
                 self._resumed += 1
                 self._call = self._resume()
                 continue

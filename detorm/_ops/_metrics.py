@@ -28,11 +28,12 @@ from .. import _wire as w
 from .._plan._call import Call
 from .._plan._planner import runs_source
 from .._plan._query import QueryBase
+from .._progress import check_progress, choose, progress_bar
 from .._resources._inputs import check_id, check_iterable, require
 from .._resources._models import Trial
-from .._resources._values import MetricSummary, summary_from_wire
+from .._resources._values import MetricSummary, nan_equal, summary_from_wire
 from ..errors import ConfigurationError, InvalidValue
-from ._effects import Op, RecordReader, Rows, blocking, collect, emit
+from ._effects import Effect, Emit, Op, RecordReader, Rows, blocking, collect, emit, observed
 from ._executor import Pager, no_gc_pauses, rows_of
 from ._profiler import PROFILER_GROUPS, ProfilerSample, group_samples
 
@@ -153,9 +154,10 @@ class MetricsReader(RecordReader[MetricReport]):
 
     def __init__(
         self, session: Session, trials: Iterable[Trial | int] | QueryBase[Any], group: str, *,
-        cache: bool,
+        cache: bool, progress: bool | None = None,
     ) -> None:  # fmt: skip
         require("group", group, str, "the name of a metric group (a str)")
+        self._progress = check_progress("metrics(progress)", progress)
         if not group:
             raise InvalidValue("name the metric group: 'training', 'validation', or another")
         self._session = session
@@ -167,9 +169,33 @@ class MetricsReader(RecordReader[MetricReport]):
     def _rows(self) -> Rows[MetricReport]:
         return Rows(self._reports)
 
+    def _facts(self) -> list[tuple[str, Any]]:
+        return [("trials", _trials_shown(self._trials)), ("group", self._group),
+                ("cache", self._cache)]  # fmt: skip
+
+    def _first_calls(self) -> list[Call]:
+        if isinstance(self._trials, QueryBase) or self._profiler:
+            return []  # the trial query runs first; profiler groups read series first
+        ids = sorted({t if isinstance(t, int) else t.id for t in self._trials})
+        return [self._call(chunk) for chunk in _chunks(ids, self._group)][:1]
+
     def _reports(self) -> Op[None]:
         chosen = yield from trials_of(self._trials)
         ids = sorted({t if isinstance(t, int) else t.id for t in chosen})
+        choice = choose(self._progress, self._session.progress)
+        label = f"{self._group} metrics"
+        with progress_bar(len(ids), label, unit="trial", choice=choice) as bar:
+            reached: set[int] = set()
+
+            def seen(effect: Effect, result: Any) -> None:
+                # A trial counts once its first reports were handed out (trials in id order).
+                if isinstance(effect, Emit):
+                    reached.update(report.trial_id for report in effect.items)
+                    bar.advance_to(len(reached))
+
+            yield from observed(self._read(chosen, ids), seen)
+
+    def _read(self, chosen: list[Trial | int], ids: list[int]) -> Op[None]:
         if self._profiler:
             for trial_id in ids:
                 samples = yield from group_samples(self._session, trial_id, self._group)
@@ -378,12 +404,22 @@ def chosen_trials(
     return chosen
 
 
+def _trials_shown(trials: list[Trial | int] | QueryBase[Any]) -> Any:
+    """The trials of a read as its displays show them: ids, or the query that picks them."""
+    if isinstance(trials, QueryBase):
+        return trials  # shown by its repr
+    return [t if isinstance(t, int) else t.__dict__.get("id") for t in trials]
+
+
 def optional_module(module: str, feature: str) -> Any:
     # Optional dependencies are imported by name, only when asked for.
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ConfigurationError(f"{feature} needs {module}: pip install {module}") from None
+        # The extras are named after the libraries (pyproject.toml: pandas, polars).
+        raise ConfigurationError(
+            f"{feature} needs {module}: pip install 'detorm[{module}]'"
+        ) from None
 
 
 def _chunks(trial_ids: list[int], group: str) -> Iterable[list[int]]:
@@ -409,6 +445,7 @@ def _split(payload: bytes) -> list[bytes]:
     return [line for line in payload.split(b"\n") if line]
 
 
+@nan_equal
 @dataclass(frozen=True, slots=True)
 class TrialSummary:
     """What a trial was trained with and what it reached: immutable once it has finished."""

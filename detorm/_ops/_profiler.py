@@ -72,6 +72,7 @@ class ProfilerSeries:
 
     @classmethod
     def from_wire(cls, labels: dict[str, Any]) -> ProfilerSeries:
+        """The series from the labels of GetTrialMetricsSeries' JSON."""
         return cls(
             trial_id=int(labels.get("trialId", 0)), name=str(labels.get("name", "")),
             agent_id=str(labels.get("agentId", "")), gpu_uuid=str(labels.get("gpuUuid", "")),
@@ -94,6 +95,7 @@ class ProfilerSample:
     batch: int | None = None
 
     def to_record(self) -> dict[str, Any]:
+        """The sample as a flat dict (a row of to_records() and the DataFrames)."""
         return {
             "trial_id": self.trial_id, "group": self.group, "name": self.name,
             "agent_id": self.agent_id, "gpu_uuid": self.gpu_uuid, "time": self.time,
@@ -183,6 +185,11 @@ class ProfilerReader(RecordReader[ProfilerSample]):
 
     def _rows(self) -> Rows[ProfilerSample]:
         return Rows(self._all_samples)
+
+    def _facts(self) -> list[tuple[str, Any]]:
+        names = None if self._names is None else sorted(self._names)
+        groups = None if self._groups is None else sorted(self._groups)
+        return [("trial", self._trial_id), ("names", names), ("groups", groups)]
 
     def _chosen(self, series: ProfilerSeries) -> bool:
         named = self._names is None or series.name in self._names

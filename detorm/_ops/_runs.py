@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .._plan._query import QueryBase as Query
     from ._protocols import OpsSession as Session
 
-__all__ = ["kill_trial", "run_action"]
+__all__ = ["kill_trial", "run_action", "run_calls"]
 
 
 def kill_trial(session: Session, trial: Resource) -> Op[None]:
@@ -49,22 +49,10 @@ def run_action(
     # A query knows its session as a QuerySession; every session is an OpsSession (see
     # _actions.bulk_action).
     session = cast("Session", query.session)
-    if action == "move":
-        check_id("move_to(project)", destination, what="a Project or its id (an int)")
-        require("skip_multitrial", skip_multitrial, bool, "True or False")
-    sliced = bool(query._order) or query._limit is not None or query._offset != 0
-    plan = plan_runs(
-        query._where, action, ordered_or_sliced=sliced, destination=destination,
-        skip_multitrial=skip_multitrial,
-    )  # fmt: skip
     scope = scope_leaf(query._where, "experiment_id")
-    runs = yield from _matching_runs(query, plan, one_experiment=scope is not None)
-    by_project: dict[int, list[int]] = defaultdict(list)
-    for run in runs:
-        by_project[run.project_id].append(run.id)
-    if not by_project:
+    plan, runs, projects = yield from _planned(query, action, destination, skip_multitrial)
+    if not projects:
         return BulkResult(action, {})
-    projects = sorted(by_project.items())
     answers = yield from gather_outcomes([send(plan.call(p, ids)) for p, ids in projects])
     failures = [answer for answer in answers if isinstance(answer, Exception)]
     unknown = [failure for failure in failures if not isinstance(failure, APIError)]
@@ -79,6 +67,36 @@ def run_action(
         experiments = {r.id: r.experiment.id for r in runs if r.experiment is not None}
     yield from _reflect(session, action, outcome, experiments, destination)
     return outcome
+
+
+def run_calls(
+    query: Query[Any], action: RunAction, destination: int | None = None, *,
+    skip_multitrial: bool = False,
+) -> Op[list[Call]]:  # fmt: skip
+    """The requests of a bulk run action, one per project holding matches; sends only the
+    runs search that finds those projects (``detorm archive --dry-run`` prints them)."""
+    plan, _, projects = yield from _planned(query, action, destination, skip_multitrial)
+    return [plan.call(project, ids) for project, ids in projects]
+
+
+def _planned(
+    query: Query[Any], action: RunAction, destination: int | None, skip_multitrial: bool
+) -> Op[tuple[RunPlan, list[w.FlatRun], list[tuple[int, list[int]]]]]:
+    """The plan, the matching runs and their ids by project (sorted)."""
+    if action == "move":
+        check_id("move_to(project)", destination, what="a Project or its id (an int)")
+        require("skip_multitrial", skip_multitrial, bool, "True or False")
+    sliced = bool(query._order) or query._limit is not None or query._offset != 0
+    plan = plan_runs(
+        query._where, action, ordered_or_sliced=sliced, destination=destination,
+        skip_multitrial=skip_multitrial,
+    )  # fmt: skip
+    scope = scope_leaf(query._where, "experiment_id")
+    runs = yield from _matching_runs(query, plan, one_experiment=scope is not None)
+    by_project: dict[int, list[int]] = defaultdict(list)
+    for run in runs:
+        by_project[run.project_id].append(run.id)
+    return plan, runs, sorted(by_project.items())
 
 
 def _matching_runs(

@@ -48,7 +48,8 @@ from .._io._archive import (
 )
 from .._plan._call import Call
 from .._plan._call import path as url_path  # download_tensorboard has a parameter named path
-from .._resources._inputs import check_id, check_iterable, require
+from .._progress import check_progress, choose
+from .._resources._inputs import check_id, check_iterable
 from .._resources._models import Experiment, Trial
 from ..errors import ConfigurationError, DetormError, DownloadError, InvalidValue, UnsafeArchive
 from ._download import (
@@ -117,7 +118,7 @@ def download_tensorboard(
     path: str | os.PathLike[str],
     *,
     trials: Iterable[Trial | int] | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     max_size: int = TENSORBOARD_MAX_SIZE,
 ) -> Op[Path]:
     """Copy the TensorBoard files of an experiment (all its trials, or ``trials``) from its
@@ -138,7 +139,7 @@ def download_tensorboard(
     """
     check_max_size(max_size)
     destination = destination_path(path, "download_tensorboard(path)")
-    require("download_tensorboard(progress)", progress, bool, "True or False")
+    progress = choose(check_progress("download_tensorboard(progress)", progress), session.progress)
     experiment_id = _experiment_id(experiment)
     wanted = _wanted_trials(trials, experiment_id)
     with staging(destination) as directory:
@@ -205,8 +206,8 @@ def _cluster_id() -> Op[str]:
 
 
 def _copy(
-    storage: _Storage, base: str, prefixes: list[str], extraction: Extraction, progress: bool,
-    what: str,
+    storage: _Storage, base: str, prefixes: list[str], extraction: Extraction,
+    progress: bool | None, what: str,
 ) -> None:  # fmt: skip
     """List every file first (so that too many bytes are refused before any is copied), then
     copy them, each read up to the size it was listed with."""

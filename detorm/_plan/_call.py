@@ -64,6 +64,7 @@ class Call:
 
     @property
     def idempotent(self) -> bool:
+        """Whether sending the call twice does what sending it once does (GET, PUT, DELETE...)."""
         return self.method in IDEMPOTENT
 
     @property

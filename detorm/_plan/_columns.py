@@ -25,7 +25,7 @@ from .._wire import (
     WorkspaceState,
 )
 
-__all__ = ["COLUMNS", "Column", "Kind", "LOOKUPS", "SCALAR_LOOKUPS", "column"]
+__all__ = ["COLUMNS", "LOOKUPS", "SCALAR_LOOKUPS", "Column", "Kind", "column", "query_help"]
 
 Kind = Literal["int", "float", "str", "bool", "time", "enum", "set"]
 
@@ -177,3 +177,61 @@ SUPPORTS_HP_AND_METRICS: Final = frozenset({"Experiment", "Trial"})
 
 def column(resource: str, name: str) -> Column | None:
     return COLUMNS[resource].get(name)
+
+
+def query_help(resource: str) -> str:
+    """The filter fields and orderings of ``resource``'s queries, as ``help()`` shows them.
+
+    Written from COLUMNS, like the generated ``_lookups.py``, so the two never disagree."""
+    columns = COLUMNS[resource].values()
+    width = max(len(c.name) for c in columns) + 2
+    lines = [
+        f"Filter fields of {resource}.query().filter(field__lookup=value) and .exclude(...):",
+        "",
+    ]
+    for col in columns:
+        lookups = ", ".join(sorted(col.lookups, key=lambda lookup: LOOKUPS.index(lookup)))
+        lines.append(f"    {col.name:<{width}}{_kind_text(col):<20}{lookups}")
+    for col in columns:
+        if col.enum is not None:
+            lines += ["", f"{col.name} values ({col.enum.__name__}):"]
+            lines += _wrapped(", ".join(f'"{member.short}"' for member in col.enum))
+    if resource in SUPPORTS_HP_AND_METRICS:
+        lines += [
+            "",
+            "Hyperparameters and metric summaries: hp.<name> > 0.01 and",
+            "metrics.<group>.<metric>.<min|max|mean|last> < 0.3 expressions, or the keywords",
+            "hp__<name>[__<lookup>] and <group>__<metric>__<aggregate>[__<lookup>] in Q(...).",
+        ]
+    sortable = [c.name for c in columns if c.sortable]
+    lines += ["", 'Orderings of .order_by() (a leading "-" descends):', ""]
+    lines += _wrapped(", ".join(f'"{name}"' for name in sortable))
+    lines += [f"    and {more}" for more in _MORE_ORDERINGS.get(resource, ())]
+    return "\n".join(lines)
+
+
+# Orderings beyond the columns (parse_ordering in _conditions.py accepts them).
+_MORE_ORDERINGS: Final = {
+    "Experiment": ('"hp.<name>", "<group>.<metric>.<min|max|mean|last>"',),
+    "Trial": (
+        '"hp.<name>", "<group>.<metric>.<min|max|mean|last>", "metadata.<key>" (run metadata)',
+    ),
+    "Checkpoint": ('"validation.<metric>.last" (the validation at the checkpoint)',),
+}
+
+
+def _kind_text(col: Column) -> str:
+    if col.enum is not None:
+        return col.enum.__name__
+    text = {"set": "set of str", "time": "datetime"}.get(col.kind, col.kind)
+    return text + (" | None" if col.nullable else "")
+
+
+def _wrapped(text: str, width: int = 88) -> list[str]:
+    lines, line = [], "   "
+    for word in text.split(" "):
+        if len(line) + len(word) + 1 > width:
+            lines.append(line)
+            line = "   "
+        line += " " + word
+    return lines + [line]

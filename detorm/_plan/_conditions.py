@@ -89,6 +89,7 @@ class Condition:
         return Not(self)
 
     def leaves(self) -> Iterable[Leaf]:
+        """Every field lookup of the condition, depth first."""
         raise NotImplementedError
 
 
@@ -107,6 +108,7 @@ class Leaf(Condition):
     value: Any
 
     def leaves(self) -> Iterable[Leaf]:
+        """Every field lookup of the condition, depth first."""
         yield self
 
     def __str__(self) -> str:
@@ -126,6 +128,7 @@ class And(Condition):
         return flat[0] if len(flat) == 1 else cls(tuple(flat))
 
     def leaves(self) -> Iterable[Leaf]:
+        """Every field lookup of the condition, depth first."""
         for child in self.children:
             yield from child.leaves()
 
@@ -145,6 +148,7 @@ class Or(Condition):
         return flat[0] if len(flat) == 1 else cls(tuple(flat))
 
     def leaves(self) -> Iterable[Leaf]:
+        """Every field lookup of the condition, depth first."""
         for child in self.children:
             yield from child.leaves()
 
@@ -157,6 +161,7 @@ class Not(Condition):
     child: Condition
 
     def leaves(self) -> Iterable[Leaf]:
+        """Every field lookup of the condition, depth first."""
         yield from self.child.leaves()
 
     def __str__(self) -> str:
@@ -192,6 +197,7 @@ class Q(Condition):
         self.condition: Condition = And.of(*parts)
 
     def leaves(self) -> Iterable[Leaf]:
+        """Every field lookup of the condition, depth first."""
         return self.condition.leaves()
 
     def __repr__(self) -> str:

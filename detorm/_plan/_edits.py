@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Final, Generic, Literal, TypeVar
 
+from .. import _display
 from .._resources._base import Resource, TagSet
 from ._call import Call, path
 from ._conditions import Condition, Leaf
@@ -40,7 +41,9 @@ __all__ = [
     "plan_runs",
 ]
 
-Kind = Literal["patch", "label", "bulk", "action", "notes", "metadata", "create", "delete"]
+Kind = Literal[
+    "patch", "label", "binding", "bulk", "action", "notes", "metadata", "create", "delete"
+]
 UNARCHIVE, EDIT, ARCHIVE = 0, 1, 2
 # Deletions come after every edit (a move out of a project precedes its deletion), children
 # before their parents (a version before its model, a model or project before its workspace).
@@ -88,7 +91,7 @@ class PlannedCall:
     kind: Kind
     stage: int
     changes: tuple[Change, ...]
-    label: str = ""  # label calls: the label added or removed
+    label: str = ""  # label and binding calls: the label or pool added or removed
 
     def __str__(self) -> str:
         carried = "; ".join(str(c) for c in self.changes)
@@ -109,6 +112,7 @@ class FlushPlan:
         return len(self.calls)
 
     def stages(self) -> list[list[PlannedCall]]:
+        """The calls in the order commit() sends them: each stage's calls go out together."""
         by_stage: dict[int, list[PlannedCall]] = defaultdict(list)
         for planned in self.calls:
             by_stage[planned.stage].append(planned)
@@ -125,6 +129,15 @@ class FlushPlan:
             return "nothing to send"
         reads = [f"{refetch(obj)[0]}  <- read first" for obj in self.reads]
         return "\n".join([*reads, *(str(c) for c in self.calls)])
+
+    def __repr__(self) -> str:
+        reads = f", {len(self.reads)} read(s) first" if self.reads else ""
+        return f"<FlushPlan: {len(self.calls)} call(s){reads}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: each call the commit will send, its stage and the changes it
+        carries (nothing is sent)."""
+        return _display.plan_html(self)
 
 
 # --- flushing edits --------------------------------------------------------------------------
@@ -460,7 +473,26 @@ def _workspace_calls(changes: Sequence[Change]) -> list[PlannedCall]:
         calls.append(_patch(base, body, carried))
     if "archived" in fields:
         calls.append(_archive(base, fields["archived"]))
+    if "resource_pools" in fields:
+        calls.extend(_binding_calls(fields["resource_pools"]))
     return calls
+
+
+def _binding_calls(change: Change) -> list[PlannedCall]:
+    """BindRPToWorkspace per pool added, UnbindRPFromWorkspace per pool removed: a binding
+    belongs to the pool (``/resource-pools/{pool}/workspace-bindings``), so each pool is one
+    request whose body repeats the path's pool (the gateway maps body "*" onto the same
+    field)."""
+    old, new = set(change.old or ()), set(change.new or ())
+
+    def binding(method: str, pool: str) -> PlannedCall:
+        where = path("/api/v1/resource-pools/{pool}/workspace-bindings", pool=pool)
+        body = {"resourcePoolName": pool, "workspaceIds": [change.key]}
+        return PlannedCall(Call(method, where, body=body), "binding", EDIT, (change,), pool)
+
+    return [binding("POST", pool) for pool in sorted(new - old)] + [
+        binding("DELETE", pool) for pool in sorted(old - new)
+    ]
 
 
 # PatchWorkspace's fields (the pools by their non-deprecated names).
@@ -717,10 +749,12 @@ class BulkResult(Generic[K]):
 
     @property
     def succeeded(self) -> list[K]:
+        """The keys (ids) the action was applied to, sorted."""
         return sorted(k for k, error in self.outcomes.items() if not error)
 
     @property
     def failed(self) -> dict[K, str]:
+        """The keys (ids) the action failed for, with the master's reason."""
         return {k: error for k, error in sorted(self.outcomes.items()) if error}
 
     def raise_for_errors(self) -> BulkResult[K]:
@@ -736,3 +770,7 @@ class BulkResult(Generic[K]):
 
     def __repr__(self) -> str:
         return f"<BulkResult {self.action}: {len(self.succeeded)} ok, {len(self.failed)} failed>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the outcome of each id."""
+        return _display.bulk_html(self)

@@ -8,15 +8,18 @@ The planner (``_planner.py``) decides the REST calls; ``explain()`` shows them.
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, Unpack
 
+from .. import _display
 from .._resources._base import Resource, SessionLike, TagSet
 from .._resources._inputs import INT32_MAX, check_int, require
 from .._wire import WireEnum
 from ..errors import QueryError
 from ._call import Call
+from ._columns import COLUMNS, query_help
 from ._conditions import (
     And,
     Condition,
@@ -94,6 +97,7 @@ class Explanation:
     notes: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """The explanation as plain data (for JSON or a notebook)."""
         return {
             "calls": [c.describe() for c in self.calls],
             "paging": self.paging,
@@ -107,6 +111,13 @@ class Explanation:
         lines.append(f"paging: {self.paging}")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the calls as a table, then the paging and the notes."""
+        notes = [f"paging: {self.paging}", *(f"note: {n}" for n in self.notes)]
+        if self.client_side:
+            notes.append(f"filtered by the client: {self.client_side}")
+        return _display.calls_html("explain()", self.calls, notes)
 
 
 class QueryBase(Generic[R]):
@@ -137,6 +148,18 @@ class QueryBase(Generic[R]):
         self._prefetch = prefetch
         # Set on a relationship's query (exp.trials): prefetched children answer it directly.
         self._children_of: tuple[str, Any, str] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # help(Experiment.query()) lists the filter fields and orderings, written from the
+        # column catalog that also generates the typed keywords (one source for both).
+        super().__init_subclass__(**kwargs)
+        resource = _resource_of(cls.__name__)
+        if resource is not None:
+            intro = cls.__doc__ or (
+                f"A lazy, immutable query of {resource} objects; every method returns a new "
+                "query and nothing is sent until it is iterated."
+            )
+            cls.__doc__ = f"{textwrap.fill(intro.strip(), 92)}\n\n{query_help(resource)}\n"
 
     def _as_children(self, parent: Resource, relation: str) -> Self:
         self._children_of = (type(parent).__name__, parent.pk, relation)
@@ -262,6 +285,22 @@ class QueryBase(Generic[R]):
         where = "" if self._where is None else f" where {self._where}"
         order = "" if not self._order else " order by " + ", ".join(str(o) for o in self._order)
         return f"<{type(self).__name__}{where}{order}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the query's plan (the requests it would send). Displaying a query
+        runs nothing; ask for rows with ``.all()``, ``q[:10].all()`` or ``.to_pandas()``."""
+        return _display.query_html(self)
+
+
+def _resource_of(class_name: str) -> str | None:
+    """The resource of a public typed query class (``AsyncTrialQuery`` -> ``Trial``)."""
+    if class_name.startswith("_"):
+        return None
+    name = class_name.removeprefix("Async")
+    for suffix in ("Query", "Filters"):
+        if name.endswith(suffix) and name.removesuffix(suffix) in COLUMNS:
+            return name.removesuffix(suffix)
+    return None
 
 
 def query_offset(where: str, value: int) -> int:

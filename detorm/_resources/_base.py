@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import core_schema
 
+from .. import _display
 from ..errors import ConfigurationError, InvalidAttribute, InvalidType, InvalidValue, NotLoaded
 from ._inputs import check_id, check_iterable, check_json_object, check_text, require, shown
 from ._relations import ToMany, ToOne
+from ._unsaved import is_server_field
 
 __all__ = ["Resource", "SessionLike", "TagSet", "TrackedDict", "construct", "init_new"]
 
@@ -103,7 +105,7 @@ class TagSet(MutableSet[str]):
 
     def _changed(self, before: frozenset[str]) -> None:
         if self._on_change is not None:
-            self._on_change(before)
+            self._on_change(self, before)
 
     def __repr__(self) -> str:
         return "{" + ", ".join(repr(v) for v in self._items) + "}" if self._items else "set()"
@@ -151,7 +153,7 @@ class TrackedDict(dict[str, Any]):
             super().update(before)
             raise
         if self._on_change is not None and dict(self) != before:
-            self._on_change(before)
+            self._on_change(self, before)
         return result
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -206,6 +208,8 @@ class Resource(BaseModel):
         protected_namespaces=(),
         revalidate_instances="never",
         ignored_types=(ToOne, ToMany),  # relationships are descriptors, not fields
+        # Schemas are built on a class's first use, not at import: `import detorm` stays cheap.
+        defer_build=True,
     )
 
     _session: SessionLike | None = PrivateAttr(default=None)
@@ -264,8 +268,11 @@ class Resource(BaseModel):
     def _getattr_fallback(self, name: str) -> Any:
         # Only reached when normal lookup fails: a declared field missing from __dict__ was not
         # loaded by the endpoint this object came from.
-        if name in type(self).model_fields:
+        fields = type(self).model_fields
+        if name in fields:
             if self.is_new:
+                if is_server_field(fields[name].metadata):
+                    return None  # typed ``T | None`` on a new object (_unsaved.py)
                 raise NotLoaded(_not_created(self, name))
             hint = type(self)._not_loaded_hints.get(name)
             remedy = hint or "call .refresh() to load every field"
@@ -330,14 +337,24 @@ class Resource(BaseModel):
         if name == "name" and (not isinstance(value, str) or not value.strip()):
             raise InvalidValue(f"{type(self).__name__}.name cannot be empty or blank")
 
-    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
-        for name in type(self).model_fields:
-            if name in self.__dict__ and name in self._repr_fields():
-                yield name, self.__dict__[name]
+    # What a repr shows, in order (``Experiment(id=155, name='mnist', state=COMPLETED)``): each
+    # class declares it; detorm._display renders it (fields not loaded are left out).
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "name")
+    # Fields holding a secret (a webhook's URL): displays show no more than their URL's host.
+    _hidden_fields: ClassVar[frozenset[str]] = frozenset()
 
-    @classmethod
-    def _repr_fields(cls) -> frozenset[str]:
-        return frozenset({"id", "uuid", "name", "state", "version", "username"})
+    def __repr__(self) -> str:
+        return _display.resource_repr(self)
+
+    __str__ = __repr__
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        # pydantic's rich/devtools pretty-printers read this: the same fields as the repr.
+        return _display.resource_repr_pairs(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a table of the loaded fields (no request is sent)."""
+        return _display.resource_html(self)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

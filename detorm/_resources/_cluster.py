@@ -72,9 +72,11 @@ class Trigger:
 
     @classmethod
     def from_wire(cls, wire: wc.Trigger) -> Trigger:
+        """The trigger from the master's JSON."""
         return cls(wire.trigger_type, dict(wire.condition or {}), wire.id, wire.webhook_id)
 
     def to_wire(self) -> dict[str, Any]:
+        """The trigger as PostWebhook's JSON takes it (type and condition)."""
         return {"triggerType": self.trigger_type.value, "condition": self.condition}
 
 
@@ -106,12 +108,14 @@ class Webhook(Resource):
         "url": "the SDK does not patch webhooks; delete it and create another"
     }
 
-    @classmethod
-    def _repr_fields(cls) -> frozenset[str]:
-        return frozenset({"id", "name", "url"})
+    # A webhook's URL often holds its credential (a Slack or Teams hook's path is its token):
+    # displays show its scheme and host only.
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "name", "webhook_type", "mode")
+    _hidden_fields: ClassVar[frozenset[str]] = frozenset({"url"})
 
     @staticmethod
     def values_from_wire(wire: wc.Webhook) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         return {
             "id": wire.id, "name": wire.name, "url": wire.url, "webhook_type": wire.webhook_type,
             "triggers": tuple(Trigger.from_wire(t) for t in wire.triggers), "mode": wire.mode,

@@ -9,7 +9,7 @@ Internal code uses these data classes: ``isinstance(obj, Experiment)`` holds for
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal
 
 from .._wire import (
     CheckpointState,
@@ -24,6 +24,7 @@ from .._wire import _registry as wr
 from ..errors import InvalidValue
 from ._base import Resource, TagSet, init_new
 from ._inputs import INT32_MAX, check_id, check_int, check_json_object, check_number, shown
+from ._unsaved import New, S, Server
 from ._values import (
     CheckpointSummary,
     ExperimentConfig,
@@ -50,6 +51,8 @@ class User(Resource):
     """A Determined user. ``display_name``, ``active``, ``admin`` and the agent user and group
     are edited through the unit of work (``PatchUser``); ``set_password`` sends at once."""
 
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "username", "admin", "active")
+
     _editable: ClassVar[frozenset[str]] = frozenset(
         {"display_name", "active", "admin", "agent_uid", "agent_gid", "agent_user", "agent_group"}
     )
@@ -75,6 +78,7 @@ class User(Resource):
 
     @staticmethod
     def values_from_wire(wire: wc.User) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         group = wire.agent_user_group
         return {
             "id": wire.id, "username": wire.username, "display_name": wire.display_name,
@@ -87,32 +91,47 @@ class User(Resource):
         }  # fmt: skip
 
 
-class Workspace(Resource):
+class Workspace(Resource, Generic[S]):
     """A workspace: a group of projects and models."""
+
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "name", "archived")
 
     _editable: ClassVar[frozenset[str]] = frozenset(
         {"name", "archived", "checkpoint_storage_config", "default_compute_pool",
-         "default_aux_pool"}
+         "default_aux_pool", "resource_pools"}
     )  # fmt: skip
+    _not_loaded_hints: ClassVar[dict[str, str]] = {
+        "resource_pools": "the workspace's own reads do not send its pools; load them with "
+        "session.load(workspace, 'resource_pools') (ListRPsBoundToWorkspace, one request)"
+    }
 
-    id: int
+    id: Server[int]
     name: str
-    archived: bool
-    immutable: bool
-    username: str
-    user_id: int
-    num_projects: int
-    num_experiments: int
-    pinned: bool
-    pinned_at: Timestamp | None
-    state: WorkspaceState
-    error_message: str
+    archived: Server[bool]
+    immutable: Server[bool]
+    username: Server[str]
+    user_id: Server[int]
+    num_projects: Server[int]
+    num_experiments: Server[int]
+    pinned: Server[bool]
+    pinned_at: Server[Timestamp | None]
+    state: Server[WorkspaceState]
+    error_message: Server[str]
     default_compute_pool: str
     default_aux_pool: str
     checkpoint_storage_config: dict[str, Any] | None
+    # The pools its experiments and tasks may use: those bound to it and those bound to no
+    # workspace. Adding a pool binds it to this workspace, discarding one unbinds it, at the
+    # commit (BindRPToWorkspace, UnbindRPFromWorkspace: one request per pool).
+    resource_pools: TagSet
+
+    if TYPE_CHECKING:
+
+        @property
+        def _state(self) -> S: ...
 
     def __init__(
-        self,
+        self: Workspace[New],
         *,
         name: str,
         checkpoint_storage_config: dict[str, Any] | None = None,
@@ -135,6 +154,7 @@ class Workspace(Resource):
 
     @staticmethod
     def values_from_wire(wire: wr.Workspace) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         return {
             "id": wire.id, "name": wire.name, "archived": wire.archived,
             "immutable": wire.immutable, "username": wire.username, "user_id": wire.user_id,
@@ -147,42 +167,56 @@ class Workspace(Resource):
         }  # fmt: skip
 
 
-class Project(Resource):
+class Project(Resource, Generic[S]):
     """A project: a group of experiments inside a workspace."""
+
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "name", "workspace_id")
 
     _editable: ClassVar[frozenset[str]] = frozenset(
         {"name", "description", "notes", "archived", "workspace_id", "key"}
     )
 
-    id: int
+    id: Server[int]
     name: str
     key: str
     description: str
     notes: tuple[Note, ...]
-    workspace_id: int
-    workspace_name: str
-    archived: bool
-    immutable: bool
-    username: str
-    user_id: int
-    num_experiments: int
-    num_active_experiments: int
-    num_runs: int
-    last_experiment_started_at: Timestamp | None
-    state: WorkspaceState
-    error_message: str
+    workspace_id: Server[int]  # editable (a move); unset while its new workspace is
+    workspace_name: Server[str]
+    archived: Server[bool]
+    immutable: Server[bool]
+    username: Server[str]
+    user_id: Server[int]
+    num_experiments: Server[int]
+    num_active_experiments: Server[int]
+    num_runs: Server[int]
+    last_experiment_started_at: Server[Timestamp | None]
+    state: Server[WorkspaceState]
+    error_message: Server[str]
+
+    if TYPE_CHECKING:
+
+        @property
+        def _state(self) -> S: ...
 
     def __init__(
-        self, *, name: str, workspace: Workspace | int, description: str = "", key: str = ""
+        self: Project[New],
+        *,
+        name: str,
+        workspace: Workspace[Any] | int,
+        description: str = "",
+        key: str = "",
     ) -> None:
         """A new project in ``workspace`` (an existing one, its id, or a new one added to the
         same session: created first), created by ``session.add(p)`` then ``session.commit()``.
         Without a key the master makes one from the name."""
+        known, creating = _parent_of(self, "workspace_id", workspace, Workspace)
         values: dict[str, Any] = {"name": name, "description": description, "key": key}
-        init_new(self, values, _parent_of(self, "workspace_id", workspace, Workspace))
+        init_new(self, {**values, **known}, creating)
 
     @staticmethod
     def values_from_wire(wire: wr.Project) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         return {
             "id": wire.id, "name": wire.name, "key": wire.key, "description": wire.description,
             "notes": tuple(Note(n.name, n.contents) for n in wire.notes),
@@ -197,6 +231,8 @@ class Project(Resource):
 
 class Experiment(Resource):
     """An experiment. ``tags`` are its labels (Determined's wire name)."""
+
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "name", "state")
 
     _editable: ClassVar[frozenset[str]] = frozenset(
         {"name", "description", "notes", "tags", "priority", "weight", "max_slots", "archived",
@@ -347,6 +383,8 @@ class Experiment(Resource):
 class Trial(Resource):
     """A trial (the runs API calls it a run): one set of hyperparameters being trained."""
 
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "experiment_id", "state")
+
     id: int
     experiment_id: int
     state: TrialState
@@ -387,6 +425,7 @@ class Trial(Resource):
 
     @staticmethod
     def values_from_wire(wire: wx.Trial) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         # GetTrial and GetExperimentTrials do not select the searcher metric (the master sends
         # 0, proto_get_trials_plus.sql); the session derives it from the best validation.
         searcher = wire.searcher_metric_value if wire.searcher_metric_value else None
@@ -426,6 +465,8 @@ class Trial(Resource):
 class Checkpoint(Resource):
     """A checkpoint, identified by its ``uuid``."""
 
+    _repr_fields: ClassVar[tuple[str, ...]] = ("uuid", "state", "trial_id", "steps_completed")
+
     _key_field: ClassVar[str] = "uuid"
     _editable: ClassVar[frozenset[str]] = frozenset({"metadata"})
 
@@ -452,6 +493,7 @@ class Checkpoint(Resource):
 
     @staticmethod
     def values_from_wire(wire: wx.Checkpoint) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         training = wire.training
         steps = (wire.metadata or {}).get("steps_completed")
 
@@ -474,32 +516,39 @@ class Checkpoint(Resource):
         }  # fmt: skip
 
 
-class Model(Resource):
+class Model(Resource, Generic[S]):
     """A registered model in the model registry."""
+
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "name", "workspace_id", "num_versions")
 
     _editable: ClassVar[frozenset[str]] = frozenset(
         {"name", "description", "notes", "labels", "metadata", "archived", "workspace_id"}
     )
 
-    id: int
+    id: Server[int]
     name: str
     description: str
     notes: str
     labels: TagSet
     metadata: dict[str, Any]
     archived: bool
-    workspace_id: int
-    username: str
-    user_id: int
-    creation_time: Timestamp | None
-    last_updated_time: Timestamp | None
-    num_versions: int
+    workspace_id: Server[int]  # editable (a move); unset while its new workspace is
+    username: Server[str]
+    user_id: Server[int]
+    creation_time: Server[Timestamp | None]
+    last_updated_time: Server[Timestamp | None]
+    num_versions: Server[int]
+
+    if TYPE_CHECKING:
+
+        @property
+        def _state(self) -> S: ...
 
     def __init__(
-        self,
+        self: Model[New],
         *,
         name: str,
-        workspace: Workspace | int | None = None,
+        workspace: Workspace[Any] | int | None = None,
         description: str = "",
         notes: str = "",
         labels: Iterable[str] = (),
@@ -512,10 +561,12 @@ class Model(Resource):
             "name": name, "description": description, "notes": notes,
             "labels": TagSet(labels), "metadata": dict(metadata or {}),
         }  # fmt: skip
-        creating = (
-            {} if workspace is None else _parent_of(self, "workspace_id", workspace, Workspace)
+        known, creating = (
+            ({}, {})
+            if workspace is None
+            else _parent_of(self, "workspace_id", workspace, Workspace)
         )
-        init_new(self, values, creating)
+        init_new(self, {**values, **known}, creating)
 
     def _check(self, name: str, value: Any) -> None:
         super()._check(name, value)
@@ -532,6 +583,7 @@ class Model(Resource):
 
     @staticmethod
     def values_from_wire(wire: wr.Model) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         return {
             "id": wire.id, "name": wire.name, "description": wire.description,
             "notes": wire.notes, "labels": TagSet(wire.labels),
@@ -564,9 +616,7 @@ class ModelVersion(Resource):
     creation_time: Timestamp | None
     last_updated_time: Timestamp | None
 
-    @classmethod
-    def _repr_fields(cls) -> frozenset[str]:
-        return frozenset({"id", "version", "model_name", "name"})
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "model_name", "version", "name")
 
     def _check(self, name: str, value: Any) -> None:
         # A version's name may be empty (it is optional); only its metadata has rules.
@@ -575,6 +625,7 @@ class ModelVersion(Resource):
 
     @staticmethod
     def values_from_wire(wire: wr.ModelVersion) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         model = wire.model
         return {
             "id": wire.id, "version": wire.version,
@@ -592,16 +643,15 @@ RESOURCES: Final = (User, Workspace, Project, Experiment, Trial, Checkpoint, Mod
 
 def _parent_of(
     obj: Resource, key_field: str, parent: Resource | int, cls: type[Resource]
-) -> dict[str, Resource]:
-    """A new object's parent: an existing one (or its id) is its key now; a new one is created
-    first, and its id filled in then."""
+) -> tuple[dict[str, Any], dict[str, Resource]]:
+    """A new object's parent: an existing one (or its id) is its key now (the values to hold);
+    a new one is created first (the objects to create first), and its id filled in then."""
     where = f"{type(obj).__name__}({key_field.removesuffix('_id')})"
     if isinstance(parent, cls) and parent.is_new:
-        return {key_field: parent}
+        return {}, {key_field: parent}
     key = (
         parent.pk
         if isinstance(parent, cls)
         else check_id(where, parent, what=f"a {cls.__name__} or its id")
     )
-    obj.__dict__[key_field] = key
-    return {}
+    return {key_field: key}, {}

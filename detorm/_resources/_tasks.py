@@ -53,6 +53,7 @@ class ContainerInfo:
 
     @staticmethod
     def from_wire(wire: wt.Container | None) -> ContainerInfo | None:
+        """The container from the master's JSON (None when there is none)."""
         if wire is None:
             return None
         state = wire.state.removeprefix("STATE_")
@@ -71,6 +72,7 @@ class AllocationResources:
 
     @staticmethod
     def from_wire(wire: wt.ResourcesSummary) -> AllocationResources:
+        """The resources from the master's JSON."""
         devices = {agent: tuple(d.devices) for agent, d in wire.agent_devices.items()}
         return AllocationResources(
             wire.resources_id, wire.resources_type, wire.container_id, devices
@@ -99,6 +101,7 @@ class AllocationInfo:
 
     @staticmethod
     def from_wire(wire: wt.Allocation) -> AllocationInfo:
+        """The allocation from the master's JSON."""
         return AllocationInfo(
             wire.allocation_id, wire.state, wire.is_ready, wire.start_time, wire.end_time,
             wire.slots, wire.exit_reason, wire.status_code,
@@ -134,9 +137,7 @@ class GenericTask(Resource):
     config: dict[str, Any]
     priority: int | None
 
-    @classmethod
-    def _repr_fields(cls) -> frozenset[str]:
-        return frozenset({"id", "description", "state"})
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "description", "state")
 
     def _check(self, name: str, value: Any) -> None:
         if name == "priority":
@@ -145,6 +146,7 @@ class GenericTask(Resource):
 
     @classmethod
     def values_from_wire(cls, wire: Any, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         values: dict[str, Any] = {
             "id": wire.id, "description": wire.description, "state": wire.state,
             "start_time": wire.start_time, "username": wire.username, "user_id": wire.user_id,
@@ -222,12 +224,11 @@ class Task(Resource):
     forked_from: str | None
     allocations: tuple[AllocationInfo, ...]
 
-    @classmethod
-    def _repr_fields(cls) -> frozenset[str]:
-        return frozenset({"id", "type"})
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "type", "parent_id")
 
     @staticmethod
     def values_from_wire(wire: wt.Task) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         return {
             "id": wire.task_id, "type": wire.task_type, "start_time": wire.start_time,
             "end_time": wire.end_time, "parent_id": wire.parent_id,
@@ -242,6 +243,7 @@ class Template(Resource):
 
     _key_field: ClassVar[str] = "name"
     _editable: ClassVar[frozenset[str]] = frozenset({"config"})
+    _repr_fields: ClassVar[tuple[str, ...]] = ("name", "workspace_id")
     _read_only_hints: ClassVar[dict[str, str]] = {
         "name": "it is the template's key: template.rename(new_name) sends PatchTemplateName at once"
     }
@@ -256,6 +258,7 @@ class Template(Resource):
 
     @staticmethod
     def values_from_wire(wire: wt.Template) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         return {"name": wire.name, "config": dict(wire.config), "workspace_id": wire.workspace_id}
 
 
@@ -290,9 +293,7 @@ class Job(Resource):
     user_id: int
     submission_time: Timestamp | None
 
-    @classmethod
-    def _repr_fields(cls) -> frozenset[str]:
-        return frozenset({"id", "type", "state", "name"})
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "type", "state", "name")
 
     def _check(self, name: str, value: Any) -> None:
         if name == "priority":
@@ -305,6 +306,7 @@ class Job(Resource):
 
     @staticmethod
     def values_from_wire(wire: wt.RBACJob) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         job: wt.Job | wt.LimitedJob | None = wire.full or wire.limited
         if job is None:
             raise InvalidValue("a job row holds neither a full nor a limited job")
@@ -357,12 +359,11 @@ class ResourcePool(Resource):
     queued: int
     scheduled: int
 
-    @classmethod
-    def _repr_fields(cls) -> frozenset[str]:
-        return frozenset({"name", "type", "slots_available", "slots_used"})
+    _repr_fields: ClassVar[tuple[str, ...]] = ("name", "type", "slots_available", "slots_used")
 
     @staticmethod
     def values_from_wire(wire: w.ResourcePool) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         stats = wire.stats or w.ResourcePoolStats()
         return {
             "name": wire.name, "description": wire.description,
@@ -397,6 +398,7 @@ class SlotInfo:
 
     @staticmethod
     def from_wire(wire: wt.Slot) -> SlotInfo:
+        """The slot from the master's JSON."""
         container = ContainerInfo.from_wire(wire.container)
         return SlotInfo(wire.id, wire.device or {}, wire.enabled, wire.draining, container)
 
@@ -414,12 +416,11 @@ class Agent(Resource):
     num_slots: int
     slots: tuple[SlotInfo, ...]
 
-    @classmethod
-    def _repr_fields(cls) -> frozenset[str]:
-        return frozenset({"id", "enabled", "num_slots"})
+    _repr_fields: ClassVar[tuple[str, ...]] = ("id", "enabled", "num_slots")
 
     @staticmethod
     def values_from_wire(wire: wt.Agent) -> dict[str, Any]:
+        """The object's field values from the master's JSON (a wire model)."""
         # The master keys slots by "/agents/<id>/slots/<n>": in device order here.
         slots = sorted(wire.slots.values(), key=lambda slot: (len(slot.id), slot.id))
         return {

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from typing_extensions import TypeAliasType, TypedDict
 
@@ -19,6 +20,7 @@ __all__ = [
     "Note",
     "Validation",
     "group_name",
+    "nan_equal",
     "summary_from_wire",
 ]
 
@@ -59,6 +61,50 @@ _SPECIAL: Final = {"NaN": math.nan, "Nan": math.nan, "Infinity": math.inf, "-Inf
 _GROUP_NAMES: Final = {"avg_metrics": "training", "validation_metrics": "validation"}
 
 
+_T = TypeVar("_T")
+
+
+def _canonical(value: Any) -> Any:
+    """The value with every NaN replaced by the one ``math.nan`` object, inside lists and dicts
+    too: tuple, list and dict comparisons take identical objects as equal, on every Python."""
+    if isinstance(value, float):
+        return math.nan if value != value else value
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    return value
+
+
+def nan_equal(cls: type[_T]) -> type[_T]:
+    """A frozen dataclass's ``==`` (and hash) in which a NaN equals a NaN: a summary holding a
+    NaN is the same summary when read again (from the master or the disk cache).
+
+    Python up to 3.12 compared dataclasses as tuples of their fields, and a tuple comparison
+    takes identical objects as equal: two values holding the ``math.nan`` object compared equal,
+    two holding different NaN objects did not. Python 3.13 compares the fields one by one
+    (``a.min == b.min``), so even the same ``math.nan`` made a summary differ from itself read
+    back from the cache. This makes the rule explicit and the same on every Python.
+    """
+    names = tuple(field.name for field in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    def key(obj: object) -> tuple[Any, ...]:
+        return tuple(_canonical(getattr(obj, name)) for name in names)
+
+    def __eq__(self: object, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return key(self) == key(other)
+
+    def __hash__(self: object) -> int:
+        return hash(key(self))
+
+    cls.__eq__ = __eq__  # type: ignore[method-assign]
+    if cls.__hash__ is not None:  # frozen dataclasses of hashable fields stay hashable
+        cls.__hash__ = __hash__  # type: ignore[method-assign]
+    return cls
+
+
 def group_name(wire_key: str) -> str:
     """``avg_metrics`` -> ``training``, ``validation_metrics`` -> ``validation``, else as is."""
     return _GROUP_NAMES.get(wire_key, wire_key)
@@ -74,6 +120,7 @@ def _number(value: Any) -> float | None:
     return None
 
 
+@nan_equal
 @dataclass(frozen=True, slots=True)
 class MetricSummary:
     """One metric's summary over a trial's reports, kept by the master on every report.
@@ -92,6 +139,7 @@ class MetricSummary:
 
     @classmethod
     def from_wire(cls, entry: dict[str, Any]) -> MetricSummary:
+        """The summary from the master's JSON (NaN and infinities as the master writes them)."""
         last = entry.get("last")
         number = _number(last) if isinstance(last, str) else None
         count = entry.get("count")
@@ -126,6 +174,7 @@ def _metric_values(raw: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+@nan_equal
 @dataclass(frozen=True, slots=True)
 class Validation:
     """A validation of a trial (its best or its latest): when, after how many batches, values."""
@@ -136,6 +185,7 @@ class Validation:
 
     @classmethod
     def from_wire(cls, wire: wx.MetricsWorkload | None) -> Validation | None:
+        """The validation from the master's JSON (None when there is none)."""
         if wire is None:
             return None
         values = wire.metrics.avg_metrics if wire.metrics is not None else None
@@ -157,6 +207,7 @@ class CheckpointSummary:
 
     @classmethod
     def from_wire(cls, wire: wx.CheckpointWorkload | None) -> CheckpointSummary | None:
+        """The checkpoint from the master's JSON (None when there is none)."""
         if wire is None or not wire.uuid:
             return None
         return cls(

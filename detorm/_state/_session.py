@@ -11,28 +11,42 @@ import functools
 import inspect
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 
+from .. import _display, _progress
 from .. import _wire as w
 from .._io import _auth
 from .._io._auth import Secret
 from .._io._cache import DiskCache, default_cache_dir
-from .._ops._effects import Op, Rows, blocking, collect, gather, send
+from .._ops._effects import (
+    Effect,
+    Gather,
+    Op,
+    Rows,
+    Send,
+    blocking,
+    collect,
+    gather,
+    observed,
+    send,
+)
 from .._ops._executor import rows_of
 from .._ops._http import DEFAULT_CONCURRENCY, _Http
 from .._ops._logs import LogEntry
 from .._ops._metrics import TrialSummary, chosen_trials, read_summaries, trials_of
+from .._ops._rp_bindings import resource_pools
 from .._plan._call import NO_RETRY, Call, RetryPolicy
 from .._plan._edits import Change, FlushPlan
 from .._plan._loading import check_key, check_resource, refetch, single_fetch, trial_values
 from .._plan._query import QueryBase
 from .._resources._base import Resource, TagSet, TrackedDict, construct
 from .._resources._inputs import INT32_MAX, check_int, check_seconds, require
-from .._resources._models import Trial, User
+from .._resources._models import Trial, User, Workspace
 from .._resources._relations import ToMany, ToOne
 from ..errors import (
     ConfigurationError,
@@ -45,7 +59,7 @@ from ..errors import (
 from ._identity import IdentityMap
 from ._unit_of_work import UnitOfWork
 
-__all__ = ["SessionBase"]
+__all__ = ["DefaultSession", "SessionBase"]
 
 R = TypeVar("R", bound=Resource)
 U = TypeVar("U", bound=User)
@@ -78,18 +92,15 @@ class SessionBase:
         )  # fmt: skip
         env = os.environ if environ is None else environ
         try:
-            # An explicit "" is a malformed URL, not "use the default" (canonicalize refuses it).
-            self.master = (
-                _auth.canonicalize_master_url(master)
-                if master is not None
-                else _auth.default_master(env)
-            )
-            httpx.URL(self.master)  # as the connection pool will parse it (control characters)
+            origin = _auth.master_origin(master, env)
+            httpx.URL(origin.url)  # as the connection pool will parse it (control characters)
         except ValueError as err:
             raise ConfigurationError(str(err)) from None
         except httpx.InvalidURL as err:
             raise ConfigurationError(f"invalid master URL: {err}") from None
-        self._store = _auth.TokenStore(_auth.config_dir(env, None))
+        self.master = origin.url
+        # A local master this process started keeps its tokens in memory (never auth.json).
+        self._store = _auth.token_cache_for(self.master, env)
         try:
             self._credentials = _auth.resolve_credentials(
                 master=self.master, user=user, password=password, token=token,
@@ -102,6 +113,7 @@ class SessionBase:
             max_connections=max_connections, concurrency=concurrency,
         )  # fmt: skip
         self._http.on_unauthenticated = self._login_again
+        self._http.origin = origin
         self.identity = IdentityMap()
         self._uow = UnitOfWork(self)
         self._collections: dict[tuple[str, Any, str], list[Resource]] = {}
@@ -115,6 +127,10 @@ class SessionBase:
         directory = None if isinstance(cache, bool) else Path(cache)
         self.cache = DiskCache(directory or default_cache_dir(env), namespace=(self.master, who))
         self._connected()
+        self._opened()
+
+    def _opened(self) -> None:
+        """Called once the session is open: the facade records it (its default session)."""
 
     def _connected(self) -> None:
         """The facade's last step of opening a session (the sync one logs in here)."""
@@ -228,6 +244,18 @@ class SessionBase:
         who = self._username or "the token user"
         return f"<detorm.{type(self).__name__} {self.master} as {who!r}>"
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the master, the user, what the session holds and has sent (never
+        its token; nothing is sent to draw it)."""
+        facts: list[tuple[str, Any]] = [
+            ("master", self.master), ("user", self._username or "the token user (whoami())"),
+            ("requests sent", self.requests_sent), ("retries", self.retries),
+            ("objects in the identity map", len(self.identity)),
+            ("objects with pending changes", len(self.dirty)),
+            ("disk cache", "on" if self._cache_enabled else "off"),
+        ]  # fmt: skip
+        return _display.session_html(self, facts)
+
     # --- reads (ops: the facades run them) ----------------------------------------------------
     def _get(self, resource: type[R], key: Any) -> Op[R]:
         """The complete object with this key (id; uuid for checkpoints); NotFound otherwise.
@@ -286,7 +314,16 @@ class SessionBase:
             children = yield from rows_of(query)
             self._collections[query._children_of] = children
             return children
-        raise InvalidValue(f"{type(obj).__name__} has no relationship named {relation!r}")
+        if isinstance(obj, Workspace) and relation == "resource_pools":
+            # A field with a read of its own (not a relationship): this session's pending
+            # binds and unbinds stay on top of what the master answers.
+            pools = yield from resource_pools(obj)
+            self._apply(obj, {"resource_pools": TagSet(pools)})
+            return obj.resource_pools
+        raise InvalidValue(
+            f"{type(obj).__name__} has no relationship named {relation!r} (nor a field "
+            "loaded by session.load: Workspace.resource_pools)"
+        )
 
     # --- identity map -----------------------------------------------------------------------
     def merge(self, resource: type[R], values: dict[str, Any]) -> R:
@@ -376,6 +413,21 @@ class SessionBase:
         trials = yield from rows_of(self._query(Trial)._filter((), {"id__in": trial_ids}))
         return {t.id: t.state.is_terminal for t in trials}
 
+    # --- progress bars -----------------------------------------------------------------------
+    _progress_choice: bool | None = None
+
+    @property
+    def progress(self) -> bool | None:
+        """Progress bars of this session's long metric reads, downloads and large commits (the
+        default of each call's ``progress`` argument): None (the default) draws them with tqdm
+        when it is installed and stderr is a terminal or a notebook runs the code; True always
+        (a plain text bar without tqdm); False never."""
+        return self._progress_choice
+
+    @progress.setter
+    def progress(self, value: bool | None) -> None:
+        self._progress_choice = _progress.check_progress("session.progress", value)
+
     # --- unit of work ------------------------------------------------------------------------
     @property
     def dirty(self) -> list[Resource]:
@@ -394,7 +446,14 @@ class SessionBase:
         (and are retried by the next commit), the others are applied and cleared.
         """
         _check_objects(objects)
-        return self._uow.commit(objects or None)
+        commit = self._uow.commit(objects or None)
+        if not _progress.wanted(self.progress):
+            return commit
+        plan = self._uow.plan(objects or None)
+        requests = len(plan.calls) + len(plan.reads)
+        if requests < LARGE_COMMIT and self.progress is None:
+            return commit  # a small commit draws no bar unless asked
+        return _counted_requests(commit, requests, self.progress)
 
     def _rollback(self, objects: tuple[Resource, ...]) -> None:
         """Undo pending edits (of ``objects`` only, if given): back to the last server state."""
@@ -443,6 +502,88 @@ class SessionBase:
     def _loaded_children(self, key: tuple[str, Any, str]) -> list[Resource] | None:
         """Children a prefetch loaded for this relationship (None when not prefetched)."""
         return self._collections.get(key)
+
+
+S = TypeVar("S", bound=SessionBase)
+
+
+class DefaultSession(Generic[S]):
+    """The default session of one API (``detorm`` or ``detorm.aio``) and which of its sessions
+    are open: one implementation of the rule both APIs document.
+
+    The first session opened, by ``connect()`` or by the session class itself, becomes the
+    default while there is none; closing it (or ``set_default_session(None)``) forgets it.
+    With no default, ``default_session()`` connects from the environment only when no session
+    of the API is open; otherwise ``Experiment.query()`` would silently read a master the
+    script never named, so it raises :class:`ConfigurationError` naming the open sessions.
+    """
+
+    def __init__(self, api: str, from_environment: Callable[[], S]) -> None:
+        self._api = api
+        self._from_environment = from_environment
+        self.current: S | None = None
+        self._open: weakref.WeakSet[S] = weakref.WeakSet()
+        # Reentrant: a session made from the environment reports itself open while held.
+        self._lock = threading.RLock()
+
+    def opened(self, session: S) -> None:
+        """``session`` is open: the default if there is none."""
+        with self._lock:
+            self._open.add(session)
+            if self.current is None:
+                self.current = session
+
+    def closed(self, session: S) -> None:
+        """``session`` was closed: no longer open, nor the default."""
+        with self._lock:
+            self._open.discard(session)
+            if self.current is session:
+                self.current = None
+
+    def set(self, session: S | None) -> None:
+        with self._lock:
+            self.current = session
+
+    def get(self) -> S:
+        """The default session; one connected from the environment when no session is open."""
+        with self._lock:
+            if self.current is not None:
+                return self.current
+            if len(self._open):
+                raise ConfigurationError(self._ambiguous(list(self._open)))
+            session = self._from_environment()
+            self.current = session
+            return session
+
+    def _ambiguous(self, sessions: list[S]) -> str:
+        masters = ", ".join(sorted({repr(s.master) for s in sessions}))
+        count = f"{len(sessions)} session{'s are' if len(sessions) > 1 else ' is'} open"
+        return (
+            f"no default {self._api} session: {count} (to {masters}) but none is the default "
+            "(it was closed or set_default_session(None) forgot it), and connecting from the "
+            "environment could reach another master. Pass session=... (e.g. "
+            f"session.query(Experiment)) or call {self._api}.set_default_session(session). "
+            "The first session opened becomes the default; closing it forgets it."
+        )
+
+
+# Commits of at least this many requests draw a progress bar (when progress is automatic).
+LARGE_COMMIT = 20
+
+
+def _counted_requests(
+    commit: Op[list[Change]], total: int, choice: bool | None
+) -> Op[list[Change]]:
+    """``commit`` with a bar counting its requests (a gathered op counts as one request)."""
+    with _progress.progress_bar(total, "commit", unit="request", choice=choice) as bar:
+
+        def seen(effect: Effect, result: Any) -> None:
+            if isinstance(effect, Send):
+                bar(1)
+            elif isinstance(effect, Gather):
+                bar(len(effect.ops))
+
+        return (yield from observed(commit, seen))
 
 
 def _check_options(
@@ -519,13 +660,28 @@ def _watched_fields(cls: type[Resource]) -> tuple[str, ...]:
 
 
 class _Watcher:
-    """Tells the session that a tag set or metadata dict of an object changed in place."""
+    """Tells the session that a tag set or metadata dict of an object changed in place.
 
-    __slots__ = ("_name", "_obj", "_session")
+    It holds its object weakly: object -> tag set -> watcher -> object would be a reference
+    cycle, and every object read would outlive the loop that dropped it until the cyclic garbage
+    collector ran (a lazy loop over a million experiments grew by gigabytes). A container kept
+    after its object was dropped still records its edits, on the session's object for that key:
+    the identity map's, or a new one holding the key and this field only.
+    """
+
+    __slots__ = ("_cls", "_key", "_name", "_new", "_obj", "_session")
 
     def __init__(self, session: SessionBase, obj: Resource, name: str) -> None:
-        self._session, self._obj, self._name = session, obj, name
+        self._session, self._name, self._cls = session, name, type(obj)
+        self._obj = weakref.ref(obj)
+        # A new object has no key yet: held strongly (the session holds it until created).
+        self._new = obj if obj.is_new else None
+        self._key = None if obj.is_new else obj.pk
 
-    def __call__(self, before: Any) -> None:
-        old = TagSet(before) if isinstance(self._obj.__dict__.get(self._name), TagSet) else before
-        self._session._record_edit(self._obj, self._name, old)
+    def __call__(self, container: TagSet | TrackedDict, before: Any) -> None:
+        obj = self._obj()
+        if obj is None:
+            values = {self._cls._key_field: self._key, self._name: container}
+            obj = self._session.merge(self._cls, values)
+        old = TagSet(before) if isinstance(container, TagSet) else before
+        self._session._record_edit(obj, self._name, old)

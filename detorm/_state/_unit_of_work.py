@@ -427,7 +427,8 @@ class UnitOfWork:
                 applied += ok
                 failed += refused
                 unknown += maybe
-        # A tag change travels in one call per label: it is applied when all of them were.
+        # A tag (or pool) change travels in one call per label (pool): it is applied when all
+        # of them were.
         pending = {id(change) for change, _ in [*failed, *unknown]}
         applied = [c for c in {id(c): c for c in applied}.values() if id(c) not in pending]
         if failed or unknown:
@@ -531,7 +532,9 @@ class UnitOfWork:
                 return ok, refused, []
             if planned.kind == "label":
                 labels = w.LabelsResponse.model_validate_json(outcome).labels
-                self._confirm_label(planned, labels)
+                self._confirm_member(planned, "tags", planned.call.method == "PUT", labels)
+            elif planned.kind == "binding":  # the answer is empty
+                self._confirm_member(planned, "resource_pools", planned.call.method == "POST")
             else:
                 for change in planned.changes:
                     self.confirm(change.obj, change.field, change.new)
@@ -582,17 +585,20 @@ class UnitOfWork:
         """
         self.server_value(obj, name, value)
 
-    def _confirm_label(self, planned: PlannedCall, labels: list[str]) -> None:
-        """One label was added or removed; the answer lists the experiment's labels afterwards
-        (labels others added meanwhile show in the view; nothing of theirs is ever sent)."""
+    def _confirm_member(
+        self, planned: PlannedCall, name: str, present: bool, answer: Iterable[str] = ()
+    ) -> None:
+        """One label (or pool) was added or removed. A label's answer lists the experiment's
+        labels afterwards (labels others added meanwhile show in the view; nothing of theirs is
+        ever sent)."""
         obj = planned.changes[0].obj
         pending = self._pending.get(IdentityMap.key_of(obj))
-        intents = None if pending is None else pending.intents.get("tags")
+        intents = None if pending is None else pending.intents.get(name)
         if not isinstance(intents, _TagIntents):
             return
-        intents.confirm(planned.label, planned.call.method == "PUT", labels)
+        intents.confirm(planned.label, present, answer)
         intents.settle()
-        obj.__dict__["tags"] = intents.local()
+        obj.__dict__[name] = intents.local()
         self._session._watch(obj)
         self._forget_if_clean(IdentityMap.key_of(obj))
 

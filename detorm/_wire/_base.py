@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Final, Self, SupportsIndex
+from typing import Annotated, Any, Final, Self, SupportsIndex
 
 from pydantic import (
     BaseModel,
@@ -67,29 +67,36 @@ class WireModel(BaseModel):
         frozen=False,
         ser_json_inf_nan="strings",
         protected_namespaces=(),
+        # Schemas are built on a model's first use, not at import: `import detorm` stays cheap.
+        defer_build=True,
     )
 
-    # Python names of fields whose zero value is not None: a null sent for one reads as zero.
-    _zero_defaults: ClassVar[dict[str, Any]] = {}
-
     @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        zeros: dict[str, Any] = {}
-        for name, field in cls.model_fields.items():
-            if field.default is not None or field.default_factory is not None:
-                zero = field.get_default(call_default_factory=True)
-                zeros[name] = zero
-                if field.alias:
-                    zeros[field.alias] = zero
-        cls._zero_defaults = zeros
+    def _zero_defaults(cls) -> dict[str, Any]:
+        """Python names and aliases of the fields whose zero value is not None (a null sent for
+        one reads as zero).
+
+        Computed on first use, not when the class is made: a default factory may build another
+        model, whose schema (deferred, see ``defer_build``) would then be built at import.
+        """
+        zeros: dict[str, Any] | None = cls.__dict__.get("_zeros")
+        if zeros is None:
+            zeros = {}
+            for name, field in cls.model_fields.items():
+                if field.default is not None or field.default_factory is not None:
+                    zero = field.get_default(call_default_factory=True)
+                    zeros[name] = zero
+                    if field.alias:
+                        zeros[field.alias] = zero
+            type.__setattr__(cls, "_zeros", zeros)
+        return zeros
 
     @model_validator(mode="before")
     @classmethod
     def _null_reads_as_zero(cls, data: Any) -> Any:
         # jsonpb never sends null for a scalar, list or map, but hand-made JSON does.
         if isinstance(data, dict) and None in data.values():
-            zeros = cls._zero_defaults
+            zeros = cls._zero_defaults()
             nulls = [k for k, v in data.items() if v is None and k in zeros]
             if nulls:
                 data = dict(data)

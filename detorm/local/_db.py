@@ -8,7 +8,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -168,6 +168,30 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def snapshot(self) -> sqlite3.Connection:
+        """An in-memory copy of the whole database, taken between requests (the pytest
+        plugin's baseline, put back before each test by :meth:`restore`)."""
+        copy = sqlite3.connect(":memory:", check_same_thread=False)
+        with self._write_lock, closing(self._raw_connection()) as live:
+            live.backup(copy)
+        return copy
+
+    def restore(self, snapshot: sqlite3.Connection) -> None:
+        """Make the database exactly ``snapshot`` again: every table, ``sqlite_sequence``
+        (ids start over) and the schema. SQLite's backup copies the pages in one write
+        transaction and bumps the schema cookie, so the pool's open connections and the
+        simulation's own connection read the new content; a fresh pool drops any state they
+        held besides."""
+        with self._write_lock, closing(self._raw_connection()) as live:
+            snapshot.backup(live)
+        self.engine.dispose()
+
+    def _raw_connection(self) -> sqlite3.Connection:
+        # the stdlib's, outside the pool: the backup API needs the driver's connection
+        live = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        live.execute("PRAGMA busy_timeout=30000")
+        return live
 
     def users_without_password(self) -> list[str]:
         """Active users who log in with the empty password (a fresh master's admin and

@@ -133,11 +133,26 @@ class Seeder:
         self._clock = now or utcnow() - timedelta(days=30)
         self._context: Any = None
         self._trials_in_project: dict[int, int] = {}  # local ids handed out, per project
-        self.db: Session
+        self._db: Session | None = None
+
+    @property
+    def db(self) -> Session:
+        """The open transaction (only inside ``with seeder:``)."""
+        if self._db is None:
+            raise RuntimeError(
+                "a Seeder writes only inside `with seeder:` (one transaction, committed at the"
+                " end of the block): `with seeder as seed: seed.experiment(...)`"
+            )
+        return self._db
 
     def __enter__(self) -> Seeder:
+        if self._db is not None:
+            raise RuntimeError("this Seeder is already inside a `with` block")
+        # A Seeder may be entered again (the pytest plugin's detorm_seed): what another writer
+        # added in between must be counted afresh.
+        self._trials_in_project.clear()
         self._context = self._database.transaction(write=True)
-        self.db = self._context.__enter__()
+        self._db = self._context.__enter__()
         return self
 
     def __exit__(
@@ -146,7 +161,8 @@ class Seeder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._context.__exit__(exc_type, exc, tb)
+        context, self._context, self._db = self._context, None, None
+        context.__exit__(exc_type, exc, tb)
 
     def _tick(self, seconds: float = 1.0) -> datetime:
         self._clock += timedelta(seconds=seconds)

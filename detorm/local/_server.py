@@ -15,17 +15,22 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from detorm._io import _auth
 from detorm.errors import ConfigurationError
 
 from ._app import LocalApp
 from ._db import Database
 from ._master_log import LOGGER, install_log_buffer
 from ._scheduler import DEFAULT_SLOTS
+
+if TYPE_CHECKING:
+    from detorm._api._aio import AsyncSession
+    from detorm._api._sync import Session
 
 __all__ = ["LocalMaster", "default_db_path", "serve"]
 
@@ -251,8 +256,12 @@ class LocalMaster:
     this process, which is faster to start. Either way it listens on a free port of ``host``
     (loopback by default), and a client has ``read_timeout`` seconds to send each request.
 
-        with LocalMaster(demo=True) as master:
-            session = detorm.connect(master.url)
+    While it runs, detorm sessions of this process to its URL keep their tokens in memory:
+    they never read or write the det CLI's token cache (``~/.config/determined/auth.json``),
+    whether made with :meth:`session` or ``detorm.Session(master.url, ...)``.
+
+        with LocalMaster(demo=True) as master, master.session() as session:
+            print(session.query(Experiment).count())
     """
 
     def __init__(
@@ -301,7 +310,46 @@ class LocalMaster:
             self._start_process()
         else:
             self._start_thread()
+        _auth.register_ephemeral_master(self.url)
         return self
+
+    def session(
+        self,
+        user: str = "determined",
+        password: str = "",
+        *,
+        timeout: float = 60.0,
+        cache: bool | str | os.PathLike[str] = False,
+    ) -> Session:
+        """A :class:`detorm.Session` to this master as ``user`` (the fresh master's
+        ``determined``, empty password, by default; these arguments come before ``DET_USER``
+        and the like), with its token kept in memory. ``cache`` as for ``Session`` (off by
+        default: a test's reads are not cached)."""
+        from detorm._api._sync import Session
+
+        return Session(
+            self._started_url(), user=user, password=password, timeout=timeout, cache=cache
+        )
+
+    def aio_session(
+        self,
+        user: str = "determined",
+        password: str = "",
+        *,
+        timeout: float = 60.0,
+        cache: bool | str | os.PathLike[str] = False,
+    ) -> AsyncSession:
+        """A :class:`detorm.aio.AsyncSession` to this master, as :meth:`session` makes one."""
+        from detorm._api._aio import AsyncSession
+
+        return AsyncSession(
+            self._started_url(), user=user, password=password, timeout=timeout, cache=cache
+        )
+
+    def _started_url(self) -> str:
+        if not self.url:
+            raise RuntimeError("start the LocalMaster (or enter its `with` block) first")
+        return self.url
 
     def _start_process(self) -> None:
         command = [
@@ -368,6 +416,8 @@ class LocalMaster:
         self._proc.wait()
 
     def stop(self) -> None:
+        if self.url:
+            _auth.forget_ephemeral_master(self.url)
         if self._proc is not None:
             self._proc.terminate()
             try:

@@ -163,14 +163,14 @@ def test_a_thousand_reads_at_once_on_one_loop(
 def test_default_async_session(
     cluster: Cluster, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(detorm._api._aio, "_default", None)
+    monkeypatch.setattr(detorm._api._aio._defaults, "current", None)
 
     async def main() -> int:
         session = detorm.aio.connect(cluster.url, user="determined", password="")
         assert detorm.aio.default_session() is session
         count = await detorm.aio.Experiment.query().count()  # the default session
         await session.close()
-        assert detorm._api._aio._default is None
+        assert detorm._api._aio._defaults.current is None
         return count
 
     monkeypatch.setenv("HOME", environ["HOME"])

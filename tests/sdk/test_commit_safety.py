@@ -51,6 +51,12 @@ def _calls(session: detorm.Session) -> list[str]:
     return [f"{p.call.method} {p.call.path}" for p in session.pending()]
 
 
+# detorm.local has one resource pool, so a job cannot change pool there (test_tasks.py checks
+# the request, and that the master's refusal leaves the edit pending) and a workspace's pools
+# cannot change either (test_rp_bindings.py tests them against a mock master).
+_ONE_POOL: Final = {("Job", "resource_pool"), ("Workspace", "resource_pools")}
+
+
 def _collection_fields() -> list[tuple[type[Resource], str]]:
     """Every field the unit of work tracks as a collection: tag sets and editable dicts."""
     found = []
@@ -59,7 +65,7 @@ def _collection_fields() -> list[tuple[type[Resource], str]]:
             is_dict = getattr(info.annotation, "__origin__", None) is dict
             if info.annotation is TagSet or (is_dict and name in resource._editable):
                 found.append((resource, name))
-    return found
+    return [(r, n) for r, n in found if (r.__name__, n) not in _ONE_POOL]
 
 
 @pytest.fixture
@@ -178,9 +184,6 @@ def test_a_label_both_sessions_remove_is_not_put_back(
 
 
 # --- 2. nothing stays dirty ------------------------------------------------------------------
-# detorm.local has one resource pool, so a job cannot change pool there (test_tasks.py checks
-# the request, and that the master's refusal leaves the edit pending).
-_ONE_POOL: Final = {("Job", "resource_pool")}
 # The session's user is not an admin: a user's activity, admin flag and agent user and group are
 # an admin's to change (test_users_writes.py edits them as one).
 _ADMIN_ONLY: Final = {

@@ -212,8 +212,9 @@ def test_a_registry_from_scratch_in_one_commit(
     api = writer_api
     ws, project, models, experiments, old = _registry_from_scratch(api, fresh_cluster)
     assert ws.is_new and project.is_new and api.session.dirty[:4] == [ws, project, *models]
+    assert ws.id is None and project.id is None  # server fields are unset until created
     with pytest.raises(NotLoaded, match="no id until it is created"):
-        _ = ws.id
+        _ = ws.pk
     recorder = _record(api)
     applied = api(api.session.commit())
     requests = _by_level(recorder.sent)
@@ -350,8 +351,9 @@ def test_new_objects_before_commit(writer_api: Api) -> None:
     ws = api.Workspace(name="maybe")
     assert ws.is_new and ws.name == "maybe" and ws != api.Workspace(name="maybe")
     assert len({ws, ws}) == 1  # hashed by identity until created
-    with pytest.raises(NotLoaded, match="no num_projects until it is created"):
-        _ = ws.num_projects
+    assert ws.num_projects is None and ws.state is None  # filled by the master at creation
+    with pytest.raises(NotLoaded, match="no resource_pools until it is created"):
+        _ = ws.resource_pools  # not a server field: a new workspace has none to read
     project = api.Project(name="later", workspace=ws)
     api.session.add(project)
     assert api.session.dirty == [ws, project]
@@ -372,3 +374,18 @@ def test_new_objects_before_commit(writer_api: Api) -> None:
         api.session.add(existing)
     with pytest.raises(InvalidValue, match="cannot be deleted through the session"):
         api.session.delete(api(api.session.whoami()))
+
+
+def test_new_children_of_existing_parents_are_created_in_them(writer_api: Api) -> None:
+    api = writer_api
+    ws = api(api.Workspace.create("existing-parent", session=api.session))
+    by_object = api.Project(name="by-object", workspace=ws)
+    by_id = api.Project(name="by-id", workspace=ws.id)
+    model = api.Model(name="in-existing", workspace=ws.id)
+    assert by_object.workspace_id == by_id.workspace_id == model.workspace_id == ws.id
+    for obj in (by_object, by_id, model):
+        api.session.add(obj)
+    api(api.session.commit())
+    for obj in (by_object, by_id, model):
+        assert not obj.is_new
+        assert api(api.session.get(type(obj), obj.id)).workspace_id == ws.id

@@ -103,7 +103,7 @@ def test_connect_sets_the_default_session(
         assert Experiment.query().count() == len(cluster.experiments)
         second.close()
         first.close()
-        assert detorm._api._sync._default is None  # closing the default forgets it
+        assert detorm._api._sync._defaults.current is None  # closing the default forgets it
     finally:
         detorm.set_default_session(None)
 

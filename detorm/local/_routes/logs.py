@@ -352,24 +352,17 @@ def _message(row: tuple[Any, ...], owner: str) -> RawJSON:
     wire_time, legacy_time = _times(str(stamp))
     has_level = level is not None and level != _UNSPECIFIED
     legacy = _legacy_line(legacy_time, container_id, rank_id, level if has_level else None, text)
-    parts = [
-        f'{{"id":"{log_id}","timestamp":"{wire_time}","message":{_json_str(legacy)}',
-        f',"level":{_json_str(level if level in _KNOWN_LEVELS else _UNSPECIFIED)}',
-        owner,
-    ]
-    if agent_id is not None:
-        parts.append(f',"agentId":{_json_str(agent_id)}')
-    if container_id is not None:
-        parts.append(f',"containerId":{_json_str(container_id)}')
-    if rank_id is not None:
-        parts.append(f',"rankId":{int(rank_id)}')
-    parts.append(f',"log":{_json_str(text)}')
-    if source is not None:
-        parts.append(f',"source":{_json_str(source)}')
-    if stdtype is not None:
-        parts.append(f',"stdtype":{_json_str(stdtype)}')
-    parts.append("}")
-    return RawJSON("".join(parts).encode())
+    agent = "" if agent_id is None else f',"agentId":{_json_str(agent_id)}'
+    container = "" if container_id is None else f',"containerId":{_json_str(container_id)}'
+    rank = "" if rank_id is None else f',"rankId":{int(rank_id)}'
+    source_field = "" if source is None else f',"source":{_json_str(source)}'
+    stdtype_field = "" if stdtype is None else f',"stdtype":{_json_str(stdtype)}'
+    level_field = _json_str(level if level in _KNOWN_LEVELS else _UNSPECIFIED)
+    return RawJSON(
+        f'{{"id":"{log_id}","timestamp":"{wire_time}","message":{_json_str(legacy)}'
+        f',"level":{level_field}{owner}{agent}{container}{rank},"log":{_json_str(text)}'
+        f"{source_field}{stdtype_field}}}".encode()
+    )
 
 
 def _times(stored: str) -> tuple[str, str]:
@@ -390,19 +383,14 @@ def _legacy_line(
     stamp: str, container_id: str | None, rank_id: int | None, level: str | None, text: str
 ) -> str:
     """``model.TaskLog.Message``."""
-    parts = [f"[{stamp}]"]
     if container_id:
         # Go slices bytes; a cut rune becomes U+FFFD when the JSON is written
-        parts.append(container_id.encode()[:_CONTAINER_WIDTH].decode(errors="replace"))
+        container = container_id.encode()[:_CONTAINER_WIDTH].decode(errors="replace")
     else:
-        parts.append(" " * _CONTAINER_WIDTH)
-    if rank_id is not None:
-        parts.append(f"[rank={rank_id}]")
-    parts.append("||")
-    if level is not None:
-        parts.append(f"{level.removeprefix('LOG_LEVEL_')}:")
-    parts.append(text)
-    return " ".join(parts)
+        container = " " * _CONTAINER_WIDTH
+    rank = "" if rank_id is None else f" [rank={rank_id}]"
+    prefix = "" if level is None else f" {level.removeprefix('LOG_LEVEL_')}:"
+    return f"[{stamp}] {container}{rank} ||{prefix} {text}"
 
 
 # --- TrialLogsFields ------------------------------------------------------------------------

@@ -324,7 +324,9 @@ def test_download_paths_and_progress_of_the_wrong_type(world: World, tmp_path: P
         api(exp.download_tensorboard(None))
     with pytest.raises(InvalidType, match=r"download_tensorboard\(path\) must be a directory path"):
         api(exp.download_tensorboard(b"out"))
-    with pytest.raises(InvalidType, match=r"download_tensorboard\(progress\) must be True or"):
+    with pytest.raises(
+        InvalidType, match=r"download_tensorboard\(progress\) must be True, False or None"
+    ):
         api(exp.download_tensorboard(tmp_path / "out", progress="yes"))
     assert world.session.requests_sent == before and not (tmp_path / "out").exists()
 

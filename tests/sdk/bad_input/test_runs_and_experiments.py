@@ -430,5 +430,6 @@ def test_download_tensorboard(
         )
     if not isinstance(result, Exception):
         assert isinstance(result, Path)
-    if not isinstance(path, str | os.PathLike) or not isinstance(arguments["progress"], bool):
+    progress = arguments["progress"]
+    if not isinstance(path, str | os.PathLike) or not (progress is None or type(progress) is bool):
         assert isinstance(result, InvalidType), f"{path!r}, {arguments} gave {result!r}"

@@ -1,9 +1,9 @@
-"""Resource-pool bindings take pool names (str), and answer pool names."""
+"""A workspace's resource pools are a set of pool names (str), edited in place."""
 
 import detorm
 
 session = detorm.Session("http://x")
 ws = session.get(detorm.Workspace, 2)
-ws.bind_resource_pools(3)  # E: Argument 1 to "bind_resource_pools" of "Workspace" has incompatible type "int"; expected "str"
-ws.unbind_resource_pools(["gpu"])  # E: Argument 1 to "unbind_resource_pools" of "Workspace" has incompatible type "list[str]"; expected "str"
-n: int = ws.resource_pools()  # E: Incompatible types in assignment (expression has type "list[str]", variable has type "int")
+ws.resource_pools.add(3)  # E: Argument 1 to "add" of "TagSet" has incompatible type "int"; expected "str"
+ws.resource_pools()  # E: "TagSet" not callable
+n: int = ws.resource_pools  # E: Incompatible types in assignment (expression has type "TagSet", variable has type "int")

@@ -9,7 +9,7 @@ count: str = Experiment.query().count()  # E: Incompatible types in assignment (
 exp.trials.filter(state="ACTIVE").order_by("-nope")  # E: Argument 1 to "order_by" of "TrialFilters" has incompatible type
 exp.priority = "high"  # E: Incompatible types in assignment (expression has type "str", variable has type "int | None")
 exp.state = "ACTIVE"  # E: Incompatible types in assignment
-exp.project = exp.project.workspace  # E: Incompatible types in assignment (expression has type "Workspace", variable has type "Project | int")
+exp.project = exp.project.workspace  # E: Incompatible types in assignment (expression has type "Workspace[Any]", variable has type "Project[Any] | int")
 trial = exp.trials.first()
 assert trial is not None
 trial.experiment = exp  # E: Incompatible types in assignment (expression has type "Experiment", variable has type "Never")

@@ -3,6 +3,8 @@ type-check under mypy --strict."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import detorm
 import detorm.aio
 from detorm import Model, ModelVersion, Project, Workspace
@@ -19,11 +21,24 @@ def from_scratch(session: detorm.Session) -> tuple[int, int]:
     session.delete(session.get(Project, 3))
     new: bool = ws.is_new
     assert new
+    maybe: int | None = ws.id  # a new object's server fields are unset (None) until created
     session.commit()
-    # A created object's server fields are typed as for any object: ``id`` is an int (reading
-    # it before the commit raises NotLoaded).
+    # The type of ``ws`` says it was made new: its id is narrowed once the commit created it.
+    assert ws.id is not None and project.id is not None
     workspace_id: int = ws.id
     return workspace_id, project.id
+
+
+def saved_objects_have_their_ids(session: detorm.Session, ws: Workspace) -> int:
+    project = session.get(Project, 3)
+    found = Workspace.query(session).first()
+    total: int = project.id + ws.id + (found.num_projects if found else 0)
+    return total
+
+
+def either(ws: Workspace[Any]) -> Project[Any]:
+    """A new or saved workspace: ``Workspace[Any]`` (``Project(workspace=...)`` takes both)."""
+    return Project(name="p", workspace=ws)
 
 
 def at_once(session: detorm.Session) -> ModelVersion:
@@ -44,4 +59,5 @@ async def at_once_async(session: detorm.aio.AsyncSession) -> int:
     new = detorm.aio.Workspace(name="later")
     session.add(new)
     await session.commit()
+    assert new.id is not None
     return new.id

@@ -1,5 +1,5 @@
-"""A workspace's resource-pool bindings, read and changed at once: user-style code that must
-type-check under mypy --strict."""
+"""A workspace's resource pools, loaded and changed through the unit of work: user-style code
+that must type-check under mypy --strict."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ import detorm
 import detorm.aio
 
 
-def pools(session: detorm.Session) -> list[str]:
+def pools(session: detorm.Session) -> set[str]:
     ws = session.get(detorm.Workspace, 2)
-    ws.bind_resource_pools("gpu", "cpu")
-    ws.unbind_resource_pools("cpu")
-    available: list[str] = ws.resource_pools()
-    return available
+    session.load(ws, "resource_pools")
+    ws.resource_pools.add("gpu")
+    ws.resource_pools.discard("cpu")
+    ws.resource_pools |= {"a100"}
+    session.commit()
+    return set(ws.resource_pools)
 
 
-async def pools_async(session: detorm.aio.AsyncSession) -> list[str]:
+async def pools_async(session: detorm.aio.AsyncSession) -> set[str]:
     ws = await session.get(detorm.aio.Workspace, 2)
-    await ws.bind_resource_pools("gpu")
-    await ws.unbind_resource_pools("gpu")
-    return await ws.resource_pools()
+    await session.load(ws, "resource_pools")
+    ws.resource_pools.add("gpu")
+    await ws.save()
+    return set(ws.resource_pools)

@@ -1,6 +1,6 @@
 """Commands, their siblings, task information and templates, as a script uses them."""
 
-from typing import assert_type
+from typing import Any, assert_type
 
 import detorm
 import detorm.aio as det
@@ -20,7 +20,7 @@ def script(session: detorm.Session) -> None:
     assert_type(running.order_by("-start_time").first(), detorm.Command | None)
     assert_type(session.get(detorm.Task, command.id).allocations, tuple[detorm.AllocationInfo, ...])
     assert_type(command.task, detorm.Task)
-    assert_type(command.workspace, detorm.Workspace)
+    assert_type(command.workspace, detorm.Workspace[Any])  # a parent: new or saved
     board = detorm.Tensorboard.launch(query=detorm.Experiment.query(session).filter(state="ACTIVE"))
     assert_type(board.url, str)
     assert_type(board.experiments, detorm.ExperimentQuery)
