@@ -668,7 +668,7 @@ def raw_floor(scenario: str, url: str, ids: dict[str, Any]) -> dict[str, Any]:
     if scenario == "S18":
         return _copy_floor(url, Path(ids["workdir"]))
     with _client(url) as http:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         rows = 0
         if scenario == "S1":
             rows = len(http.get("/api/v1/experiments", params={"limit": -1}).content)
@@ -683,7 +683,8 @@ def raw_floor(scenario: str, url: str, ids: dict[str, Any]) -> dict[str, Any]:
                     for line in response.iter_lines():
                         if line:
                             rows += len(json.loads(line)["result"]["metrics"])
-        return {"rows": rows, "seconds": time.perf_counter() - started, "requests": 1}
+        seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu
+        return {"rows": rows, "seconds": seconds, "cpu_seconds": cpu, "requests": 1}
 
 
 async def _logs_floor(url: str, trial_ids: list[int]) -> dict[str, Any]:
@@ -769,11 +770,14 @@ def run_one(scenario: str, client: str, ids: dict[str, Any], workdir: Path) -> d
     sampler = RssSampler()
     started = time.perf_counter()
     with sampler:
+        cpu = time.thread_time()  # this thread's: not the sampler's
         result = run()
+        cpu = time.thread_time() - cpu
     seconds = time.perf_counter() - started
     return {
         "requests": sent() - requests_before,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "result": result,
         "rss_growth_mb": sampler.growth_mb,
     }
@@ -1046,6 +1050,13 @@ def print_row(
             f" raw httpx floor {floor:.3f} s; above it: official {official['seconds'] - floor:.3f} s,"
             f" detorm {ours['seconds'] - floor:.3f} s"
         )
+        if scenario == "S1" and "cpu_seconds" in extra and "cpu_seconds" in ours:
+            # The clients' own CPU time (their thread's), steadier than wall time on a busy
+            # machine: the floor's is httpx reading the bytes, the server's is not in it.
+            line += (
+                f"; client CPU: floor {extra['cpu_seconds']:.3f} s, official"
+                f" {official['cpu_seconds']:.3f} s, detorm {ours['cpu_seconds']:.3f} s"
+            )
     elif scenario == "S11" and extra and "seconds" in ours:
         rows = ours["result"] if isinstance(ours.get("result"), int) else S11_ROWS
         line += f" floor {extra['rows'] / extra['seconds']:,.0f} rows/s; detorm {rows / ours['seconds']:,.0f} rows/s"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from syrupy.location import PyTestLocation
 
 from detorm.local import LocalMaster
+from detorm.local._db import Database
+from detorm.local._demo import seed_demo
 
 # pytest's own fixture for running pytest on test files (tests/plugin: detorm's pytest plugin);
 # pytest refuses pytest_plugins in a conftest.py below the top one.
@@ -58,6 +62,35 @@ def served_master() -> Iterator[LocalMaster]:
     """One ``detorm serve`` child process for the session (a real process on loopback)."""
     with LocalMaster(process=True) as master:
         yield master
+
+
+def copy_database(source: Path, target_dir: Path) -> Path:
+    """A consistent copy of a master's database and its checkpoint files (kept sparse)."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / "local.sqlite"
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    checkpoints = source.parent / "checkpoints"
+    if checkpoints.exists():
+        subprocess.run(
+            ["cp", "-r", "--sparse=always", str(checkpoints), str(target_dir / "checkpoints")],
+            check=True,
+        )
+    return target
+
+
+@pytest.fixture(scope="session")
+def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo cluster's database, seeded once per test process (seeding takes seconds): serve
+    a copy (:func:`copy_database`). The demo is a function of its seed, so a copy holds the rows
+    and ids a fresh ``LocalMaster(demo=True)`` would, and ``demo=True`` leaves it as it is."""
+    path = tmp_path_factory.mktemp("demo-database") / "local.sqlite"
+    database = Database(path)
+    try:
+        seed_demo(database)
+    finally:
+        database.dispose()
+    return path
 
 
 def login(url: str, username: str = "determined", password: str = "") -> httpx.Client:

@@ -9,17 +9,19 @@ import pytest
 
 import detorm
 from detorm.local import LocalMaster
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_database
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 
 def test_readme_examples_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+    demo_database: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     blocks = BLOCK.findall((ROOT / "README.md").read_text())
     assert len(blocks) >= 7
-    with LocalMaster(demo=True, process=False) as master:
+    db_path = copy_database(demo_database, tmp_path / "master")  # as seeded by demo=True
+    with LocalMaster(db_path=db_path, demo=True, process=False) as master:
         for name, value in {
             "DET_MASTER": master.url, "DET_USER": "alice", "DET_PASS": "alice-pw",
             "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"),

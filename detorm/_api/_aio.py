@@ -713,7 +713,7 @@ class Project(_Async, m.Project[S]):
         name: str,
         workspace: m.Workspace[Any] | int,
         description: str = "",
-        key: str = "",
+        key: str | None = None,
     ) -> None:
         m.Project.__init__(self, name=name, workspace=workspace, description=description, key=key)
 

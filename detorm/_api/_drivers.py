@@ -129,6 +129,19 @@ class _Stack:
         return self.open.pop(id(response), None)
 
 
+def _unlinked(response: httpx.Response) -> httpx.Response:
+    """A response whose body was read, no longer a reference cycle.
+
+    httpx's bound stream points back to its response: a dropped response, and its body (a page
+    of experiments: megabytes), waited for the cyclic garbage collector, and the executor moves
+    a page's objects past the collector's young generation (_executor.no_gc_pauses). The body
+    read is all that is left of the stream.
+    """
+    if response.is_stream_consumed:  # read in full (not a stream the op reads itself)
+        response.stream = httpx.ByteStream(response.content)
+    return response
+
+
 class Transport(_Http):
     """The sync driver: runs ops with a pooled ``httpx.Client`` (and threads for ``Gather``).
 
@@ -191,6 +204,7 @@ class Transport(_Http):
                 value, error = None, None
                 if emitting and isinstance(effect, Emit):
                     yield from effect.items
+                    del effect  # the batch goes before the op makes the next one
                     continue
                 try:
                     value = self._perform(effect, opened)
@@ -240,7 +254,7 @@ class Transport(_Http):
                     response.read()  # small, and needed to decide on a retry and to report it
         except (httpx.TransportError, httpx.InvalidURL) as err:
             return _transport_error(self, attempt.call, err)
-        return response
+        return _unlinked(response)
 
     @staticmethod
     def _read(stream: Opened) -> bytes:
@@ -342,6 +356,7 @@ class AsyncTransport(_Http):
                 if emitting and isinstance(effect, Emit):
                     for item in effect.items:
                         yield item
+                    del effect  # the batch goes before the op makes the next one
                     continue
                 try:
                     value = await self._perform(effect, opened)
@@ -392,7 +407,7 @@ class AsyncTransport(_Http):
                     await response.aread()
         except (httpx.TransportError, httpx.InvalidURL) as err:
             return _transport_error(self, attempt.call, err)
-        return response
+        return _unlinked(response)
 
     @staticmethod
     async def _read(stream: Opened) -> bytes:

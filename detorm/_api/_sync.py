@@ -834,7 +834,7 @@ class Project(_Sync, m.Project[S]):
         name: str,
         workspace: m.Workspace[Any] | int,
         description: str = "",
-        key: str = "",
+        key: str | None = None,
     ) -> None:
         """A new project in ``workspace`` (existing, its id, or new: created first); ``session.add``
         then ``session.commit()`` creates it (without a key the master makes one)."""

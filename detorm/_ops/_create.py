@@ -1,6 +1,8 @@
 """Creating and deleting the registry's objects at once: workspaces, projects, models, model
 versions (PostWorkspace, PostProject, PostModel, PostModelVersion and their Delete twins).
 
+A new workspace, project or model is made by its constructor (its input checks) and sent with
+the POST a commit of ``session.add(obj)`` sends (``creation_call``): one body for both ways.
 A creation sends the POST, merges the master's answer into the session, then reads the object
 once: the master's POST answers leave fields out (PostWorkspace sends no counts and no
 ``pinnedAt``, PostProject no workspace name, PostModel no username), and a created object is
@@ -15,11 +17,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _wire as w
 from .._plan._call import Call, path
+from .._plan._edits import created_values, creation_call
 from .._resources._base import Resource
-from .._resources._inputs import check_id, check_iterable, check_json_object, check_text, require
+from .._resources._inputs import check_iterable, check_json_object, check_text, require
 from .._resources._models import Checkpoint, Model, ModelVersion, Project, User, Workspace
 from .._wire import WorkspaceState
-from ..errors import InvalidState, InvalidType, InvalidValue, NotFound
+from ..errors import InvalidState, InvalidType, InvalidValue, NotFound, NotLoaded
 from ._effects import Op, send
 from ._polling import poll_until
 
@@ -42,21 +45,13 @@ __all__ = [
 R = TypeVar("R", bound=Resource)
 
 
-def _name(where: str, value: object, *, max_bytes: int | None = None) -> str:
+def _name(where: str, value: object) -> str:
     require(where, value, str, "a non-empty str")
     assert isinstance(value, str)
     if not value.strip():
         raise InvalidValue(f"{where} cannot be empty or blank")
     check_text(where, value)
-    if max_bytes is not None and len(value.encode()) > max_bytes:
-        raise InvalidValue(f"{where} must be at most {max_bytes} bytes (UTF-8): {value!r}")
     return value
-
-
-def _id_of(where: str, value: object, cls: type[Resource]) -> int:
-    if isinstance(value, cls):
-        return int(value.pk)
-    return check_id(where, value, what=f"a {cls.__name__} or its id (an int)")
 
 
 def _text(where: str, value: object) -> str:
@@ -79,6 +74,35 @@ def _created(session: Session, cls: type[R], values: dict[str, Any]) -> Op[R]:
     return (yield from session._refresh(obj))
 
 
+def _create_now(session: Session, cls: type[R], new: Resource) -> Op[R]:
+    """Create ``new`` (made by its constructor, which checked every value) with the POST a
+    commit of ``session.add(new)`` sends (creation_call: one body for both), and return the
+    created object of ``session`` (``new`` itself is only the carrier of the values)."""
+    if new._creating:
+        # Project(workspace=new_ws): a commit creates the workspace first; at once, there is no
+        # workspace id to send.
+        raise NotLoaded(_parent_is_new(new))
+    call = creation_call(new, new.__dict__.get("workspace_id")).call
+    response = yield from send(call)
+    return (yield from _created(session, cls, created_values(new, response.content)))
+
+
+def _parent_is_new(new: Resource) -> str:
+    (parent,) = (new._creating or {}).values()
+    kind = type(parent).__name__
+    return (
+        f"{type(new).__name__}.create(workspace): the {kind} {parent.__dict__.get('name')!r} is "
+        f"new and has no id until it is created: {kind}.create(...) it first, or session.add() "
+        "both, then session.commit()"
+    )
+
+
+def _as_dict(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    # The signatures take any Mapping; anything else goes on as given, for the constructor to
+    # refuse with a typed error.
+    return dict(value) if isinstance(value, Mapping) else value
+
+
 def create_workspace(
     session: Session,
     cls: type[R],
@@ -89,21 +113,13 @@ def create_workspace(
     default_aux_pool: str | None = None,
 ) -> Op[R]:
     """PostWorkspace (the master refuses a name taken by another workspace: 409)."""
-    # validateWorkspaceName (api_workspace.go): 1 to 80 bytes.
-    body: dict[str, Any] = {"name": _name("Workspace.create(name)", name, max_bytes=80)}
-    if checkpoint_storage_config is not None:
-        where = "Workspace.create(checkpoint_storage_config)"
-        check_json_object(where, checkpoint_storage_config)
-        body["checkpointStorageConfig"] = dict(checkpoint_storage_config)
-    if default_compute_pool is not None:
-        where = "Workspace.create(default_compute_pool)"
-        body["defaultComputePool"] = _text(where, default_compute_pool)
-    if default_aux_pool is not None:
-        body["defaultAuxPool"] = _text("Workspace.create(default_aux_pool)", default_aux_pool)
-    response = yield from send(Call("POST", "/api/v1/workspaces", body=body))
-    found = w.WorkspaceResponse.model_validate_json(response.content).workspace
-    assert found is not None
-    return (yield from _created(session, cls, Workspace.values_from_wire(found)))
+    new = Workspace(
+        name=name,
+        checkpoint_storage_config=_as_dict(checkpoint_storage_config),
+        default_compute_pool="" if default_compute_pool is None else default_compute_pool,
+        default_aux_pool="" if default_aux_pool is None else default_aux_pool,
+    )
+    return (yield from _create_now(session, cls, new))
 
 
 def create_project(
@@ -117,19 +133,8 @@ def create_project(
 ) -> Op[R]:
     """PostProject in ``workspace`` (the master refuses a name taken in that workspace, and a
     key taken anywhere: 409; without a key it makes one from the name)."""
-    workspace_id = _id_of("Project.create(workspace)", workspace, Workspace)
-    body: dict[str, Any] = {
-        "name": _name("Project.create(name)", name, max_bytes=80),
-        "description": _text("Project.create(description)", description),
-        "workspaceId": workspace_id,
-    }
-    if key is not None:
-        body["key"] = _name("Project.create(key)", key)
-    call = Call("POST", path("/api/v1/workspaces/{id}/projects", id=workspace_id), body=body)
-    response = yield from send(call)
-    found = w.ProjectResponse.model_validate_json(response.content).project
-    assert found is not None
-    return (yield from _created(session, cls, Project.values_from_wire(found)))
+    new = Project(name=name, workspace=workspace, description=description, key=key)
+    return (yield from _create_now(session, cls, new))
 
 
 def create_model(
@@ -145,21 +150,11 @@ def create_model(
 ) -> Op[R]:
     """PostModel (in the Uncategorized workspace unless ``workspace``; names are unique across
     the cluster: 409)."""
-    body: dict[str, Any] = {
-        "name": _name("Model.create(name)", name),
-        "description": _text("Model.create(description)", description),
-        "notes": _text("Model.create(notes)", notes),
-        "labels": _labels("Model.create(labels)", labels),
-    }
-    if metadata is not None:
-        check_json_object("Model.create(metadata)", metadata)
-        body["metadata"] = dict(metadata)
-    if workspace is not None:
-        body["workspaceId"] = _id_of("Model.create(workspace)", workspace, Workspace)
-    response = yield from send(Call("POST", "/api/v1/models", body=body))
-    found = w.ModelResponse.model_validate_json(response.content).model
-    assert found is not None
-    return (yield from _created(session, cls, Model.values_from_wire(found)))
+    new = Model(
+        name=name, workspace=workspace, description=description, notes=notes, labels=labels,
+        metadata=_as_dict(metadata),
+    )  # fmt: skip
+    return (yield from _create_now(session, cls, new))
 
 
 def register_version(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -63,30 +63,54 @@ class LogEntry:
             lines = from_json(b"[" + b",".join(raws) + b"]")
         except ValueError:
             lines = [from_json(raw) for raw in raws]  # raises on the line that is not JSON
-        return [cls._from_line(line, raw) for line, raw in zip(lines, raws, strict=True)]
-
-    @classmethod
-    def _from_line(cls, line: Any, raw: bytes) -> LogEntry:
-        if not isinstance(line, dict):
-            raise ValueError(f"a log message must be a JSON object, not {raw[:80]!r}")
-        ident, stamp, log = line.get("id"), line.get("timestamp"), line.get("log")
-        return cls(
-            int(ident) if isinstance(ident, str) and ident.isdigit() else 0,
-            int(line.get("trialId") or 0),
-            w.Timestamp.parse(stamp) if stamp else None,
-            _level(line.get("level")),
-            log if log is not None else line.get("message") or "",
-            line.get("agentId"),
-            line.get("containerId"),
-            line.get("rankId"),
-            line.get("source"),
-            line.get("stdtype"),
-            line.get("taskId"),
-            line.get("allocationId"),
-        )
+        return _entries(lines, raws)
 
     def __str__(self) -> str:
         return self.message.rstrip("\n")
+
+
+def _slot_writers() -> tuple[Callable[[LogEntry, Any], None], ...]:
+    """Each field's slot writer, in field order: its member descriptor's ``__set__``."""
+    return tuple(getattr(LogEntry, field.name).__set__ for field in fields(LogEntry))
+
+
+_SLOT_WRITERS: Final = _slot_writers()
+
+
+def _entries(lines: list[Any], raws: list[bytes]) -> list[LogEntry]:
+    """The entries of parsed messages, built field by field: a frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__`` (to get past its own
+    ``__setattr__``, which refuses), which cost a third of reading a log line; writing the
+    slots straight costs half as much. The entries are as immutable as any other."""
+    (set_id, set_trial_id, set_timestamp, set_level, set_message, set_agent_id,
+     set_container_id, set_rank_id, set_source, set_stdtype, set_task_id,
+     set_allocation_id) = _SLOT_WRITERS  # fmt: skip
+    new, levels, parse_time = object.__new__, _LEVELS, w.Timestamp.parse
+    entries: list[LogEntry] = []
+    for line, raw in zip(lines, raws, strict=True):
+        if type(line) is not dict:
+            raise ValueError(f"a log message must be a JSON object, not {raw[:80]!r}")
+        get = line.get
+        entry = new(LogEntry)
+        ident = get("id")
+        set_id(entry, int(ident) if type(ident) is str and ident.isdigit() else 0)
+        set_trial_id(entry, int(get("trialId") or 0))
+        stamp = get("timestamp")
+        set_timestamp(entry, parse_time(stamp) if stamp else None)
+        level = get("level")
+        known = levels.get(level) if type(level) is str else None
+        set_level(entry, known if known is not None else _level(level))
+        log = get("log")
+        set_message(entry, log if log is not None else get("message") or "")
+        set_agent_id(entry, get("agentId"))
+        set_container_id(entry, get("containerId"))
+        set_rank_id(entry, get("rankId"))
+        set_source(entry, get("source"))
+        set_stdtype(entry, get("stdtype"))
+        set_task_id(entry, get("taskId"))
+        set_allocation_id(entry, get("allocationId"))
+        entries.append(entry)
+    return entries
 
 
 def _level(value: Any) -> w.LogLevel:

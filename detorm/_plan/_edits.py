@@ -15,13 +15,15 @@ replace whole (model labels, metadata dicts), so that what is sent holds everyon
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Final, Generic, Literal, TypeVar
 
 from .. import _display
+from .. import _wire as w
 from .._resources._base import Resource, TagSet
+from .._resources._models import Model, Project, Workspace
 from ._call import Call, path
 from ._conditions import Condition, Leaf
 from ._loading import refetch
@@ -36,6 +38,8 @@ __all__ = [
     "RunAction",
     "RunPlan",
     "bulk_filters",
+    "created_values",
+    "creation_call",
     "plan_bulk",
     "plan_flush",
     "plan_runs",
@@ -277,8 +281,15 @@ def creation(obj: Resource) -> Change:
 
 
 def creation_call(obj: Resource, parent: int | None) -> PlannedCall:
-    """The POST that creates the new ``obj``; ``parent``: its workspace's id (None: a model in
-    the Uncategorized workspace; for display only, a placeholder while the workspace is new)."""
+    """The POST that creates the new ``obj``, made by its constructor (which checked every
+    value): the one body of both ``session.add(obj)``'s commit and ``Workspace.create`` etc.
+    ``parent``: its workspace's id (None: a model in the Uncategorized workspace; for display
+    only, a placeholder while the workspace is new).
+
+    What is left out when empty, the master reads as the same request (proto3 plain fields:
+    an empty string is the default; api_workspace.go ignores an empty checkpoint storage
+    Struct, api_model.go stores an absent metadata Struct as ``{}``). The project key is
+    ``optional``: absent, the master makes one from the name (InsertProject)."""
     values = obj.__dict__
     resource = type(obj).__name__
     if resource == "Workspace":
@@ -294,7 +305,7 @@ def creation_call(obj: Resource, parent: int | None) -> PlannedCall:
     elif resource == "Project":
         body = {"name": values["name"], "description": values["description"]}
         body["workspaceId"] = parent
-        if values.get("key"):
+        if "key" in values:  # given: even "" assigned later (PostProject refuses it)
             body["key"] = values["key"]
         where = (
             path("/api/v1/workspaces/{id}/projects", id=parent)
@@ -315,6 +326,25 @@ def creation_call(obj: Resource, parent: int | None) -> PlannedCall:
     else:
         raise AssertionError(f"{resource} cannot be created through the unit of work")
     return PlannedCall(call, "create", UNARCHIVE - 1, (creation(obj),))
+
+
+# What each POST answers with (its wire model), and the fields its answer leaves out (the
+# master's POST answers are the inserted row's proto: no counts, no names of other tables).
+_CREATED: Final[dict[str, tuple[Any, str, Callable[[Any], dict[str, Any]], set[str]]]] = {
+    "Workspace": (w.WorkspaceResponse, "workspace", Workspace.values_from_wire, {"pinned_at"}),
+    "Project": (w.ProjectResponse, "project", Project.values_from_wire, {"workspace_name"}),
+    "Model": (w.ModelResponse, "model", Model.values_from_wire, {"user_id"}),
+}
+
+
+def created_values(obj: Resource, content: bytes) -> dict[str, Any]:
+    """The field values of the object ``creation_call(obj)`` created, from the POST's answer
+    (the fields it leaves out are not in them)."""
+    response, attribute, from_wire, missing = _CREATED[type(obj).__name__]
+    wire = getattr(response.model_validate_json(content), attribute)
+    assert wire is not None  # the master's answer always holds the created object
+    values = from_wire(wire)
+    return {k: v for k, v in values.items() if k not in missing}
 
 
 _QUEUE_FIELDS: Final = {"priority": "priority", "weight": "weight", "resource_pool": "resourcePool"}

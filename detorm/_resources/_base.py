@@ -62,6 +62,15 @@ class TagSet(MutableSet[str]):
                 require("a tag", item, str, "a str")
         self._on_change: Any = None
 
+    @classmethod
+    def of_wire(cls, items: list[str]) -> TagSet:
+        """The tags a wire model holds (validated there as a list of str): no checks again,
+        as a page of thousands of rows would pay them per row."""
+        tags = cls.__new__(cls)
+        tags._items = dict.fromkeys(items)
+        tags._on_change = None
+        return tags
+
     def __contains__(self, item: object) -> bool:
         return isinstance(item, str) and item in self._items
 

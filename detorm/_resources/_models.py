@@ -8,6 +8,7 @@ Internal code uses these data classes: ``isinstance(obj, Experiment)`` holds for
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal
 
@@ -151,6 +152,9 @@ class Workspace(Resource, Generic[S]):
         # validateWorkspaceName (api_workspace.go): at most 80 bytes.
         if name == "name" and len(value.encode()) > 80:
             raise InvalidValue(f"Workspace.name must be at most 80 bytes (UTF-8): {shown(value)}")
+        # A google.protobuf.Struct on the wire: JSON values only (no NaN, no sets...).
+        if name == "checkpoint_storage_config" and value is not None:
+            check_json_object("Workspace.checkpoint_storage_config", value)
 
     @staticmethod
     def values_from_wire(wire: wr.Workspace) -> dict[str, Any]:
@@ -205,14 +209,31 @@ class Project(Resource, Generic[S]):
         name: str,
         workspace: Workspace[Any] | int,
         description: str = "",
-        key: str = "",
+        key: str | None = None,
     ) -> None:
         """A new project in ``workspace`` (an existing one, its id, or a new one added to the
         same session: created first), created by ``session.add(p)`` then ``session.commit()``.
-        Without a key the master makes one from the name."""
+        Without a key (None) the master makes one from the name."""
         known, creating = _parent_of(self, "workspace_id", workspace, Workspace)
-        values: dict[str, Any] = {"name": name, "description": description, "key": key}
+        values: dict[str, Any] = {"name": name, "description": description}
+        if key is not None:  # else no key until the master makes one
+            values["key"] = key
         init_new(self, {**values, **known}, creating)
+        # PostProject's key is optional: absent, the master makes one; given, ValidateProjectKey
+        # (project/postgres_project.go) refuses an empty one. Here, not in _check: PatchProject
+        # (UpdateProject) stores any key without that check.
+        if key == "":
+            raise InvalidValue(
+                "Project(key) cannot be empty: leave it out (None) and the master makes one "
+                "from the name"
+            )
+
+    def _check(self, name: str, value: Any) -> None:
+        super()._check(name, value)
+        # The projects table's CHECK constraint namemax: char_length(name) <= 80 (the master
+        # answers a longer name with an Internal error).
+        if name == "name" and len(value) > 80:
+            raise InvalidValue(f"Project.name must be at most 80 characters: {shown(value)}")
 
     @staticmethod
     def values_from_wire(wire: wr.Project) -> dict[str, Any]:
@@ -227,6 +248,23 @@ class Project(Resource, Generic[S]):
             "last_experiment_started_at": wire.last_experiment_started_at, "state": wire.state,
             "error_message": wire.error_message,
         }  # fmt: skip
+
+
+# An experiment's fields in their order (a record's columns follow it), read from the wire
+# model's fields of the same names; "tags" are its labels, and priority, weight and max_slots
+# are read from its config (Experiment.values_from_wire).
+_EXPERIMENT_FIELDS: Final = (
+    "id", "name", "description", "notes", "tags", "state", "archived", "start_time", "end_time",
+    "duration", "progress", "num_trials", "trial_ids", "username", "user_id", "display_name",
+    "project_id", "project_name", "project_owner_id", "workspace_id", "workspace_name",
+    "parent_archived", "resource_pool", "searcher_type", "searcher_metric", "hyperparameters",
+    "config", "original_config", "forked_from", "job_id", "checkpoint_size", "checkpoint_count",
+    "best_trial_id", "best_trial_searcher_metric", "unmanaged", "external_experiment_id",
+    "external_trial_id", "model_definition_size",
+)  # fmt: skip
+_experiment_wire_values: Final = operator.itemgetter(
+    *("labels" if name == "tags" else name for name in _EXPERIMENT_FIELDS)
+)
 
 
 class Experiment(Resource):
@@ -321,29 +359,15 @@ class Experiment(Resource):
         """
         config = wire.config or {}
         resources = config.get("resources") or {}
-        values: dict[str, Any] = {
-            "id": wire.id, "name": wire.name, "description": wire.description,
-            "notes": wire.notes, "tags": TagSet(wire.labels), "state": wire.state,
-            "archived": wire.archived, "start_time": wire.start_time, "end_time": wire.end_time,
-            "duration": wire.duration, "progress": wire.progress, "num_trials": wire.num_trials,
-            "trial_ids": tuple(wire.trial_ids), "username": wire.username,
-            "user_id": wire.user_id, "display_name": wire.display_name,
-            "project_id": wire.project_id, "project_name": wire.project_name,
-            "project_owner_id": wire.project_owner_id, "workspace_id": wire.workspace_id,
-            "workspace_name": wire.workspace_name, "parent_archived": wire.parent_archived,
-            "resource_pool": wire.resource_pool, "searcher_type": wire.searcher_type,
-            "searcher_metric": wire.searcher_metric,
-            "hyperparameters": wire.hyperparameters or {}, "config": config,
-            "original_config": wire.original_config, "forked_from": wire.forked_from,
-            "job_id": wire.job_id, "checkpoint_size": wire.checkpoint_size,
-            "checkpoint_count": wire.checkpoint_count, "best_trial_id": wire.best_trial_id,
-            "best_trial_searcher_metric": wire.best_trial_searcher_metric,
-            "unmanaged": wire.unmanaged, "external_experiment_id": wire.external_experiment_id,
-            "external_trial_id": wire.external_trial_id,
-            "model_definition_size": wire.model_definition_size,
-            "priority": resources.get("priority"), "weight": resources.get("weight"),
-            "max_slots": resources.get("max_slots"),
-        }  # fmt: skip
+        # One C-level pass over the wire model's values (a page holds thousands of rows).
+        values = dict(zip(_EXPERIMENT_FIELDS, _experiment_wire_values(wire.__dict__)))
+        values["tags"] = TagSet.of_wire(wire.labels)
+        values["trial_ids"] = tuple(wire.trial_ids)
+        values["hyperparameters"] = wire.hyperparameters or {}
+        values["config"] = config
+        values["priority"] = resources.get("priority")
+        values["weight"] = resources.get("weight")
+        values["max_slots"] = resources.get("max_slots")
         if view != "search":
             del values["best_trial_id"]
         if view != "single":
@@ -557,9 +581,10 @@ class Model(Resource, Generic[S]):
         """A new model (in ``workspace``: an existing one, its id, or a new one added to the
         same session; else the Uncategorized workspace), created by ``session.add(m)`` then
         ``session.commit()``."""
+        # metadata as given: init_new checks it (a dict of JSON values) and copies it
         values: dict[str, Any] = {
             "name": name, "description": description, "notes": notes,
-            "labels": TagSet(labels), "metadata": dict(metadata or {}),
+            "labels": TagSet(labels), "metadata": {} if metadata is None else metadata,
         }  # fmt: skip
         known, creating = (
             ({}, {})

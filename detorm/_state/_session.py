@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 import httpx
 
@@ -118,6 +118,7 @@ class SessionBase:
         self._uow = UnitOfWork(self)
         self._collections: dict[tuple[str, Any, str], list[Resource]] = {}
         self._lock = threading.RLock()
+        self._merged_classes: dict[type[Resource], type[Resource]] = {}  # _class_of's answers
         self._username = self._credentials.username
         self._http.token = self._credentials.token
         self._cache_enabled = cache is not False
@@ -335,7 +336,11 @@ class SessionBase:
         with self._lock:
             existing = self.identity.get(resource, key)
             if existing is None:
-                obj = construct(self._class_of(resource), values, self)
+                # A page merges thousands of rows of one class: its check is made once.
+                cls = self._merged_classes.get(resource)
+                if cls is None:
+                    cls = self._merged_classes[resource] = self._class_of(resource)
+                obj = construct(cast("type[R]", cls), values, self)
                 self._watch(obj)
                 self.identity.add(obj)
                 return obj
@@ -659,6 +664,9 @@ def _watched_fields(cls: type[Resource]) -> tuple[str, ...]:
     )
 
 
+_NO_KEY: Final = object()
+
+
 class _Watcher:
     """Tells the session that a tag set or metadata dict of an object changed in place.
 
@@ -674,9 +682,11 @@ class _Watcher:
     def __init__(self, session: SessionBase, obj: Resource, name: str) -> None:
         self._session, self._name, self._cls = session, name, type(obj)
         self._obj = weakref.ref(obj)
-        # A new object has no key yet: held strongly (the session holds it until created).
-        self._new = obj if obj.is_new else None
-        self._key = None if obj.is_new else obj.pk
+        # A new object has no key yet (is_new): held strongly (the session holds it until
+        # created). Read from __dict__ at once: a page makes thousands of watchers.
+        key = obj.__dict__.get(obj._key_field, _NO_KEY)
+        self._new = obj if key is _NO_KEY else None
+        self._key = None if key is _NO_KEY else key
 
     def __call__(self, container: TagSet | TrackedDict, before: Any) -> None:
         obj = self._obj()

@@ -34,13 +34,14 @@ from .._plan._edits import (
     Change,
     FlushPlan,
     PlannedCall,
+    created_values,
     creation,
     creation_call,
     deletion,
     plan_flush,
 )
 from .._resources._base import Resource, TagSet
-from .._resources._models import Experiment, Model, Project, Workspace
+from .._resources._models import Experiment, Project, Workspace
 from ..errors import APIError, CommitError, InvalidState, InvalidValue, TransportError
 from ._identity import IdentityMap
 
@@ -470,7 +471,7 @@ class UnitOfWork:
     def _created(self, obj: Resource, content: bytes) -> None:
         """The master created ``obj``: fill in its server fields from the answer, and file it in
         the identity map. Fields the POST's answer does not carry stay not loaded."""
-        values = _created_values(obj, content)
+        values = created_values(obj, content)
         with self._lock:
             workspace = (obj._creating or {}).get("workspace_id")
             if isinstance(obj, Project) and workspace is None:
@@ -674,22 +675,6 @@ def _parent_not_created(obj: Resource, parent: Resource | None = None) -> Invali
     return InvalidState(
         f"the new {type(parent).__name__} {name!r} it needs was not created (see its own error)"
     )
-
-
-# What each POST answers with (its wire model), and the fields its answer leaves out (the
-# master's POST answers are the inserted row's proto: no counts, no names of other tables).
-_CREATED: Final[dict[str, tuple[Any, str, type[Resource], set[str]]]] = {
-    "Workspace": (w.WorkspaceResponse, "workspace", Workspace, {"pinned_at"}),
-    "Project": (w.ProjectResponse, "project", Project, {"workspace_name"}),
-    "Model": (w.ModelResponse, "model", Model, {"user_id"}),
-}
-
-
-def _created_values(obj: Resource, content: bytes) -> dict[str, Any]:
-    response, attribute, data_class, missing = _CREATED[type(obj).__name__]
-    wire = getattr(response.model_validate_json(content), attribute)
-    values: dict[str, Any] = data_class.values_from_wire(wire)  # type: ignore[attr-defined]
-    return {k: v for k, v in values.items() if k not in missing}
 
 
 def _once(pairs: list[tuple[Change, Exception]]) -> list[tuple[Change, Exception]]:

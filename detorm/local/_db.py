@@ -135,6 +135,7 @@ class Database:
         event.listen(self.engine, "connect", _sqlite_pragmas)
         self._write_lock = threading.RLock()
         self._local = threading.local()
+        self._closing = threading.Event()
         event.listen(self.engine, "begin", self._begin)
         _never_reuse_ids()
         SQLModel.metadata.create_all(self.engine)
@@ -166,7 +167,18 @@ class Database:
         """A session for a long read (a stream); the caller closes it."""
         return Session(self.engine, expire_on_commit=False)
 
+    def close_followers(self) -> None:
+        """End the followed streams reading this database (the master is stopping): each ends
+        at its next wait (:meth:`follow_wait`), as if what it followed had ended."""
+        self._closing.set()
+
+    def follow_wait(self, seconds: float) -> bool:
+        """A followed stream's wait between two reads: False, at once, when the stream must end
+        instead (:meth:`close_followers`)."""
+        return not self._closing.wait(seconds)
+
     def dispose(self) -> None:
+        self.close_followers()
         self.engine.dispose()
 
     def snapshot(self) -> sqlite3.Connection:

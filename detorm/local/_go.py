@@ -18,6 +18,7 @@ from urllib.parse import quote_from_bytes
 
 __all__ = [
     "GoError",
+    "MAX_DEPTH",
     "json_syntax_error",
     "parse_bool",
     "parse_float",
@@ -224,7 +225,7 @@ def quote_char(byte: int) -> str:
 
 
 _SPACE: Final = frozenset(b" \t\r\n")
-_MAX_DEPTH: Final = 10000
+MAX_DEPTH: Final = 10000
 
 
 class _Scanner:
@@ -243,7 +244,7 @@ class _Scanner:
 
     def _push(self, byte: int, state: str) -> str:
         self.stack.append(state)
-        if len(self.stack) > _MAX_DEPTH:
+        if len(self.stack) > MAX_DEPTH:
             return self._error(byte, "exceeded max depth")
         return "begin"
 

@@ -23,7 +23,7 @@ import re
 from typing import Any, Final
 
 from ._gateway_schema import ENUMS, MESSAGES
-from ._go import GoError, json_syntax_error, parse_float, parse_rfc3339nano, quote
+from ._go import MAX_DEPTH, GoError, json_syntax_error, parse_float, parse_rfc3339nano, quote
 from ._trampoline import Steps, run
 
 __all__ = ["Number", "decode", "read_json", "unmarshal"]
@@ -82,7 +82,9 @@ def read_json(raw: bytes) -> tuple[bool, Any]:
     value: Any = None
     try:
         value, _ = _DECODER.raw_decode(raw.decode("utf-8"), start)
-        valid = not isinstance(value, Number)
+        # Python's depth limit is the recursion limit, which programs raise (mypy's API sets
+        # 16,384): a body that may nest deeper than Go's scanner allows is left to the scanner.
+        valid = not isinstance(value, Number) and _nests_within_go_depth(raw)
     except (ValueError, _Reject, RecursionError):
         valid = False
     if valid:
@@ -95,6 +97,11 @@ def read_json(raw: bytes) -> tuple[bool, Any]:
     if error is not None:
         raise GoError(error)
     return True, _Parser(raw, start).value()
+
+
+def _nests_within_go_depth(raw: bytes) -> bool:
+    """True when ``raw`` cannot nest deeper than Go's limit (it has fewer brackets)."""
+    return raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH
 
 
 _WS: Final = re.compile(rb"[ \t\r\n]+")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 import uuid as uuidlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -212,12 +213,22 @@ def _next_event(allocation: t.AllocationRow) -> datetime | None:
     return kill_at if natural is None else min(kill_at, natural)
 
 
+# How long one live advance may replay before it lets the request (or tick) that asked go on.
+# A simulation whose transitions cost more CPU than the time they cover (a fast --time-scale on
+# a busy machine) would otherwise replay for ever inside one write transaction, and every
+# request would wait behind it. Past the budget the cluster stops at the last transition
+# replayed: simulated time lags the wall clock, and the next advance goes on from there.
+LIVE_REPLAY_SECONDS: float = 0.25
+
+
 def advance(db: Session, cluster: Cluster, now: datetime | None = None) -> datetime:
-    """Bring the cluster to ``now`` (the wall clock): every transition due, in time order, with
-    a scheduling pass after each exit; then the trials' requests and a last pass. Returns the
-    time it advanced to."""
-    now = utcnow() if now is None else now
-    _replay(db, cluster, now)
+    """Bring the cluster to ``now`` (default: the wall clock): every transition due, in time
+    order, with a scheduling pass after each exit; then the trials' requests and a last pass.
+    Returns the time it advanced to: ``now``, or, for the wall clock, an earlier time when
+    replaying took longer than :data:`LIVE_REPLAY_SECONDS` (an explicit ``now`` is always
+    reached)."""
+    deadline = None if now is not None else time.monotonic() + LIVE_REPLAY_SECONDS
+    now = _replay(db, cluster, utcnow() if now is None else now, deadline)
     _reconcile_workspaces(db, cluster, now)
     simulation.settle(db, cluster, now)
     _reconcile_trials(db, now)
@@ -227,8 +238,12 @@ def advance(db: Session, cluster: Cluster, now: datetime | None = None) -> datet
     return now
 
 
-def _replay(db: Session, cluster: Cluster, now: datetime) -> None:
-    """Every transition due by ``now``, in time order, with a scheduling pass after each exit."""
+def _replay(
+    db: Session, cluster: Cluster, now: datetime, deadline: float | None = None
+) -> datetime:
+    """Every transition due by ``now``, in time order, with a scheduling pass after each exit.
+    Returns ``now``, or the time of the last transition replayed when ``deadline`` (a
+    ``time.monotonic()``) passed first."""
     while True:
         trials = simulation.next_events(db, cluster)  # simulated trials' allocations
         due: list[tuple[datetime, t.AllocationRow]] = []
@@ -242,7 +257,7 @@ def _replay(db: Session, cluster: Cluster, now: datetime) -> None:
             if when is not None and when <= now:
                 due.append((when, allocation))
         if not due:
-            break
+            return now
         first = min(when for when, _ in due)
         freed = False
         for when, allocation in sorted(due, key=lambda pair: (pair[0], pair[1].allocation_id)):
@@ -255,6 +270,8 @@ def _replay(db: Session, cluster: Cluster, now: datetime) -> None:
         db.flush()
         if freed:
             schedule(db, cluster, first)
+        if deadline is not None and time.monotonic() > deadline:
+            return first
 
 
 def _step(db: Session, cluster: Cluster, allocation: t.AllocationRow, at: datetime) -> bool:

@@ -273,8 +273,11 @@ JOIN simulated_experiments s ON s.experiment_id = e.id
 WHERE a.state != 'TERMINATED' AND NOT (t.state = 'ACTIVE' AND e.state = 'ACTIVE')
 ORDER BY a.allocation_id
 """
+# CROSS JOIN makes SQLite read the (few) simulated experiments first: left to choose, it
+# scanned every experiment and ran the EXISTS for each (3.5 ms a request on 2,000
+# experiments, none simulated; now a few microseconds).
 _LIVE: Final = """
-SELECT 1 FROM simulated_experiments s JOIN experiments e ON e.id = s.experiment_id
+SELECT 1 FROM simulated_experiments s CROSS JOIN experiments e ON e.id = s.experiment_id
 WHERE e.state IN ('ACTIVE', 'STOPPING_CANCELED', 'STOPPING_KILLED', 'STOPPING_COMPLETED',
                   'STOPPING_ERROR')
    OR EXISTS (SELECT 1 FROM trials t JOIN allocations a ON a.task_id = t.task_id

@@ -11,7 +11,7 @@ import pytest
 
 from detorm.local import LocalMaster
 from tests.cli.conftest import Run, Sent, _runner
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_database
 
 
 def terminal_commands() -> list[list[str]]:
@@ -23,8 +23,9 @@ def terminal_commands() -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[LocalMaster]:
-    with LocalMaster(demo=True, process=False) as master:
+def demo(demo_database: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMaster]:
+    db_path = copy_database(demo_database, tmp_path_factory.mktemp("demo"))  # as demo=True seeds
+    with LocalMaster(db_path=db_path, demo=True, process=False) as master:
         yield master
 
 

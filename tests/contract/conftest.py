@@ -1,16 +1,15 @@
 """Contract fixtures: ``detorm serve --demo`` child processes and the official client against them.
 
-The demo is seeded once, by the first ``detorm serve --demo`` child (the read-only session master).
-Tests that write get a fresh child process over a copy of that seeded database, taken before any
-request reached it (the demo is a function of its seed, so the copy holds the same rows and ids as
-a fresh ``--demo`` start, and ``detorm serve --demo`` leaves an already seeded database alone).
+The demo is seeded once per test process (``demo_database``, tests/conftest.py); the read-only
+session master and each test that writes get a ``detorm serve --demo`` child over a copy of it
+(the demo is a function of its seed, so the copy holds the same rows and ids as a fresh ``--demo``
+start, and ``detorm serve --demo`` leaves an already seeded database alone).
 The official client's config directory (token cache) is a tmp dir for each test.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from determined.experimental import Determined, client
 
 from detorm.local import LocalMaster
+from tests.conftest import copy_database
 
 
 class Demo:
@@ -45,27 +45,14 @@ class Demo:
         return [row[0] for row in self.rows(sql, *params)]
 
 
-def _copy_database(source: Path, target_dir: Path) -> Path:
-    """A consistent copy of a master's database and its checkpoint files (kept sparse)."""
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / "local.sqlite"
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    checkpoints = source.parent / "checkpoints"
-    if checkpoints.exists():
-        subprocess.run(
-            ["cp", "-r", "--sparse=always", str(checkpoints), str(target_dir / "checkpoints")],
-            check=True,
-        )
-    return target
-
-
 @pytest.fixture(scope="session")
-def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Demo, Path]]:
+def demo_template(
+    demo_database: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Demo, Path]]:
     """The session's read-only demo master, and a pristine copy of its seeded database."""
-    with LocalMaster(demo=True, process=True) as master:
-        template = _copy_database(master.db_path, tmp_path_factory.mktemp("demo-template"))
-        yield Demo(master), template
+    db_path = copy_database(demo_database, tmp_path_factory.mktemp("demo"))
+    with LocalMaster(db_path=db_path, demo=True, process=True) as master:
+        yield Demo(master), demo_database
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +64,7 @@ def demo(demo_template: tuple[Demo, Path]) -> Demo:
 @pytest.fixture
 def fresh_demo(demo_template: tuple[Demo, Path], tmp_path: Path) -> Iterator[Demo]:
     """A new ``detorm serve --demo`` child over an unused copy of the demo, for a test that writes."""
-    db_path = _copy_database(demo_template[1], tmp_path / "fresh")
+    db_path = copy_database(demo_template[1], tmp_path / "fresh")
     with LocalMaster(db_path=db_path, demo=True, process=True) as master:
         yield Demo(master)
 
@@ -85,7 +72,7 @@ def fresh_demo(demo_template: tuple[Demo, Path], tmp_path: Path) -> Iterator[Dem
 @pytest.fixture
 def faulty_demo(demo_template: tuple[Demo, Path], tmp_path: Path) -> Iterator[Demo]:
     """``detorm serve --demo --enable-test-faults`` over an unused copy of the demo."""
-    db_path = _copy_database(demo_template[1], tmp_path / "faulty")
+    db_path = copy_database(demo_template[1], tmp_path / "faulty")
     with LocalMaster(db_path=db_path, demo=True, process=True, enable_faults=True) as master:
         yield Demo(master)
 

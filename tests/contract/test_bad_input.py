@@ -33,8 +33,8 @@ import pytest
 from detorm.local import LocalMaster
 from detorm.local._gateway_schema import ENUMS, GO_TYPES, MESSAGES, ROUTES
 from detorm.local._route_table import ROUTES as TEMPLATES
-from tests.conftest import login
-from tests.contract.conftest import Demo, _copy_database
+from tests.conftest import copy_database, login
+from tests.contract.conftest import Demo
 
 # --- fixtures ---------------------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ class World:
 def world(
     demo_template: tuple[Demo, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    db_path = _copy_database(demo_template[1], tmp_path_factory.mktemp("bad-input"))
+    db_path = copy_database(demo_template[1], tmp_path_factory.mktemp("bad-input"))
     with LocalMaster(db_path=db_path, demo=True, process=True) as master:
         demo = Demo(master)
         stale = login(master.url, "alice", "alice-pw")

@@ -1,7 +1,7 @@
 """The guide in ``docs/``: every ```python block runs, and the site builds.
 
 The blocks of one page run in order, in one namespace, against a fresh detorm.local seeded with
-the demo cluster (``detorm serve --demo``), as alice: ``DET_MASTER`` and ``DET_USER``/``DET_PASS``
+the demo cluster (``detorm serve --demo``; a copy of the demo seeded once), as alice: ``DET_MASTER`` and ``DET_USER``/``DET_PASS``
 point at it, and ``HOME`` and the cache are temporary, so a page never touches the user's
 files. A page sets itself up in blocks of its own; a block inside an HTML comment
 (``<!-- ```python ... ``` -->``) runs but is not shown on the site. A block after a
@@ -22,7 +22,7 @@ import yaml
 
 import detorm
 from detorm.local import LocalMaster
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_database
 
 DOCS = ROOT / "docs"
 BLOCK = re.compile(r"(<!-- file: [\w./-]+ -->\n)?^```python\n(.*?)^```", re.S | re.M)
@@ -59,9 +59,11 @@ def test_every_page_is_in_the_nav_and_every_nav_entry_is_a_page() -> None:
 
 @pytest.mark.parametrize("page", [p for p in PAGES if blocks_of(p)])
 def test_page_examples_run(
-    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with LocalMaster(demo=True, process=False) as master:
+    page: str, demo_database: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    db_path = copy_database(demo_database, tmp_path / "master")
+    with LocalMaster(db_path=db_path, demo=True, process=False) as master:
         for name, value in {
             "DET_MASTER": master.url, "DET_USER": "alice", "DET_PASS": "alice-pw",
             "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"),

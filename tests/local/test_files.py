@@ -338,7 +338,7 @@ def go_tar_gz(*entries: tuple[str, bytes | None]) -> bytes:
                 + content
                 + bytes(-len(content) % 512)
             )
-    return gzip.compress(bytes(data + tar_end()))
+    return gzip.compress(bytes(data + tar_end()), mtime=0)
 
 
 def code_experiment(master: LocalMaster, model_definition: bytes) -> int:

@@ -117,7 +117,6 @@ def test_metric_names_of_finished_experiments_are_one_message(
 def test_metric_names_of_a_running_experiment_send_only_new_names(
     api: httpx.Client, local_master: LocalMaster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from detorm.local._routes import metrics as metrics_routes
 
     with Seeder(local_master.database) as seed:
         experiment = seed.experiment(name="running", state="ACTIVE")
@@ -125,7 +124,7 @@ def test_metric_names_of_a_running_experiment_send_only_new_names(
         seed.metrics(running, "training", [(1, {"loss": 1.0})])
     ticks: list[float] = []
 
-    def report_then_finish(seconds: float) -> None:
+    def report_then_finish(seconds: float) -> bool:
         ticks.append(seconds)
         with Seeder(local_master.database) as seed:
             seed.metrics(running, "training", [(2, {"loss": 0.5, "lr": 0.1})])
@@ -133,8 +132,9 @@ def test_metric_names_of_a_running_experiment_send_only_new_names(
             db.connection().exec_driver_sql(
                 "UPDATE experiments SET state = 'COMPLETED' WHERE id = ?", (experiment,)
             )
+        return True  # waited: the stream goes on
 
-    monkeypatch.setattr(metrics_routes.time, "sleep", report_then_finish)
+    monkeypatch.setattr(local_master.database, "follow_wait", report_then_finish)
     first, second = _messages(api.get(NAMES, params={"ids": experiment, "periodSeconds": 7}))
     assert first["trainingMetrics"] == ["loss"] and first["searcherMetrics"] == ["validation_loss"]
     assert second == {

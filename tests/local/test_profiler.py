@@ -135,15 +135,16 @@ def test_followed_available_series_repeat_until_the_trial_ends(
     _report(api, trial, "memory", {"agent-1": {"memory_free": 5.0}})
     waits: list[float] = []
 
-    def end_trial_on_wait(seconds: float) -> None:
+    def end_trial_on_wait(seconds: float) -> bool:
         waits.append(seconds)
         with local_master.database.transaction(write=True) as db:
             db.connection().exec_driver_sql(
                 "UPDATE trials SET state = 'COMPLETED', end_time = ? WHERE id = ?",
                 ("2025-01-01 00:00:00.000000", trial),
             )
+        return True  # waited: the stream goes on
 
-    monkeypatch.setattr(profiler.time, "sleep", end_trial_on_wait)
+    monkeypatch.setattr(local_master.database, "follow_wait", end_trial_on_wait)
     lines = _lines(
         api.get(f"/api/v1/trials/{trial}/profiler/available_series", params={"follow": "true"})
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import selectors
 import socket
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -12,7 +13,8 @@ import httpx
 import pytest
 
 from detorm.errors import ConfigurationError
-from detorm.local import LocalMaster
+from detorm.local import LocalMaster, Seeder
+from tests.conftest import login
 
 STALLED = 300
 
@@ -82,3 +84,36 @@ def test_the_read_timeout_must_be_positive() -> None:
             master.start()
     finally:
         master.stop()
+
+
+def test_stop_ends_followed_streams_and_the_server() -> None:
+    """A followed stream never ends by itself while its trial runs: stopping the master ends it
+    (at its next wait), and the serving thread with it, before the database goes."""
+    master = LocalMaster(process=False).start()
+    try:
+        with Seeder(master.database) as seed:
+            experiment = seed.experiment(project=seed.project("p"), name="x", state="ACTIVE")
+            trial = seed.trial(experiment, state="RUNNING")
+        client = login(master.url)
+        lines: list[str] = []
+        failures: list[BaseException] = []
+
+        def follow() -> None:
+            params = {"follow": "true"}
+            try:
+                with client.stream("GET", f"/api/v1/trials/{trial}/logs", params=params) as r:
+                    lines.extend(r.iter_lines())
+            except BaseException as err:  # noqa: BLE001 - reported below
+                failures.append(err)
+
+        reader = threading.Thread(target=follow)
+        reader.start()
+        reader.join(timeout=1.5)  # following: waiting for lines that never come
+        assert reader.is_alive()
+    finally:
+        master.stop()
+    reader.join(timeout=30)
+    assert not reader.is_alive() and failures == [] and lines == []  # ended as a stream ends
+    with pytest.raises(httpx.ConnectError):
+        client.get("/api/v1/master")
+    client.close()

@@ -19,6 +19,7 @@ import yaml
 from detorm.errors import ConfigurationError
 from detorm.local import LocalMaster, Seeder
 from detorm.local import _simulation as simulation
+from detorm.local import _scheduler as sim
 from detorm.local import _tables as t
 from detorm.local._routes.master import CLUSTER_ID
 from detorm.local._seed import default_config
@@ -539,6 +540,22 @@ def test_a_time_scale_of_zero_holds_trials(clock: Clock) -> None:
         assert trial(client, trial_id)["totalBatchesProcessed"] == 0
         assert experiment(client, exp_id)["state"] == "STATE_RUNNING"
         client.close()
+
+
+def test_a_replay_longer_than_its_budget_lets_the_request_go_on(
+    master: LocalMaster, api: httpx.Client, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A simulation that falls behind the wall clock (more transitions due than the CPU can
+    replay in time) must not hold every request behind it: past the budget a request answers
+    with the cluster as far as it got, and later requests go on from there, in order."""
+    _, (trial_id,) = simulated(master, api, max_length={"batches": 10**9})
+    clock.skip(3600)  # an hour of training due: 18,000 reports of 100 batches
+    monkeypatch.setattr(sim, "LIVE_REPLAY_SECONDS", 0.0)  # one transition per advance
+    first = trial(api, trial_id)["totalBatchesProcessed"]
+    second = trial(api, trial_id)["totalBatchesProcessed"]
+    reported = steps(metrics(api, trial_id, "training"))  # this request advances once more
+    assert 0 < first < second < reported[-1] < RATE * 3600
+    assert reported == list(range(100, reported[-1] + 1, 100))  # none skipped, in order
 
 
 @pytest.mark.parametrize("scale", [-1.0, float("nan"), float("inf")])

@@ -18,6 +18,7 @@ from detorm.errors import (
     Conflict,
     Forbidden,
     InvalidState,
+    InvalidType,
     InvalidValue,
     NotFound,
     NotLoaded,
@@ -389,3 +390,74 @@ def test_new_children_of_existing_parents_are_created_in_them(writer_api: Api) -
     for obj in (by_object, by_id, model):
         assert not obj.is_new
         assert api(api.session.get(type(obj), obj.id)).workspace_id == ws.id
+
+
+def _creations(recorder: _Recorder) -> list[dict[str, Any]]:
+    return [r for r in recorder.sent if r["method"] == "POST" and "/auth/" not in r["path"]]
+
+
+def _one_body_requests(ws_id: int) -> list[dict[str, Any]]:
+    return [
+        {"method": "POST", "path": "/api/v1/workspaces", "body": {"name": "one-body"}},
+        {"method": "POST", "path": f"/api/v1/workspaces/{ws_id}/projects",
+         "body": {"name": "keyless", "description": "d", "workspaceId": ws_id}},
+        {"method": "POST", "path": "/api/v1/models",
+         "body": {"name": "one-body-model", "description": "", "notes": "", "labels": ["a", "b"],
+                  "workspaceId": ws_id}},
+    ]  # fmt: skip
+
+
+def test_create_sends_the_body_a_commit_sends(writer_api: Api) -> None:
+    """Workspace/Project/Model.create and session.add + commit build one body (creation_call):
+    empty pools and empty metadata are left out (the master reads them as absent), a project
+    without a key sends none (the master makes one)."""
+    api = writer_api
+    recorder = _record(api)
+    ws = api(api.Workspace.create("one-body", default_compute_pool="", session=api.session))
+    project = api(api.Project.create(ws, "keyless", description="d"))
+    model = api(api.Model.create(
+        "one-body-model", workspace=ws, labels=("b", "a", "b"), metadata={}, session=api.session
+    ))  # fmt: skip
+    assert _creations(recorder) == _one_body_requests(ws.id)
+    assert project.key and model.metadata == {} and set(model.labels) == {"a", "b"}
+    # the same objects made by their constructors and added: the same requests
+    for obj in (project, model, ws):
+        api(obj.delete())
+    recorder.sent.clear()
+    again = api.Workspace(name="one-body", default_compute_pool="")
+    api.session.add(api.Project(name="keyless", workspace=again, description="d"))
+    api.session.add(api.Model(
+        name="one-body-model", workspace=again, labels=("b", "a", "b"), metadata={}
+    ))  # fmt: skip
+    api(api.session.commit())
+    committed = _creations(recorder)  # the project and the model concurrently: any order
+    assert sorted(committed, key=json.dumps) == sorted(_one_body_requests(again.id), key=json.dumps)
+
+
+def test_create_refusals_name_the_bad_value_and_send_nothing(writer_api: Api) -> None:
+    api = writer_api
+    recorder = _record(api)
+    ws = api.Workspace(name="not-yet")
+    with pytest.raises(NotLoaded, match=r"Project.create\(workspace\): the Workspace 'not-yet'"):
+        api(api.Project.create(ws, "orphan", session=api.session))
+    with pytest.raises(NotLoaded, match=r"Model.create\(workspace\): the Workspace 'not-yet'"):
+        api(api.Model.create("orphan", workspace=ws, session=api.session))
+    # PostProject refuses an explicit empty key (ValidateProjectKey); None: the master makes one
+    with pytest.raises(InvalidValue, match=r"Project\(key\) cannot be empty"):
+        api(api.Project.create(1, "p", key="", session=api.session))
+    with pytest.raises(InvalidValue, match=r"Project\(key\) cannot be empty"):
+        api.Project(name="p", workspace=1, key="")
+    # projects.namemax: 80 characters (not bytes, unlike a workspace's name)
+    with pytest.raises(InvalidValue, match="Project.name must be at most 80 characters"):
+        api(api.Project.create(1, "p" * 81, session=api.session))
+    assert api.Project(name="é" * 80, workspace=1).name == "é" * 80
+    with pytest.raises(InvalidType, match=r"Model.metadata must be dict\[str, Any\], not list"):
+        api(api.Model.create("m", metadata=[("a", 1)], session=api.session))
+    with pytest.raises(InvalidType, match=r"Model.metadata must be dict\[str, Any\], not str"):
+        api.Model(name="m", metadata="")
+    nan = {"type": "shared_fs", "host_path": float("nan")}
+    with pytest.raises(InvalidValue, match=r"checkpoint_storage_config\['host_path'\] .* not nan"):
+        api(api.Workspace.create("w", checkpoint_storage_config=nan, session=api.session))
+    with pytest.raises(InvalidType, match=r"Workspace.default_aux_pool must be str, not int"):
+        api(api.Workspace.create("w", default_aux_pool=7, session=api.session))
+    assert _creations(recorder) == []

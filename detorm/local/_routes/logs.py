@@ -26,10 +26,10 @@ LEVEL: log``. A stored level of ``LOG_LEVEL_UNSPECIFIED`` stands for the master'
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache, partial
 from typing import Any, Final
 
 from detorm._wire import LogLevel, OrderBy, Timestamp
@@ -170,9 +170,8 @@ def _batches(
     if ended is None:
         trial_id = request.trial_id
         ended = lambda: _ended(database, trial_id)  # noqa: E731
-    if message is None:
-        trial_id = request.trial_id
-        message = lambda row: _log_message(trial_id, row)  # noqa: E731
+    if message is None:  # _log_message's, without a call per row
+        message = partial(_message, owner=_trial_owner(request.trial_id))
     remaining = _effective_limit(request.limit, total)
     last_id: int | None = None
     while True:
@@ -190,11 +189,12 @@ def _batches(
                 return
             if ended():
                 return
-            time.sleep(FOLLOW_POLL_SECONDS)
+            if not database.follow_wait(FOLLOW_POLL_SECONDS):
+                return
             continue
         remaining -= len(rows)
         last_id = rows[-1][0]
-        yield MessageBatch(message(row) for row in rows)
+        yield MessageBatch(map(message, rows))
         if not request.follow and remaining <= 0:
             return
 
@@ -330,7 +330,11 @@ def _ended(database: Database, trial_id: int) -> bool:
 # --- messages -------------------------------------------------------------------------------
 def _log_message(trial_id: int, row: tuple[Any, ...]) -> RawJSON:
     """A ``TrialLogsResponse``."""
-    return _message(row, f',"trialId":{trial_id}')
+    return _message(row, _trial_owner(trial_id))
+
+
+def _trial_owner(trial_id: int) -> str:
+    return f',"trialId":{trial_id}'
 
 
 def task_log_message(task_id: str, row: tuple[Any, ...]) -> RawJSON:
@@ -347,22 +351,43 @@ def _message(row: tuple[Any, ...], owner: str) -> RawJSON:
     """The message as ``json.dumps(..., separators=(",", ":"))`` writes it, assembled by hand:
     the logs routes write thousands of these per request, and building a dict for each to
     encode cost as much as the rest of the request. ``owner``: the trial or task fields, in
-    the master's order after ``level``."""
+    the master's order after ``level``.
+
+    The text is escaped once: the legacy line is its escaped prefix followed by the escaped
+    text (the escape writes each character on its own, so escaping the halves is escaping
+    the whole). What a trial's rows repeat (their agent, container, rank, level, source) is
+    written once per distinct value (cached)."""
     log_id, stamp, level, text, agent_id, container_id, rank_id, source, stdtype = row
-    wire_time, legacy_time = _times(str(stamp))
+    wire_time, legacy_time = _times(stamp if type(stamp) is str else str(stamp))
+    escaped = _json_str(text)
+    middle, level_field, ids, origin = _repeated_parts(
+        agent_id, container_id, rank_id, level, source, stdtype
+    )
+    return RawJSON(
+        f'{{"id":"{log_id}","timestamp":"{wire_time}","message":"[{legacy_time}]{middle}'
+        f'{escaped[1:]},{level_field}{owner}{ids},"log":{escaped}{origin}}}'.encode()
+    )
+
+
+@lru_cache(maxsize=4096)
+def _repeated_parts(
+    agent_id: str | None, container_id: str | None, rank_id: int | None, level: str | None,
+    source: str | None, stdtype: str | None,
+) -> tuple[str, str, str, str]:  # fmt: skip
+    """The parts of a message its row's repeated fields make, written: the legacy line
+    between its time and its text (escaped, without quotes), the level, the agent, container
+    and rank fields, the source and stdtype fields."""
     has_level = level is not None and level != _UNSPECIFIED
-    legacy = _legacy_line(legacy_time, container_id, rank_id, level if has_level else None, text)
+    legacy = _legacy_line("", container_id, rank_id, level if has_level else None, "")
+    middle = _json_str(legacy.removeprefix("[]"))[1:-1]
+    known_level = level if level is not None and level in _KNOWN_LEVELS else _UNSPECIFIED
+    level_field = '"level":' + _json_str(known_level)
     agent = "" if agent_id is None else f',"agentId":{_json_str(agent_id)}'
     container = "" if container_id is None else f',"containerId":{_json_str(container_id)}'
     rank = "" if rank_id is None else f',"rankId":{int(rank_id)}'
     source_field = "" if source is None else f',"source":{_json_str(source)}'
     stdtype_field = "" if stdtype is None else f',"stdtype":{_json_str(stdtype)}'
-    level_field = _json_str(level if level in _KNOWN_LEVELS else _UNSPECIFIED)
-    return RawJSON(
-        f'{{"id":"{log_id}","timestamp":"{wire_time}","message":{_json_str(legacy)}'
-        f',"level":{level_field}{owner}{agent}{container}{rank},"log":{_json_str(text)}'
-        f"{source_field}{stdtype_field}}}".encode()
-    )
+    return middle, level_field, agent + container + rank, source_field + stdtype_field
 
 
 def _times(stored: str) -> tuple[str, str]:
@@ -370,13 +395,12 @@ def _times(stored: str) -> tuple[str, str]:
     (``RFC3339MicroTrailingZeroes``: always 6)."""
     if not (len(stored) == 26 and stored[10] == " " and stored[19] == "."):
         stored = db_time(datetime.fromisoformat(stored))
-    day, clock, micros = stored[:10], stored[11:19], stored[20:26]
-    legacy = f"{day}T{clock}.{micros}Z"
-    if micros == "000000":
-        return f"{day}T{clock}Z", legacy
-    if micros.endswith("000"):
-        return f"{day}T{clock}.{micros[:3]}Z", legacy
-    return legacy, legacy
+    legacy = f"{stored[:10]}T{stored[11:]}Z"
+    if not stored.endswith("000"):
+        return legacy, legacy
+    if stored.endswith("000000"):
+        return f"{stored[:10]}T{stored[11:19]}Z", legacy
+    return f"{stored[:10]}T{stored[11:23]}Z", legacy
 
 
 def _legacy_line(
@@ -416,7 +440,8 @@ def _fields_stream(ctx: Ctx, trial_id: int, follow: bool) -> Iterator[RawJSON]:
         yield RawJSON(json.dumps(fields, separators=(",", ":")).encode())
         if not follow or _ended(database, trial_id):
             return
-        time.sleep(FIELDS_POLL_SECONDS)
+        if not database.follow_wait(FIELDS_POLL_SECONDS):
+            return
 
 
 def _fields_error(task_id: str, err: Exception) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
@@ -235,7 +234,8 @@ def _metric_names_stream(
         yield RawJSON(json.dumps(message, separators=(",", ":")).encode())
         if not _any_running(database, cluster, ids):
             return
-        time.sleep(max(period, 0.0))
+        if not database.follow_wait(max(period, 0.0)):
+            return
 
 
 def _searcher_metrics(cursor: sqlite3.Cursor, ids: list[int]) -> list[str]:

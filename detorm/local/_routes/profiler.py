@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -162,7 +161,8 @@ def _available_series(
         yield RawJSON(json.dumps({"labels": labels}, separators=(",", ":")).encode())
         if not follow or _trial_ended(database, cluster, trial_id):
             return
-        time.sleep(AVAILABLE_SERIES_WAIT_SECONDS)
+        if not database.follow_wait(AVAILABLE_SERIES_WAIT_SECONDS):
+            return
 
 
 def available_series(database: Database, trial_id: int) -> list[dict[str, Any]]:
@@ -268,7 +268,8 @@ def _profiler_metrics(
             continue
         if not follow or _trial_ended(database, cluster, labels.trial_id):
             return
-        time.sleep(METRICS_MISS_WAIT_SECONDS)
+        if not database.follow_wait(METRICS_MISS_WAIT_SECONDS):
+            return
 
 
 def _group_of(name: str) -> str:

@@ -16,7 +16,6 @@ not selected (0), and neither are the exit reason and status code.
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -315,7 +314,8 @@ def _fields_stream(
         yield RawJSON(json.dumps(fields, separators=(",", ":")).encode())
         if not follow or task_ended(database, cluster, task_id):
             return
-        time.sleep(logs.FIELDS_POLL_SECONDS)
+        if not database.follow_wait(logs.FIELDS_POLL_SECONDS):
+            return
 
 
 # --- PostTaskLogs -----------------------------------------------------------------------------

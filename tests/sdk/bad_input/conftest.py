@@ -134,6 +134,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 def world(mode: Mode, seeded: Seeded, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     home = tmp_path_factory.mktemp(f"bad-input-{mode}")
     environ = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "config")}
+    # Names unique to this world (its home's name: bad-input-sync0...): a run that splits the
+    # package (pytest-xdist) may build a mode's world twice on the same seeded master.
+    unique = home.name
     cluster = seeded.cluster
     with Api(mode, cluster.url, environ) as api:
         s = api.session
@@ -150,7 +153,7 @@ def world(mode: Mode, seeded: Seeded, tmp_path_factory: pytest.TempPathFactory) 
             Model: api(s.get(api.of(Model), seeded.model)),
             ModelVersion: api(s.get(api.of(ModelVersion), (seeded.model, 1))),
             User: api(s.whoami()),
-            Template: api(api.of(Template).create(f"bad-input-{mode}", {}, session=s)),
+            Template: api(api.of(Template).create(unique, {}, session=s)),
             Command: api(api.of(Command).launch("true", session=s)),
             Shell: api(api.of(Shell).launch(session=s)),
             Notebook: api(api.of(Notebook).launch(session=s)),
@@ -162,7 +165,7 @@ def world(mode: Mode, seeded: Seeded, tmp_path_factory: pytest.TempPathFactory) 
         loaded[Agent] = api(api.of(Agent).query(s).first())
         loaded[Webhook] = api(api.of(Webhook).create(
             f"https://bad-input.example.com/{mode}", triggers=[Trigger("CUSTOM")],
-            mode="SPECIFIC", workspace=cluster.workspaces["hooks"], name=f"bad-input-{mode}",
+            mode="SPECIFIC", workspace=cluster.workspaces["hooks"], name=unique,
             session=s,
         ))  # fmt: skip
         objects = {api.of(cls): obj for cls, obj in loaded.items()}
