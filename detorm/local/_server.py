@@ -125,19 +125,12 @@ class _PromptServer(uvicorn.Server):
     uvicorn polls ``should_exit`` every 0.1 s and sleeps another 0.1 s after asking connections
     to close: a fifth of a second per stop, which a test suite starting a master per test pays
     thousands of times. Here the main loop waits on an event (waking each second for the Date
-    header, as uvicorn's tick does) and the shutdown polls the closing connections briefly."""
+    header, as uvicorn's tick does) and the shutdown polls the closing connections briefly.
+    Followed streams end at their next wait (``Database.close_followers``); a request still
+    running after ``_GRACE`` is cancelled, where uvicorn would wait for it for ever."""
 
     _CLOSE_POLL: Final = 0.005
     _GRACE: Final = 1.0
-
-    def _end_streams(self) -> None:
-        """Cancel the requests still running and close their connections."""
-        for task in self.server_state.tasks:
-            task.cancel(msg="detorm.local is stopping")
-        for connection in list(self.server_state.connections):
-            transport = getattr(connection, "transport", None)
-            if transport is not None:
-                transport.close()
 
     def __init__(self, config: uvicorn.Config, database: Database) -> None:
         super().__init__(config)
@@ -175,15 +168,25 @@ class _PromptServer(uvicorn.Server):
             connection.shutdown()  # idle keep-alive connections close now, busy ones after
         # Until they are done, or a second Ctrl-C forces the exit, as uvicorn's; and at most
         # _GRACE (a request in a long write, a stream blocked on its client).
-        grace = time.monotonic() + self._GRACE
+        grace: float | None = time.monotonic() + self._GRACE
         while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:
-            if time.monotonic() > grace:
-                self._end_streams()
+            if grace is not None and time.monotonic() > grace:
+                self._end_requests()
+                grace = None
             await asyncio.sleep(self._CLOSE_POLL)
         for server in self.servers:
             await server.wait_closed()
         if not self.force_exit:
             await self.lifespan.shutdown()
+
+    def _end_requests(self) -> None:
+        """Cancel the requests still running and close their connections."""
+        for task in self.server_state.tasks:
+            task.cancel(msg="detorm.local is stopping")
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
 
 
 def _server(app: LocalApp, read_timeout: float) -> _PromptServer:

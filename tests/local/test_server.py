@@ -86,10 +86,9 @@ def test_the_read_timeout_must_be_positive() -> None:
         master.stop()
 
 
-def test_stop_ends_followed_streams_and_the_server() -> None:
-    """A followed stream never ends by itself while its trial runs: stopping the master ends it
-    (at its next wait), and the serving thread with it, before the database goes."""
-    master = LocalMaster(process=False).start()
+def _follow_then_stop(master: LocalMaster) -> tuple[list[str], list[BaseException], httpx.Client]:
+    """Follow the logs of a running trial (a stream that never ends by itself), then stop the
+    master: the lines read and the error that ended the stream, once it has ended."""
     try:
         with Seeder(master.database) as seed:
             experiment = seed.experiment(project=seed.project("p"), name="x", state="ACTIVE")
@@ -103,7 +102,7 @@ def test_stop_ends_followed_streams_and_the_server() -> None:
             try:
                 with client.stream("GET", f"/api/v1/trials/{trial}/logs", params=params) as r:
                     lines.extend(r.iter_lines())
-            except BaseException as err:  # noqa: BLE001 - reported below
+            except BaseException as err:  # noqa: BLE001 - reported to the test
                 failures.append(err)
 
         reader = threading.Thread(target=follow)
@@ -113,7 +112,31 @@ def test_stop_ends_followed_streams_and_the_server() -> None:
     finally:
         master.stop()
     reader.join(timeout=30)
-    assert not reader.is_alive() and failures == [] and lines == []  # ended as a stream ends
-    with pytest.raises(httpx.ConnectError):
-        client.get("/api/v1/master")
-    client.close()
+    assert not reader.is_alive()
+    return lines, failures, client
+
+
+def test_stop_ends_followed_streams_and_the_server() -> None:
+    """Stopping the master ends a followed stream (at its next wait), as a stream ends, and the
+    serving thread with it, before the database goes."""
+    lines, failures, client = _follow_then_stop(LocalMaster(process=False).start())
+    assert failures == [] and lines == []
+    try:
+        with pytest.raises(httpx.ConnectError):
+            client.get("/api/v1/master")
+    finally:
+        client.close()
+
+
+def test_stop_cancels_a_request_that_does_not_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request still running a moment after the stop (here: a stream whose waits are not
+    ended) is cancelled and its connection closed, where uvicorn would wait for ever."""
+    master = LocalMaster(process=False).start()
+    monkeypatch.setattr(master.database, "close_followers", lambda: None)
+    lines, failures, client = _follow_then_stop(master)
+    assert lines == [] and [type(err) for err in failures] == [httpx.RemoteProtocolError]
+    try:
+        with pytest.raises(httpx.ConnectError):
+            client.get("/api/v1/master")
+    finally:
+        client.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,3 +134,16 @@ def writer_api(
     both = Api(request.param, fresh_cluster.url, environ)
     yield both
     both.close()
+
+
+@pytest.fixture
+def no_cyclic_gc() -> Iterator[None]:
+    """Objects must be freed by reference counting alone."""
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

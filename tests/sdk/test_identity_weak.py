@@ -3,28 +3,11 @@ soon as nothing does (no reference cycle waits for the cyclic garbage collector)
 
 from __future__ import annotations
 
-import gc
 import weakref
-from collections.abc import Iterator
-
-import pytest
 
 import detorm
 from detorm import Experiment
 from tests.sdk.conftest import Cluster
-
-
-@pytest.fixture
-def no_cyclic_gc() -> Iterator[None]:
-    """Objects must be freed by reference counting alone."""
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def test_objects_dropped_by_a_loop_are_freed_at_once(

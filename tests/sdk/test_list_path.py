@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,19 +21,6 @@ from detorm._plan._call import Call
 from detorm._resources._base import construct
 from detorm._state._identity import IdentityMap
 from tests.sdk.apis import Api
-
-
-@pytest.fixture
-def no_cyclic_gc() -> Iterator[None]:
-    """Objects must be freed by reference counting alone."""
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _walk(api: Api, query: Any, visit: Callable[[int, Any], None]) -> None:
