@@ -85,7 +85,7 @@ def _entries(lines: list[Any], raws: list[bytes]) -> list[LogEntry]:
     (set_id, set_trial_id, set_timestamp, set_level, set_message, set_agent_id,
      set_container_id, set_rank_id, set_source, set_stdtype, set_task_id,
      set_allocation_id) = _SLOT_WRITERS  # fmt: skip
-    new, levels, parse_time = object.__new__, _LEVELS, w.Timestamp.parse
+    new, parse_time = object.__new__, w.Timestamp.parse
     entries: list[LogEntry] = []
     for line, raw in zip(lines, raws, strict=True):
         if type(line) is not dict:
@@ -97,9 +97,7 @@ def _entries(lines: list[Any], raws: list[bytes]) -> list[LogEntry]:
         set_trial_id(entry, int(get("trialId") or 0))
         stamp = get("timestamp")
         set_timestamp(entry, parse_time(stamp) if stamp else None)
-        level = get("level")
-        known = levels.get(level) if type(level) is str else None
-        set_level(entry, known if known is not None else _level(level))
+        set_level(entry, _level(get("level")))
         log = get("log")
         set_message(entry, log if log is not None else get("message") or "")
         set_agent_id(entry, get("agentId"))
