@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.cookiejar
 import logging
+import os
 import re
+import ssl
 import threading
 import time
 import urllib.request
@@ -93,13 +96,50 @@ del _logger
 def _client_options(base_url: str, verify: bool | str, max_connections: int) -> dict[str, Any]:
     return {
         "base_url": base_url,
-        "verify": verify,
+        "verify": _ssl_context(verify),
         "limits": httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         ),
         "headers": {"User-Agent": f"detorm/{__version__}", "Accept": "application/json"},
         "cookies": http.cookiejar.CookieJar(policy=_NoAuthCookie()),
     }
+
+
+def _ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """The TLS context of ``verify``, one per trust source, shared by the process's sessions:
+    loading a CA bundle is most of what opening a session costs (about 30 ms), and a context
+    may serve any number of clients and threads. True is httpx's default (``SSL_CERT_FILE``,
+    then ``SSL_CERT_DIR``, then certifi's bundle); a string is a CA file or directory. The key
+    holds the source and its modification time, so an edited bundle is read again."""
+    if verify is False:
+        return _cached_context(("none", "", 0))
+    if verify is True:
+        source = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR") or ""
+        return _cached_context(("default", source, _modified(source)))
+    kind = "dir" if os.path.isdir(verify) else "file"
+    return _cached_context((kind, verify, _modified(verify)))
+
+
+def _modified(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns if path else 0
+    except OSError:
+        return 0  # missing: the context's loading raises, naming the path
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_context(key: tuple[str, str, int]) -> ssl.SSLContext:
+    kind, source, _ = key
+    if kind == "none":
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if kind == "default":
+        return httpx.create_ssl_context()
+    if kind == "dir":
+        return ssl.create_default_context(capath=source)
+    return ssl.create_default_context(cafile=source)
 
 
 def _transport_error(http: _Http, call: Call, err: Exception) -> TransportError:

@@ -36,7 +36,8 @@ import json
 import shlex
 import time
 import uuid as uuidlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -45,7 +46,7 @@ from sqlmodel import Session, col, select
 
 from . import _simulation as simulation
 from . import _tables as t
-from ._db import utcnow
+from ._db import Database, utcnow
 
 __all__ = [
     "Cluster",
@@ -119,6 +120,12 @@ class Cluster:
     booted_at: datetime = field(default_factory=utcnow)
     time_scale: float = 1.0  # simulated trials train BATCHES_PER_SECOND * time_scale batches/s
     enable_faults: bool = False  # --enable-test-faults: simulated trials' faults apply
+    # What the last advance in a transaction of its own left (see :func:`advanced`).
+    settled: Settled | None = field(default=None, repr=False, compare=False)
+
+    def settings(self) -> tuple[int, float, bool]:
+        """What an advance reads besides the database and the clock."""
+        return (self.slots, self.time_scale, self.enable_faults)
 
     def device(self, index: int) -> dict[str, Any]:
         """An artificial slot (``detect.go``: ``--artificial-slots``): a CPU, brand
@@ -129,6 +136,23 @@ class Cluster:
             "uuid": str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"{AGENT_ID}/slots/{index}")),
             "type": "TYPE_CPU",
         }
+
+
+@dataclass(frozen=True)
+class Settled:
+    """An advance's outcome that stays true until the database or the cluster's settings change
+    or the clock reaches the next transition: advancing again would replay nothing."""
+
+    data_version: int  # Database.data_version() read before the advance's transaction began
+    settings: tuple[int, float, bool]
+    upcoming: datetime | None  # the next transition due by itself (None: none)
+
+    def covers(self, data_version: int, cluster: Cluster, now: datetime) -> bool:
+        return (
+            data_version == self.data_version
+            and cluster.settings() == self.settings
+            and (self.upcoming is None or now < self.upcoming)
+        )
 
 
 def as_utc(value: datetime) -> datetime:
@@ -227,26 +251,57 @@ def advance(db: Session, cluster: Cluster, now: datetime | None = None) -> datet
     Returns the time it advanced to: ``now``, or, for the wall clock, an earlier time when
     replaying took longer than :data:`LIVE_REPLAY_SECONDS` (an explicit ``now`` is always
     reached)."""
+    return _advance(db, cluster, now)[0]
+
+
+def _advance(
+    db: Session, cluster: Cluster, now: datetime | None
+) -> tuple[datetime, datetime | None]:
+    """:func:`advance`, and the time of the next transition due by itself after it."""
     deadline = None if now is not None else time.monotonic() + LIVE_REPLAY_SECONDS
-    now = _replay(db, cluster, utcnow() if now is None else now, deadline)
+    now, _ = _replay(db, cluster, utcnow() if now is None else now, deadline)
     _reconcile_workspaces(db, cluster, now)
     simulation.settle(db, cluster, now)
     _reconcile_trials(db, now)
     schedule(db, cluster, now)
-    _replay(db, cluster, now)  # what the last pass started, with durations of 0
+    _, upcoming = _replay(db, cluster, now)  # what the last pass started, with durations of 0
     db.flush()
-    return now
+    return now, upcoming
+
+
+@contextmanager
+def advanced(database: Database, cluster: Cluster) -> Iterator[Session]:
+    """A write transaction of its own in which the cluster has been brought to now, for a
+    request that reads what time changes (task lists, a task's end).
+
+    Most such requests find nothing to replay: when nothing was committed to the database
+    since an advance that reached now, the settings are the same and no transition has come
+    due, the replay (a dozen queries) is skipped. What allows the skip is recorded only once
+    the transaction committed; a transaction of the caller's that wrote first must call
+    :func:`advance`, which never skips."""
+    version = database.data_version()  # before the transaction: a commit after it shows
+    with database.transaction(write=True) as db:
+        settled = cluster.settled
+        outcome = None
+        if settled is None or not settled.covers(version, cluster, utcnow()):
+            # cut short by the replay's time budget, the next transition is already due
+            _, upcoming = _advance(db, cluster, None)
+            outcome = Settled(version, cluster.settings(), upcoming)
+        yield db
+    if outcome is not None:
+        cluster.settled = outcome
 
 
 def _replay(
     db: Session, cluster: Cluster, now: datetime, deadline: float | None = None
-) -> datetime:
+) -> tuple[datetime, datetime | None]:
     """Every transition due by ``now``, in time order, with a scheduling pass after each exit.
     Returns ``now``, or the time of the last transition replayed when ``deadline`` (a
-    ``time.monotonic()``) passed first."""
+    ``time.monotonic()``) passed first; and the time of the next transition after that."""
     while True:
         trials = simulation.next_events(db, cluster)  # simulated trials' allocations
         due: list[tuple[datetime, t.AllocationRow]] = []
+        upcoming: datetime | None = None
         for allocation in db.exec(
             select(t.AllocationRow).where(col(t.AllocationRow.state).in_(STARTED))
         ).all():
@@ -256,8 +311,10 @@ def _replay(
                 when = _next_event(allocation)
             if when is not None and when <= now:
                 due.append((when, allocation))
+            elif when is not None and (upcoming is None or when < upcoming):
+                upcoming = when
         if not due:
-            return now
+            return now, upcoming
         first = min(when for when, _ in due)
         freed = False
         for when, allocation in sorted(due, key=lambda pair: (pair[0], pair[1].allocation_id)):
@@ -271,7 +328,7 @@ def _replay(
         if freed:
             schedule(db, cluster, first)
         if deadline is not None and time.monotonic() > deadline:
-            return first
+            return first, first
 
 
 def _step(db: Session, cluster: Cluster, allocation: t.AllocationRow, at: datetime) -> bool:

@@ -951,5 +951,5 @@ class Ticker:
     def advance_if_live(self) -> None:
         """Bring the cluster to now when a simulated experiment is live."""
         if self.live():
-            with self.database.transaction(write=True) as db:
-                sched.advance(db, self.cluster)
+            with sched.advanced(self.database, self.cluster):
+                pass  # bringing the cluster to now is all a tick does

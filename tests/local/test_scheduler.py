@@ -4,8 +4,11 @@ job service (``api_job.go``, ``job/jobservice``), the resource pool and the agen
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +17,7 @@ from detorm.local import LocalMaster, Seeder
 from detorm.local import _scheduler as sim
 from detorm.local import _tables as t
 from tests.conftest import error_of, login
-from tests.local.simulation import command, durations, launch, ok, state
+from tests.local.simulation import command, durations, frozen_clock, launch, ok, state
 
 
 @pytest.fixture(autouse=True)
@@ -333,3 +336,53 @@ def test_the_scheduler_replays_transitions_in_time_order(
         row = db.get(t.AllocationRow, f"{cmd['id']}.1")
         assert row is not None and row.end_time is not None
         assert sim.as_utc(row.end_time) == start + timedelta(seconds=30)
+
+
+def test_a_settled_cluster_is_replayed_only_after_a_change_or_when_a_transition_is_due(
+    small: LocalMaster, small_api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read of a task advances the cluster first; the replay is skipped when nothing was
+    committed since an advance that reached now and no transition has come due since."""
+    clock = frozen_clock(monkeypatch)
+    durations(monkeypatch, pulling=10, starting=10, command=10)
+    replays: list[datetime] = []
+    replay = sim._advance
+
+    def counted(db: Any, cluster: sim.Cluster, now: datetime | None) -> Any:
+        replays.append(clock.now)
+        return replay(db, cluster, now)
+
+    monkeypatch.setattr(sim, "_advance", counted)
+    cmd = command(small_api, "x")
+    assert [state(small_api, cmd) for _ in range(3)] == ["STATE_PULLING"] * 3
+    after_launch = len(replays)
+    assert [state(small_api, cmd) for _ in range(3)] == ["STATE_PULLING"] * 3
+    assert len(replays) == after_launch  # settled: nothing replayed
+    with small.database.transaction(write=False) as db:
+        row = db.get(t.AllocationRow, f"{cmd['id']}.1")
+        assert row is not None and row.start_time is not None
+        pulled = sim.as_utc(row.start_time) + timedelta(seconds=10)
+    clock.now = pulled - timedelta(microseconds=1)
+    assert state(small_api, cmd) == "STATE_PULLING" and len(replays) == after_launch
+    clock.now = pulled  # the pull ends: a transition is due
+    assert state(small_api, cmd) == "STATE_STARTING" and len(replays) == after_launch + 1
+    assert state(small_api, cmd) == "STATE_STARTING" and len(replays) == after_launch + 2  # it wrote
+    assert state(small_api, cmd) == "STATE_STARTING" and len(replays) == after_launch + 2
+    # a commit by another connection (here: another process's would do the same)
+    with closing(sqlite3.connect(small.database.path)) as other:
+        other.execute("UPDATE users SET display_name = 'someone' WHERE username = 'admin'")
+        other.commit()
+    assert state(small_api, cmd) == "STATE_STARTING" and len(replays) == after_launch + 3
+
+
+def test_what_an_advance_rolled_back_is_not_taken_as_settled(small: LocalMaster) -> None:
+    cluster = sim.Cluster(slots=2)
+    with pytest.raises(RuntimeError), sim.advanced(small.database, cluster):
+        raise RuntimeError("the request failed after the advance")
+    assert cluster.settled is None
+    with sim.advanced(small.database, cluster):
+        pass
+    settled = cluster.settled
+    assert settled is not None and settled.covers(small.database.data_version(), cluster, sim.utcnow())
+    cluster.slots = 3  # a setting the replay reads
+    assert not settled.covers(small.database.data_version(), cluster, sim.utcnow())

@@ -138,9 +138,10 @@ def writer_api(
 
 @pytest.fixture
 def no_cyclic_gc() -> Iterator[None]:
-    """Objects must be freed by reference counting alone."""
+    """Objects must be freed by reference counting alone. (No collection first: garbage from
+    before the test cannot keep the test's objects alive, and a worker's full collection takes
+    seconds.)"""
     enabled = gc.isenabled()
-    gc.collect()
     gc.disable()
     try:
         yield

@@ -103,8 +103,7 @@ def cluster_session(ctx: Ctx) -> Iterator[Session]:
     so a GET (whose own transaction only reads, and sees nothing written after it began) gets a
     write transaction of its own; other methods use the request's."""
     if ctx.method == "GET":
-        with ctx.app.db.transaction(write=True) as db:
-            sim.advance(db, ctx.app.cluster)
+        with sim.advanced(ctx.app.db, ctx.app.cluster) as db:
             yield db
     else:
         sim.advance(ctx.db, ctx.app.cluster)

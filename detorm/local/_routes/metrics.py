@@ -276,8 +276,7 @@ def metric_names(cursor: sqlite3.Cursor, ids: list[int]) -> dict[str, list[str]]
 
 def _any_running(database: Database, cluster: sim.Cluster, ids: list[int]) -> bool:
     """``GetNonTerminalExperimentCount`` > 0 (the simulated cluster brought to now first)."""
-    with database.transaction(write=True) as db:
-        sim.advance(db, cluster)
+    with sim.advanced(database, cluster) as db:
         ids_sql, params = in_list(ids)
         states = [
             row[0]

@@ -86,8 +86,7 @@ def _trial_ended(database: Database, cluster: sim.Cluster, trial_id: int) -> boo
     """``isTrialTerminalFunc(trialID, -1)``: the trial is in a terminal state and its end time
     has passed (the simulated cluster is brought to now first)."""
     try:
-        with database.transaction(write=True) as db:
-            sim.advance(db, cluster)
+        with sim.advanced(database, cluster) as db:
             row = (
                 db.connection()
                 .exec_driver_sql("SELECT state, end_time FROM trials WHERE id = ?", (trial_id,))

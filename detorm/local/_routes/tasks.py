@@ -253,8 +253,7 @@ def task_logs(ctx: Ctx) -> Iterator[MessageBatch]:
     if request.limit != 0 and request.follow:
         raise invalid_argument("Limit cannot be specified when following")
     database, cluster = ctx.app.db, ctx.app.cluster
-    with database.transaction(write=True) as db:
-        sim.advance(db, cluster)
+    with sim.advanced(database, cluster) as db:
         task = find_any_task(db, task_id)
     ctx.db.close()  # a followed stream can last as long as the task
     if task is not None and task.trial_id is not None:  # a trial's logs
@@ -298,8 +297,7 @@ def _fields_stream(
     import json
 
     while True:
-        with database.transaction(write=True) as db:
-            sim.advance(db, cluster)
+        with sim.advanced(database, cluster) as db:
             task = find_any_task(db, task_id)
         if task is None:
             raise ApiError(
