@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -92,6 +96,20 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
         database.dispose()
     return path
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reads or writes the developer's det config (~/.config/determined/auth.json): the
+    official client, the det CLI and detorm keep it where ``DET_DEBUG_CONFIG_PATH`` says, a
+    directory of this run's own, unless a test points them elsewhere. (Before, the official
+    client's logins in a few tests stored their tokens in the real file.)"""
+    directory = tempfile.mkdtemp(prefix="detorm-tests-det-config-")
+    os.environ["DET_DEBUG_CONFIG_PATH"] = directory
+    config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+
+
+# An environment without a det config: sessions read no cached token and store none, even run as
+# root (a directory under /dev/null cannot be made), so each one logs in.
+NO_HOME: Mapping[str, str] = MappingProxyType({"HOME": "/dev/null"})
 
 # One context for every test client: each httpx.Client would load the CA bundle again (~30 ms).
 _TLS = httpx.create_ssl_context()

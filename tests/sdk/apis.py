@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Literal, Self
@@ -20,7 +20,7 @@ MODES: tuple[Mode, ...] = ("sync", "async")
 
 
 class Api:
-    def __init__(self, mode: Mode, url: str, environ: dict[str, str], **options: Any) -> None:
+    def __init__(self, mode: Mode, url: str, environ: Mapping[str, str], **options: Any) -> None:
         self.mode = mode
         self.mod: ModuleType = detorm if mode == "sync" else detorm.aio
         self._loop = asyncio.new_event_loop() if mode == "async" else None

@@ -37,13 +37,14 @@ from detorm._api._sync import RESOURCES
 from detorm._resources._base import Resource, TagSet
 from detorm.errors import CommitError
 from detorm.local import Seeder
+from tests.conftest import NO_HOME
 from tests.sdk.apis import Api
 from tests.sdk.conftest import Cluster
 
 
 def _session(cluster: Cluster) -> detorm.Session:
     return detorm.Session(
-        cluster.url, user="determined", password="", environ={"HOME": "/nonexistent"}, cache=False
+        cluster.url, user="determined", password="", environ=NO_HOME, cache=False
     )
 
 

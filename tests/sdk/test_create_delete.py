@@ -24,6 +24,7 @@ from detorm.errors import (
     NotLoaded,
 )
 from detorm.local import Seeder
+from tests.conftest import NO_HOME
 from tests.sdk.apis import Api
 from tests.sdk.conftest import Cluster
 from tests.sdk.faults import _gateway_error
@@ -233,7 +234,7 @@ def test_a_registry_from_scratch_in_one_commit(
     assert api(api.session.get(api.Project, project.id)) is project
     assert {e.project_id for e in experiments} == {project.id}
     # the master's state
-    fresh = Api(api.mode, fresh_cluster.url, {"HOME": "/nonexistent"}, cache=False)
+    fresh = Api(api.mode, fresh_cluster.url, NO_HOME, cache=False)
     with fresh:
         moved = api.list(fresh.Experiment.query(fresh.session).filter(project_id=project.id))
         assert sorted(e.id for e in moved) == sorted(e.id for e in experiments)

@@ -42,6 +42,7 @@ from detorm.errors import (
     TransportError,
 )
 from detorm.local import LocalMaster, Seeder
+from tests.conftest import NO_HOME
 from tests.sdk.apis import MODES, Api, Mode
 from tests.sdk.conftest import Cluster, seed_cluster
 from tests.sdk.faults import KINDS, AsyncFaultyTransport, FaultyTransport
@@ -78,7 +79,7 @@ def read_cluster() -> Iterator[tuple[Cluster, dict[str, Any]]]:
 
 
 def _session(cluster: Cluster, mode: Mode = "sync") -> Api:
-    api = Api(mode, cluster.url, {"HOME": "/nonexistent"}, cache=False, retry=FAST)
+    api = Api(mode, cluster.url, NO_HOME, cache=False, retry=FAST)
     if mode == "async":
         api(api.session.whoami())  # logged in, as a sync session is once made
     return api
@@ -282,7 +283,7 @@ def _commit_until_done(a: Api) -> int:
 def _state(cluster: Cluster, extras: dict[str, Any]) -> dict[str, Any]:
     """What the master holds of everything the edits touch (the fields the edits change)."""
     with detorm.Session(
-        cluster.url, user="determined", password="", environ={"HOME": "/nonexistent"}, cache=False
+        cluster.url, user="determined", password="", environ=NO_HOME, cache=False
     ) as s:
         experiments = {
             e.id: (sorted(e.tags), e.description, e.archived, e.priority, e.weight, e.project_id)

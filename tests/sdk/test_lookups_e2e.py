@@ -75,6 +75,7 @@ from detorm.local import _scheduler as sim
 from detorm.local import _tables as t
 from detorm.local._db import utcnow
 from detorm.local._routes import commands as command_routes
+from tests.conftest import NO_HOME
 from tests.sdk.apis import MODES, Api, Mode
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
@@ -319,7 +320,7 @@ WEBHOOKS = (  # name, url, type, mode, workspace (None: global)
 def _create_webhooks(master: LocalMaster, workspaces: dict[str, int]) -> None:
     """Global webhooks need an admin; the cases' user sees the global ones and its own."""
     with detorm.Session(
-        master.url, user="admin", password="", environ={"HOME": "/nonexistent"}
+        master.url, user="admin", password="", environ=NO_HOME
     ) as admin:
         for name, url, kind, mode, workspace in WEBHOOKS:
             Webhook.create(

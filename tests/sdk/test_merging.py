@@ -31,6 +31,7 @@ from detorm import (
 from detorm._resources._base import Resource
 from detorm._state._identity import IdentityMap
 from detorm.local import LocalMaster, Seeder
+from tests.conftest import NO_HOME
 from tests.sdk.apis import MODES, Api, Mode
 from tests.sdk.conftest import Cluster, seed_cluster
 
@@ -176,7 +177,7 @@ def test_a_second_route_never_erases_what_the_first_loaded(
     problems: list[str] = []
 
     def session() -> Api:
-        return Api(mode, cluster.url, {"HOME": "/nonexistent"}, cache=False)
+        return Api(mode, cluster.url, NO_HOME, cache=False)
 
     for target, first, second in _pairs(*registry_cluster):
         with session() as truth_s:

@@ -11,6 +11,7 @@ from detorm import Experiment, Model, Note, Project, Workspace
 from detorm.errors import CommitError, InvalidValue
 from detorm.local import LocalMaster, Seeder
 from detorm.local._tables import FaultRow
+from tests.conftest import NO_HOME
 from tests.sdk.apis import Api
 from tests.sdk.conftest import Cluster, seed_cluster
 
@@ -84,7 +85,7 @@ def test_commit_applies_and_objects_hold_server_state(
         fresh_cluster.url,
         user="determined",
         password="",
-        environ={"HOME": "/nonexistent"},
+        environ=NO_HOME,
         cache=False,
     )
     fresh = again.get(Experiment, exp.id)
@@ -105,7 +106,7 @@ def test_tags_are_edited_label_by_label_and_keep_concurrent_edits(
         fresh_cluster.url,
         user="determined",
         password="",
-        environ={"HOME": "/nonexistent"},
+        environ=NO_HOME,
         cache=False,
     )
     theirs = other.get(Experiment, exp.id)
@@ -193,7 +194,7 @@ def faulty() -> Iterator[tuple[Cluster, detorm.Session]]:
             master.url,
             user="determined",
             password="",
-            environ={"HOME": "/nonexistent"},
+            environ=NO_HOME,
             cache=False,
         ) as session:
             yield cluster, session

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from detorm.errors import CommitError, Forbidden, InvalidType, Unauthenticated
+from tests.conftest import NO_HOME
 from tests.sdk.apis import MODES, Api, Mode
 from tests.sdk.conftest import Cluster
 
@@ -46,7 +47,7 @@ def test_create_edit_and_set_a_password(
             me = c(c.session.whoami())
             assert me.username == "carol"
         api(user.set_password("second-Secret-2"))
-        nowhere = {"HOME": "/nonexistent"}  # no token store: each session logs in
+        nowhere = NO_HOME  # no token store: each session logs in
         with pytest.raises(Unauthenticated), Api(
             mode, fresh_cluster.url, nowhere, user="carol", password="first-Secret-1"
         ) as c:
