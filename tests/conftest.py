@@ -18,6 +18,7 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 from syrupy.location import PyTestLocation
 
+from detorm._io import _auth
 from detorm.local import LocalMaster
 from detorm.local._db import Database
 from detorm.local._demo import seed_demo
@@ -102,9 +103,29 @@ def pytest_configure(config: pytest.Config) -> None:
     official client, the det CLI and detorm keep it where ``DET_DEBUG_CONFIG_PATH`` says, a
     directory of this run's own, unless a test points them elsewhere. (Before, the official
     client's logins in a few tests stored their tokens in the real file.)"""
+    config.stash[_REAL_TOKEN_CACHE] = _state(_auth.config_dir(os.environ) / "auth.json")
     directory = tempfile.mkdtemp(prefix="detorm-tests-det-config-")
     os.environ["DET_DEBUG_CONFIG_PATH"] = directory
     config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
+
+
+_REAL_TOKEN_CACHE = pytest.StashKey[tuple[Path, tuple[int, int] | None]]()
+
+
+def _state(path: Path) -> tuple[Path, tuple[int, int] | None]:
+    try:
+        found = path.stat()
+    except OSError:
+        return path, None
+    return path, (found.st_mtime_ns, found.st_size)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The run fails if it changed the developer's auth.json after all."""
+    path, before = session.config.stash[_REAL_TOKEN_CACHE]
+    if not hasattr(session.config, "workerinput") and _state(path)[1] != before:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nFAILED: the test run changed the real det token cache {path}")
 
 
 # An environment without a det config: sessions read no cached token and store none, even run as

@@ -310,6 +310,21 @@ def test_a_test_config_directory_still_gets_the_file(
     assert not (home / ".config").exists()
 
 
+def test_an_environ_without_home_keeps_a_local_master_off_the_accounts_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_default: None
+) -> None:
+    # The process's det config is elsewhere (DET_DEBUG_CONFIG_PATH, as under this suite); an
+    # environ without HOME still names the account's own (~ from the password database).
+    monkeypatch.setenv("DET_DEBUG_CONFIG_PATH", str(tmp_path / "debug"))
+    monkeypatch.setattr(_auth, "_password_database_home", lambda: tmp_path / "account")
+    with (
+        LocalMaster(process=False) as master,
+        detorm.Session(master.url, user="determined", password="", environ={}) as session,
+    ):
+        assert session.whoami().username == "determined"
+    assert not (tmp_path / "account").exists() and not (tmp_path / "debug").exists()
+
+
 def test_local_master_sessions_need_a_started_master() -> None:
     with pytest.raises(RuntimeError, match="start the LocalMaster"):
         LocalMaster(process=False).session()
