@@ -98,18 +98,17 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+_REAL_TOKEN_CACHE = pytest.StashKey[tuple[Path, tuple[int, int] | None]]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """No test reads or writes the developer's det config (~/.config/determined/auth.json): the
     official client, the det CLI and detorm keep it where ``DET_DEBUG_CONFIG_PATH`` says, a
-    directory of this run's own, unless a test points them elsewhere. (Before, the official
-    client's logins in a few tests stored their tokens in the real file.)"""
+    directory of this run's own, unless a test points them elsewhere."""
     config.stash[_REAL_TOKEN_CACHE] = _state(_auth.config_dir(os.environ) / "auth.json")
     directory = tempfile.mkdtemp(prefix="detorm-tests-det-config-")
     os.environ["DET_DEBUG_CONFIG_PATH"] = directory
     config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
-
-
-_REAL_TOKEN_CACHE = pytest.StashKey[tuple[Path, tuple[int, int] | None]]()
 
 
 def _state(path: Path) -> tuple[Path, tuple[int, int] | None]:

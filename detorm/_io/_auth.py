@@ -754,10 +754,6 @@ class TokenStore:
         return aside
 
     def _write(self, masters: _Masters) -> None:
-        if str(self._temp_path).startswith("/root/.config"):
-            import traceback, os as _o, sys as _s
-            with open("/tmp/authtrace.log", "a") as _f:
-                _f.write(repr(_s.argv) + " " + _o.environ.get("PYTEST_CURRENT_TEST", "?") + "\n" + "".join(traceback.format_stack(limit=14)) + "\n")
         with suppress(FileNotFoundError):
             self._temp_path.unlink()  # a stale temp file could have a wider mode
         fd = os.open(self._temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)

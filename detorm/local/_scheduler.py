@@ -284,7 +284,8 @@ def advanced(database: Database, cluster: Cluster) -> Iterator[Session]:
         settled = cluster.settled
         outcome = None
         if settled is None or not settled.covers(version, cluster, utcnow()):
-            # cut short by the replay's time budget, the next transition is already due
+            # cut short by the replay's time budget, upcoming is a time already reached: the
+            # next request replays on
             _, upcoming = _advance(db, cluster, None)
             outcome = Settled(version, cluster.settings(), upcoming)
         yield db
@@ -297,7 +298,8 @@ def _replay(
 ) -> tuple[datetime, datetime | None]:
     """Every transition due by ``now``, in time order, with a scheduling pass after each exit.
     Returns ``now``, or the time of the last transition replayed when ``deadline`` (a
-    ``time.monotonic()``) passed first; and the time of the next transition after that."""
+    ``time.monotonic()``) passed first; and when the next transition falls due (None: none
+    will by itself; the time reached when cut short)."""
     while True:
         trials = simulation.next_events(db, cluster)  # simulated trials' allocations
         due: list[tuple[datetime, t.AllocationRow]] = []
