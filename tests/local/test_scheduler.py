@@ -366,7 +366,8 @@ def test_a_settled_cluster_is_replayed_only_after_a_change_or_when_a_transition_
     assert state(small_api, cmd) == "STATE_PULLING" and len(replays) == after_launch
     clock.now = pulled  # the pull ends: a transition is due
     assert state(small_api, cmd) == "STATE_STARTING" and len(replays) == after_launch + 1
-    assert state(small_api, cmd) == "STATE_STARTING" and len(replays) == after_launch + 2  # it wrote
+    # that replay wrote (the pull ended): the next read replays once, then the cluster is settled
+    assert state(small_api, cmd) == "STATE_STARTING" and len(replays) == after_launch + 2
     assert state(small_api, cmd) == "STATE_STARTING" and len(replays) == after_launch + 2
     # a commit by another connection (here: another process's would do the same)
     with closing(sqlite3.connect(small.database.path)) as other:
@@ -382,7 +383,7 @@ def test_what_an_advance_rolled_back_is_not_taken_as_settled(small: LocalMaster)
     assert cluster.settled is None
     with sim.advanced(small.database, cluster):
         pass
-    settled = cluster.settled
-    assert settled is not None and settled.covers(small.database.data_version(), cluster, sim.utcnow())
+    settled, version = cluster.settled, small.database.data_version()
+    assert settled is not None and settled.covers(version, cluster, sim.utcnow())
     cluster.slots = 3  # a setting the replay reads
-    assert not settled.covers(small.database.data_version(), cluster, sim.utcnow())
+    assert not settled.covers(version, cluster, sim.utcnow())
