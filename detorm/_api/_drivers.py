@@ -130,13 +130,8 @@ def _modified(path: str) -> int:
 @functools.lru_cache(maxsize=8)
 def _cached_context(key: tuple[str, str, int]) -> ssl.SSLContext:
     kind, source, _ = key
-    if kind == "none":
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if kind == "default":
-        return httpx.create_ssl_context()
+    if kind in ("none", "default"):
+        return httpx.create_ssl_context(verify=kind == "default")
     if kind == "dir":
         return ssl.create_default_context(capath=source)
     return ssl.create_default_context(cafile=source)

@@ -163,14 +163,14 @@ class Database:
         self._local = threading.local()
         self._closing = threading.Event()
         event.listen(self.engine, "begin", self._begin)
-        self._watch = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._watch_lock = threading.Lock()
         if _is_new(self.path):
             _copy_schema_into(self.path)
         else:  # a file of an earlier run: add what a newer schema has, keep its rows
             _never_reuse_ids()
             SQLModel.metadata.create_all(self.engine)
             self._rebuild_reusing_tables()
+        self._watch = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._watch_lock = threading.Lock()
         self._bootstrap()
 
     def _begin(self, connection: Any) -> None:

@@ -433,8 +433,8 @@ class World:
     def session(self, mode: Mode) -> Api:
         """A fresh session per case, of either API: objects loaded by earlier cases cannot help
         this one. It uses the cached token: a login would change the user's last_auth_at under
-        the test. (Plain HTTP: no certificates to load, which would take most of a case's time.)"""
-        return Api(mode, self.url, self.environ, password=None, verify=False, cache=False)
+        the test."""
+        return Api(mode, self.url, self.environ, password=None, cache=False)
 
 
 @pytest.fixture(scope="module")
