@@ -70,7 +70,12 @@ def served_master() -> Iterator[LocalMaster]:
 
 
 def copy_database(source: Path, target_dir: Path) -> Path:
-    """A consistent copy of a master's database and its checkpoint files (kept sparse)."""
+    """A consistent copy of a master's database and of its checkpoint files.
+
+    The files are hard links (the demo's 4,000 files copy in a tenth of the time): detorm.local
+    never writes into an existing file (a checkpoint is written into a directory made afresh,
+    and deleted by unlinking), so copies share them safely. A test must not write into them.
+    """
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / "local.sqlite"
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
@@ -78,8 +83,7 @@ def copy_database(source: Path, target_dir: Path) -> Path:
     checkpoints = source.parent / "checkpoints"
     if checkpoints.exists():
         subprocess.run(
-            ["cp", "-r", "--sparse=always", str(checkpoints), str(target_dir / "checkpoints")],
-            check=True,
+            ["cp", "-r", "--link", str(checkpoints), str(target_dir / "checkpoints")], check=True
         )
     return target
 

@@ -19,7 +19,7 @@ import pytest
 
 from detorm._cli import main
 from detorm.local import LocalMaster, Seeder
-from tests.sdk.conftest import Cluster
+from tests.sdk.conftest import Cluster, seeded_template, served_copy
 from tests.sdk.conftest import seed_cluster as seed_sdk_cluster
 
 
@@ -67,11 +67,16 @@ def cluster() -> Iterator[Cluster]:
         yield seed_cluster(master)
 
 
+@pytest.fixture(scope="session")
+def cli_cluster_template(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    return seeded_template(seed_cluster, tmp_path_factory.mktemp("cli-cluster-template"))
+
+
 @pytest.fixture
-def fresh_cluster() -> Iterator[Cluster]:
+def fresh_cluster(cli_cluster_template: Cluster, tmp_path: Path) -> Iterator[Cluster]:
     """A seeded detorm.local of its own, for tests that write."""
-    with LocalMaster(process=False) as master:
-        yield seed_cluster(master)
+    with served_copy(cli_cluster_template, tmp_path / "fresh-cluster") as cluster:
+        yield cluster
 
 
 def _runner(

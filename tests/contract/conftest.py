@@ -19,6 +19,7 @@ from determined.experimental import Determined, client
 
 from detorm.local import LocalMaster
 from tests.conftest import copy_database
+from tests.contract import det_zygote
 
 
 class Demo:
@@ -75,6 +76,13 @@ def faulty_demo(demo_template: tuple[Demo, Path], tmp_path: Path) -> Iterator[De
     db_path = copy_database(demo_template[1], tmp_path / "faulty")
     with LocalMaster(db_path=db_path, demo=True, process=True, enable_faults=True) as master:
         yield Demo(master)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _det_zygote_stopped() -> Iterator[None]:
+    """The ``det`` zygote (started by the first command) ends with the session."""
+    yield
+    det_zygote.close_shared()
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
 """The ``det`` CLI of ``determined==0.38.1`` against ``detorm serve --demo``.
 
-Each command runs as a subprocess with ``-m <url>`` and the test's isolated config dir (its token
-cache), exactly as a user types it; the output is checked against the master's database.
+Each command runs in a process of its own with ``-m <url>`` and the test's isolated config dir (its
+token cache), exactly as a user types it (forked from a process that imported the CLI once:
+``tests/contract/det_zygote.py``); the output is checked against the master's database.
 """
 
 from __future__ import annotations
@@ -12,28 +13,19 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.contract import det_zygote
 from tests.contract.conftest import Demo
-
-DET = Path(sys.executable).with_name("det")
 
 
 def det(demo: Demo, config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``det -m <url> <args>`` in a process of its own (forked from the zygote)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DET_")}
     env["DET_DEBUG_CONFIG_PATH"] = str(config)
-    return subprocess.run(
-        [str(DET), "-m", demo.url, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return det_zygote.shared().run(["-m", demo.url, *args], env, stdin, timeout=120)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

@@ -16,17 +16,14 @@ from determined.common.api import bindings
 
 from detorm.local import Database, LocalMaster, Seeder
 from detorm.local._demo import seed_demo
-from tests.conftest import login
+from tests.conftest import copy_database, login
 from tests.local.test_seed import dump
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "demo.sqlite"
-    database = Database(path)
-    seed_demo(database)
-    database.dispose()
-    return path
+def demo_db(demo_database: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the test process's demo database (``seed_demo`` on a new database)."""
+    return copy_database(demo_database, tmp_path_factory.mktemp("demo"))
 
 
 def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -188,8 +185,9 @@ def test_models_are_registered_from_checkpoints(demo_db: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_master() -> Iterator[LocalMaster]:
-    with LocalMaster(demo=True, process=False) as master:
+def demo_master(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMaster]:
+    db_path = copy_database(demo_db, tmp_path_factory.mktemp("demo-master"))  # as demo=True seeds
+    with LocalMaster(db_path=db_path, demo=True, process=False) as master:
         yield master
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 import detorm
 from detorm.local import LocalMaster, Seeder
+from tests.conftest import copy_database
 from tests.sdk.apis import MODES, Api
 
 
@@ -27,6 +29,13 @@ class Cluster:
     @property
     def url(self) -> str:
         return self.master.url
+
+    def served_by(self, master: LocalMaster) -> Cluster:
+        """The same ids on another master (serving a copy of this one's database)."""
+        trials = {name: list(ids) for name, ids in self.trials.items()}
+        return Cluster(
+            master, dict(self.workspaces), dict(self.projects), dict(self.experiments), trials
+        )
 
 
 def seed_cluster(master: LocalMaster) -> Cluster:
@@ -93,11 +102,31 @@ def cluster() -> Iterator[Cluster]:
         yield seed_cluster(master)
 
 
+def seeded_template(seed: Callable[[LocalMaster], Cluster], directory: Path) -> Cluster:
+    """A cluster seeded by ``seed`` into ``directory``, then stopped: the template that
+    :func:`served_copy` serves copies of (a copy costs a fraction of seeding)."""
+    with LocalMaster(db_path=directory / "local.sqlite", process=False) as master:
+        return seed(master)
+
+
+@contextmanager
+def served_copy(template: Cluster, directory: Path) -> Iterator[Cluster]:
+    """A detorm.local of its own over a copy of the template's database: the same rows and ids."""
+    db_path = copy_database(template.master.db_path, directory)
+    with LocalMaster(db_path=db_path, process=False) as master:
+        yield template.served_by(master)
+
+
+@pytest.fixture(scope="session")
+def cluster_template(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    return seeded_template(seed_cluster, tmp_path_factory.mktemp("cluster-template"))
+
+
 @pytest.fixture
-def fresh_cluster() -> Iterator[Cluster]:
+def fresh_cluster(cluster_template: Cluster, tmp_path: Path) -> Iterator[Cluster]:
     """A seeded detorm.local of its own, for tests that write."""
-    with LocalMaster(process=False) as master:
-        yield seed_cluster(master)
+    with served_copy(cluster_template, tmp_path / "fresh-cluster") as cluster:
+        yield cluster
 
 
 @pytest.fixture
