@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -35,6 +35,7 @@ from .._app import Ctx, rpc
 from .._db import utcnow
 from .._errors import ApiError, Code, internal, not_found
 from .._pagination import in_memory_page
+from .._sql_lists import orm_in
 from .commands import (
     RESOURCE_POOLS,
     cluster_session,
@@ -158,6 +159,24 @@ def _job(
     }
 
 
+def _queued_entities(
+    db: Session, job_ids: Collection[str]
+) -> tuple[dict[str, t.TaskRow], dict[str, t.ExperimentRow]]:
+    """The tasks and the registered experiments of the jobs, by job id: two queries for the
+    whole queue (two a job cost more than the rest of the list)."""
+    tasks = db.exec(select(t.TaskRow).where(orm_in(t.TaskRow.job_id, job_ids))).all()
+    experiments = db.exec(
+        select(t.ExperimentRow).where(
+            orm_in(t.ExperimentRow.job_id, job_ids),
+            col(t.ExperimentRow.state).in_(_REGISTERED_EXPERIMENT_STATES),
+        )
+    ).all()
+    return (
+        {task.job_id: task for task in tasks},
+        {experiment.job_id: experiment for experiment in experiments if experiment.job_id},
+    )
+
+
 def _queue_jobs(ctx: Ctx, db: Session) -> list[dict[str, Any]]:
     """``jobservice.GetJobs``: the pool's queued and scheduled jobs the service knows, ordered
     by place (``jobsAhead``) then id."""
@@ -171,19 +190,15 @@ def _queue_jobs(ctx: Ctx, db: Session) -> list[dict[str, Any]]:
     names = {row.id: row.username for row in db.exec(select(t.UserRow)).all() if row.id}
     now = utcnow()
     jobs: list[dict[str, Any]] = []
+    tasks, experiments = _queued_entities(db, queue)
     for job_id, queued in queue.items():
-        task = db.exec(select(t.TaskRow).where(t.TaskRow.job_id == job_id)).first()
+        task = tasks.get(job_id)
         if task is not None:
             if not registry_visible(task, ctx.app.cluster, now):
                 continue
             job = _job_of_task(db, task, names, queued)
         else:
-            experiment = db.exec(
-                select(t.ExperimentRow).where(
-                    t.ExperimentRow.job_id == job_id,
-                    col(t.ExperimentRow.state).in_(_REGISTERED_EXPERIMENT_STATES),
-                )
-            ).first()
+            experiment = experiments.get(job_id)
             if experiment is None:
                 continue
             job = _job_of_experiment(db, experiment, names, queued)
