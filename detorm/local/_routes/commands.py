@@ -288,9 +288,9 @@ def list_tasks(ctx: Ctx, kind: Kind) -> dict[str, Any]:
                 continue
             if workspace_id != 0 and task.workspace_id != workspace_id:
                 continue
-            owner = users[task.owner_id]
+            owner = users.get(task.owner_id)
             if (usernames or user_ids) and not (
-                owner.username in usernames or task.owner_id in user_ids
+                (owner is not None and owner.username in usernames) or task.owner_id in user_ids
             ):
                 continue
             if kind.task_type != "TENSORBOARD" and workspace_id == 0:
