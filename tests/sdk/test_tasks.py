@@ -202,9 +202,16 @@ def test_killing_a_terminated_task_changes_nothing(writer_api: Api) -> None:
         api(api.session.get(api.Command, "00000000-0000-0000-0000-000000000000"))
 
 
-def test_the_job_queue_is_reordered_in_one_commit(writer_api: Api) -> None:
+def test_the_job_queue_is_reordered_in_one_commit(
+    writer_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     api = writer_api
-    # Eight slots (some held by the cluster's active trials): the last commands wait.
+    # Eight slots (some held by the cluster's active trials): the last commands wait, and keep
+    # waiting while the test runs (with quick_tasks' 0.3 s a slow run saw a command end and the
+    # moved job start before the queue was read again).
+    from detorm.local import _scheduler
+
+    monkeypatch.setattr(_scheduler, "COMMAND_SECONDS", 3600.0)
     launched = [
         api(
             api.Command.launch("sleep 600", config={"resources": {"slots": 4}}, session=api.session)
