@@ -60,16 +60,18 @@ def seed_cluster(master: LocalMaster) -> Cluster:
     return cluster
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    """One seeded detorm.local for the read-only tests of a module."""
-    with LocalMaster(process=False) as master:
-        yield seed_cluster(master)
-
-
 @pytest.fixture(scope="session")
 def cli_cluster_template(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     return seeded_template(seed_cluster, tmp_path_factory.mktemp("cli-cluster-template"))
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    cli_cluster_template: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """One seeded detorm.local for the read-only tests of a module."""
+    with served_copy(cli_cluster_template, tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture

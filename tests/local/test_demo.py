@@ -185,8 +185,11 @@ def test_models_are_registered_from_checkpoints(demo_db: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_master(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMaster]:
-    db_path = copy_database(demo_db, tmp_path_factory.mktemp("demo-master"))  # as demo=True seeds
+def demo_master(
+    demo_database: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalMaster]:
+    # demo=True over a copy of the demo database: what it would seed on a new database
+    db_path = copy_database(demo_database, tmp_path_factory.mktemp("demo-master"))
     with LocalMaster(db_path=db_path, demo=True, process=False) as master:
         yield master
 

@@ -95,13 +95,6 @@ def seed_cluster(master: LocalMaster) -> Cluster:
     return cluster
 
 
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    """One seeded detorm.local for read-only tests."""
-    with LocalMaster(process=False) as master:
-        yield seed_cluster(master)
-
-
 def seeded_template(seed: Callable[[LocalMaster], Cluster], directory: Path) -> Cluster:
     """A cluster seeded by ``seed`` into ``directory``, then stopped: the template that
     :func:`served_copy` serves copies of (a copy costs a fraction of seeding)."""
@@ -120,6 +113,15 @@ def served_copy(template: Cluster, directory: Path) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def cluster_template(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     return seeded_template(seed_cluster, tmp_path_factory.mktemp("cluster-template"))
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    cluster_template: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """One seeded detorm.local for read-only tests."""
+    with served_copy(cluster_template, tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture
