@@ -67,7 +67,9 @@ def unknown(count: int) -> list[int]:
 def result_pairs(response: httpx.Response) -> list[tuple[int, str]]:
     """(id, error) of each result, read without building a million dicts."""
     assert response.status_code == 200, response.text[:500]
-    found = re.findall(rb'\{"error":"((?:[^"\\]|\\.)*)","id":(\d+)\}', response.content)
+    # the string's loop unrolled (runs of plain characters, then one escape): a third of the
+    # time of an alternation tried at every character, on the million-result answer
+    found = re.findall(rb'\{"error":"([^"\\]*(?:\\.[^"\\]*)*)","id":(\d+)\}', response.content)
     return [(int(number), error.decode()) for error, number in found]
 
 
