@@ -1,9 +1,11 @@
-"""Contract fixtures: ``detorm serve --demo`` child processes and the official client against them.
+"""Contract fixtures: demo masters and the official client against them.
 
-The demo is seeded once per test process (``demo_database``, tests/conftest.py); the read-only
-session master and each test that writes get a ``detorm serve --demo`` child over a copy of it
-(the demo is a function of its seed, so the copy holds the same rows and ids as a fresh ``--demo``
-start, and ``detorm serve --demo`` leaves an already seeded database alone).
+The demo is seeded once per test process (``demo_database``, tests/conftest.py). The read-only
+session master is a ``detorm serve --demo`` child over a copy of it; each test that writes gets a
+demo master of its own over another copy, in a thread of the test process (the app the command
+serves: a child process costs a second of start-up per test), but for the test-faults one. The
+demo is a function of its seed, so a copy holds the same rows and ids as a fresh ``--demo``
+start, and ``demo=True`` leaves an already seeded database alone.
 The official client's config directory (token cache) is a tmp dir for each test.
 """
 
@@ -64,17 +66,31 @@ def demo(demo_template: tuple[Demo, Path]) -> Demo:
 
 @pytest.fixture
 def fresh_demo(demo_template: tuple[Demo, Path], tmp_path: Path) -> Iterator[Demo]:
-    """A new ``detorm serve --demo`` child over an unused copy of the demo, for a test that writes."""
-    db_path = copy_database(demo_template[1], tmp_path / "fresh")
-    with LocalMaster(db_path=db_path, demo=True, process=True) as master:
-        yield Demo(master)
+    """A new demo master over an unused copy of the demo, for a test that writes."""
+    yield from _fresh(demo_template, tmp_path, process=False)
+
+
+@pytest.fixture
+def served_demo(demo_template: tuple[Demo, Path], tmp_path: Path) -> Iterator[Demo]:
+    """A new ``detorm serve --demo`` child over an unused copy of the demo, for a test of what
+    the command itself does (its master log)."""
+    yield from _fresh(demo_template, tmp_path, process=True)
 
 
 @pytest.fixture
 def faulty_demo(demo_template: tuple[Demo, Path], tmp_path: Path) -> Iterator[Demo]:
-    """``detorm serve --demo --enable-test-faults`` over an unused copy of the demo."""
-    db_path = copy_database(demo_template[1], tmp_path / "faulty")
-    with LocalMaster(db_path=db_path, demo=True, process=True, enable_faults=True) as master:
+    """``detorm serve --demo --enable-test-faults`` over an unused copy of the demo (a child
+    process: the only test of that option of the command)."""
+    yield from _fresh(demo_template, tmp_path, process=True, enable_faults=True)
+
+
+def _fresh(
+    demo_template: tuple[Demo, Path], tmp_path: Path, *, process: bool, enable_faults: bool = False
+) -> Iterator[Demo]:
+    db_path = copy_database(demo_template[1], tmp_path / "fresh")
+    with LocalMaster(
+        db_path=db_path, demo=True, process=process, enable_faults=enable_faults
+    ) as master:
         yield Demo(master)
 
 

@@ -102,12 +102,14 @@ def test_det_user_change_password_of_another_user(fresh_demo: Demo, dana: Path) 
     assert login_status(fresh_demo, "bob", "bob-pw") == 401
 
 
-def test_det_master_config_and_logs(fresh_demo: Demo, dana: Path) -> None:
-    config = ok(det(fresh_demo, dana, "master", "config", "--json"))
+def test_det_master_config_and_logs(served_demo: Demo, det_config: Path) -> None:
+    dana = det_config
+    ok(det(served_demo, dana, "user", "login", "dana", stdin="dana-pw\n"))
+    config = ok(det(served_demo, dana, "master", "config", "--json"))
     assert json.loads(config)["cluster_name"] == "detorm.local"
-    ok(det(fresh_demo, dana, "master", "config", "set", "--log.level", "DEBUG"))
-    logs = ok(det(fresh_demo, dana, "master", "logs", "--tail", "50"))
-    assert "detorm.local serving " + fresh_demo.url in logs, logs
+    ok(det(served_demo, dana, "master", "config", "set", "--log.level", "DEBUG"))
+    logs = ok(det(served_demo, dana, "master", "logs", "--tail", "50"))
+    assert "detorm.local serving " + served_demo.url in logs, logs
 
 
 def test_det_master_config_needs_an_admin(fresh_demo: Demo, det_config: Path) -> None:
