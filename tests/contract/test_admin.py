@@ -103,7 +103,7 @@ def test_det_user_change_password_of_another_user(fresh_demo: Demo, dana: Path) 
 
 
 def test_det_master_config_and_logs(served_demo: Demo, det_config: Path) -> None:
-    dana = det_config
+    dana = det_config  # logged in to this test's own master (the dana fixture uses fresh_demo)
     ok(det(served_demo, dana, "user", "login", "dana", stdin="dana-pw\n"))
     config = ok(det(served_demo, dana, "master", "config", "--json"))
     assert json.loads(config)["cluster_name"] == "detorm.local"
