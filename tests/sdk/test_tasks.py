@@ -20,7 +20,7 @@ from detorm.errors import (
     NotFound,
     WaitTimeout,
 )
-from detorm.local import LocalMaster
+from detorm.local import LocalMaster, _scheduler
 from tests.sdk.apis import MODES, Api, Mode
 from tests.sdk.conftest import Cluster
 
@@ -28,8 +28,6 @@ from tests.sdk.conftest import Cluster
 @pytest.fixture(autouse=True)
 def quick_tasks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Commands run for a simulated time; tests need little of it."""
-    from detorm.local import _scheduler
-
     for name in ("PULLING_SECONDS", "STARTING_SECONDS", "KILL_SECONDS"):
         monkeypatch.setattr(_scheduler, name, 0.05)
     monkeypatch.setattr(_scheduler, "COMMAND_SECONDS", 0.3)
@@ -209,8 +207,6 @@ def test_the_job_queue_is_reordered_in_one_commit(
     # Eight slots (some held by the cluster's active trials): the last commands wait, and keep
     # waiting while the test runs (with quick_tasks' 0.3 s a slow run saw a command end and the
     # moved job start before the queue was read again).
-    from detorm.local import _scheduler
-
     monkeypatch.setattr(_scheduler, "COMMAND_SECONDS", 3600.0)
     launched = [
         api(

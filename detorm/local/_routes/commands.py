@@ -134,15 +134,20 @@ def registry_visible(task: t.TaskRow, cluster: sim.Cluster, now: datetime) -> bo
     return ended >= cluster.booted_at and ended + retention > now
 
 
+def allocation_id(task_id: str) -> str:
+    """The id of a command-like task's one allocation."""
+    return f"{task_id}.1"
+
+
 def live_allocation(db: Session, task_id: str) -> t.AllocationRow | None:
-    """The task's (one) allocation, ``<task id>.1``."""
-    return db.get(t.AllocationRow, f"{task_id}.1")
+    """The task's (one) allocation."""
+    return db.get(t.AllocationRow, allocation_id(task_id))
 
 
 def _allocations(db: Session, tasks: Sequence[t.TaskRow]) -> dict[str, t.AllocationRow]:
     """The tasks' allocations by task id, in one query (one per task cost more than the rest of
     a list)."""
-    ids = [f"{task.task_id}.1" for task in tasks]
+    ids = [allocation_id(task.task_id) for task in tasks]
     query = select(t.AllocationRow).where(orm_in(t.AllocationRow.allocation_id, ids))
     return {row.task_id: row for row in db.exec(query).all()}
 
@@ -730,7 +735,7 @@ def _create(
     )  # fmt: skip
     db.add(task)
     allocation = t.AllocationRow(
-        allocation_id=f"{task_id}.1",
+        allocation_id=allocation_id(task_id),
         task_id=task_id,
         job_id=task.job_id,
         name=task.description,
