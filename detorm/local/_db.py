@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import Dialect, Engine, Integer, Table, event
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import LRUCache
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
@@ -81,10 +84,18 @@ def _never_reuse_ids() -> None:
 
 
 def _lacks_autoincrement(cursor: Any, name: str) -> bool:
+    """Whether the file's table lacks the ``AUTOINCREMENT`` a new database's has. (SQLAlchemy
+    leaves the keyword out where the key is also a foreign key, as in
+    ``simulated_experiments``: such a table was rebuilt at every upgrade for nothing.)"""
     found = cursor.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
     ).fetchone()
-    return found is not None and "AUTOINCREMENT" not in str(found[0]).upper()
+    if found is None or "AUTOINCREMENT" in str(found[0]).upper():
+        return False
+    return any(
+        kind == "table" and table == name and "AUTOINCREMENT" in str(sql).upper()
+        for kind, table, sql in _current_schema()
+    )
 
 
 def _rebuild(cursor: Any, table: Table, dialect: Dialect) -> None:
@@ -111,6 +122,26 @@ def _is_new(path: Path) -> bool:
 _schema_lock = threading.Lock()
 
 
+class _SharedCacheDialect(SQLiteDialect_pysqlite):
+    """pysqlite, each instance equal to every other. SQLAlchemy keys compiled statements by
+    dialect and keeps them per engine: a new Database (an engine of its own) compiled every
+    statement again, about 1 ms each, which a test suite that starts a master per test paid
+    for every statement of every test. Equal dialects (one SQLite library, one configuration)
+    compile to the same SQL, so the Databases of a process share one cache (``_COMPILED``)."""
+
+    supports_statement_cache = True  # SQLAlchemy asks each dialect class for it
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _SharedCacheDialect
+
+    def __hash__(self) -> int:
+        return hash(_SharedCacheDialect)
+
+
+registry.register("sqlite.detorm_shared", __name__, "_SharedCacheDialect")
+_COMPILED: Final = LRUCache[Any, Any](2000)
+
+
 @functools.cache
 def _empty_schema() -> sqlite3.Connection:
     """An in-memory database holding the schema and nothing else, built once per process.
@@ -127,6 +158,27 @@ def _empty_schema() -> sqlite3.Connection:
 def _copy_schema_into(path: Path) -> None:
     with _schema_lock, closing(sqlite3.connect(path)) as target:
         _empty_schema().backup(target)
+
+
+def _schema(connection: sqlite3.Connection) -> list[tuple[str, str, str | None]]:
+    """A database's tables and indexes, each with the DDL SQLite keeps for it."""
+    return connection.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY 1, 2"
+    ).fetchall()
+
+
+@functools.cache
+def _current_schema() -> list[tuple[str, str, str | None]]:
+    with _schema_lock:
+        return _schema(_empty_schema())
+
+
+def _has_current_schema(path: Path) -> bool:
+    """Whether a file holds exactly the schema a new database gets: then it has nothing to
+    upgrade, and opening it skips ``create_all`` and the rebuild check (their table-by-table
+    introspection cost more than the rest of a master's start, which tests do per test)."""
+    with closing(sqlite3.connect(path)) as connection:
+        return _schema(connection) == _current_schema()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -153,8 +205,9 @@ class Database:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(
-            f"sqlite:///{self.path}",
+            f"sqlite+detorm_shared:///{self.path}",
             connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30},
+            execution_options={"compiled_cache": _COMPILED},
             pool_size=8,
             max_overflow=32,
         )
@@ -165,7 +218,8 @@ class Database:
         event.listen(self.engine, "begin", self._begin)
         if _is_new(self.path):
             _copy_schema_into(self.path)
-        else:  # a file of an earlier run: add what a newer schema has, keep its rows
+        elif not _has_current_schema(self.path):
+            # a file of an earlier schema: add what the newer one has, keep its rows
             _never_reuse_ids()
             SQLModel.metadata.create_all(self.engine)
             self._rebuild_reusing_tables()

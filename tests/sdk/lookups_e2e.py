@@ -15,6 +15,12 @@ Commands, shells, notebooks, TensorBoards, templates and queue edits are made th
 several users, on detorm.local's simulated cluster with its durations at 0: every task has
 settled (running, queued for slots that never free up, or terminated) before anything is read,
 and the fixture checks at the end that nothing changed while the cases ran.
+
+The cases take the API they run with from a ``mode`` fixture: ``test_lookups_e2e_sync.py`` runs
+them with the sync API, ``test_lookups_e2e_async.py`` with the async one, each file on a seeded
+cluster of its own. Two files because pytest-xdist hands out whole files (``--dist loadfile``):
+in one, these cases were the longest unit of the suite by far, run by one worker while the other
+idled at the end.
 """
 
 from __future__ import annotations
@@ -76,7 +82,7 @@ from detorm.local import _tables as t
 from detorm.local._db import utcnow
 from detorm.local._routes import commands as command_routes
 from tests.conftest import NO_HOME
-from tests.sdk.apis import MODES, Api, Mode
+from tests.sdk.apis import Api, Mode
 
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 RESOURCES: dict[str, Any] = {  # the resource classes, by name
@@ -653,7 +659,6 @@ def refused(resource: str, name: str, scope: Scope) -> bool:
     return resource == "Trial" and "experiment_id" not in scope and name in NOT_IN_RUNS
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("resource", "name", "lookup"), FILTER_CASES)
 def test_every_lookup_matches_brute_force(
     world: World, resource: str, name: str, lookup: str, mode: Mode
@@ -775,7 +780,6 @@ ORDER_CASES = [
 ]
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("resource", "name"), ORDER_CASES)
 def test_every_ordering_matches_brute_force(
     world: World, resource: str, name: str, mode: Mode
@@ -964,7 +968,6 @@ COMBINATIONS: dict[str, tuple[str, Scope | None, Condition]] = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", sorted(COMBINATIONS))
 def test_combinations_match_brute_force(world: World, name: str, mode: Mode) -> None:
     resource, scope, condition = COMBINATIONS[name]
@@ -993,7 +996,6 @@ ORDERINGS: dict[str, tuple[str, Scope | None, tuple[Any, ...]]] = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", sorted(ORDERINGS))
 def test_hp_and_metric_orderings_run_and_match_brute_force(
     world: World, name: str, mode: Mode
