@@ -145,6 +145,7 @@ LONG_FILES_FIRST = (
 )  # fmt: skip
 
 
+@pytest.hookimpl(optionalhook=True)  # a run without xdist (-p no:xdist) has no such hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist's per-file scheduling, handing out the files of LONG_FILES_FIRST first."""
     if config.getoption("dist") != "loadfile":

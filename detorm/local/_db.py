@@ -18,8 +18,8 @@ from sqlalchemy import Dialect, Engine, Integer, Table, event
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.util import LRUCache
 from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.util import LRUCache
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from . import _tables as t

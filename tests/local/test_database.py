@@ -28,7 +28,9 @@ def seeded_file(path: Path) -> Path:
 
 def schema(path: Path) -> list[tuple[str, str, str]]:
     with sqlite3.connect(path) as connection:
-        return connection.execute("SELECT type, name, sql FROM sqlite_master ORDER BY 1, 2").fetchall()
+        return connection.execute(
+            "SELECT type, name, sql FROM sqlite_master ORDER BY 1, 2"
+        ).fetchall()
 
 
 def workspace_names(database: Database) -> list[str]:
