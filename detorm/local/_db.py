@@ -65,11 +65,13 @@ def verify_password(stored: str | None, client_hash: str) -> bool:
 
 
 def _generated_id_tables() -> list[Table]:
-    """Tables whose key is one integer column SQLite generates (Postgres: a SERIAL)."""
+    """Tables whose key is one integer column SQLite generates (Postgres: a SERIAL). A key that
+    is also a foreign key (``simulated_experiments``) copies its parent's id: not generated,
+    and SQLAlchemy gives it no ``AUTOINCREMENT`` (such a table was rebuilt at every upgrade)."""
     tables = []
     for table in SQLModel.metadata.sorted_tables:
         key = list(table.primary_key.columns)
-        if len(key) == 1 and key[0].autoincrement in ("auto", True):
+        if len(key) == 1 and key[0].autoincrement in ("auto", True) and not key[0].foreign_keys:
             if isinstance(key[0].type, Integer):
                 tables.append(table)
     return tables
@@ -84,18 +86,10 @@ def _never_reuse_ids() -> None:
 
 
 def _lacks_autoincrement(cursor: Any, name: str) -> bool:
-    """Whether the file's table lacks the ``AUTOINCREMENT`` a new database's has. (SQLAlchemy
-    leaves the keyword out where the key is also a foreign key, as in
-    ``simulated_experiments``: such a table was rebuilt at every upgrade for nothing.)"""
     found = cursor.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
     ).fetchone()
-    if found is None or "AUTOINCREMENT" in str(found[0]).upper():
-        return False
-    return any(
-        kind == "table" and table == name and "AUTOINCREMENT" in str(sql).upper()
-        for kind, table, sql in _current_schema()
-    )
+    return found is not None and "AUTOINCREMENT" not in str(found[0]).upper()
 
 
 def _rebuild(cursor: Any, table: Table, dialect: Dialect) -> None:
