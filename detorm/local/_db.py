@@ -175,6 +175,15 @@ def _has_current_schema(path: Path) -> bool:
         return _schema(connection) == _current_schema()
 
 
+def _add_missing_indexes(engine: Engine) -> None:
+    """The indexes a newer schema added to tables the file already has: ``create_all`` creates
+    a table's indexes only with the table (a file without them would stay slow, and take this
+    upgrade path at every open)."""
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -217,6 +226,7 @@ class Database:
             _never_reuse_ids()
             SQLModel.metadata.create_all(self.engine)
             self._rebuild_reusing_tables()
+            _add_missing_indexes(self.engine)
         self._watch = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._watch_lock = threading.Lock()
         self._bootstrap()

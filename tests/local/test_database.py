@@ -1,6 +1,6 @@
 """Database files: a file of the current schema is opened as it is (no schema work at all), a
-file of an older one gets what the current schema adds and keeps its rows; the databases of one
-process share their compiled statements, each reading its own rows."""
+file of an older one gets what the current schema adds (tables, indexes) and keeps its rows;
+the databases of one process share their compiled statements, each reading its own rows."""
 
 from __future__ import annotations
 
@@ -67,6 +67,16 @@ def test_a_file_missing_a_table_gets_it_and_keeps_its_rows(tmp_path: Path) -> No
         assert workspace_names(database) == ["Uncategorized", "kept"]
     finally:
         database.dispose()
+    assert schema(path) == current
+
+
+def test_a_file_missing_an_index_of_a_table_it_has_gets_the_index(tmp_path: Path) -> None:
+    path = seeded_file(tmp_path / "older.db")
+    current = schema(path)
+    index = next(name for kind, name, _ in current if kind == "index" and name.startswith("ix_"))
+    with sqlite3.connect(path) as connection:  # as a detorm.local before the index was added
+        connection.execute(f'DROP INDEX "{index}"')
+    Database(path).dispose()
     assert schema(path) == current
 
 
